@@ -1,0 +1,91 @@
+// Bundles the four entry points with esbuild and enforces the one-way doors between rooms:
+// the extension host must never load tfjs; the worker, CLI and webview must never load vscode.
+import * as esbuild from 'esbuild';
+import { cpSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(join(root, 'package.json'));
+const watch = process.argv.includes('--watch');
+const production = process.argv.includes('--production');
+
+/** Fails the build when a bundle imports a module its room must not touch. */
+function forbid(label, patterns) {
+  return {
+    name: `forbid-${label}`,
+    setup(build) {
+      for (const pattern of patterns) {
+        build.onResolve({ filter: pattern }, (args) => ({
+          errors: [{ text: `${label} bundle must not import "${args.path}" (from ${args.importer})` }],
+        }));
+      }
+    },
+  };
+}
+
+const common = {
+  bundle: true,
+  sourcemap: !production,
+  minify: production,
+  logLevel: 'warning',
+  target: 'node20',
+  platform: 'node',
+  format: 'cjs',
+  absWorkingDir: root,
+  // tfjs-node is optional: loaded at run time only when it is installed
+  external: ['@tensorflow/tfjs-node'],
+};
+
+const builds = [
+  {
+    ...common,
+    entryPoints: { cli: 'src/cli/main.ts' },
+    outdir: 'dist',
+    plugins: [forbid('cli', [/^vscode$/])],
+  },
+  {
+    ...common,
+    entryPoints: { worker: 'src/engine/worker.ts' },
+    outdir: 'dist',
+    plugins: [forbid('worker', [/^vscode$/])],
+  },
+];
+
+const hasEntry = (p) => existsSync(join(root, p));
+
+if (hasEntry('src/host/extension.ts')) {
+  builds.push({
+    ...common,
+    entryPoints: { extension: 'src/host/extension.ts' },
+    outdir: 'dist',
+    external: ['vscode'],
+    plugins: [forbid('extension-host', [/^@tensorflow\//, /src\/engine\//, /\.\.?\/engine\//])],
+  });
+}
+if (hasEntry('webview/main.ts')) {
+  builds.push({
+    ...common,
+    platform: 'browser',
+    format: 'iife',
+    target: 'es2022',
+    external: [],
+    entryPoints: { webview: 'webview/main.ts' },
+    outdir: 'dist',
+    plugins: [forbid('webview', [/^vscode$/, /^@tensorflow\//, /^node:/])],
+  });
+}
+
+// the wasm backend's binaries must sit next to the bundles that load them
+const wasmDir = dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
+mkdirSync(join(root, 'dist', 'wasm'), { recursive: true });
+for (const f of readdirSync(join(wasmDir, 'dist')).filter((f) => f.endsWith('.wasm'))) {
+  cpSync(join(wasmDir, 'dist', f), join(root, 'dist', 'wasm', f));
+}
+
+if (watch) {
+  for (const b of builds) await (await esbuild.context(b)).watch();
+} else {
+  await Promise.all(builds.map((b) => esbuild.build(b)));
+}

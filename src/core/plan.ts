@@ -1,0 +1,186 @@
+/**
+ * The plan file's types (PLAN-SPEC.md). The JSON Schema in `plan.schema.json` is the source of
+ * truth for what a file may contain; these types mirror it, and `validatePlan` turns a parsed
+ * file into a `Plan` or throws a `LayerwiseError` naming the field.
+ */
+
+export type Task = 'classification' | 'regression';
+export type OptimizerName = 'adamw' | 'adam' | 'sgd';
+export type ScheduleType = 'constant' | 'linear' | 'cosine' | 'stlr' | 'onecycle';
+export type ScheduleScope = 'stage' | 'run';
+export type DataFormat = 'csv' | 'imagefolder';
+export type HeadActivation = 'softmax' | 'linear' | 'sigmoid';
+
+export interface HeadSpec {
+  /** Name of the last layer kept from the pre-trained model. */
+  cut?: string;
+  /** Units of new hidden dense layers (ReLU) placed before the output layer. */
+  hidden?: number[];
+  dropout?: number;
+  /** Units of the new output layer; `"auto"` = number of classes (classification) or targets. */
+  outputs?: number | 'auto';
+  activation?: HeadActivation;
+}
+
+export interface DataSpec {
+  train: string;
+  validation?: string;
+  validationSplit?: number;
+  format?: DataFormat;
+  /** CSV: the label column (default: the last column). */
+  label?: string;
+  /** CSV: the feature columns (default: every column but the label). */
+  features?: string[];
+  /** Image folder: [height, width] the images are resized to (default: the model's input). */
+  size?: [number, number];
+  /** Image folder: 1 or 3 (default: the model's input channels). */
+  channels?: number;
+  /** Image folder: pixel values are multiplied by this (default 1/255). */
+  scale?: number;
+  shuffle?: boolean;
+  seed?: number;
+}
+
+export interface ScheduleSpec {
+  type: ScheduleType;
+  /** Fraction of the scope's steps (< 1, rounded up) or a whole number of steps (≥ 1). */
+  warmup?: number;
+  cutFrac?: number;
+  ratio?: number;
+  pctStart?: number;
+  divFactor?: number;
+  finalDivFactor?: number;
+  scope?: ScheduleScope;
+}
+
+export interface EarlyStoppingSpec {
+  /** Epochs without improvement before stopping. */
+  patience: number;
+  metric?: 'valLoss' | 'valAccuracy';
+  minDelta?: number;
+}
+
+export interface TrainingSpec {
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  optimizer?: OptimizerName;
+  betas?: [number, number];
+  eps?: number;
+  momentum?: number;
+  nesterov?: boolean;
+  weightDecay?: number;
+  noDecay?: string[];
+  schedule?: ScheduleSpec;
+  seed?: number;
+  earlyStopping?: EarlyStoppingSpec;
+  /** Collect per-layer gradient norms and update ratios every N steps (0 = never). */
+  diagnosticsEvery?: number;
+}
+
+export interface GroupSpec {
+  name: string;
+  layers: string[];
+  lrMult?: number;
+  frozen?: boolean;
+  weightDecay?: number;
+}
+
+export type DiscriminativeSpec =
+  | { type: 'ulmfit'; factor?: number }
+  | { type: 'layerDecay'; gamma: number }
+  /** fastai's `slice(low, high)`: multipliers spread geometrically from low/high (bottom) to 1 (top). */
+  | { type: 'geometric'; low: number; high: number };
+
+export interface LayerOverride {
+  lrMult?: number;
+  frozen?: boolean;
+  weightDecay?: number;
+}
+
+export interface UnfreezeStageSpec {
+  epochs: number;
+  /** Group names trained in this stage, or "all". */
+  train: string[] | 'all';
+  /** Replaces `training.lr` for this stage. */
+  lr?: number;
+}
+
+export type UnfreezeSpec =
+  | { mode: 'gradual'; epochsPerStage?: number }
+  | { stages: UnfreezeStageSpec[] };
+
+export interface LastRunResult {
+  folder: string;
+  date: string;
+  backend: string;
+  epochs: number;
+  stopped: 'completed' | 'earlyStopping' | 'cancelled' | 'nonFinite';
+  best?: { epoch: number; valLoss?: number; valAccuracy?: number };
+  final?: { trainLoss?: number; valLoss?: number; valAccuracy?: number };
+}
+
+export interface LrFinderResult {
+  date: string;
+  suggestedLr: number;
+  method: 'valley' | 'steep' | 'minimum';
+  mode: 'global' | 'group';
+  group?: string;
+  curve: string;
+  plot?: string;
+}
+
+export interface PlanResults {
+  lastRun?: LastRunResult;
+  lrFinder?: LrFinderResult;
+  [key: string]: unknown;
+}
+
+export interface Plan {
+  $schema?: string;
+  model: string;
+  head?: HeadSpec;
+  data?: DataSpec;
+  task?: Task;
+  training?: TrainingSpec;
+  groups?: GroupSpec[];
+  discriminative?: DiscriminativeSpec;
+  layers?: Record<string, LayerOverride>;
+  unfreeze?: UnfreezeSpec;
+  output?: string;
+  results?: PlanResults;
+}
+
+/** Defaults the spec fixes; one place so the resolver, trainer, schema docs and UI agree. */
+export const DEFAULTS = {
+  epochs: 1,
+  batchSize: 32,
+  lr: 1e-3,
+  optimizer: 'adamw' as OptimizerName,
+  betas: [0.9, 0.999] as [number, number],
+  eps: 1e-8,
+  momentum: 0,
+  nesterov: false,
+  /** AdamW's default; Adam and SGD default to 0 as in PyTorch. */
+  adamwWeightDecay: 0.01,
+  noDecay: ['bias', 'norm'],
+  ulmfitFactor: 2.6,
+  stlrCutFrac: 0.1,
+  stlrRatio: 32,
+  onecyclePctStart: 0.25,
+  onecycleDivFactor: 25,
+  onecycleFinalDivFactor: 1e4,
+  scheduleScope: 'stage' as ScheduleScope,
+  shuffle: true,
+  seed: 0,
+  output: 'runs',
+  epochsPerStage: 1,
+  diagnosticsEvery: 10,
+  imageScale: 1 / 255,
+} as const;
+
+export const DEFAULT_GROUP = 'default';
+
+export function defaultWeightDecay(optimizer: OptimizerName): number {
+  return optimizer === 'adamw' ? DEFAULTS.adamwWeightDecay : 0;
+}
