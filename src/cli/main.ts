@@ -1,0 +1,312 @@
+/**
+ * `layerwise` — the same engine as the extension, from a terminal.
+ * Every bad input ends with one line on stderr and a non-zero exit.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { parse as parseJsonc } from 'jsonc-parser';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { writeFileAtomic } from '../core/atomic-write.ts';
+import { initPlan } from '../core/autogroup.ts';
+import { formatProblem, LayerwiseError } from '../core/errors.ts';
+import { resolveGroups } from '../core/groups.ts';
+import { SUGGESTION_METHODS } from '../core/lr-finder.ts';
+import type { Plan, PlanResults } from '../core/plan.ts';
+import { setPlanValue, writeResults } from '../core/plan-edit.ts';
+import type { TrainEvent } from '../core/progress.ts';
+import { buildTimeline, resolveStages } from '../core/timeline.ts';
+import { BACKEND_PREFERENCES } from '../protocol/worker.ts';
+import { findLr } from '../engine/lr-finder.ts';
+import { describeModel, loadModel, readModelJson } from '../engine/model-io.ts';
+import { selectBackend } from '../engine/backend.ts';
+import { prepareModel } from '../engine/session.ts';
+import { train } from '../engine/trainer.ts';
+import { flagChoice, flagNumber, flagString, parseArgs, UsageError, type ParsedArgs } from './args.ts';
+import { formatAudit, formatLr, formatRunSummary, progressLine } from './format.ts';
+
+const USAGE = `usage: layerwise <command> [options]
+
+commands:
+  inspect <plan|model.json>   parameter groups: group → layer → parameter, with the rule that decided each
+  train <plan>                fine-tune; writes the model + report.json into a run folder and results into the plan
+  find-lr <plan>              LR range test (ratios between groups kept); --apply sets the suggestion in the plan
+  init <model.json>           write a plan with automatic groups and a preset
+
+common options:
+  --backend auto|tfjs-node|wasm|cpu   (default auto)
+  --workspace DIR    folder no path may leave (default: the plan's folder)
+  --json             machine-readable output on stdout
+`;
+
+const common = { backend: { value: true }, workspace: { value: true }, json: { value: false }, help: { value: false } };
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'inspect':
+      return inspect(parseArgs(rest, { ...common }));
+    case 'train':
+      return trainCommand(parseArgs(rest, { ...common, out: { value: true }, progress: { value: false }, 'no-write-back': { value: false } }));
+    case 'find-lr':
+      return findLrCommand(
+        parseArgs(rest, {
+          ...common,
+          out: { value: true },
+          apply: { value: false },
+          method: { value: true },
+          group: { value: true },
+          start: { value: true },
+          end: { value: true },
+          steps: { value: true },
+          stage: { value: true },
+          'no-write-back': { value: false },
+        }),
+      );
+    case 'init':
+      return initCommand(parseArgs(rest, { ...common, preset: { value: true }, out: { value: true }, data: { value: true } }));
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+function onePath(args: ParsedArgs, what: string): string {
+  if (args.positional.length !== 1) throw new UsageError(`expected one ${what} (got ${args.positional.length})`);
+  const p = resolve(args.positional[0] as string);
+  if (!existsSync(p)) throw new LayerwiseError(`no such file`, { file: args.positional[0] });
+  return p;
+}
+
+function workspaceFor(args: ParsedArgs, planFile: string): string {
+  const planDir = dirname(planFile);
+  const ws = flagString(args, 'workspace');
+  if (ws === undefined) return planDir;
+  const root = resolve(ws);
+  const rel = relative(root, planDir);
+  if (rel.startsWith('..') || resolve(root, rel) !== planDir) {
+    throw new UsageError(`--workspace ${ws} must be a folder that contains the plan`);
+  }
+  return root;
+}
+
+const backendOf = (args: ParsedArgs) => flagChoice(args, 'backend', BACKEND_PREFERENCES) ?? 'auto';
+
+async function inspect(args: ParsedArgs): Promise<number> {
+  const file = onePath(args, 'plan or model.json');
+  const isModel = basename(file) === 'model.json' || isModelJson(file);
+  if (isModel) {
+    readModelJson(file, {});
+    await selectBackend(backendOf(args), { trainableClassNames: [] });
+    const model = await loadModel(file, {});
+    const info = describeModel(model, basename(file));
+    const resolution = resolveGroups(info, { model: basename(file) } as Plan);
+    model.dispose();
+    if (args.flags.has('json')) process.stdout.write(JSON.stringify({ model: info, resolution }, null, 2) + '\n');
+    else process.stdout.write(formatAudit(resolution, { source: file }) + '\n');
+    return 0;
+  }
+  const prepared = await prepareModel(
+    { planFile: file, workspaceRoot: workspaceFor(args, file), backend: backendOf(args) },
+    { withData: true },
+  );
+  const { resolution, plan, data } = prepared;
+  let timeline;
+  if (data) {
+    const batch = plan.training?.batchSize ?? 32;
+    timeline = buildTimeline(resolveStages(plan, resolution, file), Math.ceil(data.train.n / batch));
+  }
+  prepared.model.dispose();
+  if (args.flags.has('json')) {
+    process.stdout.write(JSON.stringify({ planFile: file, backend: prepared.backend, model: prepared.info, resolution, timeline }, null, 2) + '\n');
+  } else {
+    process.stdout.write(formatAudit(resolution, { source: relative(process.cwd(), file) || file, timeline }) + '\n');
+  }
+  return 0;
+}
+
+function isModelJson(file: string): boolean {
+  try {
+    const head = readFileSync(file, 'utf8');
+    return /"modelTopology"/.test(head) && /"weightsManifest"/.test(head);
+  } catch {
+    return false;
+  }
+}
+
+/** Results go into the plan as it is on disk now (the user may have edited it during the run). */
+function writeBack(planFile: string, results: PlanResults, extra?: { path: Array<string | number>; value: unknown }): void {
+  const previous = readFileSync(planFile, 'utf8');
+  const current = (parseJsonc(previous, [], { allowTrailingComma: true }) as { results?: PlanResults } | undefined)?.results;
+  let text = writeResults(previous, { ...(typeof current === 'object' && current !== null ? current : {}), ...results });
+  if (extra) text = setPlanValue(text, extra.path, extra.value);
+  if (text !== previous) writeFileAtomic(planFile, text);
+}
+
+async function trainCommand(args: ParsedArgs): Promise<number> {
+  const planFile = onePath(args, 'plan');
+  const json = args.flags.has('json');
+  const showBar = !json && (args.flags.has('progress') || process.stderr.isTTY === true);
+  const controller = new AbortController();
+  const onSignal = () => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write('\nstopping after this batch… (Ctrl+C again to quit at once)\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  let lastBarLen = 0;
+  const clearBar = () => {
+    if (lastBarLen > 0) process.stderr.write('\r' + ' '.repeat(lastBarLen) + '\r');
+    lastBarLen = 0;
+  };
+  const onEvent = (e: TrainEvent) => {
+    if (json) return;
+    switch (e.kind) {
+      case 'stage':
+        clearBar();
+        process.stdout.write(`stage ${e.stage}/${e.stages}: training ${e.trainGroups.join(', ') || '(nothing)'} for ${e.epochs} epoch(s), base LR ${formatLr(e.lr)}\n`);
+        break;
+      case 'step':
+        if (showBar) {
+          const line = progressLine(e);
+          process.stderr.write('\r' + line.padEnd(lastBarLen));
+          lastBarLen = line.length;
+        }
+        break;
+      case 'epoch':
+        clearBar();
+        process.stdout.write(
+          `  epoch ${e.epoch}: train loss ${e.trainLoss.toFixed(4)}${e.trainAccuracy !== undefined ? ` acc ${e.trainAccuracy.toFixed(3)}` : ''}` +
+            `${e.valLoss !== undefined ? ` · val loss ${e.valLoss.toFixed(4)}` : ''}${e.valAccuracy !== undefined ? ` acc ${e.valAccuracy.toFixed(3)}` : ''} · ${e.seconds.toFixed(1)}s\n`,
+        );
+        break;
+      case 'log':
+        clearBar();
+        process.stderr.write(`${e.level}: ${e.message}\n`);
+        break;
+      case 'diagnostics':
+        break;
+    }
+  };
+  const outFlag = flagString(args, 'out');
+  const outcome = await train({
+    planFile,
+    workspaceRoot: workspaceFor(args, planFile),
+    backend: backendOf(args),
+    outDir: outFlag === undefined ? undefined : resolve(outFlag),
+    signal: controller.signal,
+    onEvent,
+  });
+  process.off('SIGINT', onSignal);
+  clearBar();
+  const { report } = outcome;
+  if (!args.flags.has('no-write-back')) writeBack(planFile, outcome.results);
+  if (json) {
+    process.stdout.write(JSON.stringify({ reportFile: outcome.reportFile, report }, null, 2) + '\n');
+  } else {
+    process.stdout.write('\n' + formatRunSummary(report, outcome.resolution) + '\n\n');
+    process.stdout.write(
+      `backend ${report.backend.name} (${report.backend.reason}) · ${report.timings.steps} steps in ${report.timings.trainSeconds.toFixed(1)}s (${report.timings.stepsPerSecond.toFixed(1)} steps/s)\n`,
+    );
+    process.stdout.write(
+      `frozen check: ${report.frozenCheck.weightsChecked} frozen weight(s) compared byte for byte — ${report.frozenCheck.unchanged ? 'unchanged' : `CHANGED: ${report.frozenCheck.changed.join(', ')}`}\n`,
+    );
+    if (report.message) process.stdout.write(`${report.message}\n`);
+    process.stdout.write(`model: ${report.outputs.model || '(none: cancelled)'}\nreport: ${outcome.reportFile}\n`);
+  }
+  if (report.stopped === 'cancelled') return 130;
+  if (report.stopped === 'nonFinite' || !report.frozenCheck.unchanged) return 1;
+  return 0;
+}
+
+async function findLrCommand(args: ParsedArgs): Promise<number> {
+  const planFile = onePath(args, 'plan');
+  const group = flagString(args, 'group');
+  const outFlag = flagString(args, 'out');
+  const method = flagChoice(args, 'method', SUGGESTION_METHODS);
+  const start = flagNumber(args, 'start');
+  const end = flagNumber(args, 'end');
+  const steps = flagNumber(args, 'steps');
+  const stage = flagNumber(args, 'stage');
+  const json = args.flags.has('json');
+  const result = await findLr({
+    planFile,
+    workspaceRoot: workspaceFor(args, planFile),
+    backend: backendOf(args),
+    outDir: outFlag === undefined ? undefined : resolve(outFlag),
+    stage,
+    options: {
+      mode: group === undefined ? 'global' : 'group',
+      group,
+      ...(method && { method }),
+      ...(start !== undefined && { startLr: start }),
+      ...(end !== undefined && { endLr: end }),
+      ...(steps !== undefined && { steps }),
+    },
+    onEvent: (e) => {
+      if (!json && e.kind === 'step' && process.stderr.isTTY) process.stderr.write(`\rsweep ${e.step}/${e.totalSteps} loss ${e.loss.toFixed(4)}   `);
+    },
+  });
+  if (!json && process.stderr.isTTY) process.stderr.write('\n');
+  const { outcome } = result;
+  const apply = args.flags.has('apply');
+  if (!args.flags.has('no-write-back')) writeBack(planFile, result.results, apply ? { path: outcome.apply.path, value: outcome.apply.value } : undefined);
+  if (json) {
+    process.stdout.write(JSON.stringify({ ...result, applied: apply }, null, 2) + '\n');
+    return 0;
+  }
+  const s = outcome.suggestions;
+  process.stdout.write(
+    `LR range test (${outcome.mode === 'global' ? 'base LR, group ratios kept' : `group "${outcome.group}"`}): ${outcome.points.length} steps${outcome.stoppedEarly ? ' (stopped: loss diverged)' : ''}\n` +
+      `  valley ${s.valley === undefined ? '–' : formatLr(s.valley)} · steep ${s.steep === undefined ? '–' : formatLr(s.steep)} · minimum ${s.minimum === undefined ? '–' : formatLr(s.minimum)}\n` +
+      `  suggested (${outcome.method}): ${formatLr(outcome.suggested)} → ${outcome.apply.field} = ${Number(outcome.apply.value.toPrecision(4))}${apply ? ' (applied to the plan)' : ' (use --apply to set it)'}\n` +
+      `  curve: ${result.curveFile}\n  plot:  ${result.plotFile}\n`,
+  );
+  return 0;
+}
+
+async function initCommand(args: ParsedArgs): Promise<number> {
+  const modelFile = onePath(args, 'model.json');
+  if (statSync(modelFile).isDirectory()) throw new UsageError('give the path of model.json, not its folder');
+  const outFlag = flagString(args, 'out');
+  const out = resolve(outFlag ?? join(process.cwd(), 'layerwise.json'));
+  if (existsSync(out)) throw new LayerwiseError('already exists; choose another --out (a plan is never overwritten)', { file: out });
+  await selectBackend(backendOf(args), { trainableClassNames: [] });
+  const model = await loadModel(modelFile, {});
+  const info = describeModel(model, basename(modelFile));
+  model.dispose();
+  const rel = relative(dirname(out), modelFile).split('\\').join('/');
+  const data = flagString(args, 'data');
+  const plan = initPlan(info, {
+    modelPath: rel,
+    preset: flagString(args, 'preset'),
+    data: data === undefined ? undefined : { train: relative(dirname(out), resolve(data)).split('\\').join('/') },
+  });
+  writeFileAtomic(out, renderPlan(plan));
+  if (args.flags.has('json')) process.stdout.write(JSON.stringify({ planFile: out, plan }, null, 2) + '\n');
+  else process.stdout.write(`wrote ${out} with ${plan.groups?.length ?? 0} groups (${plan.groups?.map((g) => g.name).join(', ')})\n`);
+  return 0;
+}
+
+function renderPlan(plan: Plan): string {
+  const body = JSON.stringify(plan, null, 2);
+  return `// Layerwise fine-tuning plan — see the JSON Schema for every field (hover in VS Code).\n// Groups are ordered bottom → top; a layer belongs to the first group whose pattern matches it.\n${body}\n`;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    if (e instanceof LayerwiseError) {
+      process.stderr.write(`layerwise: ${e.message}\n`);
+      if (e instanceof UsageError) process.stderr.write(`run "layerwise help" for usage\n`);
+      process.exit(e instanceof UsageError ? 2 : 1);
+    }
+    const err = e as Error;
+    process.stderr.write(`layerwise: internal error: ${formatProblem(err.message ?? String(e))}\n`);
+    if (process.env['LAYERWISE_DEBUG']) process.stderr.write(`${err.stack}\n`);
+    process.exit(70);
+  },
+);

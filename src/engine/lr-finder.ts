@@ -1,0 +1,175 @@
+/**
+ * The LR range test: an exponential sweep of one global scale that keeps the ratios between
+ * groups (or of one group's LR with the others fixed), on the plan's first stage. Weights,
+ * BatchNorm statistics and everything else are restored afterwards.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { join, relative, dirname } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { writeFileAtomic } from '../core/atomic-write.ts';
+import { LayerwiseError } from '../core/errors.ts';
+import {
+  LossSmoother,
+  LR_FINDER_DEFAULTS,
+  pickSuggestion,
+  shouldStop,
+  suggestLrs,
+  sweepLr,
+  type LrCurvePoint,
+  type LrFinderOptions,
+  type LrFinderOutcome,
+} from '../core/lr-finder.ts';
+import { DEFAULTS, type PlanResults } from '../core/plan.ts';
+import type { TrainEvent } from '../core/progress.ts';
+import { resolveStages } from '../core/timeline.ts';
+import { linePlotSvg } from '../core/svg-plot.ts';
+import { epochOrder } from './data.ts';
+import { lossSpecFor, ModeControl } from './forward.ts';
+import { GroupedOptimizer } from './optimizer.ts';
+import { prepareRun, type BoundParam, type RunTarget } from './session.ts';
+import { assertOutDirAllowed, defaultOutDir, optimizerSettings, trainStep } from './trainer.ts';
+
+export interface FindLrOptions extends RunTarget {
+  options?: Partial<LrFinderOptions>;
+  /** 1-based stage whose trainable groups are swept (default 1: where training starts). */
+  stage?: number;
+  outDir?: string;
+  signal?: AbortSignal;
+  onEvent?: (e: TrainEvent) => void;
+}
+
+export interface FindLrResult {
+  outcome: LrFinderOutcome;
+  curveFile: string;
+  plotFile: string;
+  outDir: string;
+  results: PlanResults;
+}
+
+export async function findLr(opts: FindLrOptions): Promise<FindLrResult> {
+  const o: LrFinderOptions = { ...LR_FINDER_DEFAULTS, ...opts.options };
+  if (!(o.startLr > 0 && o.endLr > o.startLr)) {
+    throw new LayerwiseError(`startLr must be > 0 and below endLr (got ${o.startLr} → ${o.endLr})`, { field: 'find-lr' });
+  }
+  if (!(Number.isInteger(o.steps) && o.steps >= 5)) throw new LayerwiseError(`steps must be a whole number ≥ 5 (got ${o.steps})`, { field: 'find-lr' });
+  const run = await prepareRun(opts);
+  const emit = opts.onEvent ?? (() => undefined);
+  const modes = new ModeControl(run.model);
+  const optimizer = new GroupedOptimizer(optimizerSettings(run));
+  const outDir = opts.outDir ?? defaultOutDir(run, 'lr-find-');
+  assertOutDirAllowed(run, outDir);
+  const saved = run.params.map((p) => ({ v: p.variable, t: tf.keep(p.variable.clone()) }));
+  try {
+    const stages = resolveStages(run.plan, run.resolution, run.planFile);
+    const stageIndex = (opts.stage ?? 1) - 1;
+    const stage = stages[stageIndex];
+    if (stage === undefined) throw new LayerwiseError(`the plan has ${stages.length} stage(s); there is no stage ${stageIndex + 1}`, { field: 'stage' });
+    const trainGroups = new Set(stage.trainGroups);
+    const trainable = run.params.filter((p) => p.audit.trainable && !p.audit.frozen && trainGroups.has(p.audit.group));
+    if (trainable.length === 0) throw new LayerwiseError('nothing trains in that stage, so there is no learning rate to find', { file: run.planFile });
+    let sweptGroup: string | undefined;
+    if (o.mode === 'group') {
+      sweptGroup = o.group;
+      const group = run.resolution.groups.find((g) => g.name === sweptGroup);
+      if (sweptGroup === undefined || group === undefined) {
+        throw new LayerwiseError(`group mode needs the name of a group that trains in stage ${stageIndex + 1} (groups: ${stage.trainGroups.join(', ')})`, { field: 'group' });
+      }
+      if (!trainGroups.has(sweptGroup)) throw new LayerwiseError(`group "${sweptGroup}" does not train in stage ${stageIndex + 1}`, { field: 'group' });
+    }
+    const trainingLayers = new Set(trainable.map((p) => p.layerName));
+    modes.setInferenceLayers(run.info.layers.filter((l) => !trainingLayers.has(l.name)).map((l) => l.name));
+    const lossSpec = lossSpecFor(run.model, run.task);
+    const baseLr = stage.lr;
+    const batchSize = run.plan.training?.batchSize ?? DEFAULTS.batchSize;
+    const seed = run.plan.data?.seed ?? run.plan.training?.seed ?? DEFAULTS.seed;
+    const shuffle = run.plan.data?.shuffle ?? DEFAULTS.shuffle;
+    const train = run.data.train;
+    const smoother = new LossSmoother(o.beta);
+    const points: LrCurvePoint[] = [];
+    let stoppedEarly = false;
+    let order: number[] = [];
+    let epoch = 0;
+    let cursor = 0;
+    for (let i = 0; i < o.steps; i++) {
+      if (opts.signal?.aborted) throw new LayerwiseError('the LR range test was cancelled');
+      if (cursor >= order.length) {
+        order = epochOrder(train.n, shuffle, seed, epoch++);
+        cursor = 0;
+      }
+      const indices = order.slice(cursor, cursor + batchSize);
+      cursor += batchSize;
+      const swept = sweepLr(o, i);
+      // global: every group moves together, ratios kept; group: only the swept group's LR moves
+      const lrOf = (p: BoundParam): number =>
+        sweptGroup === undefined ? swept * p.audit.lrMult : p.audit.group === sweptGroup ? swept * (p.audit.lrMult / groupMult(run, sweptGroup)) : baseLr * p.audit.lrMult;
+      const step = trainStep(run, lossSpec, optimizer, trainable, train, indices, lrOf, false);
+      const { smoothed, best } = smoother.add(step.loss);
+      points.push({ lr: swept, loss: step.loss, smoothed });
+      emit({ kind: 'step', stage: stageIndex + 1, stages: stages.length, epoch: 1, epochs: 1, step: i + 1, totalSteps: o.steps, loss: step.loss, groupLrs: [], etaSeconds: 0 });
+      if (shouldStop(smoothed, best, o.divergeFactor) && i > 0) {
+        stoppedEarly = true;
+        break;
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    const suggestions = suggestLrs(points.filter((p) => Number.isFinite(p.smoothed)), o.steps);
+    const suggested = pickSuggestion(suggestions, o.method);
+    const apply =
+      sweptGroup === undefined
+        ? { field: 'training.lr', path: ['training', 'lr'], value: suggested }
+        : groupApply(run, sweptGroup, suggested / baseLr);
+    const outcome: LrFinderOutcome = { mode: o.mode, group: sweptGroup, points, suggestions, method: o.method, suggested, apply, stoppedEarly };
+
+    mkdirSync(outDir, { recursive: true });
+    const curveFile = join(outDir, 'lr-curve.json');
+    const plotFile = join(outDir, 'lr-curve.svg');
+    writeFileAtomic(curveFile, JSON.stringify({ options: o, stage: stageIndex + 1, ...outcome }, null, 2) + '\n');
+    const markers = (['valley', 'steep', 'minimum'] as const)
+      .filter((m) => suggestions[m] !== undefined)
+      .map((m, i) => ({ x: suggestions[m] as number, label: `${m} ${(suggestions[m] as number).toExponential(2)}${m === o.method ? ' ◀' : ''}`, color: ['#d62728', '#2ca02c', '#9467bd'][i] ?? '#000' }));
+    const what = sweptGroup === undefined ? 'base LR (group ratios kept)' : `LR of group "${sweptGroup}"`;
+    writeFileAtomic(
+      plotFile,
+      linePlotSvg(
+        [
+          { label: 'loss', x: points.map((p) => p.lr), y: points.map((p) => p.loss), color: '#c7c7c7' },
+          { label: 'smoothed loss', x: points.map((p) => p.lr), y: points.map((p) => p.smoothed), color: '#1f77b4' },
+        ],
+        markers,
+        { title: `LR range test — ${what}`, xLabel: what, yLabel: 'training loss' },
+      ),
+    );
+    const planDir = dirname(run.planFile);
+    const results: PlanResults = {
+      lrFinder: {
+        date: new Date().toISOString(),
+        suggestedLr: suggested,
+        method: o.method,
+        mode: o.mode,
+        group: sweptGroup,
+        curve: relative(planDir, curveFile),
+        plot: relative(planDir, plotFile),
+      },
+    };
+    return { outcome, curveFile, plotFile, outDir, results };
+  } finally {
+    for (const s of saved) {
+      s.v.assign(s.t);
+      s.t.dispose();
+    }
+    modes.restore();
+    optimizer.dispose();
+    run.model.dispose();
+  }
+}
+
+function groupMult(run: { resolution: { groups: Array<{ name: string; lrMult: number }> } }, name: string): number {
+  const g = run.resolution.groups.find((x) => x.name === name);
+  return g && g.lrMult > 0 ? g.lrMult : 1;
+}
+
+function groupApply(run: { plan: { groups?: Array<{ name: string }> } }, group: string, mult: number): LrFinderOutcome['apply'] {
+  const i = run.plan.groups?.findIndex((g) => g.name === group) ?? -1;
+  if (i < 0) throw new LayerwiseError(`group "${group}" is the implicit default group; give its layers a group in the plan to tune its multiplier`, { field: 'group' });
+  return { field: `groups[${i}].lrMult`, path: ['groups', i, 'lrMult'], value: mult };
+}

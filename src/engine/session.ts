@@ -1,0 +1,141 @@
+/**
+ * Everything a run needs before its first step, shared by `train`, `find-lr` and `describe`:
+ * the plan (validated), the backend (chosen before any tensor exists), the model (with its new
+ * head), the data, and the resolved parameter groups tied to the model's variables.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { readFileSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { LayerwiseError } from '../core/errors.ts';
+import { resolveGroups } from '../core/groups.ts';
+import type { ParamAudit, Resolution } from '../core/groups.types.ts';
+import type { ModelInfo } from '../core/model-info.ts';
+import { resolvePlanPath } from '../core/paths.ts';
+import type { Plan, Task } from '../core/plan.ts';
+import { parsePlanText } from '../core/validate.ts';
+import type { BackendPreference } from '../protocol/worker.ts';
+import { selectBackend, type BackendChoice } from './backend.ts';
+import { loadData, type LoadedData } from './data.ts';
+import { applyHead, describeModel, layerClassNames, loadModel, readModelJson } from './model-io.ts';
+
+export interface RunTarget {
+  planFile: string;
+  workspaceRoot?: string;
+  /** Unsaved editor text; read from disk when absent. */
+  planText?: string;
+  backend?: BackendPreference;
+}
+
+/** A model weight tied to its audit entry. */
+export interface BoundParam {
+  audit: ParamAudit;
+  layerName: string;
+  variable: tf.Variable;
+}
+
+export interface PreparedRun {
+  planFile: string;
+  workspaceRoot: string;
+  planText: string;
+  plan: Plan;
+  backend: BackendChoice;
+  model: tf.LayersModel;
+  info: ModelInfo;
+  resolution: Resolution;
+  data: LoadedData;
+  task: Task;
+  params: BoundParam[];
+  loadSeconds: number;
+}
+
+export function readPlan(target: RunTarget): { text: string; plan: Plan; workspaceRoot: string } {
+  let text = target.planText;
+  if (text === undefined) {
+    try {
+      text = readFileSync(target.planFile, 'utf8');
+    } catch (e) {
+      throw new LayerwiseError(`cannot read the plan file (${(e as NodeJS.ErrnoException).code ?? String(e)})`, {
+        file: target.planFile,
+      });
+    }
+  }
+  const plan = parsePlanText(text, target.planFile);
+  return { text, plan, workspaceRoot: target.workspaceRoot ?? dirname(target.planFile) };
+}
+
+/** Loads the model (and its replacement head) and describes it, without data; for `describe`. */
+export async function prepareModel(
+  target: RunTarget,
+  opts: { withData: boolean | 'ifNeeded' },
+): Promise<Omit<PreparedRun, 'data' | 'task' | 'params' | 'loadSeconds'> & { data?: LoadedData }> {
+  const { text, plan, workspaceRoot } = readPlan(target);
+  const ctx = { planFile: target.planFile, field: 'model' };
+  const modelPath = resolvePlanPath(target.planFile, plan.model, 'model', workspaceRoot);
+  const modelJson = readModelJson(modelPath, ctx);
+  const classNames = [...layerClassNames(modelJson), ...(plan.head ? ['Dense', 'Dropout'] : [])];
+  const backend = await selectBackend(target.backend ?? 'auto', { trainableClassNames: classNames });
+  let model = await loadModel(modelPath, ctx);
+  const inputShape = (model.inputs[0]?.shape ?? []) as Array<number | null>;
+  let data: LoadedData | undefined;
+  const needData = opts.withData === 'ifNeeded' ? plan.head !== undefined && (plan.head.outputs ?? 'auto') === 'auto' : opts.withData;
+  if (needData && plan.data !== undefined) data = await loadData(plan, target.planFile, workspaceRoot, inputShape);
+  let newLayers: string[] = [];
+  if (plan.head) {
+    let outputs: number;
+    if (plan.head.outputs === undefined || plan.head.outputs === 'auto') {
+      const fromData = data?.classes?.length ?? data?.train.targetSize;
+      if (fromData === undefined) {
+        const last = model.outputs[0]?.shape;
+        outputs = typeof last?.[last.length - 1] === 'number' ? (last[last.length - 1] as number) : 1;
+      } else outputs = fromData;
+    } else outputs = plan.head.outputs;
+    const replaced = applyHead(model, plan.head, outputs);
+    model = replaced.model;
+    newLayers = replaced.newLayers;
+  }
+  const info = describeModel(model, basename(modelPath), new Set(newLayers));
+  const resolution = resolveGroups(info, plan);
+  return { planFile: target.planFile, workspaceRoot, planText: text, plan, backend, model, info, resolution, data };
+}
+
+export async function prepareRun(target: RunTarget): Promise<PreparedRun> {
+  const started = performance.now();
+  const base = await prepareModel(target, { withData: true });
+  const data = base.data;
+  if (data === undefined) throw new LayerwiseError('the plan has no "data": training needs a dataset', { file: base.planFile, field: 'data' });
+  checkOutputs(base.model, data, base.planFile);
+  const params = bindParams(base.model, base.info, base.resolution);
+  return { ...base, data, task: data.task, params, loadSeconds: (performance.now() - started) / 1000 };
+}
+
+/** The model's output width must equal the targets' width, or no loss can be computed. */
+function checkOutputs(model: tf.LayersModel, data: LoadedData, planFile: string): void {
+  const shape = model.outputs[0]?.shape ?? [];
+  const width = shape[shape.length - 1];
+  if (typeof width === 'number' && width !== data.train.targetSize) {
+    const what = data.task === 'classification' ? `${data.train.targetSize} classes` : `${data.train.targetSize} targets`;
+    throw new LayerwiseError(
+      `the model has ${width} outputs but the data has ${what}; add a "head" with "outputs": "auto" to replace the top of the model`,
+      { file: planFile, field: 'head' },
+    );
+  }
+}
+
+/** Ties each audited parameter to the tfjs variable at the same position in the model. */
+export function bindParams(model: tf.LayersModel, info: ModelInfo, resolution: Resolution): BoundParam[] {
+  const audits = new Map(resolution.params.map((p) => [p.name, p]));
+  const out: BoundParam[] = [];
+  model.layers.forEach((layer, li) => {
+    const layerInfo = info.layers[li];
+    if (layerInfo === undefined || layerInfo.name !== layer.name) {
+      throw new Error(`model description out of step with the model at layer ${li} (${layer.name})`);
+    }
+    layer.weights.forEach((w, wi) => {
+      const wInfo = layerInfo.weights[wi];
+      const audit = wInfo === undefined ? undefined : audits.get(wInfo.name);
+      if (audit === undefined) throw new Error(`no audit entry for weight ${w.name} of layer ${layer.name}`);
+      out.push({ audit, layerName: layer.name, variable: w.read() as tf.Variable });
+    });
+  });
+  return out;
+}

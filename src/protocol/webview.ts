@@ -1,0 +1,161 @@
+/**
+ * Messages between the extension host and the plan-editor webview. The webview posts nothing
+ * but `ready` until the host has answered it with `state`; the host posts nothing before
+ * `ready`. Every message is checked with the guards below on arrival.
+ */
+import type { LrFinderOutcome } from '../core/lr-finder.ts';
+import type { ModelInfo } from '../core/model-info.ts';
+import type { Plan } from '../core/plan.ts';
+import type { RunReport, TrainEvent } from '../core/progress.ts';
+
+/** One status value drives the status bar and the panel's run controls (see src/core/status.ts). */
+export type TrainingStatus =
+  | { state: 'idle' }
+  | { state: 'starting'; job: JobKind; planFile: string }
+  | {
+      state: 'running';
+      job: JobKind;
+      planFile: string;
+      stage: number;
+      stages: number;
+      epoch: number;
+      epochs: number;
+      /** 0 … 1 of the whole run's steps. */
+      fraction: number;
+      loss?: number;
+    }
+  | { state: 'succeeded'; job: JobKind; planFile: string; summary: string; reportFile?: string }
+  | { state: 'failed'; job: JobKind; planFile: string; message: string }
+  | { state: 'cancelled'; job: JobKind; planFile: string };
+
+export type JobKind = 'train' | 'findLr';
+
+export interface PlanProblemInfo {
+  message: string;
+  field?: string;
+}
+
+export interface PresetInfo {
+  id: string;
+  label: string;
+  description: string;
+}
+
+export interface PanelState {
+  /** Absolute path (display) and URI string (identity) of the plan the panel edits. */
+  planFile: string;
+  planUri: string;
+  /** The plan as parsed from the editor's current text; undefined when it does not parse. */
+  plan?: Plan;
+  problems: PlanProblemInfo[];
+  /** The model's layers and weights (with the plan's new head), when it could be read. */
+  model?: ModelInfo;
+  modelProblem?: string;
+  /** Optimizer steps per epoch (from the dataset size), for the schedule preview. */
+  stepsPerEpoch?: number;
+  trusted: boolean;
+  presets: PresetInfo[];
+  status: TrainingStatus;
+  /** The last finished run's report and LR range test, to draw their curves after a reload. */
+  lastReport?: RunReport;
+  lastLrFinder?: LrFinderOutcome;
+}
+
+export type HostToWebview =
+  | { type: 'state'; state: PanelState }
+  | { type: 'status'; status: TrainingStatus }
+  | { type: 'trainEvent'; event: TrainEvent }
+  | { type: 'runStarted'; job: JobKind }
+  | { type: 'report'; report: RunReport }
+  | { type: 'lrResult'; outcome: LrFinderOutcome };
+
+export type LayerKey = 'lrMult' | 'frozen' | 'weightDecay';
+export type TrainingKey = 'lr' | 'optimizer' | 'epochs' | 'batchSize' | 'weightDecay' | 'schedule';
+
+export type PlanEditRequest =
+  | { kind: 'setLayer'; layer: string; key: LayerKey; value: number | boolean | null }
+  | { kind: 'setGroup'; groupIndex: number; key: LayerKey; value: number | boolean | null }
+  | { kind: 'setTraining'; key: TrainingKey; value: unknown }
+  | { kind: 'applyPreset'; preset: string }
+  | { kind: 'moveLayer'; layer: string; toGroupIndex: number };
+
+export type PanelCommand = 'train' | 'findLr' | 'stop' | 'applyLr' | 'openReport' | 'openPlanText';
+
+export type WebviewToHost =
+  | { type: 'ready' }
+  | { type: 'edit'; edit: PlanEditRequest }
+  | { type: 'command'; command: PanelCommand }
+  | { type: 'persist'; state: unknown };
+
+/** A handler table the compiler checks for completeness: one entry per message type. */
+export type Handlers<M extends { type: string }> = { [K in M['type']]: (m: Extract<M, { type: K }>) => void | Promise<void> };
+
+// ---- runtime guards -------------------------------------------------------------------------
+
+type Obj = Record<string, unknown>;
+const isObj = (x: unknown): x is Obj => typeof x === 'object' && x !== null && !Array.isArray(x);
+const LAYER_KEYS: readonly string[] = ['lrMult', 'frozen', 'weightDecay'];
+const TRAINING_KEYS: readonly string[] = ['lr', 'optimizer', 'epochs', 'batchSize', 'weightDecay', 'schedule'];
+const COMMANDS: readonly string[] = ['train', 'findLr', 'stop', 'applyLr', 'openReport', 'openPlanText'];
+
+function isLayerValue(key: unknown, v: unknown): boolean {
+  if (v === null) return true;
+  if (key === 'frozen') return typeof v === 'boolean';
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0;
+}
+
+export function isPlanEditRequest(x: unknown): x is PlanEditRequest {
+  if (!isObj(x)) return false;
+  switch (x['kind']) {
+    case 'setLayer':
+      return typeof x['layer'] === 'string' && LAYER_KEYS.includes(String(x['key'])) && isLayerValue(x['key'], x['value']);
+    case 'setGroup':
+      return Number.isInteger(x['groupIndex']) && (x['groupIndex'] as number) >= 0 && LAYER_KEYS.includes(String(x['key'])) && isLayerValue(x['key'], x['value']);
+    case 'setTraining':
+      return TRAINING_KEYS.includes(String(x['key'])) && 'value' in x;
+    case 'applyPreset':
+      return typeof x['preset'] === 'string';
+    case 'moveLayer':
+      return typeof x['layer'] === 'string' && Number.isInteger(x['toGroupIndex']) && (x['toGroupIndex'] as number) >= 0;
+    default:
+      return false;
+  }
+}
+
+export function isWebviewToHost(x: unknown): x is WebviewToHost {
+  if (!isObj(x)) return false;
+  switch (x['type']) {
+    case 'ready':
+      return true;
+    case 'edit':
+      return isPlanEditRequest(x['edit']);
+    case 'command':
+      return COMMANDS.includes(String(x['command']));
+    case 'persist':
+      return 'state' in x;
+    default:
+      return false;
+  }
+}
+
+const STATUS_STATES: readonly string[] = ['idle', 'starting', 'running', 'succeeded', 'failed', 'cancelled'];
+
+export function isHostToWebview(x: unknown): x is HostToWebview {
+  if (!isObj(x)) return false;
+  switch (x['type']) {
+    case 'state':
+      return isObj(x['state']) && typeof x['state']['planFile'] === 'string' && Array.isArray(x['state']['problems']);
+    case 'status':
+      return isObj(x['status']) && STATUS_STATES.includes(String(x['status']['state']));
+    case 'trainEvent':
+      return isObj(x['event']) && typeof x['event']['kind'] === 'string';
+    case 'runStarted':
+      return x['job'] === 'train' || x['job'] === 'findLr';
+    case 'report':
+      return isObj(x['report']) && Array.isArray(x['report']['epochs']);
+    case 'lrResult':
+      return isObj(x['outcome']) && Array.isArray(x['outcome']['points']);
+    default:
+      return false;
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * Messages between the extension host (or any parent process) and the training worker.
+ * One shared file imported by both sides; every message is plain JSON (no tensors) and is
+ * checked at run time with the guards below before it is trusted.
+ */
+import type { LrFinderOptions, LrFinderOutcome } from '../core/lr-finder.ts';
+import type { ModelInfo } from '../core/model-info.ts';
+import type { PlanResults } from '../core/plan.ts';
+import type { RunReport, TrainEvent } from '../core/progress.ts';
+
+export type BackendPreference = 'auto' | 'tfjs-node' | 'wasm' | 'cpu';
+export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tfjs-node', 'wasm', 'cpu'];
+
+export interface JobTarget {
+  /** Absolute path of the plan file. */
+  planFile: string;
+  /** Absolute path of the workspace folder that holds it; no path may resolve outside. */
+  workspaceRoot: string;
+  /**
+   * The plan's text as the editor holds it (may be unsaved). When absent the worker reads the
+   * file from disk.
+   */
+  planText?: string;
+  backend: BackendPreference;
+}
+
+export interface TrainRequest extends JobTarget {
+  type: 'train';
+  id: string;
+  /** Exact output folder; default: a new folder under the plan's `output`. */
+  outDir?: string;
+  /** Minimum milliseconds between two step events (the worker throttles). */
+  progressIntervalMs: number;
+}
+
+export interface FindLrRequest extends JobTarget {
+  type: 'findLr';
+  id: string;
+  options: Partial<LrFinderOptions>;
+  outDir?: string;
+}
+
+export interface DescribeRequest extends JobTarget {
+  type: 'describe';
+  id: string;
+}
+
+export interface CancelRequest {
+  type: 'cancel';
+  id: string;
+}
+
+export type HostToWorker = TrainRequest | FindLrRequest | DescribeRequest | CancelRequest;
+
+export interface ProblemInfo {
+  message: string;
+  file?: string;
+  field?: string;
+}
+
+export type WorkerToHost =
+  | { type: 'ready'; pid: number }
+  | { type: 'backend'; id: string; name: string; reason: string }
+  | { type: 'event'; id: string; event: TrainEvent }
+  | { type: 'trained'; id: string; report: RunReport; reportFile: string; results: PlanResults }
+  | { type: 'lrFound'; id: string; outcome: LrFinderOutcome; curveFile: string; results: PlanResults }
+  | { type: 'described'; id: string; model: ModelInfo }
+  | { type: 'failed'; id: string; problem: ProblemInfo; cancelled: boolean };
+
+// ---- runtime guards -------------------------------------------------------------------------
+
+type Obj = Record<string, unknown>;
+const isObj = (x: unknown): x is Obj => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isStr = (x: unknown): x is string => typeof x === 'string';
+const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+const optStr = (x: unknown): boolean => x === undefined || isStr(x);
+
+function isJobTarget(m: Obj): boolean {
+  return (
+    isStr(m['planFile']) &&
+    isStr(m['workspaceRoot']) &&
+    optStr(m['planText']) &&
+    isStr(m['backend']) &&
+    (BACKEND_PREFERENCES as readonly string[]).includes(m['backend'])
+  );
+}
+
+export function isHostToWorker(x: unknown): x is HostToWorker {
+  if (!isObj(x) || !isStr(x['id'])) return false;
+  switch (x['type']) {
+    case 'train':
+      return isJobTarget(x) && optStr(x['outDir']) && isNum(x['progressIntervalMs']);
+    case 'findLr':
+      return isJobTarget(x) && optStr(x['outDir']) && isObj(x['options']);
+    case 'describe':
+      return isJobTarget(x);
+    case 'cancel':
+      return true;
+    default:
+      return false;
+  }
+}
+
+const TRAIN_EVENT_KINDS = new Set(['stage', 'step', 'epoch', 'diagnostics', 'log']);
+
+export function isWorkerToHost(x: unknown): x is WorkerToHost {
+  if (!isObj(x)) return false;
+  switch (x['type']) {
+    case 'ready':
+      return isNum(x['pid']);
+    case 'backend':
+      return isStr(x['id']) && isStr(x['name']) && isStr(x['reason']);
+    case 'event':
+      return isStr(x['id']) && isObj(x['event']) && TRAIN_EVENT_KINDS.has(String(x['event']['kind']));
+    case 'trained':
+      return isStr(x['id']) && isObj(x['report']) && isStr(x['reportFile']) && isObj(x['results']);
+    case 'lrFound':
+      return isStr(x['id']) && isObj(x['outcome']) && isStr(x['curveFile']) && isObj(x['results']);
+    case 'described':
+      return isStr(x['id']) && isObj(x['model']) && Array.isArray(x['model']['layers']);
+    case 'failed':
+      return isStr(x['id']) && isObj(x['problem']) && isStr(x['problem']['message']) && typeof x['cancelled'] === 'boolean';
+    default:
+      return false;
+  }
+}
