@@ -11,7 +11,7 @@ import { resolveGroups } from '../core/groups.ts';
 import type { ParamAudit, Resolution } from '../core/groups.types.ts';
 import type { ModelInfo } from '../core/model-info.ts';
 import { resolvePlanPath } from '../core/paths.ts';
-import type { Plan, Task } from '../core/plan.ts';
+import { DEFAULTS, type Plan, type Task } from '../core/plan.ts';
 import { parsePlanText } from '../core/validate.ts';
 import type { BackendPreference } from '../protocol/worker.ts';
 import { selectBackend, type BackendChoice } from './backend.ts';
@@ -89,7 +89,7 @@ export async function prepareModel(
         outputs = typeof last?.[last.length - 1] === 'number' ? (last[last.length - 1] as number) : 1;
       } else outputs = fromData;
     } else outputs = plan.head.outputs;
-    const replaced = applyHead(model, plan.head, outputs);
+    const replaced = applyHead(model, plan.head, outputs, plan.training?.seed ?? DEFAULTS.seed);
     model = replaced.model;
     newLayers = replaced.newLayers;
   }

@@ -1,0 +1,345 @@
+// Broken models, manifests and datasets: each must give one LayerwiseError that names the file
+// and the field, and nothing on disk may change. Broken copies live in a temp dir.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { LayerwiseError } from '../../src/core/errors.ts';
+import type { Plan } from '../../src/core/plan.ts';
+import { loadData } from '../../src/engine/data.ts';
+import { loadModel, readModelJson } from '../../src/engine/model-io.ts';
+
+const fixtures = path.join(__dirname, '..', 'fixtures');
+const committed = [path.join(fixtures, 'models'), path.join(fixtures, 'data')];
+
+function hashTree(dir: string): string {
+  const h = createHash('sha256');
+  const walk = (d: string): void => {
+    for (const name of readdirSync(d).sort()) {
+      const p = path.join(d, name);
+      h.update(path.relative(dir, p));
+      if (statSync(p).isDirectory()) walk(p);
+      else h.update(readFileSync(p));
+    }
+  };
+  walk(dir);
+  return h.digest('hex');
+}
+
+const committedBefore = committed.map(hashTree);
+
+before(async () => {
+  await tf.setBackend('cpu');
+});
+
+interface Expect {
+  file: string;
+  field: string | RegExp;
+  message: RegExp;
+}
+
+/** Runs `f` in workspace `root`, expects the LayerwiseError and checks nothing under root changed. */
+async function expectProblem(root: string, f: () => unknown, want: Expect): Promise<void> {
+  const before = hashTree(root);
+  let caught: unknown;
+  try {
+    await f();
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught instanceof LayerwiseError, `expected a LayerwiseError, got ${String(caught)}`);
+  assert.equal(caught.file, want.file);
+  if (typeof want.field === 'string') assert.equal(caught.field, want.field);
+  else assert.match(caught.field ?? '', want.field);
+  assert.match(caught.message, want.message);
+  assert.equal(caught.message.split('\n').length, 1, 'one line');
+  assert.equal(hashTree(root), before, 'files changed');
+}
+
+type ModelJsonShape = {
+  format?: string;
+  modelTopology?: { config: { layers: Array<{ class_name: string; config: Record<string, unknown> }> } };
+  weightsManifest: Array<{ paths: string[]; weights: Array<Record<string, unknown>> }>;
+};
+
+/** A copy of the mlp fixture inside a fresh workspace, with model.json edited by `edit`. */
+function brokenModel(edit: (json: ModelJsonShape, dir: string) => void): { root: string; dir: string; file: string } {
+  const root = mkdtempSync(path.join(tmpdir(), 'layerwise-bad-'));
+  const dir = path.join(root, 'model');
+  cpSync(path.join(fixtures, 'models', 'mlp'), dir, { recursive: true });
+  const file = path.join(dir, 'model.json');
+  const json = JSON.parse(readFileSync(file, 'utf8')) as ModelJsonShape;
+  edit(json, dir);
+  writeFileSync(file, JSON.stringify(json));
+  return { root, dir, file };
+}
+
+const group0 = (json: ModelJsonShape): ModelJsonShape['weightsManifest'][number] => json.weightsManifest[0]!;
+
+// ------------------------------------------------------------------ models and manifests
+
+test('shard path escaping the model folder with ..', async () => {
+  const m = brokenModel((json, dir) => {
+    cpSync(path.join(dir, 'weights.bin'), path.join(dir, '..', 'weights.bin'));
+    group0(json).paths = ['../weights.bin'];
+  });
+  await expectProblem(m.root, () => loadModel(m.dir), { file: m.file, field: 'weightsManifest[0].paths[0]', message: /outside/ });
+});
+
+test('absolute shard path', async () => {
+  const m = brokenModel((json, dir) => {
+    group0(json).paths = [path.join(dir, 'weights.bin')];
+  });
+  await expectProblem(m.root, () => loadModel(m.dir), { file: m.file, field: 'weightsManifest[0].paths[0]', message: /absolute/ });
+});
+
+test('shard given as a URL', async () => {
+  const m = brokenModel((json) => {
+    group0(json).paths = ['https://example.com/weights.bin'];
+  });
+  await expectProblem(m.root, () => loadModel(m.dir), { file: m.file, field: 'weightsManifest[0].paths[0]', message: /URL/ });
+});
+
+test('missing shard', async () => {
+  const m = brokenModel((json) => {
+    group0(json).paths = ['weights.bin', 'group1-shard2of2.bin'];
+  });
+  await expectProblem(m.root, () => loadModel(m.dir), { file: m.file, field: 'weightsManifest[0].paths[1]', message: /not found/ });
+});
+
+test('truncated shard', async () => {
+  const m = brokenModel((_json, dir) => truncateSync(path.join(dir, 'weights.bin'), 456));
+  await expectProblem(m.root, () => loadModel(m.dir), {
+    file: m.file, field: 'weightsManifest[0].paths', message: /456 bytes.*need 460 bytes.*truncated/,
+  });
+});
+
+test('shard with extra bytes', async () => {
+  const m = brokenModel((_json, dir) => appendFileSync(path.join(dir, 'weights.bin'), Buffer.alloc(8)));
+  await expectProblem(m.root, () => loadModel(m.dir), { file: m.file, field: 'weightsManifest[0].paths', message: /468 bytes.*extra bytes/ });
+});
+
+test('weight shape in the manifest differs from the topology', async () => {
+  // same byte count, so only the topology can tell
+  const m = brokenModel((json) => {
+    group0(json).weights[0]!['shape'] = [8, 6];
+  });
+  await expectProblem(m.root, () => loadModel(m.dir), {
+    file: m.file, field: 'weightsManifest[0].weights[0].shape', message: /"dense\/kernel".*\[8, 6\].*"dense".*\[6, 8\]/,
+  });
+});
+
+test('weight that belongs to no layer', async () => {
+  const m = brokenModel((json) => {
+    group0(json).weights[5]!['name'] = 'dense_9/bias';
+  });
+  await expectProblem(m.root, () => loadModel(m.dir), { file: m.file, field: 'weightsManifest[0].weights[5].name', message: /dense_9\/bias/ });
+});
+
+test('unknown dtype', async () => {
+  const m = brokenModel((json) => {
+    group0(json).weights[1]!['dtype'] = 'bool';
+  });
+  await expectProblem(m.root, () => readModelJson(m.dir), { file: m.file, field: 'weightsManifest[0].weights[1].dtype', message: /"bool".*float32 or int32/ });
+});
+
+test('unsupported quantization', async () => {
+  const m = brokenModel((json) => {
+    group0(json).weights[0]!['quantization'] = { dtype: 'int4', scale: 1, min: 0 };
+  });
+  await expectProblem(m.root, () => readModelJson(m.dir), { file: m.file, field: 'weightsManifest[0].weights[0].quantization', message: /uint8, uint16 or float16/ });
+});
+
+test('the same weight listed twice', async () => {
+  const m = brokenModel((json) => {
+    group0(json).weights[1]!['name'] = 'dense/kernel';
+  });
+  await expectProblem(m.root, () => readModelJson(m.dir), { file: m.file, field: 'weightsManifest[0].weights[1].name', message: /twice/ });
+});
+
+test('model.json that is not JSON', async () => {
+  const m = brokenModel(() => undefined);
+  writeFileSync(m.file, '{\n  "format": "layers-model",\n  "modelTopology": {,\n}');
+  await expectProblem(m.root, () => loadModel(m.dir), { file: m.file, field: 'line 3, column 21', message: /not valid JSON/ });
+});
+
+test('model.json without modelTopology', async () => {
+  const m = brokenModel((json) => {
+    delete json.modelTopology;
+  });
+  await expectProblem(m.root, () => loadModel(m.dir), { file: m.file, field: 'modelTopology', message: /missing/ });
+});
+
+test('a graph model is not a layers model', async () => {
+  const m = brokenModel((json) => {
+    json.format = 'graph-model';
+  });
+  await expectProblem(m.root, () => loadModel(m.dir), { file: m.file, field: 'format', message: /graph-model/ });
+});
+
+test('a layer class tfjs does not know', async () => {
+  const m = brokenModel((json) => {
+    json.modelTopology!.config.layers[1]!.class_name = 'BatchNormalisation';
+  });
+  await expectProblem(m.root, () => loadModel(m.dir), { file: m.file, field: 'modelTopology', message: /BatchNormalisation/ });
+});
+
+test('the plan names a model that does not exist', async () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'layerwise-bad-'));
+  const planFile = path.join(root, 'layerwise.json');
+  await expectProblem(root, () => readModelJson(path.join(root, 'nope', 'model.json'), { planFile, field: 'model' }), {
+    file: planFile, field: 'model', message: /not found/,
+  });
+});
+
+// ------------------------------------------------------------------ datasets
+
+function workspace(): { root: string; planFile: string } {
+  const root = mkdtempSync(path.join(tmpdir(), 'layerwise-bad-data-'));
+  cpSync(path.join(fixtures, 'data'), path.join(root, 'data'), { recursive: true });
+  return { root, planFile: path.join(root, 'layerwise.json') };
+}
+
+function plan(data: Plan['data'], task?: Plan['task']): Plan {
+  return task === undefined ? { model: 'm', data } : { model: 'm', data, task };
+}
+
+function editCsv(file: string, edit: (lines: string[]) => void): void {
+  const lines = readFileSync(file, 'utf8').split('\n');
+  edit(lines);
+  writeFileSync(file, lines.join('\n'));
+}
+
+test('non-numeric CSV cell', async () => {
+  const ws = workspace();
+  const csv = path.join(ws.root, 'data/mlp/train.csv');
+  editCsv(csv, (l) => { l[2] = l[2]!.replace(/^([^,]*),([^,]*)/, '$1,n/a'); });
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/mlp/train.csv' }), ws.planFile, ws.root, [null, 6]), {
+    file: csv, field: 'line 3, column "f2"', message: /"n\/a" is not a number/,
+  });
+});
+
+test('label column that is not in the CSV', async () => {
+  const ws = workspace();
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/mlp/train.csv', label: 'label' }), ws.planFile, ws.root, [null, 6]), {
+    file: ws.planFile, field: 'data.label', message: /no column "label".*"species"/,
+  });
+});
+
+test('ragged CSV row', async () => {
+  const ws = workspace();
+  const csv = path.join(ws.root, 'data/mlp/train.csv');
+  editCsv(csv, (l) => { l[3] = `${l[3]},7`; });
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/mlp/train.csv' }), ws.planFile, ws.root, [null, 6]), {
+    file: csv, field: 'line 4', message: /8 cells but the header has 7/,
+  });
+});
+
+test('CSV quote never closed', async () => {
+  const ws = workspace();
+  const csv = path.join(ws.root, 'data/mlp/train.csv');
+  editCsv(csv, (l) => { l[5] = l[5]!.replace(/,([a-z]+)$/, ',"$1'); });
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/mlp/train.csv' }), ws.planFile, ws.root, [null, 6]), {
+    file: csv, field: 'line 6', message: /never closed/,
+  });
+});
+
+test('feature count differs from the model input', async () => {
+  const ws = workspace();
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/mlp/train.csv' }), ws.planFile, ws.root, [null, 5]), {
+    file: ws.planFile, field: 'data.features', message: /6 feature columns.*takes 5 values/,
+  });
+});
+
+test('CSV validation label that the training data does not have', async () => {
+  const ws = workspace();
+  const val = path.join(ws.root, 'data/mlp/val.csv');
+  editCsv(val, (l) => { l[4] = l[4]!.replace(/[a-z]+$/, 'delta'); });
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/mlp/train.csv', validation: 'data/mlp/val.csv' }), ws.planFile, ws.root, [null, 6]), {
+    file: val, field: 'line 5, column "species"', message: /class "delta" does not occur in the training data/,
+  });
+});
+
+test('regression with a label that is not a number', async () => {
+  const ws = workspace();
+  const csv = path.join(ws.root, 'data/mlp/train.csv');
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/mlp/train.csv' }, 'regression'), ws.planFile, ws.root, [null, 6]), {
+    file: csv, field: 'line 2, column "species"', message: /"alpha" is not a number/,
+  });
+});
+
+test('training data outside the workspace', async () => {
+  const ws = workspace();
+  await expectProblem(ws.root, () => loadData(plan({ train: '../train.csv' }), ws.planFile, ws.root, [null, 6]), {
+    file: ws.planFile, field: 'data.train', message: /outside the workspace/,
+  });
+});
+
+test('empty class folder', async () => {
+  const ws = workspace();
+  const empty = path.join(ws.root, 'data/shapes/train/triangle');
+  mkdirSync(empty);
+  writeFileSync(path.join(empty, 'notes.txt'), 'no images here');
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/shapes/train' }), ws.planFile, ws.root, [null, 8, 8, 1]), {
+    file: empty, field: 'data.train', message: /"triangle" holds no .png/,
+  });
+});
+
+test('corrupt PNG', async () => {
+  const ws = workspace();
+  const png = path.join(ws.root, 'data/shapes/train/cross/img_2.png');
+  truncateSync(png, 60);
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/shapes/train' }), ws.planFile, ws.root, [null, 8, 8, 1]), {
+    file: png, field: 'data.train', message: /cannot decode image: corrupt or truncated PNG/,
+  });
+});
+
+test('file with an image extension that is no image', async () => {
+  const ws = workspace();
+  const fake = path.join(ws.root, 'data/shapes/train/circle/zz.jpg');
+  writeFileSync(fake, 'GIF89a');
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/shapes/train' }), ws.planFile, ws.root, [null, 8, 8, 1]), {
+    file: fake, field: 'data.train', message: /not a PNG or JPEG/,
+  });
+});
+
+test('image folder without class folders', async () => {
+  const ws = workspace();
+  const flat = path.join(ws.root, 'flat');
+  mkdirSync(flat);
+  cpSync(path.join(ws.root, 'data/shapes/train/cross/img_0.png'), path.join(flat, 'a.png'));
+  await expectProblem(ws.root, () => loadData(plan({ train: 'flat' }), ws.planFile, ws.root, [null, 8, 8, 1]), {
+    file: ws.planFile, field: 'data.train', message: /no class folders.*holds images directly/,
+  });
+});
+
+test('validation class folder that the training data does not have', async () => {
+  const ws = workspace();
+  const extra = path.join(ws.root, 'data/shapes/val/triangle');
+  mkdirSync(extra);
+  cpSync(path.join(ws.root, 'data/shapes/val/cross/img_0.png'), path.join(extra, 'a.png'));
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/shapes/train', validation: 'data/shapes/val' }), ws.planFile, ws.root, [null, 8, 8, 1]), {
+    file: extra, field: 'data.validation', message: /class "triangle" does not occur in the training data/,
+  });
+});
+
+test('image folder for a model whose input is not an image', async () => {
+  const ws = workspace();
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/shapes/train' }), ws.planFile, ws.root, [null, 6]), {
+    file: ws.planFile, field: 'data.format', message: /\[batch, height, width, channels\]/,
+  });
+});
+
+test('validationSplit that leaves no validation samples', async () => {
+  const ws = workspace();
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/shapes/train', validationSplit: 0.05 }), ws.planFile, ws.root, [null, 8, 8, 1]), {
+    file: ws.planFile, field: 'data.validationSplit', message: /no validation samples/,
+  });
+});
+
+test('the committed fixtures are unchanged', () => {
+  assert.deepEqual(committed.map(hashTree), committedBefore);
+});
