@@ -36,6 +36,9 @@ const common = {
   absWorkingDir: root,
   // tfjs-node is optional: loaded at run time only when it is installed
   external: ['@tensorflow/tfjs-node'],
+  // jsonc-parser's "main" is a UMD build that loads its parts with a require() esbuild cannot
+  // follow (the bundle fails at run time with "Cannot find module './impl/format'")
+  alias: { 'jsonc-parser': require.resolve('jsonc-parser/lib/esm/main.js') },
 };
 
 const builds = [

@@ -1,6 +1,6 @@
 /**
  * The plan file's types (PLAN-SPEC.md). The JSON Schema in `plan.schema.json` is the source of
- * truth for what a file may contain; these types mirror it, and `validatePlan` turns a parsed
+ * truth for what a file may contain; these types mirror it, and `parsePlanText` (src/core/validate.ts) turns a
  * file into a `Plan` or throws a `LayerwiseError` naming the field.
  */
 
