@@ -39,7 +39,7 @@ async function main(): Promise<void> {
 
   const stepAdam = () => {
     const { value, grads } = tf.variableGrads(loss, vars);
-    adam.applyGradients(grads);
+    adam.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
     value.dataSync();
     value.dispose();
     tf.dispose(grads);

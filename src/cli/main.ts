@@ -158,6 +158,7 @@ async function trainCommand(args: ParsedArgs): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   let lastBarLen = 0;
+  let lastTenth = 0;
   const clearBar = () => {
     if (lastBarLen > 0) process.stderr.write('\r' + ' '.repeat(lastBarLen) + '\r');
     lastBarLen = 0;
@@ -170,10 +171,17 @@ async function trainCommand(args: ParsedArgs): Promise<number> {
         process.stdout.write(`stage ${e.stage}/${e.stages}: training ${e.trainGroups.join(', ') || '(nothing)'} for ${e.epochs} epoch(s), base LR ${formatLr(e.lr)}\n`);
         break;
       case 'step':
-        if (showBar) {
+        if (showBar && process.stderr.isTTY === true) {
           const line = progressLine(e);
           process.stderr.write('\r' + line.padEnd(lastBarLen));
           lastBarLen = line.length;
+        } else if (showBar) {
+          // a log file gets a plain line per tenth of the run instead of carriage returns
+          const tenth = Math.floor((e.step / e.totalSteps) * 10);
+          if (tenth > lastTenth) {
+            lastTenth = tenth;
+            process.stderr.write(progressLine(e) + '\n');
+          }
         }
         break;
       case 'epoch':

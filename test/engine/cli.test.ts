@@ -1,0 +1,168 @@
+/**
+ * The CLI end to end, as a user runs it (`bin/layerwise.js`, the built bundle — `npm test`
+ * builds first): inspect, find-lr --apply, train, results written back into a plan with
+ * comments, and bad input ending in one stderr line, a non-zero exit and no file changed.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parse } from 'jsonc-parser';
+
+const repo = resolve(import.meta.dirname, '..', '..');
+const bin = join(repo, 'bin', 'layerwise.js');
+
+function cli(args: string[], cwd: string): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', timeout: 300_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+const PLAN = `// a plan written by hand, with comments that must survive
+{
+  "model": "model/model.json",
+  "head": { "cut": "dense_1", "outputs": "auto" }, // new classifier
+  "data": { "train": "data/train.csv", "validation": "data/val.csv", "label": "species", "shuffle": false },
+  "training": {
+    "epochs": 3,
+    "batchSize": 8,
+    "lr": 0.003, /* base LR */
+    "schedule": { "type": "stlr" }
+  },
+  "groups": [
+    { "name": "body", "layers": ["dense", "batch_normalization"] },
+    { "name": "head", "layers": ["head_*"] },
+  ],
+  "discriminative": { "type": "ulmfit" },
+  "unfreeze": { "mode": "gradual" },
+  "output": "runs"
+}
+`;
+
+function workspace(plan = PLAN): string {
+  const ws = mkdtempSync(join(tmpdir(), 'layerwise-cli-'));
+  cpSync(join(repo, 'test', 'fixtures', 'models', 'mlp'), join(ws, 'model'), { recursive: true });
+  cpSync(join(repo, 'test', 'fixtures', 'data', 'mlp'), join(ws, 'data'), { recursive: true });
+  writeFileSync(join(ws, 'layerwise.json'), plan);
+  return ws;
+}
+
+function hashTree(dir: string): string {
+  const h = createHash('sha256');
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      h.update(p.slice(dir.length));
+      if (statSync(p).isDirectory()) walk(p);
+      else h.update(readFileSync(p));
+    }
+  };
+  walk(dir);
+  return h.digest('hex');
+}
+
+test('layer names in the fixture are what the plan above expects', () => {
+  const names = (JSON.parse(readFileSync(join(repo, 'test/fixtures/models/mlp/model.json'), 'utf8')) as {
+    modelTopology: { model_config?: { config: { layers: Array<{ config: { name: string } }> } }; config?: { layers: Array<{ config: { name: string } }> } };
+  }).modelTopology;
+  const layers = (names.model_config?.config ?? names.config)?.layers.map((l) => l.config.name) ?? [];
+  assert.ok(layers.includes('dense') && layers.includes('dense_1'), `layers: ${layers.join(', ')}`);
+});
+
+test('inspect prints the audit tree with the rule behind every setting; --json gives the same as data', () => {
+  const ws = workspace();
+  const text = cli(['inspect', 'layerwise.json'], ws);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /● body/);
+  assert.match(text.stdout, /● head/);
+  assert.match(text.stdout, /discriminative ulmfit/);
+  assert.match(text.stdout, /stage 1: .*head/);
+  const json = cli(['inspect', 'layerwise.json', '--json'], ws);
+  assert.equal(json.code, 0, json.stderr);
+  const data = JSON.parse(json.stdout) as { resolution: { groups: Array<{ name: string; lrMult: number }>; params: Array<{ name: string; group: string; lrMultRule: { source: string } }> } };
+  const groups = data.resolution.groups.filter((g) => g.name !== 'default');
+  assert.deepEqual(groups.map((g) => g.name), ['body', 'head']);
+  assert.ok(Math.abs(groups[0]!.lrMult - 1 / 2.6) < 1e-12);
+  assert.ok(data.resolution.params.every((p) => typeof p.lrMultRule.source === 'string'));
+});
+
+test('find-lr --apply sets training.lr, records lrFinder, writes the curve and plot, keeps comments', () => {
+  const ws = workspace();
+  const r = cli(['find-lr', 'layerwise.json', '--apply', '--steps', '30', '--end', '1', '--out', 'runs/lr'], ws);
+  assert.equal(r.code, 0, r.stderr);
+  const after = readFileSync(join(ws, 'layerwise.json'), 'utf8');
+  const plan = parse(after) as { training: { lr: number }; results: { lrFinder: { suggestedLr: number; curve: string; plot: string } } };
+  assert.equal(plan.training.lr, plan.results.lrFinder.suggestedLr);
+  assert.ok(plan.training.lr > 1e-7 && plan.training.lr < 1);
+  assert.ok(existsSync(join(ws, plan.results.lrFinder.curve)));
+  assert.match(readFileSync(join(ws, plan.results.lrFinder.plot), 'utf8'), /^<svg/);
+  assert.match(after, /\/\/ a plan written by hand/);
+  assert.match(after, /\/\* base LR \*\//);
+  // the weights on disk were not touched by the sweep
+  assert.equal(hashTree(join(ws, 'model')), hashTree(join(repo, 'test/fixtures/models/mlp')));
+});
+
+test('train writes the model, the report, and results into the plan; everything else byte-identical', () => {
+  const ws = workspace();
+  const r = cli(['train', 'layerwise.json', '--out', 'runs/first'], ws);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /stage 3\/3/);
+  assert.match(r.stdout, /frozen check: \d+ frozen weight\(s\) compared byte for byte — unchanged/);
+  assert.ok(existsSync(join(ws, 'runs/first/model.json')));
+  const report = JSON.parse(readFileSync(join(ws, 'runs/first/report.json'), 'utf8')) as { epochs: unknown[]; backend: { name: string } };
+  assert.equal(report.epochs.length, 3);
+  const after = readFileSync(join(ws, 'layerwise.json'), 'utf8');
+  const idx = after.indexOf('"results"');
+  assert.ok(idx > 0);
+  // everything before the inserted member is the original text, byte for byte
+  const beforeEnd = PLAN.lastIndexOf('"output": "runs"') + '"output": "runs"'.length;
+  assert.equal(after.slice(0, beforeEnd), PLAN.slice(0, beforeEnd));
+  const plan = parse(after) as { results: { lastRun: { folder: string; epochs: number; backend: string } } };
+  assert.equal(plan.results.lastRun.folder, 'runs/first');
+  assert.equal(plan.results.lastRun.epochs, 3);
+  assert.equal(plan.results.lastRun.backend, report.backend.name);
+  // a second run replaces results, still nothing else changes
+  const r2 = cli(['train', 'layerwise.json', '--out', 'runs/second'], ws);
+  assert.equal(r2.code, 0, r2.stderr);
+  const after2 = readFileSync(join(ws, 'layerwise.json'), 'utf8');
+  assert.equal(after2.slice(0, beforeEnd), PLAN.slice(0, beforeEnd));
+  assert.equal((parse(after2) as { results: { lastRun: { folder: string } } }).results.lastRun.folder, 'runs/second');
+});
+
+const BAD: Array<[string, (ws: string) => void, RegExp]> = [
+  ['a typo in a field', (ws) => writeFileSync(join(ws, 'layerwise.json'), PLAN.replace('"lr": 0.003', '"lr_rate": 0.003')), /layerwise\.json: training.*lr_rate/],
+  ['a model path escaping the workspace', (ws) => writeFileSync(join(ws, 'layerwise.json'), PLAN.replace('"model/model.json"', '"../model.json"')), /layerwise\.json: model: /],
+  ['an unknown preset', (ws) => writeFileSync(join(ws, 'layerwise.json'), PLAN.replace('"type": "ulmfit"', '"type": "ulmfitt"')), /layerwise\.json: discriminative/],
+  ['a truncated shard', (ws) => writeFileSync(join(ws, 'model/weights.bin'), readFileSync(join(ws, 'model/weights.bin')).subarray(0, 10)), /model\.json.*weightsManifest/],
+  ['a non-numeric CSV cell', (ws) => writeFileSync(join(ws, 'data/train.csv'), readFileSync(join(ws, 'data/train.csv'), 'utf8').replace(/\n[-0-9.]+,/, '\nabc,')), /train\.csv.*abc/],
+];
+
+for (const [what, breakIt, message] of BAD) {
+  test(`bad input (${what}): one line on stderr, exit 1, no file changed`, () => {
+    const ws = workspace();
+    breakIt(ws);
+    const before = hashTree(ws);
+    const r = cli(['train', 'layerwise.json'], ws);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, message);
+    assert.equal(hashTree(ws), before);
+  });
+}
+
+test('usage errors exit 2; init writes a plan and never overwrites one', () => {
+  const ws = workspace();
+  assert.equal(cli(['train'], ws).code, 2);
+  assert.equal(cli(['frobnicate'], ws).code, 2);
+  assert.equal(cli(['train', 'layerwise.json', '--bogus'], ws).code, 2);
+  const r = cli(['init', 'model/model.json', '--out', 'new.layerwise.json'], ws);
+  assert.equal(r.code, 0, r.stderr);
+  const plan = parse(readFileSync(join(ws, 'new.layerwise.json'), 'utf8')) as { model: string; groups: unknown[] };
+  assert.equal(plan.model, 'model/model.json');
+  assert.ok(plan.groups.length >= 2);
+  const again = cli(['init', 'model/model.json', '--out', 'layerwise.json'], ws);
+  assert.equal(again.code, 1);
+  assert.equal(readFileSync(join(ws, 'layerwise.json'), 'utf8'), PLAN);
+});
