@@ -26,7 +26,7 @@ import { linePlotSvg } from '../core/svg-plot.ts';
 import { epochOrder } from './data.ts';
 import { lossSpecFor, ModeControl } from './forward.ts';
 import { GroupedOptimizer } from './optimizer.ts';
-import { prepareRun, type BoundParam, type RunTarget } from './session.ts';
+import { prepareRun, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
 import { assertOutDirAllowed, defaultOutDir, optimizerSettings, trainStep } from './trainer.ts';
 
 export interface FindLrOptions extends RunTarget {
@@ -49,10 +49,19 @@ export interface FindLrResult {
 export async function findLr(opts: FindLrOptions): Promise<FindLrResult> {
   const o: LrFinderOptions = { ...LR_FINDER_DEFAULTS, ...opts.options };
   if (!(o.startLr > 0 && o.endLr > o.startLr)) {
-    throw new LayerwiseError(`startLr must be > 0 and below endLr (got ${o.startLr} → ${o.endLr})`, { field: 'find-lr' });
+    throw new LayerwiseError(`startLr must be > 0 and below endLr (got ${o.startLr} → ${o.endLr})`, { field: 'startLr' });
   }
-  if (!(Number.isInteger(o.steps) && o.steps >= 5)) throw new LayerwiseError(`steps must be a whole number ≥ 5 (got ${o.steps})`, { field: 'find-lr' });
+  if (!(Number.isInteger(o.steps) && o.steps >= 5)) throw new LayerwiseError(`steps must be a whole number ≥ 5 (got ${o.steps})`, { field: 'steps' });
   const run = await prepareRun(opts);
+  try {
+    return await findLrPrepared(run, o, opts);
+  } finally {
+    run.model.dispose();
+  }
+}
+
+/** The sweep on an already prepared run; the model's weights and statistics are restored after. */
+export async function findLrPrepared(run: PreparedRun, o: LrFinderOptions, opts: Omit<FindLrOptions, keyof RunTarget | 'options'>): Promise<FindLrResult> {
   const emit = opts.onEvent ?? (() => undefined);
   const modes = new ModeControl(run.model);
   const optimizer = new GroupedOptimizer(optimizerSettings(run));
@@ -105,7 +114,12 @@ export async function findLr(opts: FindLrOptions): Promise<FindLrResult> {
       const step = trainStep(run, lossSpec, optimizer, trainable, train, indices, lrOf, false);
       const { smoothed, best } = smoother.add(step.loss);
       points.push({ lr: swept, loss: step.loss, smoothed });
-      emit({ kind: 'step', stage: stageIndex + 1, stages: stages.length, epoch: 1, epochs: 1, step: i + 1, totalSteps: o.steps, loss: step.loss, groupLrs: [], etaSeconds: 0 });
+      const groupLrs = run.resolution.groups.map((g) => {
+        const trains = trainGroups.has(g.name);
+        const lr = !trains ? 0 : sweptGroup === undefined ? swept * g.lrMult : g.name === sweptGroup ? swept : baseLr * g.lrMult;
+        return { group: g.name, lr, trains };
+      });
+      emit({ kind: 'step', stage: stageIndex + 1, stages: stages.length, epoch: 1, epochs: 1, step: i + 1, totalSteps: o.steps, loss: step.loss, groupLrs, etaSeconds: 0 });
       if (shouldStop(smoothed, best, o.divergeFactor) && i > 0) {
         stoppedEarly = true;
         break;
@@ -159,7 +173,6 @@ export async function findLr(opts: FindLrOptions): Promise<FindLrResult> {
     }
     modes.restore();
     optimizer.dispose();
-    run.model.dispose();
   }
 }
 
