@@ -34,7 +34,8 @@ export interface Timeline {
   totalEpochs: number;
 }
 
-const trainable = (g: GroupAudit): boolean => !g.frozen;
+/** A group that can train: not frozen by the plan and holding at least one trainable weight. */
+const trainable = (g: GroupAudit): boolean => !g.frozen && g.layers.some((l) => l.params.some((p) => p.trainable && !p.frozen));
 
 /** The stages a plan asks for; throws a LayerwiseError naming the field when they can't exist. */
 export function resolveStages(plan: Plan, resolution: Resolution, file?: string): UnfreezeStage[] {

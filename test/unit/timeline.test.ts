@@ -6,8 +6,13 @@ import { buildTimeline, groupLrsAt, resolveStages, scheduleFactorAt, stageAt } f
 import { LayerwiseError } from '../../src/core/errors.ts';
 
 const decision = { source: 'group' as const, detail: 'test' };
-function group(name: string, index: number, lrMult: number, frozen = false): GroupAudit {
-  return { name, index, planIndex: index, implicit: false, patterns: [], lrMult, lrMultRule: decision, frozen, frozenRule: decision, paramCount: 10, layers: [] };
+function group(name: string, index: number, lrMult: number, frozen = false, weights = 1): GroupAudit {
+  const params = Array.from({ length: weights }, (_, i) => ({
+    name: `${name}_dense/w${i}`, layer: `${name}_dense`, shape: [10], size: 10, trainable: true, group: name,
+    lrMult, lrMultRule: decision, effectiveLr: lrMult, weightDecay: 0, weightDecayRule: decision, frozen, frozenRule: decision,
+  }));
+  const layer = { name: `${name}_dense`, className: 'Dense', depth: index, group: name, lrMult, lrMultRule: decision, frozen, frozenRule: decision, paramCount: 10 * weights, params, isNewHead: false };
+  return { name, index, planIndex: index, implicit: false, patterns: [], lrMult, lrMultRule: decision, frozen, frozenRule: decision, paramCount: 10 * weights, layers: [layer] };
 }
 function resolution(groups: GroupAudit[], baseLr = 1e-3): Resolution {
   return { baseLr, groups, params: [], warnings: [] };
@@ -31,6 +36,12 @@ test('gradual: groups frozen by the plan never train and do not make a stage', (
   const r = resolution([group('base', 0, 0.1, true), group('extra', 1, 0.5), group('head', 2, 1)]);
   const plan: Plan = { model: 'm', training: { epochs: 2 }, unfreeze: { mode: 'gradual' } };
   assert.deepEqual(resolveStages(plan, r).map((s) => s.trainGroups), [['head'], ['extra', 'head']]);
+});
+
+test('gradual: a group with nothing trainable (empty, or weightless layers only) is not a stage', () => {
+  const r = resolution([group('default', 0, 1, false, 0), group('base', 1, 0.1), group('head', 2, 1)]);
+  const plan: Plan = { model: 'm', training: { epochs: 2 }, unfreeze: { mode: 'gradual' } };
+  assert.deepEqual(resolveStages(plan, r).map((s) => s.trainGroups), [['head'], ['base', 'head']]);
 });
 
 test('gradual: too few epochs is an error naming training.epochs', () => {

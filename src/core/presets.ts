@@ -1,0 +1,149 @@
+/**
+ * Presets: pure functions from a plan to a new plan (never mutating it) that set how the
+ * learning rate is spread over the groups — ULMFiT, layer-wise decay, fastai's slice, or the
+ * seed's base/extra/head split.
+ */
+import { autoGroups, groupPatterns, modelStructure } from './autogroup.ts';
+import { LayerwiseError } from './errors.ts';
+import type { LayerInfo, ModelInfo } from './model-info.ts';
+import { DEFAULTS, type DiscriminativeSpec, type GroupSpec, type Plan } from './plan.ts';
+
+/**
+ * Sets `plan.discriminative` and removes every group's explicit `lrMult`, because an explicit
+ * multiplier wins over the preset and would leave that group out of the spread. Per-layer
+ * overrides (`layers[name].lrMult`) are kept: they are deliberate exceptions.
+ */
+export function applyDiscriminative(plan: Plan, spec: DiscriminativeSpec): Plan {
+  return { ...plan, discriminative: { ...spec }, ...(plan.groups ? { groups: plan.groups.map(withoutLrMult) } : {}) };
+}
+
+function withoutLrMult(g: GroupSpec): GroupSpec {
+  const { lrMult: _dropped, ...rest } = g;
+  return { ...rest, layers: [...g.layers] };
+}
+
+/** The seed's multipliers: embeddings below the base "may need even smaller rates". */
+export const SEED_MULTIPLIERS = { embeddings: 0.01, base: 0.1, extra: 0.5, head: 1 } as const;
+/** The seed's base learning rate for AdamW (BERT fine-tuning). */
+export const SEED_LR = 1e-5;
+
+export interface SeedSplitOptions {
+  /** Give layers named like embeddings their own bottom group (default true). */
+  embeddings?: boolean;
+}
+
+/**
+ * The seed's three-way split, with its defects fixed: `head` is the new head (or the last
+ * weighted layer), `extra` the top third of the body — never empty when there is more than one
+ * unit to split (layers named like embeddings count as one) — and `base` the rest, with the
+ * embeddings in their own bottom group. The body is split in whole units from
+ * `modelStructure`: named blocks, or single layers with the normalisation layer after them.
+ * Groups carry explicit multipliers; empty ones are left out. Layers without weights join the
+ * group of the weighted layer below them.
+ */
+export function seedSplitGroups(model: ModelInfo, opts: SeedSplitOptions = {}): GroupSpec[] {
+  if (!model.layers.some((l) => l.weights.length > 0)) return [];
+  const structure = modelStructure(model);
+  const splitEmbeddings = (opts.embeddings ?? true) && structure.embeddings.length > 0;
+  const units = splitEmbeddings || structure.embeddings.length === 0
+    ? structure.units
+    : [{ kind: 'embeddings' as const, layers: structure.embeddings }, ...structure.units];
+  const counted = units.length + (splitEmbeddings ? 1 : 0);
+  const extraCount = counted >= 2 ? Math.min(units.length, Math.max(1, Math.round(counted / 3))) : 0;
+  const base = units.slice(0, units.length - extraCount).flatMap((u) => u.layers);
+  const extra = units.slice(units.length - extraCount).flatMap((u) => u.layers);
+
+  const drafts: Array<{ spec: Omit<GroupSpec, 'layers'>; layers: LayerInfo[] }> = [
+    { spec: { name: 'embeddings', lrMult: SEED_MULTIPLIERS.embeddings }, layers: splitEmbeddings ? structure.embeddings : [] },
+    { spec: { name: 'base', lrMult: SEED_MULTIPLIERS.base }, layers: base },
+    { spec: { name: 'extra', lrMult: SEED_MULTIPLIERS.extra }, layers: extra },
+    { spec: { name: 'head', lrMult: SEED_MULTIPLIERS.head }, layers: structure.head },
+  ].filter((d) => d.layers.length > 0);
+
+  const specs = groupPatterns(
+    model,
+    drafts.map((d) => ({ name: d.spec.name, layers: d.layers })),
+    structure.blocksByLayer,
+  );
+  return drafts.map((d, g) => ({ ...d.spec, layers: specs[g]!.layers }));
+}
+
+export type PresetId = 'ulmfit' | 'layerDecay' | 'geometric' | 'seed' | 'none';
+
+export interface Preset {
+  id: PresetId;
+  label: string;
+  description: string;
+  /** A new plan with the preset applied; a plan without groups gets `autoGroups` first. */
+  apply(plan: Plan, model: ModelInfo): Plan;
+}
+
+export const DEFAULT_PRESET: PresetId = 'ulmfit';
+export const LAYER_DECAY_GAMMA = 0.75;
+
+function withGroups(plan: Plan, model: ModelInfo): Plan {
+  return plan.groups !== undefined && plan.groups.length > 0 ? plan : { ...plan, groups: autoGroups(model) };
+}
+
+function withoutDiscriminative(plan: Plan): Plan {
+  const { discriminative: _dropped, ...rest } = plan;
+  return rest;
+}
+
+export const PRESETS: readonly Preset[] = [
+  {
+    id: 'ulmfit',
+    label: `ULMFiT (÷${DEFAULTS.ulmfitFactor} per group)`,
+    description: `The top group trains at the base LR and each group below it at ${DEFAULTS.ulmfitFactor}× less (Howard & Ruder, 2018).`,
+    apply: (plan, model) => applyDiscriminative(withGroups(plan, model), { type: 'ulmfit', factor: DEFAULTS.ulmfitFactor }),
+  },
+  {
+    id: 'layerDecay',
+    label: `Layer-wise decay (γ = ${LAYER_DECAY_GAMMA})`,
+    description: `Group i of n trains at γ^(n−1−i) × the base LR, as timm's layer_decay and BEiT/ELECTRA fine-tuning do.`,
+    apply: (plan, model) => applyDiscriminative(withGroups(plan, model), { type: 'layerDecay', gamma: LAYER_DECAY_GAMMA }),
+  },
+  {
+    id: 'geometric',
+    label: 'Geometric spread (fastai slice(lr/100, lr))',
+    description: 'Multipliers spread geometrically from 1/100 at the bottom group to 1 at the top, like fastai’s slice(lr/100, lr).',
+    apply: (plan, model) => {
+      const lr = plan.training?.lr ?? DEFAULTS.lr;
+      return applyDiscriminative(withGroups(plan, model), { type: 'geometric', low: lr / 100, high: lr });
+    },
+  },
+  {
+    id: 'seed',
+    label: 'Base / extra / head (×0.1 / ×0.5 / ×1)',
+    description: `The seed's split: base ×${SEED_MULTIPLIERS.base} (embeddings ×${SEED_MULTIPLIERS.embeddings}), the top third of the body ×${SEED_MULTIPLIERS.extra}, the head ×${SEED_MULTIPLIERS.head}; AdamW at base LR ${SEED_LR}. Replaces the plan's groups.`,
+    apply: (plan, model) => ({
+      ...withoutDiscriminative(plan),
+      training: { ...plan.training, lr: SEED_LR, optimizer: 'adamw' },
+      groups: seedSplitGroups(model),
+    }),
+  },
+  {
+    id: 'none',
+    label: 'One learning rate',
+    description: 'Every group trains at the base LR (×1); freezing and per-layer overrides stay as they are.',
+    apply: (plan) => {
+      const rest = withoutDiscriminative(plan);
+      return rest.groups ? { ...rest, groups: rest.groups.map(withoutLrMult) } : rest;
+    },
+  },
+];
+
+/** The preset with this id; throws a LayerwiseError naming it and the known ones. */
+export function getPreset(id: string): Preset {
+  const preset = PRESETS.find((p) => p.id === id);
+  if (preset === undefined) {
+    throw new LayerwiseError(`unknown preset ${JSON.stringify(id)} (known presets: ${PRESETS.map((p) => p.id).join(', ')})`, {
+      field: 'preset',
+    });
+  }
+  return preset;
+}
+
+export function applyPreset(plan: Plan, model: ModelInfo, id: string): Plan {
+  return getPreset(id).apply(plan, model);
+}
