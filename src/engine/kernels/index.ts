@@ -1,0 +1,179 @@
+/**
+ * Training kernels for the wasm backend (tfjs 4.22). Stock wasm cannot compute the gradient of
+ * a Conv2D, DepthwiseConv2D or SeparableConv2D layer: Conv2DBackpropFilter and both depthwise
+ * backprop kernels are missing, and tfjs never falls back to another backend for a missing
+ * kernel. Three stock kernels are replaced: MaxPoolGrad, which is wrong for any pooling window
+ * whose values are all ≤ 0 (see max-pool-grad.ts); Conv2DBackpropInput, a scalar loop 2–9×
+ * slower on the shapes we measured than the XNNPACK convolution used here; and Tile, which the
+ * BatchNormalization gradient calls and which took a third of a small CNN's step (tile.ts).
+ * AvgPoolGrad and every other op of the BatchNormalization, Dense, Dropout, Flatten and
+ * GlobalAveragePooling2D gradients are registered on stock wasm, agree with cpu
+ * (test/engine/kernels.test.ts), and are left alone.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type {
+  Conv2DBackpropFilterAttrs,
+  Conv2DBackpropInputAttrs,
+  DepthwiseConv2dNativeBackpropFilterAttrs,
+  DepthwiseConv2dNativeBackpropInputAttrs,
+  KernelBackend,
+  MaxPoolGradAttrs,
+  TileAttrs,
+  KernelConfig,
+  KernelFunc,
+  NamedTensorInfoMap,
+  TensorInfo,
+} from '@tensorflow/tfjs';
+import { composeKernel } from './compose.ts';
+import { maxPoolGradient } from './max-pool-grad.ts';
+import { tileValues } from './tile.ts';
+import {
+  conv2dFilterGradient,
+  conv2dInputGradient,
+  depthwiseFilterGradient,
+  depthwiseInputGradient,
+} from './conv-gradients.ts';
+
+const BACKEND = 'wasm';
+
+type Shape4D = [number, number, number, number];
+/** tfjs' conv gradient attrs carry no dilations (its gradients refuse them); honour any a caller passes. */
+type Dilations = { dilations?: number | [number, number] };
+
+function input(inputs: NamedTensorInfoMap, name: string, kernel: string): TensorInfo {
+  const info = inputs[name];
+  if (info === undefined) throw new Error(`${kernel}: missing input "${name}"`);
+  if (info.shape.length !== 4) throw new Error(`${kernel}: input "${name}" must be 4-D, got [${info.shape.join(', ')}]`);
+  return info;
+}
+
+const toNhwc = (shape: readonly number[]): Shape4D => [shape[0]!, shape[2]!, shape[3]!, shape[1]!];
+const nchwToNhwc = (t: tf.Tensor4D): tf.Tensor4D => tf.transpose(t, [0, 2, 3, 1]);
+const nhwcToNchw = (t: tf.Tensor4D): tf.Tensor4D => tf.transpose(t, [0, 3, 1, 2]);
+
+const conv2dBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
+  const kernel = tf.Conv2DBackpropFilter;
+  const x = input(inputs, 'x', kernel);
+  const dy = input(inputs, 'dy', kernel);
+  const a = attrs as unknown as Conv2DBackpropFilterAttrs & Dilations;
+  const channelsFirst = a.dataFormat === 'NCHW';
+  const xShape = channelsFirst ? toNhwc(x.shape) : (x.shape as Shape4D);
+  const info = tf.backend_util.computeConv2DInfo(xShape, a.filterShape, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode);
+  return composeKernel(backend as KernelBackend, { x, dy }, (t) => {
+    const xs = t.x as tf.Tensor4D;
+    const dys = t.dy as tf.Tensor4D;
+    return channelsFirst
+      ? conv2dFilterGradient(nchwToNhwc(xs), nchwToNhwc(dys), info)
+      : conv2dFilterGradient(xs, dys, info);
+  });
+};
+
+const conv2dBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
+  const kernel = tf.Conv2DBackpropInput;
+  const dy = input(inputs, 'dy', kernel);
+  const filter = input(inputs, 'filter', kernel);
+  const a = attrs as unknown as Conv2DBackpropInputAttrs & Dilations;
+  const channelsFirst = a.dataFormat === 'NCHW';
+  const xShape = channelsFirst ? toNhwc(a.inputShape) : a.inputShape;
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape,
+    filter.shape as Shape4D,
+    a.strides,
+    a.dilations ?? 1,
+    a.pad,
+    a.dimRoundingMode,
+  );
+  return composeKernel(backend as KernelBackend, { dy, filter }, (t) => {
+    const dys = t.dy as tf.Tensor4D;
+    const filters = t.filter as tf.Tensor4D;
+    return channelsFirst
+      ? nhwcToNchw(conv2dInputGradient(nchwToNhwc(dys), filters, info))
+      : conv2dInputGradient(dys, filters, info);
+  });
+};
+
+const depthwiseBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
+  const kernel = tf.DepthwiseConv2dNativeBackpropFilter;
+  const x = input(inputs, 'x', kernel);
+  const dy = input(inputs, 'dy', kernel);
+  const a = attrs as unknown as DepthwiseConv2dNativeBackpropFilterAttrs;
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as Shape4D,
+    a.filterShape,
+    a.strides,
+    a.dilations ?? 1,
+    a.pad,
+    a.dimRoundingMode,
+    true,
+  );
+  return composeKernel(backend as KernelBackend, { x, dy }, (t) =>
+    depthwiseFilterGradient(t.x as tf.Tensor4D, t.dy as tf.Tensor4D, info),
+  );
+};
+
+const depthwiseBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
+  const kernel = tf.DepthwiseConv2dNativeBackpropInput;
+  const dy = input(inputs, 'dy', kernel);
+  const filter = input(inputs, 'filter', kernel);
+  const a = attrs as unknown as DepthwiseConv2dNativeBackpropInputAttrs;
+  const info = tf.backend_util.computeConv2DInfo(
+    a.inputShape,
+    filter.shape as Shape4D,
+    a.strides,
+    a.dilations ?? 1,
+    a.pad,
+    a.dimRoundingMode,
+    true,
+  );
+  return composeKernel(backend as KernelBackend, { dy, filter }, (t) =>
+    depthwiseInputGradient(t.dy as tf.Tensor4D, t.filter as tf.Tensor4D, info),
+  );
+};
+
+const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
+  const kernel = tf.MaxPoolGrad;
+  const dy = input(inputs, 'dy', kernel);
+  const x = input(inputs, 'input', kernel);
+  const a = attrs as unknown as MaxPoolGradAttrs;
+  const info = tf.backend_util.computePool2DInfo(x.shape as Shape4D, a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
+  return composeKernel(backend as KernelBackend, { x, dy }, (t) =>
+    tf.tensor4d(maxPoolGradient(t.x.dataSync() as Float32Array, t.dy.dataSync() as Float32Array, info), x.shape as Shape4D),
+  );
+};
+
+const tile: KernelFunc = ({ inputs, backend, attrs }) => {
+  const x = inputs.x;
+  if (x === undefined) throw new Error('Tile: missing input "x"');
+  if (x.dtype === 'string' || x.dtype === 'complex64') throw new Error(`Tile on wasm does not support ${x.dtype}`);
+  const { reps } = attrs as unknown as TileAttrs;
+  return composeKernel(backend as KernelBackend, { x }, (t) => {
+    const values = t.x.dataSync() as Float32Array | Int32Array | Uint8Array;
+    return tf.tensor(tileValues(values, x.shape, reps), x.shape.map((d, i) => d * reps[i]!), x.dtype);
+  });
+};
+
+const TRAINING_KERNELS: readonly KernelConfig[] = [
+  { kernelName: tf.Conv2DBackpropFilter, backendName: BACKEND, kernelFunc: conv2dBackpropFilter },
+  { kernelName: tf.Conv2DBackpropInput, backendName: BACKEND, kernelFunc: conv2dBackpropInput },
+  { kernelName: tf.DepthwiseConv2dNativeBackpropFilter, backendName: BACKEND, kernelFunc: depthwiseBackpropFilter },
+  { kernelName: tf.DepthwiseConv2dNativeBackpropInput, backendName: BACKEND, kernelFunc: depthwiseBackpropInput },
+  { kernelName: tf.MaxPoolGrad, backendName: BACKEND, kernelFunc: maxPoolGrad },
+  { kernelName: tf.Tile, backendName: BACKEND, kernelFunc: tile },
+];
+
+/** Kernel names this module provides for wasm (for reports and tests). */
+export const TRAINING_KERNEL_NAMES: readonly string[] = TRAINING_KERNELS.map((k) => k.kernelName);
+
+/**
+ * Registers the wasm training kernels, replacing the stock ones named above. Safe to call any
+ * number of times, before or after `tf.setBackend('wasm')`.
+ */
+export function registerTrainingKernels(): void {
+  for (const config of TRAINING_KERNELS) {
+    const current = tf.getKernel(config.kernelName, config.backendName);
+    if (current?.kernelFunc === config.kernelFunc) continue;
+    // unregister first: registerKernel over an existing kernel works but logs a warning
+    if (current !== undefined) tf.unregisterKernel(config.kernelName, config.backendName);
+    tf.registerKernel(config);
+  }
+}

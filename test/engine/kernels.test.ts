@@ -1,0 +1,521 @@
+/**
+ * The wasm training kernels (src/engine/kernels) against the stock cpu backend. Every case is
+ * computed twice from the same Float32Arrays: first on cpu (all cases), then on wasm, never
+ * moving a tensor across backends. cpu's conv backprop kernels ignore dilations, so dilated
+ * cases take their reference from the undilated kernel with a zero-spread filter (a dilated
+ * conv is exactly that).
+ */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { seededRng } from '../../src/core/random.ts';
+import { TRAINING_KERNEL_NAMES, registerTrainingKernels } from '../../src/engine/kernels/index.ts';
+
+const RTOL = 1e-4;
+
+type Pad = 'same' | 'valid' | tf.backend_util.ExplicitPadding;
+type Results = Record<string, Float32Array>;
+
+interface ConvCase {
+  name: string;
+  kind: 'conv2d' | 'depthwise' | 'separable';
+  batch: number;
+  height: number;
+  width: number;
+  inChannels: number;
+  /** conv2d: output channels; depthwise and separable: channel multiplier. */
+  outChannels: number;
+  filter: [number, number];
+  strides: number;
+  pad: Pad;
+}
+
+interface DilatedCase {
+  name: string;
+  kernel: string;
+  depthwise: boolean;
+  batch: number;
+  size: [number, number];
+  inChannels: number;
+  outChannels: number;
+  filter: [number, number];
+  dilation: number;
+  pad: 'same' | 'valid';
+}
+
+const requireHere = createRequire(__filename);
+const wasmDir = path.join(path.dirname(requireHere.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
+
+// ---------- the matrix ----------
+
+function convCases(): ConvCase[] {
+  const out: ConvCase[] = [];
+  const filters: Array<[number, number]> = [[3, 3], [2, 3], [1, 1]];
+  const sizes: Array<[number, number]> = [[7, 7], [8, 6]];
+  const pads: Pad[] = ['same', 'valid'];
+  // batch and channel counts cycle with the case index so every value meets every stride/pad
+  const shapes = [
+    { batch: 1, inChannels: 1, outChannels: 2 },
+    { batch: 3, inChannels: 3, outChannels: 5 },
+    { batch: 2, inChannels: 4, outChannels: 1 },
+  ];
+  let i = 0;
+  for (const kind of ['conv2d', 'depthwise'] as const) {
+    for (const strides of [1, 2]) {
+      for (const pad of pads) {
+        for (const filter of filters) {
+          for (const [height, width] of sizes) {
+            const s = shapes[i++ % shapes.length]!;
+            const outChannels = kind === 'depthwise' ? 1 + (i % 2) : s.outChannels;
+            out.push({
+              name: `${kind} ${s.batch}×${height}×${width}×${s.inChannels} filter ${filter.join('×')}→${outChannels} stride ${strides} ${pad}`,
+              kind, batch: s.batch, height, width, inChannels: s.inChannels, outChannels, filter, strides, pad,
+            });
+          }
+        }
+      }
+    }
+  }
+  const explicit: tf.backend_util.ExplicitPadding = [[0, 0], [1, 2], [0, 1], [0, 0]];
+  out.push(
+    { name: 'conv2d explicit padding stride 1', kind: 'conv2d', batch: 2, height: 6, width: 5, inChannels: 2, outChannels: 3, filter: [3, 3], strides: 1, pad: explicit },
+    { name: 'conv2d explicit padding stride 2', kind: 'conv2d', batch: 2, height: 7, width: 6, inChannels: 3, outChannels: 2, filter: [3, 2], strides: 2, pad: explicit },
+    { name: 'depthwise explicit padding stride 2', kind: 'depthwise', batch: 1, height: 7, width: 6, inChannels: 3, outChannels: 2, filter: [3, 3], strides: 2, pad: explicit },
+    { name: 'separable same stride 1', kind: 'separable', batch: 2, height: 6, width: 6, inChannels: 3, outChannels: 2, filter: [3, 3], strides: 1, pad: 'same' },
+    { name: 'separable valid stride 2', kind: 'separable', batch: 3, height: 7, width: 8, inChannels: 2, outChannels: 1, filter: [3, 3], strides: 2, pad: 'valid' },
+    { name: 'conv2d larger (batch 8, 16→24 channels)', kind: 'conv2d', batch: 8, height: 12, width: 12, inChannels: 16, outChannels: 24, filter: [3, 3], strides: 1, pad: 'same' },
+  );
+  return out;
+}
+
+function dilatedCases(): DilatedCase[] {
+  const out: DilatedCase[] = [];
+  for (const kernel of [
+    tf.Conv2DBackpropFilter,
+    tf.Conv2DBackpropInput,
+    tf.DepthwiseConv2dNativeBackpropFilter,
+    tf.DepthwiseConv2dNativeBackpropInput,
+  ]) {
+    const depthwise = kernel.startsWith('Depthwise');
+    for (const pad of ['same', 'valid'] as const) {
+      out.push({
+        name: `${kernel} dilation 2 ${pad}`,
+        kernel, depthwise, batch: 2, size: [9, 8], inChannels: 3, outChannels: depthwise ? 2 : 4,
+        filter: [3, 2], dilation: 2, pad,
+      });
+    }
+  }
+  return out;
+}
+
+interface PoolCase {
+  name: string;
+  op: 'max' | 'avg';
+  shape: [number, number, number, number];
+  filter: number;
+  strides: number;
+  pad: 'same' | 'valid';
+  /** Clamp the input at 0 first, as after a ReLU: windows of tied zeros. */
+  relu: boolean;
+}
+
+function poolCases(): PoolCase[] {
+  const out: PoolCase[] = [];
+  const shapes: Array<[number, number, number, number]> = [[2, 7, 6, 3], [1, 8, 8, 2]];
+  let i = 0;
+  for (const op of ['max', 'avg'] as const) {
+    for (const filter of [2, 3]) {
+      for (const strides of [1, 2]) {
+        for (const pad of ['same', 'valid'] as const) {
+          const shape = shapes[i % 2]!;
+          const relu = op === 'max' && i % 3 === 0;
+          i++;
+          out.push({ name: `${op}Pool ${shape.join('×')} ${filter}×${filter} stride ${strides} ${pad}${relu ? ' after relu' : ''}`, op, shape, filter, strides, pad, relu });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+interface TileCase {
+  shape: number[];
+  reps: number[];
+  dtype: 'float32' | 'int32' | 'bool';
+}
+
+const TILE_CASES: TileCase[] = [
+  { shape: [], reps: [], dtype: 'float32' },
+  { shape: [3], reps: [4], dtype: 'float32' },
+  { shape: [2, 3], reps: [2, 1], dtype: 'int32' },
+  { shape: [2, 3], reps: [1, 3], dtype: 'bool' },
+  { shape: [1, 1, 1, 5], reps: [2, 3, 4, 1], dtype: 'float32' },
+  { shape: [2, 1, 3, 2], reps: [1, 3, 2, 2], dtype: 'float32' },
+  { shape: [2, 2, 1, 2, 3], reps: [2, 1, 3, 1, 2], dtype: 'int32' },
+  { shape: [2, 0, 3], reps: [2, 2, 2], dtype: 'float32' },
+];
+
+// ---------- deterministic inputs ----------
+
+function randomValues(n: number, seed: number): Float32Array {
+  const rng = seededRng(seed);
+  return Float32Array.from({ length: n }, () => rng() * 2 - 1);
+}
+
+const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** For depthwise and separable cases the last axis is the channel multiplier. */
+function filterShape(c: ConvCase): [number, number, number, number] {
+  return [c.filter[0], c.filter[1], c.inChannels, c.outChannels];
+}
+
+// ---------- computations (run once per backend) ----------
+
+/** dx and every filter gradient of Σ (y ⊙ r) for a fixed random r, so dy is not uniform. */
+function convGradients(c: ConvCase, seed: number): Results {
+  return tf.tidy(() => {
+    const xShape = [c.batch, c.height, c.width, c.inChannels];
+    const x = tf.tensor4d(randomValues(size(xShape), seed), xShape as [number, number, number, number]);
+    const fShape = filterShape(c);
+    const f = tf.tensor4d(randomValues(size(fShape), seed + 1), fShape);
+    const pointShape: [number, number, number, number] = [1, 1, c.inChannels * c.outChannels, 3];
+    const pointwise = tf.tensor4d(randomValues(size(pointShape), seed + 2), pointShape);
+    const forward = (xs: tf.Tensor4D, fs: tf.Tensor4D, ps: tf.Tensor4D): tf.Tensor4D => {
+      switch (c.kind) {
+        case 'conv2d':
+          return tf.conv2d(xs, fs, c.strides, c.pad);
+        case 'depthwise':
+          return tf.depthwiseConv2d(xs, fs, c.strides, c.pad);
+        case 'separable':
+          return tf.separableConv2d(xs, fs, ps, c.strides, c.pad as 'same' | 'valid');
+      }
+    };
+    const yShape = forward(x, f, pointwise).shape;
+    const weight = tf.tensor(randomValues(size(yShape), seed + 3), yShape);
+    const loss = (xs: tf.Tensor, fs: tf.Tensor, ps: tf.Tensor = pointwise): tf.Tensor =>
+      tf.sum(tf.mul(forward(xs as tf.Tensor4D, fs as tf.Tensor4D, ps as tf.Tensor4D), weight));
+    // only the separable conv reads the pointwise filter; tf.grads refuses unused inputs
+    const [dx, df, dp] = c.kind === 'separable'
+      ? tf.grads(loss)([x, f, pointwise])
+      : tf.grads((xs: tf.Tensor, fs: tf.Tensor) => loss(xs, fs))([x, f]);
+    const out: Results = {
+      dx: dx!.dataSync() as Float32Array,
+      dFilter: df!.dataSync() as Float32Array,
+    };
+    if (c.kind === 'separable') out.dPointwise = dp!.dataSync() as Float32Array;
+    return out;
+  });
+}
+
+function poolGradient(c: PoolCase, seed: number): Float32Array {
+  return tf.tidy(() => {
+    const raw = tf.tensor4d(randomValues(size(c.shape), seed), c.shape);
+    const x = c.relu ? tf.relu(raw) : raw;
+    const pool = (t: tf.Tensor4D): tf.Tensor4D =>
+      c.op === 'max' ? tf.maxPool(t, c.filter, c.strides, c.pad) : tf.avgPool(t, c.filter, c.strides, c.pad);
+    const y = pool(x);
+    const weight = tf.tensor(randomValues(y.size, seed + 1), y.shape);
+    return tf.grad((t: tf.Tensor) => tf.sum(tf.mul(pool(t as tf.Tensor4D), weight)))(x).dataSync() as Float32Array;
+  });
+}
+
+function tileValuesOn(c: TileCase, seed: number): number[] {
+  return tf.tidy(() => {
+    const raw = tf.tensor(randomValues(size(c.shape), seed).map((v) => Math.round(v * 50)), c.shape);
+    const x = c.dtype === 'bool' ? tf.greater(raw, 0) : tf.cast(raw, c.dtype);
+    return Array.from(tf.tile(x, c.reps).dataSync());
+  });
+}
+
+/** Both Conv2D backprop kernels called directly on channels-first (NCHW) data, stride 2, same. */
+function channelsFirstGradients(seed: number): Results {
+  return tf.tidy(() => {
+    const xShape: [number, number, number, number] = [2, 3, 7, 6];
+    const fShape: [number, number, number, number] = [3, 2, 3, 4];
+    const attrs = { strides: 2, pad: 'same', dataFormat: 'NCHW' };
+    const dyShape: [number, number, number, number] = [2, 4, 4, 3];
+    const x = tf.tensor4d(randomValues(size(xShape), seed), xShape);
+    const dy = tf.tensor4d(randomValues(size(dyShape), seed + 1), dyShape);
+    const filter = tf.tensor4d(randomValues(size(fShape), seed + 2), fShape);
+    const dFilter = tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, { ...attrs, filterShape: fShape }) as tf.Tensor;
+    const dx = tf.engine().runKernel(tf.Conv2DBackpropInput, { dy, filter }, { ...attrs, inputShape: xShape }) as tf.Tensor;
+    return { dFilter: dFilter.dataSync() as Float32Array, dx: dx.dataSync() as Float32Array };
+  });
+}
+
+/** A max pool over windows that are entirely negative: the case stock wasm gets wrong. */
+function negativeWindowsGradient(): Float32Array {
+  return tf.tidy(() => {
+    const x = tf.tensor4d([-4, -1, -3, -2, -5, -6, -7, -8], [1, 2, 4, 1]);
+    return tf.grad((t: tf.Tensor) => tf.sum(tf.maxPool(t as tf.Tensor4D, 2, 2, 'valid')))(x).dataSync() as Float32Array;
+  });
+}
+
+function spreadFilter(values: Float32Array, shape: [number, number, number, number], d: number): {
+  values: Float32Array;
+  shape: [number, number, number, number];
+} {
+  const [fh, fw, ci, co] = shape;
+  const eh = (fh - 1) * d + 1;
+  const ew = (fw - 1) * d + 1;
+  const out = new Float32Array(eh * ew * ci * co);
+  const inner = ci * co;
+  for (let i = 0; i < fh; i++) {
+    for (let j = 0; j < fw; j++) {
+      out.set(values.subarray((i * fw + j) * inner, (i * fw + j + 1) * inner), (i * d * ew + j * d) * inner);
+    }
+  }
+  return { values: out, shape: [eh, ew, ci, co] };
+}
+
+/** Gradient of an undilated, zero-spread filter read back at the dilated taps (`shape`: the dilated filter's). */
+function pickDilatedTaps(values: Float32Array, shape: [number, number, number, number], d: number): Float32Array {
+  const [fh, fw, ci, co] = shape;
+  const ew = (fw - 1) * d + 1;
+  const inner = ci * co;
+  const out = new Float32Array(fh * fw * inner);
+  for (let i = 0; i < fh; i++) {
+    for (let j = 0; j < fw; j++) {
+      out.set(values.subarray((i * d * ew + j * d) * inner, (i * d * ew + j * d + 1) * inner), (i * fw + j) * inner);
+    }
+  }
+  return out;
+}
+
+function dilatedGradient(c: DilatedCase, seed: number, reference: boolean): Float32Array {
+  return tf.tidy(() => {
+    const [fh, fw] = c.filter;
+    const multiplier = c.depthwise ? c.outChannels : 1;
+    const fShape: [number, number, number, number] = c.depthwise
+      ? [fh, fw, c.inChannels, multiplier]
+      : [fh, fw, c.inChannels, c.outChannels];
+    const xShape: [number, number, number, number] = [c.batch, c.size[0], c.size[1], c.inChannels];
+    const info = tf.backend_util.computeConv2DInfo(xShape, fShape, 1, c.dilation, c.pad, undefined, c.depthwise);
+    const dy = tf.tensor4d(randomValues(size(info.outShape), seed), info.outShape);
+    const fValues = randomValues(size(fShape), seed + 1);
+    const spread = spreadFilter(fValues, fShape, c.dilation);
+    const x = tf.tensor4d(randomValues(size(xShape), seed + 2), xShape);
+    const dilations = reference ? 1 : c.dilation;
+    const common = { strides: 1, pad: c.pad, dilations, dataFormat: 'NHWC' };
+    const isFilter = c.kernel.endsWith('Filter');
+    let result: tf.Tensor;
+    if (isFilter) {
+      result = tf.engine().runKernel(c.kernel, { x, dy }, { ...common, filterShape: reference ? spread.shape : fShape }) as tf.Tensor;
+    } else {
+      const filter = reference ? tf.tensor4d(spread.values, spread.shape) : tf.tensor4d(fValues, fShape);
+      result = tf.engine().runKernel(c.kernel, { dy, filter }, { ...common, inputShape: xShape }) as tf.Tensor;
+    }
+    const values = result.dataSync() as Float32Array;
+    return isFilter && reference ? pickDilatedTaps(values, fShape, c.dilation) : values;
+  });
+}
+
+/**
+ * A small network with one layer of each class the kernels serve; gradients of the loss with
+ * respect to every trainable weight, from the same initial weights on each backend.
+ */
+function buildNetwork(): tf.LayersModel {
+  const L = tf.layers;
+  const input = L.input({ shape: [8, 8, 3] });
+  let h = L.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'conv' }).apply(input) as tf.SymbolicTensor;
+  h = L.batchNormalization({ name: 'bn' }).apply(h) as tf.SymbolicTensor;
+  h = L.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, padding: 'same', name: 'depthwise' }).apply(h) as tf.SymbolicTensor;
+  h = L.separableConv2d({ filters: 6, kernelSize: 3, strides: 2, padding: 'same', name: 'separable' }).apply(h) as tf.SymbolicTensor;
+  h = L.maxPooling2d({ poolSize: 2, strides: 1, name: 'maxpool' }).apply(h) as tf.SymbolicTensor;
+  h = L.averagePooling2d({ poolSize: 2, strides: 1, name: 'avgpool' }).apply(h) as tf.SymbolicTensor;
+  const flat = L.flatten({ name: 'flatten' }).apply(h) as tf.SymbolicTensor;
+  const pooled = L.globalAveragePooling2d({ name: 'gap' }).apply(h) as tf.SymbolicTensor;
+  let z = L.concatenate({ name: 'concat' }).apply([flat, pooled]) as tf.SymbolicTensor;
+  z = L.dense({ units: 8, activation: 'relu', name: 'dense' }).apply(z) as tf.SymbolicTensor;
+  // seeded: tfjs draws dropout masks in JS, so both backends drop the same units
+  z = L.dropout({ rate: 0.25, seed: 7, name: 'dropout' }).apply(z) as tf.SymbolicTensor;
+  const out = L.dense({ units: 3, name: 'out' }).apply(z) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: out });
+  model.setWeights(model.weights.map((w, k) => tf.tensor(randomValues(size(w.shape as number[]), 100 + k).map((v) => v * 0.5), w.shape as number[])));
+  return model;
+}
+
+function networkGradients(): Results {
+  const model = buildNetwork();
+  const out = tf.tidy(() => {
+    const x = tf.tensor4d(randomValues(4 * 8 * 8 * 3, 5), [4, 8, 8, 3]);
+    const labels = tf.oneHot(tf.tensor1d([0, 2, 1, 2], 'int32'), 3);
+    const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const { grads } = tf.variableGrads(
+      () => tf.losses.softmaxCrossEntropy(labels, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+      variables,
+    );
+    const results: Results = {};
+    model.trainableWeights.forEach((w, k) => {
+      results[w.originalName] = grads[variables[k]!.name]!.dataSync() as Float32Array;
+    });
+    return results;
+  });
+  model.dispose();
+  return out;
+}
+
+// ---------- comparison ----------
+
+/**
+ * |wasm − cpu| ≤ rtol·(|cpu| + max|cpu|): relative per element, and relative to the tensor's
+ * scale where an element is a near-cancelling sum of float32 terms.
+ */
+function assertClose(actual: Float32Array, expected: Float32Array, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let scale = 0;
+  for (const v of expected) scale = Math.max(scale, Math.abs(v));
+  assert.ok(scale > 0, `${what}: reference is all zeros, the case tests nothing`);
+  for (let i = 0; i < expected.length; i++) {
+    const e = expected[i]!;
+    const a = actual[i]!;
+    if (!(Math.abs(a - e) <= RTOL * (Math.abs(e) + scale))) {
+      assert.fail(`${what}: element ${i} is ${a}, cpu gives ${e} (scale ${scale})`);
+    }
+  }
+}
+
+// ---------- the two phases ----------
+
+const CONV_CASES = convCases();
+const DILATED_CASES = dilatedCases();
+const POOL_CASES = poolCases();
+interface Phase {
+  conv: Results[];
+  channelsFirst: Results;
+  dilated: Float32Array[];
+  pool: Float32Array[];
+  tile: number[][];
+  network: Results;
+}
+const empty = (): Phase => ({ conv: [], channelsFirst: {}, dilated: [], pool: [], tile: [], network: {} });
+const cpu = empty();
+const wasm = empty();
+let stockWasmLacked: string[] = [];
+let stockMaxPoolGrad: Float32Array = new Float32Array();
+
+before(async () => {
+  assert.ok(await tf.setBackend('cpu'));
+  cpu.conv = CONV_CASES.map((c, i) => convGradients(c, 1000 * i));
+  cpu.channelsFirst = channelsFirstGradients(11);
+  cpu.dilated = DILATED_CASES.map((c, i) => dilatedGradient(c, 50 * i, true));
+  cpu.pool = POOL_CASES.map((c, i) => poolGradient(c, 70 * i));
+  cpu.tile = TILE_CASES.map((c, i) => tileValuesOn(c, 30 * i));
+  cpu.network = networkGradients();
+
+  setWasmPaths(wasmDir + path.sep);
+  assert.ok(await tf.setBackend('wasm'));
+  stockWasmLacked = TRAINING_KERNEL_NAMES.filter((k) => tf.getKernel(k, 'wasm') === undefined);
+  stockMaxPoolGrad = negativeWindowsGradient();
+  registerTrainingKernels();
+  wasm.conv = CONV_CASES.map((c, i) => convGradients(c, 1000 * i));
+  wasm.channelsFirst = channelsFirstGradients(11);
+  wasm.dilated = DILATED_CASES.map((c, i) => dilatedGradient(c, 50 * i, false));
+  wasm.pool = POOL_CASES.map((c, i) => poolGradient(c, 70 * i));
+  wasm.tile = TILE_CASES.map((c, i) => tileValuesOn(c, 30 * i));
+  wasm.network = networkGradients();
+});
+
+test('stock wasm lacks the conv filter gradients this module exists for', () => {
+  // if a tfjs upgrade adds them, compare ours with theirs before keeping ours
+  assert.deepEqual(stockWasmLacked.sort(), [
+    'Conv2DBackpropFilter',
+    'DepthwiseConv2dNativeBackpropFilter',
+    'DepthwiseConv2dNativeBackpropInput',
+  ]);
+});
+
+test('stock wasm MaxPoolGrad misroutes all-negative windows, ours does not', () => {
+  // windows [-4,-1,-5,-6] and [-3,-2,-7,-8]: maxima -1 (index 1) and -2 (index 3)
+  const expected = [0, 1, 0, 1, 0, 0, 0, 0];
+  // if a tfjs upgrade fixes the stock kernel, compare its speed with ours before keeping ours
+  assert.notDeepEqual(Array.from(stockMaxPoolGrad), expected);
+  assert.deepEqual(Array.from(negativeWindowsGradient()), expected);
+});
+
+test('registerTrainingKernels is idempotent and installs every kernel on wasm', () => {
+  const before = TRAINING_KERNEL_NAMES.map((k) => tf.getKernel(k, 'wasm')?.kernelFunc);
+  registerTrainingKernels();
+  registerTrainingKernels();
+  const after = TRAINING_KERNEL_NAMES.map((k) => tf.getKernel(k, 'wasm')?.kernelFunc);
+  assert.ok(before.every((f) => f !== undefined));
+  assert.deepEqual(after, before);
+});
+
+test('conv2d, depthwise and separable gradients match cpu over strides, paddings, shapes', () => {
+  assert.equal(tf.getBackend(), 'wasm');
+  CONV_CASES.forEach((c, i) => {
+    for (const [name, expected] of Object.entries(cpu.conv[i]!)) {
+      assertClose(wasm.conv[i]![name]!, expected, `${c.name}: ${name}`);
+    }
+  });
+});
+
+test('conv2d backprop kernels on NCHW data match cpu', () => {
+  for (const [name, expected] of Object.entries(cpu.channelsFirst)) {
+    assertClose(wasm.channelsFirst[name]!, expected, `NCHW ${name}`);
+  }
+});
+
+test('dilated kernels match the undilated cpu kernel with a zero-spread filter', () => {
+  DILATED_CASES.forEach((c, i) => assertClose(wasm.dilated[i]!, cpu.dilated[i]!, c.name));
+});
+
+test('max and average pool gradients match cpu, including tied and negative windows', () => {
+  POOL_CASES.forEach((c, i) => assertClose(wasm.pool[i]!, cpu.pool[i]!, c.name));
+});
+
+test('tile matches cpu exactly for every rank, dtype and repeat pattern', () => {
+  TILE_CASES.forEach((c, i) => {
+    assert.deepEqual(wasm.tile[i], cpu.tile[i], `tile ${c.dtype} [${c.shape.join(', ')}] by [${c.reps.join(', ')}]`);
+  });
+  assert.ok(cpu.tile.some((v) => v.length > 50), 'the cases include a sizeable output');
+});
+
+test('a network of Conv2D, BatchNorm, Depthwise, Separable, pooling, Dense, Dropout layers: same weight gradients', () => {
+  const names = Object.keys(cpu.network).sort();
+  assert.deepEqual(Object.keys(wasm.network).sort(), names);
+  assert.ok(names.length >= 12, `expected every trainable weight, got ${names.join(', ')}`);
+  for (const name of names) assertClose(wasm.network[name]!, cpu.network[name]!, name);
+});
+
+test('the comparison rejects a gradient that is off by more than the tolerance', () => {
+  const expected = Float32Array.from([1, -2, 0.5, 0]);
+  const wrong = Float32Array.from([1, -2, 0.5 + 2 * RTOL * 2.5, 0]);
+  assert.throws(() => assertClose(wrong, expected, 'deliberately wrong'), /element 2/);
+});
+
+test('kernels leave no tensors or backend buffers behind', () => {
+  const backend = tf.backend();
+  const c = CONV_CASES.find((k) => k.kind === 'separable' && k.strides === 2)!;
+  convGradients(c, 1);
+  const tensors = tf.memory().numTensors;
+  const buffers = backend.numDataIds();
+  for (let i = 0; i < 3; i++) convGradients(c, 1);
+  assert.equal(tf.memory().numTensors, tensors);
+  assert.equal(backend.numDataIds(), buffers);
+});
+
+test('training steps on wasm keep tensor and buffer counts flat', () => {
+  const model = buildNetwork();
+  const optimizer = tf.train.adam(1e-3);
+  const x = tf.tensor4d(randomValues(4 * 8 * 8 * 3, 9), [4, 8, 8, 3]);
+  const labels = tf.oneHot(tf.tensor1d([1, 0, 2, 1], 'int32'), 3);
+  const step = (): void => {
+    tf.tidy(() => {
+      optimizer.minimize(() => tf.losses.softmaxCrossEntropy(labels, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar);
+    });
+  };
+  step();
+  const tensors = tf.memory().numTensors;
+  const buffers = tf.backend().numDataIds();
+  for (let i = 0; i < 3; i++) step();
+  assert.equal(tf.memory().numTensors, tensors);
+  assert.equal(tf.backend().numDataIds(), buffers);
+  tf.dispose([x, labels]);
+  optimizer.dispose();
+  model.dispose();
+});
