@@ -86,7 +86,8 @@ export function formatRunSummary(report: RunReport, resolution: Resolution): str
       `stage ${s.stage}: ${stageEpochs.length}/${s.epochs} epoch(s)` +
         (last ? ` — train loss ${fmt(last.trainLoss)}${last.trainAccuracy !== undefined ? `, acc ${fmt(last.trainAccuracy, 3)}` : ''}${last.valLoss !== undefined ? `, val loss ${fmt(last.valLoss)}` : ''}${last.valAccuracy !== undefined ? `, val acc ${fmt(last.valAccuracy, 3)}` : ''}` : ''),
     );
-    const rows = resolution.groups.map((g) => {
+    // groups holding only weightless layers (inputs, flatten, …) have nothing to report
+    const rows = resolution.groups.filter((g) => g.layers.some((l) => l.params.some((p) => p.trainable))).map((g) => {
       const trains = s.trainGroups.includes(g.name);
       return [g.name, trains ? 'yes' : g.frozen ? 'frozen (plan)' : 'not yet', trains ? formatLr(s.lr * g.lrMult) : '–', formatMult(g.lrMult)];
     });
