@@ -80,6 +80,10 @@ if (hasEntry('webview/main.ts')) {
   });
 }
 
+// VS Code validates plan files against this copy (package.json contributes.jsonValidation)
+mkdirSync(join(root, 'dist'), { recursive: true });
+cpSync(join(root, 'src', 'core', 'plan.schema.json'), join(root, 'dist', 'plan.schema.json'));
+
 // the wasm backend's binaries must sit next to the bundles that load them
 const wasmDir = dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
 mkdirSync(join(root, 'dist', 'wasm'), { recursive: true });

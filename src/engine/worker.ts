@@ -4,10 +4,14 @@
  * and never writes the plan file itself: results go back to the host, which edits the plan
  * through the editor (so unsaved changes are never clobbered).
  */
+import { basename, join, relative } from 'node:path';
 import { isLayerwiseError } from '../core/errors.ts';
+import { resolvePlanPath } from '../core/paths.ts';
 import type { TrainEvent } from '../core/progress.ts';
 import { isHostToWorker, type HostToWorker, type ProblemInfo, type WorkerToHost } from '../protocol/worker.ts';
+import { selectBackend } from './backend.ts';
 import { findLr } from './lr-finder.ts';
+import { describeModel, loadModel, readModelJson } from './model-io.ts';
 import { prepareModel } from './session.ts';
 import { train } from './trainer.ts';
 
@@ -45,8 +49,19 @@ async function handle(m: HostToWorker): Promise<void> {
       }
       case 'describe': {
         const prepared = await prepareModel(m, { withData: 'ifNeeded' });
-        prepared.model.dispose();
-        send({ type: 'described', id: m.id, model: prepared.info });
+        prepared.model?.dispose();
+        send({ type: 'described', id: m.id, model: prepared.info, ...(prepared.data ? { trainSamples: prepared.data.train.n } : {}) });
+        break;
+      }
+      case 'describeModel': {
+        // a bare model for "Create Plan from Model…": the same checks as a plan's `model` field
+        const modelFile = resolvePlanPath(join(m.workspaceRoot, 'layerwise.json'), relative(m.workspaceRoot, m.modelFile), 'model', m.workspaceRoot);
+        readModelJson(modelFile, { field: 'model' });
+        await selectBackend(m.backend, { trainableClassNames: [] });
+        const model = await loadModel(modelFile, { field: 'model' });
+        const info = describeModel(model, basename(modelFile));
+        model.dispose();
+        send({ type: 'described', id: m.id, model: info });
         break;
       }
     }

@@ -7,28 +7,10 @@ import type { LrFinderOutcome } from '../core/lr-finder.ts';
 import type { ModelInfo } from '../core/model-info.ts';
 import type { Plan } from '../core/plan.ts';
 import type { RunReport, TrainEvent } from '../core/progress.ts';
+import type { JobKind, TrainingStatus } from '../core/status.ts';
 
-/** One status value drives the status bar and the panel's run controls (see src/core/status.ts). */
-export type TrainingStatus =
-  | { state: 'idle' }
-  | { state: 'starting'; job: JobKind; planFile: string }
-  | {
-      state: 'running';
-      job: JobKind;
-      planFile: string;
-      stage: number;
-      stages: number;
-      epoch: number;
-      epochs: number;
-      /** 0 … 1 of the whole run's steps. */
-      fraction: number;
-      loss?: number;
-    }
-  | { state: 'succeeded'; job: JobKind; planFile: string; summary: string; reportFile?: string }
-  | { state: 'failed'; job: JobKind; planFile: string; message: string }
-  | { state: 'cancelled'; job: JobKind; planFile: string };
-
-export type JobKind = 'train' | 'findLr';
+/** One status value drives the status bar and the panel's run controls (defined in src/core/status.ts). */
+export type { JobKind, TrainingStatus } from '../core/status.ts';
 
 export interface PlanProblemInfo {
   message: string;
@@ -158,4 +140,30 @@ export function isHostToWebview(x: unknown): x is HostToWebview {
     default:
       return false;
   }
+}
+
+// ---- what the webview keeps across reloads ---------------------------------------------------
+
+export type PanelTab = 'rates' | 'training' | 'lrFinder';
+const PANEL_TABS: readonly string[] = ['rates', 'training', 'lrFinder'];
+
+/**
+ * What the webview stores with `vscode.setState` (VS Code hands it back after a reload, and to
+ * the panel serializer's `deserializeWebviewPanel`, which reads `planUri` to reopen the plan).
+ */
+export interface PersistedPanelState {
+  planUri: string;
+  /** Names of the groups whose layers are shown. */
+  expandedGroups: string[];
+  tab: PanelTab;
+}
+
+export function isPersistedPanelState(x: unknown): x is PersistedPanelState {
+  return (
+    isObj(x) &&
+    typeof x['planUri'] === 'string' &&
+    Array.isArray(x['expandedGroups']) &&
+    x['expandedGroups'].every((g) => typeof g === 'string') &&
+    PANEL_TABS.includes(String(x['tab']))
+  );
 }

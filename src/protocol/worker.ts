@@ -45,12 +45,22 @@ export interface DescribeRequest extends JobTarget {
   id: string;
 }
 
+/** Describes a bare model.json (no plan yet): what "Create Plan from Model…" groups. */
+export interface DescribeModelRequest {
+  type: 'describeModel';
+  id: string;
+  /** Absolute path of the model.json; must lie inside workspaceRoot. */
+  modelFile: string;
+  workspaceRoot: string;
+  backend: BackendPreference;
+}
+
 export interface CancelRequest {
   type: 'cancel';
   id: string;
 }
 
-export type HostToWorker = TrainRequest | FindLrRequest | DescribeRequest | CancelRequest;
+export type HostToWorker = TrainRequest | FindLrRequest | DescribeRequest | DescribeModelRequest | CancelRequest;
 
 export interface ProblemInfo {
   message: string;
@@ -64,7 +74,8 @@ export type WorkerToHost =
   | { type: 'event'; id: string; event: TrainEvent }
   | { type: 'trained'; id: string; report: RunReport; reportFile: string; results: PlanResults }
   | { type: 'lrFound'; id: string; outcome: LrFinderOutcome; curveFile: string; results: PlanResults }
-  | { type: 'described'; id: string; model: ModelInfo }
+  /** `trainSamples`: the training set's size, when describing had to read the data anyway. */
+  | { type: 'described'; id: string; model: ModelInfo; trainSamples?: number }
   | { type: 'failed'; id: string; problem: ProblemInfo; cancelled: boolean };
 
 // ---- runtime guards -------------------------------------------------------------------------
@@ -94,6 +105,8 @@ export function isHostToWorker(x: unknown): x is HostToWorker {
       return isJobTarget(x) && optStr(x['outDir']) && isObj(x['options']);
     case 'describe':
       return isJobTarget(x);
+    case 'describeModel':
+      return isStr(x['modelFile']) && isStr(x['workspaceRoot']) && isStr(x['backend']) && (BACKEND_PREFERENCES as readonly string[]).includes(x['backend']);
     case 'cancel':
       return true;
     default:

@@ -1,0 +1,321 @@
+/**
+ * The plan-editor webview panels: one per plan (`createOrShow`), restored after a reload by the
+ * serializer. The host posts nothing until the page says `ready` (and again after every reload
+ * of a hidden page); then it sends the whole `state`, and replays the current run's events so
+ * live curves survive the panel being hidden. Every message from the page is checked with
+ * `isWebviewToHost` and handled by a table the compiler checks for completeness.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { LrFinderOutcome } from '../core/lr-finder.ts';
+import { isInside } from '../core/paths.ts';
+import { DEFAULTS } from '../core/plan.ts';
+import { PRESETS } from '../core/presets.ts';
+import type { RunReport } from '../core/progress.ts';
+import {
+  isWebviewToHost,
+  type Handlers,
+  type HostToWebview,
+  type PanelCommand,
+  type PanelState,
+  type PlanEditRequest,
+  type WebviewToHost,
+} from '../protocol/webview.ts';
+import { panelHtml } from '../../webview/page.ts';
+import type { PlanEditor } from './edits.ts';
+import { textAfterRequest } from './plan-requests.ts';
+import type { PlanEntry, PlanStore } from './plans.ts';
+import type { TrainingSessions } from './session.ts';
+
+export const PANEL_VIEW_TYPE = 'layerwise.planEditor';
+
+export interface PanelDeps {
+  extensionUri: vscode.Uri;
+  store: PlanStore;
+  sessions: TrainingSessions;
+  editor: PlanEditor;
+  log: vscode.LogOutputChannel;
+  openReport(planUri: vscode.Uri): Promise<void>;
+}
+
+export class PlanPanels implements vscode.Disposable {
+  private readonly panels = new Map<string, PlanPanel>();
+  private readonly disposables: vscode.Disposable[] = [];
+
+  constructor(private readonly deps: PanelDeps) {
+    this.disposables.push(
+      vscode.window.registerWebviewPanelSerializer(PANEL_VIEW_TYPE, {
+        deserializeWebviewPanel: async (panel, state: unknown) => {
+          const uri = planUriOf(state);
+          if (uri === undefined) {
+            panel.dispose();
+            return;
+          }
+          this.adopt(panel, uri);
+        },
+      }),
+    );
+  }
+
+  createOrShow(uri: vscode.Uri, preserveFocus = false): void {
+    const open = this.panels.get(uri.toString());
+    if (open !== undefined) {
+      open.panel.reveal(undefined, preserveFocus);
+      return;
+    }
+    const panel = vscode.window.createWebviewPanel(
+      PANEL_VIEW_TYPE,
+      titleOf(uri),
+      { viewColumn: vscode.ViewColumn.Active, preserveFocus },
+      webviewOptions(this.deps.extensionUri),
+    );
+    this.adopt(panel, uri);
+  }
+
+  private adopt(panel: vscode.WebviewPanel, uri: vscode.Uri): void {
+    const key = uri.toString();
+    this.panels.get(key)?.panel.dispose();
+    const p = new PlanPanel(panel, uri, this.deps);
+    this.panels.set(key, p);
+    panel.onDidDispose(() => {
+      if (this.panels.get(key) === p) this.panels.delete(key);
+      p.dispose();
+    });
+  }
+
+  /** The plan of the active panel, for commands run from the palette while the panel has focus. */
+  activePlan(): vscode.Uri | undefined {
+    for (const p of this.panels.values()) if (p.panel.active) return p.uri;
+    return undefined;
+  }
+
+  dispose(): void {
+    for (const p of this.panels.values()) p.panel.dispose();
+    this.panels.clear();
+    for (const d of this.disposables) d.dispose();
+  }
+}
+
+function planUriOf(state: unknown): vscode.Uri | undefined {
+  if (typeof state !== 'object' || state === null) return undefined;
+  const raw = (state as { planUri?: unknown }).planUri;
+  if (typeof raw !== 'string') return undefined;
+  try {
+    return vscode.Uri.parse(raw, true);
+  } catch {
+    return undefined;
+  }
+}
+
+function titleOf(uri: vscode.Uri): string {
+  return `Layerwise: ${vscode.workspace.asRelativePath(uri, false)}`;
+}
+
+function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewPanelOptions & vscode.WebviewOptions {
+  return {
+    enableScripts: true,
+    enableFindWidget: true,
+    localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist'), vscode.Uri.joinPath(extensionUri, 'media')],
+  };
+}
+
+class PlanPanel {
+  /** True between the page's `ready` and its next reload: the only time posting makes sense. */
+  private ready = false;
+  private readonly disposables: vscode.Disposable[] = [];
+
+  constructor(readonly panel: vscode.WebviewPanel, readonly uri: vscode.Uri, private readonly deps: PanelDeps) {
+    const key = uri.toString();
+    panel.webview.options = webviewOptions(deps.extensionUri);
+    panel.iconPath = vscode.Uri.joinPath(deps.extensionUri, 'media', 'layerwise.svg');
+    panel.title = titleOf(uri);
+    this.disposables.push(
+      panel.webview.onDidReceiveMessage((raw: unknown) => void this.receive(raw)),
+      // a hidden page is unloaded; it will say `ready` again when shown
+      panel.onDidChangeViewState(() => {
+        if (!panel.visible) this.ready = false;
+      }),
+      deps.store.onDidChange((entry) => {
+        if (entry === undefined || entry.key === key) void this.sendState();
+      }),
+      deps.sessions.onDidPost((m) => {
+        if (m.planKey === key) this.post(m.message);
+      }),
+      vscode.workspace.onDidGrantWorkspaceTrust(() => void this.sendState()),
+    );
+    panel.webview.html = this.html();
+  }
+
+  private html(): string {
+    const webview = this.panel.webview;
+    const asset = (...p: string[]) => webview.asWebviewUri(vscode.Uri.joinPath(this.deps.extensionUri, ...p)).toString();
+    return panelHtml({
+      cspSource: webview.cspSource,
+      nonce: randomBytes(16).toString('base64'),
+      scriptUri: asset('dist', 'webview.js'),
+      styleUri: asset('media', 'webview.css'),
+      title: titleOf(this.uri),
+    });
+  }
+
+  private post(message: HostToWebview): void {
+    if (this.ready) void this.panel.webview.postMessage(message);
+  }
+
+  private readonly handlers: Handlers<WebviewToHost> = {
+    ready: async () => {
+      this.ready = true;
+      await this.sendState();
+      // live curves of a run in progress survive the page being hidden and shown again
+      const replay = this.deps.sessions.eventsOf(this.uri.toString());
+      if (replay !== undefined) {
+        this.post({ type: 'runStarted', job: replay.job });
+        for (const event of replay.events) this.post({ type: 'trainEvent', event });
+      }
+    },
+    edit: async (m) => {
+      const entry = await this.deps.store.open(this.uri);
+      const changed = await this.deps.editor.edit(this.uri, describeEdit(m.edit), (text) =>
+        textAfterRequest(text, m.edit, { file: entry.file, model: entry.model.state === 'ready' ? entry.model.model : undefined }),
+      );
+      // a refused edit leaves the page showing what was typed: send the plan as it is
+      if (!changed) await this.sendState();
+    },
+    command: (m) => this.command(m.command),
+    // the page keeps its own UI state with setState; nothing for the host to do
+    persist: () => undefined,
+  };
+
+  private async receive(raw: unknown): Promise<void> {
+    if (!isWebviewToHost(raw)) {
+      this.deps.log.warn(`plan editor: ignored a malformed message ${JSON.stringify(raw)?.slice(0, 200)}`);
+      return;
+    }
+    const handler = this.handlers[raw.type] as (m: WebviewToHost) => void | Promise<void>;
+    try {
+      await handler(raw);
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      this.deps.log.error(`plan editor: ${raw.type}: ${message}`);
+      void vscode.window.showErrorMessage(`Layerwise: ${message}`);
+    }
+  }
+
+  private async command(command: PanelCommand): Promise<void> {
+    const { sessions } = this.deps;
+    switch (command) {
+      case 'train':
+      case 'findLr':
+        await sessions.start(command, this.uri);
+        return;
+      case 'stop':
+        sessions.stop(this.uri.toString());
+        return;
+      case 'applyLr': {
+        const outcome = sessions.lastOutcome(this.uri.toString()).lrFinder ?? (await this.stateParts()).lastLrFinder;
+        await sessions.applyLr(this.uri, outcome);
+        return;
+      }
+      case 'openReport':
+        await this.deps.openReport(this.uri);
+        return;
+      case 'openPlanText':
+        await vscode.window.showTextDocument(this.uri, { viewColumn: vscode.ViewColumn.Beside });
+        return;
+    }
+  }
+
+  private async sendState(): Promise<void> {
+    if (!this.ready) return;
+    const state = await this.stateParts();
+    this.post({ type: 'state', state });
+  }
+
+  private async stateParts(): Promise<PanelState> {
+    const entry = await this.deps.store.open(this.uri);
+    const last = this.deps.sessions.lastOutcome(entry.key);
+    const lastReport = last.report ?? readLastReport(entry);
+    const lastLrFinder = last.lrFinder ?? readLastLrFinder(entry);
+    const model = entry.model.state === 'ready' ? entry.model.model : undefined;
+    const modelProblem = entry.model.state === 'failed' ? entry.model.message : undefined;
+    return {
+      planFile: entry.file,
+      planUri: entry.key,
+      ...(entry.plan === undefined ? {} : { plan: entry.plan }),
+      problems: entry.problems.map((p) => ({ message: p.message, field: p.field })),
+      ...(model === undefined ? {} : { model }),
+      ...(modelProblem === undefined ? {} : { modelProblem }),
+      ...optionalSteps(entry, lastReport),
+      trusted: vscode.workspace.isTrusted,
+      presets: PRESETS.map((p) => ({ id: p.id, label: p.label, description: p.description })),
+      status: this.deps.sessions.statusOf(entry.key),
+      ...(lastReport === undefined ? {} : { lastReport }),
+      ...(lastLrFinder === undefined ? {} : { lastLrFinder }),
+    };
+  }
+
+  dispose(): void {
+    for (const d of this.disposables) d.dispose();
+  }
+}
+
+function optionalSteps(entry: PlanEntry, report: RunReport | undefined): { stepsPerEpoch?: number } {
+  const batchSize = entry.plan?.training?.batchSize ?? DEFAULTS.batchSize;
+  if (entry.trainSamples !== undefined) return { stepsPerEpoch: Math.max(1, Math.ceil(entry.trainSamples / batchSize)) };
+  // the last run saw the same data unless it changed since; good enough for a preview
+  const stage = report?.stages[0];
+  if (stage !== undefined && stage.epochs > 0 && report?.plan.training?.batchSize === batchSize) return { stepsPerEpoch: Math.round(stage.steps / stage.epochs) };
+  return {};
+}
+
+function describeEdit(e: PlanEditRequest): string {
+  const v = (x: unknown) => (x === null ? 'its default' : JSON.stringify(x));
+  switch (e.kind) {
+    case 'setLayer':
+      return `set layers[${JSON.stringify(e.layer)}].${e.key} to ${v(e.value)}`;
+    case 'setGroup':
+      return `set groups[${e.groupIndex}].${e.key} to ${v(e.value)}`;
+    case 'setTraining':
+      return `set training.${e.key} to ${v(e.value)}`;
+    case 'applyPreset':
+      return `apply the preset "${e.preset}"`;
+    case 'moveLayer':
+      return `move layer ${JSON.stringify(e.layer)} to groups[${e.toGroupIndex}]`;
+  }
+}
+
+/** A JSON file the plan's `results` names, read only when it lies inside the workspace. */
+function readResultJson(entry: PlanEntry, rel: string | undefined): Record<string, unknown> | undefined {
+  if (rel === undefined) return undefined;
+  const file = path.resolve(path.dirname(entry.file), rel);
+  if (!isInside(entry.workspaceRoot, file)) return undefined;
+  try {
+    const value: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function lastReportFile(entry: PlanEntry): string | undefined {
+  const folder = entry.plan?.results?.lastRun?.folder;
+  if (folder === undefined) return undefined;
+  const file = path.resolve(path.dirname(entry.file), folder, 'report.json');
+  return isInside(entry.workspaceRoot, file) ? file : undefined;
+}
+
+function readLastReport(entry: PlanEntry): RunReport | undefined {
+  const file = lastReportFile(entry);
+  const json = file === undefined ? undefined : readResultJson(entry, path.relative(path.dirname(entry.file), file));
+  return json !== undefined && Array.isArray(json['epochs']) && Array.isArray(json['stages']) ? (json as unknown as RunReport) : undefined;
+}
+
+function readLastLrFinder(entry: PlanEntry): LrFinderOutcome | undefined {
+  const json = readResultJson(entry, entry.plan?.results?.lrFinder?.curve);
+  const apply = json?.['apply'];
+  return json !== undefined && Array.isArray(json['points']) && typeof json['suggested'] === 'number' && typeof apply === 'object' && apply !== null
+    ? (json as unknown as LrFinderOutcome)
+    : undefined;
+}

@@ -1,0 +1,361 @@
+/**
+ * Training and LR range tests, each in its own forked worker: one run per plan at a time. A run
+ * is a cleanup scope (rust-analyzer's per-server scope): its process, listeners and timers go
+ * away together however it ends — finished, failed, stopped or crashed — and the extension keeps
+ * working. Progress moves one `TrainingStatus` per plan; the status bar and the panel draw it.
+ */
+import { randomUUID } from 'node:crypto';
+import * as vscode from 'vscode';
+import { setPlanValue } from '../core/plan-edit.ts';
+import type { LrFinderOutcome } from '../core/lr-finder.ts';
+import type { PlanResults } from '../core/plan.ts';
+import type { RunReport, TrainEvent } from '../core/progress.ts';
+import { lrSummary, statusAfterEvent, trainSummary, type JobKind, type TrainingStatus } from '../core/status.ts';
+import type { HostToWebview } from '../protocol/webview.ts';
+import { BACKEND_PREFERENCES, type BackendPreference, type HostToWorker, type WorkerToHost } from '../protocol/worker.ts';
+import type { PlanEditor } from './edits.ts';
+import { textWithResults, textWithSuggestedLr } from './plan-requests.ts';
+import type { PlanEntry, PlanStore } from './plans.ts';
+import { describeExit, WorkerProcess, type WorkerExit } from './worker-process.ts';
+
+/** How long a stopped run may take to wind down before its process is killed. */
+export const STOP_GRACE_MS = 1000;
+/** A cap on the events kept for replay (step events are throttled to a few per second). */
+const MAX_REPLAY_EVENTS = 20_000;
+
+export interface RunSettings {
+  backend: BackendPreference;
+  progressRefreshMs: number;
+  diagnosticsEvery: number | undefined;
+}
+
+export function readRunSettings(): RunSettings {
+  const config = vscode.workspace.getConfiguration('layerwise');
+  const backend = config.get<string>('backend', 'auto');
+  const refresh = config.get<number>('progressRefreshMs', 250);
+  const diagnostics = config.get<number | null>('diagnosticsEvery', null);
+  return {
+    backend: (BACKEND_PREFERENCES as readonly string[]).includes(backend) ? (backend as BackendPreference) : 'auto',
+    progressRefreshMs: Number.isFinite(refresh) && refresh >= 50 ? refresh : 250,
+    diagnosticsEvery: typeof diagnostics === 'number' && Number.isInteger(diagnostics) && diagnostics >= 0 ? diagnostics : undefined,
+  };
+}
+
+export interface PlanStatusChange {
+  planKey: string;
+  status: TrainingStatus;
+}
+
+export interface PanelMessage {
+  planKey: string;
+  message: HostToWebview;
+}
+
+interface Run {
+  id: string;
+  job: JobKind;
+  entry: PlanEntry;
+  worker: WorkerProcess;
+  scope: vscode.Disposable[];
+  stopRequested: boolean;
+  finished: boolean;
+}
+
+export class TrainingSessions implements vscode.Disposable {
+  private readonly runs = new Map<string, Run>();
+  private readonly statuses = new Map<string, TrainingStatus>();
+  private readonly lastOutcomes = new Map<string, { report?: RunReport; lrFinder?: LrFinderOutcome }>();
+  private readonly statusChanged = new vscode.EventEmitter<PlanStatusChange>();
+  private readonly posted = new vscode.EventEmitter<PanelMessage>();
+  /** The running job's events per plan, replayed to a panel page that (re)loads mid-run. */
+  private readonly runEvents = new Map<string, { job: JobKind; events: TrainEvent[] }>();
+  /** The plan whose status changed last: the one the status bar shows. */
+  private latestKey: string | undefined;
+
+  readonly onDidChangeStatus = this.statusChanged.event;
+  /** Messages for the plan's panel (run started, train events, report, LR result). */
+  readonly onDidPost = this.posted.event;
+
+  constructor(
+    private readonly workerScript: string,
+    private readonly store: PlanStore,
+    private readonly editor: PlanEditor,
+    private readonly log: vscode.LogOutputChannel,
+    private readonly hooks: { openPanel(uri: vscode.Uri): void; openReport(file: string): void },
+  ) {}
+
+  statusOf(planKey: string): TrainingStatus {
+    return this.statuses.get(planKey) ?? { state: 'idle' };
+  }
+
+  /** The status the status bar shows: the last plan that changed. */
+  latest(): { planKey: string; status: TrainingStatus } | undefined {
+    return this.latestKey === undefined ? undefined : { planKey: this.latestKey, status: this.statusOf(this.latestKey) };
+  }
+
+  lastOutcome(planKey: string): { report?: RunReport; lrFinder?: LrFinderOutcome } {
+    return this.lastOutcomes.get(planKey) ?? {};
+  }
+
+  eventsOf(planKey: string): { job: JobKind; events: readonly TrainEvent[] } | undefined {
+    return this.runEvents.get(planKey);
+  }
+
+  isRunning(planKey: string): boolean {
+    return this.runs.has(planKey);
+  }
+
+  anyRunning(): boolean {
+    return this.runs.size > 0;
+  }
+
+  /** Starts a run. Refuses (with a message, resolving false) in untrusted workspaces, for a plan with problems, or while the plan runs. */
+  async start(job: JobKind, planUri: vscode.Uri): Promise<boolean> {
+    const what = job === 'train' ? 'Training' : 'The LR range test';
+    if (!vscode.workspace.isTrusted) {
+      const choice = await vscode.window.showWarningMessage(
+        `Layerwise: ${what} is disabled in Restricted Mode: it loads the workspace's model and data. Trust this workspace to run it.`,
+        'Manage Workspace Trust',
+      );
+      if (choice !== undefined) void vscode.commands.executeCommand('workbench.trust.manage');
+      return false;
+    }
+    const entry = await this.store.open(planUri);
+    await this.store.reloadNow(entry.key);
+    if (this.runs.has(entry.key)) {
+      const choice = await vscode.window.showWarningMessage(`Layerwise: ${entry.label} is already running.`, 'Stop It');
+      if (choice !== undefined) this.stop(entry.key);
+      return false;
+    }
+    if (entry.plan === undefined) {
+      const n = entry.problems.length;
+      const choice = await vscode.window.showErrorMessage(
+        `Layerwise: ${entry.label} has ${n === 0 ? 'problems' : `${n} problem${n === 1 ? '' : 's'}`}; fix ${n === 1 ? 'it' : 'them'} first.`,
+        'Show Problems',
+      );
+      if (choice !== undefined) void vscode.commands.executeCommand('workbench.actions.view.problems');
+      return false;
+    }
+
+    const settings = readRunSettings();
+    let planText = entry.text;
+    // the setting is the default for plans that do not choose; the file itself is not changed
+    if (settings.diagnosticsEvery !== undefined && entry.plan.training?.diagnosticsEvery === undefined) {
+      planText = setPlanValue(planText, ['training', 'diagnosticsEvery'], settings.diagnosticsEvery);
+    }
+    const id = randomUUID();
+    const worker = new WorkerProcess(this.workerScript, this.log, { cwd: entry.workspaceRoot, label: `${job === 'train' ? 'train' : 'find-lr'} ${entry.label}` });
+    const run: Run = { id, job, entry, worker, scope: [], stopRequested: false, finished: false };
+    this.runs.set(entry.key, run);
+    this.runEvents.set(entry.key, { job, events: [] });
+    run.scope.push({ dispose: worker.onMessage((m) => void this.onMessage(run, m)) });
+    run.scope.push({ dispose: worker.onExit((info) => this.onExit(run, info)) });
+
+    this.log.info(`${entry.label}: ${job === 'train' ? 'training' : 'LR range test'} started (worker pid ${worker.pid ?? '?'}, backend ${settings.backend})`);
+    this.setStatus(entry.key, { state: 'starting', job, planFile: entry.label });
+    this.post(entry.key, { type: 'runStarted', job });
+    if (job === 'train' && vscode.workspace.getConfiguration('layerwise').get<boolean>('openPanelOnTrain', true)) this.hooks.openPanel(entry.uri);
+
+    const target = { planFile: entry.file, workspaceRoot: entry.workspaceRoot, planText, backend: settings.backend };
+    const request: HostToWorker = job === 'train'
+      ? { type: 'train', id, ...target, progressIntervalMs: settings.progressRefreshMs }
+      : { type: 'findLr', id, ...target, options: {} };
+    worker.ready.then(
+      () => {
+        if (!run.finished && !worker.send(request)) this.log.error(`${entry.label}: cannot send the job to the worker`);
+      },
+      () => undefined, // reported by onExit
+    );
+    return true;
+  }
+
+  /** Asks the run to stop; kills its process if it has not ended within STOP_GRACE_MS. */
+  stop(planKey: string): boolean {
+    const run = this.runs.get(planKey);
+    if (run === undefined || run.finished) return false;
+    if (run.stopRequested) {
+      run.worker.stop(true);
+      return true;
+    }
+    run.stopRequested = true;
+    this.log.info(`${run.entry.label}: stop requested`);
+    run.worker.send({ type: 'cancel', id: run.id });
+    const timer = setTimeout(() => {
+      if (!run.finished) {
+        this.log.warn(`${run.entry.label}: the worker did not stop within ${STOP_GRACE_MS} ms; killing it`);
+        run.worker.stop(true);
+      }
+    }, STOP_GRACE_MS);
+    run.scope.push({ dispose: () => clearTimeout(timer) });
+    return true;
+  }
+
+  private async onMessage(run: Run, m: WorkerToHost): Promise<void> {
+    if (run.finished || ('id' in m && m.id !== run.id)) return;
+    const key = run.entry.key;
+    switch (m.type) {
+      case 'ready':
+        return;
+      case 'backend':
+        this.log.info(`${run.entry.label}: backend ${m.name} (${m.reason})`);
+        this.post(key, { type: 'trainEvent', event: { kind: 'log', level: 'info', message: `backend ${m.name}: ${m.reason}` } });
+        return;
+      case 'event': {
+        const buffer = this.runEvents.get(key)?.events;
+        if (buffer !== undefined && buffer.length < MAX_REPLAY_EVENTS) buffer.push(m.event);
+        this.logEvent(run, m.event);
+        this.setStatus(key, statusAfterEvent(this.statusOf(key), m.event));
+        this.post(key, { type: 'trainEvent', event: m.event });
+        return;
+      }
+      case 'described':
+        return;
+      case 'trained': {
+        this.finish(run);
+        this.rememberOutcome(key, { report: m.report });
+        this.post(key, { type: 'report', report: m.report });
+        const summary = trainSummary(m.report);
+        this.log.info(`${run.entry.label}: ${summary}; report ${m.reportFile}`);
+        if (m.report.stopped === 'cancelled') this.setStatus(key, { state: 'cancelled', job: run.job, planFile: run.entry.label });
+        else this.setStatus(key, { state: 'succeeded', job: run.job, planFile: run.entry.label, summary, reportFile: m.reportFile });
+        await this.writeResults(run, m.results);
+        if (m.report.stopped !== 'cancelled') {
+          const choice = await vscode.window.showInformationMessage(`Layerwise: ${run.entry.label}: ${summary}`, 'Open Report', 'Open Plan Editor');
+          if (choice === 'Open Report') this.hooks.openReport(m.reportFile);
+          else if (choice === 'Open Plan Editor') this.hooks.openPanel(run.entry.uri);
+        }
+        return;
+      }
+      case 'lrFound': {
+        this.finish(run);
+        this.rememberOutcome(key, { lrFinder: m.outcome });
+        this.post(key, { type: 'lrResult', outcome: m.outcome });
+        const summary = lrSummary(m.outcome);
+        this.log.info(`${run.entry.label}: ${summary}; curve ${m.curveFile}`);
+        this.setStatus(key, { state: 'succeeded', job: run.job, planFile: run.entry.label, summary });
+        await this.writeResults(run, m.results);
+        const apply = `Set ${m.outcome.apply.field}`;
+        const choice = await vscode.window.showInformationMessage(`Layerwise: ${run.entry.label}: ${summary}`, apply, 'Open Curve');
+        if (choice === apply) await this.applyLr(run.entry.uri, m.outcome);
+        else if (choice === 'Open Curve') this.hooks.openReport(m.curveFile);
+        return;
+      }
+      case 'failed': {
+        this.finish(run);
+        if (m.cancelled || run.stopRequested) {
+          this.log.info(`${run.entry.label}: stopped`);
+          this.setStatus(key, { state: 'cancelled', job: run.job, planFile: run.entry.label });
+          return;
+        }
+        this.log.error(`${run.entry.label}: ${m.problem.message}`);
+        this.setStatus(key, { state: 'failed', job: run.job, planFile: run.entry.label, message: m.problem.message });
+        const choice = await vscode.window.showErrorMessage(`Layerwise: ${m.problem.message}`, 'Show Log');
+        if (choice !== undefined) this.log.show(true);
+        return;
+      }
+      default: {
+        const never: never = m;
+        this.log.warn(`unexpected worker message ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  private onExit(run: Run, info: WorkerExit): void {
+    if (run.finished) return;
+    this.finish(run);
+    const key = run.entry.key;
+    if (run.stopRequested) {
+      this.log.info(`${run.entry.label}: stopped (${describeExit(info)})`);
+      this.setStatus(key, { state: 'cancelled', job: run.job, planFile: run.entry.label });
+      return;
+    }
+    const message = `${describeExit(info)} before the ${run.job === 'train' ? 'training' : 'LR range test'} finished; the plan is unchanged (see the Layerwise log)`;
+    this.log.error(`${run.entry.label}: ${message}`);
+    this.setStatus(key, { state: 'failed', job: run.job, planFile: run.entry.label, message });
+    void vscode.window.showErrorMessage(`Layerwise: ${message}`, 'Show Log').then((c) => {
+      if (c !== undefined) this.log.show(true);
+    });
+  }
+
+  /** Ends the run's scope: the process is closed (it exits on disconnect), listeners and timers go. */
+  private finish(run: Run): void {
+    run.finished = true;
+    if (this.runs.get(run.entry.key) === run) {
+      this.runs.delete(run.entry.key);
+      this.runEvents.delete(run.entry.key);
+    }
+    for (const d of run.scope.splice(0)) d.dispose();
+    // closing the channel lets the worker flush its last output and exit by itself
+    const worker = run.worker;
+    worker.stop();
+    const timer = setTimeout(() => worker.stop(true), 5000);
+    timer.unref?.();
+    worker.onExit(() => clearTimeout(timer));
+  }
+
+  private async writeResults(run: Run, results: PlanResults): Promise<void> {
+    await this.editor.edit(run.entry.uri, "write the run's results into the plan", (text) => textWithResults(text, results, run.entry.file));
+  }
+
+  /** Sets the field an LR range test's suggestion applies to (`training.lr` or a group's multiplier). */
+  async applyLr(planUri: vscode.Uri, outcome?: LrFinderOutcome): Promise<boolean> {
+    const o = outcome ?? this.lastOutcome(planUri.toString()).lrFinder;
+    if (o === undefined) {
+      void vscode.window.showInformationMessage('Layerwise: run "Find Learning Rate" first; there is no suggestion to apply.');
+      return false;
+    }
+    return this.editor.edit(planUri, `set ${o.apply.field} to the suggested ${o.apply.value.toPrecision(3)}`, (text) => textWithSuggestedLr(text, o));
+  }
+
+  rememberOutcome(planKey: string, outcome: { report?: RunReport; lrFinder?: LrFinderOutcome }): void {
+    this.lastOutcomes.set(planKey, { ...this.lastOutcomes.get(planKey), ...outcome });
+  }
+
+  private logEvent(run: Run, e: TrainEvent): void {
+    const label = run.entry.label;
+    switch (e.kind) {
+      case 'stage':
+        this.log.info(`${label}: stage ${e.stage}/${e.stages}: ${e.epochs} epoch(s), training ${e.trainGroups.join(', ') || 'nothing'} at lr ${e.lr}`);
+        return;
+      case 'epoch': {
+        const val = e.valLoss === undefined ? '' : ` · val loss ${e.valLoss.toFixed(4)}${e.valAccuracy === undefined ? '' : ` · val acc ${e.valAccuracy.toFixed(4)}`}`;
+        this.log.info(`${label}: epoch ${e.epoch}: loss ${e.trainLoss.toFixed(4)}${val} (${e.seconds.toFixed(1)} s)`);
+        return;
+      }
+      case 'log':
+        if (e.level === 'error') this.log.error(`${label}: ${e.message}`);
+        else if (e.level === 'warn') this.log.warn(`${label}: ${e.message}`);
+        else this.log.info(`${label}: ${e.message}`);
+        return;
+      case 'step':
+      case 'diagnostics':
+        return;
+    }
+  }
+
+  private setStatus(planKey: string, status: TrainingStatus): void {
+    this.statuses.set(planKey, status);
+    this.latestKey = planKey;
+    this.statusChanged.fire({ planKey, status });
+    this.post(planKey, { type: 'status', status });
+  }
+
+  private post(planKey: string, message: HostToWebview): void {
+    this.posted.fire({ planKey, message });
+  }
+
+  stopAll(): void {
+    for (const key of [...this.runs.keys()]) this.stop(key);
+  }
+
+  dispose(): void {
+    for (const run of [...this.runs.values()]) {
+      run.finished = true;
+      for (const d of run.scope.splice(0)) d.dispose();
+      run.worker.stop(true);
+    }
+    this.runs.clear();
+    this.statusChanged.dispose();
+    this.posted.dispose();
+  }
+}
