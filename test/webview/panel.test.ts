@@ -1,0 +1,512 @@
+/**
+ * The plan-editor webview in headless Chromium, loaded from its real bundle in the page the
+ * host serves (same CSP), talking to a fake host that records every message.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { PanelState } from '../../src/protocol/webview.ts';
+import { bigModel, bigPlan, epochEvent, groupLrs, lrOutcome, panelState, smallPlan, stepEvent } from './fixtures.ts';
+import { resultsDir, startHarness, type Harness, type PanelPage } from './harness.ts';
+
+let harness: Harness;
+
+before(async () => {
+  harness = await startHarness();
+  mkdirSync(resultsDir, { recursive: true });
+});
+
+after(async () => {
+  await harness?.close();
+});
+
+type Posted = Array<{ type: string; [k: string]: unknown }>;
+
+async function posted(p: PanelPage): Promise<Posted> {
+  return (await p.posted()) as Posted;
+}
+
+async function waitForPosts(p: PanelPage, n: number): Promise<Posted> {
+  await p.page.waitForFunction((count) => (window as unknown as { __posted: unknown[] }).__posted.length >= count, n);
+  return posted(p);
+}
+
+/** Opens the panel, waits for `ready`, sends `state` and waits for the tree. */
+async function openWithState(state: PanelState = panelState(), persisted?: unknown): Promise<PanelPage> {
+  const p = await harness.open(persisted === undefined ? {} : { persisted });
+  await waitForPosts(p, 1);
+  await p.send({ type: 'state', state });
+  await p.page.waitForSelector('table.tree tbody tr[data-key]');
+  return p;
+}
+
+/** Nothing went wrong in the page: no CSP violation, no console error, no exception. */
+async function assertClean(p: PanelPage): Promise<void> {
+  assert.deepEqual(await p.violations(), [], 'CSP violations');
+  assert.deepEqual(p.errors, [], 'page errors');
+}
+
+const row = (key: string): string => `tr[data-key="${key}"]`;
+const mult = (key: string): string => `${row(key)} [data-control="mult"]`;
+const frozen = (key: string): string => `${row(key)} [data-control="frozen"]`;
+
+test('posts ready first and nothing else until the host sends state', async () => {
+  const p = await harness.open();
+  const first = await waitForPosts(p, 1);
+  assert.deepEqual(first, [{ type: 'ready' }]);
+  // the run buttons exist before the state arrives; pressing them must not reach the host
+  await p.page.locator('vscode-button', { hasText: 'Train' }).click({ force: true });
+  await p.page.locator('vscode-button', { hasText: 'Open plan file' }).click();
+  await p.send({ type: 'status', status: { state: 'idle' } });
+  await p.send({ type: 'state', state: panelState() });
+  await p.page.waitForSelector(row('g:base'));
+  assert.deepEqual(await posted(p), [{ type: 'ready' }]);
+  // after the state the same button does post
+  await p.page.locator('vscode-button', { hasText: 'Open plan file' }).click();
+  assert.deepEqual(await waitForPosts(p, 2), [{ type: 'ready' }, { type: 'command', command: 'openPlanText' }]);
+  await assertClean(p);
+  await p.close();
+});
+
+test('the tree shows groups bottom to top with the audit the core computes', async () => {
+  const p = await openWithState();
+  const keys = await p.page.$$eval('table.tree tbody tr[data-key]', (rows) => rows.map((r) => (r as HTMLElement).dataset['key']));
+  // unmatched layers (input, pooling, flatten, dropout) form the implicit default group at the bottom
+  assert.deepEqual(keys, ['g:default', 'g:base', 'g:extra', 'g:head']);
+  const cells = async (key: string): Promise<string[]> =>
+    p.page.$$eval(`${row(key)} td`, (tds) => tds.map((td) => (td.textContent ?? '').trim()));
+  const base = await cells('g:base');
+  // base: conv 3·3·1·16+16 = 160, BN 4·16 = 64, conv 3·3·16·32+32 = 4640 → 4864 params; 0.1 × 1e-3
+  assert.equal(base[1], '4.9k');
+  assert.equal(await p.page.inputValue(mult('g:base')), '0.1');
+  assert.equal(base[3], '1e-4');
+  assert.match(base[6] ?? '', /groups\[0\] "base"\.lrMult/);
+  const extra = await cells('g:extra');
+  assert.equal(extra[1], '51.3k'); // 800·64 + 64
+  assert.equal(extra[3], '5e-4');
+  // the implicit group cannot be edited from its row
+  assert.equal(await p.page.isDisabled(mult('g:default')), true);
+  assert.equal(await p.page.isDisabled(frozen('g:default')), true);
+  // base holds a frozen layer (conv2d_1) but is not frozen itself: mixed
+  assert.equal(await p.page.$eval(frozen('g:base'), (b) => (b as HTMLInputElement).indeterminate), true);
+
+  await p.page.click(`${row('g:extra')} .cell-name`);
+  await p.page.waitForSelector(row('l:dense_1'));
+  const dense = await cells('l:dense_1');
+  assert.equal(await p.page.inputValue(mult('l:dense_1')), '0.3');
+  assert.equal(dense[3], '3e-4');
+  assert.match(dense[4] ?? '', /^0\.01 \/ 0$/); // kernel decays, bias does not
+  assert.match(dense[6] ?? '', /layers\["dense_1"\]\.lrMult/);
+  await assertClean(p);
+  await p.close();
+});
+
+test('editing a multiplier posts one edit; the panel does not change the plan itself', async () => {
+  const p = await openWithState();
+  await p.page.fill(mult('g:extra'), '0.25');
+  await p.page.press(mult('g:extra'), 'Enter');
+  await waitForPosts(p, 2);
+  // leaving the field after Enter must not send the same edit again
+  await p.page.press(mult('g:extra'), 'Tab');
+  await p.page.click(`${row('g:head')} [data-control="inc"]`);
+  const got = await waitForPosts(p, 3);
+  assert.deepEqual(got.slice(1), [
+    { type: 'edit', edit: { kind: 'setGroup', groupIndex: 1, key: 'lrMult', value: 0.25 } },
+    { type: 'edit', edit: { kind: 'setGroup', groupIndex: 2, key: 'lrMult', value: 2 } },
+  ]);
+
+  // a layer: type and leave the field (blur commits)
+  await p.page.click(`${row('g:base')} .cell-name`);
+  await p.page.fill(mult('l:conv2d_2'), '0.05');
+  await p.page.press(mult('l:conv2d_2'), 'Tab');
+  // emptying a layer's own multiplier removes it (null), so the layer follows its group again
+  await p.page.click(`${row('g:extra')} .cell-name`);
+  await p.page.fill(mult('l:dense_1'), '');
+  await p.page.press(mult('l:dense_1'), 'Enter');
+  // ÷2 on base (0.1), then ↑ in head's field (×2) committed with Enter
+  await p.page.click(`${row('g:base')} [data-control="dec"]`);
+  await p.page.focus(mult('g:head'));
+  await p.page.press(mult('g:head'), 'ArrowUp');
+  assert.equal(await p.page.inputValue(mult('g:head')), '2');
+  await p.page.press(mult('g:head'), 'Enter');
+  const more = await waitForPosts(p, 7);
+  assert.deepEqual(more.slice(3), [
+    { type: 'edit', edit: { kind: 'setLayer', layer: 'conv2d_2', key: 'lrMult', value: 0.05 } },
+    { type: 'edit', edit: { kind: 'setLayer', layer: 'dense_1', key: 'lrMult', value: null } },
+    { type: 'edit', edit: { kind: 'setGroup', groupIndex: 0, key: 'lrMult', value: 0.05 } },
+    { type: 'edit', edit: { kind: 'setGroup', groupIndex: 2, key: 'lrMult', value: 2 } },
+  ]);
+
+  // not a number: marked invalid, nothing posted
+  await p.page.fill(mult('g:extra'), 'abc');
+  await p.page.press(mult('g:extra'), 'Enter');
+  assert.equal(await p.page.getAttribute(mult('g:extra'), 'aria-invalid'), 'true');
+  await p.page.fill(mult('g:extra'), '-1');
+  await p.page.press(mult('g:extra'), 'Enter');
+  assert.equal((await posted(p)).length, 7);
+  // Escape reverts to the plan's value
+  await p.page.press(mult('g:extra'), 'Escape');
+  assert.equal(await p.page.inputValue(mult('g:extra')), '0.5');
+
+  // the host answers with a new state: the tree shows the plan's value, not what was typed
+  const plan = smallPlan();
+  plan.groups![1]!.lrMult = 0.25;
+  await p.send({ type: 'state', state: panelState({ plan }) });
+  await p.page.waitForFunction((sel) => (document.querySelector(sel) as HTMLInputElement | null)?.value === '0.25', mult('g:extra'));
+  await assertClean(p);
+  await p.close();
+});
+
+test('freeze toggles post edits, by mouse and keyboard', async () => {
+  const p = await openWithState();
+  await p.page.click(frozen('g:extra'));
+  await p.page.click(`${row('g:base')} .cell-name`);
+  // conv2d_1 is frozen by layers["conv2d_1"]: unchecking posts false for that layer
+  assert.equal(await p.page.isChecked(frozen('l:conv2d_1')), true);
+  await p.page.click(frozen('l:conv2d_1'));
+  // Space on a focused row toggles its freeze; Enter on the checkbox does too
+  await p.page.focus(row('g:head'));
+  await p.page.keyboard.press(' ');
+  await p.page.focus(frozen('l:conv2d_2'));
+  await p.page.keyboard.press('Enter');
+  const got = await waitForPosts(p, 5);
+  assert.deepEqual(got.slice(1), [
+    { type: 'edit', edit: { kind: 'setGroup', groupIndex: 1, key: 'frozen', value: true } },
+    { type: 'edit', edit: { kind: 'setLayer', layer: 'conv2d_1', key: 'frozen', value: false } },
+    { type: 'edit', edit: { kind: 'setGroup', groupIndex: 2, key: 'frozen', value: true } },
+    { type: 'edit', edit: { kind: 'setLayer', layer: 'conv2d_2', key: 'frozen', value: true } },
+  ]);
+  await assertClean(p);
+  await p.close();
+});
+
+test('arrow keys move through the tree and expand groups; expansion and tab survive a reload', async () => {
+  const p = await openWithState();
+  const focusedKey = (): Promise<string | undefined> => p.page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset['key']);
+  await p.page.focus(row('g:default'));
+  await p.page.keyboard.press('ArrowDown');
+  assert.equal(await focusedKey(), 'g:base');
+  assert.equal(await p.page.getAttribute(row('g:base'), 'aria-expanded'), 'false');
+  await p.page.keyboard.press('ArrowRight');
+  assert.equal(await p.page.getAttribute(row('g:base'), 'aria-expanded'), 'true');
+  await p.page.keyboard.press('ArrowRight');
+  assert.equal(await focusedKey(), 'l:conv2d_1');
+  await p.page.keyboard.press('ArrowDown');
+  assert.equal(await focusedKey(), 'l:batch_normalization_1');
+  await p.page.keyboard.press('ArrowLeft');
+  assert.equal(await focusedKey(), 'g:base');
+  await p.page.keyboard.press('End');
+  assert.equal(await focusedKey(), 'g:head');
+  // only the focused row is a tab stop (roving tabindex)
+  const stops = await p.page.$$eval('table.tree tbody tr[tabindex="0"]', (rows) => rows.map((r) => (r as HTMLElement).dataset['key']));
+  assert.deepEqual(stops, ['g:head']);
+  // the tab's name is what a screen reader announces; switch to the Training tab
+  await p.page.click('vscode-tab-header[data-tab="training"]');
+  await p.page.waitForFunction(() => (window as unknown as { __uiState?: { tab?: string } }).__uiState?.tab === 'training');
+  const saved = await p.uiState();
+  assert.deepEqual(saved, { planUri: 'file:///work/example/layerwise.json', expandedGroups: ['base'], tab: 'training' });
+  await assertClean(p);
+  await p.close();
+
+  // VS Code hands the saved state back to the reloaded webview
+  const q = await openWithState(panelState(), saved);
+  await q.page.waitForSelector(row('l:conv2d_2'));
+  assert.equal(await q.page.getAttribute(row('g:base'), 'aria-expanded'), 'true');
+  assert.equal(await q.page.$eval('vscode-tabs', (t) => (t as HTMLElement & { selectedIndex: number }).selectedIndex), 1);
+  await assertClean(q);
+  await q.close();
+});
+
+test('training events draw live curves, stage marks and update ratios', async () => {
+  const p = await openWithState();
+  await p.send({ type: 'runStarted', job: 'train' });
+  await p.send({ type: 'status', status: { state: 'running', job: 'train', planFile: '/work/example/layerwise.json', stage: 1, stages: 2, epoch: 1, epochs: 3, fraction: 0.1, loss: 2.1 } });
+  await p.send({ type: 'trainEvent', event: { kind: 'stage', stage: 1, stages: 2, epochs: 1, trainGroups: ['head'], lr: 1e-3 } });
+  const losses = [2.3, 2.1, 1.9, 1.8, 1.6];
+  for (let i = 0; i < losses.length; i++) {
+    await p.send({ type: 'trainEvent', event: stepEvent(i + 1, losses[i]!, { groupLrs: groupLrs(1e-3, ['head']) }) });
+  }
+  const lossPath = 'path.series[data-series="train loss"]';
+  const stepChart = 'figure.chart:has(figcaption:text-is("Training loss per step"))';
+  await p.page.locator(`${stepChart} ${lossPath}[data-points="5"]`).waitFor();
+  const d = (await p.page.getAttribute(`${stepChart} ${lossPath}`, 'd')) ?? '';
+  assert.equal((d.match(/[ML]/g) ?? []).length, 5);
+  // the loss falls, so each point sits lower on screen (larger y) than the one before
+  const ys = [...d.matchAll(/[ML][\d.]+ ([\d.]+)/g)].map((m) => Number(m[1]));
+  assert.equal(ys.length, 5);
+  assert.ok(ys.every((y, i) => i === 0 || y > ys[i - 1]!), `y should increase: ${ys.join(',')}`);
+
+  // while only head trains, the other groups have no LR: the chart draws head only
+  const lrChart = 'figure.chart:has(figcaption:text-is("Learning rate per group"))';
+  assert.equal(await p.page.getAttribute(`${lrChart} path.series[data-series="head"]`, 'data-points'), '5');
+  assert.equal(await p.page.getAttribute(`${lrChart} path.series[data-series="base"]`, 'data-points'), '0');
+
+  // stage 2 begins at step 6: a marker there; every group trains from then on
+  await p.send({ type: 'trainEvent', event: { kind: 'stage', stage: 2, stages: 2, epochs: 2, trainGroups: ['default', 'base', 'extra', 'head'], lr: 1e-3 } });
+  await p.send({ type: 'trainEvent', event: stepEvent(6, 1.5, { stage: 2 }) });
+  await p.send({ type: 'trainEvent', event: epochEvent(1, 1.7, 1.8, 0.41) });
+  await p.send({ type: 'trainEvent', event: epochEvent(2, 1.2, 1.4, 0.55) });
+  await p.send({
+    type: 'trainEvent',
+    event: {
+      kind: 'diagnostics',
+      step: 6,
+      layers: [
+        { layer: 'conv2d_2', group: 'base', gradNorm: 0.2, updateRatio: 2e-4 },
+        { layer: 'dense_1', group: 'extra', gradNorm: 0.5, updateRatio: 1e-3 },
+        { layer: 'head_dense', group: 'head', gradNorm: 1.1, updateRatio: 8e-3 },
+      ],
+    },
+  });
+  const epochChart = 'figure.chart:has(figcaption:text-is("Loss per epoch"))';
+  await p.page.waitForSelector(`${epochChart} path.series[data-series="validation loss"][data-points="2"]`);
+  assert.equal(await p.page.getAttribute(`${epochChart} path.series[data-series="train loss"]`, 'data-points'), '2');
+  assert.equal(await p.page.locator(`${epochChart} .dots circle`).count(), 4);
+  const accChart = 'figure.chart:has(figcaption:text-is("Accuracy per epoch"))';
+  assert.equal(await p.page.getAttribute(`${accChart} path.series[data-series="validation accuracy"]`, 'data-points'), '2');
+  assert.equal(await p.page.getAttribute(`${stepChart} ${lossPath}`, 'data-points'), '6');
+  assert.equal(await p.page.getAttribute(`${stepChart} .marker.stage`, 'data-x'), '6');
+  assert.equal(await p.page.getAttribute(`${lrChart} path.series[data-series="base"]`, 'data-points'), '1');
+  // one bar (a closed rectangle) per measured layer, one path per group colour
+  const bars = await p.page.$$eval('figure.chart:has(figcaption:text-matches("Update-to-weight")) path.bars', (ps) =>
+    ps.map((x) => (x.getAttribute('d')?.match(/Z/g) ?? []).length),
+  );
+  assert.deepEqual(bars, [1, 1, 1]);
+  // the run moved the panel to the Training tab, and Stop is the only run button on
+  assert.equal(await p.page.$eval('vscode-tabs', (t) => (t as HTMLElement & { selectedIndex: number }).selectedIndex), 1);
+  const disabled = (label: string): Promise<boolean> =>
+    p.page.locator('vscode-button', { hasText: label }).evaluate((b) => (b as HTMLElement & { disabled: boolean }).disabled);
+  assert.equal(await disabled('Train'), true);
+  assert.equal(await disabled('Stop'), false);
+  assert.match((await p.page.textContent('.status')) ?? '', /stage 1\/2 · epoch 1\/3 · 10% · loss 2\.1/);
+  await p.page.locator('vscode-button', { hasText: 'Stop' }).click();
+  const got = await waitForPosts(p, 2);
+  assert.deepEqual(got[1], { type: 'command', command: 'stop' });
+  await p.page.screenshot({ path: join(resultsDir, 'webview-training.png'), fullPage: true });
+  await assertClean(p);
+  await p.close();
+});
+
+test('an LR range test result shows the suggestion, and Apply asks the host to apply it', async () => {
+  const p = await openWithState();
+  await p.send({ type: 'lrResult', outcome: lrOutcome() });
+  const marker = 'figure.chart .marker.suggestion';
+  await p.page.waitForSelector(marker);
+  assert.equal(await p.page.getAttribute(marker, 'data-x'), '0.003');
+  // on a log axis from 1e-6 to 1e-1, 3e-3 sits (log10(3e-3) + 6) / 5 of the way along the
+  // 58 … 626 px plot area of the 640-wide chart
+  const expected = 58 + ((Math.log10(3e-3) + 6) / 5) * (640 - 58 - 14);
+  const x = Number(await p.page.getAttribute(`${marker} line`, 'x1'));
+  assert.ok(Math.abs(x - expected) < 0.5, `marker at ${x}, expected ${expected}`);
+  assert.match((await p.page.textContent('.lr-suggestion')) ?? '', /training\.lr = 0\.003/);
+  await p.page.locator('vscode-button.apply-lr').click();
+  const got = await waitForPosts(p, 2);
+  assert.deepEqual(got[1], { type: 'command', command: 'applyLr' });
+  await p.page.screenshot({ path: join(resultsDir, 'webview-lr-finder.png'), fullPage: true });
+  await assertClean(p);
+  await p.close();
+});
+
+test('malformed host messages are ignored', async () => {
+  const p = await openWithState();
+  const rowsBefore = await p.page.locator('table.tree tbody tr[data-key]').count();
+  for (const bad of [
+    null,
+    'state',
+    42,
+    [],
+    { type: 'state' },
+    { type: 'state', state: { planFile: 3, problems: [] } },
+    { type: 'state', state: { planFile: '/x', problems: 'none' } },
+    { type: 'status', status: { state: 'exploded' } },
+    { type: 'trainEvent', event: 7 },
+    { type: 'runStarted', job: 'rm -rf' },
+    { type: 'report', report: { epochs: 'all' } },
+    { type: 'lrResult', outcome: {} },
+    { type: 'nonsense' },
+  ]) {
+    await p.send(bad);
+  }
+  // a well-formed message after them still works, so they were all processed (and dropped)
+  await p.send({ type: 'status', status: { state: 'running', job: 'findLr', planFile: '/x', stage: 1, stages: 1, epoch: 1, epochs: 1, fraction: 0.5 } });
+  await p.page.waitForFunction(() => document.querySelector('.status')?.textContent?.startsWith('LR range test'));
+  assert.equal(await p.page.locator('table.tree tbody tr[data-key]').count(), rowsBefore);
+  assert.deepEqual(await posted(p), [{ type: 'ready' }]);
+  await assertClean(p);
+  await p.close();
+});
+
+test('a plan the resolver rejects shows the problem instead of breaking the panel', async () => {
+  const plan = smallPlan();
+  plan.groups![0]!.layers = ['re:conv2d_(']; // not a regular expression
+  const p = await harness.open();
+  await waitForPosts(p, 1);
+  await p.send({ type: 'state', state: panelState({ plan }) });
+  await p.page.waitForSelector('.problems li.error');
+  assert.match((await p.page.textContent('.problems')) ?? '', /groups\[0\]\.layers\[0\]/);
+  assert.equal(await p.page.isHidden('.tree-box'), true);
+  const disabled = await p.page.locator('vscode-button', { hasText: 'Train' }).evaluate((b) => (b as HTMLElement & { disabled: boolean }).disabled);
+  assert.equal(disabled, true);
+  // the next valid state brings the tree back
+  await p.send({ type: 'state', state: panelState() });
+  await p.page.waitForSelector(row('g:base'));
+  await assertClean(p);
+  await p.close();
+});
+
+test('in an untrusted workspace Train and Find LR are off, and the panel says why', async () => {
+  const p = await openWithState(panelState({ trusted: false }));
+  const disabled = (label: string): Promise<boolean> =>
+    p.page.locator('vscode-button', { hasText: label }).evaluate((b) => (b as HTMLElement & { disabled: boolean }).disabled);
+  assert.equal(await disabled('Train'), true);
+  assert.equal(await disabled('Find LR'), true);
+  assert.match((await p.page.textContent('.notice')) ?? '', /Restricted Mode/);
+  assert.equal(await p.page.isVisible('.notice'), true);
+  // editing still works
+  await p.page.click(frozen('g:head'));
+  const got = await waitForPosts(p, 2);
+  assert.deepEqual(got[1], { type: 'edit', edit: { kind: 'setGroup', groupIndex: 2, key: 'frozen', value: true } });
+  await assertClean(p);
+  await p.close();
+});
+
+test('settings post training edits; a finished run is drawn from its report', async () => {
+  const report = {
+    version: 1 as const,
+    planFile: '/work/example/layerwise.json',
+    plan: smallPlan(),
+    task: 'classification' as const,
+    backend: { name: 'wasm', reason: 'tfjs-node is not installed' },
+    startedAt: '2025-01-01T00:00:00Z',
+    finishedAt: '2025-01-01T00:01:00Z',
+    stopped: 'completed' as const,
+    stages: [
+      { stage: 1, epochs: 1, trainGroups: ['head'], lr: 1e-3, steps: 10 },
+      { stage: 2, epochs: 2, trainGroups: ['default', 'base', 'extra', 'head'], lr: 1e-3, steps: 20 },
+    ],
+    epochs: [1, 2, 3].map((e) => {
+      const { kind: _kind, ...m } = epochEvent(e, 2 / e, 2.2 / e, 0.3 * e);
+      return m;
+    }),
+    groupLrByEpoch: { default: [0, 5e-4, 1e-5], base: [0, 5e-5, 1e-6], extra: [0, 2.5e-4, 5e-6], head: [5e-4, 5e-4, 1e-5] },
+    best: { epoch: 3, valLoss: 0.73, valAccuracy: 0.9 },
+    frozenCheck: { weightsChecked: 6, unchanged: true, changed: [] },
+    timings: { loadSeconds: 1, trainSeconds: 59, steps: 30, stepsPerSecond: 0.5 },
+    outputs: { folder: 'runs/1', model: 'runs/1/model.json' },
+  };
+  const p = await openWithState(panelState({ lastReport: report }), { planUri: 'file:///work/example/layerwise.json', expandedGroups: [], tab: 'training' });
+  const epochChart = 'figure.chart:has(figcaption:text-is("Loss per epoch"))';
+  await p.page.waitForSelector(`${epochChart} path.series[data-series="train loss"][data-points="3"]`);
+  assert.match((await p.page.textContent('.report-summary')) ?? '', /6 unchanged/);
+  // the report's per-epoch LRs: base trains from epoch 2 only
+  const lrChart = 'figure.chart:has(figcaption:text-matches("Learning rate per group"))';
+  assert.equal(await p.page.getAttribute(`${lrChart} path.series[data-series="base"]`, 'data-points'), '2');
+  await p.page.locator('vscode-button', { hasText: 'Open report' }).click();
+
+  // vscode-textfield keeps its input in an open shadow root, which playwright's CSS pierces
+  await p.page.locator('#field-lr').locator('input').fill('3e-4');
+  await p.page.locator('#field-lr').locator('input').press('Enter');
+  await p.page.locator('#field-epochs').locator('input').fill('2.5');
+  await p.page.locator('#field-epochs').locator('input').press('Enter');
+  await p.page.locator('#field-batchSize').locator('input').fill('');
+  await p.page.locator('#field-batchSize').locator('input').press('Enter');
+  const got = await waitForPosts(p, 4);
+  assert.deepEqual(got.slice(1), [
+    { type: 'command', command: 'openReport' },
+    { type: 'edit', edit: { kind: 'setTraining', key: 'lr', value: 3e-4 } },
+    // 2.5 epochs is refused in the panel; emptying batch size removes it from the plan
+    { type: 'edit', edit: { kind: 'setTraining', key: 'batchSize', value: null } },
+  ]);
+  await p.page.screenshot({ path: join(resultsDir, 'webview-report.png'), fullPage: true });
+  await assertClean(p);
+  await p.close();
+});
+
+test('the panel runs under the host CSP: an inline script is refused and reported', async () => {
+  const p = await openWithState();
+  await p.page.click('vscode-tab-header[data-tab="rates"]');
+  await p.page.waitForSelector('figure.chart:has(figcaption:text-matches("Schedule preview")) path.series');
+  await p.page.screenshot({ path: join(resultsDir, 'webview-rates.png'), fullPage: true });
+  await assertClean(p);
+  // the listener that the other tests rely on does see violations
+  await p.page.evaluate(() => {
+    const s = document.createElement('script');
+    s.textContent = 'window.__inlineRan = true';
+    document.body.append(s);
+  });
+  await p.page.waitForFunction(() => (window as unknown as { __violations: string[] }).__violations.length > 0);
+  assert.equal(await p.page.evaluate(() => (window as unknown as { __inlineRan?: boolean }).__inlineRan), undefined);
+  await p.close();
+});
+
+test('selects post optimizer, schedule and preset edits', async () => {
+  const p = await openWithState();
+  const choose = async (id: string, option: string): Promise<void> => {
+    await p.page.click(`#${id}`);
+    await p.page.locator(`#${id}`).getByRole('option', { name: option, exact: true }).click();
+  };
+  await choose('field-optimizer', 'SGD');
+  await choose('field-schedule', 'one-cycle');
+  await choose('field-preset', 'ULMFiT (÷2.6 per group)');
+  const got = await waitForPosts(p, 4);
+  assert.deepEqual(got.slice(1), [
+    { type: 'edit', edit: { kind: 'setTraining', key: 'optimizer', value: 'sgd' } },
+    // the other schedule settings (warm-up) are kept
+    { type: 'edit', edit: { kind: 'setTraining', key: 'schedule', value: { type: 'onecycle', warmup: 0.1 } } },
+    { type: 'edit', edit: { kind: 'applyPreset', preset: 'ulmfit' } },
+  ]);
+  await assertClean(p);
+  await p.close();
+});
+
+test('half-typed values survive a state from the host', async () => {
+  const p = await openWithState();
+  await p.page.fill(mult('g:head'), '0.7');
+  await p.send({ type: 'state', state: panelState({ stepsPerEpoch: 20 }) });
+  await p.page.waitForFunction(() => document.querySelector('.tab-rates .hint')?.textContent?.includes('20 per epoch'));
+  assert.equal(await p.page.inputValue(mult('g:head')), '0.7');
+  assert.equal(await p.page.evaluate(() => (document.activeElement as HTMLInputElement | null)?.dataset['control']), 'mult');
+  await p.page.press(mult('g:head'), 'Enter');
+  const field = p.page.locator('#field-batchSize').locator('input');
+  await field.fill('64');
+  await p.send({ type: 'state', state: panelState({ stepsPerEpoch: 30 }) });
+  await p.page.waitForFunction(() => document.querySelector('.tab-rates .hint')?.textContent?.includes('30 per epoch'));
+  assert.equal(await field.inputValue(), '64');
+  await field.press('Enter');
+  const got = await waitForPosts(p, 3);
+  assert.deepEqual(got.slice(1), [
+    { type: 'edit', edit: { kind: 'setGroup', groupIndex: 2, key: 'lrMult', value: 0.7 } },
+    { type: 'edit', edit: { kind: 'setTraining', key: 'batchSize', value: 64 } },
+  ]);
+  await assertClean(p);
+  await p.close();
+});
+
+test('a 1,000-layer tree draws only the rows in view and scrolls to any row', async () => {
+  const plan = bigPlan();
+  const state = panelState({ plan, model: bigModel(1000), stepsPerEpoch: 50 });
+  const expanded = plan.groups!.map((g) => g.name);
+  const p = await openWithState(state, { planUri: state.planUri, expandedGroups: expanded, tab: 'rates' });
+  const drawn = (): Promise<number> => p.page.locator('table.tree tbody tr[data-key]').count();
+  assert.equal(await p.page.getAttribute('table.tree', 'aria-rowcount'), String(1000 + 12 + 1));
+  assert.ok((await drawn()) < 150, `drew ${await drawn()} rows`);
+  // End on the first row moves to the last layer of the last group, drawn and focused
+  await p.page.focus(row('g:block_0'));
+  await p.page.keyboard.press('End');
+  const last = 'l:block_11/norm_999';
+  await p.page.waitForFunction((k) => (document.activeElement as HTMLElement | null)?.dataset['key'] === k, last);
+  assert.equal(await p.page.getAttribute(row(last), 'aria-rowindex'), String(1000 + 12 + 1));
+  await p.page.keyboard.press('ArrowUp');
+  assert.equal(await p.page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset['key']), 'l:block_11/dense_998');
+  // scrolling the box draws the rows that come into view
+  await p.page.$eval('.tree-scroll', (el) => {
+    el.scrollTop = 500 * 26;
+  });
+  // row 500 of the flat list: group 5 starts at 5 × 85, so this is its 75th layer (420 + 74)
+  await p.page.waitForSelector(row('l:block_5/dense_494'));
+  assert.ok((await drawn()) < 150);
+  await p.page.screenshot({ path: join(resultsDir, 'webview-1000-layers.png') });
+  await assertClean(p);
+  await p.close();
+});

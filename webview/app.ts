@@ -1,0 +1,836 @@
+/**
+ * The plan-editor panel. It holds no copy of the plan to edit: the host sends the plan as
+ * parsed from the editor (`state`), the panel resolves it with the same core code the engine
+ * uses, draws it, and turns every change into an `edit` request; the host applies it as a
+ * WorkspaceEdit and answers with the next `state`.
+ */
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-label/index.js';
+import '@vscode-elements/elements/dist/vscode-option/index.js';
+import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
+import '@vscode-elements/elements/dist/vscode-single-select/index.js';
+import '@vscode-elements/elements/dist/vscode-tab-header/index.js';
+import '@vscode-elements/elements/dist/vscode-tab-panel/index.js';
+import '@vscode-elements/elements/dist/vscode-tabs/index.js';
+import '@vscode-elements/elements/dist/vscode-textfield/index.js';
+import type { VscodeButton } from '@vscode-elements/elements/dist/vscode-button/vscode-button.js';
+import type { VscodeProgressBar } from '@vscode-elements/elements/dist/vscode-progress-bar/vscode-progress-bar.js';
+import type { VscodeSingleSelect } from '@vscode-elements/elements/dist/vscode-single-select/vscode-single-select.js';
+import type { VscodeTextfield } from '@vscode-elements/elements/dist/vscode-textfield/vscode-textfield.js';
+import type { VscodeTabs } from '@vscode-elements/elements/dist/vscode-tabs/vscode-tabs.js';
+
+import { resolveGroups } from '../src/core/groups.ts';
+import type { Resolution } from '../src/core/groups.types.ts';
+import type { LrFinderOutcome } from '../src/core/lr-finder.ts';
+import { DEFAULTS, type ScheduleSpec, type ScheduleType, type TrainingSpec } from '../src/core/plan.ts';
+import type { RunReport } from '../src/core/progress.ts';
+import { buildTimeline, lrPreview, resolveStages } from '../src/core/timeline.ts';
+import {
+  isHostToWebview,
+  isPersistedPanelState,
+  type Handlers,
+  type HostToWebview,
+  type PanelCommand,
+  type PanelState,
+  type PanelTab,
+  type PersistedPanelState,
+  type PlanEditRequest,
+  type TrainingKey,
+  type TrainingStatus,
+  type WebviewToHost,
+} from '../src/protocol/webview.ts';
+import { barChart, lineChart, type LineSeries, type VerticalMarker } from './charts.ts';
+import type { HostChannel } from './host-channel.ts';
+import { RunData } from './run-data.ts';
+import { LayerTree } from './tree.ts';
+import {
+  buildTreeModel,
+  colorClass,
+  formatNumber,
+  nonNegative,
+  parseNumber,
+  positive,
+  positiveInteger,
+  runControls,
+  statusText,
+  warmupCheck,
+  type FieldCheck,
+  type TreeModel,
+} from './view-model.ts';
+
+const TABS: readonly PanelTab[] = ['rates', 'training', 'lrFinder'];
+const TAB_LABELS: Record<PanelTab, string> = { rates: 'Learning rates', training: 'Training', lrFinder: 'LR range test' };
+/** The preview needs steps per epoch; without a dataset size it assumes this many. */
+const ASSUMED_STEPS_PER_EPOCH = 100;
+const SCHEDULES: ReadonlyArray<{ value: ScheduleType; label: string }> = [
+  { value: 'constant', label: 'constant' },
+  { value: 'linear', label: 'linear decay' },
+  { value: 'cosine', label: 'cosine' },
+  { value: 'stlr', label: 'slanted triangular (ULMFiT)' },
+  { value: 'onecycle', label: 'one-cycle' },
+];
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, className = '', text?: string): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  if (className !== '') e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function button(label: string, onClick: () => void, secondary = false): VscodeButton {
+  const b = document.createElement('vscode-button');
+  b.textContent = label;
+  if (secondary) b.setAttribute('secondary', '');
+  b.addEventListener('click', () => {
+    if (!b.disabled) onClick();
+  });
+  return b;
+}
+
+interface Derived {
+  resolution?: Resolution;
+  tree?: TreeModel;
+  /** Why the plan cannot be resolved against the model. */
+  resolveProblem?: string;
+}
+
+export class PanelApp {
+  private state: PanelState | undefined;
+  private derived: Derived = {};
+  private status: TrainingStatus = { state: 'idle' };
+  private tab: PanelTab = 'rates';
+  private expanded = new Set<string>();
+  private run: RunData | undefined;
+  private lrOutcome: LrFinderOutcome | undefined;
+  private readonly dirty = new Set<PanelTab>();
+  private rebuildingSettings = false;
+
+  private readonly tree: LayerTree;
+  private readonly els: {
+    title: HTMLElement;
+    status: HTMLElement;
+    progress: VscodeProgressBar;
+    train: VscodeButton;
+    findLr: VscodeButton;
+    stop: VscodeButton;
+    openReport: VscodeButton;
+    notice: HTMLElement;
+    problems: HTMLElement;
+    settings: HTMLElement;
+    treeBox: HTMLElement;
+    treeSummary: HTMLElement;
+    tabs: VscodeTabs;
+    rates: HTMLElement;
+    training: HTMLElement;
+    lrFinder: HTMLElement;
+  };
+
+  /** Measured from a `state` message to its rows on screen (bench/webview-render.ts reads it). */
+  lastRenderMs = 0;
+
+  constructor(
+    private readonly root: HTMLElement,
+    private readonly host: HostChannel,
+  ) {
+    const saved = host.loadUiState();
+    if (isPersistedPanelState(saved)) {
+      this.expanded = new Set(saved.expandedGroups);
+      this.tab = saved.tab;
+    }
+    this.tree = new LayerTree({
+      edit: (edit) => this.edit(edit),
+      expandedChanged: (expanded) => {
+        this.expanded = new Set(expanded);
+        this.persist();
+      },
+    });
+    this.els = this.layout();
+  }
+
+  /** Says `ready`; until the host answers with `state`, the panel posts nothing else. */
+  start(): void {
+    this.host.post({ type: 'ready' });
+  }
+
+  private post(message: WebviewToHost): void {
+    if (this.state === undefined) return;
+    this.host.post(message);
+  }
+
+  private edit(edit: PlanEditRequest): void {
+    this.post({ type: 'edit', edit });
+  }
+
+  private command(command: PanelCommand): void {
+    this.post({ type: 'command', command });
+  }
+
+  /** Every message from the host arrives here; anything the protocol does not know is dropped. */
+  receive(data: unknown): void {
+    if (!isHostToWebview(data)) return;
+    const handle = this.handlers[data.type] as (m: HostToWebview) => void;
+    handle(data);
+  }
+
+  private readonly handlers: Handlers<HostToWebview> = {
+    state: (m) => this.setState(m.state),
+    status: (m) => {
+      this.status = m.status;
+      this.renderRunControls();
+      // the Apply button and the range test's "running" note follow the status
+      this.queueRedraw('lrFinder');
+    },
+    trainEvent: (m) => {
+      if (this.run === undefined || this.run.job === 'report') this.run = new RunData('train');
+      this.run.add(m.event);
+      this.queueRedraw('training');
+    },
+    runStarted: (m) => {
+      if (m.job === 'train') {
+        this.run = new RunData('train');
+        this.selectTab('training');
+        this.queueRedraw('training');
+      } else {
+        this.lrOutcome = undefined;
+        this.selectTab('lrFinder');
+        this.queueRedraw('lrFinder');
+      }
+    },
+    report: (m) => this.showReport(m.report),
+    lrResult: (m) => {
+      this.lrOutcome = m.outcome;
+      this.selectTab('lrFinder');
+      this.queueRedraw('lrFinder');
+    },
+  };
+
+  // ---- state -----------------------------------------------------------------------------------
+
+  private setState(state: PanelState): void {
+    const t0 = performance.now();
+    const first = this.state === undefined;
+    this.state = state;
+    this.status = state.status;
+    this.derived = derive(state);
+    if (first && state.lastLrFinder !== undefined) this.lrOutcome = state.lastLrFinder;
+    if (state.lastReport !== undefined && (this.run === undefined || this.run.job === 'report')) {
+      this.run = RunData.fromReport(state.lastReport);
+    }
+    this.renderHeader();
+    this.renderRunControls();
+    this.renderProblems();
+    this.renderSettings();
+    this.renderTree();
+    this.lastRenderMs = performance.now() - t0;
+    this.persist();
+    // the tree is what the user edits: it goes on screen first, the charts one frame later
+    this.queueRedraw('rates', 'training', 'lrFinder');
+  }
+
+  private showReport(report: RunReport): void {
+    if (this.run === undefined || this.run.job === 'report') this.run = RunData.fromReport(report);
+    else this.run.setReport(report);
+    if (this.state) this.state = { ...this.state, lastReport: report };
+    this.renderRunControls();
+    this.queueRedraw('training');
+  }
+
+  private persist(): void {
+    if (this.state === undefined) return;
+    const saved: PersistedPanelState = { planUri: this.state.planUri, expandedGroups: [...this.expanded], tab: this.tab };
+    this.host.saveUiState(saved);
+  }
+
+  private selectTab(tab: PanelTab): void {
+    this.tab = tab;
+    this.els.tabs.selectedIndex = TABS.indexOf(tab);
+    this.persist();
+  }
+
+  // ---- layout ----------------------------------------------------------------------------------
+
+  private layout(): PanelApp['els'] {
+    const header = el('header', 'toolbar');
+    const title = el('h1', 'plan-title', 'Layerwise');
+    const status = el('span', 'status', 'Waiting for the plan…');
+    status.setAttribute('role', 'status');
+    status.setAttribute('aria-live', 'polite');
+    const train = button('Train', () => this.command('train'));
+    const findLr = button('Find LR', () => this.command('findLr'), true);
+    const stop = button('Stop', () => this.command('stop'), true);
+    const openReport = button('Open report', () => this.command('openReport'), true);
+    const openText = button('Open plan file', () => this.command('openPlanText'), true);
+    for (const b of [train, findLr, stop, openReport]) b.disabled = true;
+    const actions = el('div', 'actions');
+    actions.setAttribute('role', 'group');
+    actions.setAttribute('aria-label', 'Run');
+    actions.append(train, findLr, stop, openReport, openText);
+    header.append(title, status, actions);
+    const progress = document.createElement('vscode-progress-bar');
+    progress.classList.add('progress');
+    progress.ariaLabel = 'Run progress';
+    progress.hidden = true;
+    const notice = el('p', 'notice');
+    notice.hidden = true;
+    notice.setAttribute('role', 'note');
+
+    const problems = el('section', 'problems');
+    problems.setAttribute('aria-label', 'Problems');
+    const settings = el('section', 'settings');
+    settings.setAttribute('aria-label', 'Training settings');
+
+    const treeBox = el('section', 'tree-box');
+    treeBox.setAttribute('aria-label', 'Layer tree');
+    const treeSummary = el('p', 'tree-summary');
+    treeBox.append(treeSummary, this.tree.element);
+
+    const tabs = document.createElement('vscode-tabs');
+    tabs.setAttribute('panel', '');
+    const panels: Record<PanelTab, HTMLElement> = { rates: el('div'), training: el('div'), lrFinder: el('div') };
+    for (const t of TABS) {
+      const h = document.createElement('vscode-tab-header');
+      h.setAttribute('slot', 'header');
+      h.textContent = TAB_LABELS[t];
+      h.dataset['tab'] = t;
+      const p = document.createElement('vscode-tab-panel');
+      panels[t].className = `tab-body tab-${t}`;
+      p.append(panels[t]);
+      tabs.append(h, p);
+    }
+    tabs.selectedIndex = TABS.indexOf(this.tab);
+    tabs.addEventListener('vsc-tabs-select', (e) => {
+      const t = TABS[e.detail.selectedIndex];
+      if (t !== undefined && t !== this.tab) {
+        this.tab = t;
+        this.persist();
+      }
+    });
+
+    this.root.replaceChildren(header, progress, notice, problems, settings, treeBox, tabs);
+    return {
+      title,
+      status,
+      progress,
+      train,
+      findLr,
+      stop,
+      openReport,
+      notice,
+      problems,
+      settings,
+      treeBox,
+      treeSummary,
+      tabs,
+      rates: panels.rates,
+      training: panels.training,
+      lrFinder: panels.lrFinder,
+    };
+  }
+
+  // ---- header and run controls -----------------------------------------------------------------
+
+  private renderHeader(): void {
+    const s = this.state;
+    if (!s) return;
+    const name = s.planFile.split(/[\\/]/).pop() ?? s.planFile;
+    this.els.title.textContent = name;
+    this.els.title.title = s.planFile;
+  }
+
+  private runnableReason(): string | undefined {
+    const s = this.state;
+    if (!s) return 'Waiting for the plan.';
+    if (s.plan === undefined || s.problems.length > 0) return 'Fix the plan’s problems first.';
+    if (s.model === undefined) return 'The model could not be read.';
+    if (this.derived.resolveProblem !== undefined) return 'The plan’s groups cannot be resolved against the model.';
+    return undefined;
+  }
+
+  private renderRunControls(): void {
+    const c = runControls(this.status, this.state?.trusted ?? false, this.runnableReason());
+    const { train, findLr, stop, openReport, notice, status, progress } = this.els;
+    train.disabled = !c.train;
+    findLr.disabled = !c.findLr;
+    stop.disabled = !c.stop;
+    openReport.disabled = this.run?.report === undefined && this.state?.lastReport === undefined;
+    for (const b of [train, findLr]) b.title = c.reason ?? '';
+    const untrusted = this.state !== undefined && !this.state.trusted;
+    notice.hidden = !untrusted;
+    notice.textContent = untrusted ? (c.reason ?? '') : '';
+    status.textContent = statusText(this.status);
+    status.dataset['state'] = this.status.state;
+    if (this.status.state === 'running') {
+      progress.hidden = false;
+      progress.indeterminate = false;
+      progress.max = 1;
+      progress.value = this.status.fraction;
+    } else if (this.status.state === 'starting') {
+      progress.hidden = false;
+      progress.indeterminate = true;
+    } else progress.hidden = true;
+  }
+
+  // ---- problems --------------------------------------------------------------------------------
+
+  private renderProblems(): void {
+    const s = this.state;
+    const box = this.els.problems;
+    box.replaceChildren();
+    if (!s) return;
+    const items: Array<{ level: 'error' | 'warning'; text: string }> = [];
+    for (const p of s.problems) items.push({ level: 'error', text: p.field !== undefined ? `${p.field}: ${p.message}` : p.message });
+    if (s.plan === undefined && s.problems.length === 0) items.push({ level: 'error', text: 'The plan file could not be read.' });
+    if (s.modelProblem !== undefined) items.push({ level: 'error', text: `Model: ${s.modelProblem}` });
+    if (this.derived.resolveProblem !== undefined) items.push({ level: 'error', text: this.derived.resolveProblem });
+    for (const w of this.derived.tree?.warnings ?? []) items.push({ level: 'warning', text: w });
+    if (items.length === 0) return;
+    const ul = el('ul');
+    for (const i of items) {
+      const li = el('li', i.level, i.text);
+      li.prepend(el('span', 'sev', i.level === 'error' ? 'Error: ' : 'Warning: '));
+      ul.append(li);
+    }
+    box.append(ul);
+  }
+
+  // ---- settings --------------------------------------------------------------------------------
+
+  private renderSettings(): void {
+    const s = this.state;
+    const box = this.els.settings;
+    // a field being typed in keeps its focus and its text across a re-render
+    const active = document.activeElement;
+    const typing = active instanceof HTMLElement && box.contains(active) ? { id: active.id, value: (active as Partial<VscodeTextfield>).value } : undefined;
+    // removing a field with typed text makes it report a change: not a commit, the text moves
+    this.rebuildingSettings = true;
+    try {
+      box.replaceChildren();
+    } finally {
+      this.rebuildingSettings = false;
+    }
+    if (!s?.plan) return;
+    const training: TrainingSpec = s.plan.training ?? {};
+    const schedule = training.schedule;
+
+    if (s.presets.length > 0) {
+      const preset = this.select(
+        'preset',
+        'Preset',
+        [{ value: '', label: 'Apply a preset…' }, ...s.presets.map((p) => ({ value: p.id, label: p.label, description: p.description }))],
+        '',
+        (value, sel) => {
+          if (value === '') return;
+          this.edit({ kind: 'applyPreset', preset: value });
+          sel.value = '';
+        },
+      );
+      box.append(preset);
+    }
+    box.append(
+      this.numberField('lr', 'Base LR', training.lr, DEFAULTS.lr, positive, (v) => this.setTraining('lr', v)),
+      this.select(
+        'optimizer',
+        'Optimizer',
+        [
+          { value: 'adamw', label: 'AdamW' },
+          { value: 'adam', label: 'Adam' },
+          { value: 'sgd', label: 'SGD' },
+        ],
+        training.optimizer ?? DEFAULTS.optimizer,
+        (v) => this.setTraining('optimizer', v),
+      ),
+      this.select('schedule', 'Schedule', SCHEDULES, schedule?.type ?? 'constant', (v) =>
+        this.setTraining('schedule', { ...(schedule ?? {}), type: v as ScheduleType }),
+      ),
+      this.numberField('warmup', 'Warm-up', schedule?.warmup, undefined, warmupCheck, (v) => {
+        const next: ScheduleSpec = { ...(schedule ?? { type: 'constant' }) };
+        if (v === null) delete next.warmup;
+        else next.warmup = v;
+        this.setTraining('schedule', next);
+      }, schedule !== undefined && (schedule.type === 'stlr' || schedule.type === 'onecycle') ? 'this schedule has its own rise' : 'fraction of steps (< 1) or a number of steps'),
+      this.numberField('epochs', 'Epochs', training.epochs, DEFAULTS.epochs, positiveInteger, (v) => this.setTraining('epochs', v)),
+      this.numberField('batchSize', 'Batch size', training.batchSize, DEFAULTS.batchSize, positiveInteger, (v) => this.setTraining('batchSize', v)),
+      this.numberField('weightDecay', 'Weight decay', training.weightDecay, undefined, nonNegative, (v) => this.setTraining('weightDecay', v)),
+    );
+    if (typing !== undefined && typing.id !== '') {
+      const field = document.getElementById(typing.id);
+      if (field instanceof HTMLElement && field.tagName === 'VSCODE-TEXTFIELD' && typing.value !== undefined) (field as VscodeTextfield).value = typing.value;
+      field?.focus();
+    }
+  }
+
+  /** `null` removes the setting from the plan (the default applies again). */
+  private setTraining(key: TrainingKey, value: unknown): void {
+    this.edit({ kind: 'setTraining', key, value });
+  }
+
+  private select(
+    id: string,
+    label: string,
+    options: ReadonlyArray<{ value: string; label: string; description?: string }>,
+    value: string,
+    onChange: (value: string, sel: VscodeSingleSelect) => void,
+  ): HTMLElement {
+    const wrap = el('div', 'field');
+    const lab = document.createElement('vscode-label');
+    lab.textContent = label;
+    lab.htmlFor = `field-${id}`;
+    const sel = document.createElement('vscode-single-select');
+    sel.id = `field-${id}`;
+    sel.label = label;
+    for (const o of options) {
+      const opt = document.createElement('vscode-option');
+      opt.value = o.value;
+      opt.textContent = o.label;
+      if (o.description !== undefined) opt.description = o.description;
+      if (o.value === value) opt.selected = true;
+      sel.append(opt);
+    }
+    sel.addEventListener('change', () => onChange(sel.value, sel));
+    wrap.append(lab, sel);
+    return wrap;
+  }
+
+  private numberField(
+    id: string,
+    label: string,
+    value: number | undefined,
+    fallback: number | undefined,
+    check: FieldCheck,
+    commit: (v: number | null) => void,
+    hint?: string,
+  ): HTMLElement {
+    const wrap = el('div', 'field');
+    const lab = document.createElement('vscode-label');
+    lab.textContent = label;
+    lab.htmlFor = `field-${id}`;
+    const field = document.createElement('vscode-textfield');
+    field.id = `field-${id}`;
+    field.label = label;
+    field.value = value === undefined ? '' : String(value);
+    field.placeholder = fallback === undefined ? 'default' : `${formatNumber(fallback)} (default)`;
+    if (hint !== undefined) field.title = hint;
+    let committed = field.value;
+    const apply = (): void => {
+      if (this.rebuildingSettings) return;
+      const text = field.value.trim();
+      if (text === committed) return;
+      if (text === '') {
+        field.invalid = false;
+        committed = text;
+        commit(null);
+        return;
+      }
+      const v = parseNumber(text);
+      const problem = v === undefined ? 'not a number' : check(v);
+      field.invalid = problem !== undefined;
+      field.title = problem !== undefined ? `${label} ${problem}` : (hint ?? '');
+      if (v === undefined || problem !== undefined) return;
+      committed = text;
+      commit(v);
+    };
+    field.addEventListener('change', apply);
+    field.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter') apply();
+      else if (e.key === 'Escape') {
+        field.value = committed;
+        field.invalid = false;
+      }
+    });
+    wrap.append(lab, field);
+    return wrap;
+  }
+
+  // ---- tree --------------------------------------------------------------------------------------
+
+  private renderTree(): void {
+    const tree = this.derived.tree;
+    this.els.treeBox.hidden = tree === undefined;
+    if (!tree) return;
+    const frozen = tree.groups.filter((g) => g.frozen).length;
+    this.els.treeSummary.textContent = `${tree.groups.length} groups · ${tree.layerCount} layers · base LR ${formatNumber(tree.baseLr)}${frozen > 0 ? ` · ${frozen} frozen group${frozen === 1 ? '' : 's'}` : ''} — bottom (input) to top (output)`;
+    this.tree.render(tree, this.expanded);
+  }
+
+  // ---- charts ------------------------------------------------------------------------------------
+
+  private renderRates(): void {
+    const box = this.els.rates;
+    box.replaceChildren();
+    const s = this.state;
+    const res = this.derived.resolution;
+    if (!s?.plan || !res) {
+      box.append(el('p', 'hint', 'The charts appear when the plan and its model can be read.'));
+      return;
+    }
+    const layers = res.groups
+      .flatMap((g) => g.layers.map((l) => ({ l, g })))
+      .sort((a, b) => a.l.depth - b.l.depth)
+      .filter(({ l }) => l.params.some((p) => p.trainable));
+    const drawn = new Set(layers.map(({ g }) => g.name));
+    const legend = res.groups.filter((g) => drawn.has(g.name)).map((g) => ({ label: g.name, color: colorClass(g.index) }));
+    const grid = el('div', 'chart-grid');
+    box.append(grid);
+    grid.append(
+      barChart({
+        title: 'Effective learning rate by depth',
+        xLabel: 'layer (input → output)',
+        yLabel: 'LR (log)',
+        legend,
+        bars: layers.map(({ l, g }) => ({
+          label: l.name,
+          value: res.baseLr * l.lrMult,
+          color: colorClass(g.index),
+          hollow: l.frozen,
+          detail: `${formatNumber(res.baseLr * l.lrMult)} (×${formatNumber(l.lrMult)}, ${g.name}${l.frozen ? ', frozen' : ''})`,
+        })),
+        emptyText: 'The model has no trainable layers.',
+      }),
+    );
+    const frozenLayers = layers.filter(({ l }) => l.frozen).length;
+
+    let steps = s.stepsPerEpoch;
+    const note = el('p', 'hint');
+    try {
+      const stages = resolveStages(s.plan, res, s.planFile);
+      const assumed = steps === undefined || steps < 1;
+      if (assumed) steps = ASSUMED_STEPS_PER_EPOCH;
+      const timeline = buildTimeline(stages, steps ?? ASSUMED_STEPS_PER_EPOCH);
+      const preview = lrPreview(s.plan, res, timeline);
+      // a group that never trains (no weights, or frozen by the plan) has no curve to draw
+      const series: LineSeries[] = preview.groups
+        .map((name, gi) => ({
+          label: name,
+          color: colorClass(res.groups[gi]?.index ?? gi),
+          points: preview.steps.map((t, i) => [t, preview.lrs[i]?.[gi] ?? NaN] as const),
+        }))
+        .filter((s) => s.points.some(([, lr]) => lr > 0));
+      const markers: VerticalMarker[] = timeline.stages
+        .filter((st) => st.index > 0)
+        .map((st) => ({ x: st.startStep, label: `stage ${st.index + 1}`, kind: 'stage' }));
+      grid.append(
+        lineChart({
+          title: 'Schedule preview: each group’s learning rate',
+          xLabel: 'optimizer step',
+          yLabel: 'LR (log)',
+          yLog: true,
+          yFloorRatio: 1e4,
+          series,
+          markers,
+          emptyText: 'No steps to preview.',
+        }),
+      );
+      note.textContent = `${timeline.stages.length} stage${timeline.stages.length === 1 ? '' : 's'} · ${timeline.totalEpochs} epochs · ${timeline.totalSteps} steps${assumed ? ` (assuming ${ASSUMED_STEPS_PER_EPOCH} steps per epoch: the dataset size is not known yet)` : ` (${steps} per epoch)`}. Gaps: the group is frozen in that stage.${frozenLayers > 0 ? ` Outlined bars: ${frozenLayers} frozen layer${frozenLayers === 1 ? '' : 's'} (their rate does not apply).` : ''}`;
+    } catch (e) {
+      note.textContent = `No schedule preview: ${e instanceof Error ? e.message : String(e)}`;
+      note.classList.add('error');
+    }
+    box.append(note);
+  }
+
+  /** Draws the tabs' charts at the next frame, once however many messages asked for them. */
+  private queueRedraw(...tabs: PanelTab[]): void {
+    const idle = this.dirty.size === 0;
+    for (const t of tabs) this.dirty.add(t);
+    if (!idle) return;
+    requestAnimationFrame(() => {
+      const todo = [...this.dirty];
+      this.dirty.clear();
+      for (const t of todo) {
+        if (t === 'rates') this.renderRates();
+        else if (t === 'training') this.renderTraining();
+        else this.renderLrFinder();
+      }
+    });
+  }
+
+  private renderTraining(): void {
+    const box = this.els.training;
+    box.replaceChildren();
+    const run = this.run;
+    if (run === undefined || run.isEmpty) {
+      box.append(el('p', 'hint', 'Live curves appear here while a run trains; a finished run’s curves stay here afterwards.'));
+      return;
+    }
+    const groupIndex = new Map((this.derived.resolution?.groups ?? []).map((g) => [g.name, g.index]));
+    const colorOf = (group: string, i: number): string => colorClass(groupIndex.get(group) ?? i);
+
+    if (run.report) box.append(reportSummary(run.report));
+    const p = run.progress;
+    if (p && run.report === undefined) {
+      const eta = p.etaSeconds > 0 ? ` · about ${Math.ceil(p.etaSeconds)} s left` : '';
+      box.append(el('p', 'hint', `Step ${p.step}/${p.totalSteps} · epoch ${p.epoch}/${p.epochs}${p.stages > 1 ? ` · stage ${p.stage}/${p.stages}` : ''}${eta}`));
+    }
+    const stepMarkers: VerticalMarker[] = run.stageStarts
+      .filter((st) => st.stage > 1)
+      .map((st) => ({ x: st.step, label: `stage ${st.stage}`, kind: 'stage' }));
+    const epochMarkers: VerticalMarker[] = run.stageStarts
+      .filter((st) => st.stage > 1)
+      .map((st) => ({ x: st.epoch - 0.5, label: `stage ${st.stage}`, kind: 'stage' }));
+    const grid = el('div', 'chart-grid');
+    if (run.stepLoss.length > 0) {
+      grid.append(
+        lineChart({
+          title: 'Training loss per step',
+          xLabel: 'step',
+          yLabel: 'loss',
+          series: [{ label: 'train loss', color: 'c0', points: run.stepLoss }],
+          markers: stepMarkers,
+        }),
+      );
+    }
+    const epochs = run.epochs;
+    const byEpoch = (f: (e: (typeof epochs)[number]) => number | undefined): Array<readonly [number, number]> =>
+      epochs.flatMap((e) => {
+        const v = f(e);
+        return v === undefined ? [] : [[e.epoch, v] as const];
+      });
+    const intTicks = (v: number): string => (Number.isInteger(v) ? String(v) : '');
+    if (epochs.length > 0) {
+      grid.append(
+        lineChart({
+          title: 'Loss per epoch',
+          xLabel: 'epoch',
+          yLabel: 'loss',
+          xFormat: intTicks,
+          series: [
+            { label: 'train loss', color: 'c0', points: byEpoch((e) => e.trainLoss), dots: true },
+            { label: 'validation loss', color: 'c1', points: byEpoch((e) => e.valLoss), dots: true, dashed: true },
+          ].filter((s) => s.points.length > 0),
+          markers: epochMarkers,
+        }),
+      );
+      const acc = [
+        { label: 'train accuracy', color: 'c2', points: byEpoch((e) => e.trainAccuracy), dots: true },
+        { label: 'validation accuracy', color: 'c3', points: byEpoch((e) => e.valAccuracy), dots: true, dashed: true },
+      ].filter((s) => s.points.length > 0);
+      if (acc.length > 0) {
+        grid.append(lineChart({ title: 'Accuracy per epoch', xLabel: 'epoch', yLabel: 'accuracy', xFormat: intTicks, series: acc, markers: epochMarkers }));
+      }
+    }
+    if (run.groupLrs.size > 0) {
+      const perStep = run.groupLrAxis === 'step';
+      grid.append(
+        lineChart({
+          title: `Learning rate per group${perStep ? '' : ' (end of each epoch)'}`,
+          xLabel: perStep ? 'step' : 'epoch',
+          yLabel: 'LR (log)',
+          yLog: true,
+          yFloorRatio: 1e4,
+          ...(perStep ? {} : { xFormat: intTicks }),
+          series: [...run.groupLrs].map(([group, points], i) => ({ label: group, color: colorOf(group, i), points, dots: !perStep })),
+          markers: perStep ? stepMarkers : epochMarkers,
+        }),
+      );
+    }
+    if (run.diagnostics && run.diagnostics.layers.length > 0) {
+      const d = run.diagnostics;
+      const groups = [...new Set(d.layers.map((l) => l.group))];
+      grid.append(
+        barChart({
+          title: `Update-to-weight ratio per layer${d.step !== undefined ? ` (step ${d.step})` : ' (last measured)'}`,
+          xLabel: 'layer (input → output)',
+          yLabel: '‖Δθ‖/‖θ‖ (log)',
+          legend: groups.map((g, i) => ({ label: g, color: colorOf(g, i) })),
+          bars: d.layers.map((l) => ({
+            label: l.layer,
+            value: l.updateRatio,
+            color: colorOf(l.group, groups.indexOf(l.group)),
+            detail: `ratio ${formatNumber(l.updateRatio)}, ‖g‖ ${formatNumber(l.gradNorm)} (${l.group})`,
+          })),
+          emptyText: 'No layer was updated in the measured step.',
+        }),
+      );
+    }
+    box.append(grid);
+    const notes = run.messages.filter((m) => m.level !== 'info').slice(-5);
+    if (notes.length > 0) {
+      const ul = el('ul', 'run-log');
+      for (const m of notes) ul.append(el('li', m.level, m.message));
+      box.append(ul);
+    }
+  }
+
+  private renderLrFinder(): void {
+    const box = this.els.lrFinder;
+    box.replaceChildren();
+    const o = this.lrOutcome;
+    if (o === undefined) {
+      const busy = (this.status.state === 'running' || this.status.state === 'starting') && this.status.job === 'findLr';
+      box.append(
+        el(
+          'p',
+          'hint',
+          busy
+            ? 'The LR range test is running…'
+            : 'Find LR sweeps the base learning rate over a few hundred steps, keeping the ratios between groups, and suggests a rate. Its curve appears here.',
+        ),
+      );
+      return;
+    }
+    const what = o.mode === 'global' ? 'base LR (group ratios kept)' : `LR of group “${o.group ?? '?'}”`;
+    // the other methods' suggestions, faint; methods that agree share one line
+    const others = new Map<number, string[]>();
+    for (const [method, v] of Object.entries(o.suggestions)) {
+      if (v === undefined || method === o.method || v === o.suggested) continue;
+      others.set(v, [...(others.get(v) ?? []), method]);
+    }
+    const markers: VerticalMarker[] = [{ x: o.suggested, label: `${o.method} ${formatNumber(o.suggested)}`, kind: 'suggestion' }];
+    for (const [v, methods] of others) markers.push({ x: v, label: `${methods.join(' = ')} ${formatNumber(v)}`, kind: 'other' });
+    box.append(
+      lineChart({
+        title: `LR range test: loss vs ${what}`,
+        xLabel: 'learning rate (log)',
+        yLabel: 'loss',
+        xLog: true,
+        yClipQuantile: 0.95,
+        series: [
+          { label: 'loss', color: 'c5', points: o.points.map((p) => [p.lr, p.loss] as const) },
+          { label: 'smoothed', color: 'c0', points: o.points.map((p) => [p.lr, p.smoothed] as const) },
+        ],
+        markers,
+      }),
+    );
+    const row = el('div', 'apply-row');
+    const text = el('p', 'lr-suggestion', `Suggested: ${o.apply.field} = ${formatNumber(o.apply.value)} (${o.method}${o.stoppedEarly ? ', the sweep stopped when the loss diverged' : ''}).`);
+    const apply = button(`Apply ${o.apply.field} = ${formatNumber(o.apply.value)}`, () => this.command('applyLr'));
+    apply.classList.add('apply-lr');
+    apply.disabled = this.status.state === 'running' || this.status.state === 'starting';
+    row.append(text, apply);
+    box.append(row);
+  }
+}
+
+function derive(state: PanelState): Derived {
+  if (state.plan === undefined || state.model === undefined) return {};
+  try {
+    const resolution = resolveGroups(state.model, state.plan, state.planFile);
+    return { resolution, tree: buildTreeModel(resolution, state.plan) };
+  } catch (e) {
+    return { resolveProblem: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+function reportSummary(r: RunReport): HTMLElement {
+  const box = el('div', 'report-summary');
+  const last = r.epochs[r.epochs.length - 1];
+  const parts = [
+    `Run ${r.stopped === 'completed' ? 'completed' : r.stopped === 'earlyStopping' ? 'stopped early' : r.stopped === 'cancelled' ? 'was stopped' : 'stopped: the loss was not finite'}`,
+    `${r.epochs.length} epoch${r.epochs.length === 1 ? '' : 's'} on ${r.backend.name}`,
+  ];
+  if (last?.valLoss !== undefined) parts.push(`final validation loss ${formatNumber(last.valLoss)}`);
+  if (r.best?.valAccuracy !== undefined) parts.push(`best validation accuracy ${formatNumber(r.best.valAccuracy)} (epoch ${r.best.epoch})`);
+  box.append(el('p', '', `${parts.join(' · ')}.`));
+  const fc = r.frozenCheck;
+  const check = el(
+    'p',
+    fc.unchanged ? 'ok' : 'error',
+    fc.unchanged
+      ? `Frozen weights checked: ${fc.weightsChecked} unchanged, bit for bit.`
+      : `Frozen weights changed: ${fc.changed.slice(0, 5).join(', ')}${fc.changed.length > 5 ? ' …' : ''}`,
+  );
+  box.append(check);
+  if (r.message !== undefined) box.append(el('p', 'hint', r.message));
+  return box;
+}
+

@@ -1,0 +1,591 @@
+/**
+ * The layer tree: an ARIA treegrid of groups (bottom → top) and their layers, with a multiplier
+ * field (÷2 / ×2 steppers, ↑/↓ in the field) and a freeze checkbox per row. Built from plain DOM
+ * elements rather than one web component per cell: a thousand rows of shadow roots cost several
+ * times the 100 ms budget, and plain rows cloned from a template stay far under it.
+ *
+ * The tree never changes the plan itself: every control posts an edit and the host answers with
+ * a new state, which re-renders the tree (focus and any half-typed value survive that).
+ */
+import type { PlanEditRequest } from '../src/protocol/webview.ts';
+import {
+  colorClass,
+  formatNumber,
+  formatParams,
+  frozenEdit,
+  multiplierEdit,
+  nonNegative,
+  notEditableReason,
+  parseNumber,
+  setHere,
+  stepMultiplier,
+  type GroupRow,
+  type TreeModel,
+  type TreeRow,
+} from './view-model.ts';
+
+export interface LayerTreeEvents {
+  edit(edit: PlanEditRequest): void;
+  expandedChanged(expanded: ReadonlySet<string>): void;
+}
+
+type Control = 'row' | 'mult' | 'dec' | 'inc' | 'frozen';
+
+interface FocusKeep {
+  key: string;
+  control: Control;
+  /** A half-typed multiplier survives the redraw. */
+  value?: string;
+  start?: number | null;
+  end?: number | null;
+}
+
+const COLUMNS: ReadonlyArray<{ label: string; cls: string; title?: string }> = [
+  { label: 'Group / layer', cls: 'col-name' },
+  { label: 'Params', cls: 'col-params' },
+  { label: 'LR multiplier', cls: 'col-mult', title: 'Multiplier of the base learning rate. Empty a layer’s field to let it follow its group.' },
+  { label: 'Effective LR', cls: 'col-lr', title: 'training.lr × multiplier, before the schedule' },
+  { label: 'Weight decay', cls: 'col-wd' },
+  { label: 'Frozen', cls: 'col-frozen' },
+  { label: 'Decided by', cls: 'col-rule' },
+  { label: '', cls: 'col-warn', title: 'Warnings' },
+];
+
+/** Fixed row height (px, media/webview.css) that lets the tree draw only the rows in view. */
+export const ROW_HEIGHT = 26;
+/** Rows drawn above and below the visible ones, so short scrolls need no redraw. */
+const OVERSCAN = 20;
+
+interface FlatRow {
+  row: TreeRow;
+  level: 1 | 2;
+  pos: number;
+  size: number;
+  open: boolean | undefined;
+}
+
+export class LayerTree {
+  /** The scrolling box holding the table; put this in the page. */
+  readonly element: HTMLDivElement;
+  private readonly table: HTMLTableElement;
+  private readonly body: HTMLTableSectionElement;
+  private readonly template: HTMLTableRowElement;
+  private readonly topSpacer: HTMLTableRowElement;
+  private readonly bottomSpacer: HTMLTableRowElement;
+  /** Every row the expanded groups show, in order; only a window of it is in the DOM. */
+  private flat: FlatRow[] = [];
+  private index = new Map<string, number>();
+  private rendered = new Map<string, HTMLTableRowElement>();
+  private window: [number, number] = [0, 0];
+  private activeKey: string | undefined;
+  private model: TreeModel | undefined;
+  private expanded = new Set<string>();
+  private scrollQueued = false;
+  private redrawing = false;
+  /** The scroller's scrollTop as of the last scroll event (reading it would force a layout). */
+  private scrollTop = 0;
+
+  constructor(private readonly events: LayerTreeEvents) {
+    this.element = document.createElement('div');
+    this.element.className = 'tree-scroll';
+    this.table = document.createElement('table');
+    this.table.className = 'tree';
+    this.table.setAttribute('role', 'treegrid');
+    this.table.setAttribute('aria-label', 'Parameter groups and layers, bottom to top');
+    const colgroup = document.createElement('colgroup');
+    const head = this.table.createTHead();
+    const hr = head.insertRow();
+    hr.setAttribute('role', 'row');
+    hr.setAttribute('aria-rowindex', '1');
+    for (const c of COLUMNS) {
+      const col = document.createElement('col');
+      col.className = c.cls;
+      colgroup.append(col);
+      const th = document.createElement('th');
+      th.setAttribute('role', 'columnheader');
+      th.textContent = c.label;
+      if (c.title !== undefined) th.title = c.title;
+      hr.append(th);
+    }
+    this.table.prepend(colgroup);
+    this.body = this.table.createTBody();
+    this.template = rowTemplate();
+    this.topSpacer = spacerRow();
+    this.bottomSpacer = spacerRow();
+    this.element.append(this.table);
+    this.table.addEventListener('keydown', (e) => this.onKeyDown(e));
+    this.table.addEventListener('click', (e) => this.onClick(e));
+    this.table.addEventListener('change', (e) => this.onChange(e));
+    this.table.addEventListener('focusin', (e) => this.onFocusIn(e));
+    this.element.addEventListener('scroll', () => this.onScroll(), { passive: true });
+  }
+
+  get expandedGroups(): ReadonlySet<string> {
+    return this.expanded;
+  }
+
+  render(model: TreeModel, expanded: ReadonlySet<string>): void {
+    this.model = model;
+    this.expanded = new Set(expanded);
+    this.rebuild();
+  }
+
+  /** Recomputes the rows the expanded groups show, then draws the window in view. */
+  private rebuild(): void {
+    const model = this.model;
+    if (model === undefined) return;
+    this.flat = [];
+    this.index.clear();
+    model.groups.forEach((g, gi) => {
+      const open = this.expanded.has(g.name);
+      this.push({ row: g, level: 1, pos: gi + 1, size: model.groups.length, open });
+      if (open) g.layers.forEach((l, li) => this.push({ row: l, level: 2, pos: li + 1, size: g.layers.length, open: undefined }));
+    });
+    this.table.setAttribute('aria-rowcount', String(this.flat.length + 1));
+    if (this.activeKey === undefined || !this.index.has(this.activeKey)) this.activeKey = this.flat[0]?.row.key;
+    this.drawWindow(true);
+  }
+
+  private push(f: FlatRow): void {
+    this.index.set(f.row.key, this.flat.length);
+    this.flat.push(f);
+  }
+
+  /** The rows that cover the scroller's view, plus some either side. */
+  private wantedWindow(): [number, number] {
+    // the scroller is never taller than the window; reading its real height would force a
+    // layout of the page in the middle of rendering it
+    const top = this.scrollTop;
+    const height = window.innerHeight;
+    const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
+    const last = Math.min(this.flat.length, Math.ceil((top + height) / ROW_HEIGHT) + OVERSCAN);
+    return [first, last];
+  }
+
+  private drawWindow(force: boolean, want = this.wantedWindow()): void {
+    const [first, last] = want;
+    if (!force && first === this.window[0] && last === this.window[1]) return;
+    const keep = this.captureFocus();
+    this.window = [first, last];
+    this.rendered.clear();
+    const frag = document.createDocumentFragment();
+    this.topSpacer.hidden = first === 0;
+    this.topSpacer.style.height = `${first * ROW_HEIGHT}px`;
+    frag.append(this.topSpacer);
+    for (let i = first; i < last; i++) {
+      const f = this.flat[i];
+      if (f === undefined) continue;
+      const tr = this.makeRow(f, i);
+      this.rendered.set(f.row.key, tr);
+      frag.append(tr);
+    }
+    this.bottomSpacer.hidden = last >= this.flat.length;
+    this.bottomSpacer.style.height = `${(this.flat.length - last) * ROW_HEIGHT}px`;
+    frag.append(this.bottomSpacer);
+    // removing a focused field that holds typed text makes the browser report a change;
+    // that text moves to the new field below and is committed only by Enter or leaving it
+    this.redrawing = true;
+    try {
+      this.body.replaceChildren(frag);
+    } finally {
+      this.redrawing = false;
+    }
+    // the tab stop must be a row on screen; a row scrolled away hands it to the first one drawn
+    if (keep === undefined && (this.activeKey === undefined || !this.rendered.has(this.activeKey))) {
+      this.activeKey = this.flat[first]?.row.key ?? this.activeKey;
+    }
+    this.setActive(this.activeKey, false);
+    if (keep !== undefined) this.restoreFocus(keep);
+  }
+
+  private onScroll(): void {
+    if (this.scrollQueued) return;
+    this.scrollQueued = true;
+    requestAnimationFrame(() => {
+      this.scrollQueued = false;
+      this.scrollTop = this.element.scrollTop;
+      const want = this.wantedWindow();
+      // redraw only when the view nears the edge of what is drawn
+      const [first, last] = this.window;
+      const margin = OVERSCAN / 2;
+      if (want[0] < first || want[1] > last || want[0] - first > OVERSCAN + margin || last - want[1] > OVERSCAN + margin) {
+        this.drawWindow(false, want);
+      }
+    });
+  }
+
+  /** Scrolls so the row at flat index i is drawn and in view. */
+  private reveal(i: number): void {
+    const top = i * ROW_HEIGHT;
+    const view = this.element.clientHeight;
+    const head = this.table.tHead?.offsetHeight ?? ROW_HEIGHT;
+    const scrolled = this.element.scrollTop;
+    if (top < scrolled) this.element.scrollTop = top;
+    else if (view > 0 && top + ROW_HEIGHT + head > scrolled + view) this.element.scrollTop = top + ROW_HEIGHT + head - view;
+    this.scrollTop = this.element.scrollTop;
+    const want = this.wantedWindow();
+    if (i < this.window[0] || i >= this.window[1] || want[0] !== this.window[0]) this.drawWindow(false, want);
+  }
+
+  private makeRow(f: FlatRow, flatIndex: number): HTMLTableRowElement {
+    const { row, level, pos, size, open } = f;
+    const tr = this.template.cloneNode(true) as HTMLTableRowElement;
+    tr.dataset['key'] = row.key;
+    tr.className = row.kind === 'group' ? 'group' : 'layer';
+    if (row.frozen) tr.classList.add('is-frozen');
+    tr.setAttribute('aria-level', String(level));
+    tr.setAttribute('aria-posinset', String(pos));
+    tr.setAttribute('aria-setsize', String(size));
+    tr.setAttribute('aria-rowindex', String(flatIndex + 2));
+    if (open !== undefined) tr.setAttribute('aria-expanded', String(open));
+    const [nameCell, paramsCell, multCell, lrCell, wdCell, frozenCell, ruleCell, warnCell] = Array.from(tr.cells);
+    if (!nameCell || !paramsCell || !multCell || !lrCell || !wdCell || !frozenCell || !ruleCell || !warnCell) return tr;
+
+    const [toggle, swatch, label, sub] = Array.from(nameCell.children) as HTMLElement[];
+    const colorIndex = row.kind === 'group' ? row.index : row.groupIndex;
+    if (toggle) toggle.textContent = row.kind === 'group' ? (open === true ? '▾' : '▸') : '';
+    swatch?.classList.add(colorClass(colorIndex));
+    if (label) label.textContent = row.name;
+    if (sub) {
+      sub.textContent = row.kind === 'group' ? groupSubtitle(row) : `${row.className}${row.isNewHead ? ' · new head' : ''}`;
+    }
+    nameCell.title = row.kind === 'group' ? `${row.name}: ${row.patterns.join(', ') || 'layers no pattern matches'}` : `${row.name} (depth ${row.depth})`;
+
+    paramsCell.textContent = formatParams(row.paramCount);
+    // not toLocaleString: its first call loads locale data and costs more than the whole tree
+    paramsCell.title = `${String(row.paramCount).replace(/\B(?=(\d{3})+$)/g, ',')} parameters`;
+
+    const blocked = notEditableReason(row);
+    const [mult, dec, inc] = Array.from(multCell.children) as HTMLInputElement[];
+    if (mult && dec && inc) {
+      mult.value = formatNumber(row.lrMult);
+      mult.defaultValue = mult.value;
+      mult.setAttribute('aria-label', `LR multiplier of ${row.kind} ${row.name}`);
+      if (!setHere(row, row.lrMultRule)) mult.classList.add('inherited');
+      mult.title = blocked ?? `${row.lrMultRule.detail}. Enter or leave the field to apply; ↑/↓ ×2/÷2; Esc reverts.`;
+      dec.setAttribute('aria-label', `Halve the multiplier of ${row.name}`);
+      inc.setAttribute('aria-label', `Double the multiplier of ${row.name}`);
+      if (blocked !== undefined) for (const el of [mult, dec, inc]) el.disabled = true;
+    }
+
+    lrCell.textContent = row.effectiveLr === undefined ? '—' : formatNumber(row.effectiveLr);
+    if (row.frozen && row.effectiveLr !== undefined) lrCell.classList.add('dim');
+    wdCell.textContent = row.weightDecay;
+    wdCell.title = row.weightDecayTitle;
+
+    const box = frozenCell.firstElementChild as HTMLInputElement | null;
+    if (box) {
+      box.checked = row.frozen;
+      box.defaultChecked = row.frozen;
+      box.setAttribute('aria-label', `Freeze ${row.kind} ${row.name}`);
+      box.title = blocked ?? row.frozenRule.detail;
+      if (blocked !== undefined) box.disabled = true;
+      if (row.kind === 'group' && row.layers.some((l) => l.frozen !== row.frozen)) box.indeterminate = true;
+    }
+
+    const rules = [row.lrMultRule.detail];
+    if (row.frozenRule.source !== 'default') rules.push(row.frozenRule.detail);
+    ruleCell.textContent = rules.join(' · ');
+    ruleCell.title = `multiplier: ${row.lrMultRule.detail}\nfrozen: ${row.frozenRule.detail}\nweight decay: ${row.weightDecayTitle}`;
+
+    if (row.warnings.length > 0) {
+      warnCell.textContent = `⚠ ${row.warnings.length}`;
+      warnCell.title = row.warnings.join('\n');
+      warnCell.setAttribute('aria-label', `Warnings: ${row.warnings.join('; ')}`);
+      tr.classList.add('has-warning');
+    }
+    return tr;
+  }
+
+  // ---- focus ------------------------------------------------------------------------------------
+
+  /** Roving tabindex: only the active row and its controls are in the tab order. */
+  private setActive(key: string | undefined, focus: boolean): void {
+    const prev = this.activeKey === undefined ? undefined : this.rendered.get(this.activeKey);
+    if (prev) setTabbable(prev, false);
+    this.activeKey = key;
+    if (key === undefined) return;
+    if (focus) {
+      const i = this.index.get(key);
+      if (i !== undefined) this.reveal(i);
+    }
+    const tr = this.rendered.get(key);
+    if (!tr) return;
+    setTabbable(tr, true);
+    if (focus) tr.focus({ preventScroll: true });
+  }
+
+  private captureFocus(): FocusKeep | undefined {
+    const el = document.activeElement;
+    if (!(el instanceof HTMLElement) || !this.body.contains(el)) return undefined;
+    const key = el.closest('tr')?.dataset['key'];
+    if (key === undefined) return undefined;
+    const control = controlOf(el);
+    if (control === 'mult' && el instanceof HTMLInputElement && el.value !== el.defaultValue) {
+      return { key, control, value: el.value, start: el.selectionStart, end: el.selectionEnd };
+    }
+    return { key, control };
+  }
+
+  private restoreFocus(keep: FocusKeep): void {
+    const tr = this.rendered.get(keep.key);
+    if (!tr) return;
+    this.setActive(keep.key, false);
+    const el = keep.control === 'row' ? tr : tr.querySelector<HTMLElement>(`[data-control="${keep.control}"]`);
+    if (!el) return;
+    el.focus({ preventScroll: true });
+    if (el instanceof HTMLInputElement && keep.value !== undefined) {
+      el.value = keep.value;
+      el.setSelectionRange(keep.start ?? keep.value.length, keep.end ?? keep.value.length);
+    }
+  }
+
+  private onFocusIn(e: FocusEvent): void {
+    const tr = (e.target as HTMLElement).closest('tr');
+    const key = tr?.dataset['key'];
+    if (key !== undefined && key !== this.activeKey) this.setActive(key, false);
+  }
+
+  // ---- input ------------------------------------------------------------------------------------
+
+  private rowOf(el: EventTarget | null): { tr: HTMLTableRowElement; row: TreeRow } | undefined {
+    if (!(el instanceof Element)) return undefined;
+    const tr = el.closest('tr');
+    const key = tr?.dataset['key'];
+    const i = key === undefined ? undefined : this.index.get(key);
+    const row = i === undefined ? undefined : this.flat[i]?.row;
+    return tr && row ? { tr, row } : undefined;
+  }
+
+  private toggleGroup(name: string, open: boolean): void {
+    if (this.expanded.has(name) === open) return;
+    if (open) this.expanded.add(name);
+    else this.expanded.delete(name);
+    this.rebuild();
+    this.events.expandedChanged(this.expanded);
+  }
+
+  private onClick(e: MouseEvent): void {
+    const hit = this.rowOf(e.target);
+    if (!hit) return;
+    const target = e.target as HTMLElement;
+    const control = controlOf(target);
+    if (control === 'dec' || control === 'inc') {
+      const input = hit.tr.querySelector<HTMLInputElement>('[data-control="mult"]');
+      const current = parseNumber(input?.value ?? '') ?? hit.row.lrMult;
+      const next = stepMultiplier(current, control === 'inc' ? 1 : -1);
+      if (input) {
+        input.value = formatNumber(next);
+        input.defaultValue = input.value;
+      }
+      this.post(multiplierEdit(hit.row, next));
+      return;
+    }
+    if (hit.row.kind === 'group' && target.closest('.cell-name')) {
+      this.setActive(hit.row.key, true);
+      this.toggleGroup(hit.row.name, !this.expanded.has(hit.row.name));
+    }
+  }
+
+  private onChange(e: Event): void {
+    if (this.redrawing) return;
+    const hit = this.rowOf(e.target);
+    if (!hit) return;
+    const control = controlOf(e.target as HTMLElement);
+    if (control === 'frozen') {
+      const box = e.target as HTMLInputElement;
+      this.post(frozenEdit(hit.row, box.checked));
+    } else if (control === 'mult') {
+      this.commitMultiplier(e.target as HTMLInputElement, hit.row);
+    }
+  }
+
+  private commitMultiplier(input: HTMLInputElement, row: TreeRow): void {
+    const text = input.value.trim();
+    if (text === input.defaultValue) return;
+    if (text === '') {
+      // an empty field removes the row's own setting; with none to remove, it just reverts
+      if (setHere(row, row.lrMultRule)) {
+        input.defaultValue = '';
+        this.post(multiplierEdit(row, null));
+      } else input.value = input.defaultValue;
+      markInvalid(input, undefined);
+      return;
+    }
+    const v = parseNumber(text);
+    const problem = v === undefined ? 'not a number' : nonNegative(v);
+    markInvalid(input, problem);
+    if (v === undefined || problem !== undefined) return;
+    // Enter commits and then the browser reports a change too: one edit, not two
+    input.defaultValue = input.value;
+    this.post(multiplierEdit(row, v));
+  }
+
+  private post(edit: PlanEditRequest | undefined): void {
+    if (edit !== undefined) this.events.edit(edit);
+  }
+
+  private onKeyDown(e: KeyboardEvent): void {
+    const hit = this.rowOf(e.target);
+    if (!hit) return;
+    const target = e.target as HTMLElement;
+    const control = controlOf(target);
+    if (control === 'mult') {
+      const input = target as HTMLInputElement;
+      if (e.key === 'Enter') {
+        e.preventDefault();
+        this.commitMultiplier(input, hit.row);
+      } else if (e.key === 'Escape') {
+        e.preventDefault();
+        input.value = input.defaultValue;
+        markInvalid(input, undefined);
+        this.setActive(hit.row.key, true);
+      } else if (e.key === 'ArrowUp' || e.key === 'ArrowDown') {
+        // steps the field only; the edit is posted on Enter or when the field loses focus
+        e.preventDefault();
+        const current = parseNumber(input.value) ?? hit.row.lrMult;
+        input.value = formatNumber(stepMultiplier(current, e.key === 'ArrowUp' ? 1 : -1));
+      }
+      return;
+    }
+    if (control === 'frozen' && e.key === 'Enter') {
+      e.preventDefault();
+      (target as HTMLInputElement).click();
+      return;
+    }
+    if (control !== 'row') return;
+    const i = this.index.get(hit.row.key) ?? 0;
+    const moveTo = (j: number | undefined): void => {
+      if (j === undefined) return;
+      const key = this.flat[Math.max(0, Math.min(this.flat.length - 1, j))]?.row.key;
+      if (key !== undefined) this.setActive(key, true);
+    };
+    const row = hit.row;
+    switch (e.key) {
+      case 'ArrowDown':
+        moveTo(i + 1);
+        break;
+      case 'ArrowUp':
+        moveTo(i - 1);
+        break;
+      case 'Home':
+        moveTo(0);
+        break;
+      case 'End':
+        moveTo(this.flat.length - 1);
+        break;
+      case 'ArrowRight':
+        if (row.kind === 'group' && !this.expanded.has(row.name)) this.toggleGroup(row.name, true);
+        else if (row.kind === 'group') moveTo(i + 1);
+        else hit.tr.querySelector<HTMLElement>('[data-control="mult"]')?.focus();
+        break;
+      case 'ArrowLeft':
+        if (row.kind === 'group' && this.expanded.has(row.name)) this.toggleGroup(row.name, false);
+        else if (row.kind === 'layer') moveTo(this.index.get(`g:${row.group}`));
+        break;
+      case 'Enter':
+        if (row.kind === 'group') this.toggleGroup(row.name, !this.expanded.has(row.name));
+        else hit.tr.querySelector<HTMLElement>('[data-control="mult"]')?.focus();
+        break;
+      case ' ': {
+        const box = hit.tr.querySelector<HTMLInputElement>('[data-control="frozen"]');
+        if (box && !box.disabled) box.click();
+        break;
+      }
+      default:
+        return;
+    }
+    e.preventDefault();
+  }
+}
+
+function groupSubtitle(g: GroupRow): string {
+  const n = g.layers.length;
+  return `${n} layer${n === 1 ? '' : 's'}${g.planIndex === undefined ? ' · implicit' : ''}`;
+}
+
+function controlOf(el: HTMLElement): Control {
+  const c = el.dataset['control'];
+  return c === 'mult' || c === 'dec' || c === 'inc' || c === 'frozen' ? c : 'row';
+}
+
+function markInvalid(input: HTMLInputElement, problem: string | undefined): void {
+  if (problem === undefined) {
+    input.removeAttribute('aria-invalid');
+    input.classList.remove('invalid');
+  } else {
+    input.setAttribute('aria-invalid', 'true');
+    input.classList.add('invalid');
+    input.title = `Multiplier ${problem}`;
+  }
+}
+
+function setTabbable(tr: HTMLTableRowElement, on: boolean): void {
+  tr.tabIndex = on ? 0 : -1;
+  for (const el of tr.querySelectorAll<HTMLElement>('[data-control]')) el.tabIndex = on ? 0 : -1;
+}
+
+function spacerRow(): HTMLTableRowElement {
+  const tr = document.createElement('tr');
+  tr.className = 'spacer';
+  tr.setAttribute('aria-hidden', 'true');
+  const td = document.createElement('td');
+  td.colSpan = COLUMNS.length;
+  tr.append(td);
+  return tr;
+}
+
+function rowTemplate(): HTMLTableRowElement {
+  const tr = document.createElement('tr');
+  tr.setAttribute('role', 'row');
+  tr.tabIndex = -1;
+  const cell = (cls: string): HTMLTableCellElement => {
+    const td = document.createElement('td');
+    td.setAttribute('role', 'gridcell');
+    td.className = cls;
+    tr.append(td);
+    return td;
+  };
+  const name = cell('cell-name');
+  for (const cls of ['toggle', 'swatch', 'label', 'sub']) {
+    const span = document.createElement('span');
+    span.className = cls;
+    if (cls === 'toggle' || cls === 'swatch') span.setAttribute('aria-hidden', 'true');
+    name.append(span);
+  }
+  cell('num');
+  const mult = cell('cell-mult');
+  const input = document.createElement('input');
+  input.type = 'text';
+  input.inputMode = 'decimal';
+  input.className = 'mult';
+  input.dataset['control'] = 'mult';
+  input.tabIndex = -1;
+  input.spellcheck = false;
+  input.autocomplete = 'off';
+  mult.append(input);
+  for (const [control, text] of [
+    ['dec', '÷2'],
+    ['inc', '×2'],
+  ] as const) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'step';
+    b.dataset['control'] = control;
+    b.tabIndex = -1;
+    b.textContent = text;
+    mult.append(b);
+  }
+  cell('num');
+  cell('num');
+  const frozen = cell('cell-frozen');
+  const box = document.createElement('input');
+  box.type = 'checkbox';
+  box.className = 'check';
+  box.dataset['control'] = 'frozen';
+  box.tabIndex = -1;
+  frozen.append(box);
+  cell('cell-rule');
+  cell('cell-warn');
+  return tr;
+}

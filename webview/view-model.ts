@@ -1,0 +1,260 @@
+/**
+ * The panel's pure half: rows of the layer tree from the core's resolution, the edit each
+ * control sends, number parsing and formatting, and which run buttons are enabled. No DOM here,
+ * so all of it is testable in plain Node.
+ */
+import { assertNever } from '../src/core/errors.ts';
+import type { AuditWarning, Decision, GroupAudit, LayerAudit, Resolution } from '../src/core/groups.types.ts';
+import type { Plan } from '../src/core/plan.ts';
+import type { PlanEditRequest, TrainingStatus } from '../src/protocol/webview.ts';
+
+/** Number of distinct series colours in media/webview.css (`.c0` … `.c7`). */
+export const PALETTE_SIZE = 8;
+export const colorClass = (index: number): string => `c${((index % PALETTE_SIZE) + PALETTE_SIZE) % PALETTE_SIZE}`;
+
+export interface RowBase {
+  /** Stable identity across re-renders: `g:<group>` or `l:<layer>`. */
+  key: string;
+  name: string;
+  lrMult: number;
+  lrMultRule: Decision;
+  /** training.lr × lrMult, or undefined when nothing in the row is optimized. */
+  effectiveLr: number | undefined;
+  frozen: boolean;
+  frozenRule: Decision;
+  paramCount: number;
+  weightDecay: string;
+  weightDecayTitle: string;
+  warnings: string[];
+}
+
+export interface LayerRow extends RowBase {
+  kind: 'layer';
+  className: string;
+  depth: number;
+  group: string;
+  groupIndex: number;
+  isNewHead: boolean;
+}
+
+export interface GroupRow extends RowBase {
+  kind: 'group';
+  /** Position bottom → top in the resolution (also its colour). */
+  index: number;
+  /** Index in the plan's `groups`; undefined for the implicit `default` group, which no edit can reach. */
+  planIndex: number | undefined;
+  patterns: string[];
+  layers: LayerRow[];
+}
+
+export type TreeRow = GroupRow | LayerRow;
+
+export interface TreeModel {
+  baseLr: number;
+  groups: GroupRow[];
+  /** Warnings about the plan as a whole (not about one layer or group). */
+  warnings: string[];
+  layerCount: number;
+}
+
+export function buildTreeModel(resolution: Resolution, plan: Plan): TreeModel {
+  const byLayer = new Map<string, string[]>();
+  const byGroup = new Map<string, string[]>();
+  const general: string[] = [];
+  const push = (m: Map<string, string[]>, k: string, w: AuditWarning): void => {
+    const list = m.get(k);
+    if (list) list.push(w.message);
+    else m.set(k, [w.message]);
+  };
+  for (const w of resolution.warnings) {
+    if (w.layer !== undefined) push(byLayer, w.layer, w);
+    else if (w.group !== undefined) push(byGroup, w.group, w);
+    else general.push(w.message);
+  }
+  // a warning about a layer the model does not have would otherwise vanish
+  const known = new Set(resolution.groups.flatMap((g) => g.layers.map((l) => l.name)));
+  for (const [layer, messages] of byLayer) if (!known.has(layer)) general.push(...messages);
+
+  let layerCount = 0;
+  const groups = resolution.groups.map((g): GroupRow => {
+    const layers = g.layers.map((l) => layerRow(l, g, resolution.baseLr, byLayer.get(l.name) ?? []));
+    layerCount += layers.length;
+    return groupRow(g, plan, resolution.baseLr, layers, byGroup.get(g.name) ?? []);
+  });
+  return { baseLr: resolution.baseLr, groups, warnings: general, layerCount };
+}
+
+function layerRow(l: LayerAudit, g: GroupAudit, baseLr: number, warnings: string[]): LayerRow {
+  const optimized = l.params.filter((p) => p.trainable);
+  const decays = decaySummary(optimized.map((p) => ({ value: p.weightDecay, who: p.name, why: p.weightDecayRule.detail })));
+  return {
+    kind: 'layer',
+    key: `l:${l.name}`,
+    name: l.name,
+    className: l.className,
+    depth: l.depth,
+    group: g.name,
+    groupIndex: g.index,
+    isNewHead: l.isNewHead,
+    lrMult: l.lrMult,
+    lrMultRule: l.lrMultRule,
+    effectiveLr: optimized.length > 0 ? baseLr * l.lrMult : undefined,
+    frozen: l.frozen,
+    frozenRule: l.frozenRule,
+    paramCount: l.paramCount,
+    weightDecay: decays.text,
+    weightDecayTitle: decays.title,
+    warnings,
+  };
+}
+
+function groupRow(g: GroupAudit, plan: Plan, baseLr: number, layers: LayerRow[], warnings: string[]): GroupRow {
+  const planDecay = g.planIndex === undefined ? undefined : plan.groups?.[g.planIndex]?.weightDecay;
+  const optimized = g.layers.flatMap((l) => l.params.filter((p) => p.trainable));
+  const decays =
+    planDecay !== undefined
+      ? { text: formatNumber(planDecay), title: `groups[${g.planIndex}].weightDecay (noDecay and layers[…] still win)` }
+      : decaySummary(optimized.map((p) => ({ value: p.weightDecay, who: p.name, why: p.weightDecayRule.detail })));
+  return {
+    kind: 'group',
+    key: `g:${g.name}`,
+    name: g.name,
+    index: g.index,
+    planIndex: g.planIndex,
+    patterns: g.patterns,
+    lrMult: g.lrMult,
+    lrMultRule: g.lrMultRule,
+    effectiveLr: optimized.length > 0 ? baseLr * g.lrMult : undefined,
+    frozen: g.frozen,
+    frozenRule: g.frozenRule,
+    paramCount: g.paramCount,
+    weightDecay: decays.text,
+    weightDecayTitle: decays.title,
+    warnings,
+    layers,
+  };
+}
+
+function decaySummary(items: Array<{ value: number; who: string; why: string }>): { text: string; title: string } {
+  if (items.length === 0) return { text: '—', title: 'no optimized weights' };
+  const values = [...new Set(items.map((i) => i.value))].sort((a, b) => b - a);
+  const title = items.slice(0, 12).map((i) => `${i.who}: ${formatNumber(i.value)} (${i.why})`);
+  if (items.length > 12) title.push(`… ${items.length - 12} more`);
+  return { text: values.map(formatNumber).join(' / '), title: title.join('\n') };
+}
+
+// ---- numbers ----------------------------------------------------------------------------------
+
+/** Short, exact enough for a table cell: 3 significant digits, exponent form outside [1e-3, 1e4). */
+export function formatNumber(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  if (v === 0) return '0';
+  const a = Math.abs(v);
+  if (a >= 1e4 || a < 1e-3) {
+    const [mantissa = '', exponent = ''] = v.toExponential(2).split('e');
+    return `${mantissa.replace(/\.?0+$/, '')}e${exponent.replace('+', '')}`;
+  }
+  return String(Number(v.toPrecision(3)));
+}
+
+export function formatParams(n: number): string {
+  if (n >= 1e9) return `${trim(n / 1e9)}B`;
+  if (n >= 1e6) return `${trim(n / 1e6)}M`;
+  if (n >= 1e3) return `${trim(n / 1e3)}k`;
+  return String(n);
+}
+
+const trim = (v: number): string => String(Number(v.toFixed(v >= 100 ? 0 : 1)));
+
+/** A number the user typed: undefined when it is not one (the field shows it as invalid). */
+export function parseNumber(text: string): number | undefined {
+  const t = text.trim();
+  if (t === '' || !/^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(t)) return undefined;
+  const v = Number(t);
+  return Number.isFinite(v) ? v : undefined;
+}
+
+export type FieldCheck = (v: number) => string | undefined;
+export const nonNegative: FieldCheck = (v) => (v >= 0 ? undefined : 'must be 0 or more');
+export const positive: FieldCheck = (v) => (v > 0 ? undefined : 'must be more than 0');
+export const positiveInteger: FieldCheck = (v) => (Number.isInteger(v) && v >= 1 ? undefined : 'must be a whole number, 1 or more');
+export const warmupCheck: FieldCheck = (v) =>
+  v < 0 ? 'must be 0 or more' : v >= 1 && !Number.isInteger(v) ? 'a fraction below 1, or a whole number of steps' : undefined;
+
+/** ×2 / ÷2 steps of a multiplier, kept to 4 significant digits so repeated halving stays readable. */
+export function stepMultiplier(current: number, direction: 1 | -1): number {
+  const base = current > 0 ? current : 1;
+  return Number((direction > 0 ? base * 2 : base / 2).toPrecision(4));
+}
+
+// ---- edits ------------------------------------------------------------------------------------
+
+/** The edit a multiplier field sends; null removes the setting (a layer then follows its group). */
+export function multiplierEdit(row: TreeRow, value: number | null): PlanEditRequest | undefined {
+  if (row.kind === 'layer') return { kind: 'setLayer', layer: row.name, key: 'lrMult', value };
+  return row.planIndex === undefined ? undefined : { kind: 'setGroup', groupIndex: row.planIndex, key: 'lrMult', value };
+}
+
+export function frozenEdit(row: TreeRow, frozen: boolean): PlanEditRequest | undefined {
+  if (row.kind === 'layer') return { kind: 'setLayer', layer: row.name, key: 'frozen', value: frozen };
+  return row.planIndex === undefined ? undefined : { kind: 'setGroup', groupIndex: row.planIndex, key: 'frozen', value: frozen };
+}
+
+/** Why a row's controls cannot edit it, or undefined when they can. */
+export function notEditableReason(row: TreeRow): string | undefined {
+  if (row.kind === 'group' && row.planIndex === undefined) {
+    return 'the implicit "default" group holds layers no pattern matches; add a group to the plan to give them a multiplier, or set layers one by one';
+  }
+  return undefined;
+}
+
+/** Does the row's own plan entry set this key (so clearing the field has something to remove)? */
+export function setHere(row: TreeRow, rule: Decision): boolean {
+  return row.kind === 'layer' ? rule.source === 'layers' : rule.source === 'group';
+}
+
+// ---- run controls -----------------------------------------------------------------------------
+
+export interface RunControls {
+  train: boolean;
+  findLr: boolean;
+  stop: boolean;
+  /** Why Train / Find LR are disabled, when they are. */
+  reason: string | undefined;
+}
+
+export function runControls(status: TrainingStatus, trusted: boolean, runnable: string | undefined): RunControls {
+  const busy = status.state === 'starting' || status.state === 'running';
+  let reason: string | undefined;
+  if (!trusted) reason = 'Training and LR range tests are disabled in Restricted Mode: trust this workspace to run them. Browsing and editing the plan still work.';
+  else if (busy) reason = status.job === 'train' ? 'A training run is in progress.' : 'An LR range test is in progress.';
+  else reason = runnable;
+  const ok = reason === undefined;
+  return { train: ok, findLr: ok, stop: busy, reason };
+}
+
+export function statusText(status: TrainingStatus): string {
+  const what = (job: 'train' | 'findLr'): string => (job === 'train' ? 'Training' : 'LR range test');
+  switch (status.state) {
+    case 'idle':
+      return 'Idle';
+    case 'starting':
+      return `${what(status.job)}: starting…`;
+    case 'running': {
+      const parts = [what(status.job)];
+      if (status.stages > 1) parts.push(`stage ${status.stage}/${status.stages}`);
+      if (status.job === 'train') parts.push(`epoch ${status.epoch}/${status.epochs}`);
+      parts.push(`${Math.floor(status.fraction * 100)}%`);
+      if (status.loss !== undefined) parts.push(`loss ${formatNumber(status.loss)}`);
+      return parts.join(' · ');
+    }
+    case 'succeeded':
+      return `${what(status.job)} finished: ${status.summary}`;
+    case 'failed':
+      return `${what(status.job)} failed: ${status.message}`;
+    case 'cancelled':
+      return `${what(status.job)} stopped.`;
+    default:
+      return assertNever(status, 'training status');
+  }
+}
