@@ -8,10 +8,13 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-write.ts';
 import { initPlan } from '../core/autogroup.ts';
 import { formatProblem, LayerwiseError } from '../core/errors.ts';
+import { EXPORT_TARGETS, exportPlan } from '../core/export/index.ts';
 import { resolveGroups } from '../core/groups.ts';
 import { SUGGESTION_METHODS } from '../core/lr-finder.ts';
+import type { ModelInfo } from '../core/model-info.ts';
 import type { Plan, PlanResults } from '../core/plan.ts';
 import { setPlanValue, writeResults } from '../core/plan-edit.ts';
+import { planOnlyFormat, readPytorchModel } from '../core/pytorch-model.ts';
 import type { TrainEvent } from '../core/progress.ts';
 import { buildTimeline, resolveStages } from '../core/timeline.ts';
 import { BACKEND_PREFERENCES } from '../protocol/worker.ts';
@@ -30,6 +33,13 @@ commands:
   train <plan>                fine-tune; writes the model + report.json into a run folder and results into the plan
   find-lr <plan>              LR range test (ratios between groups kept); --apply sets the suggestion in the plan
   init <model.json>           write a plan with automatic groups and a preset
+  export <plan> --to pytorch|hf-trainer|mmengine [--out FILE]
+                              the plan as PyTorch code (param groups, schedule, stages) or an MMEngine config
+
+A model may be a tfjs model.json, or plan-only: a PyTorch .safetensors checkpoint or a sharded
+one's .safetensors.index.json (headers are read, never the weights), or a JSON list of
+named_parameters() names and shapes. Plan-only models can be inspected, grouped and exported,
+not trained here.
 
 common options:
   --backend auto|tfjs-node|wasm|cpu   (default auto)
@@ -63,6 +73,8 @@ async function main(argv: string[]): Promise<number> {
       );
     case 'init':
       return initCommand(parseArgs(rest, { ...common, preset: { value: true }, out: { value: true }, data: { value: true } }));
+    case 'export':
+      return exportCommand(parseArgs(rest, { ...common, to: { value: true }, out: { value: true } }));
     case undefined:
     case 'help':
     case '--help':
@@ -96,17 +108,22 @@ function workspaceFor(args: ParsedArgs, planFile: string): string {
 const backendOf = (args: ParsedArgs) => flagChoice(args, 'backend', BACKEND_PREFERENCES) ?? 'auto';
 
 async function inspect(args: ParsedArgs): Promise<number> {
-  const file = onePath(args, 'plan or model.json');
-  const isModel = basename(file) === 'model.json' || isModelJson(file);
+  const file = onePath(args, 'plan or model file');
+  const planOnly = planOnlyFormat(file) !== undefined;
+  const isModel = planOnly || basename(file) === 'model.json' || isModelJson(file);
   if (isModel) {
-    readModelJson(file, {});
-    await selectBackend(backendOf(args), { trainableClassNames: [] });
-    const model = await loadModel(file, {});
-    const info = describeModel(model, basename(file));
+    let info: ModelInfo;
+    if (planOnly) info = readPytorchModel(file);
+    else {
+      readModelJson(file, {});
+      await selectBackend(backendOf(args), { trainableClassNames: [] });
+      const model = await loadModel(file, {});
+      info = describeModel(model, basename(file));
+      model.dispose();
+    }
     const resolution = resolveGroups(info, { model: basename(file) } as Plan);
-    model.dispose();
     if (args.flags.has('json')) process.stdout.write(JSON.stringify({ model: info, resolution }, null, 2) + '\n');
-    else process.stdout.write(formatAudit(resolution, { source: file }) + '\n');
+    else process.stdout.write(planOnlyNote(info) + formatAudit(resolution, { source: file }) + '\n');
     return 0;
   }
   const prepared = await prepareModel(
@@ -119,13 +136,23 @@ async function inspect(args: ParsedArgs): Promise<number> {
     const batch = plan.training?.batchSize ?? 32;
     timeline = buildTimeline(resolveStages(plan, resolution, file), Math.ceil(data.train.n / batch));
   }
-  prepared.model.dispose();
+  prepared.model?.dispose();
   if (args.flags.has('json')) {
     process.stdout.write(JSON.stringify({ planFile: file, backend: prepared.backend, model: prepared.info, resolution, timeline }, null, 2) + '\n');
   } else {
-    process.stdout.write(formatAudit(resolution, { source: relative(process.cwd(), file) || file, timeline }) + '\n');
+    process.stdout.write(planOnlyNote(prepared.info) + formatAudit(resolution, { source: relative(process.cwd(), file) || file, timeline }) + '\n');
   }
   return 0;
+}
+
+/** Plan-only models are read from names: say how layers and norms were found, so nothing is silent. */
+function planOnlyNote(info: ModelInfo): string {
+  if (info.kind !== 'pytorch') return '';
+  return (
+    `plan-only PyTorch model (names and shapes, no weights): a layer is a module path; normalisation layers are ` +
+    `recognised by name ("norm" in the path, or bn…/ln…/gn…) or by BatchNorm running statistics; ` +
+    `${/\.safetensors(\.index\.json)?$/i.test(info.source) ? 'layer order reconstructed from the sorted header' : 'layer order as listed'}\n`
+  );
 }
 
 function isModelJson(file: string): boolean {
@@ -277,15 +304,19 @@ async function findLrCommand(args: ParsedArgs): Promise<number> {
 }
 
 async function initCommand(args: ParsedArgs): Promise<number> {
-  const modelFile = onePath(args, 'model.json');
-  if (statSync(modelFile).isDirectory()) throw new UsageError('give the path of model.json, not its folder');
+  const modelFile = onePath(args, 'model file');
+  if (statSync(modelFile).isDirectory()) throw new UsageError('give the path of model.json (or a .safetensors / parameter list), not its folder');
   const outFlag = flagString(args, 'out');
   const out = resolve(outFlag ?? join(process.cwd(), 'layerwise.json'));
   if (existsSync(out)) throw new LayerwiseError('already exists; choose another --out (a plan is never overwritten)', { file: out });
-  await selectBackend(backendOf(args), { trainableClassNames: [] });
-  const model = await loadModel(modelFile, {});
-  const info = describeModel(model, basename(modelFile));
-  model.dispose();
+  let info: ModelInfo;
+  if (planOnlyFormat(modelFile) !== undefined) info = readPytorchModel(modelFile);
+  else {
+    await selectBackend(backendOf(args), { trainableClassNames: [] });
+    const model = await loadModel(modelFile, {});
+    info = describeModel(model, basename(modelFile));
+    model.dispose();
+  }
   const rel = relative(dirname(out), modelFile).split('\\').join('/');
   const data = flagString(args, 'data');
   const plan = initPlan(info, {
@@ -299,13 +330,39 @@ async function initCommand(args: ParsedArgs): Promise<number> {
   return 0;
 }
 
+async function exportCommand(args: ParsedArgs): Promise<number> {
+  const planFile = onePath(args, 'plan');
+  const target = flagChoice(args, 'to', EXPORT_TARGETS);
+  if (target === undefined) throw new UsageError(`--to is required: one of ${EXPORT_TARGETS.join(', ')}`);
+  const prepared = await prepareModel({ planFile, workspaceRoot: workspaceFor(args, planFile), backend: backendOf(args) }, { withData: false });
+  prepared.model?.dispose();
+  const stages = resolveStages(prepared.plan, prepared.resolution, planFile);
+  const planName = (relative(process.cwd(), planFile) || planFile).split('\\').join('/');
+  const text = exportPlan(target, { plan: prepared.plan, resolution: prepared.resolution, stages, model: prepared.info, planName });
+  const outFlag = flagString(args, 'out');
+  if (outFlag === undefined) {
+    process.stdout.write(text);
+    return 0;
+  }
+  const out = resolve(outFlag);
+  const modelFile = resolve(dirname(planFile), prepared.plan.model);
+  if (out === resolve(planFile) || out === modelFile) {
+    throw new UsageError(`--out ${outFlag} is the ${out === modelFile ? 'model' : 'plan'} itself; write the export to another file`);
+  }
+  writeFileAtomic(out, text);
+  if (args.flags.has('json')) process.stdout.write(JSON.stringify({ file: out, target }, null, 2) + '\n');
+  else process.stderr.write(`wrote ${out} (${target})\n`);
+  return 0;
+}
+
 function renderPlan(plan: Plan): string {
   const body = JSON.stringify(plan, null, 2);
   return `// Layerwise fine-tuning plan — see the JSON Schema for every field (hover in VS Code).\n// Groups are ordered bottom → top; a layer belongs to the first group whose pattern matches it.\n${body}\n`;
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  // exit once stdout has flushed: a pipe takes large output (inspect --json) asynchronously
+  (code) => process.stdout.write('', () => process.exit(code)),
   (e: unknown) => {
     if (e instanceof LayerwiseError) {
       process.stderr.write(`layerwise: ${e.message}\n`);

@@ -1,7 +1,7 @@
 /**
  * What the core needs to know about a model, without tfjs: its layers in depth order (input →
  * output) with their weights. The engine builds this from a tfjs LayersModel; a plan-only
- * PyTorch checkpoint (later) builds it from parameter names.
+ * PyTorch checkpoint builds it from parameter names (pytorch-model.ts).
  */
 export interface WeightInfo {
   /** Full weight name as the model stores it, e.g. `conv2d_1/kernel`. */
@@ -40,12 +40,15 @@ const NORM_CLASSES = new Set([
   'UnitNormalization',
 ]);
 
+/** Classes the PyTorch reader (pytorch-model.ts) infers from module names: it never sees the modules. */
+const GUESSED_NORM_CLASSES = new Set(['BatchNorm', 'LayerNorm', 'GroupNorm', 'RMSNorm', 'Norm']);
+
 export function isNormLayer(layer: Pick<LayerInfo, 'className' | 'name'>): boolean {
-  return NORM_CLASSES.has(layer.className) || (layer.className === '' && /norm/i.test(layer.name));
+  return NORM_CLASSES.has(layer.className) || GUESSED_NORM_CLASSES.has(layer.className) || (layer.className === '' && /norm/i.test(layer.name));
 }
 
 export function isBatchNorm(layer: Pick<LayerInfo, 'className'>): boolean {
-  return layer.className === 'BatchNormalization';
+  return layer.className === 'BatchNormalization' || layer.className === 'BatchNorm';
 }
 
 export function weightSize(shape: readonly number[]): number {

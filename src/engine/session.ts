@@ -11,6 +11,7 @@ import { resolveGroups } from '../core/groups.ts';
 import type { ParamAudit, Resolution } from '../core/groups.types.ts';
 import type { ModelInfo } from '../core/model-info.ts';
 import { resolvePlanPath } from '../core/paths.ts';
+import { planOnlyFormat, readPytorchModel } from '../core/pytorch-model.ts';
 import { DEFAULTS, type Plan, type Task } from '../core/plan.ts';
 import { parsePlanText } from '../core/validate.ts';
 import type { BackendPreference } from '../protocol/worker.ts';
@@ -63,14 +64,41 @@ export function readPlan(target: RunTarget): { text: string; plan: Plan; workspa
   return { text, plan, workspaceRoot: target.workspaceRoot ?? dirname(target.planFile) };
 }
 
+/** What `describe`, `inspect` and `export` need: the plan, the model's layers and their groups. */
+interface DescribedPlan {
+  planFile: string;
+  workspaceRoot: string;
+  planText: string;
+  plan: Plan;
+  info: ModelInfo;
+  resolution: Resolution;
+  data?: LoadedData;
+}
+
+/**
+ * A tfjs model loaded on a backend, or a plan-only PyTorch model (`.safetensors` header or a
+ * parameter list): names and shapes without weights, so no backend and no tfjs model.
+ */
+export type PreparedModel =
+  | (DescribedPlan & { kind: 'tfjs'; model: tf.LayersModel; backend: BackendChoice })
+  | (DescribedPlan & { kind: 'pytorch'; model?: undefined; backend?: undefined });
+
 /** Loads the model (and its replacement head) and describes it, without data; for `describe`. */
-export async function prepareModel(
-  target: RunTarget,
-  opts: { withData: boolean | 'ifNeeded' },
-): Promise<Omit<PreparedRun, 'data' | 'task' | 'params' | 'loadSeconds'> & { data?: LoadedData }> {
+export async function prepareModel(target: RunTarget, opts: { withData: boolean | 'ifNeeded' }): Promise<PreparedModel> {
   const { text, plan, workspaceRoot } = readPlan(target);
   const ctx = { planFile: target.planFile, field: 'model' };
   const modelPath = resolvePlanPath(target.planFile, plan.model, 'model', workspaceRoot);
+  if (planOnlyFormat(modelPath) !== undefined) {
+    if (plan.head !== undefined) {
+      throw new LayerwiseError(
+        'a plan-only PyTorch model has no layers Layerwise could cut or add: define the new head in PyTorch and list its parameters with the others',
+        { file: target.planFile, field: 'head' },
+      );
+    }
+    const info = readPytorchModel(modelPath, ctx);
+    const resolution = resolveGroups(info, plan, target.planFile);
+    return { kind: 'pytorch', planFile: target.planFile, workspaceRoot, planText: text, plan, info, resolution };
+  }
   const modelJson = readModelJson(modelPath, ctx);
   const classNames = [...layerClassNames(modelJson), ...(plan.head ? ['Dense', 'Dropout'] : [])];
   const backend = await selectBackend(target.backend ?? 'auto', { trainableClassNames: classNames });
@@ -95,12 +123,18 @@ export async function prepareModel(
   }
   const info = describeModel(model, basename(modelPath), new Set(newLayers));
   const resolution = resolveGroups(info, plan);
-  return { planFile: target.planFile, workspaceRoot, planText: text, plan, backend, model, info, resolution, data };
+  return { kind: 'tfjs', planFile: target.planFile, workspaceRoot, planText: text, plan, backend, model, info, resolution, data };
 }
 
 export async function prepareRun(target: RunTarget): Promise<PreparedRun> {
   const started = performance.now();
   const base = await prepareModel(target, { withData: true });
+  if (base.kind === 'pytorch') {
+    throw new LayerwiseError(
+      `${JSON.stringify(base.plan.model)} is a plan-only PyTorch model (parameter names and shapes, no weights Layerwise can train): run "layerwise export ${basename(base.planFile)} --to pytorch" (or hf-trainer, mmengine) and train with the exported code`,
+      { file: base.planFile, field: 'model' },
+    );
+  }
   const data = base.data;
   if (data === undefined) throw new LayerwiseError('the plan has no "data": training needs a dataset', { file: base.planFile, field: 'data' });
   checkOutputs(base.model, data, base.planFile);

@@ -7,6 +7,7 @@
 import { basename, join, relative } from 'node:path';
 import { isLayerwiseError } from '../core/errors.ts';
 import { resolvePlanPath } from '../core/paths.ts';
+import { planOnlyFormat, readPytorchModel } from '../core/pytorch-model.ts';
 import type { TrainEvent } from '../core/progress.ts';
 import { isHostToWorker, type HostToWorker, type ProblemInfo, type WorkerToHost } from '../protocol/worker.ts';
 import { selectBackend } from './backend.ts';
@@ -56,6 +57,11 @@ async function handle(m: HostToWorker): Promise<void> {
       case 'describeModel': {
         // a bare model for "Create Plan from Model…": the same checks as a plan's `model` field
         const modelFile = resolvePlanPath(join(m.workspaceRoot, 'layerwise.json'), relative(m.workspaceRoot, m.modelFile), 'model', m.workspaceRoot);
+        if (planOnlyFormat(modelFile) !== undefined) {
+          // a .safetensors header or a parameter list: names and shapes, no tfjs needed
+          send({ type: 'described', id: m.id, model: readPytorchModel(modelFile, { field: 'model' }) });
+          break;
+        }
         readModelJson(modelFile, { field: 'model' });
         await selectBackend(m.backend, { trainableClassNames: [] });
         const model = await loadModel(modelFile, { field: 'model' });
