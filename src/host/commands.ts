@@ -7,10 +7,12 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { initPlan } from '../core/autogroup.ts';
+import { EXPORT_TARGETS, exportPlan, type ExportTarget } from '../core/export/index.ts';
 import { resolveGroups } from '../core/groups.ts';
 import type { ModelInfo } from '../core/model-info.ts';
 import { isPlanFileName, newPlanFileName } from '../core/plan-discovery.ts';
 import { PRESETS } from '../core/presets.ts';
+import { resolveStages } from '../core/timeline.ts';
 import { formatMult, moveTargets, parseMultiplierInput, type TreeNode } from '../core/tree-model.ts';
 import type { PlanEditRequest } from '../protocol/webview.ts';
 import type { ModelDescriber } from './describer.ts';
@@ -102,6 +104,10 @@ export function registerCommands(d: CommandDeps): vscode.Disposable[] {
       if (node !== undefined) await revealSoon(d.treeView, node);
     }),
     reg('layerwise.createPlan', () => createPlan(d)),
+    reg('layerwise.exportPlan', async (arg) => {
+      const uri = await plan(arg, 'export');
+      if (uri !== undefined) await exportPlanCommand(d, uri);
+    }),
     reg('layerwise.setMultiplier', async (arg) => {
       const node = nodeOf(d, arg);
       if (node === undefined) return;
@@ -329,6 +335,40 @@ async function createPlan(d: CommandDeps): Promise<void> {
   await d.store.open(uri);
   await vscode.window.showTextDocument(uri, { preview: false });
   d.panels.createOrShow(uri, true);
+}
+
+const EXPORT_LABELS: Record<ExportTarget, string> = {
+  pytorch: 'PyTorch: param_groups, optimizer, schedule and apply_stage (torchrun, Accelerate, DeepSpeed)',
+  'hf-trainer': 'Hugging Face Trainer subclass + a callback that applies the unfreezing stages',
+  mmengine: 'MMEngine optim_wrapper with paramwise_cfg.custom_keys',
+};
+
+/** The plan as code for another engine, opened as an unsaved document: nothing on disk is touched. */
+async function exportPlanCommand(d: CommandDeps, uri: vscode.Uri): Promise<void> {
+  const entry = await d.store.open(uri);
+  await d.store.reloadNow(entry.key);
+  const current = d.store.get(entry.key) ?? entry;
+  if (current.plan === undefined) {
+    void vscode.window.showErrorMessage(`Layerwise: ${current.label} has problems; fix them (see the Problems panel) before exporting.`);
+    return;
+  }
+  const model = await modelOf(d, current);
+  if (model === undefined) {
+    void vscode.window.showErrorMessage(`Layerwise: the model of ${current.label} could not be read; see the Layers view.`);
+    return;
+  }
+  const choice = await vscode.window.showQuickPick(
+    EXPORT_TARGETS.map((t) => ({ label: t, detail: EXPORT_LABELS[t], target: t })),
+    { title: `Layerwise: Export ${current.label}`, placeHolder: 'Generate code for which engine?' },
+  );
+  if (choice === undefined) return;
+  const resolution = resolveGroups(model, current.plan, uri.fsPath);
+  const stages = resolveStages(current.plan, resolution, uri.fsPath);
+  const planName = vscode.workspace.asRelativePath(uri, false);
+  const text = exportPlan(choice.target, { plan: current.plan, resolution, stages, model, planName, command: `layerwise export ${planName} --to ${choice.target}` });
+  const doc = await vscode.workspace.openTextDocument({ language: 'python', content: text });
+  await vscode.window.showTextDocument(doc, { preview: false });
+  d.log.info(`exported ${planName} for ${choice.target} (${text.length} characters, unsaved)`);
 }
 
 function isRunOutput(u: vscode.Uri): boolean {

@@ -76,3 +76,18 @@ test('Layerwise: Train shows progress in the status bar and writes results into 
   await s.panelFrame();
   await s.page.screenshot({ path: join(shots, 'e2e-panel-curves.png') });
 });
+
+test('Layerwise: Export Plan… opens the plan as PyTorch code in an unsaved editor', { timeout: 120_000 }, async () => {
+  const before = s.plan();
+  await s.palette('Layerwise: Export Plan');
+  const pick = s.page.locator('.quick-input-list .monaco-list-row', { hasText: 'pytorch' }).first();
+  await pick.waitFor({ timeout: 60_000 });
+  await pick.click();
+  const text = await until('the exported code in an editor', async () => {
+    const t = (await s.page.locator('.monaco-editor .view-lines').allTextContents()).join('\n');
+    return /exported for plain PyTorch/.test(t.replace(/\u00a0/g, ' ')) ? t : undefined;
+  });
+  assert.match(text.replace(/\u00a0/g, ' '), /Groups, bottom -> top/);
+  assert.equal(s.plan(), before);
+  await s.page.screenshot({ path: join(shots, 'e2e-export.png') });
+});
