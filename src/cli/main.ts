@@ -6,6 +6,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { parse as parseJsonc } from 'jsonc-parser';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-write.ts';
+import { cliWorkspaceRoot } from '../core/paths.ts';
 import { initPlan } from '../core/autogroup.ts';
 import { formatProblem, LayerwiseError } from '../core/errors.ts';
 import { EXPORT_TARGETS, exportPlan } from '../core/export/index.ts';
@@ -93,16 +94,9 @@ function onePath(args: ParsedArgs, what: string): string {
   return p;
 }
 
+/** The plan's folder, or `--workspace DIR` when it names that folder or one above it. */
 function workspaceFor(args: ParsedArgs, planFile: string): string {
-  const planDir = dirname(planFile);
-  const ws = flagString(args, 'workspace');
-  if (ws === undefined) return planDir;
-  const root = resolve(ws);
-  const rel = relative(root, planDir);
-  if (rel.startsWith('..') || resolve(root, rel) !== planDir) {
-    throw new UsageError(`--workspace ${ws} must be a folder that contains the plan`);
-  }
-  return root;
+  return cliWorkspaceRoot(planFile, flagString(args, 'workspace'));
 }
 
 const backendOf = (args: ParsedArgs) => flagChoice(args, 'backend', BACKEND_PREFERENCES) ?? 'auto';
