@@ -127,11 +127,12 @@ export async function findLrPrepared(run: PreparedRun, o: LrFinderOptions, opts:
       await new Promise((r) => setImmediate(r));
     }
     const suggestions = suggestLrs(points.filter((p) => Number.isFinite(p.smoothed)), o.steps);
-    const suggested = pickSuggestion(suggestions, o.method);
+    // three significant digits: the curve cannot justify more, and the plan stays readable
+    const suggested = Number(pickSuggestion(suggestions, o.method).toPrecision(3));
     const apply =
       sweptGroup === undefined
         ? { field: 'training.lr', path: ['training', 'lr'], value: suggested }
-        : groupApply(run, sweptGroup, suggested / baseLr);
+        : groupApply(run, sweptGroup, Number((suggested / baseLr).toPrecision(3)));
     const outcome: LrFinderOutcome = { mode: o.mode, group: sweptGroup, points, suggestions, method: o.method, suggested, apply, stoppedEarly };
 
     mkdirSync(outDir, { recursive: true });

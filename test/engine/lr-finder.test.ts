@@ -75,7 +75,8 @@ test('group sweep moves only that group; the suggestion becomes its multiplier',
   const bodies = s.map((e) => e.groupLrs.find((g) => g.group === 'body')!.lr);
   assert.ok(bodies.every((v, i) => i === 0 || v > bodies[i - 1]!));
   assert.equal(r.outcome.apply.field, 'groups[0].lrMult');
-  assert.ok(Math.abs(r.outcome.apply.value - r.outcome.suggested / 0.01) < 1e-15);
+  assert.equal(r.outcome.apply.value, Number((r.outcome.suggested / 0.01).toPrecision(3)));
+  assert.equal(r.outcome.suggested, Number(r.outcome.suggested.toPrecision(3)));
   run.model.dispose();
 });
 
