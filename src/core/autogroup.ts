@@ -28,7 +28,22 @@ export function headLayers(model: ModelInfo): LayerInfo[] {
   if (added.length > 0) return added;
   let start = weighted.length - 1;
   while (start > 0 && isNormLayer(weighted[start]!)) start--;
+  // a PyTorch head is a module (`classifier.fc1`, `classifier.fc2`): take all of its trailing layers
+  const top = model.kind === 'pytorch' ? topModule(weighted[start]?.name) : undefined;
+  if (top !== undefined) {
+    let first = start;
+    while (first > 0 && topModule(weighted[first - 1]!.name) === top) first--;
+    // only a small module at the top is a head; a model nested under one name (`bert.…`) is not
+    const small = weighted.length - first <= Math.max(3, Math.floor(weighted.length / 10));
+    if (small && weighted.slice(0, first).every((l) => topModule(l.name) !== top)) start = first;
+  }
   return weighted.slice(Math.max(0, start));
+}
+
+/** The first component of a dotted module path, when the path has more than one. */
+function topModule(name: string | undefined): string | undefined {
+  const dot = name?.indexOf('.') ?? -1;
+  return name !== undefined && dot > 0 ? name.slice(0, dot) : undefined;
 }
 
 export interface AutoGroupOptions {

@@ -469,3 +469,21 @@ test('initPlan with the seed preset, options, and an unknown preset', () => {
     (e: unknown) => e instanceof LayerwiseError && /"fastest"/.test(e.message) && /ulmfit, layerDecay, geometric, seed, none/.test(e.message),
   );
 });
+
+test('a PyTorch head module at the top (classifier.fc1, classifier.fc2) is the head group whole', () => {
+  const m = model(
+    [
+      linear('embeddings.word', 10, 4),
+      ...Array.from({ length: 6 }, (_, i) => linear(`encoder.layer.${i}.dense`, 4, 4)),
+      linear('pooler.dense', 4, 4),
+      linear('classifier.fc1', 4, 8),
+      linear('classifier.fc2', 8, 2),
+    ],
+    'pytorch',
+  );
+  const groups = autoGroups(m);
+  assert.deepEqual(groups[groups.length - 1], { name: 'head', layers: ['classifier.fc1', 'classifier.fc2'] });
+  // a model nested under one name is not a head
+  const nested = model([linear('bert.embeddings.word', 10, 4), ...Array.from({ length: 6 }, (_, i) => linear(`bert.encoder.layer.${i}.dense`, 4, 4)), linear('bert.pooler.dense', 4, 4)], 'pytorch');
+  assert.deepEqual(autoGroups(nested).at(-1)?.layers, ['bert.pooler.dense']);
+});
