@@ -25,6 +25,7 @@ import { batchTensors, epochOrder, type Dataset } from './data.ts';
 import { computeLoss, countCorrect, forward, lossSpecFor, ModeControl, type LossSpec } from './forward.ts';
 import { saveModel } from './model-io.ts';
 import { GroupedOptimizer, type OptimizerSettings } from './optimizer.ts';
+import { buildFrozenPrefix, type FrozenPrefix } from './prefix-cache.ts';
 import { prepareRun, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
 
 export interface TrainOptions extends RunTarget {
@@ -34,6 +35,8 @@ export interface TrainOptions extends RunTarget {
   onEvent?: (e: TrainEvent) => void;
   /** Minimum milliseconds between two step events. */
   progressIntervalMs?: number;
+  /** Compute the layers below a stage's lowest trainable layer once per stage (default true; prefix-cache.ts). */
+  frozenPrefixCache?: boolean;
 }
 
 export interface TrainOutcome {
@@ -142,6 +145,10 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
       trainedBefore = trainedNow;
       const trainingLayers = new Set(trainable.map((p) => p.layerName));
       modes.setInferenceLayers(run.info.layers.filter((l) => !trainingLayers.has(l.name)).map((l) => l.name));
+      const prefix = opts.frozenPrefixCache === false || trainable.length === 0
+        ? undefined
+        : stagePrefix(run, trainingLayers, train, batchSize, stage.index + 1, emit);
+      const stageData = prefix?.dataset ?? train;
       stageReports.push({ stage: stage.index + 1, epochs: stage.epochs, trainGroups: stage.trainGroups, lr: stage.lr, steps: stage.steps });
       emit({ kind: 'stage', stage: stage.index + 1, stages: timeline.stages.length, epochs: stage.epochs, trainGroups: stage.trainGroups, lr: stage.lr });
 
@@ -162,7 +169,7 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
           const indices = order.slice(b * batchSize, (b + 1) * batchSize);
           const factor = scheduleFactorAt(plan, timeline, globalStep);
           const wantDiagnostics = diagnosticsEvery > 0 && (globalStep + 1) % diagnosticsEvery === 0 && trainable.length > 0;
-          const step = trainStep(run, lossSpec, optimizer, trainable, train, indices, (p) => paramLr(stage, p.audit.lrMult, factor), wantDiagnostics);
+          const step = trainStep(run, lossSpec, optimizer, trainable, stageData, indices, (p) => paramLr(stage, p.audit.lrMult, factor), wantDiagnostics, prefix);
           if (!Number.isFinite(step.loss)) {
             restoreSnapshot(epochStart);
             stopped = 'nonFinite';
@@ -358,7 +365,40 @@ interface StepResult {
   diagnostics?: LayerDiagnostic[];
 }
 
-/** One optimizer step; gradients only for `trainable`, so nothing below them is back-propagated. */
+/**
+ * The stage's frozen prefix computed once (prefix-cache.ts), or undefined with the reason logged
+ * when the model has layers below the cut that could have been cached.
+ */
+function stagePrefix(
+  run: PreparedRun,
+  trainingLayers: ReadonlySet<string>,
+  train: Dataset,
+  batchSize: number,
+  stageNumber: number,
+  emit: (e: TrainEvent) => void,
+): FrozenPrefix | undefined {
+  const outcome = buildFrozenPrefix(run.model, trainingLayers, train, batchSize);
+  const { cached } = outcome;
+  if (cached !== undefined) {
+    const layers = cached.cachedLayers;
+    emit({
+      kind: 'log',
+      level: 'info',
+      message: `stage ${stageNumber}: the frozen layers ${layers[0]} … ${layers[layers.length - 1]} (${layers.length}) were computed once ` +
+        `for ${train.n} samples in ${cached.seconds.toFixed(2)} s (${(cached.bytes / 2 ** 20).toFixed(1)} MB) and are reused every epoch of the stage`,
+    });
+    return cached;
+  }
+  if (outcome.reason !== 'the first layer trains') {
+    emit({ kind: 'log', level: 'info', message: `stage ${stageNumber}: frozen layers not cached: ${outcome.reason}` });
+  }
+  return undefined;
+}
+
+/**
+ * One optimizer step; gradients only for `trainable`, so nothing below them is back-propagated.
+ * With a frozen `prefix`, `ds` holds its cached activations and only the layers above it run.
+ */
 export function trainStep(
   run: Pick<PreparedRun, 'model' | 'task'>,
   lossSpec: LossSpec,
@@ -368,6 +408,7 @@ export function trainStep(
   indices: number[],
   lrOf: (p: BoundParam) => number,
   wantDiagnostics: boolean,
+  prefix?: Pick<FrozenPrefix, 'forward'>,
 ): StepResult {
   const { x, y } = batchTensors(ds, indices);
   try {
@@ -383,7 +424,7 @@ export function trainStep(
     }
     let correct = 0;
     const { value, grads } = tf.variableGrads(() => {
-      const o = forward(run.model, x, true);
+      const o = prefix ? prefix.forward(x) : forward(run.model, x, true);
       if (run.task === 'classification') correct = countCorrect(o, y);
       return computeLoss(lossSpec, o, y);
     }, trainable.map((p) => p.variable));

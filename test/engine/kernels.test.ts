@@ -156,6 +156,8 @@ const TILE_CASES: TileCase[] = [
   { shape: [2, 1, 3, 2], reps: [1, 3, 2, 2], dtype: 'float32' },
   { shape: [2, 2, 1, 2, 3], reps: [2, 1, 3, 1, 2], dtype: 'int32' },
   { shape: [2, 0, 3], reps: [2, 2, 2], dtype: 'float32' },
+  { shape: [2, 3, 1], reps: [2, 1, 4], dtype: 'float32' },
+  { shape: [3, 1], reps: [1, 5], dtype: 'bool' },
 ];
 
 // ---------- deterministic inputs ----------
@@ -358,6 +360,185 @@ function networkGradients(): Results {
   return out;
 }
 
+
+// ---------- matmul, reductions, replaced gradients ----------
+
+interface MatMulCase {
+  a: number[];
+  b: number[];
+  transposeA: boolean;
+  transposeB: boolean;
+}
+
+const MATMUL_CASES: MatMulCase[] = [
+  { a: [5, 7], b: [7, 3], transposeA: false, transposeB: false },
+  { a: [5, 7], b: [3, 7], transposeA: false, transposeB: true },
+  { a: [7, 5], b: [7, 3], transposeA: true, transposeB: false },
+  { a: [7, 5], b: [3, 7], transposeA: true, transposeB: true },
+  { a: [4, 6, 5], b: [4, 6, 2], transposeA: true, transposeB: false },
+  { a: [2, 3, 6, 5], b: [2, 3, 4, 5], transposeA: false, transposeB: true },
+  { a: [1, 9], b: [9, 1], transposeA: false, transposeB: false },
+  { a: [9, 1], b: [1, 9], transposeA: true, transposeB: true },
+  { a: [64, 100], b: [100, 48], transposeA: false, transposeB: false },
+  // tall operands take the split transpose (rows ≥ 1024, a multiple of 64)
+  { a: [1024, 24], b: [1024, 40], transposeA: true, transposeB: false },
+  { a: [16, 40], b: [2048, 40], transposeA: false, transposeB: true },
+];
+
+/** The product and both operand gradients of Σ (a·b ⊙ r): every transposed product there is. */
+function matMulResults(c: MatMulCase, seed: number): Results {
+  return tf.tidy(() => {
+    const a = tf.tensor(randomValues(size(c.a), seed), c.a);
+    const b = tf.tensor(randomValues(size(c.b), seed + 1), c.b);
+    const product = (x: tf.Tensor, y: tf.Tensor): tf.Tensor => tf.matMul(x, y, c.transposeA, c.transposeB);
+    const y = product(a, b);
+    const weight = tf.tensor(randomValues(y.size, seed + 2), y.shape);
+    const [da, db] = tf.grads((x: tf.Tensor, z: tf.Tensor) => tf.sum(tf.mul(product(x, z), weight)))([a, b]);
+    return { y: y.dataSync() as Float32Array, da: da!.dataSync() as Float32Array, db: db!.dataSync() as Float32Array };
+  });
+}
+
+interface ReduceCase {
+  shape: number[];
+  axes: number[];
+  keepDims: boolean;
+}
+
+// leading, middle and trailing blocks, size-1 axes in between, two blocks (stock path), everything
+const REDUCE_CASES: ReduceCase[] = [
+  { shape: [6, 5, 4, 3], axes: [0, 1, 2], keepDims: false },
+  { shape: [6, 5, 4, 3], axes: [0, 1, 2], keepDims: true },
+  { shape: [6, 5, 4, 3], axes: [1, 2], keepDims: false },
+  { shape: [6, 5, 4, 3], axes: [0], keepDims: true },
+  { shape: [6, 5, 4, 3], axes: [3], keepDims: false },
+  { shape: [6, 5, 4, 3], axes: [0, 3], keepDims: false },
+  { shape: [6, 5, 4, 3], axes: [0, 1, 2, 3], keepDims: false },
+  { shape: [1, 5, 1, 3], axes: [0, 1], keepDims: false },
+  { shape: [4, 1, 7], axes: [1, 0], keepDims: true },
+  { shape: [3, 1], axes: [1], keepDims: false },
+  { shape: [300, 50], axes: [0], keepDims: false },
+  { shape: [64, 10], axes: [-2], keepDims: false },
+];
+
+function reduceResults(c: ReduceCase, seed: number): Results {
+  return tf.tidy(() => {
+    const x = tf.tensor(randomValues(size(c.shape), seed), c.shape);
+    const sum = tf.sum(x, c.axes, c.keepDims);
+    const mean = tf.mean(x, c.axes, c.keepDims);
+    return {
+      sum: sum.dataSync() as Float32Array,
+      mean: mean.dataSync() as Float32Array,
+      shape: Float32Array.from([...sum.shape, -1, ...mean.shape]),
+    };
+  });
+}
+
+interface TileGradCase {
+  shape: number[];
+  reps: number[];
+}
+
+const TILE_GRAD_CASES: TileGradCase[] = [
+  { shape: [3], reps: [4] },
+  { shape: [2, 3], reps: [3, 2] },
+  { shape: [1, 1, 4], reps: [5, 3, 1] },
+  { shape: [5, 3, 1], reps: [1, 1, 4] },
+  { shape: [2, 1, 3, 2], reps: [2, 3, 1, 2] },
+];
+
+function tileGradient(c: TileGradCase, seed: number): Float32Array {
+  return tf.tidy(() => {
+    const x = tf.tensor(randomValues(size(c.shape), seed), c.shape);
+    const outShape = c.shape.map((d, i) => d * c.reps[i]!);
+    const weight = tf.tensor(randomValues(size(outShape), seed + 1), outShape);
+    return tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.tile(t, c.reps), weight)))(x).dataSync() as Float32Array;
+  });
+}
+
+/** Clip and ReLU6 gradients on values that include both bounds exactly. */
+function clipGradients(seed: number): Results {
+  return tf.tidy(() => {
+    const values = randomValues(200, seed).map((v) => v * 8);
+    values.set([0, 6, -1, 1, 0.5, -0.5, 2.5, 2.5, 8, -8], 0);
+    const x = tf.tensor1d(values);
+    const weight = tf.tensor1d(randomValues(200, seed + 1));
+    const through = (f: (t: tf.Tensor) => tf.Tensor) => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(f(t), weight)))(x).dataSync() as Float32Array;
+    return {
+      clip: through((t) => tf.clipByValue(t, -0.5, 2.5)),
+      clipAtZero: through((t) => tf.clipByValue(t, 0, 6)),
+      relu6: through((t) => tf.relu6(t)),
+      reluThenClip: through((t) => tf.clipByValue(tf.relu(t), 0, 6)),
+    };
+  });
+}
+
+interface BatchNormCase {
+  x: number[];
+  /** Shape of mean, variance, scale and offset. */
+  param: number[];
+}
+
+// per-channel parameters, and full-shape ones as LayerNormalization passes them (the only two
+// forms tfjs's own gradient supports)
+const BATCH_NORM_CASES: BatchNormCase[] = [
+  { x: [6, 5, 4, 3], param: [3] },
+  { x: [7, 4], param: [4] },
+  { x: [3, 5, 4], param: [3, 5, 4] },
+];
+
+/** Gradients of Σ (batchNorm(x, mean, variance, offset, scale) ⊙ r) with respect to all five inputs. */
+function batchNormGradients(c: BatchNormCase, seed: number): Results {
+  return tf.tidy(() => {
+    const x = tf.tensor(randomValues(size(c.x), seed).map((v) => 3 * v + 1), c.x);
+    const param = (k: number, shift = 0): tf.Tensor => tf.tensor(randomValues(size(c.param), seed + k).map((v) => v + shift), c.param);
+    const mean = param(1);
+    const variance = tf.abs(param(2, 1.5));
+    const offset = param(3);
+    const scale = param(4, 1);
+    const weight = tf.tensor(randomValues(size(c.x), seed + 5), c.x);
+    // (no case without a scale: tfjs's own gradient then fails, saving the missing input)
+    const grads = tf.grads((...t: tf.Tensor[]) => tf.sum(tf.mul(tf.batchNorm(t[0]!, t[1]!, t[2]!, t[3]!, t[4]!, 1e-3), weight)))([
+      x, mean, variance, offset, scale,
+    ]);
+    const names = ['x', 'mean', 'variance', 'offset', 'scale'];
+    return Object.fromEntries(grads.map((g, i) => [names[i]!, g.dataSync() as Float32Array]));
+  });
+}
+
+/**
+ * A transformer-style block: Dense on 3-D input, attention products with transposes,
+ * LayerNormalization (whose tiled scale exercises the Tile gradient), ReLU6, mean pooling.
+ */
+function attentionGradients(): Results {
+  const L = tf.layers;
+  const input = L.input({ shape: [6, 8] });
+  const q = L.dense({ units: 8, name: 'q' }).apply(input) as tf.SymbolicTensor;
+  const norm = L.layerNormalization({ name: 'norm' }).apply(q) as tf.SymbolicTensor;
+  const act = L.reLU({ maxValue: 6, name: 'relu6' }).apply(norm) as tf.SymbolicTensor;
+  const pooled = L.globalAveragePooling1d({ name: 'pool' }).apply(act) as tf.SymbolicTensor;
+  const out = L.dense({ units: 3, name: 'out' }).apply(pooled) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: out });
+  model.setWeights(model.weights.map((w, k) => tf.tensor(randomValues(size(w.shape as number[]), 300 + k).map((v) => v * 2), w.shape as number[])));
+  const results = tf.tidy(() => {
+    const x = tf.tensor3d(randomValues(4 * 6 * 8, 8), [4, 6, 8]);
+    const labels = tf.oneHot(tf.tensor1d([0, 2, 1, 1], 'int32'), 3);
+    const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const { grads } = tf.variableGrads(() => {
+      const h = model.apply(x, { training: true }) as tf.Tensor;
+      // an attention-like product on top, through transposed matmuls
+      const scores = tf.matMul(tf.reshape(h, [4, 3, 1]), tf.reshape(h, [4, 3, 1]), false, true);
+      return tf.losses.softmaxCrossEntropy(labels, tf.add(h, tf.sum(scores, 2))) as tf.Scalar;
+    }, variables);
+    const r: Results = {};
+    model.trainableWeights.forEach((w, k) => {
+      r[w.originalName] = grads[variables[k]!.name]!.dataSync() as Float32Array;
+    });
+    return r;
+  });
+  model.dispose();
+  return results;
+}
+
 // ---------- comparison ----------
 
 /**
@@ -390,8 +571,25 @@ interface Phase {
   pool: Float32Array[];
   tile: number[][];
   network: Results;
+  matMul: Results[];
+  reduce: Results[];
+  tileGrad: Float32Array[];
+  clip: Results;
+  attention: Results;
+  batchNorm: Results[];
 }
-const empty = (): Phase => ({ conv: [], channelsFirst: {}, dilated: [], pool: [], tile: [], network: {} });
+const empty = (): Phase => ({
+  conv: [], channelsFirst: {}, dilated: [], pool: [], tile: [], network: {},
+  matMul: [], reduce: [], tileGrad: [], clip: {}, attention: {}, batchNorm: [],
+});
+const computeExtras = (phase: Phase): void => {
+  phase.matMul = MATMUL_CASES.map((c, i) => matMulResults(c, 40 * i));
+  phase.reduce = REDUCE_CASES.map((c, i) => reduceResults(c, 60 * i));
+  phase.tileGrad = TILE_GRAD_CASES.map((c, i) => tileGradient(c, 90 * i));
+  phase.clip = clipGradients(17);
+  phase.attention = attentionGradients();
+  phase.batchNorm = BATCH_NORM_CASES.map((c, i) => batchNormGradients(c, 500 + 10 * i));
+};
 const cpu = empty();
 const wasm = empty();
 let stockWasmLacked: string[] = [];
@@ -405,6 +603,8 @@ before(async () => {
   cpu.pool = POOL_CASES.map((c, i) => poolGradient(c, 70 * i));
   cpu.tile = TILE_CASES.map((c, i) => tileValuesOn(c, 30 * i));
   cpu.network = networkGradients();
+  // before registerTrainingKernels: these references come from tfjs's own gradient formulas
+  computeExtras(cpu);
 
   setWasmPaths(wasmDir + path.sep);
   assert.ok(await tf.setBackend('wasm'));
@@ -417,6 +617,7 @@ before(async () => {
   wasm.pool = POOL_CASES.map((c, i) => poolGradient(c, 70 * i));
   wasm.tile = TILE_CASES.map((c, i) => tileValuesOn(c, 30 * i));
   wasm.network = networkGradients();
+  computeExtras(wasm);
 });
 
 test('stock wasm lacks the conv filter gradients this module exists for', () => {
@@ -480,6 +681,54 @@ test('a network of Conv2D, BatchNorm, Depthwise, Separable, pooling, Dense, Drop
   assert.deepEqual(Object.keys(wasm.network).sort(), names);
   assert.ok(names.length >= 12, `expected every trainable weight, got ${names.join(', ')}`);
   for (const name of names) assertClose(wasm.network[name]!, cpu.network[name]!, name);
+});
+
+test('BatchMatMul with every transpose combination, batched and 2-D, and its gradients match cpu', () => {
+  MATMUL_CASES.forEach((c, i) => {
+    for (const [name, expected] of Object.entries(cpu.matMul[i]!)) {
+      assertClose(wasm.matMul[i]![name]!, expected, `matMul [${c.a}]${c.transposeA ? 'ᵀ' : ''}·[${c.b}]${c.transposeB ? 'ᵀ' : ''}: ${name}`);
+    }
+  });
+});
+
+test('Sum and Mean over leading, middle, trailing, split and size-1 axes match cpu', () => {
+  REDUCE_CASES.forEach((c, i) => {
+    const what = `[${c.shape}] over [${c.axes}]${c.keepDims ? ' keepDims' : ''}`;
+    assert.deepEqual(Array.from(wasm.reduce[i]!.shape!), Array.from(cpu.reduce[i]!.shape!), `${what}: shapes`);
+    assertClose(wasm.reduce[i]!.sum!, cpu.reduce[i]!.sum!, `${what}: sum`);
+    assertClose(wasm.reduce[i]!.mean!, cpu.reduce[i]!.mean!, `${what}: mean`);
+  });
+});
+
+test('the replaced Tile gradient matches tfjs\'s own', () => {
+  TILE_GRAD_CASES.forEach((c, i) => assertClose(wasm.tileGrad[i]!, cpu.tileGrad[i]!, `tile grad [${c.shape}] × [${c.reps}]`));
+});
+
+test('the replaced ClipByValue and Relu6 gradients match tfjs\'s own, at the bounds too', () => {
+  for (const [name, expected] of Object.entries(cpu.clip)) {
+    // exactly equal (a mask times dy, no rounding), except that a masked negative dy gives −0
+    const actual = wasm.clip[name]!;
+    assert.equal(actual.length, expected.length);
+    expected.forEach((e, i) => assert.ok(actual[i] === e, `${name}[${i}]: ${actual[i]} vs ${e}`));
+  }
+  // x = 0 and x = 6 sit at the bounds: clip passes the gradient there, relu6 at 0 does not
+  assert.ok(cpu.clip.clipAtZero![0] !== 0 && cpu.clip.clipAtZero![1] !== 0);
+  assert.ok(cpu.clip.relu6![0] === 0 && cpu.clip.relu6![1] !== 0);
+});
+
+test('the replaced FusedBatchNorm gradient matches tfjs\'s own for every input and parameter shape', () => {
+  BATCH_NORM_CASES.forEach((c, i) => {
+    const names = Object.keys(cpu.batchNorm[i]!);
+    assert.equal(names.length, 5);
+    for (const name of names) assertClose(wasm.batchNorm[i]![name]!, cpu.batchNorm[i]![name]!, `batchNorm [${c.x}] / [${c.param}]: ${name}`);
+  });
+});
+
+test('a Dense / LayerNormalization / ReLU6 / attention-product block: same weight gradients', () => {
+  const names = Object.keys(cpu.attention).sort();
+  assert.deepEqual(Object.keys(wasm.attention).sort(), names);
+  assert.ok(names.length >= 6, names.join(', '));
+  for (const name of names) assertClose(wasm.attention[name]!, cpu.attention[name]!, name);
 });
 
 test('the comparison rejects a gradient that is off by more than the tolerance', () => {

@@ -2,13 +2,15 @@
  * Training kernels for the wasm backend (tfjs 4.22). Stock wasm cannot compute the gradient of
  * a Conv2D, DepthwiseConv2D or SeparableConv2D layer: Conv2DBackpropFilter and both depthwise
  * backprop kernels are missing, and tfjs never falls back to another backend for a missing
- * kernel. Three stock kernels are replaced: MaxPoolGrad, which is wrong for any pooling window
- * whose values are all ≤ 0 (see max-pool-grad.ts); Conv2DBackpropInput, a scalar loop 2–9×
- * slower on the shapes we measured than the XNNPACK convolution used here; and Tile, which the
- * BatchNormalization gradient calls and which took a third of a small CNN's step (tile.ts).
- * AvgPoolGrad and every other op of the BatchNormalization, Dense, Dropout, Flatten and
- * GlobalAveragePooling2D gradients are registered on stock wasm, agree with cpu
- * (test/engine/kernels.test.ts), and are left alone.
+ * kernel. Stock kernels replaced, each for a measured reason given where it is defined:
+ * MaxPoolGrad (wrong for windows whose values are all ≤ 0; max-pool-grad.ts),
+ * Conv2DBackpropInput (a scalar loop, 2–9× slower than the XNNPACK composition), Tile (tile.ts),
+ * BatchMatMul with transposes (matmul.ts), Sum and Mean over leading axes (reduce.ts) and
+ * Identity (a copy on every tensor saved for the backward pass). Gradient formulas replaced on
+ * every backend: Tile, ClipByValue, Relu6, FusedBatchNorm (gradients.ts). AvgPoolGrad and every
+ * other op that training the supported layers runs are registered on stock wasm, agree with cpu
+ * (test/engine/kernels.test.ts), and are left alone. bench/speed.ts --profile shows where a
+ * step's time goes.
  */
 import * as tf from '@tensorflow/tfjs';
 import type {
@@ -25,7 +27,11 @@ import type {
   TensorInfo,
 } from '@tensorflow/tfjs';
 import { composeKernel } from './compose.ts';
+import { GRADIENTS } from './gradients.ts';
+import { captureStock, heapFloats, runStock, type BackendWasm } from './heap.ts';
+import { batchMatMul } from './matmul.ts';
 import { maxPoolGradient } from './max-pool-grad.ts';
+import { mean, sum } from './reduce.ts';
 import { tileValues } from './tile.ts';
 import {
   conv2dFilterGradient,
@@ -132,13 +138,15 @@ const depthwiseBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
 
 const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   const kernel = tf.MaxPoolGrad;
+  const wasm = backend as BackendWasm;
   const dy = input(inputs, 'dy', kernel);
   const x = input(inputs, 'input', kernel);
   const a = attrs as unknown as MaxPoolGradAttrs;
   const info = tf.backend_util.computePool2DInfo(x.shape as Shape4D, a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
-  return composeKernel(backend as KernelBackend, { x, dy }, (t) =>
-    tf.tensor4d(maxPoolGradient(t.x.dataSync() as Float32Array, t.dy.dataSync() as Float32Array, info), x.shape as Shape4D),
-  );
+  const out = wasm.makeOutput(x.shape.slice(), 'float32');
+  // views after the allocation: makeOutput may grow the heap and detach earlier ones
+  maxPoolGradient(heapFloats(wasm, x), heapFloats(wasm, dy), info, heapFloats(wasm, out));
+  return out;
 };
 
 const tile: KernelFunc = ({ inputs, backend, attrs }) => {
@@ -146,10 +154,25 @@ const tile: KernelFunc = ({ inputs, backend, attrs }) => {
   if (x === undefined) throw new Error('Tile: missing input "x"');
   if (x.dtype === 'string' || x.dtype === 'complex64') throw new Error(`Tile on wasm does not support ${x.dtype}`);
   const { reps } = attrs as unknown as TileAttrs;
-  return composeKernel(backend as KernelBackend, { x }, (t) => {
-    const values = t.x.dataSync() as Float32Array | Int32Array | Uint8Array;
-    return tf.tensor(tileValues(values, x.shape, reps), x.shape.map((d, i) => d * reps[i]!), x.dtype);
-  });
+  const wasm = backend as BackendWasm;
+  const out = wasm.makeOutput(x.shape.map((d, i) => d * reps[i]!), x.dtype);
+  tileValues(wasm.typedArrayFromHeap(x) as Float32Array | Int32Array | Uint8Array, x.shape, reps, wasm.typedArrayFromHeap(out) as Float32Array | Int32Array | Uint8Array);
+  return out;
+};
+
+/**
+ * Identity without a copy, as the cpu backend does it. The stock wasm kernel copies the data,
+ * and tfjs clones (Identity) every tensor it saves for the backward pass: nine full copies of a
+ * 64×28×28×32 activation per step in a small CNN. Tensors are immutable and no wasm kernel
+ * writes into its inputs, so sharing the buffer (reference-counted, as Reshape does) is safe.
+ */
+const identity: KernelFunc = ({ inputs, backend }) => {
+  const x = inputs.x;
+  if (x === undefined) throw new Error('Identity: missing input "x"');
+  const wasm = backend as BackendWasm;
+  if (x.dtype === 'string') return runStock(tf.Identity, wasm, { x });
+  wasm.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape.slice(), dtype: x.dtype };
 };
 
 const TRAINING_KERNELS: readonly KernelConfig[] = [
@@ -159,7 +182,14 @@ const TRAINING_KERNELS: readonly KernelConfig[] = [
   { kernelName: tf.DepthwiseConv2dNativeBackpropInput, backendName: BACKEND, kernelFunc: depthwiseBackpropInput },
   { kernelName: tf.MaxPoolGrad, backendName: BACKEND, kernelFunc: maxPoolGrad },
   { kernelName: tf.Tile, backendName: BACKEND, kernelFunc: tile },
+  { kernelName: tf.BatchMatMul, backendName: BACKEND, kernelFunc: batchMatMul },
+  { kernelName: tf.Sum, backendName: BACKEND, kernelFunc: sum },
+  { kernelName: tf.Mean, backendName: BACKEND, kernelFunc: mean },
+  { kernelName: tf.Identity, backendName: BACKEND, kernelFunc: identity },
 ];
+
+/** Kernels whose gradient formula this module replaces (on every backend). */
+export const REPLACED_GRADIENTS: readonly string[] = GRADIENTS.map((g) => g.kernelName);
 
 /** Kernel names this module provides for wasm (for reports and tests). */
 export const TRAINING_KERNEL_NAMES: readonly string[] = TRAINING_KERNELS.map((k) => k.kernelName);
@@ -169,11 +199,14 @@ export const TRAINING_KERNEL_NAMES: readonly string[] = TRAINING_KERNELS.map((k)
  * number of times, before or after `tf.setBackend('wasm')`.
  */
 export function registerTrainingKernels(): void {
+  for (const g of GRADIENTS) if (tf.getGradient(g.kernelName) !== g) tf.registerGradient(g);
   for (const config of TRAINING_KERNELS) {
+    // the wrappers call the stock kernel for the cases they leave alone
+    const original = captureStock(config.kernelName);
     const current = tf.getKernel(config.kernelName, config.backendName);
     if (current?.kernelFunc === config.kernelFunc) continue;
     // unregister first: registerKernel over an existing kernel works but logs a warning
     if (current !== undefined) tf.unregisterKernel(config.kernelName, config.backendName);
-    tf.registerKernel(config);
+    tf.registerKernel({ ...config, setupFunc: original?.setupFunc, disposeFunc: original?.disposeFunc });
   }
 }

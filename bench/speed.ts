@@ -1,0 +1,497 @@
+/**
+ * Training speed of the engine against PyTorch on the same cores, in the same run: the issue's
+ * four models and the bundled example, each trained with the engine's real step (`trainStep`
+ * with `GroupedOptimizer` AdamW) and, taking turns with it, by bench/torch_speed.py under
+ * Debian's `python3-torch` — once with the default (reference) BLAS and once with OpenBLAS
+ * swapped in through LD_LIBRARY_PATH when it is installed. Prints steps/s (median of the rounds,
+ * with the spread), the ratio against the faster PyTorch, and GFLOP/s against the machine's peak.
+ *
+ * Run: npx tsx bench/speed.ts [--models mlp,cnn,separable,transformer,example] [--rounds 7]
+ *      [--seconds 0.7] [--backend auto|wasm|cpu] [--no-torch] [--profile [--profile-shapes]]
+ *
+ * Models (same layers, sizes and batch in both frameworks; AdamW lr 1e-4; cross-entropy from logits):
+ *   mlp          784-256-256-10, ReLU; batch 64
+ *   cnn          28×28×1: 2× [conv3×3 (32, then 64 channels, same) + BN + ReLU + maxpool 2], dense 10; batch 64
+ *   separable    64×64×3: conv3×3/2 (32) + BN + ReLU6, depthwise 3×3 + BN + ReLU6, pointwise 64 + BN + ReLU6,
+ *                depthwise 3×3/2 + BN + ReLU6, pointwise 128 + BN + ReLU6, global average pool, dense 10; batch 32
+ *   transformer  seq 32, dim 64: q/k/v Dense, 4-head scaled dot-product attention, Dense, add + LayerNorm,
+ *                FFN 64-256-64 (ReLU), add + LayerNorm, mean over the sequence, dense 10; batch 32.
+ *                tfjs-layers has no attention layer: the attention is a weightless custom layer over
+ *                matMul/softmax between ordinary Dense layers, as a converted Keras model would need.
+ *   example      the bundled examples/fashion model with its new head (conv 8/16, BN, dense 32, 4 classes),
+ *                its real data, batch 16; PyTorch trains the same architecture on random data.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createInterface, type Interface } from 'node:readline';
+import type { ParamAudit } from '../src/core/groups.types.ts';
+import { selectBackend, type BackendPreference } from '../src/engine/backend.ts';
+import type { Dataset } from '../src/engine/data.ts';
+import { lossSpecFor, type LossSpec } from '../src/engine/forward.ts';
+import { GroupedOptimizer } from '../src/engine/optimizer.ts';
+import { prepareRun, type BoundParam } from '../src/engine/session.ts';
+import { optimizerSettings, trainStep } from '../src/engine/trainer.ts';
+
+/** 2 Zen 3 cores × 2 FMA pipes × 8 float32 lanes × 2 flops × 2.445 GHz. */
+const PEAK_GFLOPS = 156;
+const OPENBLAS_DIR = '/usr/lib/x86_64-linux-gnu/openblas-pthread';
+const TORCH_PYTHON = '/usr/bin/python3';
+
+// ---------- options ----------
+
+const argv = process.argv.slice(2);
+const flag = (name: string): boolean => argv.includes(`--${name}`);
+const option = (name: string, fallback: string): string => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
+};
+const MODEL_NAMES = ['mlp', 'cnn', 'separable', 'transformer', 'example'] as const;
+type ModelName = (typeof MODEL_NAMES)[number];
+const wanted = option('models', MODEL_NAMES.join(',')).split(',') as ModelName[];
+for (const m of wanted) if (!MODEL_NAMES.includes(m)) throw new Error(`unknown model "${m}" (${MODEL_NAMES.join(', ')})`);
+const ROUNDS = Number(option('rounds', '7'));
+const ROUND_SECONDS = Number(option('seconds', '0.7'));
+const BACKEND = option('backend', 'auto') as BackendPreference;
+
+// ---------- the attention layer tfjs-layers lacks ----------
+
+/** Scaled dot-product attention over [q, k, v] of shape [batch, seq, dim], split into heads. */
+class MultiHeadDotProductAttention extends tf.layers.Layer {
+  static readonly className = 'MultiHeadDotProductAttention';
+  private readonly heads: number;
+
+  constructor(args: { heads: number; name?: string }) {
+    super({ name: args.name });
+    this.heads = args.heads;
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
+    return (inputShape as tf.Shape[])[0]!;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const [q, k, v] = inputs as tf.Tensor3D[];
+      const [batch, seq, dim] = q!.shape;
+      const depth = dim / this.heads;
+      const split = (t: tf.Tensor3D): tf.Tensor4D => tf.transpose(tf.reshape(t, [batch, seq, this.heads, depth]), [0, 2, 1, 3]);
+      const scores = tf.mul(tf.matMul(split(q!), split(k!), false, true), 1 / Math.sqrt(depth));
+      const mixed = tf.matMul(tf.softmax(scores), split(v!));
+      return tf.reshape(tf.transpose(mixed, [0, 2, 1, 3]), [batch, seq, dim]);
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), heads: this.heads };
+  }
+}
+tf.serialization.registerClass(MultiHeadDotProductAttention);
+
+// ---------- models ----------
+
+interface BenchModel {
+  model: tf.LayersModel;
+  data: Dataset;
+  batch: number;
+  /** Multiply-adds × 2 of one forward pass over one batch (conv, dense, attention matmuls). */
+  forwardFlops: number;
+  note: string;
+  /** The parameters the engine trains (default: every trainable weight). */
+  params?: BoundParam[];
+  makeOptimizer?: () => GroupedOptimizer;
+  dispose?: () => void;
+}
+
+const L = tf.layers;
+
+function randomDataset(sampleShape: number[], classes: number, n: number, seed: number): Dataset {
+  const size = sampleShape.reduce((a, b) => a * b, 1);
+  let s = seed >>> 0;
+  const next = (): number => {
+    // xorshift: data content does not matter for speed, only that it is not all zeros
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 4294967296;
+  };
+  const x = Float32Array.from({ length: n * size }, () => next() * 2 - 1);
+  const y = new Float32Array(n * classes);
+  for (let i = 0; i < n; i++) y[i * classes + Math.floor(next() * classes)] = 1;
+  return { x, sampleShape, y, targetSize: classes, n, source: 'random' };
+}
+
+function conv(filters: number, kernelSize: number, strides = 1): tf.layers.Layer {
+  return L.conv2d({ filters, kernelSize, strides, padding: 'same', useBias: false });
+}
+
+function bnRelu6(h: tf.SymbolicTensor): tf.SymbolicTensor {
+  return L.reLU({ maxValue: 6 }).apply(L.batchNormalization().apply(h)) as tf.SymbolicTensor;
+}
+
+function build(name: Exclude<ModelName, 'example'>): BenchModel {
+  switch (name) {
+    case 'mlp': {
+      const m = tf.sequential({ layers: [
+        L.dense({ inputShape: [784], units: 256, activation: 'relu' }),
+        L.dense({ units: 256, activation: 'relu' }),
+        L.dense({ units: 10 }),
+      ] });
+      const batch = 64;
+      return { model: m, data: randomDataset([784], 10, 4 * batch, 1), batch, forwardFlops: 2 * batch * (784 * 256 + 256 * 256 + 256 * 10), note: '' };
+    }
+    case 'cnn': {
+      const m = tf.sequential();
+      m.add(L.conv2d({ inputShape: [28, 28, 1], filters: 32, kernelSize: 3, padding: 'same' }));
+      m.add(L.batchNormalization());
+      m.add(L.reLU());
+      m.add(L.maxPooling2d({ poolSize: 2 }));
+      m.add(L.conv2d({ filters: 64, kernelSize: 3, padding: 'same' }));
+      m.add(L.batchNormalization());
+      m.add(L.reLU());
+      m.add(L.maxPooling2d({ poolSize: 2 }));
+      m.add(L.flatten());
+      m.add(L.dense({ units: 10 }));
+      const batch = 64;
+      const flops = 2 * batch * (28 * 28 * 9 * 1 * 32 + 14 * 14 * 9 * 32 * 64 + 7 * 7 * 64 * 10);
+      return { model: m, data: randomDataset([28, 28, 1], 10, 4 * batch, 2), batch, forwardFlops: flops, note: '' };
+    }
+    case 'separable': {
+      const input = L.input({ shape: [64, 64, 3] });
+      let h = bnRelu6(conv(32, 3, 2).apply(input) as tf.SymbolicTensor);
+      h = bnRelu6(L.depthwiseConv2d({ kernelSize: 3, padding: 'same', useBias: false }).apply(h) as tf.SymbolicTensor);
+      h = bnRelu6(conv(64, 1).apply(h) as tf.SymbolicTensor);
+      h = bnRelu6(L.depthwiseConv2d({ kernelSize: 3, strides: 2, padding: 'same', useBias: false }).apply(h) as tf.SymbolicTensor);
+      h = bnRelu6(conv(128, 1).apply(h) as tf.SymbolicTensor);
+      h = L.globalAveragePooling2d({}).apply(h) as tf.SymbolicTensor;
+      const out = L.dense({ units: 10 }).apply(h) as tf.SymbolicTensor;
+      const batch = 32;
+      const perSample = 32 * 32 * 9 * 3 * 32 + 32 * 32 * 9 * 32 + 32 * 32 * 32 * 64 + 16 * 16 * 9 * 64 + 16 * 16 * 64 * 128 + 128 * 10;
+      return { model: tf.model({ inputs: input, outputs: out }), data: randomDataset([64, 64, 3], 10, 4 * batch, 3), batch, forwardFlops: 2 * batch * perSample, note: '' };
+    }
+    case 'transformer': {
+      const seq = 32;
+      const dim = 64;
+      const ffn = 256;
+      const input = L.input({ shape: [seq, dim] });
+      const dense = (units: number, activation?: 'relu'): tf.layers.Layer => L.dense({ units, activation });
+      const q = dense(dim).apply(input) as tf.SymbolicTensor;
+      const k = dense(dim).apply(input) as tf.SymbolicTensor;
+      const v = dense(dim).apply(input) as tf.SymbolicTensor;
+      const attended = new MultiHeadDotProductAttention({ heads: 4 }).apply([q, k, v]) as tf.SymbolicTensor;
+      const projected = dense(dim).apply(attended) as tf.SymbolicTensor;
+      let h = L.layerNormalization().apply(L.add().apply([input, projected])) as tf.SymbolicTensor;
+      const f = dense(dim).apply(dense(ffn, 'relu').apply(h)) as tf.SymbolicTensor;
+      h = L.layerNormalization().apply(L.add().apply([h, f])) as tf.SymbolicTensor;
+      const pooled = L.globalAveragePooling1d().apply(h) as tf.SymbolicTensor;
+      const out = dense(10).apply(pooled) as tf.SymbolicTensor;
+      const batch = 32;
+      const perSample = seq * (4 * dim * dim + 2 * dim * ffn) + 2 * seq * seq * dim + dim * 10;
+      return { model: tf.model({ inputs: input, outputs: out }), data: randomDataset([seq, dim], 10, 4 * batch, 4), batch, forwardFlops: 2 * batch * perSample, note: '' };
+    }
+  }
+}
+
+async function buildExample(): Promise<BenchModel> {
+  const run = await prepareRun({ planFile: resolve('examples/fashion/layerwise.json'), backend: BACKEND });
+  const batch = run.plan.training?.batchSize ?? 16;
+  const classes = run.data.train.targetSize;
+  const perSample = 28 * 28 * 9 * 1 * 8 + 14 * 14 * 9 * 8 * 16 + 7 * 7 * 16 * 32 + 32 * classes;
+  return {
+    model: run.model,
+    data: run.data.train,
+    batch,
+    forwardFlops: 2 * batch * perSample,
+    note: `${run.data.train.n} real images`,
+    params: run.params.filter((p) => p.audit.trainable && !p.audit.frozen),
+    makeOptimizer: () => new GroupedOptimizer(optimizerSettings(run)),
+    dispose: () => run.model.dispose(),
+  };
+}
+
+// ---------- the engine's step ----------
+
+function auditFor(v: tf.LayerVariable, layer: string): ParamAudit {
+  const rule = { source: 'default' as const, detail: 'bench' };
+  const decay = v.shape.length > 1 ? 0.01 : 0;
+  return {
+    name: v.name, layer, shape: v.shape as number[], size: v.shape.reduce<number>((a, b) => a * (b ?? 1), 1),
+    trainable: true, group: 'all', lrMult: 1, lrMultRule: rule, effectiveLr: 1e-4,
+    weightDecay: decay, weightDecayRule: rule, frozen: false, frozenRule: rule,
+  };
+}
+
+function trainableParams(model: tf.LayersModel): BoundParam[] {
+  return model.layers.flatMap((layer) =>
+    layer.trainableWeights.map((w) => ({ audit: auditFor(w, layer.name), layerName: layer.name, variable: w.read() as tf.Variable })),
+  );
+}
+
+interface Stepper {
+  /** Runs `steps` optimizer steps, returns seconds. */
+  run(steps: number): number;
+  dispose(): void;
+}
+
+function engineStepper(m: BenchModel, params: BoundParam[], optimizer: GroupedOptimizer): Stepper {
+  const lossSpec: LossSpec = lossSpecFor(m.model, 'classification');
+  const batches = Math.max(1, Math.floor(m.data.n / m.batch));
+  let i = 0;
+  const one = (): void => {
+    const start = (i++ % batches) * m.batch;
+    const indices = Array.from({ length: m.batch }, (_, k) => start + k);
+    const r = trainStep({ model: m.model, task: 'classification' }, lossSpec, optimizer, params, m.data, indices, () => 1e-4, false);
+    if (!Number.isFinite(r.loss)) throw new Error(`non-finite loss ${r.loss}`);
+  };
+  return {
+    run(steps) {
+      const t0 = performance.now();
+      for (let s = 0; s < steps; s++) one();
+      return (performance.now() - t0) / 1000;
+    },
+    dispose() {
+      optimizer.dispose();
+    },
+  };
+}
+
+// ---------- PyTorch, in child processes that take turns with the engine ----------
+
+interface TorchInfo {
+  torch: string;
+  blas: string;
+  threads: number;
+}
+
+class TorchProcess {
+  readonly label: string;
+  info: TorchInfo | undefined;
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly lines: Interface;
+  private readonly pending: Array<{ resolve: (line: string) => void; reject: (e: Error) => void }> = [];
+  private readonly queued: string[] = [];
+  private exited: Error | undefined;
+
+  constructor(label: string, env: NodeJS.ProcessEnv) {
+    this.label = label;
+    this.child = spawn(TORCH_PYTHON, [resolve('bench/torch_speed.py')], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stderr.on('data', (d: Buffer) => process.stderr.write(`[torch ${label}] ${d.toString()}`));
+    this.lines = createInterface({ input: this.child.stdout });
+    this.lines.on('line', (line) => {
+      const waiter = this.pending.shift();
+      if (waiter) waiter.resolve(line);
+      else this.queued.push(line);
+    });
+    this.child.on('exit', (code) => {
+      this.exited = new Error(`torch (${label}) exited with ${code}`);
+      for (const w of this.pending.splice(0)) w.reject(this.exited);
+    });
+  }
+
+  private next(): Promise<string> {
+    const line = this.queued.shift();
+    if (line !== undefined) return Promise.resolve(line);
+    if (this.exited) return Promise.reject(this.exited);
+    return new Promise((resolve, reject) => this.pending.push({ resolve, reject }));
+  }
+
+  async ready(): Promise<TorchInfo> {
+    this.info = JSON.parse(await this.next()) as TorchInfo;
+    return this.info;
+  }
+
+  async run(model: ModelName, steps: number): Promise<number> {
+    this.child.stdin.write(`${model} ${steps}\n`);
+    const r = JSON.parse(await this.next()) as { seconds: number };
+    return r.seconds;
+  }
+
+  close(): void {
+    this.child.stdin.end('quit\n');
+  }
+}
+
+async function startTorch(): Promise<TorchProcess[]> {
+  if (flag('no-torch') || !existsSync(TORCH_PYTHON)) return [];
+  const base = { ...process.env };
+  delete base['LD_LIBRARY_PATH'];
+  const procs = [new TorchProcess('default BLAS', base)];
+  if (existsSync(`${OPENBLAS_DIR}/libblas.so.3`)) procs.push(new TorchProcess('OpenBLAS', { ...base, LD_LIBRARY_PATH: OPENBLAS_DIR }));
+  const alive: TorchProcess[] = [];
+  for (const p of procs) {
+    try {
+      await p.ready();
+      alive.push(p);
+    } catch (e) {
+      console.error(`PyTorch (${p.label}) did not start: ${(e as Error).message}`);
+    }
+  }
+  return alive;
+}
+
+// ---------- kernel profile (--profile) ----------
+
+/**
+ * Wraps every kernel of the backend to add up time spent in top-level kernels, by name. `wrap`
+ * again after anything re-registers kernels (prepareRun does, through selectBackend).
+ */
+function makeProfiler(backend: string): { wrap: () => void; take: () => Map<string, number> } {
+  let depth = 0;
+  let totals = new Map<string, number>();
+  const wrappers = new WeakSet<tf.KernelFunc>();
+  const timed = (name: string, inner: tf.KernelFunc): tf.KernelFunc => (args) => {
+    depth++;
+    const t0 = performance.now();
+    try {
+      return inner(args);
+    } finally {
+      depth--;
+      // inclusive time of top-level kernels only: a composed kernel's inner kernels count once
+      if (depth === 0) {
+        const key = flag('profile-shapes')
+          ? `${name} ${Object.values(args.inputs).map((t) => `[${t?.shape.join('×')}]`).join(' ')} ${JSON.stringify(args.attrs ?? {}).slice(0, 60)}`
+          : name;
+        totals.set(key, (totals.get(key) ?? 0) + performance.now() - t0);
+      }
+    }
+  };
+  const wrap = (): void => {
+    for (const config of tf.getKernelsForBackend(backend)) {
+      if (wrappers.has(config.kernelFunc)) continue;
+      const kernelFunc = timed(config.kernelName, config.kernelFunc);
+      wrappers.add(kernelFunc);
+      tf.unregisterKernel(config.kernelName, backend);
+      tf.registerKernel({ ...config, kernelFunc });
+    }
+  };
+  return {
+    wrap,
+    take() {
+      const t = totals;
+      totals = new Map();
+      return t;
+    },
+  };
+}
+
+// ---------- main ----------
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+interface Row {
+  model: ModelName;
+  engine: number[];
+  torch: Map<string, number[]>;
+  trainFlops: number;
+}
+
+function fmtRate(xs: number[]): string {
+  if (xs.length === 0) return '—';
+  const m = median(xs);
+  const lo = Math.min(...xs);
+  const hi = Math.max(...xs);
+  return `${m.toFixed(m < 10 ? 2 : 1)} (${lo.toFixed(lo < 10 ? 2 : 1)}–${hi.toFixed(hi < 10 ? 2 : 1)})`;
+}
+
+async function main(): Promise<void> {
+  const classes = ['Dense', 'Conv2D', 'BatchNormalization', 'ReLU', 'MaxPooling2D', 'Flatten', 'DepthwiseConv2D',
+    'GlobalAveragePooling2D', 'LayerNormalization', 'Add', 'GlobalAveragePooling1D'];
+  const backend = await selectBackend(BACKEND, { trainableClassNames: classes });
+  const torch = await startTorch();
+  const profiler = flag('profile') ? makeProfiler(backend.name) : undefined;
+  console.log(`engine: tfjs ${tf.version.tfjs}, backend ${backend.name} — ${backend.reason}`);
+  if ((tf.backend() as { getThreadsCount?: () => number }).getThreadsCount) {
+    console.log(`  wasm threads: ${(tf.backend() as unknown as { getThreadsCount: () => number }).getThreadsCount()}`);
+  }
+  for (const p of torch) console.log(`PyTorch ${p.info?.torch} (${p.label}): ${p.info?.blas}, ${p.info?.threads} threads`);
+  if (torch.length === 0) console.log('PyTorch: not run (--no-torch, or no /usr/bin/python3)');
+  console.log(`rounds: ${ROUNDS}, ~${ROUND_SECONDS} s of engine steps each, frameworks taking turns; steps/s as median (min–max)\n`);
+
+  const rows: Row[] = [];
+  for (const name of wanted) {
+    const m = name === 'example' ? await buildExample() : build(name);
+    const params = m.params ?? trainableParams(m.model);
+    const optimizer = m.makeOptimizer?.() ?? new GroupedOptimizer({ type: 'adamw', betas: [0.9, 0.999], eps: 1e-8, momentum: 0, nesterov: false });
+    profiler?.wrap();
+    const engine = engineStepper(m, params, optimizer);
+    engine.run(2);
+    const probe = engine.run(3) / 3;
+    const steps = Math.max(2, Math.round(ROUND_SECONDS / probe));
+    profiler?.take();
+    const row: Row = { model: name, engine: [], torch: new Map(), trainFlops: 3 * m.forwardFlops };
+    for (const p of torch) {
+      await p.run(name, 3); // warm-up: first steps allocate and pick algorithms
+      row.torch.set(p.label, []);
+    }
+    const torchSteps = new Map<string, number>();
+    for (let r = 0; r < ROUNDS; r++) {
+      row.engine.push(steps / engine.run(steps));
+      for (const p of torch) {
+        let n = torchSteps.get(p.label);
+        if (n === undefined) {
+          const t = await p.run(name, 3);
+          n = Math.max(3, Math.round(ROUND_SECONDS / (t / 3)));
+          torchSteps.set(p.label, n);
+        }
+        row.torch.get(p.label)!.push(n / (await p.run(name, n)));
+      }
+    }
+    rows.push(row);
+    const torchText = [...row.torch].map(([label, xs]) => `torch ${label} ${fmtRate(xs)}`).join(', ');
+    console.log(`${name}: engine ${fmtRate(row.engine)} steps/s${torchText ? `, ${torchText}` : ''}${m.note ? ` [${m.note}]` : ''}`);
+    if (profiler) {
+      const totals = profiler.take();
+      const stepMs = 1000 / median(row.engine);
+      const perStep = [...totals].map(([k, ms]) => [k, ms / (ROUNDS * steps)] as const).sort((a, b) => b[1] - a[1]);
+      const inKernels = perStep.reduce((a, [, ms]) => a + ms, 0);
+      console.log(`  profile: ${stepMs.toFixed(2)} ms/step, ${inKernels.toFixed(2)} ms in kernels`);
+      for (const [k, ms] of perStep.slice(0, flag('profile-shapes') ? 30 : 14)) console.log(`    ${k.padEnd(36)} ${ms.toFixed(3)} ms`);
+    }
+    engine.dispose();
+    if (m.dispose) m.dispose();
+    else m.model.dispose();
+  }
+  for (const p of torch) p.close();
+
+  console.log(`\nGFLOP/s: 3 × forward multiply-adds × 2 per step; machine peak ${PEAK_GFLOPS} GFLOP/s (2 cores AVX2 FMA).`);
+  const labels = torch.map((p) => p.label);
+  const best = (xs: number[]): number => (xs.length > 0 ? Math.max(...xs) : NaN);
+  const header = ['model', 'engine steps/s', ...labels.map((l) => `torch ${l}`), 'ratio (medians)', 'ratio (best rounds)', 'engine GFLOP/s', 'torch GFLOP/s'];
+  console.log(`| ${header.join(' | ')} |`);
+  console.log(`|${header.map(() => '---').join('|')}|`);
+  for (const row of rows) {
+    const torchOf = (pick: (xs: number[]) => number): { rate: number; label: string } => {
+      const rates = labels.map((l) => pick(row.torch.get(l) ?? []));
+      const rate = rates.length > 0 ? Math.max(...rates) : NaN;
+      return { rate, label: labels[rates.indexOf(rate)] ?? '' };
+    };
+    const medTorch = torchOf(median);
+    const bestTorch = torchOf(best);
+    const gf = (rate: number): string => {
+      const g = (rate * row.trainFlops) / 1e9;
+      return Number.isFinite(g) ? `${g.toFixed(1)} (${((100 * g) / PEAK_GFLOPS).toFixed(0)}%)` : '—';
+    };
+    const ratio = (e: number, t: { rate: number; label: string }): string =>
+      Number.isFinite(t.rate) ? `${(e / t.rate).toFixed(2)} (${t.label})` : '—';
+    const cells = [
+      row.model,
+      fmtRate(row.engine),
+      ...labels.map((l) => fmtRate(row.torch.get(l) ?? [])),
+      ratio(median(row.engine), medTorch),
+      ratio(best(row.engine), bestTorch),
+      gf(median(row.engine)),
+      gf(medTorch.rate),
+    ];
+    console.log(`| ${cells.join(' | ')} |`);
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
