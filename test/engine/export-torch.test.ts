@@ -28,6 +28,7 @@ import { pytorchModelInfo } from '../../src/core/pytorch-model.ts';
 import { scheduleFactor } from '../../src/core/schedule.ts';
 import { buildTimeline, paramLr, resolveStages, scheduleFactorAt, stageAt } from '../../src/core/timeline.ts';
 import { exportPlan } from '../../src/core/export/index.ts';
+import { torchCaseB } from '../fixtures/torch-reference.ts';
 
 const repo = resolve(import.meta.dirname, '..', '..');
 const PYTHON = '/usr/bin/python3';
@@ -326,19 +327,7 @@ test('control: a LambdaLR built before later stages leaves their groups at a con
 
 // ---- whole runs against the engine and the PyTorch reference -----------------------------------
 
-interface CaseB {
-  plan: Record<string, unknown>;
-  paramOrder: string[];
-  shapes: Record<string, number[]>;
-  initial: Record<string, number[]>;
-  x: number[];
-  xShape: [number, number];
-  labels: number[];
-  steps: number;
-  losses: number[];
-  trajectory: number[][];
-}
-const caseB = (JSON.parse(readFileSync(join(repo, 'test', 'fixtures', 'torch-reference.json'), 'utf8')) as { caseB: CaseB }).caseB;
+const caseB = torchCaseB();
 
 /** Case B's model as a plan-only PyTorch model: Linear modules dense_1 and dense_2. */
 function mlpWorkspace(plan: Record<string, unknown>): { dir: string; planFile: string } {

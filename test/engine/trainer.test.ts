@@ -13,22 +13,10 @@ import { selectBackend } from '../../src/engine/backend.ts';
 import { saveModel, loadModel } from '../../src/engine/model-io.ts';
 import { train } from '../../src/engine/trainer.ts';
 import type { TrainEvent, StepEvent } from '../../src/core/progress.ts';
+import { torchCaseB, type TorchCaseB } from '../fixtures/torch-reference.ts';
 
-interface CaseB {
-  plan: Record<string, unknown>;
-  paramOrder: string[];
-  shapes: Record<string, number[]>;
-  initial: Record<string, number[]>;
-  x: number[];
-  xShape: [number, number];
-  labels: number[];
-  stepsPerEpoch: number;
-  steps: number;
-  losses: number[];
-  trajectory: number[][];
-}
-
-const reference = JSON.parse(readFileSync(new URL('../fixtures/torch-reference.json', import.meta.url), 'utf8')) as { caseB: CaseB };
+const reference = { caseB: torchCaseB() };
+type CaseB = TorchCaseB;
 
 before(async () => {
   await selectBackend('cpu', { trainableClassNames: [] });
