@@ -150,6 +150,7 @@ export async function selectBackend(
   needs: { trainableClassNames: string[] },
   opts: { wasmDir?: string } = {},
 ): Promise<BackendChoice> {
+  silenceTfjsNodeBanner();
   const tried: BackendChoice['tried'] = [];
   const classes = needs.trainableClassNames;
 
@@ -264,4 +265,21 @@ async function activateOrThrow(name: string, pref: BackendPreference): Promise<v
 function firstLine(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
   return msg.split('\n')[0] ?? msg;
+}
+
+let bannerSilenced = false;
+
+/**
+ * tfjs's cpu backend prints a multi-line "install tfjs-node" banner on first use in Node. The
+ * engine already says which backend it chose and why (CLI output, report, extension log), so
+ * that one message is dropped; every other warning passes through.
+ */
+function silenceTfjsNodeBanner(): void {
+  if (bannerSilenced) return;
+  bannerSilenced = true;
+  const warn = console.warn.bind(console);
+  console.warn = (...args: unknown[]) => {
+    if (typeof args[0] === 'string' && args[0].includes('install our node backend')) return;
+    warn(...args);
+  };
 }
