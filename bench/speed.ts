@@ -7,7 +7,9 @@
  * with the spread), the ratio against the faster PyTorch, and GFLOP/s against the machine's peak.
  *
  * Run: npx tsx bench/speed.ts [--models mlp,cnn,separable,transformer,example] [--rounds 7]
- *      [--seconds 0.7] [--backend auto|wasm|cpu] [--no-torch] [--profile [--profile-shapes]]
+ *      [--seconds 0.7] [--backend auto|wasm|cpu] [--no-torch] [--no-native] [--profile [--profile-shapes]]
+ *
+ * --no-native: the composed conv gradients instead of the engine's SIMD wasm kernels, to compare.
  *
  * Models (same layers, sizes and batch in both frameworks; AdamW lr 1e-4; cross-entropy from logits):
  *   mlp          784-256-256-10, ReLU; batch 64
@@ -28,6 +30,7 @@ import { resolve } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import type { ParamAudit } from '../src/core/groups.types.ts';
 import { selectBackend, type BackendPreference } from '../src/engine/backend.ts';
+import { useNativeKernels } from '../src/engine/kernels/native.ts';
 import type { Dataset } from '../src/engine/data.ts';
 import { lossSpecFor, type LossSpec } from '../src/engine/forward.ts';
 import { GroupedOptimizer } from '../src/engine/optimizer.ts';
@@ -402,6 +405,7 @@ async function main(): Promise<void> {
   const classes = ['Dense', 'Conv2D', 'BatchNormalization', 'ReLU', 'MaxPooling2D', 'Flatten', 'DepthwiseConv2D',
     'GlobalAveragePooling2D', 'LayerNormalization', 'Add', 'GlobalAveragePooling1D'];
   const backend = await selectBackend(BACKEND, { trainableClassNames: classes });
+  if (flag('no-native')) useNativeKernels(false);
   const torch = await startTorch();
   const profiler = flag('profile') ? makeProfiler(backend.name) : undefined;
   console.log(`engine: tfjs ${tf.version.tfjs}, backend ${backend.name} — ${backend.reason}`);

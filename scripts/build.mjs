@@ -91,6 +91,9 @@ for (const f of readdirSync(join(wasmDir, 'dist')).filter((f) => f.endsWith('.wa
   cpSync(join(wasmDir, 'dist', f), join(root, 'dist', 'wasm', f));
 }
 
+// the engine's own SIMD kernels (dist/kernels/*.wasm); fails the build when clang/lld are missing
+await import('./build-wasm.mjs');
+
 if (watch) {
   for (const b of builds) await (await esbuild.context(b)).watch();
 } else {

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { LayerwiseError, assertNever } from '../core/errors.ts';
-import { REPLACED_GRADIENTS, TRAINING_KERNEL_NAMES, registerTrainingKernels } from './kernels/index.ts';
+import { REPLACED_GRADIENTS, TRAINING_KERNEL_NAMES, nativeKernelNote, registerTrainingKernels } from './kernels/index.ts';
 
 export type BackendPreference = 'auto' | 'tfjs-node' | 'wasm' | 'cpu';
 
@@ -203,7 +203,7 @@ export async function selectBackend(
         throw new LayerwiseError(`backend "wasm" requested but ${problem}; use "auto" or "cpu"`,
           { field: BACKEND_FIELD });
       }
-      return { name: 'wasm', reason: `requested (--backend wasm)${unverified}`, tried };
+      return { name: 'wasm', reason: `requested (--backend wasm); ${nativeKernelNote()}${unverified}`, tried };
     }
     case 'auto': {
       const nodeProblem = await tryNode();
@@ -217,7 +217,7 @@ export async function selectBackend(
           name: 'wasm',
           // cpu is 18–170× slower than wasm with these kernels (bench/speed.ts), so it is only the last resort
           reason: `tfjs-node is not available; wasm runs every kernel training this model needs, with the engine's ` +
-            `${TRAINING_KERNEL_NAMES.length} training kernels and ${REPLACED_GRADIENTS.length} faster gradients${unverified}`,
+            `${TRAINING_KERNEL_NAMES.length} training kernels and ${REPLACED_GRADIENTS.length} faster gradients; ${nativeKernelNote()}${unverified}`,
           tried,
         };
       }

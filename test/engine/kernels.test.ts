@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { seededRng } from '../../src/core/random.ts';
 import { TRAINING_KERNEL_NAMES, registerTrainingKernels } from '../../src/engine/kernels/index.ts';
+import { nativeKernelStatus, useNativeKernels } from '../../src/engine/kernels/native.ts';
 
 const RTOL = 1e-4;
 
@@ -87,6 +88,14 @@ function convCases(): ConvCase[] {
     { name: 'separable same stride 1', kind: 'separable', batch: 2, height: 6, width: 6, inChannels: 3, outChannels: 2, filter: [3, 3], strides: 1, pad: 'same' },
     { name: 'separable valid stride 2', kind: 'separable', batch: 3, height: 7, width: 8, inChannels: 2, outChannels: 1, filter: [3, 3], strides: 2, pad: 'valid' },
     { name: 'conv2d larger (batch 8, 16→24 channels)', kind: 'conv2d', batch: 8, height: 12, width: 12, inChannels: 16, outChannels: 24, filter: [3, 3], strides: 1, pad: 'same' },
+    // the SIMD kernels' edges: channel counts off their 4-wide vectors and 4×8 blocks, several
+    // pixel chunks with a partial last one, multipliers above 1
+    { name: 'conv2d 5→11 channels stride 2 same', kind: 'conv2d', batch: 3, height: 10, width: 9, inChannels: 5, outChannels: 11, filter: [3, 3], strides: 2, pad: 'same' },
+    { name: 'conv2d 3→32 channels, 1300 pixels', kind: 'conv2d', batch: 4, height: 19, width: 17, inChannels: 3, outChannels: 32, filter: [3, 3], strides: 1, pad: 'same' },
+    { name: 'conv2d 1×1 9→17 channels', kind: 'conv2d', batch: 2, height: 9, width: 7, inChannels: 9, outChannels: 17, filter: [1, 1], strides: 1, pad: 'valid' },
+    { name: 'depthwise 6 channels stride 1 same', kind: 'depthwise', batch: 2, height: 9, width: 9, inChannels: 6, outChannels: 1, filter: [3, 3], strides: 1, pad: 'same' },
+    { name: 'depthwise 6 channels stride 2 same', kind: 'depthwise', batch: 2, height: 9, width: 10, inChannels: 6, outChannels: 1, filter: [3, 3], strides: 2, pad: 'same' },
+    { name: 'depthwise 5 channels ×3 stride 2 valid', kind: 'depthwise', batch: 1, height: 8, width: 8, inChannels: 5, outChannels: 3, filter: [3, 2], strides: 2, pad: 'valid' },
   );
   return out;
 }
@@ -107,6 +116,12 @@ function dilatedCases(): DilatedCase[] {
         filter: [3, 2], dilation: 2, pad,
       });
     }
+    // 8 channels, multiplier 1: the depthwise SIMD path
+    out.push({
+      name: `${kernel} dilation 3 same, 8 channels`,
+      kernel, depthwise, batch: 2, size: [10, 9], inChannels: 8, outChannels: depthwise ? 1 : 6,
+      filter: [3, 3], dilation: 3, pad: 'same',
+    });
   }
   return out;
 }
@@ -484,6 +499,8 @@ const BATCH_NORM_CASES: BatchNormCase[] = [
   { x: [6, 5, 4, 3], param: [3] },
   { x: [7, 4], param: [4] },
   { x: [3, 5, 4], param: [3, 5, 4] },
+  // per-channel parameters over SIMD-width channels plus a remainder: the SIMD forward kernel
+  { x: [4, 3, 3, 10], param: [10] },
 ];
 
 /** Gradients of Σ (batchNorm(x, mean, variance, offset, scale) ⊙ r) with respect to all five inputs. */
@@ -501,7 +518,9 @@ function batchNormGradients(c: BatchNormCase, seed: number): Results {
       x, mean, variance, offset, scale,
     ]);
     const names = ['x', 'mean', 'variance', 'offset', 'scale'];
-    return Object.fromEntries(grads.map((g, i) => [names[i]!, g.dataSync() as Float32Array]));
+    const y = tf.batchNorm(x, mean, variance, offset, scale, 1e-3).dataSync() as Float32Array;
+    const yNoParams = tf.batchNorm(x, mean, variance, undefined, undefined, 1e-3).dataSync() as Float32Array;
+    return { ...Object.fromEntries(grads.map((g, i) => [names[i]!, g.dataSync() as Float32Array])), y, yNoParams };
   });
 }
 
@@ -592,6 +611,8 @@ const computeExtras = (phase: Phase): void => {
 };
 const cpu = empty();
 const wasm = empty();
+/** The conv cases again on wasm with the SIMD kernels switched off: the fallback path. */
+const composed = empty();
 let stockWasmLacked: string[] = [];
 let stockMaxPoolGrad: Float32Array = new Float32Array();
 
@@ -618,6 +639,19 @@ before(async () => {
   wasm.tile = TILE_CASES.map((c, i) => tileValuesOn(c, 30 * i));
   wasm.network = networkGradients();
   computeExtras(wasm);
+  useNativeKernels(false);
+  try {
+    composed.conv = CONV_CASES.map((c, i) => convGradients(c, 1000 * i));
+    composed.dilated = DILATED_CASES.map((c, i) => dilatedGradient(c, 50 * i, false));
+    composed.network = networkGradients();
+  } finally {
+    useNativeKernels(true);
+  }
+});
+
+test('the SIMD conv kernels are built and in use (npm run build compiles them)', () => {
+  const status = nativeKernelStatus();
+  assert.ok(status.loaded, status.loaded ? '' : status.problem);
 });
 
 test('stock wasm lacks the conv filter gradients this module exists for', () => {
@@ -653,6 +687,16 @@ test('conv2d, depthwise and separable gradients match cpu over strides, paddings
       assertClose(wasm.conv[i]![name]!, expected, `${c.name}: ${name}`);
     }
   });
+});
+
+test('with the SIMD kernels off, the composed conv gradients match cpu too', () => {
+  CONV_CASES.forEach((c, i) => {
+    for (const [name, expected] of Object.entries(cpu.conv[i]!)) {
+      assertClose(composed.conv[i]![name]!, expected, `composed ${c.name}: ${name}`);
+    }
+  });
+  DILATED_CASES.forEach((c, i) => assertClose(composed.dilated[i]!, cpu.dilated[i]!, `composed ${c.name}`));
+  for (const name of Object.keys(cpu.network)) assertClose(composed.network[name]!, cpu.network[name]!, `composed ${name}`);
 });
 
 test('conv2d backprop kernels on NCHW data match cpu', () => {
@@ -716,10 +760,10 @@ test('the replaced ClipByValue and Relu6 gradients match tfjs\'s own, at the bou
   assert.ok(cpu.clip.relu6![0] === 0 && cpu.clip.relu6![1] !== 0);
 });
 
-test('the replaced FusedBatchNorm gradient matches tfjs\'s own for every input and parameter shape', () => {
+test('FusedBatchNorm and its replaced gradient match tfjs\'s own for every input and parameter shape', () => {
   BATCH_NORM_CASES.forEach((c, i) => {
     const names = Object.keys(cpu.batchNorm[i]!);
-    assert.equal(names.length, 5);
+    assert.equal(names.length, 7);
     for (const name of names) assertClose(wasm.batchNorm[i]![name]!, cpu.batchNorm[i]![name]!, `batchNorm [${c.x}] / [${c.param}]: ${name}`);
   });
 });

@@ -1,0 +1,211 @@
+/**
+ * The engine's own SIMD convolution-gradient kernels (native/conv.c, built by
+ * scripts/build-wasm.mjs into dist/kernels/conv.wasm). The module is instantiated over the tfjs
+ * wasm backend's own memory, so tensors are passed as heap offsets and nothing is copied. When
+ * the file is missing (a `tsx` run before `npm run build`) the composed kernels are used and
+ * `nativeKernelStatus()` says why.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import type { TensorInfo } from '@tensorflow/tfjs';
+import type { BackendWasm } from './heap.ts';
+
+type Conv2DInfo = import('@tensorflow/tfjs').backend_util.Conv2DInfo;
+
+type Geometry = [
+  batch: number, inHeight: number, inWidth: number, inChannels: number,
+  outHeight: number, outWidth: number, outChannels: number,
+  filterHeight: number, filterWidth: number, strideHeight: number, strideWidth: number,
+  dilationHeight: number, dilationWidth: number, padTop: number, padLeft: number,
+];
+
+interface ConvExports {
+  conv2d_filter_grad_work(taps: number, outChannels: number): number;
+  conv2d_filter_grad(x: number, dy: number, dw: number, work: number, ...g: Geometry): void;
+  conv2d_input_grad_work(taps: number, outChannels: number): number;
+  conv2d_input_grad(dy: number, filter: number, dx: number, work: number, ...g: Geometry): void;
+  depthwise_filter_grad(x: number, dy: number, dw: number, ...g: DepthwiseGeometry): void;
+  depthwise_input_grad(dy: number, filter: number, dx: number, ...g: DepthwiseGeometry): void;
+  batch_norm(x: number, mean: number, variance: number, offset: number, scale: number, epsilon: number,
+    y: number, rows: number, channels: number, gain: number): void;
+}
+
+type DepthwiseGeometry = [
+  batch: number, inHeight: number, inWidth: number, channels: number, multiplier: number,
+  outHeight: number, outWidth: number, filterHeight: number, filterWidth: number,
+  strideHeight: number, strideWidth: number, dilationHeight: number, dilationWidth: number,
+  padTop: number, padLeft: number,
+];
+
+const FILE = 'conv.wasm';
+
+/** Beside the bundle (dist/kernels), or dist/kernels of the checkout when run from source. */
+function candidates(): string[] {
+  return [path.join(__dirname, 'kernels', FILE), path.join(__dirname, '..', '..', '..', 'dist', 'kernels', FILE)];
+}
+
+export type NativeKernelStatus = { loaded: true; file: string } | { loaded: false; problem: string };
+
+let compiled: { module: WebAssembly.Module; file: string } | { problem: string } | undefined;
+
+function compile(): { module: WebAssembly.Module; file: string } | { problem: string } {
+  if (compiled === undefined) {
+    const file = candidates().find((f) => existsSync(f));
+    if (file === undefined) {
+      compiled = { problem: `${FILE} not built (npm run build) — using the composed conv gradients` };
+    } else {
+      try {
+        // synchronous compile is allowed in Node for any size, and the module is 12 KB
+        compiled = { module: new WebAssembly.Module(readFileSync(file)), file };
+      } catch (e) {
+        compiled = { problem: `${file} failed to compile (${e instanceof Error ? e.message : String(e)}) — using the composed conv gradients` };
+      }
+    }
+  }
+  return compiled;
+}
+
+/** Whether the SIMD conv kernels are available, for the backend's reason. */
+export function nativeKernelStatus(): NativeKernelStatus {
+  const c = compile();
+  return 'module' in c ? { loaded: true, file: c.file } : { loaded: false, problem: c.problem };
+}
+
+interface WasmModuleInternals {
+  asm?: { memory?: unknown };
+  _malloc(bytes: number): number;
+  _free(pointer: number): void;
+}
+
+const instances = new WeakMap<WebAssembly.Memory, ConvExports>();
+
+let enabled = true;
+
+/**
+ * Switches the SIMD kernels off (the composed ones run instead) and back on: for tests that
+ * check both paths against cpu, and for benchmarks that compare them.
+ */
+export function useNativeKernels(on: boolean): void {
+  enabled = on;
+}
+
+/** The kernels bound to this backend's heap, or undefined when they are not built or switched off. */
+function kernelsFor(backend: BackendWasm): ConvExports | undefined {
+  if (!enabled) return undefined;
+  const c = compile();
+  if (!('module' in c)) return undefined;
+  const memory = (backend.wasm as unknown as WasmModuleInternals).asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) return undefined;
+  let exports = instances.get(memory);
+  if (exports === undefined) {
+    exports = new WebAssembly.Instance(c.module, { env: { memory } }).exports as unknown as ConvExports;
+    instances.set(memory, exports);
+  }
+  return exports;
+}
+
+export function nativeAvailable(backend: BackendWasm): boolean {
+  return kernelsFor(backend) !== undefined;
+}
+
+function offset(backend: BackendWasm, info: TensorInfo): number {
+  const data = backend.dataIdMap.get(info.dataId);
+  if (data === undefined) throw new Error('tensor not on the wasm backend');
+  return data.memoryOffset;
+}
+
+function geometry(info: Conv2DInfo): Geometry {
+  return [
+    info.batchSize, info.inHeight, info.inWidth, info.inChannels, info.outHeight, info.outWidth, info.outChannels,
+    info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.dilationHeight, info.dilationWidth,
+    info.padInfo.top, info.padInfo.left,
+  ];
+}
+
+function depthwiseGeometry(info: Conv2DInfo): DepthwiseGeometry {
+  return [
+    info.batchSize, info.inHeight, info.inWidth, info.inChannels, info.outChannels / info.inChannels,
+    info.outHeight, info.outWidth, info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth,
+    info.dilationHeight, info.dilationWidth, info.padInfo.top, info.padInfo.left,
+  ];
+}
+
+/** Runs `body` with `floats` of scratch on the tfjs heap. */
+function withWork<T>(backend: BackendWasm, floats: number, body: (work: number) => T): T {
+  const heap = backend.wasm as unknown as WasmModuleInternals;
+  const work = heap._malloc(floats * 4);
+  try {
+    return body(work);
+  } finally {
+    heap._free(work);
+  }
+}
+
+function kernels(backend: BackendWasm): ConvExports {
+  const k = kernelsFor(backend);
+  if (k === undefined) throw new Error('the native conv kernels are not loaded');
+  return k;
+}
+
+/** Conv2DBackpropFilter, NHWC: dW [fh, fw, in, out] from x and dy. */
+export function nativeConv2dFilterGradient(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, info: Conv2DInfo): TensorInfo {
+  const k = kernels(backend);
+  const out = backend.makeOutput([info.filterHeight, info.filterWidth, info.inChannels, info.outChannels], 'float32');
+  const taps = info.filterHeight * info.filterWidth * info.inChannels;
+  withWork(backend, k.conv2d_filter_grad_work(taps, info.outChannels), (work) =>
+    k.conv2d_filter_grad(offset(backend, x), offset(backend, dy), offset(backend, out), work, ...geometry(info)));
+  return out;
+}
+
+/** Conv2DBackpropInput, NHWC: dx from dy and the filter. */
+export function nativeConv2dInputGradient(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, info: Conv2DInfo): TensorInfo {
+  const k = kernels(backend);
+  const out = backend.makeOutput([info.batchSize, info.inHeight, info.inWidth, info.inChannels], 'float32');
+  const taps = info.filterHeight * info.filterWidth * info.inChannels;
+  withWork(backend, k.conv2d_input_grad_work(taps, info.outChannels), (work) =>
+    k.conv2d_input_grad(offset(backend, dy), offset(backend, filter), offset(backend, out), work, ...geometry(info)));
+  return out;
+}
+
+/** DepthwiseConv2dNativeBackpropFilter, NHWC: dW [fh, fw, channels, multiplier]. */
+export function nativeDepthwiseFilterGradient(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, info: Conv2DInfo): TensorInfo {
+  const k = kernels(backend);
+  const multiplier = info.outChannels / info.inChannels;
+  const out = backend.makeOutput([info.filterHeight, info.filterWidth, info.inChannels, multiplier], 'float32');
+  k.depthwise_filter_grad(offset(backend, x), offset(backend, dy), offset(backend, out), ...depthwiseGeometry(info));
+  return out;
+}
+
+/** DepthwiseConv2dNativeBackpropInput, NHWC: dx from dy and the filter. */
+export function nativeDepthwiseInputGradient(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, info: Conv2DInfo): TensorInfo {
+  const k = kernels(backend);
+  const out = backend.makeOutput([info.batchSize, info.inHeight, info.inWidth, info.inChannels], 'float32');
+  k.depthwise_input_grad(offset(backend, dy), offset(backend, filter), offset(backend, out), ...depthwiseGeometry(info));
+  return out;
+}
+
+/**
+ * FusedBatchNorm over the last axis, when every parameter is one value per channel (what
+ * BatchNormalization layers pass); undefined for other layouts (LayerNormalization's
+ * per-row statistics), which the stock kernel keeps.
+ */
+export function nativeBatchNorm(
+  backend: BackendWasm,
+  x: TensorInfo,
+  params: { mean: TensorInfo; variance: TensorInfo; offset?: TensorInfo; scale?: TensorInfo },
+  epsilon: number,
+): TensorInfo | undefined {
+  const k = kernelsFor(backend);
+  const channels = x.shape[x.shape.length - 1];
+  if (k === undefined || channels === undefined || channels === 0 || x.dtype !== 'float32') return undefined;
+  const perChannel = (t: TensorInfo | undefined): boolean =>
+    t === undefined || (t.dtype === 'float32' && t.shape[t.shape.length - 1] === channels && t.shape.reduce((a, b) => a * b, 1) === channels);
+  if (![params.mean, params.variance, params.offset, params.scale].every(perChannel)) return undefined;
+  const out = backend.makeOutput(x.shape.slice(), 'float32');
+  const rows = x.shape.reduce((a, b) => a * b, 1) / channels;
+  const at = (t: TensorInfo | undefined): number => (t === undefined ? 0 : offset(backend, t));
+  withWork(backend, channels, (gain) =>
+    k.batch_norm(offset(backend, x), at(params.mean), at(params.variance), at(params.offset), at(params.scale), epsilon,
+      offset(backend, out), rows, channels, gain));
+  return out;
+}
