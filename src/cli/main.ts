@@ -15,14 +15,12 @@ import { SUGGESTION_METHODS } from '../core/lr-finder.ts';
 import type { ModelInfo } from '../core/model-info.ts';
 import type { Plan, PlanResults } from '../core/plan.ts';
 import { setPlanValue, writeResults } from '../core/plan-edit.ts';
-import { planOnlyFormat, readPytorchModel } from '../core/pytorch-model.ts';
+import { planOnlyFormat } from '../core/pytorch-model.ts';
 import type { TrainEvent } from '../core/progress.ts';
 import { buildTimeline, resolveStages } from '../core/timeline.ts';
 import { BACKEND_PREFERENCES } from '../protocol/worker.ts';
 import { findLr } from '../engine/lr-finder.ts';
-import { describeModel, loadModel, readModelJson } from '../engine/model-io.ts';
-import { selectBackend } from '../engine/backend.ts';
-import { prepareModel } from '../engine/session.ts';
+import { describeModelFile, prepareModel } from '../engine/session.ts';
 import { train } from '../engine/trainer.ts';
 import { flagChoice, flagNumber, flagString, parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { formatAudit, formatLr, formatRunSummary, progressLine } from './format.ts';
@@ -106,15 +104,7 @@ async function inspect(args: ParsedArgs): Promise<number> {
   const planOnly = planOnlyFormat(file) !== undefined;
   const isModel = planOnly || basename(file) === 'model.json' || isModelJson(file);
   if (isModel) {
-    let info: ModelInfo;
-    if (planOnly) info = readPytorchModel(file);
-    else {
-      readModelJson(file, {});
-      await selectBackend(backendOf(args), { trainableClassNames: [] });
-      const model = await loadModel(file, {});
-      info = describeModel(model, basename(file));
-      model.dispose();
-    }
+    const info = await describeModelFile(file, backendOf(args));
     const resolution = resolveGroups(info, { model: basename(file) } as Plan);
     if (args.flags.has('json')) process.stdout.write(JSON.stringify({ model: info, resolution }, null, 2) + '\n');
     else process.stdout.write(planOnlyNote(info) + formatAudit(resolution, { source: file }) + '\n');
@@ -303,14 +293,7 @@ async function initCommand(args: ParsedArgs): Promise<number> {
   const outFlag = flagString(args, 'out');
   const out = resolve(outFlag ?? join(process.cwd(), 'layerwise.json'));
   if (existsSync(out)) throw new LayerwiseError('already exists; choose another --out (a plan is never overwritten)', { file: out });
-  let info: ModelInfo;
-  if (planOnlyFormat(modelFile) !== undefined) info = readPytorchModel(modelFile);
-  else {
-    await selectBackend(backendOf(args), { trainableClassNames: [] });
-    const model = await loadModel(modelFile, {});
-    info = describeModel(model, basename(modelFile));
-    model.dispose();
-  }
+  const info = await describeModelFile(modelFile, backendOf(args));
   const rel = relative(dirname(out), modelFile).split('\\').join('/');
   const data = flagString(args, 'data');
   const plan = initPlan(info, {

@@ -126,6 +126,22 @@ export async function prepareModel(target: RunTarget, opts: { withData: boolean 
   return { kind: 'tfjs', planFile: target.planFile, workspaceRoot, planText: text, plan, backend, model, info, resolution, data };
 }
 
+/**
+ * A bare model file (no plan) described for `init`, `inspect` and "Create Plan from Model…": a
+ * plan-only PyTorch file is read without tfjs; a tfjs model is validated, loaded and released.
+ */
+export async function describeModelFile(modelFile: string, backend: BackendPreference, ctx: { planFile?: string; field?: string } = {}): Promise<ModelInfo> {
+  if (planOnlyFormat(modelFile) !== undefined) return readPytorchModel(modelFile, ctx);
+  readModelJson(modelFile, ctx);
+  await selectBackend(backend, { trainableClassNames: [] });
+  const model = await loadModel(modelFile, ctx);
+  try {
+    return describeModel(model, basename(modelFile));
+  } finally {
+    model.dispose();
+  }
+}
+
 export async function prepareRun(target: RunTarget): Promise<PreparedRun> {
   const started = performance.now();
   const base = await prepareModel(target, { withData: true });

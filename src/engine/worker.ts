@@ -4,16 +4,13 @@
  * and never writes the plan file itself: results go back to the host, which edits the plan
  * through the editor (so unsaved changes are never clobbered).
  */
-import { basename, join, relative } from 'node:path';
-import { isLayerwiseError } from '../core/errors.ts';
+import { join, relative } from 'node:path';
+import { assertNever, isLayerwiseError } from '../core/errors.ts';
 import { resolvePlanPath } from '../core/paths.ts';
-import { planOnlyFormat, readPytorchModel } from '../core/pytorch-model.ts';
 import type { TrainEvent } from '../core/progress.ts';
 import { isHostToWorker, type HostToWorker, type ProblemInfo, type WorkerToHost } from '../protocol/worker.ts';
-import { selectBackend } from './backend.ts';
 import { findLr } from './lr-finder.ts';
-import { describeModel, loadModel, readModelJson } from './model-io.ts';
-import { prepareModel } from './session.ts';
+import { describeModelFile, prepareModel } from './session.ts';
 import { train } from './trainer.ts';
 
 function send(m: WorkerToHost): void {
@@ -57,19 +54,12 @@ async function handle(m: HostToWorker): Promise<void> {
       case 'describeModel': {
         // a bare model for "Create Plan from Model…": the same checks as a plan's `model` field
         const modelFile = resolvePlanPath(join(m.workspaceRoot, 'layerwise.json'), relative(m.workspaceRoot, m.modelFile), 'model', m.workspaceRoot);
-        if (planOnlyFormat(modelFile) !== undefined) {
-          // a .safetensors header or a parameter list: names and shapes, no tfjs needed
-          send({ type: 'described', id: m.id, model: readPytorchModel(modelFile, { field: 'model' }) });
-          break;
-        }
-        readModelJson(modelFile, { field: 'model' });
-        await selectBackend(m.backend, { trainableClassNames: [] });
-        const model = await loadModel(modelFile, { field: 'model' });
-        const info = describeModel(model, basename(modelFile));
-        model.dispose();
+        const info = await describeModelFile(modelFile, m.backend, { field: 'model' });
         send({ type: 'described', id: m.id, model: info });
         break;
       }
+      default:
+        assertNever(m, 'request');
     }
   } catch (e) {
     send({ type: 'failed', id: m.id, problem: problemOf(e), cancelled: controller.signal.aborted });
