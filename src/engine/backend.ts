@@ -11,7 +11,9 @@ import * as path from 'node:path';
 import { LayerwiseError, assertNever } from '../core/errors.ts';
 import { REPLACED_GRADIENTS, TRAINING_KERNEL_NAMES, nativeKernelNote, registerTrainingKernels } from './kernels/index.ts';
 
-export type BackendPreference = 'auto' | 'tfjs-node' | 'wasm' | 'cpu';
+import type { BackendPreference } from '../protocol/worker.ts';
+
+export type { BackendPreference };
 
 export interface BackendChoice {
   /** tfjs backend name: 'tensorflow' | 'wasm' | 'cpu'. */
