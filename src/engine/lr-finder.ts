@@ -63,6 +63,7 @@ export async function findLr(opts: FindLrOptions): Promise<FindLrResult> {
 /** The sweep on an already prepared run; the model's weights and statistics are restored after. */
 export async function findLrPrepared(run: PreparedRun, o: LrFinderOptions, opts: Omit<FindLrOptions, keyof RunTarget | 'options'>): Promise<FindLrResult> {
   const emit = opts.onEvent ?? (() => undefined);
+  emit({ kind: 'log', level: 'info', message: `backend ${run.backend.name}: ${run.backend.reason}` });
   const modes = new ModeControl(run.model);
   const optimizer = new GroupedOptimizer(optimizerSettings(run));
   const outDir = opts.outDir ?? defaultOutDir(run, 'lr-find-');

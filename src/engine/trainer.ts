@@ -115,6 +115,7 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
   const outDir = opts.outDir ?? defaultOutDir(run);
   assertOutDirAllowed(run, outDir);
   const startedAt = new Date();
+  emit({ kind: 'log', level: 'info', message: `backend ${run.backend.name}: ${run.backend.reason}` });
   const trainStart = performance.now();
 
   // the bit-exact frozen check: copy every frozen weight and statistic out of the model now

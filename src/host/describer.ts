@@ -83,7 +83,6 @@ export class ModelDescriber {
       case 'event':
         if (m.event.kind === 'log') this.log.info(`[model worker] ${m.event.message}`);
         break;
-      case 'backend':
       case 'ready':
       case 'trained':
       case 'lrFound':

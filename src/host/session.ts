@@ -196,10 +196,6 @@ export class TrainingSessions implements vscode.Disposable {
     switch (m.type) {
       case 'ready':
         return;
-      case 'backend':
-        this.log.info(`${run.entry.label}: backend ${m.name} (${m.reason})`);
-        this.post(key, { type: 'trainEvent', event: { kind: 'log', level: 'info', message: `backend ${m.name}: ${m.reason}` } });
-        return;
       case 'event': {
         const buffer = this.runEvents.get(key)?.events;
         if (buffer !== undefined && buffer.length < MAX_REPLAY_EVENTS) buffer.push(m.event);

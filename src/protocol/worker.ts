@@ -70,7 +70,6 @@ export interface ProblemInfo {
 
 export type WorkerToHost =
   | { type: 'ready'; pid: number }
-  | { type: 'backend'; id: string; name: string; reason: string }
   | { type: 'event'; id: string; event: TrainEvent }
   | { type: 'trained'; id: string; report: RunReport; reportFile: string; results: PlanResults }
   | { type: 'lrFound'; id: string; outcome: LrFinderOutcome; curveFile: string; results: PlanResults }
@@ -121,8 +120,6 @@ export function isWorkerToHost(x: unknown): x is WorkerToHost {
   switch (x['type']) {
     case 'ready':
       return isNum(x['pid']);
-    case 'backend':
-      return isStr(x['id']) && isStr(x['name']) && isStr(x['reason']);
     case 'event':
       return isStr(x['id']) && isObj(x['event']) && TRAIN_EVENT_KINDS.has(String(x['event']['kind']));
     case 'trained':

@@ -39,7 +39,6 @@ test('host → worker: every request kind passes, malformed ones do not', () => 
 test('worker → host: every message kind passes, malformed ones do not', () => {
   const good: WorkerToHost[] = [
     { type: 'ready', pid: 12 },
-    { type: 'backend', id: 'a', name: 'wasm', reason: 'auto' },
     { type: 'event', id: 'a', event: { kind: 'log', level: 'info', message: 'x' } },
     { type: 'failed', id: 'a', problem: { message: 'boom' }, cancelled: false },
     { type: 'described', id: 'a', model: { source: 'm', kind: 'tfjs', layers: [] } },
