@@ -146,12 +146,12 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
       trainedBefore = trainedNow;
       const trainingLayers = new Set(trainable.map((p) => p.layerName));
       modes.setInferenceLayers(run.info.layers.filter((l) => !trainingLayers.has(l.name)).map((l) => l.name));
+      stageReports.push({ stage: stage.index + 1, epochs: stage.epochs, trainGroups: stage.trainGroups, lr: stage.lr, steps: stage.steps });
+      emit({ kind: 'stage', stage: stage.index + 1, stages: timeline.stages.length, epochs: stage.epochs, trainGroups: stage.trainGroups, lr: stage.lr });
       const prefix = opts.frozenPrefixCache === false || trainable.length === 0
         ? undefined
         : stagePrefix(run, trainingLayers, train, batchSize, stage.index + 1, emit);
       const stageData = prefix?.dataset ?? train;
-      stageReports.push({ stage: stage.index + 1, epochs: stage.epochs, trainGroups: stage.trainGroups, lr: stage.lr, steps: stage.steps });
-      emit({ kind: 'stage', stage: stage.index + 1, stages: timeline.stages.length, epochs: stage.epochs, trainGroups: stage.trainGroups, lr: stage.lr });
 
       for (let e = 0; e < stage.epochs; e++) {
         const epochIndex = stage.startEpoch + e;
