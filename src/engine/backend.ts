@@ -27,6 +27,8 @@ const LOSS_AND_OPTIMIZER = [
   'Add', 'AddN', 'ArgMax', 'Cast', 'Equal', 'Exp', 'Identity', 'Log', 'Max', 'Maximum', 'Mean',
   'Multiply', 'Neg', 'RealDiv', 'Reshape', 'Softmax', 'Sqrt', 'Square', 'SquaredDifference',
   'Sub', 'Sum', 'ZerosLike',
+  // the engine's Sum and Mean gradients spread dy with Tile (src/engine/kernels/gradients.ts)
+  'Tile',
 ];
 
 // Forward and backward kernels of every activation a layer's `activation` may name.

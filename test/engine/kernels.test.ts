@@ -153,6 +153,13 @@ function poolCases(): PoolCase[] {
       }
     }
   }
+  // channels past one SIMD vector, with a remainder, for the SIMD max-pool gradient
+  for (const [filter, strides, pad] of [[2, 2, 'valid'], [2, 2, 'same'], [3, 2, 'same'], [2, 1, 'valid']] as const) {
+    for (const relu of [false, true]) {
+      const shape: [number, number, number, number] = [2, 6, 9, 6];
+      out.push({ name: `maxPool ${shape.join('×')} ${filter}×${filter} stride ${strides} ${pad}${relu ? ' after relu' : ''}`, op: 'max', shape, filter, strides, pad, relu });
+    }
+  }
   return out;
 }
 
@@ -392,6 +399,9 @@ const MATMUL_CASES: MatMulCase[] = [
   { a: [7, 5], b: [3, 7], transposeA: true, transposeB: true },
   { a: [4, 6, 5], b: [4, 6, 2], transposeA: true, transposeB: false },
   { a: [2, 3, 6, 5], b: [2, 3, 4, 5], transposeA: false, transposeB: true },
+  // batched, sizes off the SIMD kernel's 4×8 blocks (tfjs's gradient refuses broadcast batches)
+  { a: [3, 9, 13], b: [3, 13, 10], transposeA: false, transposeB: false },
+  { a: [2, 2, 17, 6], b: [2, 2, 9, 17], transposeA: true, transposeB: true },
   { a: [1, 9], b: [9, 1], transposeA: false, transposeB: false },
   { a: [9, 1], b: [1, 9], transposeA: true, transposeB: true },
   { a: [64, 100], b: [100, 48], transposeA: false, transposeB: false },
@@ -409,7 +419,14 @@ function matMulResults(c: MatMulCase, seed: number): Results {
     const y = product(a, b);
     const weight = tf.tensor(randomValues(y.size, seed + 2), y.shape);
     const [da, db] = tf.grads((x: tf.Tensor, z: tf.Tensor) => tf.sum(tf.mul(product(x, z), weight)))([a, b]);
-    return { y: y.dataSync() as Float32Array, da: da!.dataSync() as Float32Array, db: db!.dataSync() as Float32Array };
+    // a Dense layer's forward: the fused product with a bias per output column, and without
+    const bias = tf.tensor1d(randomValues(y.shape[y.rank - 1]!, seed + 3));
+    const fused = (withBias: boolean) =>
+      tf.fused.matMul({ a, b, transposeA: c.transposeA, transposeB: c.transposeB, bias: withBias ? bias : undefined }).dataSync() as Float32Array;
+    return {
+      y: y.dataSync() as Float32Array, da: da!.dataSync() as Float32Array, db: db!.dataSync() as Float32Array,
+      fused: fused(true), fusedNoBias: fused(false),
+    };
   });
 }
 
@@ -440,11 +457,49 @@ function reduceResults(c: ReduceCase, seed: number): Results {
     const x = tf.tensor(randomValues(size(c.shape), seed), c.shape);
     const sum = tf.sum(x, c.axes, c.keepDims);
     const mean = tf.mean(x, c.axes, c.keepDims);
+    const weight = tf.tensor(randomValues(sum.size, seed + 1), sum.shape);
+    const through = (f: (t: tf.Tensor) => tf.Tensor) => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(f(t), weight)))(x).dataSync() as Float32Array;
     return {
       sum: sum.dataSync() as Float32Array,
       mean: mean.dataSync() as Float32Array,
+      sumGrad: through((t) => tf.sum(t, c.axes, c.keepDims)),
+      meanGrad: through((t) => tf.mean(t, c.axes, c.keepDims)),
       shape: Float32Array.from([...sum.shape, -1, ...mean.shape]),
     };
+  });
+}
+
+/** Operand shapes for the element-wise kernels: every broadcast the SIMD kernel takes, and others. */
+const BINARY_CASES: Array<[number[], number[]]> = [
+  [[5, 4, 3, 6], [5, 4, 3, 6]],
+  [[5, 4, 3, 6], [6]],
+  [[6], [5, 4, 3, 6]],
+  [[1, 1, 1, 6], [5, 4, 3, 6]],
+  [[5, 4, 3, 1], [5, 4, 3, 6]],
+  [[5, 4, 3, 6], [4, 3, 1]],
+  [[], [5, 4, 3, 6]],
+  [[5, 4, 3, 6], [1]],
+  [[4, 3], [3]],
+  [[7], [7]],
+  [[3, 1], [1, 3]],
+  [[5, 1, 3, 6], [5, 4, 3, 6]],
+  [[2, 0, 3], [3]],
+];
+const BINARY_OPS = ['add', 'sub', 'mul', 'div'] as const;
+
+function binaryResults(seed: number): Results {
+  return tf.tidy(() => {
+    const out: Results = {};
+    BINARY_CASES.forEach(([sa, sb], i) => {
+      const a = tf.tensor(randomValues(size(sa), seed + 2 * i), sa);
+      // away from 0, so that a quotient is not a huge number that hides nothing
+      const b = tf.tensor(randomValues(size(sb), seed + 2 * i + 1).map((v) => v + Math.sign(v) * 0.5), sb);
+      for (const op of BINARY_OPS) {
+        const y = tf[op](a, b);
+        out[`[${sa}] ${op} [${sb}]`] = Float32Array.from([...y.shape, -1, ...(y.dataSync() as Float32Array)]);
+      }
+    });
+    return out;
   });
 }
 
@@ -482,6 +537,7 @@ function clipGradients(seed: number): Results {
       clip: through((t) => tf.clipByValue(t, -0.5, 2.5)),
       clipAtZero: through((t) => tf.clipByValue(t, 0, 6)),
       relu6: through((t) => tf.relu6(t)),
+      relu: through((t) => tf.relu(t)),
       reluThenClip: through((t) => tf.clipByValue(tf.relu(t), 0, 6)),
     };
   });
@@ -596,10 +652,11 @@ interface Phase {
   clip: Results;
   attention: Results;
   batchNorm: Results[];
+  binary: Results;
 }
 const empty = (): Phase => ({
   conv: [], channelsFirst: {}, dilated: [], pool: [], tile: [], network: {},
-  matMul: [], reduce: [], tileGrad: [], clip: {}, attention: {}, batchNorm: [],
+  matMul: [], reduce: [], tileGrad: [], clip: {}, attention: {}, batchNorm: [], binary: {},
 });
 const computeExtras = (phase: Phase): void => {
   phase.matMul = MATMUL_CASES.map((c, i) => matMulResults(c, 40 * i));
@@ -608,6 +665,7 @@ const computeExtras = (phase: Phase): void => {
   phase.clip = clipGradients(17);
   phase.attention = attentionGradients();
   phase.batchNorm = BATCH_NORM_CASES.map((c, i) => batchNormGradients(c, 500 + 10 * i));
+  phase.binary = binaryResults(700);
 };
 const cpu = empty();
 const wasm = empty();
@@ -644,6 +702,7 @@ before(async () => {
     composed.conv = CONV_CASES.map((c, i) => convGradients(c, 1000 * i));
     composed.dilated = DILATED_CASES.map((c, i) => dilatedGradient(c, 50 * i, false));
     composed.network = networkGradients();
+    composed.clip = clipGradients(17);
   } finally {
     useNativeKernels(true);
   }
@@ -660,6 +719,8 @@ test('stock wasm lacks the conv filter gradients this module exists for', () => 
     'Conv2DBackpropFilter',
     'DepthwiseConv2dNativeBackpropFilter',
     'DepthwiseConv2dNativeBackpropInput',
+    // the engine's own one-pass clip gradient, no tfjs kernel
+    'LayerwiseClipGradient',
   ]);
 });
 
@@ -744,20 +805,49 @@ test('Sum and Mean over leading, middle, trailing, split and size-1 axes match c
   });
 });
 
+test('Sum and Mean gradients (replaced) match tfjs\'s own', () => {
+  REDUCE_CASES.forEach((c, i) => {
+    const what = `[${c.shape}] over [${c.axes}]${c.keepDims ? ' keepDims' : ''}`;
+    // dy spread over the reduced axes, divided by the count for Mean: no sums, so exactly equal
+    assert.deepEqual(wasm.reduce[i]!.sumGrad, cpu.reduce[i]!.sumGrad, `${what}: sum gradient`);
+    assert.deepEqual(wasm.reduce[i]!.meanGrad, cpu.reduce[i]!.meanGrad, `${what}: mean gradient`);
+  });
+});
+
+test('Add, Sub, Multiply and RealDiv equal cpu bit for bit for every broadcast', () => {
+  const names = Object.keys(cpu.binary);
+  assert.equal(names.length, BINARY_CASES.length * BINARY_OPS.length);
+  for (const name of names) assert.deepEqual(wasm.binary[name], cpu.binary[name], name);
+});
+
+test('a same-dtype Cast shares the buffer safely; other casts still convert', () => {
+  const x = tf.tensor1d([1.5, -2.25, 3]);
+  const same = tf.cast(x, 'float32');
+  same.dispose();
+  assert.deepEqual(Array.from(x.dataSync()), [1.5, -2.25, 3]);
+  const asInt = tf.cast(x, 'int32');
+  assert.equal(asInt.dtype, 'int32');
+  assert.deepEqual(Array.from(asInt.dataSync()), [1, -2, 3]);
+  tf.dispose([x, asInt]);
+});
+
 test('the replaced Tile gradient matches tfjs\'s own', () => {
   TILE_GRAD_CASES.forEach((c, i) => assertClose(wasm.tileGrad[i]!, cpu.tileGrad[i]!, `tile grad [${c.shape}] × [${c.reps}]`));
 });
 
-test('the replaced ClipByValue and Relu6 gradients match tfjs\'s own, at the bounds too', () => {
+test('the replaced ClipByValue, Relu6 and Relu gradients match tfjs\'s own, at the bounds too', () => {
   for (const [name, expected] of Object.entries(cpu.clip)) {
-    // exactly equal (a mask times dy, no rounding), except that a masked negative dy gives −0
-    const actual = wasm.clip[name]!;
-    assert.equal(actual.length, expected.length);
-    expected.forEach((e, i) => assert.ok(actual[i] === e, `${name}[${i}]: ${actual[i]} vs ${e}`));
+    // exactly equal (a mask times dy, no rounding), except that a masked negative dy gives −0;
+    // on wasm in the SIMD pass, and in its JS fallback with the SIMD kernels off
+    for (const [path, actual] of [['SIMD', wasm.clip[name]!], ['JS', composed.clip[name]!]] as const) {
+      assert.equal(actual.length, expected.length);
+      expected.forEach((e, i) => assert.ok(actual[i] === e, `${path} ${name}[${i}]: ${actual[i]} vs ${e}`));
+    }
   }
   // x = 0 and x = 6 sit at the bounds: clip passes the gradient there, relu6 at 0 does not
   assert.ok(cpu.clip.clipAtZero![0] !== 0 && cpu.clip.clipAtZero![1] !== 0);
   assert.ok(cpu.clip.relu6![0] === 0 && cpu.clip.relu6![1] !== 0);
+  assert.ok(cpu.clip.relu![0] === 0 && cpu.clip.relu![1] !== 0 && cpu.clip.relu![2] === 0);
 });
 
 test('FusedBatchNorm and its replaced gradient match tfjs\'s own for every input and parameter shape', () => {

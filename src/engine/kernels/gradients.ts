@@ -1,5 +1,5 @@
 /**
- * Gradient formulas replacing tfjs 4.22's for three ops whose stock gradients are fine on paper
+ * Gradient formulas replacing tfjs 4.22's for ops whose stock gradients are fine on paper
  * but slow on every backend, and ruinous on wasm:
  * - Tile: the stock gradient adds up one slice of dy per repetition. LayerNormalization tiles its
  *   scale and offset over batch × sequence, so a [32, 32, 64] activation meant 1024 Slice and
@@ -9,18 +9,27 @@
  *   64×28×28×32 activation on wasm (bool kernels take a slow path there), against 0.2–0.6 ms for
  *   Sub, Step and Mul. Here the mask is built from those. For finite x, `min − x` is exactly 0
  *   only when x = min and has the sign of the true difference, so 1 − step(min − x) is x ≥ min
- *   exactly as GreaterEqual has it. (A NaN input gives a NaN gradient instead of 0.)
+ *   exactly as GreaterEqual has it. (A NaN input gives a NaN gradient instead of 0.) On wasm
+ *   one SIMD pass replaces all of these (CLIP_GRADIENT_KERNEL; a NaN input gives 0 there, as
+ *   tfjs's clip gradient does; its ReLU6 gradient would give NaN).
  * - FusedBatchNorm (BatchNormalization and LayerNormalization): the stock gradient makes about
  *   ten full-size tensors (a tiled rsqrt, dy·scale, (x − mean) and products of them) before its
  *   four reductions. Here a reduction comes first wherever the factor is constant along the
  *   reduced axes (the mean's gradient needs no full-size tensor at all), leaving five full-size
  *   element-wise ops when every input needs a gradient and one when only x does (a frozen layer).
+ * - Sum and Mean: the stock gradients build a full-size `ones(x.shape)` in a JS loop, upload it,
+ *   and multiply (and for Mean divide) it by dy: BatchNormalization's moments take two Mean
+ *   gradients over the whole activation, and on the separable model the ones loop alone was 18 %
+ *   of the step. Here dy is spread with one Tile (a memmove on wasm).
+ * - Relu: on wasm the same one-pass masked gradient instead of Cast, Step and Multiply.
  * Gradients are registered for every backend (tfjs has no per-backend gradients); all are the
  * same functions up to float32 rounding, checked against the stock ones in
  * test/engine/kernels.test.ts.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ClipByValueAttrs, FusedBatchNormAttrs, GradConfig, NamedAttrMap, Tensor, TileAttrs } from '@tensorflow/tfjs';
+import type {
+  ClipByValueAttrs, FusedBatchNormAttrs, GradConfig, MeanAttrs, NamedAttrMap, SumAttrs, Tensor, TileAttrs,
+} from '@tensorflow/tfjs';
 
 const tileGradient: GradConfig = {
   kernelName: tf.Tile,
@@ -51,13 +60,36 @@ function insideMask(x: Tensor, min: number, max: number): Tensor {
   return tf.sub(tf.scalar(1, x.dtype), tf.add(belowMin, aboveMax));
 }
 
+/**
+ * A kernel (registered on wasm by index.ts) that computes dy where x is inside the bounds and
+ * 0 elsewhere in one pass; backends without it run the composed masks below.
+ */
+export const CLIP_GRADIENT_KERNEL = 'LayerwiseClipGradient';
+
+export interface ClipGradientAttrs {
+  min: number;
+  max: number;
+  /** x must exceed min rather than reach it (ReLU6 at 0). */
+  minExclusive: boolean;
+}
+
+function fusedMaskedGradient(dy: Tensor, x: Tensor, attrs: ClipGradientAttrs): Tensor | undefined {
+  const usable = dy.dtype === 'float32' && x.dtype === 'float32' && tf.util.arraysEqual(dy.shape, x.shape) &&
+    tf.getKernel(CLIP_GRADIENT_KERNEL, tf.getBackend()) !== undefined;
+  return usable ? (tf.engine().runKernel(CLIP_GRADIENT_KERNEL, { x, dy }, { ...attrs }) as Tensor) : undefined;
+}
+
 const clipByValueGradient: GradConfig = {
   kernelName: tf.ClipByValue,
   inputsToSave: ['x'],
   gradFunc: (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => {
     const [x] = saved as [Tensor];
     const { clipValueMin, clipValueMax } = attrs as unknown as ClipByValueAttrs;
-    return { x: () => tf.mul(dy as Tensor, insideMask(tf.cast(x, 'float32'), clipValueMin, clipValueMax)) };
+    return {
+      x: () =>
+        fusedMaskedGradient(dy as Tensor, x, { min: clipValueMin, max: clipValueMax, minExclusive: false }) ??
+        tf.mul(dy as Tensor, insideMask(tf.cast(x, 'float32'), clipValueMin, clipValueMax)),
+    };
   },
 };
 
@@ -69,6 +101,8 @@ const relu6Gradient: GradConfig = {
     const [x] = saved as [Tensor];
     return {
       x: () => {
+        const fused = fusedMaskedGradient(dy as Tensor, x, { min: 0, max: 6, minExclusive: true });
+        if (fused !== undefined) return fused;
         const xf = tf.cast(x, 'float32');
         const notAbove = tf.sub(tf.scalar(1), tf.step(tf.sub(xf, tf.scalar(6))));
         return tf.mul(dy as Tensor, tf.mul(notAbove, tf.step(xf)));
@@ -117,4 +151,50 @@ const fusedBatchNormGradient: GradConfig = {
   },
 };
 
-export const GRADIENTS: readonly GradConfig[] = [tileGradient, clipByValueGradient, relu6Gradient, fusedBatchNormGradient];
+const reluGradient: GradConfig = {
+  kernelName: tf.Relu,
+  inputsToSave: ['x'],
+  // stock: dy · step(x), i.e. 0 at x = 0; a Cast and a Step and a Multiply on wasm
+  gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
+    const [x] = saved as [Tensor];
+    return {
+      x: () =>
+        fusedMaskedGradient(dy as Tensor, x, { min: 0, max: Infinity, minExclusive: true }) ??
+        tf.mul(dy as Tensor, tf.step(tf.cast(x, 'float32'))),
+    };
+  },
+};
+
+/** dy, reshaped with the reduced axes kept as size 1, spread back over x's shape. */
+function spreadOverReducedAxes(dy: Tensor, xShape: readonly number[], axis: number | number[]): Tensor {
+  const expanded = xShape.slice();
+  for (const a of tf.util.parseAxisParam(axis, xShape as number[])) expanded[a] = 1;
+  return tf.broadcastTo(tf.reshape(dy, expanded), xShape as number[]);
+}
+
+const sumGradient: GradConfig = {
+  kernelName: tf.Sum,
+  inputsToSave: ['x'],
+  gradFunc: (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => {
+    const [x] = saved as [Tensor];
+    const { axis } = attrs as unknown as SumAttrs;
+    return { x: () => spreadOverReducedAxes(dy as Tensor, x.shape, axis) };
+  },
+};
+
+const meanGradient: GradConfig = {
+  kernelName: tf.Mean,
+  inputsToSave: ['x'],
+  gradFunc: (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => {
+    const [x] = saved as [Tensor];
+    const { axis } = attrs as unknown as MeanAttrs;
+    const axes = tf.util.parseAxisParam(axis, x.shape);
+    const count = tf.util.sizeFromShape(tf.backend_util.computeOutAndReduceShapes(x.shape, axes)[1]);
+    // dividing before spreading rounds each element exactly as tfjs's (dy · 1) / count does
+    return { x: () => spreadOverReducedAxes(tf.div(dy as Tensor, tf.scalar(count)), x.shape, axis) };
+  },
+};
+
+export const GRADIENTS: readonly GradConfig[] = [
+  tileGradient, clipByValueGradient, relu6Gradient, reluGradient, fusedBatchNormGradient, sumGradient, meanGradient,
+];

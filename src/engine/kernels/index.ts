@@ -2,21 +2,24 @@
  * Training kernels for the wasm backend (tfjs 4.22). Stock wasm cannot compute the gradient of
  * a Conv2D, DepthwiseConv2D or SeparableConv2D layer: Conv2DBackpropFilter and both depthwise
  * backprop kernels are missing, and tfjs never falls back to another backend for a missing
- * kernel. The four conv gradients and a per-channel FusedBatchNorm run in the engine's own SIMD
- * kernels (native.ts, native/conv.c) when dist/kernels/conv.wasm is built, else as the
- * compositions over XNNPACK in conv-gradients.ts (FusedBatchNorm: the stock kernel).
+ * kernel. The four conv gradients, a per-channel FusedBatchNorm, MaxPoolGrad, matrix products,
+ * the broadcast patterns of Add/Sub/Multiply/RealDiv that training makes and a one-pass
+ * clip/ReLU gradient run in the engine's own SIMD kernels (native.ts, native/conv.c) when
+ * dist/kernels/conv.wasm is built, else as the compositions over XNNPACK in conv-gradients.ts,
+ * the transpose + XNNPACK route in matmul.ts, the JS passes and the stock kernels.
  * Stock kernels replaced, each for a measured reason given where it is defined:
  * MaxPoolGrad (wrong for windows whose values are all ≤ 0; max-pool-grad.ts),
  * Conv2DBackpropInput (a scalar loop, 2–9× slower than the XNNPACK composition), Tile (tile.ts),
- * BatchMatMul with transposes (matmul.ts), Sum and Mean over leading axes (reduce.ts) and
- * Identity (a copy on every tensor saved for the backward pass). Gradient formulas replaced on
- * every backend: Tile, ClipByValue, Relu6, FusedBatchNorm (gradients.ts). AvgPoolGrad and every
- * other op that training the supported layers runs are registered on stock wasm, agree with cpu
- * (test/engine/kernels.test.ts), and are left alone. bench/speed.ts --profile shows where a
- * step's time goes.
+ * BatchMatMul and _FusedMatMul (matmul.ts), Sum and Mean over leading axes (reduce.ts), and
+ * Identity and same-dtype Cast (a copy on every tensor saved for the backward pass). Gradient
+ * formulas replaced on every backend: Tile, ClipByValue, Relu6, Relu, FusedBatchNorm, Sum, Mean
+ * (gradients.ts). AvgPoolGrad and every other op that training the supported layers runs are
+ * registered on stock wasm, agree with cpu (test/engine/kernels.test.ts), and are left alone.
+ * bench/speed.ts --profile shows where a step's time goes.
  */
 import * as tf from '@tensorflow/tfjs';
 import type {
+  CastAttrs,
   Conv2DBackpropFilterAttrs,
   Conv2DBackpropInputAttrs,
   DepthwiseConv2dNativeBackpropFilterAttrs,
@@ -31,15 +34,19 @@ import type {
   TensorInfo,
 } from '@tensorflow/tfjs';
 import { composeKernel } from './compose.ts';
-import { GRADIENTS } from './gradients.ts';
+import { CLIP_GRADIENT_KERNEL, GRADIENTS, type ClipGradientAttrs } from './gradients.ts';
 import { captureStock, heapFloats, runStock, type BackendWasm } from './heap.ts';
-import { batchMatMul } from './matmul.ts';
+import { batchMatMul, fusedMatMul } from './matmul.ts';
 import { maxPoolGradient } from './max-pool-grad.ts';
 import { mean, sum } from './reduce.ts';
 import { tileValues } from './tile.ts';
 import {
   nativeAvailable,
   nativeBatchNorm,
+  nativeBinary,
+  nativeClipGradient,
+  nativeMaxPoolGradient,
+  type BinaryOp,
   nativeKernelStatus,
   nativeConv2dFilterGradient,
   nativeConv2dInputGradient,
@@ -160,6 +167,9 @@ const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   const x = input(inputs, 'input', kernel);
   const a = attrs as unknown as MaxPoolGradAttrs;
   const info = tf.backend_util.computePool2DInfo(x.shape as Shape4D, a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
+  // SIMD: 10 → ~1 ms per CNN step; the JS pass is the fallback
+  const native = nativeMaxPoolGradient(wasm, x, dy, info);
+  if (native !== undefined) return native;
   const out = wasm.makeOutput(x.shape.slice(), 'float32');
   // views after the allocation: makeOutput may grow the heap and detach earlier ones
   maxPoolGradient(heapFloats(wasm, x), heapFloats(wasm, dy), info, heapFloats(wasm, out));
@@ -192,6 +202,53 @@ const identity: KernelFunc = ({ inputs, backend }) => {
   return { dataId: x.dataId, shape: x.shape.slice(), dtype: x.dtype };
 };
 
+/**
+ * Cast to the tensor's own dtype without a copy (tfjs's moments and our ReLU6 gradient cast
+ * float32 activations to float32: 1.4 ms per 1M values for a copy); other casts stay stock.
+ */
+const cast: KernelFunc = ({ inputs, backend, attrs }) => {
+  const x = inputs.x;
+  if (x === undefined) throw new Error('Cast: missing input "x"');
+  const wasm = backend as BackendWasm;
+  const { dtype } = attrs as unknown as CastAttrs;
+  if (x.dtype !== dtype || dtype === 'string') return runStock(tf.Cast, wasm, { x }, attrs);
+  wasm.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape.slice(), dtype: x.dtype };
+};
+
+/**
+ * Add, Sub, Multiply and RealDiv on float32 in the SIMD kernel when the broadcast is same-shape,
+ * per channel, per row or scalar (a CNN step's bias, BatchNorm and gradient arithmetic: the
+ * stock kernels index every element with divisions, ~3 ms per 2M values); else stock.
+ */
+function binary(kernelName: string, op: BinaryOp): KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const { a, b } = inputs;
+    if (a === undefined || b === undefined) throw new Error(`${kernelName}: missing input`);
+    const wasm = backend as BackendWasm;
+    return nativeBinary(wasm, op, a, b) ?? runStock(kernelName, wasm, inputs, attrs);
+  };
+}
+
+/** The one-pass ClipByValue / ReLU6 gradient (gradients.ts), in SIMD or, when not built, in JS. */
+const clipGradient: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { x, dy } = inputs;
+  if (x === undefined || dy === undefined) throw new Error(`${CLIP_GRADIENT_KERNEL}: missing input`);
+  const wasm = backend as BackendWasm;
+  const { min, max, minExclusive } = attrs as unknown as ClipGradientAttrs;
+  const native = nativeClipGradient(wasm, x, dy, min, max, minExclusive);
+  if (native !== undefined) return native;
+  const out = wasm.makeOutput(x.shape.slice(), 'float32');
+  const xs = heapFloats(wasm, x);
+  const g = heapFloats(wasm, dy);
+  const o = heapFloats(wasm, out);
+  for (let i = 0; i < o.length; i++) {
+    const v = xs[i]!;
+    o[i] = (minExclusive ? v > min : v >= min) && v <= max ? g[i]! : 0;
+  }
+  return out;
+};
+
 /** Per-channel batch norm in the SIMD kernels (1.6M values: 6 ms stock); other layouts stay stock. */
 const fusedBatchNorm: KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = backend as BackendWasm;
@@ -210,9 +267,16 @@ const TRAINING_KERNELS: readonly KernelConfig[] = [
   { kernelName: tf.MaxPoolGrad, backendName: BACKEND, kernelFunc: maxPoolGrad },
   { kernelName: tf.Tile, backendName: BACKEND, kernelFunc: tile },
   { kernelName: tf.BatchMatMul, backendName: BACKEND, kernelFunc: batchMatMul },
+  { kernelName: tf._FusedMatMul, backendName: BACKEND, kernelFunc: fusedMatMul },
   { kernelName: tf.Sum, backendName: BACKEND, kernelFunc: sum },
   { kernelName: tf.Mean, backendName: BACKEND, kernelFunc: mean },
   { kernelName: tf.Identity, backendName: BACKEND, kernelFunc: identity },
+  { kernelName: tf.Cast, backendName: BACKEND, kernelFunc: cast },
+  { kernelName: tf.Add, backendName: BACKEND, kernelFunc: binary(tf.Add, 'add') },
+  { kernelName: tf.Sub, backendName: BACKEND, kernelFunc: binary(tf.Sub, 'sub') },
+  { kernelName: tf.Multiply, backendName: BACKEND, kernelFunc: binary(tf.Multiply, 'mul') },
+  { kernelName: tf.RealDiv, backendName: BACKEND, kernelFunc: binary(tf.RealDiv, 'div') },
+  { kernelName: CLIP_GRADIENT_KERNEL, backendName: BACKEND, kernelFunc: clipGradient },
   { kernelName: tf.FusedBatchNorm, backendName: BACKEND, kernelFunc: fusedBatchNorm },
 ];
 

@@ -1,5 +1,6 @@
 /*
- * Convolution gradients for the tfjs wasm backend, in wasm SIMD128. Built by
+ * Training kernels for the tfjs wasm backend, in wasm SIMD128: convolution gradients, and the
+ * element-wise, BatchNorm and max-pool kernels a CNN step spends its remaining time in. Built by
  * scripts/build-wasm.mjs into dist/kernels/conv.wasm and loaded by ../native.ts.
  *
  * The module imports the tfjs wasm module's own memory: every pointer below is a byte offset
@@ -305,5 +306,201 @@ void EXPORT(batch_norm)(const float *x, const float *mean, const float *variance
       wasm_v128_store(ys + c, v);
     }
     for (; c < channels; c++) ys[c] = (xs[c] - mean[c]) * gain[c] + (offset ? offset[c] : 0.0f);
+  }
+}
+
+/* ---------- element-wise Add, Sub, Mul, Div with the broadcasts training makes ---------- */
+
+/* How an operand of a [rows, channels] result is laid out: the full tensor, one value per
+ * channel (a bias, BatchNorm's statistics), one value per row (LayerNormalization's), or one. */
+enum { FULL = 0, PER_CHANNEL = 1, PER_ROW = 2, SCALAR = 3 };
+enum { OP_ADD = 0, OP_SUB = 1, OP_MUL = 2, OP_DIV = 3 };
+
+/* One body per operation, so that the operation is a constant in the inner loop. The stock
+ * kernels compute every element's broadcast index with divisions: 1.3–3 ms per 2M values. */
+#define BINARY_BODY(NAME, VOP, SOP)                                                                  \
+  static void NAME(const float *a, const float *b, float *out, int rows, int channels, int a_mode,   \
+                   int b_mode) {                                                                      \
+    for (int r = 0; r < rows; r++) {                                                                  \
+      const float *ar = a_mode == FULL ? a + r * channels : a_mode == PER_CHANNEL ? a : a + (a_mode == PER_ROW ? r : 0); \
+      const float *br = b_mode == FULL ? b + r * channels : b_mode == PER_CHANNEL ? b : b + (b_mode == PER_ROW ? r : 0); \
+      const int a_vec = a_mode <= PER_CHANNEL, b_vec = b_mode <= PER_CHANNEL;                        \
+      float *o = out + r * channels;                                                                  \
+      const v128_t as = wasm_v128_load32_splat(ar), bs = wasm_v128_load32_splat(br);                 \
+      int c = 0;                                                                                      \
+      if (a_vec && b_vec) {                                                                           \
+        for (; c + 4 <= channels; c += 4) wasm_v128_store(o + c, VOP(wasm_v128_load(ar + c), wasm_v128_load(br + c))); \
+      } else if (a_vec) {                                                                             \
+        for (; c + 4 <= channels; c += 4) wasm_v128_store(o + c, VOP(wasm_v128_load(ar + c), bs));  \
+      } else if (b_vec) {                                                                             \
+        for (; c + 4 <= channels; c += 4) wasm_v128_store(o + c, VOP(as, wasm_v128_load(br + c)));  \
+      } else {                                                                                        \
+        const v128_t v = VOP(as, bs);                                                                 \
+        for (; c + 4 <= channels; c += 4) wasm_v128_store(o + c, v);                                  \
+      }                                                                                               \
+      for (; c < channels; c++) {                                                                     \
+        const float x = ar[a_vec ? c : 0], y = br[b_vec ? c : 0];                                     \
+        o[c] = SOP;                                                                                   \
+      }                                                                                               \
+    }                                                                                                 \
+  }
+
+BINARY_BODY(binary_add, wasm_f32x4_add, x + y)
+BINARY_BODY(binary_sub, wasm_f32x4_sub, x - y)
+BINARY_BODY(binary_mul, wasm_f32x4_mul, x * y)
+BINARY_BODY(binary_div, wasm_f32x4_div, x / y)
+
+/* out [rows, channels] = a op b, each operand laid out as its mode says. */
+void EXPORT(binary)(int op, const float *a, const float *b, float *out, int rows, int channels, int a_mode,
+                    int b_mode) {
+  if (op == OP_ADD) binary_add(a, b, out, rows, channels, a_mode, b_mode);
+  else if (op == OP_SUB) binary_sub(a, b, out, rows, channels, a_mode, b_mode);
+  else if (op == OP_MUL) binary_mul(a, b, out, rows, channels, a_mode, b_mode);
+  else binary_div(a, b, out, rows, channels, a_mode, b_mode);
+}
+
+/* ---------- MaxPoolGrad ---------- */
+
+/* dx [batch, in_h, in_w, c] for a max pool's dy [batch, out_h, out_w, c]: each window's dy goes
+ * to its first strict maximum in row-major order, taps outside the input skipped, a window of
+ * NaNs dropped (the cpu backend's rule; the stock wasm kernel sends all-negative windows to
+ * element 0). */
+void EXPORT(max_pool_grad)(const float *x, const float *dy, float *dx, int batch, int in_h, int in_w, int channels,
+                           int out_h, int out_w, int fh, int fw, int sh, int sw, int dh, int dw_, int top,
+                           int left) {
+  zero(dx, batch * in_h * in_w * channels);
+  const int plain2x2 = fh == 2 && fw == 2 && sh == 2 && sw == 2 && dh == 1 && dw_ == 1 && top == 0 && left == 0 &&
+                       out_h * 2 <= in_h && out_w * 2 <= in_w;
+  const int row = in_w * channels;
+  for (int n = 0; n < batch; n++) {
+    for (int oh = 0; oh < out_h; oh++) {
+      for (int ow = 0; ow < out_w; ow++) {
+        const float *g = dy + ((n * out_h + oh) * out_w + ow) * channels;
+        if (plain2x2) {
+          // the windows do not overlap: each input element gets its window's dy or 0
+          const int ia = (n * in_h + 2 * oh) * row + 2 * ow * channels, ib = ia + channels, id = ia + row,
+                    ie = id + channels;
+          int c = 0;
+          for (; c + 4 <= channels; c += 4) {
+            const v128_t va = wasm_v128_load(x + ia + c), vb = wasm_v128_load(x + ib + c);
+            const v128_t vd = wasm_v128_load(x + id + c), ve = wasm_v128_load(x + ie + c);
+            // running maximum from −∞ with strict >, as the scalar rule: NaN never wins
+            v128_t best = wasm_f32x4_splat(-__builtin_inff());
+            const v128_t ma = wasm_f32x4_gt(va, best);
+            best = wasm_v128_bitselect(va, best, ma);
+            const v128_t mb = wasm_f32x4_gt(vb, best);
+            best = wasm_v128_bitselect(vb, best, mb);
+            const v128_t md = wasm_f32x4_gt(vd, best);
+            best = wasm_v128_bitselect(vd, best, md);
+            const v128_t me = wasm_f32x4_gt(ve, best);
+            // the last tap that raised the maximum wins
+            const v128_t wd = wasm_v128_andnot(md, me), wb = wasm_v128_andnot(wasm_v128_andnot(mb, md), me);
+            const v128_t wa = wasm_v128_andnot(wasm_v128_andnot(wasm_v128_andnot(ma, mb), md), me);
+            const v128_t gv = wasm_v128_load(g + c);
+            wasm_v128_store(dx + ia + c, wasm_v128_and(gv, wa));
+            wasm_v128_store(dx + ib + c, wasm_v128_and(gv, wb));
+            wasm_v128_store(dx + id + c, wasm_v128_and(gv, wd));
+            wasm_v128_store(dx + ie + c, wasm_v128_and(gv, me));
+          }
+          for (; c < channels; c++) {
+            float best = -__builtin_inff();
+            int at = -1;
+            if (x[ia + c] > best) best = x[ia + c], at = ia + c;
+            if (x[ib + c] > best) best = x[ib + c], at = ib + c;
+            if (x[id + c] > best) best = x[id + c], at = id + c;
+            if (x[ie + c] > best) at = ie + c;
+            if (at >= 0) dx[at] = g[c];
+          }
+          continue;
+        }
+        const int h0 = oh * sh - top, w0 = ow * sw - left;
+        for (int c = 0; c < channels; c++) {
+          float best = -__builtin_inff();
+          int at = -1;
+          for (int i = 0; i < fh; i++) {
+            const int h = h0 + i * dh;
+            if (h < 0 || h >= in_h) continue;
+            for (int j = 0; j < fw; j++) {
+              const int w = w0 + j * dw_;
+              if (w < 0 || w >= in_w) continue;
+              const int index = ((n * in_h + h) * in_w + w) * channels + c;
+              if (x[index] > best) best = x[index], at = index;
+            }
+          }
+          if (at >= 0) dx[at] += g[c];
+        }
+      }
+    }
+  }
+}
+
+/* ---------- ClipByValue / Relu6 gradient ---------- */
+
+/* dx = dy where lo ≤ x ≤ hi (lo < x when lo_strict), else 0; a NaN x passes nothing. One pass
+ * instead of the five to six full-size mask kernels the composed gradient runs. */
+void EXPORT(clip_grad)(const float *x, const float *dy, float *dx, int n, float lo, float hi, int lo_strict) {
+  const v128_t vlo = wasm_f32x4_splat(lo), vhi = wasm_f32x4_splat(hi);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t v = wasm_v128_load(x + i);
+    const v128_t above_lo = lo_strict ? wasm_f32x4_gt(v, vlo) : wasm_f32x4_ge(v, vlo);
+    const v128_t inside = wasm_v128_and(above_lo, wasm_f32x4_le(v, vhi));
+    wasm_v128_store(dx + i, wasm_v128_and(wasm_v128_load(dy + i), inside));
+  }
+  for (; i < n; i++) {
+    const int inside = (lo_strict ? x[i] > lo : x[i] >= lo) && x[i] <= hi;
+    dx[i] = inside ? dy[i] : 0.0f;
+  }
+}
+
+/* ---------- batched matrix product ---------- */
+
+int EXPORT(batch_matmul_work)(int m, int k, int n) {
+  const int mp = round_up(m, MR), np = round_up(n, NR);
+  return mp * k + k * np + mp * np;
+}
+
+/* out[b] (m × n) = op(a[b]) · op(b[b]) for `batch` pairs, where op(a) is m × k (a stored k × m
+ * when trans_a) and op(b) k × n (b stored n × k when trans_b). Both operands are packed into
+ * the 4×8 block kernel's panels, so transposes cost nothing extra; work holds
+ * batch_matmul_work(m, k, n) floats. tfjs's wasm BatchMatMul runs batched products (attention's
+ * QKᵀ and its gradients) as a scalar loop: ~1.4 GFLOP/s on 128 products of 32×16 by 16×32. */
+void EXPORT(batch_matmul)(const float *a, const float *b, float *out, float *work, int batch, int m, int k, int n,
+                          int trans_a, int trans_b) {
+  const int mp = round_up(m, MR), np = round_up(n, NR);
+  float *apack = work, *bpack = apack + mp * k, *c = bpack + k * np;
+  for (int t = 0; t < batch; t++) {
+    const float *at = a + t * m * k, *bt = b + t * k * n;
+    float *o = out + t * m * n;
+    // panel ⌊i/4⌋ holds op(a)[i, p] at [p][i mod 4]
+    for (int i = 0; i < mp; i++) {
+      float *dst = apack + (i / MR) * k * MR + i % MR;
+      if (i >= m) {
+        for (int p = 0; p < k; p++) dst[p * MR] = 0.0f;
+      } else if (trans_a) {
+        for (int p = 0; p < k; p++) dst[p * MR] = at[p * m + i];
+      } else {
+        for (int p = 0; p < k; p++) dst[p * MR] = at[i * k + p];
+      }
+    }
+    // panel ⌊j/8⌋ holds op(b)[p, j] at [p][j mod 8]
+    for (int j = 0; j < np; j++) {
+      float *dst = bpack + (j / NR) * k * NR + j % NR;
+      if (j >= n) {
+        for (int p = 0; p < k; p++) dst[p * NR] = 0.0f;
+      } else if (trans_b) {
+        for (int p = 0; p < k; p++) dst[p * NR] = bt[j * k + p];
+      } else {
+        for (int p = 0; p < k; p++) dst[p * NR] = bt[p * n + j];
+      }
+    }
+    for (int mb = 0; mb < mp / MR; mb++) {
+      for (int nb = 0; nb < np / NR; nb++) {
+        block_4x8(k, apack + mb * k * MR, bpack + nb * k * NR, c + mb * MR * np + nb * NR, np, 0);
+      }
+    }
+    for (int i = 0; i < m; i++) {
+      for (int j = 0; j < n; j++) o[i * n + j] = c[i * np + j];
+    }
   }
 }
