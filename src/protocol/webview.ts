@@ -8,6 +8,7 @@ import type { ModelInfo } from '../core/model-info.ts';
 import type { Plan } from '../core/plan.ts';
 import type { RunReport, TrainEvent } from '../core/progress.ts';
 import type { JobKind, TrainingStatus } from '../core/status.ts';
+import { isObj } from './guards.ts';
 
 /** One status value drives the status bar and the panel's run controls (defined in src/core/status.ts). */
 export type { JobKind, TrainingStatus } from '../core/status.ts';
@@ -74,8 +75,6 @@ export type Handlers<M extends { type: string }> = { [K in M['type']]: (m: Extra
 
 // ---- runtime guards -------------------------------------------------------------------------
 
-type Obj = Record<string, unknown>;
-const isObj = (x: unknown): x is Obj => typeof x === 'object' && x !== null && !Array.isArray(x);
 const LAYER_KEYS: readonly string[] = ['lrMult', 'frozen', 'weightDecay'];
 const TRAINING_KEYS: readonly string[] = ['lr', 'optimizer', 'epochs', 'batchSize', 'weightDecay', 'schedule'];
 const COMMANDS: readonly string[] = ['train', 'findLr', 'stop', 'applyLr', 'openReport', 'openPlanText'];

@@ -7,6 +7,7 @@ import type { LrFinderOptions, LrFinderOutcome } from '../core/lr-finder.ts';
 import type { ModelInfo } from '../core/model-info.ts';
 import type { PlanResults } from '../core/plan.ts';
 import type { RunReport, TrainEvent } from '../core/progress.ts';
+import { isNum, isObj, isStr, type Obj } from './guards.ts';
 
 export type BackendPreference = 'auto' | 'tfjs-node' | 'wasm' | 'cpu';
 export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tfjs-node', 'wasm', 'cpu'];
@@ -79,10 +80,6 @@ export type WorkerToHost =
 
 // ---- runtime guards -------------------------------------------------------------------------
 
-type Obj = Record<string, unknown>;
-const isObj = (x: unknown): x is Obj => typeof x === 'object' && x !== null && !Array.isArray(x);
-const isStr = (x: unknown): x is string => typeof x === 'string';
-const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 const optStr = (x: unknown): boolean => x === undefined || isStr(x);
 
 function isJobTarget(m: Obj): boolean {
