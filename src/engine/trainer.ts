@@ -415,13 +415,7 @@ export function trainStep(
   try {
     if (trainable.length === 0) {
       // nothing trains (everything frozen): still report the loss, change nothing
-      const out = tf.tidy(() => {
-        const o = forward(run.model, x, false);
-        return { loss: computeLoss(lossSpec, o, y), correct: run.task === 'classification' ? countCorrect(o, y) : 0 };
-      });
-      const loss = out.loss.dataSync()[0] ?? NaN;
-      out.loss.dispose();
-      return { loss, correct: out.correct };
+      return inferenceLoss(run.model, lossSpec, x, y);
     }
     let correct = 0;
     const { value, grads } = tf.variableGrads(() => {
@@ -485,6 +479,17 @@ function layerDiagnostics(trainable: readonly BoundParam[], grads: tf.NamedTenso
   }));
 }
 
+/** One batch's mean loss and correct count in inference mode; changes no weight and no state. */
+function inferenceLoss(model: tf.LayersModel, lossSpec: LossSpec, x: tf.Tensor, y: tf.Tensor): { loss: number; correct: number } {
+  const r = tf.tidy(() => {
+    const o = forward(model, x, false);
+    return { loss: computeLoss(lossSpec, o, y), correct: lossSpec.task === 'classification' ? countCorrect(o, y) : 0 };
+  });
+  const loss = r.loss.dataSync()[0] ?? NaN;
+  r.loss.dispose();
+  return { loss, correct: r.correct };
+}
+
 /** Mean loss and accuracy on a dataset, in inference mode; changes no weight and no state. */
 export function evaluate(model: tf.LayersModel, lossSpec: LossSpec, ds: Dataset, batchSize: number): { loss: number; accuracy: number } {
   let lossSum = 0;
@@ -492,12 +497,8 @@ export function evaluate(model: tf.LayersModel, lossSpec: LossSpec, ds: Dataset,
   for (let start = 0; start < ds.n; start += batchSize) {
     const indices = Array.from({ length: Math.min(batchSize, ds.n - start) }, (_, i) => start + i);
     const { x, y } = batchTensors(ds, indices);
-    const r = tf.tidy(() => {
-      const o = forward(model, x, false);
-      return { loss: computeLoss(lossSpec, o, y), correct: lossSpec.task === 'classification' ? countCorrect(o, y) : 0 };
-    });
-    lossSum += (r.loss.dataSync()[0] ?? NaN) * indices.length;
-    r.loss.dispose();
+    const r = inferenceLoss(model, lossSpec, x, y);
+    lossSum += r.loss * indices.length;
     correct += r.correct;
     x.dispose();
     y.dispose();
