@@ -12,7 +12,7 @@ import { epochOrder } from '../src/engine/data.ts';
 import { lossSpecFor, ModeControl } from '../src/engine/forward.ts';
 import { GroupedOptimizer } from '../src/engine/optimizer.ts';
 import { buildFrozenPrefix, type FrozenPrefix } from '../src/engine/prefix-cache.ts';
-import { prepareRun, type BoundParam } from '../src/engine/session.ts';
+import { prepareRun, trainingParams, type BoundParam } from '../src/engine/session.ts';
 import { optimizerSettings, trainStep } from '../src/engine/trainer.ts';
 
 async function main(): Promise<void> {
@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   const epoch = (trainable: BoundParam[], prefix?: FrozenPrefix): number => {
     const modes = new ModeControl(run.model);
     const layers = new Set(trainable.map((p) => p.layerName));
-    modes.setInferenceLayers(run.info.layers.filter((l) => !layers.has(l.name)).map((l) => l.name));
+    modes.trainOnly(layers);
     const opt = new GroupedOptimizer(optimizerSettings(run));
     const order = epochOrder(run.data.train.n, false, 0, 0);
     const t0 = performance.now();
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     modes.restore();
     return s;
   };
-  const all = run.params.filter((p) => p.audit.trainable && !p.audit.frozen);
+  const all = trainingParams(run.params);
   const head = all.filter((p) => p.audit.group === top);
   const built = buildFrozenPrefix(run.model, new Set(head.map((p) => p.layerName)), run.data.train, batch);
   if (built.cached === undefined) throw new Error(`no frozen prefix to cache: ${built.reason}`);

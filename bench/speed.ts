@@ -34,7 +34,7 @@ import { useNativeKernels } from '../src/engine/kernels/native.ts';
 import type { Dataset } from '../src/engine/data.ts';
 import { lossSpecFor, type LossSpec } from '../src/engine/forward.ts';
 import { GroupedOptimizer } from '../src/engine/optimizer.ts';
-import { prepareRun, type BoundParam } from '../src/engine/session.ts';
+import { prepareRun, trainingParams, type BoundParam } from '../src/engine/session.ts';
 import { optimizerSettings, trainStep } from '../src/engine/trainer.ts';
 
 /** 2 Zen 3 cores × 2 FMA pipes × 8 float32 lanes × 2 flops × 2.445 GHz. */
@@ -207,7 +207,7 @@ async function buildExample(): Promise<BenchModel> {
     batch,
     forwardFlops: 2 * batch * perSample,
     note: `${run.data.train.n} real images`,
-    params: run.params.filter((p) => p.audit.trainable && !p.audit.frozen),
+    params: trainingParams(run.params),
     makeOptimizer: () => new GroupedOptimizer(optimizerSettings(run)),
     dispose: () => run.model.dispose(),
   };

@@ -9,7 +9,8 @@ import type { Task } from '../core/plan.ts';
 type CallFn = (inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor | tf.Tensor[];
 
 export class ModeControl {
-  private readonly inference = new Set<string>();
+  /** Layers that train in the current stage; undefined = every layer. */
+  private training: ReadonlySet<string> | undefined;
   private readonly originals = new Map<tf.layers.Layer, CallFn>();
 
   constructor(model: tf.LayersModel) {
@@ -20,14 +21,13 @@ export class ModeControl {
       const name = layer.name;
       // an instance-level override: tfjs's Layer.apply calls this.call(inputs, kwargs)
       (layer as unknown as { call: CallFn }).call = (inputs, kwargs) =>
-        original(inputs, this.inference.has(name) ? { ...kwargs, training: false } : kwargs);
+        original(inputs, this.training !== undefined && !this.training.has(name) ? { ...kwargs, training: false } : kwargs);
     }
   }
 
-  /** Layers named here run BatchNormalization in inference mode even when training. */
-  setInferenceLayers(names: Iterable<string>): void {
-    this.inference.clear();
-    for (const n of names) this.inference.add(n);
+  /** Only the named layers train: every other BatchNormalization runs in inference mode. */
+  trainOnly(layers: ReadonlySet<string>): void {
+    this.training = new Set(layers);
   }
 
   restore(): void {

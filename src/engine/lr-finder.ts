@@ -26,7 +26,7 @@ import { linePlotSvg } from '../core/svg-plot.ts';
 import { epochOrder } from './data.ts';
 import { lossSpecFor, ModeControl } from './forward.ts';
 import { GroupedOptimizer } from './optimizer.ts';
-import { prepareRun, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
+import { prepareRun, trainingParams, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
 import { assertOutDirAllowed, defaultOutDir, optimizerSettings, trainStep } from './trainer.ts';
 
 export interface FindLrOptions extends RunTarget {
@@ -75,7 +75,7 @@ export async function findLrPrepared(run: PreparedRun, o: LrFinderOptions, opts:
     const stage = stages[stageIndex];
     if (stage === undefined) throw new LayerwiseError(`the plan has ${stages.length} stage(s); there is no stage ${stageIndex + 1}`, { field: 'stage' });
     const trainGroups = new Set(stage.trainGroups);
-    const trainable = run.params.filter((p) => p.audit.trainable && !p.audit.frozen && trainGroups.has(p.audit.group));
+    const trainable = trainingParams(run.params, trainGroups);
     if (trainable.length === 0) throw new LayerwiseError('nothing trains in that stage, so there is no learning rate to find', { file: run.planFile });
     let sweptGroup: string | undefined;
     if (o.mode === 'group') {
@@ -87,7 +87,7 @@ export async function findLrPrepared(run: PreparedRun, o: LrFinderOptions, opts:
       if (!trainGroups.has(sweptGroup)) throw new LayerwiseError(`group "${sweptGroup}" does not train in stage ${stageIndex + 1}`, { field: 'group' });
     }
     const trainingLayers = new Set(trainable.map((p) => p.layerName));
-    modes.setInferenceLayers(run.info.layers.filter((l) => !trainingLayers.has(l.name)).map((l) => l.name));
+    modes.trainOnly(trainingLayers);
     const lossSpec = lossSpecFor(run.model, run.task);
     const baseLr = stage.lr;
     const batchSize = run.plan.training?.batchSize ?? DEFAULTS.batchSize;

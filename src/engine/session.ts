@@ -171,6 +171,11 @@ function checkOutputs(model: tf.LayersModel, data: LoadedData, planFile: string)
   }
 }
 
+/** The parameters that get gradients when `groups` train (all groups when omitted): never a frozen one, never a statistic. */
+export function trainingParams(params: readonly BoundParam[], groups?: ReadonlySet<string>): BoundParam[] {
+  return params.filter((p) => p.audit.trainable && !p.audit.frozen && (groups === undefined || groups.has(p.audit.group)));
+}
+
 /** Ties each audited parameter to the tfjs variable at the same position in the model. */
 export function bindParams(model: tf.LayersModel, info: ModelInfo, resolution: Resolution): BoundParam[] {
   const audits = new Map(resolution.params.map((p) => [p.name, p]));

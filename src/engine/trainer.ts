@@ -26,7 +26,7 @@ import { computeLoss, countCorrect, forward, lossSpecFor, ModeControl, type Loss
 import { saveModel } from './model-io.ts';
 import { GroupedOptimizer, type OptimizerSettings } from './optimizer.ts';
 import { buildFrozenPrefix, type FrozenPrefix } from './prefix-cache.ts';
-import { prepareRun, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
+import { prepareRun, trainingParams, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
 
 export interface TrainOptions extends RunTarget {
   /** Exact output folder (created); default: `<plan output>/<plan name>-<timestamp>`. */
@@ -139,13 +139,13 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
   try {
     outer: for (const stage of timeline.stages) {
       const trainGroups = new Set(stage.trainGroups);
-      const trainable = params.filter((p) => p.audit.trainable && !p.audit.frozen && trainGroups.has(p.audit.group));
+      const trainable = trainingParams(params, trainGroups);
       const trainedNow = new Set(trainable.map((p) => p.audit.name));
       // a parameter that trains again after a pause starts fresh; ones that kept training keep their state
       for (const p of trainable) if (!trainedBefore.has(p.audit.name) && optimizer.stepsTaken(p.audit.name) > 0) optimizer.resetState(p.audit.name);
       trainedBefore = trainedNow;
       const trainingLayers = new Set(trainable.map((p) => p.layerName));
-      modes.setInferenceLayers(run.info.layers.filter((l) => !trainingLayers.has(l.name)).map((l) => l.name));
+      modes.trainOnly(trainingLayers);
       stageReports.push({ stage: stage.index + 1, epochs: stage.epochs, trainGroups: stage.trainGroups, lr: stage.lr, steps: stage.steps });
       emit({ kind: 'stage', stage: stage.index + 1, stages: timeline.stages.length, epochs: stage.epochs, trainGroups: stage.trainGroups, lr: stage.lr });
       const prefix = opts.frozenPrefixCache === false || trainable.length === 0
