@@ -3,7 +3,6 @@
  * Every bad input ends with one line on stderr and a non-zero exit.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { parse as parseJsonc } from 'jsonc-parser';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-write.ts';
 import { cliWorkspaceRoot } from '../core/paths.ts';
@@ -14,7 +13,7 @@ import { resolveGroups } from '../core/groups.ts';
 import { SUGGESTION_METHODS } from '../core/lr-finder.ts';
 import type { ModelInfo } from '../core/model-info.ts';
 import type { Plan, PlanResults } from '../core/plan.ts';
-import { setPlanValue, writeResults } from '../core/plan-edit.ts';
+import { mergeResults, setPlanValue } from '../core/plan-edit.ts';
 import { planOnlyFormat } from '../core/pytorch-model.ts';
 import type { TrainEvent } from '../core/progress.ts';
 import { buildTimeline, resolveStages } from '../core/timeline.ts';
@@ -151,8 +150,7 @@ function isModelJson(file: string): boolean {
 /** Results go into the plan as it is on disk now (the user may have edited it during the run). */
 function writeBack(planFile: string, results: PlanResults, extra?: { path: Array<string | number>; value: unknown }): void {
   const previous = readFileSync(planFile, 'utf8');
-  const current = (parseJsonc(previous, [], { allowTrailingComma: true }) as { results?: PlanResults } | undefined)?.results;
-  let text = writeResults(previous, { ...(typeof current === 'object' && current !== null ? current : {}), ...results });
+  let text = mergeResults(previous, results, planFile);
   if (extra) text = setPlanValue(text, extra.path, extra.value);
   if (text !== previous) writeFileAtomic(planFile, text);
 }

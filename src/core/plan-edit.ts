@@ -84,6 +84,18 @@ export function writeResults(text: string, results: PlanResults, file?: string):
   return setPlanValue(text, ['results'], results, { file });
 }
 
+/**
+ * `results` after a run or an LR range test: only the members given are replaced, so a training
+ * run keeps the last LR test's result and the other way round.
+ */
+export function mergeResults(text: string, results: PlanResults, file?: string): string {
+  let out = text;
+  for (const [key, value] of Object.entries(results)) {
+    if (value !== undefined) out = setPlanValue(out, ['results', key], value, { file });
+  }
+  return out;
+}
+
 export function setTrainingField<K extends keyof TrainingSpec>(text: string, key: K, value: TrainingSpec[K] | undefined): string {
   return setPlanValue(text, ['training', key], value);
 }

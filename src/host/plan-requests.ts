@@ -8,7 +8,7 @@ import { LayerwiseError, assertNever } from '../core/errors.ts';
 import type { LrFinderOutcome } from '../core/lr-finder.ts';
 import type { ModelInfo } from '../core/model-info.ts';
 import { moveLayerToGroup, setGroupField, setLayerOverride, setPlanValue, setTrainingField, type EditPath } from '../core/plan-edit.ts';
-import type { OptimizerName, Plan, PlanResults, ScheduleSpec } from '../core/plan.ts';
+import type { OptimizerName, Plan, ScheduleSpec } from '../core/plan.ts';
 import { resolveGroups } from '../core/groups.ts';
 import { getPreset } from '../core/presets.ts';
 import { freezeChange, type NodeTarget } from '../core/tree-model.ts';
@@ -182,18 +182,6 @@ function parsePlanTextOrEmpty(text: string, field: string): Plan {
   } catch {
     return { model: '' };
   }
-}
-
-/**
- * `results` after a run or an LR range test: only the members the run wrote are replaced, so a
- * training run keeps the last LR test's result and the other way round.
- */
-export function textWithResults(text: string, results: PlanResults, file?: string): string {
-  let out = text;
-  for (const [key, value] of Object.entries(results)) {
-    if (value !== undefined) out = setPlanValue(out, ['results', key], value, { file });
-  }
-  return out;
 }
 
 /** Accepting an LR range test's suggestion: the field its outcome names (`training.lr` or a group's multiplier). */

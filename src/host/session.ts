@@ -14,7 +14,8 @@ import { lrSummary, statusAfterEvent, trainSummary, type JobKind, type TrainingS
 import type { HostToWebview } from '../protocol/webview.ts';
 import { BACKEND_PREFERENCES, type BackendPreference, type HostToWorker, type WorkerToHost } from '../protocol/worker.ts';
 import type { PlanEditor } from './edits.ts';
-import { textWithResults, textWithSuggestedLr } from './plan-requests.ts';
+import { mergeResults } from '../core/plan-edit.ts';
+import { textWithSuggestedLr } from './plan-requests.ts';
 import type { PlanEntry, PlanStore } from './plans.ts';
 import { describeExit, WorkerProcess, type WorkerExit } from './worker-process.ts';
 
@@ -290,7 +291,7 @@ export class TrainingSessions implements vscode.Disposable {
   }
 
   private async writeResults(run: Run, results: PlanResults): Promise<void> {
-    await this.editor.edit(run.entry.uri, "write the run's results into the plan", (text) => textWithResults(text, results, run.entry.file));
+    await this.editor.edit(run.entry.uri, "write the run's results into the plan", (text) => mergeResults(text, results, run.entry.file));
   }
 
   /** Sets the field an LR range test's suggestion applies to (`training.lr` or a group's multiplier). */

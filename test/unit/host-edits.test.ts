@@ -9,9 +9,9 @@ import {
   minimalChange,
   structuralChanges,
   textAfterRequest,
-  textWithResults,
   textWithSuggestedLr,
 } from '../../src/host/plan-requests.ts';
+import { mergeResults } from '../../src/core/plan-edit.ts';
 
 const PLAN = `// fine-tuning plan for the demo
 {
@@ -152,16 +152,16 @@ test('a preset applies through member-level edits: comments on untouched members
 
 test('results are merged member by member: a run keeps the last LR test and the other way round', () => {
   const lastRun = { folder: 'runs/a', date: '2025-01-01T00:00:00Z', backend: 'wasm', epochs: 4, stopped: 'completed' as const };
-  const once = textWithResults(PLAN, { lastRun });
+  const once = mergeResults(PLAN, { lastRun });
   assert.deepEqual(value(once).results, { lastRun });
   // everything before the new member is unchanged (the comma after the last member aside)
   const head = PLAN.slice(0, PLAN.lastIndexOf('}', PLAN.lastIndexOf('}') - 1));
   assert.equal(once.slice(0, head.length), head);
   keepsComments(PLAN, once);
   const lrFinder = { date: 'd', suggestedLr: 0.002, method: 'valley' as const, mode: 'global' as const, curve: 'runs/lr/lr-curve.json' };
-  const twice = textWithResults(once, { lrFinder });
+  const twice = mergeResults(once, { lrFinder });
   assert.deepEqual(value(twice).results, { lastRun, lrFinder });
-  const again = textWithResults(twice, { lastRun: { ...lastRun, epochs: 5 } });
+  const again = mergeResults(twice, { lastRun: { ...lastRun, epochs: 5 } });
   assert.deepEqual(value(again).results, { lastRun: { ...lastRun, epochs: 5 }, lrFinder });
 });
 

@@ -13,6 +13,7 @@ import {
   setPlanValue,
   setTrainingField,
   writeResults,
+  mergeResults,
 } from '../../src/core/plan-edit.ts';
 import { writeFileAtomic } from '../../src/core/atomic-write.ts';
 import { LayerwiseError } from '../../src/core/errors.ts';
@@ -109,6 +110,21 @@ for (const [name, before] of Object.entries(FILES)) {
     assert.equal(again.slice(0, nodeAfter.offset), after.slice(0, nodeBefore.offset));
     assert.equal(again.slice(nodeAfter.offset + nodeAfter.length), after.slice(nodeBefore.offset + nodeBefore.length));
     assert.deepEqual((parseStrictJsonc(again) as Record<string, unknown>).results, { lastRun: RESULTS.lastRun });
+  });
+
+  test(`mergeResults (what runs write) adds results without touching anything else: ${name}`, () => {
+    const after = mergeResults(before, RESULTS);
+    assertOnlyResultsAdded(before, after);
+    assert.deepEqual((parseStrictJsonc(after) as Record<string, unknown>).results, RESULTS);
+    assert.equal(after.endsWith('\n'), before.endsWith('\n'));
+    // a later run replaces its own member and keeps the others; nothing outside results moves
+    const lastRun = { ...RESULTS.lastRun!, epochs: 99 };
+    const again = mergeResults(after, { lastRun });
+    const nodeBefore = findNodeAtLocation(parseTree(after)!, ['results'])!;
+    const nodeAfter = findNodeAtLocation(parseTree(again)!, ['results'])!;
+    assert.equal(again.slice(0, nodeAfter.offset), after.slice(0, nodeBefore.offset));
+    assert.equal(again.slice(nodeAfter.offset + nodeAfter.length), after.slice(nodeBefore.offset + nodeBefore.length));
+    assert.deepEqual((parseStrictJsonc(again) as Record<string, unknown>).results, { ...RESULTS, lastRun });
   });
 }
 
