@@ -67,15 +67,27 @@ function sectionIds(bytes) {
 }
 
 mkdirSync(out, { recursive: true });
-for (const file of readdirSync(sources).filter((f) => f.endsWith('.c'))) {
-  const target = join(out, `${basename(file, '.c')}.wasm`);
-  const r = spawnSync(CLANG, [...FLAGS, '-o', target, join(sources, file)], { encoding: 'utf8' });
+const files = readdirSync(sources).filter((f) => f.endsWith('.c')).sort().map((f) => join(sources, f));
+
+/**
+ * One module from all the sources, twice: `kernels.wasm` imports the tfjs heap (a plain memory)
+ * and runs on the thread tfjs runs on; `kernels-shared.wasm` imports a shared memory and runs
+ * in the engine's kernel thread (threads.ts), which works on copies of its share of the batch.
+ */
+const VARIANTS = [
+  { name: 'kernels.wasm', flags: [] },
+  { name: 'kernels-shared.wasm', flags: ['-matomics', '-Wl,--shared-memory', '-Wl,--max-memory=4294967296'] },
+];
+
+for (const variant of VARIANTS) {
+  const target = join(out, variant.name);
+  const r = spawnSync(CLANG, [...FLAGS, ...variant.flags, '-o', target, ...files], { encoding: 'utf8' });
   if (r.status !== 0) {
     const hint = /wasm-ld|unable to execute|No such file/.test(r.stderr) ? ' (is lld installed? apt-get install lld)' : '';
-    fail(`compiling ${file} failed${hint}:\n${r.stderr}`);
+    fail(`compiling ${variant.name} from ${files.map((f) => basename(f)).join(', ')} failed${hint}:\n${r.stderr}`);
   }
   const DATA_SECTION = 11;
   if (sectionIds(readFileSync(target)).includes(DATA_SECTION)) {
-    fail(`${file} compiled to a module with static data, which would overwrite the tfjs heap it shares`);
+    fail(`${variant.name} compiled to a module with static data, which would overwrite the tfjs heap it shares`);
   }
 }

@@ -4,8 +4,8 @@
  * backprop kernels are missing, and tfjs never falls back to another backend for a missing
  * kernel. The four conv gradients, a per-channel FusedBatchNorm, MaxPoolGrad, matrix products,
  * the broadcast patterns of Add/Sub/Multiply/RealDiv that training makes and a one-pass
- * clip/ReLU gradient run in the engine's own SIMD kernels (native.ts, native/conv.c) when
- * dist/kernels/conv.wasm is built, else as the compositions over XNNPACK in conv-gradients.ts,
+ * clip/ReLU gradient run in the engine's own SIMD kernels (native.ts, native/*.c) when
+ * dist/kernels/kernels.wasm is built, else as the compositions over XNNPACK in conv-gradients.ts,
  * the transpose + XNNPACK route in matmul.ts, the JS passes and the stock kernels.
  * Stock kernels replaced, each for a measured reason given where it is defined:
  * MaxPoolGrad (wrong for windows whose values are all ≤ 0; max-pool-grad.ts),

@@ -1,6 +1,6 @@
 /**
- * The engine's own SIMD kernels (native/conv.c, built by scripts/build-wasm.mjs into
- * dist/kernels/conv.wasm): convolution gradients, BatchNorm forward, broadcast element-wise
+ * The engine's own SIMD kernels (native/*.c, built by scripts/build-wasm.mjs into
+ * dist/kernels/kernels.wasm): convolution gradients, BatchNorm forward, broadcast element-wise
  * arithmetic and MaxPoolGrad. The module is instantiated over the tfjs
  * wasm backend's own memory, so tensors are passed as heap offsets and nothing is copied. When
  * the file is missing (a `tsx` run before `npm run build`) the composed kernels are used and
@@ -51,7 +51,7 @@ type DepthwiseGeometry = [
   padTop: number, padLeft: number,
 ];
 
-const FILE = 'conv.wasm';
+const FILE = 'kernels.wasm';
 
 /** Beside the bundle (dist/kernels), or dist/kernels of the checkout when run from source. */
 function candidates(): string[] {
@@ -122,7 +122,16 @@ export function nativeAvailable(backend: BackendWasm): boolean {
   return kernelsFor(backend) !== undefined;
 }
 
-function offset(backend: BackendWasm, info: TensorInfo): number {
+/**
+ * The kernels module bound to this backend's heap, typed by the caller's view of its exports
+ * (for kernel files beside this one that add their own C functions to the module).
+ */
+export function nativeModule<T>(backend: BackendWasm): T | undefined {
+  return kernelsFor(backend) as T | undefined;
+}
+
+/** A tensor's byte offset in the wasm heap: what the C kernels take as a pointer. */
+export function offset(backend: BackendWasm, info: TensorInfo): number {
   const data = backend.dataIdMap.get(info.dataId);
   if (data === undefined) throw new Error('tensor not on the wasm backend');
   return data.memoryOffset;
@@ -145,7 +154,7 @@ function depthwiseGeometry(info: Conv2DInfo): DepthwiseGeometry {
 }
 
 /** Runs `body` with `floats` of scratch on the tfjs heap. */
-function withWork<T>(backend: BackendWasm, floats: number, body: (work: number) => T): T {
+export function withWork<T>(backend: BackendWasm, floats: number, body: (work: number) => T): T {
   const heap = backend.wasm as unknown as WasmModuleInternals;
   const work = heap._malloc(floats * 4);
   try {
