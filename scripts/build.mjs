@@ -54,6 +54,13 @@ const builds = [
     outdir: 'dist',
     plugins: [forbid('worker', [/^vscode$/])],
   },
+  {
+    ...common,
+    // a kernel thread (src/engine/kernels/threads.ts starts it beside whichever bundle trains)
+    entryPoints: { 'kernels/thread': 'src/engine/kernels/thread.ts' },
+    outdir: 'dist',
+    plugins: [forbid('kernel thread', [/^vscode$/, /^@tensorflow\//])],
+  },
 ];
 
 const hasEntry = (p) => existsSync(join(root, p));

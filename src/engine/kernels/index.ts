@@ -25,6 +25,7 @@ import type {
   DepthwiseConv2dNativeBackpropFilterAttrs,
   DepthwiseConv2dNativeBackpropInputAttrs,
   FusedBatchNormAttrs,
+  FusedConv2DAttrs,
   KernelBackend,
   MaxPoolGradAttrs,
   TileAttrs,
@@ -52,7 +53,11 @@ import {
   nativeConv2dInputGradient,
   nativeDepthwiseFilterGradient,
   nativeDepthwiseInputGradient,
+  nativeConv2d,
+  convWork,
+  startThreads,
 } from './native.ts';
+import { threadsCanSplit } from './threads.ts';
 import {
   conv2dFilterGradient,
   conv2dInputGradient,
@@ -119,6 +124,32 @@ const conv2dBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
       : conv2dInputGradient(dys, filters, info);
   });
 };
+
+/**
+ * Conv2D and FusedConv2D (NHWC; no activation, ReLU or ReLU6 after the bias): the engine's
+ * own product when the kernel threads can take part of the batch, XNNPACK otherwise (which
+ * runs it on this thread alone, at about the speed of ours).
+ */
+function conv2dForward(kernelName: string): KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const wasm = backend as BackendWasm;
+    const x = input(inputs, 'x', kernelName);
+    const filter = input(inputs, 'filter', kernelName);
+    const a = attrs as unknown as FusedConv2DAttrs;
+    const activation = a.activation ?? 'linear';
+    const bias = inputs.bias;
+    const fits = a.dataFormat !== 'NCHW' && x.dtype === 'float32' && filter.dtype === 'float32' &&
+      (activation === 'linear' || activation === 'relu' || activation === 'relu6') &&
+      inputs.preluActivationWeights === undefined && (bias === undefined || bias.dtype === 'float32');
+    if (fits && nativeAvailable(wasm)) {
+      const info = tf.backend_util.computeConv2DInfo(
+        x.shape as Shape4D, filter.shape as Shape4D, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode);
+      const perChannel = bias === undefined || bias.shape.reduce((p, d) => p * d, 1) === info.outChannels;
+      if (perChannel && threadsCanSplit(info.batchSize, convWork(info))) return nativeConv2d(wasm, x, filter, bias, activation, info);
+    }
+    return runStock(kernelName, wasm, inputs, attrs);
+  };
+}
 
 const depthwiseBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   const kernel = tf.DepthwiseConv2dNativeBackpropFilter;
@@ -260,6 +291,8 @@ const fusedBatchNorm: KernelFunc = ({ inputs, backend, attrs }) => {
 };
 
 const TRAINING_KERNELS: readonly KernelConfig[] = [
+  { kernelName: tf.Conv2D, backendName: BACKEND, kernelFunc: conv2dForward(tf.Conv2D) },
+  { kernelName: tf.FusedConv2D, backendName: BACKEND, kernelFunc: conv2dForward(tf.FusedConv2D) },
   { kernelName: tf.Conv2DBackpropFilter, backendName: BACKEND, kernelFunc: conv2dBackpropFilter },
   { kernelName: tf.Conv2DBackpropInput, backendName: BACKEND, kernelFunc: conv2dBackpropInput },
   { kernelName: tf.DepthwiseConv2dNativeBackpropFilter, backendName: BACKEND, kernelFunc: depthwiseBackpropFilter },
@@ -285,10 +318,13 @@ export const REPLACED_GRADIENTS: readonly string[] = GRADIENTS.map((g) => g.kern
 
 export { nativeKernelStatus } from './native.ts';
 
-/** One clause for the backend's reason: whether the conv gradients run in the engine's SIMD kernels. */
+let threadNote: string | undefined;
+
+/** One clause for the backend's reason: whether the conv gradients run in the engine's SIMD kernels, on how many threads. */
 export function nativeKernelNote(): string {
   const status = nativeKernelStatus();
-  return status.loaded ? 'conv gradients in the engine\'s SIMD wasm kernels' : status.problem;
+  if (!status.loaded) return status.problem;
+  return `conv gradients in the engine's SIMD wasm kernels${threadNote === undefined ? '' : `; ${threadNote}`}`;
 }
 
 /** Kernel names this module provides for wasm (for reports and tests). */
@@ -299,6 +335,7 @@ export const TRAINING_KERNEL_NAMES: readonly string[] = TRAINING_KERNELS.map((k)
  * number of times, before or after `tf.setBackend('wasm')`.
  */
 export function registerTrainingKernels(): void {
+  threadNote = startThreads();
   for (const g of GRADIENTS) if (tf.getGradient(g.kernelName) !== g) tf.registerGradient(g);
   for (const config of TRAINING_KERNELS) {
     // the wrappers call the stock kernel for the cases they leave alone

@@ -10,7 +10,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { backend_util } from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs';
-import type { BackendWasm } from './heap.ts';
+import { heapFloats, type BackendWasm } from './heap.ts';
+import { kernelThreads, startKernelThreads, type ThreadedKernel } from './threads.ts';
 
 type Conv2DInfo = import('@tensorflow/tfjs').backend_util.Conv2DInfo;
 
@@ -22,6 +23,8 @@ type Geometry = [
 ];
 
 interface ConvExports {
+  conv2d_forward_work(taps: number, outChannels: number): number;
+  conv2d_forward(x: number, filter: number, bias: number, y: number, work: number, activation: number, ...g: Geometry): void;
   conv2d_filter_grad_work(taps: number, outChannels: number): number;
   conv2d_filter_grad(x: number, dy: number, dw: number, work: number, ...g: Geometry): void;
   conv2d_input_grad_work(taps: number, outChannels: number): number;
@@ -52,10 +55,12 @@ type DepthwiseGeometry = [
 ];
 
 const FILE = 'kernels.wasm';
+/** The same kernels over a shared memory, for the kernel threads (threads.ts). */
+const SHARED_FILE = 'kernels-shared.wasm';
 
 /** Beside the bundle (dist/kernels), or dist/kernels of the checkout when run from source. */
-function candidates(): string[] {
-  return [path.join(__dirname, 'kernels', FILE), path.join(__dirname, '..', '..', '..', 'dist', 'kernels', FILE)];
+function candidates(file = FILE): string[] {
+  return [path.join(__dirname, 'kernels', file), path.join(__dirname, '..', '..', '..', 'dist', 'kernels', file)];
 }
 
 export type NativeKernelStatus = { loaded: true; file: string } | { loaded: false; problem: string };
@@ -77,6 +82,22 @@ function compile(): { module: WebAssembly.Module; file: string } | { problem: st
     }
   }
   return compiled;
+}
+
+/**
+ * Starts the kernel threads (once; they come up in the background) when the kernels are
+ * built; returns the sentence for the backend's reason.
+ */
+export function startThreads(): string {
+  if (!('module' in compile())) return 'no kernel threads (kernels not built)';
+  const file = candidates(SHARED_FILE).find((f) => existsSync(f));
+  let module: WebAssembly.Module | undefined;
+  try {
+    module = file === undefined ? undefined : new WebAssembly.Module(readFileSync(file));
+  } catch {
+    module = undefined;
+  }
+  return startKernelThreads(module).note;
 }
 
 /** Whether the SIMD conv kernels are available, for the backend's reason. */
@@ -155,6 +176,7 @@ function depthwiseGeometry(info: Conv2DInfo): DepthwiseGeometry {
 
 /** Runs `body` with `floats` of scratch on the tfjs heap. */
 export function withWork<T>(backend: BackendWasm, floats: number, body: (work: number) => T): T {
+  if (floats === 0) return body(0);
   const heap = backend.wasm as unknown as WasmModuleInternals;
   const work = heap._malloc(floats * 4);
   try {
@@ -170,13 +192,154 @@ function kernels(backend: BackendWasm): ConvExports {
   return k;
 }
 
+const align4 = (n: number): number => Math.ceil(n / 4) * 4;
+
+/**
+ * One kernel call that may be split over the batch: the kernel threads take the last images,
+ * on copies in their shared memory, and this thread the first ones in place.
+ */
+interface BatchCall {
+  kernel: ThreadedKernel;
+  batch: number;
+  /** Multiply-adds of the whole call. */
+  work: number;
+  /** Inputs split by image, with their floats per image. */
+  sliced: Array<{ info: TensorInfo; perImage: number }>;
+  /** Inputs every part reads whole (a filter, a bias); undefined passes a null pointer. */
+  whole: Array<TensorInfo | undefined>;
+  /** The output: split by image, or one per part and summed (a filter gradient). */
+  out: { info: TensorInfo; perImage: number } | { info: TensorInfo; summed: number };
+  /** Floats of scratch each part needs. */
+  scratch: number;
+  /** The C arguments for `images` images from the pointers: sliced…, whole…, out, scratch. */
+  args(pointers: number[], images: number): number[];
+}
+
+function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): void {
+  const run = (args: number[]): void => (k[call.kernel] as (...a: number[]) => void)(...args);
+  const threads = kernelThreads(call.work);
+  const lanes = threads === undefined ? 0 : Math.min(threads.ready(), call.batch - 1);
+  const here = (work: number, images: number): number[] => call.args(
+    [...call.sliced.map((t) => offset(backend, t.info)), ...call.whole.map((t) => (t === undefined ? 0 : offset(backend, t))),
+      offset(backend, call.out.info), work],
+    images,
+  );
+  if (threads === undefined || lanes === 0) {
+    withWork(backend, call.scratch, (work) => run(here(work, call.batch)));
+    return;
+  }
+  // this thread takes the smallest share: it also makes the copies
+  const share = Math.ceil(call.batch / (lanes + 1));
+  const mine = call.batch - share * lanes;
+  const parts = Array.from({ length: lanes }, (_, i) => ({ start: mine + i * share, images: share }));
+  // shared memory: the whole inputs once, then per part its slices, its output and its scratch
+  let at = 0;
+  const take = (floats: number): number => {
+    const start = at;
+    at += align4(floats);
+    return start;
+  };
+  const wholeAt = call.whole.map((t) => (t === undefined ? -1 : take(sizeOf(t.shape))));
+  const outFloats = 'summed' in call.out ? call.out.summed : call.out.perImage * share;
+  const layout = parts.map(() => ({
+    sliced: call.sliced.map((t) => take(t.perImage * share)),
+    out: take(outFloats),
+    scratch: take(call.scratch),
+  }));
+  const shared = threads.heap(at);
+  if (shared === undefined) {
+    withWork(backend, call.scratch, (work) => run(here(work, call.batch)));
+    return;
+  }
+  withWork(backend, call.scratch, (work) => {
+    // views after the scratch allocation, which may have grown (and detached) the heap
+    const views = call.sliced.map((t) => heapFloats(backend, t.info));
+    call.whole.forEach((t, i) => {
+      if (t !== undefined) shared.set(heapFloats(backend, t), wholeAt[i]);
+    });
+    parts.forEach((part, p) => {
+      const l = layout[p]!;
+      call.sliced.forEach((t, i) => {
+        const from = part.start * t.perImage;
+        shared.set(views[i]!.subarray(from, from + part.images * t.perImage), l.sliced[i]);
+      });
+      threads.post(call.kernel, call.args(
+        [...l.sliced.map((f) => f * 4), ...wholeAt.map((f) => (f < 0 ? 0 : f * 4)), l.out * 4, l.scratch * 4],
+        part.images,
+      ));
+    });
+    try {
+      run(here(work, mine));
+    } finally {
+      threads.join();
+    }
+    const out = heapFloats(backend, call.out.info);
+    parts.forEach((part, p) => {
+      const l = layout[p]!;
+      if ('summed' in call.out) {
+        for (let i = 0; i < call.out.summed; i++) out[i] = out[i]! + shared[l.out + i]!;
+      } else {
+        out.set(shared.subarray(l.out, l.out + part.images * call.out.perImage), part.start * call.out.perImage);
+      }
+    });
+  });
+}
+
+/** The geometry with another batch size (a part of a split call). */
+const withBatch = (g: Geometry, images: number): Geometry => [images, ...g.slice(1)] as Geometry;
+const withDepthwiseBatch = (g: DepthwiseGeometry, images: number): DepthwiseGeometry =>
+  [images, ...g.slice(1)] as DepthwiseGeometry;
+
+/** Multiply-adds of a Conv2D (and of each of its gradients). */
+export function convWork(info: Conv2DInfo): number {
+  return info.batchSize * info.outHeight * info.outWidth * info.outChannels * info.filterHeight * info.filterWidth * info.inChannels;
+}
+
+/** Activations the forward kernel applies itself (after the bias), numbered as in conv.c. */
+export const CONV_ACTIVATIONS = { linear: 0, relu: 1, relu6: 2 } as const;
+export type ConvActivation = keyof typeof CONV_ACTIVATIONS;
+
+/** Conv2D, NHWC: act(conv(x, filter) + bias); split over the kernel threads when they are up. */
+export function nativeConv2d(
+  backend: BackendWasm, x: TensorInfo, filter: TensorInfo, bias: TensorInfo | undefined, activation: ConvActivation,
+  info: Conv2DInfo,
+): TensorInfo {
+  const k = kernels(backend);
+  const out = backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, info.outChannels], 'float32');
+  const taps = info.filterHeight * info.filterWidth * info.inChannels;
+  const g = geometry(info);
+  runBatchCall(backend, k, {
+    kernel: 'conv2d_forward',
+    batch: info.batchSize,
+    work: convWork(info),
+    sliced: [{ info: x, perImage: info.inHeight * info.inWidth * info.inChannels }],
+    whole: [filter, bias],
+    out: { info: out, perImage: info.outHeight * info.outWidth * info.outChannels },
+    scratch: k.conv2d_forward_work(taps, info.outChannels),
+    args: ([xp, fp, bp, yp, work], images) => [xp!, fp!, bp!, yp!, work!, CONV_ACTIVATIONS[activation], ...withBatch(g, images)],
+  });
+  return out;
+}
+
 /** Conv2DBackpropFilter, NHWC: dW [fh, fw, in, out] from x and dy. */
 export function nativeConv2dFilterGradient(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, info: Conv2DInfo): TensorInfo {
   const k = kernels(backend);
   const out = backend.makeOutput([info.filterHeight, info.filterWidth, info.inChannels, info.outChannels], 'float32');
   const taps = info.filterHeight * info.filterWidth * info.inChannels;
-  withWork(backend, k.conv2d_filter_grad_work(taps, info.outChannels), (work) =>
-    k.conv2d_filter_grad(offset(backend, x), offset(backend, dy), offset(backend, out), work, ...geometry(info)));
+  const g = geometry(info);
+  runBatchCall(backend, k, {
+    kernel: 'conv2d_filter_grad',
+    batch: info.batchSize,
+    work: convWork(info),
+    sliced: [
+      { info: x, perImage: info.inHeight * info.inWidth * info.inChannels },
+      { info: dy, perImage: info.outHeight * info.outWidth * info.outChannels },
+    ],
+    whole: [],
+    out: { info: out, summed: taps * info.outChannels },
+    scratch: k.conv2d_filter_grad_work(taps, info.outChannels),
+    args: ([xp, dyp, dwp, work], images) => [xp!, dyp!, dwp!, work!, ...withBatch(g, images)],
+  });
   return out;
 }
 
@@ -185,8 +348,17 @@ export function nativeConv2dInputGradient(backend: BackendWasm, dy: TensorInfo, 
   const k = kernels(backend);
   const out = backend.makeOutput([info.batchSize, info.inHeight, info.inWidth, info.inChannels], 'float32');
   const taps = info.filterHeight * info.filterWidth * info.inChannels;
-  withWork(backend, k.conv2d_input_grad_work(taps, info.outChannels), (work) =>
-    k.conv2d_input_grad(offset(backend, dy), offset(backend, filter), offset(backend, out), work, ...geometry(info)));
+  const g = geometry(info);
+  runBatchCall(backend, k, {
+    kernel: 'conv2d_input_grad',
+    batch: info.batchSize,
+    work: convWork(info),
+    sliced: [{ info: dy, perImage: info.outHeight * info.outWidth * info.outChannels }],
+    whole: [filter],
+    out: { info: out, perImage: info.inHeight * info.inWidth * info.inChannels },
+    scratch: k.conv2d_input_grad_work(taps, info.outChannels),
+    args: ([dyp, fp, dxp, work], images) => [dyp!, fp!, dxp!, work!, ...withBatch(g, images)],
+  });
   return out;
 }
 
@@ -195,7 +367,20 @@ export function nativeDepthwiseFilterGradient(backend: BackendWasm, x: TensorInf
   const k = kernels(backend);
   const multiplier = info.outChannels / info.inChannels;
   const out = backend.makeOutput([info.filterHeight, info.filterWidth, info.inChannels, multiplier], 'float32');
-  k.depthwise_filter_grad(offset(backend, x), offset(backend, dy), offset(backend, out), ...depthwiseGeometry(info));
+  const g = depthwiseGeometry(info);
+  runBatchCall(backend, k, {
+    kernel: 'depthwise_filter_grad',
+    batch: info.batchSize,
+    work: info.batchSize * info.outHeight * info.outWidth * info.outChannels * info.filterHeight * info.filterWidth,
+    sliced: [
+      { info: x, perImage: info.inHeight * info.inWidth * info.inChannels },
+      { info: dy, perImage: info.outHeight * info.outWidth * info.outChannels },
+    ],
+    whole: [],
+    out: { info: out, summed: info.filterHeight * info.filterWidth * info.outChannels },
+    scratch: 0,
+    args: ([xp, dyp, dwp], images) => [xp!, dyp!, dwp!, ...withDepthwiseBatch(g, images)],
+  });
   return out;
 }
 
@@ -203,7 +388,17 @@ export function nativeDepthwiseFilterGradient(backend: BackendWasm, x: TensorInf
 export function nativeDepthwiseInputGradient(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, info: Conv2DInfo): TensorInfo {
   const k = kernels(backend);
   const out = backend.makeOutput([info.batchSize, info.inHeight, info.inWidth, info.inChannels], 'float32');
-  k.depthwise_input_grad(offset(backend, dy), offset(backend, filter), offset(backend, out), ...depthwiseGeometry(info));
+  const g = depthwiseGeometry(info);
+  runBatchCall(backend, k, {
+    kernel: 'depthwise_input_grad',
+    batch: info.batchSize,
+    work: info.batchSize * info.outHeight * info.outWidth * info.outChannels * info.filterHeight * info.filterWidth,
+    sliced: [{ info: dy, perImage: info.outHeight * info.outWidth * info.outChannels }],
+    whole: [filter],
+    out: { info: out, perImage: info.inHeight * info.inWidth * info.inChannels },
+    scratch: 0,
+    args: ([dyp, fp, dxp], images) => [dyp!, fp!, dxp!, ...withDepthwiseBatch(g, images)],
+  });
   return out;
 }
 

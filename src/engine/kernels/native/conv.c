@@ -186,6 +186,81 @@ void EXPORT(conv2d_input_grad)(const float *dy, const float *filter, float *dx, 
   }
 }
 
+/* ---------- Conv2D forward ---------- */
+
+int EXPORT(conv2d_forward_work)(int taps, int out_c) {
+  const int np = round_up(out_c, NR);
+  const int chunk = round_up(chunk_pixels(taps + np), MR);
+  return taps * np + chunk * taps + chunk * np;
+}
+
+/* y [batch, out_h, out_w, out_c] = act(conv(x, filter) + bias) from x [batch, in_h, in_w, in_c] and
+ * filter [fh, fw, in_c, out_c] as the product im2col(x) · W, a chunk of output pixels at a time;
+ * bias 0 means none; act 0 = linear, 1 = ReLU, 2 = ReLU6. work holds
+ * conv2d_forward_work(fh·fw·in_c, out_c) floats. XNNPACK does the same product on one thread;
+ * this one exists so the kernel thread (threads.ts) can take half of the batch. */
+void EXPORT(conv2d_forward)(const float *x, const float *filter, const float *bias, float *y, float *work, int act,
+                            int batch, int in_h, int in_w, int in_c, int out_h, int out_w, int out_c, int fh, int fw,
+                            int sh, int sw, int dh, int dw_, int top, int left) {
+  const int taps = fh * fw * in_c, np = round_up(out_c, NR);
+  const int chunk = round_up(chunk_pixels(taps + np), MR), pixels = batch * out_h * out_w;
+  float *bpack = work, *apack = bpack + taps * np, *cols = apack + chunk * taps;
+  // W in 8-column panels, once: panel ⌊co/8⌋ holds W[t, co] at [t][co mod 8]
+  for (int co = 0; co < np; co++) {
+    float *dst = bpack + (co / NR) * taps * NR + co % NR;
+    for (int t = 0; t < taps; t++) dst[t * NR] = co < out_c ? filter[t * out_c + co] : 0.0f;
+  }
+  const v128_t lo = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  for (int p0 = 0; p0 < pixels; p0 += chunk) {
+    const int pc = min_int(chunk, pixels - p0), pcp = round_up(pc, MR);
+    // im2col in 4-pixel panels: panel ⌊q/4⌋ holds col[q, t] at [t][q mod 4]
+    for (int q = 0; q < pcp; q++) {
+      float *dst = apack + (q / MR) * taps * MR + q % MR;
+      if (q >= pc) {
+        for (int t = 0; t < taps; t++) dst[t * MR] = 0.0f;
+        continue;
+      }
+      const int p = p0 + q, n = p / (out_h * out_w), oh = p / out_w % out_h, ow = p % out_w;
+      for (int i = 0; i < fh; i++) {
+        const int h = oh * sh + i * dh - top;
+        for (int j = 0; j < fw; j++) {
+          const int w = ow * sw + j * dw_ - left;
+          float *d = dst + (i * fw + j) * in_c * MR;
+          if (h < 0 || h >= in_h || w < 0 || w >= in_w) {
+            for (int c = 0; c < in_c; c++) d[c * MR] = 0.0f;
+          } else {
+            const float *src = x + ((n * in_h + h) * in_w + w) * in_c;
+            for (int c = 0; c < in_c; c++) d[c * MR] = src[c];
+          }
+        }
+      }
+    }
+    for (int mb = 0; mb < pcp / MR; mb++) {
+      for (int nb = 0; nb < np / NR; nb++) {
+        block_4x8(taps, apack + mb * taps * MR, bpack + nb * taps * NR, cols + mb * MR * np + nb * NR, np, 0);
+      }
+    }
+    for (int q = 0; q < pc; q++) {
+      const float *src = cols + q * np;
+      float *dst = y + (p0 + q) * out_c;
+      int c = 0;
+      for (; c + 4 <= out_c; c += 4) {
+        v128_t v = wasm_v128_load(src + c);
+        if (bias) v = wasm_f32x4_add(v, wasm_v128_load(bias + c));
+        if (act >= 1) v = wasm_f32x4_max(v, lo);
+        if (act == 2) v = wasm_f32x4_min(v, six);
+        wasm_v128_store(dst + c, v);
+      }
+      for (; c < out_c; c++) {
+        float v = src[c] + (bias ? bias[c] : 0.0f);
+        if (act >= 1 && v < 0.0f) v = 0.0f;
+        if (act == 2 && v > 6.0f) v = 6.0f;
+        dst[c] = v;
+      }
+    }
+  }
+}
+
 /* ---------- depthwise ---------- */
 
 /* First and one-past-last output index o with 0 ≤ o·s + offset < size. */

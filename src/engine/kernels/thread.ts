@@ -1,0 +1,44 @@
+/**
+ * The body of one kernel thread (a worker_threads Worker started by threads.ts; bundled by
+ * scripts/build.mjs into dist/kernels/thread.js). It instantiates the kernels module over the
+ * shared memory it is given and then only ever does one thing: wait for a call in its lane,
+ * run it, say it is done. No messages, no event loop work: the calling thread is blocked in
+ * Atomics.wait meanwhile, so the lane's shared words are the whole protocol.
+ */
+import { workerData } from 'node:worker_threads';
+import { LANE, STATE, type ThreadData } from './thread-protocol.ts';
+
+const data = workerData as ThreadData;
+const exports = new WebAssembly.Instance(data.module, { env: { memory: data.memory } }).exports;
+const functions = data.names.map((name) => {
+  const f = exports[name];
+  if (typeof f !== 'function') throw new Error(`the kernels module has no export "${name}"`);
+  return f as (...args: number[]) => unknown;
+});
+const lane = new Int32Array(data.lane);
+const args = new Float64Array(data.args);
+const problem = new Uint8Array(data.problem);
+
+Atomics.store(lane, LANE.state, STATE.idle);
+Atomics.notify(lane, LANE.state);
+
+for (;;) {
+  let state = Atomics.load(lane, LANE.state);
+  while (state !== STATE.work && state !== STATE.stop) {
+    Atomics.wait(lane, LANE.state, state);
+    state = Atomics.load(lane, LANE.state);
+  }
+  if (state === STATE.stop) break;
+  try {
+    const f = functions[Atomics.load(lane, LANE.op)];
+    if (f === undefined) throw new Error(`no kernel number ${Atomics.load(lane, LANE.op)}`);
+    f(...args.subarray(0, Atomics.load(lane, LANE.count)));
+    Atomics.store(lane, LANE.state, STATE.done);
+  } catch (e) {
+    const text = new TextEncoder().encode(e instanceof Error ? e.message : String(e));
+    problem.fill(0);
+    problem.set(text.subarray(0, problem.length - 1));
+    Atomics.store(lane, LANE.state, STATE.failed);
+  }
+  Atomics.notify(lane, LANE.state);
+}

@@ -1,0 +1,234 @@
+/**
+ * Kernel threads: the conv kernels split a batch between the thread tfjs runs on and one
+ * worker_threads Worker per further core. tfjs's wasm heap cannot be shared (tfjs disables its
+ * threaded build under Node, and a plain WebAssembly.Memory cannot be given to another thread),
+ * so each worker runs the same C kernels (kernels-shared.wasm) over a shared memory of its own,
+ * on copies of its images; the calling thread works on its images in place, then waits
+ * (Atomics.wait — the calling thread does nothing else meanwhile, as with any synchronous kernel)
+ * and copies the workers' results back. Copies are memcpy speed (~0.3 ms for the largest
+ * tensors of the bench's CNN) against several ms of convolution per half batch.
+ *
+ * Threads start in the background when the kernels are registered and take work once they
+ * report ready; until then, and wherever they cannot start (one core, no dist/kernels/thread.js,
+ * no shared memory), every kernel runs on the calling thread alone.
+ */
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { LANE, LANE_WORDS, MAX_ARGS, PROBLEM_BYTES, STATE, type ThreadData } from './thread-protocol.ts';
+
+/** The C kernels a thread may run, by the index a call sends. */
+export const THREADED_KERNELS = [
+  'conv2d_forward',
+  'conv2d_filter_grad',
+  'conv2d_input_grad',
+  'depthwise_filter_grad',
+  'depthwise_input_grad',
+] as const;
+export type ThreadedKernel = (typeof THREADED_KERNELS)[number];
+
+/** Atomics.waitAsync is in Node 20; TypeScript declares it from lib ES2024 on. */
+const waitAsync = (Atomics as unknown as {
+  waitAsync(array: Int32Array, index: number, value: number): { async: false; value: string } | { async: true; value: Promise<string> };
+}).waitAsync;
+
+const PAGE = 65536;
+/** 2 GB: a part's copies beyond that run on the calling thread instead. */
+const MAX_PAGES = 32768;
+const SCRIPT = 'thread.js';
+
+interface Lane {
+  worker: Worker;
+  words: Int32Array;
+  args: Float64Array;
+  problem: Uint8Array;
+}
+
+export class KernelThreads {
+  private readonly lanes: Lane[] = [];
+  private readonly memory: WebAssembly.Memory;
+  private floats: Float32Array;
+  private stopped = false;
+  /** Calls posted so far (tests check that a split really happened). */
+  posted = 0;
+
+  constructor(module: WebAssembly.Module, script: string, count: number) {
+    this.memory = new WebAssembly.Memory({ initial: 256, maximum: MAX_PAGES, shared: true });
+    this.floats = new Float32Array(this.memory.buffer);
+    for (let i = 0; i < count; i++) {
+      const data: ThreadData = {
+        module,
+        memory: this.memory,
+        names: THREADED_KERNELS,
+        lane: new SharedArrayBuffer(LANE_WORDS * 4),
+        args: new SharedArrayBuffer(MAX_ARGS * 8),
+        problem: new SharedArrayBuffer(PROBLEM_BYTES),
+      };
+      const worker = new Worker(script, { workerData: data, stdout: false, stderr: false });
+      // an idle kernel thread must never keep a finished CLI run or test process alive
+      worker.unref();
+      const lane: Lane = {
+        worker,
+        words: new Int32Array(data.lane),
+        args: new Float64Array(data.args),
+        problem: new Uint8Array(data.problem),
+      };
+      // a thread that dies (it cannot start, or is terminated) is simply never ready again
+      worker.on('error', () => Atomics.store(lane.words, LANE.state, STATE.stop));
+      worker.on('exit', () => Atomics.store(lane.words, LANE.state, STATE.stop));
+      this.lanes.push(lane);
+    }
+  }
+
+  /** How many threads can take a call now (the others are still starting, or gone). */
+  ready(): number {
+    if (this.stopped) return 0;
+    let n = 0;
+    for (const lane of this.lanes) if (Atomics.load(lane.words, LANE.state) === STATE.idle) n++;
+    return n;
+  }
+
+  /** Resolves when every thread is ready (or gone): for tests and benchmarks that need them up. */
+  async started(): Promise<number> {
+    // a pending Atomics.waitAsync does not keep Node running: hold the threads while waiting
+    for (const lane of this.lanes) lane.worker.ref();
+    try {
+      await Promise.all(this.lanes.map(async (lane) => {
+        for (;;) {
+          const state = Atomics.load(lane.words, LANE.state);
+          if (state !== STATE.starting) return;
+          const wait = waitAsync(lane.words, LANE.state, STATE.starting);
+          if (wait.async) await wait.value;
+        }
+      }));
+    } finally {
+      for (const lane of this.lanes) lane.worker.unref();
+    }
+    return this.ready();
+  }
+
+  /**
+   * The shared memory as floats, grown to hold `floats` (from offset 0); undefined when it
+   * cannot grow that far. Views taken earlier go stale on growth: take this one after sizing.
+   */
+  heap(floats: number): Float32Array | undefined {
+    const bytes = floats * 4;
+    if (bytes > this.memory.buffer.byteLength) {
+      const pages = Math.ceil((bytes - this.memory.buffer.byteLength) / PAGE);
+      if (this.memory.buffer.byteLength / PAGE + pages > MAX_PAGES) return undefined;
+      try {
+        this.memory.grow(pages);
+      } catch {
+        return undefined;
+      }
+    }
+    if (this.floats.buffer !== this.memory.buffer || this.floats.length * 4 !== this.memory.buffer.byteLength) {
+      this.floats = new Float32Array(this.memory.buffer);
+    }
+    return this.floats;
+  }
+
+  /** Starts kernel `name` on the next ready thread (call at most `ready()` times before `join`). */
+  post(name: ThreadedKernel, args: readonly number[]): void {
+    if (args.length > MAX_ARGS) throw new Error(`${name}: ${args.length} arguments, at most ${MAX_ARGS}`);
+    const lane = this.lanes.find((l) => Atomics.load(l.words, LANE.state) === STATE.idle);
+    if (lane === undefined) throw new Error(`${name}: no kernel thread is ready`);
+    lane.args.set(args);
+    Atomics.store(lane.words, LANE.op, THREADED_KERNELS.indexOf(name));
+    Atomics.store(lane.words, LANE.count, args.length);
+    Atomics.store(lane.words, LANE.state, STATE.work);
+    Atomics.notify(lane.words, LANE.state);
+    this.posted++;
+  }
+
+  /** Waits for every call posted since the last join; throws what a thread reported. */
+  join(): void {
+    let failure: string | undefined;
+    for (const lane of this.lanes) {
+      let state = Atomics.load(lane.words, LANE.state);
+      while (state === STATE.work) {
+        Atomics.wait(lane.words, LANE.state, STATE.work);
+        state = Atomics.load(lane.words, LANE.state);
+      }
+      if (state === STATE.failed) {
+        const end = lane.problem.indexOf(0);
+        failure ??= new TextDecoder().decode(lane.problem.slice(0, end < 0 ? undefined : end));
+      }
+      if (state === STATE.done || state === STATE.failed) Atomics.store(lane.words, LANE.state, STATE.idle);
+    }
+    if (failure !== undefined) throw new Error(`a kernel thread failed: ${failure}`);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const lane of this.lanes) {
+      Atomics.store(lane.words, LANE.state, STATE.stop);
+      Atomics.notify(lane.words, LANE.state);
+    }
+    await Promise.all(this.lanes.map((lane) => lane.worker.terminate()));
+  }
+}
+
+/** Beside the bundle (dist/kernels), or dist/kernels of the checkout when run from source. */
+function scriptPath(): string | undefined {
+  return [path.join(__dirname, 'kernels', SCRIPT), path.join(__dirname, '..', '..', '..', 'dist', 'kernels', SCRIPT)]
+    .find((f) => existsSync(f));
+}
+
+export type ThreadStatus = { threads: number; note: string };
+
+let pool: KernelThreads | undefined;
+let status: ThreadStatus = { threads: 0, note: 'kernel threads not started' };
+let enabled = true;
+/** Multiply-adds below which waking a thread (~50 µs) costs more than it saves. */
+const SPLIT_MIN_WORK = 2e6;
+let minWork = SPLIT_MIN_WORK;
+
+/**
+ * Starts one kernel thread per core beyond the first (at most 7), once; returns why there are
+ * none when they cannot start. `module` is the shared-memory build of the kernels.
+ */
+export function startKernelThreads(module: WebAssembly.Module | undefined): ThreadStatus {
+  if (pool !== undefined || module === undefined) {
+    if (module === undefined) status = { threads: 0, note: 'no shared-memory kernels module (kernels-shared.wasm)' };
+    return status;
+  }
+  const count = Math.min(7, availableParallelism() - 1);
+  const script = scriptPath();
+  if (count < 1) status = { threads: 0, note: 'one core: kernels run on one thread' };
+  else if (script === undefined) status = { threads: 0, note: `${SCRIPT} not built (npm run build): kernels run on one thread` };
+  else {
+    try {
+      pool = new KernelThreads(module, script, count);
+      status = { threads: count, note: `conv kernels split over ${count + 1} threads` };
+    } catch (e) {
+      status = { threads: 0, note: `kernel threads could not start (${e instanceof Error ? e.message : String(e)})` };
+    }
+  }
+  return status;
+}
+
+export function kernelThreadStatus(): ThreadStatus {
+  return status;
+}
+
+/** The pool, for a call of `work` multiply-adds when it is worth splitting (omitted: any call). */
+export function kernelThreads(work = Infinity): KernelThreads | undefined {
+  return enabled && work >= minWork ? pool : undefined;
+}
+
+/** Whether a call over `batch` images of `work` multiply-adds would be split now. */
+export function threadsCanSplit(batch: number, work: number): boolean {
+  const threads = kernelThreads(work);
+  return threads !== undefined && batch > 1 && threads.ready() > 0;
+}
+
+/**
+ * Switches splitting off and on, for tests that check both paths and benches that compare
+ * them; `minWork` (multiply-adds) lets tests split calls too small to be worth it.
+ */
+export function useKernelThreads(on: boolean, options: { minWork?: number } = {}): void {
+  enabled = on;
+  minWork = options.minWork ?? SPLIT_MIN_WORK;
+}

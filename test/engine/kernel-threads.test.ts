@@ -1,0 +1,173 @@
+/**
+ * The conv kernels split over the kernel threads (src/engine/kernels/threads.ts) against the
+ * stock cpu backend: forward (with bias and fused activations, dilated too), filter and input
+ * gradients of Conv2D and DepthwiseConv2D, on batches that split evenly and unevenly. References
+ * are computed on cpu first from the same Float32Arrays; no tensor moves across backends.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { seededRng } from '../../src/core/random.ts';
+import { selectBackend } from '../../src/engine/backend.ts';
+import { kernelThreadStatus, kernelThreads, useKernelThreads } from '../../src/engine/kernels/threads.ts';
+
+const RTOL = 1e-4;
+
+type Results = Record<string, Float32Array>;
+type Activation = 'linear' | 'relu' | 'relu6';
+
+interface Case {
+  name: string;
+  kind: 'conv2d' | 'depthwise';
+  batch: number;
+  size: [number, number];
+  inChannels: number;
+  /** conv2d: output channels; depthwise: channel multiplier. */
+  outChannels: number;
+  filter: [number, number];
+  strides: number;
+  pad: 'same' | 'valid' | tf.backend_util.ExplicitPadding;
+  /** Forward only: tfjs's cpu gradients refuse dilations. */
+  dilation: number;
+  activation: Activation;
+}
+
+function cases(): Case[] {
+  const out: Case[] = [];
+  const shapes: Array<Pick<Case, 'batch' | 'size' | 'inChannels' | 'outChannels'>> = [
+    { batch: 2, size: [9, 9], inChannels: 3, outChannels: 8 },
+    { batch: 3, size: [8, 7], inChannels: 5, outChannels: 6 },
+    { batch: 5, size: [6, 6], inChannels: 8, outChannels: 13 },
+  ];
+  const pads: Case['pad'][] = ['same', 'valid', [[0, 0], [1, 2], [2, 0], [0, 0]]];
+  const activations: Activation[] = ['linear', 'relu', 'relu6'];
+  let i = 0;
+  for (const kind of ['conv2d', 'depthwise'] as const) {
+    for (const strides of [1, 2]) {
+      for (const pad of pads) {
+        for (const filter of [[3, 3], [1, 1], [2, 3]] as Array<[number, number]>) {
+          const s = shapes[i % shapes.length]!;
+          const activation = activations[i % activations.length]!;
+          // explicit padding with dilation is not a combination tfjs-layers makes; keep it simple
+          const dilation = strides === 1 && typeof pad === 'string' && i % 2 === 0 ? 2 : 1;
+          i++;
+          const outChannels = kind === 'depthwise' ? 1 + (i % 2) : s.outChannels;
+          out.push({
+            name: `${kind} ${s.batch}×${s.size.join('×')}×${s.inChannels} filter ${filter.join('×')}→${outChannels} ` +
+              `stride ${strides} pad ${JSON.stringify(pad)} dilation ${dilation} ${activation}`,
+            kind, ...s, outChannels, filter, strides, pad, dilation, activation,
+          });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+function randomValues(n: number, seed: number): Float32Array {
+  const rng = seededRng(seed);
+  return Float32Array.from({ length: n }, () => rng() * 2 - 1);
+}
+
+/** Forward (dilated, with bias and activation) and both gradients of Σ conv(x, f) ⊙ w (undilated). */
+function results(c: Case, seed: number): Results {
+  return tf.tidy(() => {
+    const xShape: [number, number, number, number] = [c.batch, c.size[0], c.size[1], c.inChannels];
+    const fShape: [number, number, number, number] = [c.filter[0], c.filter[1], c.inChannels, c.outChannels];
+    const x = tf.tensor4d(randomValues(size(xShape), seed), xShape);
+    const f = tf.tensor4d(randomValues(size(fShape), seed + 1), fShape);
+    const outChannels = c.kind === 'conv2d' ? c.outChannels : c.inChannels * c.outChannels;
+    const bias = tf.tensor1d(randomValues(outChannels, seed + 2));
+    const conv = (xs: tf.Tensor4D, fs: tf.Tensor4D, dilation: number): tf.Tensor4D =>
+      c.kind === 'conv2d'
+        ? tf.conv2d(xs, fs, c.strides, c.pad, 'NHWC', dilation)
+        : tf.depthwiseConv2d(xs, fs, c.strides, c.pad, 'NHWC', dilation);
+    const y = c.kind === 'conv2d'
+      ? tf.fused.conv2d({ x, filter: f, strides: c.strides, pad: c.pad, dilations: c.dilation, bias, activation: c.activation })
+      : tf.fused.depthwiseConv2d({ x, filter: f, strides: c.strides, pad: c.pad, dilations: c.dilation, bias, activation: c.activation });
+    const yShape = conv(x, f, 1).shape;
+    const weight = tf.tensor(randomValues(size(yShape), seed + 3), yShape);
+    const [dx, df] = tf.grads((xs: tf.Tensor, fs: tf.Tensor) =>
+      tf.sum(tf.mul(conv(xs as tf.Tensor4D, fs as tf.Tensor4D, 1), weight)))([x, f]);
+    return {
+      y: y.dataSync() as Float32Array,
+      dx: dx!.dataSync() as Float32Array,
+      dFilter: df!.dataSync() as Float32Array,
+    };
+  });
+}
+
+/** |actual − cpu| ≤ rtol·(|cpu| + max|cpu|), as in kernels.test.ts. */
+function assertClose(actual: Float32Array, expected: Float32Array, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let scale = 0;
+  for (const v of expected) scale = Math.max(scale, Math.abs(v));
+  assert.ok(scale > 0, `${what}: reference is all zeros, the case tests nothing`);
+  for (let i = 0; i < expected.length; i++) {
+    const e = expected[i]!;
+    const a = actual[i]!;
+    if (!(Math.abs(a - e) <= RTOL * (Math.abs(e) + scale))) assert.fail(`${what}: element ${i} is ${a}, cpu gives ${e}`);
+  }
+}
+
+const CASES = cases();
+let reference: Results[] = [];
+let threaded: Results[] = [];
+let posted = 0;
+let threadsUp = 0;
+
+before(async () => {
+  assert.ok(await tf.setBackend('cpu'));
+  reference = CASES.map((c, i) => results(c, 100 * i));
+  await selectBackend('wasm', { trainableClassNames: ['Conv2D', 'DepthwiseConv2D'] });
+  threadsUp = (await kernelThreads()?.started()) ?? 0;
+  // split every call, however small: the cases are small so that cpu can compute them
+  useKernelThreads(true, { minWork: 0 });
+  const before = kernelThreads()?.posted ?? 0;
+  try {
+    threaded = CASES.map((c, i) => results(c, 100 * i));
+  } finally {
+    useKernelThreads(true);
+  }
+  posted = (kernelThreads()?.posted ?? 0) - before;
+});
+
+after(() => useKernelThreads(true));
+
+test('kernel threads start on a machine with more than one core, and say so', () => {
+  assert.ok(threadsUp >= 1, kernelThreadStatus().note);
+  assert.match(kernelThreadStatus().note, /split over \d+ threads/);
+});
+
+test('split conv and depthwise kernels match cpu: forward (bias, ReLU, ReLU6, dilation) and both gradients', () => {
+  // every case splits its forward conv (conv2d only), filter and input gradients
+  assert.ok(posted >= CASES.length * 2, `only ${posted} calls went to a kernel thread`);
+  CASES.forEach((c, i) => {
+    for (const [name, expected] of Object.entries(reference[i]!)) assertClose(threaded[i]![name]!, expected, `${c.name}: ${name}`);
+  });
+});
+
+test('the comparison rejects a split result that is off by more than the tolerance', () => {
+  const expected = reference[0]!.dFilter!;
+  const wrong = Float32Array.from(expected);
+  wrong[wrong.length - 1] = wrong[wrong.length - 1]! + 1e-2 * Math.max(...expected.map(Math.abs));
+  assert.throws(() => assertClose(wrong, expected, 'mutated'), /element/);
+});
+
+test('a kernel that traps in a thread is reported as an error, and the thread keeps working', () => {
+  const threads = kernelThreads();
+  assert.ok(threads !== undefined && threads.ready() >= 1);
+  // a pointer far past the end of the shared memory traps (memory access out of bounds)
+  threads.post('depthwise_input_grad', [2 ** 31, 2 ** 31, 2 ** 31, 1, 4, 4, 1, 1, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1]);
+  assert.throws(() => threads.join(), /a kernel thread failed: .*out of bounds/);
+  assert.ok(threads.ready() >= 1);
+  useKernelThreads(true, { minWork: 0 });
+  try {
+    const again = results(CASES[0]!, 0);
+    assertClose(again.dFilter!, reference[0]!.dFilter!, 'after a failure');
+  } finally {
+    useKernelThreads(true);
+  }
+});
