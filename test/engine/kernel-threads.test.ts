@@ -86,7 +86,8 @@ function results(c: Case, seed: number): Results {
         : tf.depthwiseConv2d(xs, fs, c.strides, c.pad, 'NHWC', dilation);
     const y = c.kind === 'conv2d'
       ? tf.fused.conv2d({ x, filter: f, strides: c.strides, pad: c.pad, dilations: c.dilation, bias, activation: c.activation })
-      : tf.fused.depthwiseConv2d({ x, filter: f, strides: c.strides, pad: c.pad, dilations: c.dilation, bias, activation: c.activation });
+      // (explicit padding works at run time; the fused depthwise op's type does not list it)
+      : tf.fused.depthwiseConv2d({ x, filter: f, strides: c.strides, pad: c.pad as 'same', dilations: c.dilation, bias, activation: c.activation });
     const yShape = conv(x, f, 1).shape;
     const weight = tf.tensor(randomValues(size(yShape), seed + 3), yShape);
     const [dx, df] = tf.grads((xs: tf.Tensor, fs: tf.Tensor) =>
@@ -96,6 +97,37 @@ function results(c: Case, seed: number): Results {
       dx: dx!.dataSync() as Float32Array,
       dFilter: df!.dataSync() as Float32Array,
     };
+  });
+}
+
+interface MatMulCase {
+  /** Leading batch axes ([] for one product, as a Dense layer makes). */
+  batch: number[];
+  m: number;
+  k: number;
+  n: number;
+  transposeA: boolean;
+  transposeB: boolean;
+}
+
+const MATMUL_CASES: MatMulCase[] = [[], [3], [2, 5]].flatMap((batch, b) =>
+  [[false, false], [true, false], [false, true], [true, true]].map(([transposeA, transposeB], t) => ({
+    // one product: rows split when m ≥ n, columns split otherwise; both with every transpose
+    batch, m: [9, 6, 13][b]! + (t % 2) * 9, k: [7, 12, 5][b]!, n: [11, 9, 4][b]! + 2 * t, transposeA: transposeA!, transposeB: transposeB!,
+  })));
+
+/** op(a)·op(b) and the gradients of Σ (op(a)·op(b)) ⊙ w with respect to a and b. */
+function matMulResults(c: MatMulCase, seed: number): Results {
+  return tf.tidy(() => {
+    const aShape = [...c.batch, ...(c.transposeA ? [c.k, c.m] : [c.m, c.k])];
+    const bShape = [...c.batch, ...(c.transposeB ? [c.n, c.k] : [c.k, c.n])];
+    const a = tf.tensor(randomValues(size(aShape), seed), aShape);
+    const b = tf.tensor(randomValues(size(bShape), seed + 1), bShape);
+    const product = (x: tf.Tensor, y: tf.Tensor): tf.Tensor => tf.matMul(x, y, c.transposeA, c.transposeB);
+    const y = product(a, b);
+    const weight = tf.tensor(randomValues(y.size, seed + 2), y.shape);
+    const [da, db] = tf.grads((x: tf.Tensor, z: tf.Tensor) => tf.sum(tf.mul(product(x, z), weight)))([a, b]);
+    return { y: y.dataSync() as Float32Array, da: da!.dataSync() as Float32Array, db: db!.dataSync() as Float32Array };
   });
 }
 
@@ -115,12 +147,16 @@ function assertClose(actual: Float32Array, expected: Float32Array, what: string)
 const CASES = cases();
 let reference: Results[] = [];
 let threaded: Results[] = [];
+let matMulReference: Results[] = [];
+let matMulThreaded: Results[] = [];
+let matMulPosted = 0;
 let posted = 0;
 let threadsUp = 0;
 
 before(async () => {
   assert.ok(await tf.setBackend('cpu'));
   reference = CASES.map((c, i) => results(c, 100 * i));
+  matMulReference = MATMUL_CASES.map((c, i) => matMulResults(c, 7000 + 10 * i));
   await selectBackend('wasm', { trainableClassNames: ['Conv2D', 'DepthwiseConv2D'] });
   threadsUp = (await kernelThreads()?.started()) ?? 0;
   // split every call, however small: the cases are small so that cpu can compute them
@@ -128,10 +164,12 @@ before(async () => {
   const before = kernelThreads()?.posted ?? 0;
   try {
     threaded = CASES.map((c, i) => results(c, 100 * i));
+    posted = (kernelThreads()?.posted ?? 0) - before;
+    matMulThreaded = MATMUL_CASES.map((c, i) => matMulResults(c, 7000 + 10 * i));
+    matMulPosted = (kernelThreads()?.posted ?? 0) - before - posted;
   } finally {
     useKernelThreads(true);
   }
-  posted = (kernelThreads()?.posted ?? 0) - before;
 });
 
 after(() => useKernelThreads(true));
@@ -146,6 +184,14 @@ test('split conv and depthwise kernels match cpu: forward (bias, ReLU, ReLU6, di
   assert.ok(posted >= CASES.length * 2, `only ${posted} calls went to a kernel thread`);
   CASES.forEach((c, i) => {
     for (const [name, expected] of Object.entries(reference[i]!)) assertClose(threaded[i]![name]!, expected, `${c.name}: ${name}`);
+  });
+});
+
+test('split matrix products match cpu: one product split by rows, many by product, every transpose, and their gradients', () => {
+  assert.ok(matMulPosted >= MATMUL_CASES.length * 3, `only ${matMulPosted} products went to a kernel thread`);
+  MATMUL_CASES.forEach((c, i) => {
+    const what = `[${c.batch.join(',')}] ${c.m}×${c.k}·${c.k}×${c.n} transposes ${c.transposeA}/${c.transposeB}`;
+    for (const [name, expected] of Object.entries(matMulReference[i]!)) assertClose(matMulThreaded[i]![name]!, expected, `${what}: ${name}`);
   });
 });
 

@@ -37,6 +37,9 @@ interface ConvExports {
   max_pool_grad(x: number, dy: number, dx: number, ...g: PoolGeometry): void;
   clip_grad(x: number, dy: number, dx: number, n: number, lo: number, hi: number, loStrict: number): void;
   batch_matmul_work(m: number, k: number, n: number): number;
+  matmul_part_work(rows: number, k: number, cols: number): number;
+  matmul_part(a: number, b: number, out: number, work: number, m: number, k: number, n: number, transA: number,
+    transB: number, row0: number, rows: number, col0: number, cols: number, ldo: number): void;
   batch_matmul(a: number, b: number, out: number, work: number, batch: number, m: number, k: number, n: number,
     transA: number, transB: number): void;
 }
@@ -207,12 +210,22 @@ interface BatchCall {
   sliced: Array<{ info: TensorInfo; perImage: number }>;
   /** Inputs every part reads whole (a filter, a bias); undefined passes a null pointer. */
   whole: Array<TensorInfo | undefined>;
-  /** The output: split by image, or one per part and summed (a filter gradient). */
-  out: { info: TensorInfo; perImage: number } | { info: TensorInfo; summed: number };
+  /**
+   * The output: split by image; or one per part, summed (a filter gradient); or split by
+   * column of a `rows` × `width` matrix, each part's columns compact in its region.
+   */
+  out:
+    | { info: TensorInfo; perImage: number }
+    | { info: TensorInfo; summed: number }
+    | { info: TensorInfo; columns: { rows: number; width: number } };
   /** Floats of scratch each part needs. */
   scratch: number;
-  /** The C arguments for `images` images from the pointers: sliced…, whole…, out, scratch. */
-  args(pointers: number[], images: number): number[];
+  /**
+   * The C arguments for `images` images from `first` on, given the pointers: sliced…, whole…,
+   * out, scratch (sliced ones and out already point at image `first`); `inPlace` when the
+   * part writes into the output tensor itself rather than a thread's region.
+   */
+  args(pointers: number[], images: number, first: number, inPlace: boolean): number[];
 }
 
 function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): void {
@@ -223,6 +236,8 @@ function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): vo
     [...call.sliced.map((t) => offset(backend, t.info)), ...call.whole.map((t) => (t === undefined ? 0 : offset(backend, t))),
       offset(backend, call.out.info), work],
     images,
+    0,
+    true,
   );
   if (threads === undefined || lanes === 0) {
     withWork(backend, call.scratch, (work) => run(here(work, call.batch)));
@@ -240,7 +255,8 @@ function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): vo
     return start;
   };
   const wholeAt = call.whole.map((t) => (t === undefined ? -1 : take(sizeOf(t.shape))));
-  const outFloats = 'summed' in call.out ? call.out.summed : call.out.perImage * share;
+  const outFloats = 'summed' in call.out ? call.out.summed
+    : 'columns' in call.out ? call.out.columns.rows * share : call.out.perImage * share;
   const layout = parts.map(() => ({
     sliced: call.sliced.map((t) => take(t.perImage * share)),
     out: take(outFloats),
@@ -266,6 +282,8 @@ function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): vo
       threads.post(call.kernel, call.args(
         [...l.sliced.map((f) => f * 4), ...wholeAt.map((f) => (f < 0 ? 0 : f * 4)), l.out * 4, l.scratch * 4],
         part.images,
+        part.start,
+        false,
       ));
     });
     try {
@@ -278,6 +296,12 @@ function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): vo
       const l = layout[p]!;
       if ('summed' in call.out) {
         for (let i = 0; i < call.out.summed; i++) out[i] = out[i]! + shared[l.out + i]!;
+      } else if ('columns' in call.out) {
+        const { rows, width } = call.out.columns;
+        for (let r = 0; r < rows; r++) {
+          const from = l.out + r * part.images;
+          out.set(shared.subarray(from, from + part.images), r * width + part.start);
+        }
       } else {
         out.set(shared.subarray(l.out, l.out + part.images * call.out.perImage), part.start * call.out.perImage);
       }
@@ -515,9 +539,47 @@ export function nativeBatchMatMul(backend: BackendWasm, a: TensorInfo, b: Tensor
   if (inner !== b.shape[rank - (transposeB ? 1 : 2)]) return undefined;
   const out = backend.makeOutput([...batchShape, m, n], 'float32');
   if (m * n === 0) return out;
-  withWork(backend, k.batch_matmul_work(m, inner, n), (work) =>
-    k.batch_matmul(offset(backend, a), offset(backend, b), offset(backend, out), work, batch, m, inner, n,
-      transposeA ? 1 : 0, transposeB ? 1 : 0));
+  const ta = transposeA ? 1 : 0;
+  const tb = transposeB ? 1 : 0;
+  if (batch === 1 && m >= n) {
+    // one product (a Dense layer's): each thread packs all of op(b) and its rows of op(a)
+    runBatchCall(backend, k, {
+      kernel: 'matmul_part',
+      batch: m,
+      work: m * inner * n,
+      sliced: [],
+      whole: [a, b],
+      out: { info: out, perImage: n },
+      scratch: k.matmul_part_work(m, inner, n),
+      args: ([ap, bp, op, work], rows, first) => [ap!, bp!, op!, work!, m, inner, n, ta, tb, first, rows, 0, n, n],
+    });
+  } else if (batch === 1) {
+    // fewer rows than columns (a batch through a wide layer): split the columns instead, so
+    // that the larger operand is packed once in all
+    runBatchCall(backend, k, {
+      kernel: 'matmul_part',
+      batch: n,
+      work: m * inner * n,
+      sliced: [],
+      whole: [a, b],
+      out: { info: out, columns: { rows: m, width: n } },
+      scratch: k.matmul_part_work(m, inner, n),
+      args: ([ap, bp, op, work], cols, first, inPlace) =>
+        [ap!, bp!, op!, work!, m, inner, n, ta, tb, 0, m, first, cols, inPlace ? n : cols],
+    });
+  } else {
+    // many products (attention's): the threads take whole products
+    runBatchCall(backend, k, {
+      kernel: 'batch_matmul',
+      batch,
+      work: batch * m * inner * n,
+      sliced: [{ info: a, perImage: m * inner }, { info: b, perImage: inner * n }],
+      whole: [],
+      out: { info: out, perImage: m * n },
+      scratch: k.batch_matmul_work(m, inner, n),
+      args: ([ap, bp, op, work], products) => [ap!, bp!, op!, work!, products, m, inner, n, ta, tb],
+    });
+  }
   return out;
 }
 

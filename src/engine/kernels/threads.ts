@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { LANE, LANE_WORDS, MAX_ARGS, PROBLEM_BYTES, STATE, type ThreadData } from './thread-protocol.ts';
+import { LANE, LANE_WORDS, MAX_ARGS, PROBLEM_BYTES, SPIN_MS, STATE, type ThreadData } from './thread-protocol.ts';
 
 /** The C kernels a thread may run, by the index a call sends. */
 export const THREADED_KERNELS = [
@@ -25,6 +25,8 @@ export const THREADED_KERNELS = [
   'conv2d_input_grad',
   'depthwise_filter_grad',
   'depthwise_input_grad',
+  'matmul_part',
+  'batch_matmul',
 ] as const;
 export type ThreadedKernel = (typeof THREADED_KERNELS)[number];
 
@@ -147,6 +149,8 @@ export class KernelThreads {
     let failure: string | undefined;
     for (const lane of this.lanes) {
       let state = Atomics.load(lane.words, LANE.state);
+      const until = performance.now() + SPIN_MS;
+      while (state === STATE.work && performance.now() < until) state = Atomics.load(lane.words, LANE.state);
       while (state === STATE.work) {
         Atomics.wait(lane.words, LANE.state, STATE.work);
         state = Atomics.load(lane.words, LANE.state);
@@ -181,9 +185,14 @@ export type ThreadStatus = { threads: number; note: string };
 let pool: KernelThreads | undefined;
 let status: ThreadStatus = { threads: 0, note: 'kernel threads not started' };
 let enabled = true;
-/** Multiply-adds below which waking a thread (~50 µs) costs more than it saves. */
-const SPLIT_MIN_WORK = 2e6;
-let minWork = SPLIT_MIN_WORK;
+/**
+ * Multiply-adds below which splitting costs more than it saves: the copies, the hand-over and
+ * packing the shared operand twice took ~0.1 ms on the 2-core machine this was measured on: a
+ * 64×256·256×256 product (4 M) gained nothing, a 64×784·784×256 one (13 M) about 30 %.
+ */
+export const SPLIT_MIN_WORK = 6e6;
+/** Set by tests to split every call, however small. */
+let minWorkOverride: number | undefined;
 
 /**
  * Starts one kernel thread per core beyond the first (at most 7), once; returns why there are
@@ -215,7 +224,7 @@ export function kernelThreadStatus(): ThreadStatus {
 
 /** The pool, for a call of `work` multiply-adds when it is worth splitting (omitted: any call). */
 export function kernelThreads(work = Infinity): KernelThreads | undefined {
-  return enabled && work >= minWork ? pool : undefined;
+  return enabled && work >= (minWorkOverride ?? SPLIT_MIN_WORK) ? pool : undefined;
 }
 
 /** Whether a call over `batch` images of `work` multiply-adds would be split now. */
@@ -230,5 +239,5 @@ export function threadsCanSplit(batch: number, work: number): boolean {
  */
 export function useKernelThreads(on: boolean, options: { minWork?: number } = {}): void {
   enabled = on;
-  minWork = options.minWork ?? SPLIT_MIN_WORK;
+  minWorkOverride = options.minWork;
 }

@@ -69,6 +69,52 @@ static void zero(float *p, int n) {
   for (int i = 0; i < n; i++) p[i] = 0.0f;
 }
 
+/* op(a) rows [row0, row0 + rows) into 4-row panels (panel ⌊r/4⌋ holds op(a)[row0 + r, p] at
+ * [p][r mod 4], rows past the end zero); a is m × k, or k × m when trans_a. Both loop orders
+ * read a along its rows, so a transposed operand costs no strided reads. */
+static void pack_rows(const float *a, float *apack, int m, int k, int trans_a, int row0, int rows) {
+  const int mp = round_up(rows, MR);
+  if (trans_a) {
+    for (int p = 0; p < k; p++) {
+      const float *src = a + p * m + row0;
+      for (int r = 0; r < mp; r++) apack[(r / MR) * k * MR + p * MR + r % MR] = r < rows ? src[r] : 0.0f;
+    }
+  } else {
+    for (int r = 0; r < mp; r++) {
+      float *dst = apack + (r / MR) * k * MR + r % MR;
+      if (r < rows) {
+        const float *src = a + (row0 + r) * k;
+        for (int p = 0; p < k; p++) dst[p * MR] = src[p];
+      } else {
+        for (int p = 0; p < k; p++) dst[p * MR] = 0.0f;
+      }
+    }
+  }
+}
+
+/* Columns [col0, col0 + cols) of op(b) (k × n; b is n × k when trans_b) into 8-column panels:
+ * panel ⌊j/8⌋ holds op(b)[p, col0 + j] at [p][j mod 8], columns past the end zero. Reads b
+ * along its rows either way. */
+static void pack_columns(const float *b, float *bpack, int k, int n, int trans_b, int col0, int cols) {
+  const int np = round_up(cols, NR);
+  if (trans_b) {
+    for (int j = 0; j < np; j++) {
+      float *dst = bpack + (j / NR) * k * NR + j % NR;
+      if (j < cols) {
+        const float *src = b + (col0 + j) * k;
+        for (int p = 0; p < k; p++) dst[p * NR] = src[p];
+      } else {
+        for (int p = 0; p < k; p++) dst[p * NR] = 0.0f;
+      }
+    }
+  } else {
+    for (int p = 0; p < k; p++) {
+      const float *src = b + p * n + col0;
+      for (int j = 0; j < np; j++) bpack[(j / NR) * k * NR + p * NR + j % NR] = j < cols ? src[j] : 0.0f;
+    }
+  }
+}
+
 /* Output pixels per chunk: enough to amortise packing, few enough that a packed operand of
  * `width` floats per pixel stays within ~256 KB of L2. */
 static inline int chunk_pixels(int width) { return max_int(16, min_int(512, 65536 / width)); }
@@ -205,11 +251,8 @@ void EXPORT(conv2d_forward)(const float *x, const float *filter, const float *bi
   const int taps = fh * fw * in_c, np = round_up(out_c, NR);
   const int chunk = round_up(chunk_pixels(taps + np), MR), pixels = batch * out_h * out_w;
   float *bpack = work, *apack = bpack + taps * np, *cols = apack + chunk * taps;
-  // W in 8-column panels, once: panel ⌊co/8⌋ holds W[t, co] at [t][co mod 8]
-  for (int co = 0; co < np; co++) {
-    float *dst = bpack + (co / NR) * taps * NR + co % NR;
-    for (int t = 0; t < taps; t++) dst[t * NR] = co < out_c ? filter[t * out_c + co] : 0.0f;
-  }
+  // W [taps, out_c] in 8-column panels, once
+  pack_columns(filter, bpack, taps, out_c, 0, 0, out_c);
   const v128_t lo = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
   for (int p0 = 0; p0 < pixels; p0 += chunk) {
     const int pc = min_int(chunk, pixels - p0), pcp = round_up(pc, MR);
@@ -547,28 +590,8 @@ void EXPORT(batch_matmul)(const float *a, const float *b, float *out, float *wor
   for (int t = 0; t < batch; t++) {
     const float *at = a + t * m * k, *bt = b + t * k * n;
     float *o = out + t * m * n;
-    // panel ⌊i/4⌋ holds op(a)[i, p] at [p][i mod 4]
-    for (int i = 0; i < mp; i++) {
-      float *dst = apack + (i / MR) * k * MR + i % MR;
-      if (i >= m) {
-        for (int p = 0; p < k; p++) dst[p * MR] = 0.0f;
-      } else if (trans_a) {
-        for (int p = 0; p < k; p++) dst[p * MR] = at[p * m + i];
-      } else {
-        for (int p = 0; p < k; p++) dst[p * MR] = at[i * k + p];
-      }
-    }
-    // panel ⌊j/8⌋ holds op(b)[p, j] at [p][j mod 8]
-    for (int j = 0; j < np; j++) {
-      float *dst = bpack + (j / NR) * k * NR + j % NR;
-      if (j >= n) {
-        for (int p = 0; p < k; p++) dst[p * NR] = 0.0f;
-      } else if (trans_b) {
-        for (int p = 0; p < k; p++) dst[p * NR] = bt[j * k + p];
-      } else {
-        for (int p = 0; p < k; p++) dst[p * NR] = bt[p * n + j];
-      }
-    }
+    pack_rows(at, apack, m, k, trans_a, 0, m);
+    pack_columns(bt, bpack, k, n, trans_b, 0, n);
     for (int mb = 0; mb < mp / MR; mb++) {
       for (int nb = 0; nb < np / NR; nb++) {
         block_4x8(k, apack + mb * k * MR, bpack + nb * k * NR, c + mb * MR * np + nb * NR, np, 0);
@@ -577,5 +600,31 @@ void EXPORT(batch_matmul)(const float *a, const float *b, float *out, float *wor
     for (int i = 0; i < m; i++) {
       for (int j = 0; j < n; j++) o[i * n + j] = c[i * np + j];
     }
+  }
+}
+
+int EXPORT(matmul_part_work)(int rows, int k, int cols) {
+  const int mp = round_up(rows, MR), np = round_up(cols, NR);
+  return mp * k + k * np + mp * np;
+}
+
+/* The block rows [row0, row0 + rows) × columns [col0, col0 + cols) of op(a) · op(b) (one
+ * product, shapes as in batch_matmul) into out, which points at the block's first element and
+ * has rows ldo floats apart: the part of a Dense layer's product that one thread computes
+ * (native.ts splits the side whose operand is cheaper to pack twice). work holds
+ * matmul_part_work(rows, k, cols) floats. */
+void EXPORT(matmul_part)(const float *a, const float *b, float *out, float *work, int m, int k, int n, int trans_a,
+                         int trans_b, int row0, int rows, int col0, int cols, int ldo) {
+  const int mp = round_up(rows, MR), np = round_up(cols, NR);
+  float *apack = work, *bpack = apack + mp * k, *c = bpack + k * np;
+  pack_rows(a, apack, m, k, trans_a, row0, rows);
+  pack_columns(b, bpack, k, n, trans_b, col0, cols);
+  for (int mb = 0; mb < mp / MR; mb++) {
+    for (int nb = 0; nb < np / NR; nb++) {
+      block_4x8(k, apack + mb * k * MR, bpack + nb * k * NR, c + mb * MR * np + nb * NR, np, 0);
+    }
+  }
+  for (int r = 0; r < rows; r++) {
+    for (int j = 0; j < cols; j++) out[r * ldo + j] = c[r * np + j];
   }
 }
