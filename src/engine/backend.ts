@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { LayerwiseError, assertNever } from '../core/errors.ts';
+import { installFastLayers } from './fast-layers.ts';
 import { REPLACED_GRADIENTS, TRAINING_KERNEL_NAMES, nativeKernelNote, registerTrainingKernels } from './kernels/index.ts';
 
 import type { BackendPreference } from '../protocol/worker.ts';
@@ -155,6 +156,8 @@ export async function selectBackend(
   opts: { wasmDir?: string } = {},
 ): Promise<BackendChoice> {
   silenceTfjsNodeBanner();
+  // before any model or ModeControl exists, on every path that trains (see fast-layers.ts)
+  installFastLayers();
   const tried: BackendChoice['tried'] = [];
   const classes = needs.trainableClassNames;
 

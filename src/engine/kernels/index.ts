@@ -34,6 +34,7 @@ import type {
   NamedTensorInfoMap,
   TensorInfo,
 } from '@tensorflow/tfjs';
+import { registerBatchNormTrainKernels } from './batch-norm-train.ts';
 import { composeKernel } from './compose.ts';
 import { CLIP_GRADIENT_KERNEL, GRADIENTS, type ClipGradientAttrs } from './gradients.ts';
 import { captureStock, heapFloats, runStock, type BackendWasm } from './heap.ts';
@@ -346,4 +347,5 @@ export function registerTrainingKernels(): void {
     if (current !== undefined) tf.unregisterKernel(config.kernelName, config.backendName);
     tf.registerKernel({ ...config, setupFunc: original?.setupFunc, disposeFunc: original?.disposeFunc });
   }
+  registerBatchNormTrainKernels();
 }

@@ -1,0 +1,146 @@
+/**
+ * Faster training-mode `call`s for two tfjs-layers classes, patched on the class prototypes so
+ * that every model gets them: one loaded for a run, one built by a bench or a test, a new head.
+ * Outside training both run tfjs-layers' own code unchanged.
+ *
+ * - BatchNormalization (training mode, channels last): one kernel forward and one back instead
+ *   of moments + FusedBatchNorm and the tape's per-op gradients (kernels/batch-norm-train.ts),
+ *   with tfjs-layers' semantics otherwise: the same epsilon, the biased batch variance, the same
+ *   moving-average formula in the same order. Where the kernels do not apply (no wasm SIMD
+ *   module, not float32, another axis) the original call runs. A layer with `scale` or `center`
+ *   off trains here too (stock tfjs-layers reads the missing weight and throws).
+ * - Conv2D (while gradients are recorded): tf.conv2d + bias add + activation instead of
+ *   tf.fused.conv2d, whose custom gradient computes the input gradient eagerly. The stock conv2d
+ *   gradient is lazy per input and the tape prunes inputs no trained variable feeds, so a
+ *   model's first convolution no longer back-propagates into its data (1.6 ms of a 41 ms CNN
+ *   step on wasm; the bias add it costs, 0.5 ms). DepthwiseConv2D and SeparableConv2D already
+ *   use unfused ops, whose gradients are lazy.
+ *
+ * ModeControl (forward.ts) binds a BatchNormalization layer's `call` when it is constructed:
+ * install these patches first (selectBackend does, before any model exists) so that its
+ * inference-mode override wraps the patched call, and frozen layers keep their statistics.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { batchNormTrain, batchNormTrainApplies } from './kernels/batch-norm-train.ts';
+
+type Kwargs = Record<string, unknown>;
+type CallFn = (this: tf.layers.Layer, inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs) => tf.Tensor | tf.Tensor[];
+
+/** The BatchNormalization fields the patch reads (tfjs-layers keeps them public on the instance). */
+interface BatchNormFields {
+  axis: number;
+  momentum: number;
+  epsilon: number;
+  gamma?: tf.LayerVariable | null;
+  beta?: tf.LayerVariable | null;
+  movingMean: tf.LayerVariable;
+  movingVariance: tf.LayerVariable;
+}
+
+/** The Conv fields the patch reads. */
+interface ConvFields {
+  rank: number;
+  kernel: tf.LayerVariable;
+  bias: tf.LayerVariable | null;
+  strides: number[];
+  padding: string;
+  dataFormat: string;
+  dilationRate: number | number[];
+  activation: { apply(x: tf.Tensor): tf.Tensor } | null;
+}
+
+let enabled = true;
+const originals = new Map<string, CallFn>();
+
+/** Switches the patched paths off (tfjs-layers' own calls run) and back on: for tests and benches that compare both. */
+export function useFastLayers(on: boolean): void {
+  enabled = on;
+}
+
+function singleTensor(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor | undefined {
+  if (!Array.isArray(inputs)) return inputs;
+  return inputs.length === 1 ? inputs[0] : undefined;
+}
+
+/** tfjs-layers' doMovingAverage: variable − (variable − value) · (1 − momentum). */
+function movingAverage(variable: tf.LayerVariable, value: tf.Tensor, momentum: number): void {
+  tf.tidy(() => {
+    const decay = 1 - momentum;
+    const orig = variable.read();
+    const updateDelta = tf.mul(tf.sub(orig, value), decay);
+    variable.write(tf.sub(orig, updateDelta));
+  });
+}
+
+function batchNormalizationCall(original: CallFn): CallFn {
+  return function (this: tf.layers.Layer, inputs, kwargs) {
+    // tfjs-layers: inference unless `training` is truthy
+    if (!enabled || !kwargs['training']) return original.call(this, inputs, kwargs);
+    const layer = this as unknown as BatchNormFields;
+    const x = singleTensor(inputs);
+    // tfjs-layers normalises ranks 2–4 only; other ranks and axes keep its code (and its errors)
+    if (x === undefined || x.rank < 2 || x.rank > 4 || (layer.axis >= 0 ? layer.axis : layer.axis + x.rank) !== x.rank - 1) {
+      return original.call(this, inputs, kwargs);
+    }
+    const gamma = layer.gamma?.read();
+    const beta = layer.beta?.read();
+    if (!batchNormTrainApplies(x, gamma, beta)) return original.call(this, inputs, kwargs);
+    return tf.tidy(() => {
+      const r = batchNormTrain(x, gamma, beta, layer.epsilon);
+      if (r === undefined) throw new Error(`${this.name}: the training batch-norm kernel refused inputs it accepted`);
+      movingAverage(layer.movingMean, r.mean, layer.momentum);
+      movingAverage(layer.movingVariance, r.variance, layer.momentum);
+      return r.y;
+    });
+  };
+}
+
+function conv2dCall(original: CallFn): CallFn {
+  return function (this: tf.layers.Layer, inputs, kwargs) {
+    // with no gradient recorded the fused kernel is the faster one and its gradient never runs
+    if (!enabled || tf.engine().state.gradientDepth === 0) return original.call(this, inputs, kwargs);
+    const layer = this as unknown as ConvFields;
+    const x = singleTensor(inputs);
+    if (x === undefined || x.rank !== 4 || layer.rank !== 2 || (layer.padding !== 'same' && layer.padding !== 'valid')) {
+      return original.call(this, inputs, kwargs);
+    }
+    const channelsFirst = layer.dataFormat === 'channelsFirst';
+    const dilations = typeof layer.dilationRate === 'number' ? layer.dilationRate : (layer.dilationRate as [number, number]);
+    return tf.tidy(() => {
+      let y = tf.conv2d(
+        (channelsFirst ? tf.transpose(x, [0, 2, 3, 1]) : x) as tf.Tensor4D,
+        layer.kernel.read() as tf.Tensor4D,
+        layer.strides as [number, number],
+        layer.padding as 'same' | 'valid',
+        'NHWC',
+        dilations,
+      ) as tf.Tensor;
+      if (layer.bias !== null) y = tf.add(y, layer.bias.read());
+      if (channelsFirst) y = tf.transpose(y, [0, 3, 1, 2]);
+      // after the transpose back, as tfjs-layers applies a non-fusable activation (softmax's axis)
+      return layer.activation === null ? y : layer.activation.apply(y);
+    });
+  };
+}
+
+const PATCHES: ReadonlyArray<{ className: string; make: (original: CallFn) => CallFn }> = [
+  { className: 'BatchNormalization', make: batchNormalizationCall },
+  { className: 'Conv2D', make: conv2dCall },
+];
+
+/**
+ * Patches the prototypes once (later calls do nothing). Must run before a ModeControl is made
+ * for a model; selectBackend calls it.
+ */
+export function installFastLayers(): void {
+  for (const { className, make } of PATCHES) {
+    if (originals.has(className)) continue;
+    // the class from the registry: making an instance would take a layer name from tfjs's counter
+    const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
+    const proto = (entry?.[0] as { prototype?: { call?: CallFn } } | undefined)?.prototype;
+    if (proto?.call === undefined) throw new Error(`tfjs-layers has no ${className} class to patch`);
+    const original = proto.call;
+    originals.set(className, original);
+    proto.call = make(original);
+  }
+}

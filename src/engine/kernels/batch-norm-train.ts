@@ -1,0 +1,159 @@
+/**
+ * BatchNormalization in training mode as one kernel forward and one back (native/batch_norm.c),
+ * on wasm when the engine's SIMD module is loaded. tfjs-layers normalises a training batch with
+ * moments (Mean, Sub, Square, Mean) and FusedBatchNorm, and the tape differentiates each op on
+ * its own: 22 ms of a 63 ms step of the separable bench model went to those kernels, 7.5 ms to
+ * these two (bench/speed.ts --profile).
+ *
+ * The forward kernel returns [y, mean, variance]; its registered gradient runs the backward
+ * kernel once for dx, dscale and doffset (the mean and variance outputs feed only the moving
+ * averages, never the loss). `batchNormTrain` is what the layer patch (../fast-layers.ts) calls;
+ * it answers undefined where the kernels do not apply, and the layer then runs tfjs's own ops.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { GradConfig, KernelConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs';
+import type { BackendWasm } from './heap.ts';
+import { nativeModule, offset as heapOffset, withWork } from './native.ts';
+
+export const BATCH_NORM_TRAIN = 'LayerwiseBatchNormTrain';
+export const BATCH_NORM_TRAIN_GRAD = 'LayerwiseBatchNormTrainGrad';
+
+export interface BatchNormTrainAttrs {
+  varianceEpsilon: number;
+}
+
+/** The C functions this file adds to the kernels module (batch_norm.c). */
+interface BatchNormTrainExports {
+  batch_norm_train(x: number, scale: number, offset: number, epsilon: number, y: number, mean: number,
+    variance: number, rows: number, channels: number, work: number): void;
+  batch_norm_train_grad(x: number, dy: number, mean: number, variance: number, scale: number, epsilon: number,
+    dx: number, dscale: number, doffset: number, rows: number, channels: number, work: number): void;
+}
+
+function exportsFor(backend: BackendWasm): BatchNormTrainExports | undefined {
+  const k = nativeModule<Partial<BatchNormTrainExports>>(backend);
+  // a kernels.wasm built before batch_norm.c existed has the module but not these functions
+  if (typeof k?.batch_norm_train !== 'function' || typeof k.batch_norm_train_grad !== 'function') return undefined;
+  return k as BatchNormTrainExports;
+}
+
+function required(inputs: Record<string, TensorInfo | undefined>, name: string, kernel: string): TensorInfo {
+  const info = inputs[name];
+  if (info === undefined) throw new Error(`${kernel}: missing input "${name}"`);
+  return info;
+}
+
+function loaded(backend: BackendWasm, kernel: string): BatchNormTrainExports {
+  const k = exportsFor(backend);
+  if (k === undefined) throw new Error(`${kernel}: the engine's wasm kernels are not loaded`);
+  return k;
+}
+
+/** x as [rows, channels]: the last axis holds the channels. */
+function rowsAndChannels(x: TensorInfo): { rows: number; channels: number } {
+  const channels = x.shape[x.shape.length - 1] ?? 1;
+  return { rows: tf.util.sizeFromShape(x.shape) / channels, channels };
+}
+
+/** Inputs x, scale (one per channel) and optionally offset; outputs [y, mean, variance]. */
+const batchNormTrainKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const wasm = backend as BackendWasm;
+  const x = required(inputs, 'x', BATCH_NORM_TRAIN);
+  const scale = required(inputs, 'scale', BATCH_NORM_TRAIN);
+  const shift = inputs.offset;
+  const k = loaded(wasm, BATCH_NORM_TRAIN);
+  const { varianceEpsilon } = attrs as unknown as BatchNormTrainAttrs;
+  const { rows, channels } = rowsAndChannels(x);
+  const y = wasm.makeOutput(x.shape.slice(), 'float32');
+  const mean = wasm.makeOutput([channels], 'float32');
+  const variance = wasm.makeOutput([channels], 'float32');
+  const at = (t: TensorInfo): number => heapOffset(wasm, t);
+  withWork(wasm, 2 * channels, (work) =>
+    k.batch_norm_train(at(x), at(scale), shift === undefined ? 0 : at(shift), varianceEpsilon, at(y), at(mean), at(variance),
+      rows, channels, work));
+  return [y, mean, variance];
+};
+
+/** Inputs x, dy, mean, variance, scale; outputs [dx, dscale, doffset]. */
+const batchNormTrainGradKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const wasm = backend as BackendWasm;
+  const [x, dy, mean, variance, scale] = ['x', 'dy', 'mean', 'variance', 'scale'].map((n) =>
+    required(inputs, n, BATCH_NORM_TRAIN_GRAD)) as [TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo];
+  const k = loaded(wasm, BATCH_NORM_TRAIN_GRAD);
+  const { varianceEpsilon } = attrs as unknown as BatchNormTrainAttrs;
+  const { rows, channels } = rowsAndChannels(x);
+  const dx = wasm.makeOutput(x.shape.slice(), 'float32');
+  const dscale = wasm.makeOutput([channels], 'float32');
+  const doffset = wasm.makeOutput([channels], 'float32');
+  const at = (t: TensorInfo): number => heapOffset(wasm, t);
+  withWork(wasm, 3 * channels, (work) =>
+    k.batch_norm_train_grad(at(x), at(dy), at(mean), at(variance), at(scale), varianceEpsilon, at(dx), at(dscale), at(doffset),
+      rows, channels, work));
+  return [dx, dscale, doffset];
+};
+
+/**
+ * One backward kernel for all three gradients, run when the tape reaches the node; the tape
+ * then takes the ones it needs (an input that no trained variable feeds is pruned) and disposes
+ * the rest with the backward pass.
+ */
+const batchNormTrainGradient: GradConfig = {
+  kernelName: BATCH_NORM_TRAIN,
+  inputsToSave: ['x', 'scale'],
+  outputsToSave: [false, true, true],
+  gradFunc: (dys: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => {
+    const [dy] = dys as Tensor[];
+    const [x, scale, mean, variance] = saved as [Tensor, Tensor, Tensor, Tensor];
+    const [dx, dscale, doffset] = tf.engine().runKernel(BATCH_NORM_TRAIN_GRAD, { x, dy: dy!, mean, variance, scale }, attrs) as Tensor[];
+    return { x: () => dx!, scale: () => dscale!, offset: () => doffset! };
+  },
+};
+
+const KERNELS: readonly KernelConfig[] = [
+  { kernelName: BATCH_NORM_TRAIN, backendName: 'wasm', kernelFunc: batchNormTrainKernel },
+  { kernelName: BATCH_NORM_TRAIN_GRAD, backendName: 'wasm', kernelFunc: batchNormTrainGradKernel },
+];
+
+/** Registers both kernels on wasm and the forward kernel's gradient; safe to call any number of times. */
+export function registerBatchNormTrainKernels(): void {
+  if (tf.getGradient(BATCH_NORM_TRAIN) !== batchNormTrainGradient) tf.registerGradient(batchNormTrainGradient);
+  // a kernel already there is ours, or a profiler's wrapper around ours: leave it
+  for (const config of KERNELS) if (tf.getKernel(config.kernelName, config.backendName) === undefined) tf.registerKernel(config);
+}
+
+const perChannel = (t: Tensor | undefined, channels: number): boolean =>
+  t === undefined || (t.dtype === 'float32' && t.rank === 1 && t.shape[0] === channels);
+
+/**
+ * Whether `batchNormTrain` runs for these tensors: the wasm backend with the engine's kernels
+ * loaded and registered, a non-empty float32 x, gamma and beta absent or one value per channel.
+ */
+export function batchNormTrainApplies(x: Tensor, gamma: Tensor | undefined, beta: Tensor | undefined): boolean {
+  if (tf.getBackend() !== 'wasm' || tf.getKernel(BATCH_NORM_TRAIN, 'wasm') === undefined) return false;
+  if (tf.getGradient(BATCH_NORM_TRAIN) === undefined || exportsFor(tf.backend() as BackendWasm) === undefined) return false;
+  const channels = x.shape[x.rank - 1];
+  if (x.dtype !== 'float32' || x.rank < 1 || channels === undefined || x.size === 0) return false;
+  return perChannel(gamma, channels) && perChannel(beta, channels);
+}
+
+/**
+ * Batch normalisation of a training batch over every axis of x but the last: y = (x − mean) ·
+ * gamma / √(variance + epsilon) + beta with the batch's mean and biased variance (tfjs-layers'
+ * normalizeBatchInTraining), and those statistics for the moving averages. Gradients reach x,
+ * gamma and beta through the tape. Undefined where `batchNormTrainApplies` says no.
+ */
+export function batchNormTrain(
+  x: Tensor,
+  gamma: Tensor | undefined,
+  beta: Tensor | undefined,
+  epsilon: number,
+): { y: Tensor; mean: Tensor; variance: Tensor } | undefined {
+  if (!batchNormTrainApplies(x, gamma, beta)) return undefined;
+  // the gradient saves the scale, so a layer without one (scale: false) passes ones
+  const scale = gamma ?? tf.ones([x.shape[x.rank - 1]!]);
+  const inputs: tf.NamedTensorMap = { x, scale };
+  if (beta !== undefined) inputs['offset'] = beta;
+  const attrs: BatchNormTrainAttrs = { varianceEpsilon: epsilon };
+  const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_TRAIN, inputs, { ...attrs }) as Tensor[];
+  return { y: y!, mean: mean!, variance: variance! };
+}
