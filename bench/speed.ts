@@ -7,9 +7,11 @@
  * with the spread), the ratio against the faster PyTorch, and GFLOP/s against the machine's peak.
  *
  * Run: npx tsx bench/speed.ts [--models mlp,cnn,separable,transformer,example] [--rounds 7]
- *      [--seconds 0.7] [--backend auto|wasm|cpu] [--no-torch] [--no-native] [--profile [--profile-shapes]]
+ *      [--seconds 0.7] [--backend auto|wasm|cpu] [--no-torch] [--no-native] [--no-threads] [--no-fast-layers] [--profile [--profile-shapes]]
  *
  * --no-native: the composed conv gradients instead of the engine's SIMD wasm kernels, to compare.
+ * --no-threads: the engine's kernels on one thread (no kernel threads), to compare.
+ * --no-fast-layers: tfjs-layers' own BatchNormalization and Conv2D training calls (src/engine/fast-layers.ts), to compare.
  *
  * Models (same layers, sizes and batch in both frameworks; AdamW lr 1e-4; cross-entropy from logits):
  *   mlp          784-256-256-10, ReLU; batch 64
@@ -31,6 +33,8 @@ import { createInterface, type Interface } from 'node:readline';
 import type { ParamAudit } from '../src/core/groups.types.ts';
 import { selectBackend, type BackendPreference } from '../src/engine/backend.ts';
 import { useNativeKernels } from '../src/engine/kernels/native.ts';
+import { useFastLayers } from '../src/engine/fast-layers.ts';
+import { kernelThreadStatus, kernelThreads, useKernelThreads } from '../src/engine/kernels/threads.ts';
 import type { Dataset } from '../src/engine/data.ts';
 import { lossSpecFor, type LossSpec } from '../src/engine/forward.ts';
 import { GroupedOptimizer } from '../src/engine/optimizer.ts';
@@ -406,6 +410,10 @@ async function main(): Promise<void> {
     'GlobalAveragePooling2D', 'LayerNormalization', 'Add', 'GlobalAveragePooling1D'];
   const backend = await selectBackend(BACKEND, { trainableClassNames: classes });
   if (flag('no-native')) useNativeKernels(false);
+  if (flag('no-threads')) useKernelThreads(false);
+  if (flag('no-fast-layers')) useFastLayers(false);
+  // the kernel threads come up in the background; measure with them up, as a run's later steps are
+  else console.log(`kernel threads ready: ${(await kernelThreads()?.started()) ?? 0} (${kernelThreadStatus().note})`);
   const torch = await startTorch();
   const profiler = flag('profile') ? makeProfiler(backend.name) : undefined;
   console.log(`engine: tfjs ${tf.version.tfjs}, backend ${backend.name} — ${backend.reason}`);

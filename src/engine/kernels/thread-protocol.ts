@@ -12,9 +12,6 @@ export const LANE_WORDS = 4;
 /** Values of the lane's state word. */
 export const STATE = { starting: 0, idle: 1, work: 2, done: 3, failed: 4, stop: 5 } as const;
 
-/** How long a thread polls for the next call (kernel thread) or the result (caller) before sleeping. */
-export const SPIN_MS = 2;
-
 export const MAX_ARGS = 32;
 export const PROBLEM_BYTES = 512;
 

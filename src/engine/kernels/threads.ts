@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { LANE, LANE_WORDS, MAX_ARGS, PROBLEM_BYTES, SPIN_MS, STATE, type ThreadData } from './thread-protocol.ts';
+import { LANE, LANE_WORDS, MAX_ARGS, PROBLEM_BYTES, STATE, type ThreadData } from './thread-protocol.ts';
 
 /** The C kernels a thread may run, by the index a call sends. */
 export const THREADED_KERNELS = [
@@ -149,8 +149,6 @@ export class KernelThreads {
     let failure: string | undefined;
     for (const lane of this.lanes) {
       let state = Atomics.load(lane.words, LANE.state);
-      const until = performance.now() + SPIN_MS;
-      while (state === STATE.work && performance.now() < until) state = Atomics.load(lane.words, LANE.state);
       while (state === STATE.work) {
         Atomics.wait(lane.words, LANE.state, STATE.work);
         state = Atomics.load(lane.words, LANE.state);
