@@ -5,11 +5,13 @@
  *
  * The elementwise arithmetic follows torch 1.13's single-tensor kernels operation by operation
  * (same order, same float32 scalars) so a run matches PyTorch to float32 rounding; the scalar
- * bias corrections are computed in float64 as torch does in Python.
+ * bias corrections are computed in float64 as torch does in Python. On wasm the Adam/AdamW
+ * update runs as one kernel doing exactly those operations (kernels/adam-step.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { OptimizerName } from '../core/plan.ts';
 import { LayerwiseError, assertNever } from '../core/errors.ts';
+import { fusedAdamStep } from './kernels/adam-step.ts';
 
 export interface OptimizerSettings {
   type: OptimizerName;
@@ -139,6 +141,22 @@ export class GroupedOptimizer {
     const biasCorrection2Sqrt = Math.sqrt(biasCorrection2);
     const decoupled = this.settings.type === 'adamw';
     const { first, second } = state;
+    const fused = fusedAdamStep(u.variable, u.grad, first, second, {
+      beta1, oneMinusBeta1: 1 - beta1, beta2, oneMinusBeta2: 1 - beta2, eps: this.settings.eps, negStepSize,
+      biasCorrection2Sqrt,
+      keep: decoupled && u.lr * u.weightDecay !== 0 ? 1 - u.lr * u.weightDecay : undefined,
+      l2: !decoupled && u.weightDecay !== 0 ? u.weightDecay : undefined,
+    });
+    if (fused !== undefined) {
+      const [p, m, v] = fused;
+      u.variable.assign(p);
+      p.dispose();
+      first?.dispose();
+      second?.dispose();
+      state.first = m;
+      state.second = v;
+      return;
+    }
     const next = tf.tidy(() => {
       let p: tf.Tensor = u.variable;
       let g: tf.Tensor = u.grad;

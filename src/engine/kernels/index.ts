@@ -34,6 +34,7 @@ import type {
   NamedTensorInfoMap,
   TensorInfo,
 } from '@tensorflow/tfjs';
+import { registerAdamStepKernel } from './adam-step.ts';
 import { registerBatchNormTrainKernels } from './batch-norm-train.ts';
 import { composeKernel } from './compose.ts';
 import { CLIP_GRADIENT_KERNEL, GRADIENTS, type ClipGradientAttrs } from './gradients.ts';
@@ -348,4 +349,5 @@ export function registerTrainingKernels(): void {
     tf.registerKernel({ ...config, setupFunc: original?.setupFunc, disposeFunc: original?.disposeFunc });
   }
   registerBatchNormTrainKernels();
+  registerAdamStepKernel();
 }
