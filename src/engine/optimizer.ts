@@ -6,12 +6,12 @@
  * The elementwise arithmetic follows torch 1.13's single-tensor kernels operation by operation
  * (same order, same float32 scalars) so a run matches PyTorch to float32 rounding; the scalar
  * bias corrections are computed in float64 as torch does in Python. On wasm the Adam/AdamW
- * update runs as one kernel doing exactly those operations (kernels/adam-step.ts).
+ * and SGD updates run as one kernel each, doing exactly those operations (kernels/optimizer-step.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { OptimizerName } from '../core/plan.ts';
 import { LayerwiseError, assertNever } from '../core/errors.ts';
-import { fusedAdamStep } from './kernels/adam-step.ts';
+import { fusedAdamStep, fusedSgdStep } from './kernels/optimizer-step.ts';
 
 export interface OptimizerSettings {
   type: OptimizerName;
@@ -181,6 +181,21 @@ export class GroupedOptimizer {
   private sgdStep(u: ParamUpdate, state: ParamState, c: Constants): void {
     const { momentum, nesterov } = this.settings;
     const previous = state.first;
+    const fused = fusedSgdStep(u.variable, u.grad, previous, {
+      lr: u.lr,
+      l2: u.weightDecay !== 0 ? u.weightDecay : undefined,
+      momentum: momentum !== 0 ? momentum : undefined,
+      nesterov,
+    });
+    if (fused !== undefined) {
+      const [p, buf] = fused;
+      u.variable.assign(p);
+      p.dispose();
+      previous?.dispose();
+      if (buf !== undefined) state.first = buf;
+      else delete state.first;
+      return;
+    }
     const buffer = tf.tidy(() => {
       const p: tf.Tensor = u.variable;
       let d: tf.Tensor = u.weightDecay !== 0 ? tf.add(u.grad, tf.mul(p, u.weightDecay)) : u.grad;

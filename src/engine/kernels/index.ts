@@ -34,7 +34,7 @@ import type {
   NamedTensorInfoMap,
   TensorInfo,
 } from '@tensorflow/tfjs';
-import { registerAdamStepKernel } from './adam-step.ts';
+import { registerOptimizerStepKernels } from './optimizer-step.ts';
 import { registerBatchNormTrainKernels } from './batch-norm-train.ts';
 import { composeKernel } from './compose.ts';
 import { CLIP_GRADIENT_KERNEL, GRADIENTS, type ClipGradientAttrs } from './gradients.ts';
@@ -349,5 +349,5 @@ export function registerTrainingKernels(): void {
     tf.registerKernel({ ...config, setupFunc: original?.setupFunc, disposeFunc: original?.disposeFunc });
   }
   registerBatchNormTrainKernels();
-  registerAdamStepKernel();
+  registerOptimizerStepKernels();
 }

@@ -53,3 +53,35 @@ void EXPORT(adam_step)(const float *p, const float *g, const float *m, const flo
     v_out[i] = vi;
   }
 }
+
+/* torch 1.13's _single_tensor_sgd (dampening 0) in one pass: d = g (+ l2·p); with momentum,
+ * buf = buf·momentum + d (buf = d on the first step, torch's clone) and d = buf, or d + buf·momentum
+ * for Nesterov; p' = p + d·(−lr). buf 0 means no previous buffer; buf_out is written only when
+ * momentum is on. */
+void EXPORT(sgd_step)(const float *p, const float *g, const float *buf, float *p_out, float *buf_out, int n,
+                      float neg_lr, int l2, float l2_factor, int use_momentum, float momentum, int nesterov) {
+  const v128_t vlr = wasm_f32x4_splat(neg_lr), vl2 = wasm_f32x4_splat(l2_factor), vm = wasm_f32x4_splat(momentum);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v128_t pi = wasm_v128_load(p + i);
+    v128_t d = wasm_v128_load(g + i);
+    if (l2) d = wasm_f32x4_add(d, wasm_f32x4_mul(pi, vl2));
+    if (use_momentum) {
+      const v128_t b = buf ? wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(buf + i), vm), d) : d;
+      wasm_v128_store(buf_out + i, b);
+      d = nesterov ? wasm_f32x4_add(d, wasm_f32x4_mul(b, vm)) : b;
+    }
+    wasm_v128_store(p_out + i, wasm_f32x4_add(pi, wasm_f32x4_mul(d, vlr)));
+  }
+  for (; i < n; i++) {
+    const float pi = p[i];
+    float d = g[i];
+    if (l2) d = d + pi * l2_factor;
+    if (use_momentum) {
+      const float b = buf ? buf[i] * momentum + d : d;
+      buf_out[i] = b;
+      d = nesterov ? d + b * momentum : b;
+    }
+    p_out[i] = pi + d * neg_lr;
+  }
+}

@@ -1,24 +1,26 @@
 /**
- * The fused Adam/AdamW kernel (src/engine/kernels/adam-step.ts) against, first, a float32
- * reference written here from torch 1.13's _single_tensor_adam(w) (every operation rounded with
- * Math.fround, in torch's order), and second, the optimizer's own tf-op route on the same
- * backend, which it must equal bit for bit.
+ * The fused Adam/AdamW and SGD kernels (src/engine/kernels/optimizer-step.ts) against, first, a
+ * float32 reference written here from torch 1.13's _single_tensor_adam(w) / _single_tensor_sgd
+ * (every operation rounded with Math.fround, in torch's order), and second, the optimizer's own
+ * tf-op route on the same backend, which they must equal bit for bit.
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { seededRng } from '../../src/core/random.ts';
 import { selectBackend } from '../../src/engine/backend.ts';
-import { ADAM_STEP, useFusedAdamStep } from '../../src/engine/kernels/adam-step.ts';
+import { ADAM_STEP, SGD_STEP, useFusedOptimizerSteps } from '../../src/engine/kernels/optimizer-step.ts';
 import { GroupedOptimizer } from '../../src/engine/optimizer.ts';
 
 const f = Math.fround;
 
 interface Case {
-  type: 'adam' | 'adamw';
+  type: 'adam' | 'adamw' | 'sgd';
   size: number;
   lr: number;
   weightDecay: number;
+  momentum?: number;
+  nesterov?: boolean;
 }
 
 const CASES: Case[] = [
@@ -27,6 +29,10 @@ const CASES: Case[] = [
   { type: 'adamw', size: 64, lr: 1e-4, weightDecay: 0.1 },
   { type: 'adam', size: 13, lr: 1e-2, weightDecay: 0 },
   { type: 'adam', size: 515, lr: 5e-3, weightDecay: 0.05 },
+  { type: 'sgd', size: 7, lr: 0.1, weightDecay: 0 },
+  { type: 'sgd', size: 258, lr: 0.05, weightDecay: 1e-3, momentum: 0.9 },
+  { type: 'sgd', size: 33, lr: 0.01, weightDecay: 0, momentum: 0.8, nesterov: true },
+  { type: 'sgd', size: 1001, lr: 0.2, weightDecay: 0.01, momentum: 0.5, nesterov: true },
 ];
 const STEPS = 4;
 const BETAS: [number, number] = [0.9, 0.999];
@@ -37,8 +43,27 @@ function values(n: number, seed: number, scale = 1): Float32Array {
   return Float32Array.from({ length: n }, () => (rng() * 2 - 1) * scale);
 }
 
+/** torch 1.13 single-tensor SGD (dampening 0) in float32, one op at a time. */
+function sgdReference(c: Case, p0: Float32Array, grads: Float32Array[]): Float32Array {
+  const p = Float32Array.from(p0);
+  const buf = new Float32Array(p.length);
+  const momentum = f(c.momentum ?? 0);
+  grads.forEach((g, k) => {
+    for (let i = 0; i < p.length; i++) {
+      let d = c.weightDecay !== 0 ? f(g[i]! + f(p[i]! * f(c.weightDecay))) : g[i]!;
+      if (momentum !== 0) {
+        buf[i] = k === 0 ? d : f(f(buf[i]! * momentum) + d);
+        d = c.nesterov ? f(d + f(buf[i]! * momentum)) : buf[i]!;
+      }
+      p[i] = f(p[i]! + f(d * f(-c.lr)));
+    }
+  });
+  return p;
+}
+
 /** torch 1.13 single-tensor Adam/AdamW in float32, one op at a time. */
 function reference(c: Case, p0: Float32Array, grads: Float32Array[]): Float32Array {
+  if (c.type === 'sgd') return sgdReference(c, p0, grads);
   const p = Float32Array.from(p0);
   const m = new Float32Array(p.length);
   const v = new Float32Array(p.length);
@@ -60,9 +85,12 @@ function reference(c: Case, p0: Float32Array, grads: Float32Array[]): Float32Arr
   return p;
 }
 
+const optimizerFor = (c: Case): GroupedOptimizer =>
+  new GroupedOptimizer({ type: c.type, betas: BETAS, eps: EPS, momentum: c.momentum ?? 0, nesterov: c.nesterov ?? false });
+
 /** The optimizer's parameter after STEPS steps. */
 function run(c: Case, p0: Float32Array, grads: Float32Array[]): Float32Array {
-  const optimizer = new GroupedOptimizer({ type: c.type, betas: BETAS, eps: EPS, momentum: 0, nesterov: false });
+  const optimizer = optimizerFor(c);
   const variable = tf.variable(tf.tensor1d(p0));
   for (const g of grads) {
     const grad = tf.tensor1d(g);
@@ -77,7 +105,7 @@ function run(c: Case, p0: Float32Array, grads: Float32Array[]): Float32Array {
 
 /** Kernel names run by one step (tf.profile is async; the step inside it is synchronous). */
 async function kernelsOfOneStep(c: Case): Promise<string[]> {
-  const optimizer = new GroupedOptimizer({ type: c.type, betas: BETAS, eps: EPS, momentum: 0, nesterov: false });
+  const optimizer = optimizerFor(c);
   const variable = tf.variable(tf.tensor1d(values(c.size, 1)));
   const grad = tf.tensor1d(values(c.size, 2));
   const info = await tf.profile(() => optimizer.step([{ name: 'w', variable, grad, lr: c.lr, weightDecay: c.weightDecay }]));
@@ -92,28 +120,30 @@ const inputs = CASES.map((c, i) => ({
 }));
 let fused: Float32Array[] = [];
 let ops: Float32Array[] = [];
-let fusedKernels: string[] = [];
-let opKernels: string[] = [];
+const fusedKernels: string[][] = [];
+const opKernels: string[][] = [];
+/** One case per kernel kind for the kernel-name checks. */
+const KINDS = [CASES[0]!, CASES[6]!];
 
 before(async () => {
   await selectBackend('wasm', { trainableClassNames: ['Dense'] });
   fused = CASES.map((c, i) => run(c, inputs[i]!.p0, inputs[i]!.grads));
-  fusedKernels = await kernelsOfOneStep(CASES[0]!);
-  useFusedAdamStep(false);
+  for (const c of KINDS) fusedKernels.push(await kernelsOfOneStep(c));
+  useFusedOptimizerSteps(false);
   try {
     ops = CASES.map((c, i) => run(c, inputs[i]!.p0, inputs[i]!.grads));
-    opKernels = await kernelsOfOneStep(CASES[0]!);
+    for (const c of KINDS) opKernels.push(await kernelsOfOneStep(c));
   } finally {
-    useFusedAdamStep(true);
+    useFusedOptimizerSteps(true);
   }
 });
 
-test('on wasm the Adam/AdamW step is one fused kernel (and the switch turns it off)', () => {
-  assert.deepEqual(fusedKernels, [ADAM_STEP]);
-  assert.ok(!opKernels.includes(ADAM_STEP) && opKernels.length > 5, opKernels.join(' '));
+test('on wasm an Adam/AdamW or SGD step is one fused kernel (and the switch turns it off)', () => {
+  assert.deepEqual(fusedKernels, [[ADAM_STEP], [SGD_STEP]]);
+  opKernels.forEach((names) => assert.ok(!names.includes(ADAM_STEP) && !names.includes(SGD_STEP) && names.length > 3, names.join(' ')));
 });
 
-test('the fused step matches torch\'s float32 formula, op by op (Adam, AdamW, with and without decay)', () => {
+test('the fused steps match torch\'s float32 formulas, op by op (Adam, AdamW, SGD ± momentum/Nesterov, ± decay)', () => {
   CASES.forEach((c, i) => {
     const expected = reference(c, inputs[i]!.p0, inputs[i]!.grads);
     const actual = fused[i]!;
@@ -125,7 +155,7 @@ test('the fused step matches torch\'s float32 formula, op by op (Adam, AdamW, wi
   });
 });
 
-test('the fused step equals the optimizer\'s tf-op route bit for bit', () => {
+test('the fused steps equal the optimizer\'s tf-op route bit for bit', () => {
   CASES.forEach((c, i) => {
     assert.deepEqual(Array.from(fused[i]!), Array.from(ops[i]!), `${c.type} size ${c.size} wd ${c.weightDecay}`);
   });
