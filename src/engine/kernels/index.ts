@@ -322,11 +322,12 @@ export { nativeKernelStatus } from './native.ts';
 
 let threadNote: string | undefined;
 
-/** One clause for the backend's reason: whether the conv gradients run in the engine's SIMD kernels, on how many threads. */
+/** One clause for the backend's reason: whether the engine's SIMD kernels run, and on how many threads. */
 export function nativeKernelNote(): string {
   const status = nativeKernelStatus();
   if (!status.loaded) return status.problem;
-  return `conv gradients in the engine's SIMD wasm kernels${threadNote === undefined ? '' : `; ${threadNote}`}`;
+  return `convolutions, matrix products, normalisation and optimizer steps in the engine's SIMD wasm kernels${
+    threadNote === undefined ? '' : `; ${threadNote}`}`;
 }
 
 /** Kernel names this module provides for wasm (for reports and tests). */

@@ -208,7 +208,7 @@ export function startKernelThreads(module: WebAssembly.Module | undefined): Thre
   else {
     try {
       pool = new KernelThreads(module, script, count);
-      status = { threads: count, note: `conv kernels split over ${count + 1} threads` };
+      status = { threads: count, note: `conv and matrix-product kernels split over ${count + 1} threads` };
     } catch (e) {
       status = { threads: 0, note: `kernel threads could not start (${e instanceof Error ? e.message : String(e)})` };
     }
