@@ -412,8 +412,7 @@ async function main(): Promise<void> {
   if (flag('no-native')) useNativeKernels(false);
   if (flag('no-threads')) useKernelThreads(false);
   if (flag('no-fast-layers')) useFastLayers(false);
-  // the kernel threads come up in the background; measure with them up, as a run's later steps are
-  else console.log(`kernel threads ready: ${(await kernelThreads()?.started()) ?? 0} (${kernelThreadStatus().note})`);
+  if (!flag('no-threads')) console.log(`kernel threads ready: ${kernelThreads()?.ready() ?? 0} (${kernelThreadStatus().note})`);
   const torch = await startTorch();
   const profiler = flag('profile') ? makeProfiler(backend.name) : undefined;
   console.log(`engine: tfjs ${tf.version.tfjs}, backend ${backend.name} — ${backend.reason}`);

@@ -10,7 +10,13 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { LayerwiseError, assertNever } from '../core/errors.ts';
 import { installFastLayers } from './fast-layers.ts';
-import { REPLACED_GRADIENTS, TRAINING_KERNEL_NAMES, nativeKernelNote, registerTrainingKernels } from './kernels/index.ts';
+import {
+  REPLACED_GRADIENTS,
+  TRAINING_KERNEL_NAMES,
+  nativeKernelNote,
+  registerTrainingKernels,
+  startKernelThreadsAndWait,
+} from './kernels/index.ts';
 
 import type { BackendPreference } from '../protocol/worker.ts';
 
@@ -186,7 +192,9 @@ export async function selectBackend(
       setWasmPaths(dir + path.sep);
       wasmPathsSet = true;
     }
-    return (await activate('wasm')) ? undefined : 'the wasm backend failed to initialise';
+    if (!(await activate('wasm'))) return 'the wasm backend failed to initialise';
+    await startKernelThreadsAndWait();
+    return undefined;
   };
 
   const unknown = unknownLayerClasses(classes);

@@ -6,10 +6,18 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { seededRng } from '../../src/core/random.ts';
 import { selectBackend } from '../../src/engine/backend.ts';
-import { kernelThreadStatus, kernelThreads, useKernelThreads } from '../../src/engine/kernels/threads.ts';
+import { splitBatch, startThreads } from '../../src/engine/kernels/native.ts';
+import {
+  kernelThreadCount,
+  kernelThreadStatus,
+  kernelThreads,
+  stopKernelThreads,
+  useKernelThreads,
+} from '../../src/engine/kernels/threads.ts';
 
 const RTOL = 1e-4;
 
@@ -152,12 +160,35 @@ let matMulThreaded: Results[] = [];
 let matMulPosted = 0;
 let posted = 0;
 let threadsUp = 0;
+/** Threads up when selectBackend returned, before anything waited for them. */
+let upAtSelect = 0;
+/** Odd batches over 3 and 7 kernel threads (this machine's count is 1 per extra core). */
+const MANY_LANES = [3, 7];
+const ODD_BATCHES = [5, 6, 7, 9, 10, 17];
+const oddCases = (): Case[] => ODD_BATCHES.flatMap((batch, i) => {
+  const base = CASES[(5 * i) % CASES.length]!;
+  const matching = CASES.find((c, j) => j > 12 && c.kind !== base.kind && c.pad === base.pad) ?? base;
+  return [base, matching].map((c) => ({ ...c, batch, name: `${c.name} batch ${batch}` }));
+});
+let oddReference: Results[] = [];
+let oddMatMul: MatMulCase[] = [];
+let oddMatMulReference: Results[] = [];
+const manyLanes: Array<{ lanes: number; up: number; conv: Results[]; matMul: Results[] }> = [];
 
 before(async () => {
   assert.ok(await tf.setBackend('cpu'));
   reference = CASES.map((c, i) => results(c, 100 * i));
   matMulReference = MATMUL_CASES.map((c, i) => matMulResults(c, 7000 + 10 * i));
+  oddReference = oddCases().map((c, i) => results(c, 300 + 100 * i));
+  // products whose split side (rows when m ≥ n, else columns) has an odd length
+  oddMatMul = ODD_BATCHES.flatMap((len, i) => [
+    { batch: [], m: len + 8, k: 6, n: len, transposeA: i % 2 === 0, transposeB: false },
+    { batch: [], m: len, k: 5, n: len + 9, transposeA: false, transposeB: i % 2 === 1 },
+    { batch: [len], m: 4, k: 3, n: 5, transposeA: false, transposeB: true },
+  ]);
+  oddMatMulReference = oddMatMul.map((c, i) => matMulResults(c, 9000 + 10 * i));
   await selectBackend('wasm', { trainableClassNames: ['Conv2D', 'DepthwiseConv2D'] });
+  upAtSelect = kernelThreads()?.ready() ?? 0;
   threadsUp = (await kernelThreads()?.started()) ?? 0;
   // split every call, however small: the cases are small so that cpu can compute them
   useKernelThreads(true, { minWork: 0 });
@@ -170,12 +201,73 @@ before(async () => {
   } finally {
     useKernelThreads(true);
   }
+  // the same kernels over more threads than this machine has cores: every split shape occurs
+  for (const lanes of MANY_LANES) {
+    await stopKernelThreads();
+    startThreads(lanes);
+    const up = (await kernelThreads()?.started()) ?? 0;
+    useKernelThreads(true, { minWork: 0 });
+    try {
+      manyLanes.push({
+        lanes,
+        up,
+        conv: oddCases().map((c, i) => results(c, 300 + 100 * i)),
+        matMul: oddMatMul.map((c, i) => matMulResults(c, 9000 + 10 * i)),
+      });
+    } finally {
+      useKernelThreads(true);
+    }
+  }
+  await stopKernelThreads();
+  startThreads();
+  await kernelThreads()?.started();
 });
 
 after(() => useKernelThreads(true));
 
-test('kernel threads start on a machine with more than one core, and say so', () => {
+test('a batch splits into parts that cover it once, in order, none empty, this thread taking the smallest', () => {
+  for (let batch = 2; batch <= 60; batch++) {
+    for (let lanes = 1; lanes < Math.min(batch, 9); lanes++) {
+      const { mine, parts } = splitBatch(batch, lanes);
+      assert.ok(mine >= 1 && parts.length === lanes, `${batch}/${lanes}`);
+      let next = mine;
+      for (const p of parts) {
+        assert.equal(p.start, next, `${batch}/${lanes}: part starts where the previous ended`);
+        assert.ok(p.images >= mine && p.images <= mine + 1, `${batch}/${lanes}: part of ${p.images} images beside ${mine}`);
+        next += p.images;
+      }
+      assert.equal(next, batch, `${batch}/${lanes}: parts end at the batch's end`);
+    }
+  }
+});
+
+test('LAYERWISE_KERNEL_THREADS sets the thread count; anything else falls back to one per extra core', () => {
+  assert.equal(kernelThreadCount({ LAYERWISE_KERNEL_THREADS: '3' }).count, 3);
+  assert.equal(kernelThreadCount({ LAYERWISE_KERNEL_THREADS: '0' }).count, 0);
+  const fallback = Math.min(7, availableParallelism() - 1);
+  for (const bad of ['-1', 'two', '1.5', '']) assert.equal(kernelThreadCount({ LAYERWISE_KERNEL_THREADS: bad }).count, fallback, bad);
+});
+
+test('over 3 and 7 threads, odd batches and odd product sides split correctly (conv, depthwise, rows, columns, products)', () => {
+  assert.equal(manyLanes.length, MANY_LANES.length);
+  for (const run of manyLanes) {
+    assert.equal(run.up, run.lanes, `${run.lanes} threads should have come up`);
+    oddCases().forEach((c, i) => {
+      for (const [name, expected] of Object.entries(oddReference[i]!)) {
+        assertClose(run.conv[i]![name]!, expected, `${run.lanes} threads, ${c.name}: ${name}`);
+      }
+    });
+    oddMatMul.forEach((c, i) => {
+      for (const [name, expected] of Object.entries(oddMatMulReference[i]!)) {
+        assertClose(run.matMul[i]![name]!, expected, `${run.lanes} threads, [${c.batch.join(',')}] ${c.m}×${c.k}·${c.k}×${c.n}: ${name}`);
+      }
+    });
+  }
+});
+
+test('kernel threads are up when selectBackend returns (every step splits alike), and the reason says so', { skip: availableParallelism() < 2 ? 'one core: no kernel threads' : false }, () => {
   assert.ok(threadsUp >= 1, kernelThreadStatus().note);
+  assert.equal(upAtSelect, threadsUp);
   assert.match(kernelThreadStatus().note, /split over \d+ threads/);
 });
 

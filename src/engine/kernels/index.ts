@@ -59,7 +59,7 @@ import {
   convWork,
   startThreads,
 } from './native.ts';
-import { threadsCanSplit } from './threads.ts';
+import { kernelThreads, threadsCanSplit } from './threads.ts';
 import {
   conv2dFilterGradient,
   conv2dInputGradient,
@@ -322,6 +322,28 @@ export { nativeKernelStatus } from './native.ts';
 
 let threadNote: string | undefined;
 
+/** How long selectBackend waits for the kernel threads (they take ~60–80 ms here). */
+const THREAD_START_LIMIT_MS = 10_000;
+
+/**
+ * Starts the kernel threads and waits until they are up (or the limit passes), so that every
+ * step of a run splits its kernels the same way: a run is then reproducible on this machine
+ * (PLAN-SPEC "Determinism"), where steps taken before the threads came up would round
+ * differently. Call once wasm is the backend.
+ */
+export async function startKernelThreadsAndWait(): Promise<void> {
+  threadNote = startThreads();
+  const threads = kernelThreads();
+  if (threads === undefined) return;
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, THREAD_START_LIMIT_MS);
+  });
+  await Promise.race([threads.started(), limit]);
+  clearTimeout(timer);
+  if (threads.ready() === 0) threadNote = `${threadNote} — but none came up within ${THREAD_START_LIMIT_MS / 1000} s`;
+}
+
 /** One clause for the backend's reason: whether the engine's SIMD kernels run, and on how many threads. */
 export function nativeKernelNote(): string {
   const status = nativeKernelStatus();
@@ -338,7 +360,6 @@ export const TRAINING_KERNEL_NAMES: readonly string[] = TRAINING_KERNELS.map((k)
  * number of times, before or after `tf.setBackend('wasm')`.
  */
 export function registerTrainingKernels(): void {
-  threadNote = startThreads();
   for (const g of GRADIENTS) if (tf.getGradient(g.kernelName) !== g) tf.registerGradient(g);
   for (const config of TRAINING_KERNELS) {
     // the wrappers call the stock kernel for the cases they leave alone

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { backend_util } from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs';
 import { heapFloats, type BackendWasm } from './heap.ts';
-import { kernelThreads, startKernelThreads, type ThreadedKernel } from './threads.ts';
+import { kernelThreads, splitMinWork, startKernelThreads, type ThreadedKernel } from './threads.ts';
 
 type Conv2DInfo = import('@tensorflow/tfjs').backend_util.Conv2DInfo;
 
@@ -87,20 +87,23 @@ function compile(): { module: WebAssembly.Module; file: string } | { problem: st
   return compiled;
 }
 
+let sharedModule: WebAssembly.Module | undefined;
+
 /**
  * Starts the kernel threads (once; they come up in the background) when the kernels are
- * built; returns the sentence for the backend's reason.
+ * built; returns the sentence for the backend's reason. `count` overrides how many (tests).
  */
-export function startThreads(): string {
+export function startThreads(count?: number): string {
   if (!('module' in compile())) return 'no kernel threads (kernels not built)';
-  const file = candidates(SHARED_FILE).find((f) => existsSync(f));
-  let module: WebAssembly.Module | undefined;
-  try {
-    module = file === undefined ? undefined : new WebAssembly.Module(readFileSync(file));
-  } catch {
-    module = undefined;
+  if (sharedModule === undefined) {
+    const file = candidates(SHARED_FILE).find((f) => existsSync(f));
+    try {
+      sharedModule = file === undefined ? undefined : new WebAssembly.Module(readFileSync(file));
+    } catch {
+      sharedModule = undefined;
+    }
   }
-  return startKernelThreads(module).note;
+  return startKernelThreads(sharedModule, count).note;
 }
 
 /** Whether the SIMD conv kernels are available, for the backend's reason. */
@@ -218,8 +221,8 @@ interface BatchCall {
     | { info: TensorInfo; perImage: number }
     | { info: TensorInfo; summed: number }
     | { info: TensorInfo; columns: { rows: number; width: number } };
-  /** Floats of scratch each part needs. */
-  scratch: number;
+  /** Floats of scratch a part of `images` images needs. */
+  scratch(images: number): number;
   /**
    * The C arguments for `images` images from `first` on, given the pointers: sliced…, whole…,
    * out, scratch (sliced ones and out already point at image `first`); `inPlace` when the
@@ -228,10 +231,35 @@ interface BatchCall {
   args(pointers: number[], images: number, first: number, inPlace: boolean): number[];
 }
 
+/**
+ * How `batch` images split between this thread and `lanes` kernel threads: this thread takes
+ * the first ⌊batch/(lanes+1)⌋ (it also makes the copies), each kernel thread that many or one
+ * more, in order. Every part gets at least one image when lanes < batch.
+ */
+export function splitBatch(batch: number, lanes: number): { mine: number; parts: Array<{ start: number; images: number }> } {
+  const base = Math.floor(batch / (lanes + 1));
+  const extra = batch - base * (lanes + 1);
+  const parts: Array<{ start: number; images: number }> = [];
+  let start = base;
+  for (let i = 0; i < lanes; i++) {
+    const images = base + (i < extra ? 1 : 0);
+    parts.push({ start, images });
+    start += images;
+  }
+  if (start !== batch || base < 1) throw new Error(`splitBatch(${batch}, ${lanes}): parts do not cover the batch`);
+  return { mine: base, parts };
+}
+
+/** The shared memory's first floats stay unused, so no region starts at 0 (a null pointer to the C kernels). */
+const RESERVED_FLOATS = 16;
+
 function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): void {
   const run = (args: number[]): void => (k[call.kernel] as (...a: number[]) => void)(...args);
-  const threads = kernelThreads(call.work);
-  const lanes = threads === undefined ? 0 : Math.min(threads.ready(), call.batch - 1);
+  const threads = call.batch >= 2 ? kernelThreads(call.work) : undefined;
+  // as many threads as are ready, as leave every part an image and half the threshold's work
+  const perPart = splitMinWork() / 2;
+  const worthwhile = perPart > 0 ? Math.floor(call.work / perPart) - 1 : Infinity;
+  const lanes = threads === undefined ? 0 : Math.max(0, Math.min(threads.ready(), call.batch - 1, worthwhile));
   const here = (work: number, images: number): number[] => call.args(
     [...call.sliced.map((t) => offset(backend, t.info)), ...call.whole.map((t) => (t === undefined ? 0 : offset(backend, t))),
       offset(backend, call.out.info), work],
@@ -240,73 +268,76 @@ function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): vo
     true,
   );
   if (threads === undefined || lanes === 0) {
-    withWork(backend, call.scratch, (work) => run(here(work, call.batch)));
+    withWork(backend, call.scratch(call.batch), (work) => run(here(work, call.batch)));
     return;
   }
-  // this thread takes the smallest share: it also makes the copies
-  const share = Math.ceil(call.batch / (lanes + 1));
-  const mine = call.batch - share * lanes;
-  const parts = Array.from({ length: lanes }, (_, i) => ({ start: mine + i * share, images: share }));
+  const { mine, parts } = splitBatch(call.batch, lanes);
   // shared memory: the whole inputs once, then per part its slices, its output and its scratch
-  let at = 0;
+  let at = RESERVED_FLOATS;
   const take = (floats: number): number => {
     const start = at;
     at += align4(floats);
     return start;
   };
   const wholeAt = call.whole.map((t) => (t === undefined ? -1 : take(sizeOf(t.shape))));
-  const outFloats = 'summed' in call.out ? call.out.summed
-    : 'columns' in call.out ? call.out.columns.rows * share : call.out.perImage * share;
-  const layout = parts.map(() => ({
-    sliced: call.sliced.map((t) => take(t.perImage * share)),
-    out: take(outFloats),
-    scratch: take(call.scratch),
+  const outFloats = (images: number): number => ('summed' in call.out ? call.out.summed
+    : 'columns' in call.out ? call.out.columns.rows * images : call.out.perImage * images);
+  const layout = parts.map((part) => ({
+    sliced: call.sliced.map((t) => take(t.perImage * part.images)),
+    out: take(outFloats(part.images)),
+    scratch: take(call.scratch(part.images)),
   }));
   const shared = threads.heap(at);
   if (shared === undefined) {
-    withWork(backend, call.scratch, (work) => run(here(work, call.batch)));
+    withWork(backend, call.scratch(call.batch), (work) => run(here(work, call.batch)));
     return;
   }
-  withWork(backend, call.scratch, (work) => {
-    // views after the scratch allocation, which may have grown (and detached) the heap
-    const views = call.sliced.map((t) => heapFloats(backend, t.info));
-    call.whole.forEach((t, i) => {
-      if (t !== undefined) shared.set(heapFloats(backend, t), wholeAt[i]);
-    });
-    parts.forEach((part, p) => {
-      const l = layout[p]!;
-      call.sliced.forEach((t, i) => {
-        const from = part.start * t.perImage;
-        shared.set(views[i]!.subarray(from, from + part.images * t.perImage), l.sliced[i]);
+  try {
+    withWork(backend, call.scratch(mine), (work) => {
+      // views after the scratch allocation, which may have grown (and detached) the heap
+      const views = call.sliced.map((t) => heapFloats(backend, t.info));
+      call.whole.forEach((t, i) => {
+        if (t !== undefined) shared.set(heapFloats(backend, t), wholeAt[i]);
       });
-      threads.post(call.kernel, call.args(
-        [...l.sliced.map((f) => f * 4), ...wholeAt.map((f) => (f < 0 ? 0 : f * 4)), l.out * 4, l.scratch * 4],
-        part.images,
-        part.start,
-        false,
-      ));
-    });
-    try {
-      run(here(work, mine));
-    } finally {
-      threads.join();
-    }
-    const out = heapFloats(backend, call.out.info);
-    parts.forEach((part, p) => {
-      const l = layout[p]!;
-      if ('summed' in call.out) {
-        for (let i = 0; i < call.out.summed; i++) out[i] = out[i]! + shared[l.out + i]!;
-      } else if ('columns' in call.out) {
-        const { rows, width } = call.out.columns;
-        for (let r = 0; r < rows; r++) {
-          const from = l.out + r * part.images;
-          out.set(shared.subarray(from, from + part.images), r * width + part.start);
-        }
-      } else {
-        out.set(shared.subarray(l.out, l.out + part.images * call.out.perImage), part.start * call.out.perImage);
+      parts.forEach((part, p) => {
+        const l = layout[p]!;
+        call.sliced.forEach((t, i) => {
+          const from = part.start * t.perImage;
+          shared.set(views[i]!.subarray(from, from + part.images * t.perImage), l.sliced[i]);
+        });
+        threads.post(call.kernel, call.args(
+          [...l.sliced.map((f) => f * 4), ...wholeAt.map((f) => (f < 0 ? 0 : f * 4)), l.out * 4, l.scratch * 4],
+          part.images,
+          part.start,
+          false,
+        ));
+      });
+      try {
+        run(here(work, mine));
+      } finally {
+        threads.join();
       }
+      const out = heapFloats(backend, call.out.info);
+      parts.forEach((part, p) => {
+        const l = layout[p]!;
+        if ('summed' in call.out) {
+          for (let i = 0; i < call.out.summed; i++) out[i] = out[i]! + shared[l.out + i]!;
+        } else if ('columns' in call.out) {
+          const { rows, width } = call.out.columns;
+          for (let r = 0; r < rows; r++) {
+            const from = l.out + r * part.images;
+            out.set(shared.subarray(from, from + part.images), r * width + part.start);
+          }
+        } else {
+          out.set(shared.subarray(l.out, l.out + part.images * call.out.perImage), part.start * call.out.perImage);
+        }
+      });
     });
-  });
+  } catch (e) {
+    // the caller made the output for this call; nobody will own it now
+    backend.disposeData(call.out.info.dataId);
+    throw e;
+  }
 }
 
 /** The geometry with another batch size (a part of a split call). */
@@ -339,7 +370,7 @@ export function nativeConv2d(
     sliced: [{ info: x, perImage: info.inHeight * info.inWidth * info.inChannels }],
     whole: [filter, bias],
     out: { info: out, perImage: info.outHeight * info.outWidth * info.outChannels },
-    scratch: k.conv2d_forward_work(taps, info.outChannels),
+    scratch: () => k.conv2d_forward_work(taps, info.outChannels),
     args: ([xp, fp, bp, yp, work], images) => [xp!, fp!, bp!, yp!, work!, CONV_ACTIVATIONS[activation], ...withBatch(g, images)],
   });
   return out;
@@ -361,7 +392,7 @@ export function nativeConv2dFilterGradient(backend: BackendWasm, x: TensorInfo, 
     ],
     whole: [],
     out: { info: out, summed: taps * info.outChannels },
-    scratch: k.conv2d_filter_grad_work(taps, info.outChannels),
+    scratch: () => k.conv2d_filter_grad_work(taps, info.outChannels),
     args: ([xp, dyp, dwp, work], images) => [xp!, dyp!, dwp!, work!, ...withBatch(g, images)],
   });
   return out;
@@ -380,7 +411,7 @@ export function nativeConv2dInputGradient(backend: BackendWasm, dy: TensorInfo, 
     sliced: [{ info: dy, perImage: info.outHeight * info.outWidth * info.outChannels }],
     whole: [filter],
     out: { info: out, perImage: info.inHeight * info.inWidth * info.inChannels },
-    scratch: k.conv2d_input_grad_work(taps, info.outChannels),
+    scratch: () => k.conv2d_input_grad_work(taps, info.outChannels),
     args: ([dyp, fp, dxp, work], images) => [dyp!, fp!, dxp!, work!, ...withBatch(g, images)],
   });
   return out;
@@ -402,7 +433,7 @@ export function nativeDepthwiseFilterGradient(backend: BackendWasm, x: TensorInf
     ],
     whole: [],
     out: { info: out, summed: info.filterHeight * info.filterWidth * info.outChannels },
-    scratch: 0,
+    scratch: () => 0,
     args: ([xp, dyp, dwp], images) => [xp!, dyp!, dwp!, ...withDepthwiseBatch(g, images)],
   });
   return out;
@@ -420,7 +451,7 @@ export function nativeDepthwiseInputGradient(backend: BackendWasm, dy: TensorInf
     sliced: [{ info: dy, perImage: info.outHeight * info.outWidth * info.outChannels }],
     whole: [filter],
     out: { info: out, perImage: info.inHeight * info.inWidth * info.inChannels },
-    scratch: 0,
+    scratch: () => 0,
     args: ([dyp, fp, dxp], images) => [dyp!, fp!, dxp!, ...withDepthwiseBatch(g, images)],
   });
   return out;
@@ -550,7 +581,7 @@ export function nativeBatchMatMul(backend: BackendWasm, a: TensorInfo, b: Tensor
       sliced: [],
       whole: [a, b],
       out: { info: out, perImage: n },
-      scratch: k.matmul_part_work(m, inner, n),
+      scratch: (rows) => k.matmul_part_work(rows, inner, n),
       args: ([ap, bp, op, work], rows, first) => [ap!, bp!, op!, work!, m, inner, n, ta, tb, first, rows, 0, n, n],
     });
   } else if (batch === 1) {
@@ -563,7 +594,7 @@ export function nativeBatchMatMul(backend: BackendWasm, a: TensorInfo, b: Tensor
       sliced: [],
       whole: [a, b],
       out: { info: out, columns: { rows: m, width: n } },
-      scratch: k.matmul_part_work(m, inner, n),
+      scratch: (cols) => k.matmul_part_work(m, inner, cols),
       args: ([ap, bp, op, work], cols, first, inPlace) =>
         [ap!, bp!, op!, work!, m, inner, n, ta, tb, 0, m, first, cols, inPlace ? n : cols],
     });
@@ -576,7 +607,7 @@ export function nativeBatchMatMul(backend: BackendWasm, a: TensorInfo, b: Tensor
       sliced: [{ info: a, perImage: m * inner }, { info: b, perImage: inner * n }],
       whole: [],
       out: { info: out, perImage: m * n },
-      scratch: k.batch_matmul_work(m, inner, n),
+      scratch: () => k.batch_matmul_work(m, inner, n),
       args: ([ap, bp, op, work], products) => [ap!, bp!, op!, work!, products, m, inner, n, ta, tb],
     });
   }

@@ -36,6 +36,8 @@ const waitAsync = (Atomics as unknown as {
 }).waitAsync;
 
 const PAGE = 65536;
+/** No single kernel call takes minutes: a call unanswered for this long is lost. */
+const JOIN_LIMIT_MS = 300_000;
 /** 2 GB: a part's copies beyond that run on the calling thread instead. */
 const MAX_PAGES = 32768;
 const SCRIPT = 'thread.js';
@@ -76,9 +78,14 @@ export class KernelThreads {
         args: new Float64Array(data.args),
         problem: new Uint8Array(data.problem),
       };
-      // a thread that dies (it cannot start, or is terminated) is simply never ready again
-      worker.on('error', () => Atomics.store(lane.words, LANE.state, STATE.stop));
-      worker.on('exit', () => Atomics.store(lane.words, LANE.state, STATE.stop));
+      // a thread that dies (it cannot start, or is terminated) is simply never ready again;
+      // the notify wakes `started()` waiting on it
+      const gone = (): void => {
+        Atomics.store(lane.words, LANE.state, STATE.stop);
+        Atomics.notify(lane.words, LANE.state);
+      };
+      worker.on('error', gone);
+      worker.on('exit', gone);
       this.lanes.push(lane);
     }
   }
@@ -144,14 +151,25 @@ export class KernelThreads {
     this.posted++;
   }
 
-  /** Waits for every call posted since the last join; throws what a thread reported. */
+  /**
+   * Waits for every call posted since the last join; throws what a thread reported. A thread
+   * that dies mid-call cannot say so while this thread is blocked here (its exit event needs
+   * the event loop), so a call that takes longer than JOIN_LIMIT_MS is given up as lost.
+   */
   join(): void {
     let failure: string | undefined;
     for (const lane of this.lanes) {
       let state = Atomics.load(lane.words, LANE.state);
+      const since = performance.now();
       while (state === STATE.work) {
-        Atomics.wait(lane.words, LANE.state, STATE.work);
+        Atomics.wait(lane.words, LANE.state, STATE.work, 1000);
         state = Atomics.load(lane.words, LANE.state);
+        if (state === STATE.work && performance.now() - since > JOIN_LIMIT_MS) {
+          // never hand this lane work again; the run fails with a message rather than hanging
+          Atomics.store(lane.words, LANE.state, STATE.stop);
+          failure ??= `no answer after ${JOIN_LIMIT_MS / 1000} s (the thread died or hangs)`;
+          state = STATE.stop;
+        }
       }
       if (state === STATE.failed) {
         const end = lane.problem.indexOf(0);
@@ -193,17 +211,30 @@ export const SPLIT_MIN_WORK = 6e6;
 let minWorkOverride: number | undefined;
 
 /**
- * Starts one kernel thread per core beyond the first (at most 7), once; returns why there are
- * none when they cannot start. `module` is the shared-memory build of the kernels.
+ * How many kernel threads to run: LAYERWISE_KERNEL_THREADS when set (0 turns them off; for
+ * containers whose CPU quota is below their visible cores), else one per core beyond the first,
+ * at most 7.
  */
-export function startKernelThreads(module: WebAssembly.Module | undefined): ThreadStatus {
+export function kernelThreadCount(env: NodeJS.ProcessEnv = process.env): { count: number; why: string } {
+  const asked = env['LAYERWISE_KERNEL_THREADS'];
+  if (asked !== undefined && asked.trim() !== '') {
+    const n = Number(asked);
+    if (Number.isInteger(n) && n >= 0 && n <= 64) return { count: n, why: 'LAYERWISE_KERNEL_THREADS' };
+  }
+  return { count: Math.min(7, availableParallelism() - 1), why: `${availableParallelism()} cores` };
+}
+
+/**
+ * Starts the kernel threads once (`count` of them; default kernelThreadCount()); returns why
+ * there are none when they cannot start. `module` is the shared-memory build of the kernels.
+ */
+export function startKernelThreads(module: WebAssembly.Module | undefined, count = kernelThreadCount().count): ThreadStatus {
   if (pool !== undefined || module === undefined) {
     if (module === undefined) status = { threads: 0, note: 'no shared-memory kernels module (kernels-shared.wasm)' };
     return status;
   }
-  const count = Math.min(7, availableParallelism() - 1);
   const script = scriptPath();
-  if (count < 1) status = { threads: 0, note: 'one core: kernels run on one thread' };
+  if (count < 1) status = { threads: 0, note: `no kernel threads (${kernelThreadCount().why}): kernels run on one thread` };
   else if (script === undefined) status = { threads: 0, note: `${SCRIPT} not built (npm run build): kernels run on one thread` };
   else {
     try {
@@ -216,8 +247,21 @@ export function startKernelThreads(module: WebAssembly.Module | undefined): Thre
   return status;
 }
 
+/** Stops the threads (tests that restart them with another count). */
+export async function stopKernelThreads(): Promise<void> {
+  const stopping = pool;
+  pool = undefined;
+  status = { threads: 0, note: 'kernel threads stopped' };
+  await stopping?.stop();
+}
+
 export function kernelThreadStatus(): ThreadStatus {
   return status;
+}
+
+/** The multiply-adds from which calls are split (lowered by tests). */
+export function splitMinWork(): number {
+  return minWorkOverride ?? SPLIT_MIN_WORK;
 }
 
 /** The pool, for a call of `work` multiply-adds when it is worth splitting (omitted: any call). */
