@@ -1,7 +1,7 @@
 /**
- * Faster training-mode `call`s for two tfjs-layers classes, patched on the class prototypes so
- * that every model gets them: one loaded for a run, one built by a bench or a test, a new head.
- * Outside training both run tfjs-layers' own code unchanged.
+ * Faster `call`s for three tfjs-layers classes, patched on the class prototypes so that every
+ * model gets them: one loaded for a run, one built by a bench or a test, a new head. Outside
+ * training BatchNormalization and Conv2D run tfjs-layers' own code unchanged.
  *
  * - BatchNormalization (training mode, channels last): one kernel forward and one back instead
  *   of moments + FusedBatchNorm and the tape's per-op gradients (kernels/batch-norm-train.ts),
@@ -9,6 +9,13 @@
  *   moving-average formula in the same order. Where the kernels do not apply (no wasm SIMD
  *   module, not float32, another axis) the original call runs. A layer with `scale` or `center`
  *   off trains here too (stock tfjs-layers reads the missing weight and throws).
+ * - LayerNormalization over the last axis (training and inference alike: it has no moving
+ *   statistics, so both compute the same thing): one kernel forward and one back
+ *   (kernels/layer-norm-train.ts) instead of moments, four Tiles and FusedBatchNorm with their
+ *   per-op gradients. A [32, 32, 64] layer on wasm: forward + backward ~0.17 instead of ~0.87 ms,
+ *   inference alone 35 instead of 410 µs. Other axes, ranks outside 2–4 and tensors the kernels
+ *   do not cover run the original call. A layer with `scale` or `center` off trains here too
+ *   (stock tfjs's gradient reads the missing input and throws).
  * - Conv2D (while gradients are recorded): tf.conv2d + bias add + activation instead of
  *   tf.fused.conv2d, whose custom gradient computes the input gradient eagerly. The stock conv2d
  *   gradient is lazy per input and the tape prunes inputs no trained variable feeds, so a
@@ -22,6 +29,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { batchNormTrain, batchNormTrainApplies } from './kernels/batch-norm-train.ts';
+import { layerNormTrain, layerNormTrainApplies } from './kernels/layer-norm-train.ts';
 
 type Kwargs = Record<string, unknown>;
 type CallFn = (this: tf.layers.Layer, inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs) => tf.Tensor | tf.Tensor[];
@@ -35,6 +43,14 @@ interface BatchNormFields {
   beta?: tf.LayerVariable | null;
   movingMean: tf.LayerVariable;
   movingVariance: tf.LayerVariable;
+}
+
+/** The LayerNormalization fields the patch reads; `axis` is a list of non-negative axes once the layer is built. */
+interface LayerNormFields {
+  axis: number | number[];
+  epsilon: number;
+  gamma?: tf.LayerVariable | null;
+  beta?: tf.LayerVariable | null;
 }
 
 /** The Conv fields the patch reads. */
@@ -95,6 +111,25 @@ function batchNormalizationCall(original: CallFn): CallFn {
   };
 }
 
+function layerNormalizationCall(original: CallFn): CallFn {
+  return function (this: tf.layers.Layer, inputs, kwargs) {
+    if (!enabled) return original.call(this, inputs, kwargs);
+    const layer = this as unknown as LayerNormFields;
+    const x = singleTensor(inputs);
+    const axes = typeof layer.axis === 'number' ? [layer.axis] : layer.axis;
+    // tfjs-layers normalises ranks 2–4 only; other ranks and axes keep its code (and its errors)
+    if (x === undefined || x.rank < 2 || x.rank > 4 || axes.length !== 1 || (axes[0]! >= 0 ? axes[0]! : axes[0]! + x.rank) !== x.rank - 1) {
+      return original.call(this, inputs, kwargs);
+    }
+    const gamma = layer.gamma?.read();
+    const beta = layer.beta?.read();
+    if (!layerNormTrainApplies(x, gamma, beta)) return original.call(this, inputs, kwargs);
+    const y = layerNormTrain(x, gamma, beta, layer.epsilon);
+    if (y === undefined) throw new Error(`${this.name}: the layer-norm kernel refused inputs it accepted`);
+    return y;
+  };
+}
+
 function conv2dCall(original: CallFn): CallFn {
   return function (this: tf.layers.Layer, inputs, kwargs) {
     // with no gradient recorded the fused kernel is the faster one and its gradient never runs
@@ -125,6 +160,7 @@ function conv2dCall(original: CallFn): CallFn {
 
 const PATCHES: ReadonlyArray<{ className: string; make: (original: CallFn) => CallFn }> = [
   { className: 'BatchNormalization', make: batchNormalizationCall },
+  { className: 'LayerNormalization', make: layerNormalizationCall },
   { className: 'Conv2D', make: conv2dCall },
 ];
 

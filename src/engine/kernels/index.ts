@@ -36,6 +36,7 @@ import type {
 } from '@tensorflow/tfjs';
 import { registerOptimizerStepKernels } from './optimizer-step.ts';
 import { registerBatchNormTrainKernels } from './batch-norm-train.ts';
+import { registerLayerNormTrainKernels } from './layer-norm-train.ts';
 import { composeKernel } from './compose.ts';
 import { CLIP_GRADIENT_KERNEL, GRADIENTS, type ClipGradientAttrs } from './gradients.ts';
 import { captureStock, heapFloats, runStock, type BackendWasm } from './heap.ts';
@@ -371,5 +372,6 @@ export function registerTrainingKernels(): void {
     tf.registerKernel({ ...config, setupFunc: original?.setupFunc, disposeFunc: original?.disposeFunc });
   }
   registerBatchNormTrainKernels();
+  registerLayerNormTrainKernels();
   registerOptimizerStepKernels();
 }
