@@ -11,7 +11,7 @@
  *
  * --no-native: the composed conv gradients instead of the engine's SIMD wasm kernels, to compare.
  * --no-threads: the engine's kernels on one thread (no kernel threads), to compare.
- * --no-fast-layers: tfjs-layers' own BatchNormalization and Conv2D training calls (src/engine/fast-layers.ts), to compare.
+ * --no-fast-layers: tfjs-layers' own BatchNormalization, LayerNormalization and Conv2D calls (src/engine/fast-layers.ts), to compare.
  *
  * Models (same layers, sizes and batch in both frameworks; AdamW lr 1e-4; cross-entropy from logits):
  *   mlp          784-256-256-10, ReLU; batch 64

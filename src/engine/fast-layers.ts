@@ -132,8 +132,11 @@ function layerNormalizationCall(original: CallFn): CallFn {
 
 function conv2dCall(original: CallFn): CallFn {
   return function (this: tf.layers.Layer, inputs, kwargs) {
-    // with no gradient recorded the fused kernel is the faster one and its gradient never runs
-    if (!enabled || tf.engine().state.gradientDepth === 0) return original.call(this, inputs, kwargs);
+    // with no gradient recorded the fused kernel is the faster one and its gradient never runs;
+    // measured on wasm (and cpu, whose fused conv is the same composition): tfjs-node keeps its own
+    if (!enabled || tf.engine().state.gradientDepth === 0 || tf.getBackend() === 'tensorflow') {
+      return original.call(this, inputs, kwargs);
+    }
     const layer = this as unknown as ConvFields;
     const x = singleTensor(inputs);
     if (x === undefined || x.rank !== 4 || layer.rank !== 2 || (layer.padding !== 'same' && layer.padding !== 'valid')) {
