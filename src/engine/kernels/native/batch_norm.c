@@ -19,26 +19,7 @@
  * here): one pass for mean and variance with Chan et al.'s block merge instead of two, 11.4 ms;
  * that and sums held in registers a column group at a time, 12.8 ms.
  */
-#include <wasm_simd128.h>
-
-#define EXPORT(name) __attribute__((export_name(#name))) name
-
-enum { BLOCK_ROWS = 64 };
-
-static inline int min_int(int a, int b) { return a < b ? a : b; }
-
-static void fill_zero(float *p, int n) {
-  for (int i = 0; i < n; i++) p[i] = 0.0f;
-}
-
-/* total[c] += partial[c] */
-static void add_into(float *total, const float *partial, int channels) {
-  int c = 0;
-  for (; c + 4 <= channels; c += 4) {
-    wasm_v128_store(total + c, wasm_f32x4_add(wasm_v128_load(total + c), wasm_v128_load(partial + c)));
-  }
-  for (; c < channels; c++) total[c] += partial[c];
-}
+#include "common.h"
 
 /* total[c] = Σ_r x[r, c]; partial holds `channels` floats of scratch. */
 static void sum_columns(const float *x, int rows, int channels, float *total, float *partial) {

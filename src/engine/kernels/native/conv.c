@@ -21,15 +21,9 @@
  * The product's inner kernel computes a 4×8 block of the result with 8 SIMD accumulators:
  * V8 maps wasm SIMD onto SSE registers (16 of them) and there is no fused multiply-add.
  */
-#include <wasm_simd128.h>
-
-#define EXPORT(name) __attribute__((export_name(#name))) name
+#include "common.h"
 
 enum { MR = 4, NR = 8 };
-
-static inline int round_up(int n, int m) { return (n + m - 1) / m * m; }
-static inline int min_int(int a, int b) { return a < b ? a : b; }
-static inline int max_int(int a, int b) { return a > b ? a : b; }
 
 /*
  * c[0..4)[0..8) (row stride ldc) = (accumulate ? c : 0) + Σ_k a[k][0..4) ⊗ b[k][0..8):
@@ -63,10 +57,6 @@ static inline void block_4x8(int k, const float *restrict a, const float *restri
   wasm_v128_store(c + ldc, c10), wasm_v128_store(c + ldc + 4, c11);
   wasm_v128_store(c + 2 * ldc, c20), wasm_v128_store(c + 2 * ldc + 4, c21);
   wasm_v128_store(c + 3 * ldc, c30), wasm_v128_store(c + 3 * ldc + 4, c31);
-}
-
-static void zero(float *p, int n) {
-  for (int i = 0; i < n; i++) p[i] = 0.0f;
 }
 
 /* op(a) rows [row0, row0 + rows) into 4-row panels (panel ⌊r/4⌋ holds op(a)[row0 + r, p] at
@@ -134,7 +124,7 @@ void EXPORT(conv2d_filter_grad)(const float *x, const float *dy, float *dw, floa
   const int m = fh * fw * in_c, mp = round_up(m, MR), np = round_up(out_c, NR);
   const int chunk = chunk_pixels(mp), pixels = batch * out_h * out_w;
   float *apack = work, *bpack = work + chunk * mp, *acc = bpack + chunk * np;
-  zero(acc, mp * np);
+  fill_zero(acc, mp * np);
   for (int p0 = 0; p0 < pixels; p0 += chunk) {
     const int pc = min_int(chunk, pixels - p0);
     // im2col straight into 4-row panels: column (i, j, ci) of pixel q goes to panel ⌊r/4⌋, slot r mod 4
@@ -192,7 +182,7 @@ void EXPORT(conv2d_input_grad)(const float *dy, const float *filter, float *dx, 
       bpack[(t / NR) * out_c * NR + co * NR + t % NR] = t < taps ? filter[t * out_c + co] : 0.0f;
     }
   }
-  zero(dx, batch * in_h * in_w * in_c);
+  fill_zero(dx, batch * in_h * in_w * in_c);
   for (int p0 = 0; p0 < pixels; p0 += chunk) {
     const int pc = min_int(chunk, pixels - p0), pcp = round_up(pc, MR);
     // dy rows in 4-pixel panels: panel ⌊q/4⌋ holds dy[q, co] at [co][q mod 4]
@@ -318,7 +308,7 @@ void EXPORT(depthwise_filter_grad)(const float *x, const float *dy, float *dw, i
                                    int channels, int mult, int out_h, int out_w, int fh, int fw, int sh, int sw,
                                    int dh, int dw_, int top, int left) {
   const int oc = channels * mult;
-  zero(dw, fh * fw * oc);
+  fill_zero(dw, fh * fw * oc);
   for (int n = 0; n < batch; n++) {
     for (int oh = 0; oh < out_h; oh++) {
       const float *dyrow = dy + (n * out_h + oh) * out_w * oc;
@@ -365,7 +355,7 @@ void EXPORT(depthwise_input_grad)(const float *dy, const float *filter, float *d
                                   int channels, int mult, int out_h, int out_w, int fh, int fw, int sh, int sw,
                                   int dh, int dw_, int top, int left) {
   const int oc = channels * mult;
-  zero(dx, batch * in_h * in_w * channels);
+  fill_zero(dx, batch * in_h * in_w * channels);
   for (int n = 0; n < batch; n++) {
     for (int oh = 0; oh < out_h; oh++) {
       const float *dyrow = dy + (n * out_h + oh) * out_w * oc;
@@ -486,7 +476,7 @@ void EXPORT(binary)(int op, const float *a, const float *b, float *out, int rows
 void EXPORT(max_pool_grad)(const float *x, const float *dy, float *dx, int batch, int in_h, int in_w, int channels,
                            int out_h, int out_w, int fh, int fw, int sh, int sw, int dh, int dw_, int top,
                            int left) {
-  zero(dx, batch * in_h * in_w * channels);
+  fill_zero(dx, batch * in_h * in_w * channels);
   const int plain2x2 = fh == 2 && fw == 2 && sh == 2 && sw == 2 && dh == 1 && dw_ == 1 && top == 0 && left == 0 &&
                        out_h * 2 <= in_h && out_w * 2 <= in_w;
   const int row = in_w * channels;

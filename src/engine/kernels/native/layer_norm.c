@@ -14,30 +14,11 @@
  * tfjs to make, save and free) measured the same or slower: forward + backward of a [32, 32, 64]
  * layer through the tape 178–186 µs against 165–173 µs.
  */
-#include <wasm_simd128.h>
-
-#define EXPORT(name) __attribute__((export_name(#name))) name
-
-enum { BLOCK_ROWS = 64 };
-
-static inline int min_int(int a, int b) { return a < b ? a : b; }
+#include "common.h"
 
 static inline float lanes_sum(v128_t v) {
   return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
          (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
-}
-
-static void fill_zero(float *p, int n) {
-  for (int i = 0; i < n; i++) p[i] = 0.0f;
-}
-
-/* total[c] += partial[c] */
-static void add_into(float *total, const float *partial, int channels) {
-  int c = 0;
-  for (; c + 4 <= channels; c += 4) {
-    wasm_v128_store(total + c, wasm_f32x4_add(wasm_v128_load(total + c), wasm_v128_load(partial + c)));
-  }
-  for (; c < channels; c++) total[c] += partial[c];
 }
 
 /* Σ_c xs[c], in two vector accumulators so that consecutive adds do not wait on each other. */

@@ -7,9 +7,7 @@
  * result equals that route bit for bit; the scalars arrive already rounded to float32 as tf.scalar
  * would round them. Same rules as conv.c: no static data, no shadow stack.
  */
-#include <wasm_simd128.h>
-
-#define EXPORT(name) __attribute__((export_name(#name))) name
+#include "common.h"
 
 /* m, v: the previous moments, or 0 on the parameter's first step (fresh zero state, which the
  * op route skips: 0·β + x is exactly x). decay: multiply p by `keep` first (AdamW's decoupled

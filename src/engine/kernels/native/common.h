@@ -1,0 +1,34 @@
+/*
+ * What every kernel file here shares. All of them are compiled into one module
+ * (scripts/build-wasm.mjs) that imports the tfjs wasm heap as its memory: no static data, no
+ * address-taken locals (the build links a zero-size shadow stack at address 0).
+ */
+#ifndef LAYERWISE_COMMON_H
+#define LAYERWISE_COMMON_H
+
+#include <wasm_simd128.h>
+
+#define EXPORT(name) __attribute__((export_name(#name))) name
+
+/* Rows a column sum adds into one partial sum before folding it into the total: float32 sums
+ * of thousands of rows lose digits otherwise. */
+enum { BLOCK_ROWS = 64 };
+
+static inline int round_up(int n, int m) { return (n + m - 1) / m * m; }
+static inline int min_int(int a, int b) { return a < b ? a : b; }
+static inline int max_int(int a, int b) { return a > b ? a : b; }
+
+static inline void fill_zero(float *p, int n) {
+  for (int i = 0; i < n; i++) p[i] = 0.0f;
+}
+
+/* total[c] += partial[c] */
+static inline void add_into(float *total, const float *partial, int channels) {
+  int c = 0;
+  for (; c + 4 <= channels; c += 4) {
+    wasm_v128_store(total + c, wasm_f32x4_add(wasm_v128_load(total + c), wasm_v128_load(partial + c)));
+  }
+  for (; c < channels; c++) total[c] += partial[c];
+}
+
+#endif
