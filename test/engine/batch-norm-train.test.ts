@@ -8,11 +8,9 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { ParamAudit } from '../../src/core/groups.types.ts';
-import { seededRng } from '../../src/core/random.ts';
 import type { Dataset } from '../../src/engine/data.ts';
 import { installFastLayers, useFastLayers } from '../../src/engine/fast-layers.ts';
 import { lossSpecFor, ModeControl } from '../../src/engine/forward.ts';
@@ -22,44 +20,9 @@ import { nativeKernelStatus } from '../../src/engine/kernels/native.ts';
 import { GroupedOptimizer } from '../../src/engine/optimizer.ts';
 import type { BoundParam } from '../../src/engine/session.ts';
 import { trainStep } from '../../src/engine/trainer.ts';
+import { assertAllClose, randomValues, size, wasmDir, type Results } from './numeric.ts';
 
-const RTOL = 1e-4;
 const EPSILON = 1e-3;
-
-type Results = Record<string, Float32Array>;
-
-const requireHere = createRequire(__filename);
-const wasmDir = path.join(path.dirname(requireHere.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
-
-function randomValues(n: number, seed: number): Float32Array {
-  const rng = seededRng(seed);
-  return Float32Array.from({ length: n }, () => rng() * 2 - 1);
-}
-
-const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
-
-/**
- * |actual − expected| ≤ rtol·(|expected| + scale), scale the reference's largest magnitude (at
- * least `floor`: a reference that is zero up to rounding, as a one-row batch's dx).
- */
-function assertClose(actual: Float32Array, expected: Float32Array, what: string, floor = 0): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  let scale = floor;
-  for (const v of expected) scale = Math.max(scale, Math.abs(v));
-  assert.ok(scale > 0, `${what}: reference is all zeros, the case tests nothing`);
-  for (let i = 0; i < expected.length; i++) {
-    const e = expected[i]!;
-    const a = actual[i]!;
-    if (!(Math.abs(a - e) <= RTOL * (Math.abs(e) + scale))) {
-      assert.fail(`${what}: element ${i} is ${a}, the reference gives ${e} (scale ${scale})`);
-    }
-  }
-}
-
-function assertAllClose(actual: Results, expected: Results, what: string, floor = 0): void {
-  assert.deepEqual(Object.keys(actual).sort(), Object.keys(expected).sort(), `${what}: same results`);
-  for (const key of Object.keys(expected)) assertClose(actual[key]!, expected[key]!, `${what} ${key}`, floor);
-}
 
 // ---------- the kernels against moments + batchNorm ----------
 
@@ -312,12 +275,6 @@ for (const [i, c] of BN_CASES.entries()) {
     assertAllClose(wasm.bn[i]!, cpu.bn[i]!, caseName(c), rows === 1 ? 1 : 0);
   });
 }
-
-test('the comparison rejects a result that is off by more than the tolerance', () => {
-  const expected = Float32Array.from([1, -2, 0.5, 0]);
-  const wrong = Float32Array.from([1, -2, 0.5 + 2 * RTOL * 2.5, 0]);
-  assert.throws(() => assertClose(wrong, expected, 'deliberately wrong'), /element 2/);
-});
 
 test('two training steps on wasm give the losses, weights and moving statistics of cpu', () => {
   assert.ok(cpu.training['bn1/moving_mean'] !== undefined, 'the model has moving statistics');

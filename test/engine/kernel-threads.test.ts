@@ -8,7 +8,6 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { seededRng } from '../../src/core/random.ts';
 import { selectBackend } from '../../src/engine/backend.ts';
 import { splitBatch, startThreads } from '../../src/engine/kernels/native.ts';
 import {
@@ -18,10 +17,8 @@ import {
   stopKernelThreads,
   useKernelThreads,
 } from '../../src/engine/kernels/threads.ts';
+import { assertClose, randomValues, size, type Results } from './numeric.ts';
 
-const RTOL = 1e-4;
-
-type Results = Record<string, Float32Array>;
 type Activation = 'linear' | 'relu' | 'relu6';
 
 interface Case {
@@ -70,13 +67,6 @@ function cases(): Case[] {
     }
   }
   return out;
-}
-
-const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
-
-function randomValues(n: number, seed: number): Float32Array {
-  const rng = seededRng(seed);
-  return Float32Array.from({ length: n }, () => rng() * 2 - 1);
 }
 
 /** Forward (dilated, with bias and activation) and both gradients of Σ conv(x, f) ⊙ w (undilated). */
@@ -137,19 +127,6 @@ function matMulResults(c: MatMulCase, seed: number): Results {
     const [da, db] = tf.grads((x: tf.Tensor, z: tf.Tensor) => tf.sum(tf.mul(product(x, z), weight)))([a, b]);
     return { y: y.dataSync() as Float32Array, da: da!.dataSync() as Float32Array, db: db!.dataSync() as Float32Array };
   });
-}
-
-/** |actual − cpu| ≤ rtol·(|cpu| + max|cpu|), as in kernels.test.ts. */
-function assertClose(actual: Float32Array, expected: Float32Array, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  let scale = 0;
-  for (const v of expected) scale = Math.max(scale, Math.abs(v));
-  assert.ok(scale > 0, `${what}: reference is all zeros, the case tests nothing`);
-  for (let i = 0; i < expected.length; i++) {
-    const e = expected[i]!;
-    const a = actual[i]!;
-    if (!(Math.abs(a - e) <= RTOL * (Math.abs(e) + scale))) assert.fail(`${what}: element ${i} is ${a}, cpu gives ${e}`);
-  }
 }
 
 const CASES = cases();
@@ -285,13 +262,6 @@ test('split matrix products match cpu: one product split by rows, many by produc
     const what = `[${c.batch.join(',')}] ${c.m}×${c.k}·${c.k}×${c.n} transposes ${c.transposeA}/${c.transposeB}`;
     for (const [name, expected] of Object.entries(matMulReference[i]!)) assertClose(matMulThreaded[i]![name]!, expected, `${what}: ${name}`);
   });
-});
-
-test('the comparison rejects a split result that is off by more than the tolerance', () => {
-  const expected = reference[0]!.dFilter!;
-  const wrong = Float32Array.from(expected);
-  wrong[wrong.length - 1] = wrong[wrong.length - 1]! + 1e-2 * Math.max(...expected.map(Math.abs));
-  assert.throws(() => assertClose(wrong, expected, 'mutated'), /element/);
 });
 
 test('a kernel that traps in a thread is reported as an error, and the thread keeps working', () => {

@@ -8,18 +8,13 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { seededRng } from '../../src/core/random.ts';
 import { TRAINING_KERNEL_NAMES, registerTrainingKernels } from '../../src/engine/kernels/index.ts';
 import { nativeKernelStatus, useNativeKernels } from '../../src/engine/kernels/native.ts';
-
-const RTOL = 1e-4;
+import { RTOL, assertClose, randomValues, size, wasmDir, type Results } from './numeric.ts';
 
 type Pad = 'same' | 'valid' | tf.backend_util.ExplicitPadding;
-type Results = Record<string, Float32Array>;
-
 interface ConvCase {
   name: string;
   kind: 'conv2d' | 'depthwise' | 'separable';
@@ -46,9 +41,6 @@ interface DilatedCase {
   dilation: number;
   pad: 'same' | 'valid';
 }
-
-const requireHere = createRequire(__filename);
-const wasmDir = path.join(path.dirname(requireHere.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
 
 // ---------- the matrix ----------
 
@@ -183,13 +175,6 @@ const TILE_CASES: TileCase[] = [
 ];
 
 // ---------- deterministic inputs ----------
-
-function randomValues(n: number, seed: number): Float32Array {
-  const rng = seededRng(seed);
-  return Float32Array.from({ length: n }, () => rng() * 2 - 1);
-}
-
-const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 /** For depthwise and separable cases the last axis is the channel multiplier. */
 function filterShape(c: ConvCase): [number, number, number, number] {
@@ -616,24 +601,6 @@ function attentionGradients(): Results {
 
 // ---------- comparison ----------
 
-/**
- * |wasm − cpu| ≤ rtol·(|cpu| + max|cpu|): relative per element, and relative to the tensor's
- * scale where an element is a near-cancelling sum of float32 terms.
- */
-function assertClose(actual: Float32Array, expected: Float32Array, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  let scale = 0;
-  for (const v of expected) scale = Math.max(scale, Math.abs(v));
-  assert.ok(scale > 0, `${what}: reference is all zeros, the case tests nothing`);
-  for (let i = 0; i < expected.length; i++) {
-    const e = expected[i]!;
-    const a = actual[i]!;
-    if (!(Math.abs(a - e) <= RTOL * (Math.abs(e) + scale))) {
-      assert.fail(`${what}: element ${i} is ${a}, cpu gives ${e} (scale ${scale})`);
-    }
-  }
-}
-
 // ---------- the two phases ----------
 
 const CONV_CASES = convCases();
@@ -865,7 +832,7 @@ test('a Dense / LayerNormalization / ReLU6 / attention-product block: same weigh
   for (const name of names) assertClose(wasm.attention[name]!, cpu.attention[name]!, name);
 });
 
-test('the comparison rejects a gradient that is off by more than the tolerance', () => {
+test('the comparison every kernel test uses (numeric.ts) rejects a result off by more than the tolerance', () => {
   const expected = Float32Array.from([1, -2, 0.5, 0]);
   const wrong = Float32Array.from([1, -2, 0.5 + 2 * RTOL * 2.5, 0]);
   assert.throws(() => assertClose(wrong, expected, 'deliberately wrong'), /element 2/);

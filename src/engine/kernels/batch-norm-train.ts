@@ -12,8 +12,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { GradConfig, KernelConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs';
-import type { BackendWasm } from './heap.ts';
-import { nativeModule, offset as heapOffset, withWork } from './native.ts';
+import { requiredInput, rowsAndChannels, type BackendWasm } from './heap.ts';
+import { nativeFunctions, offset as heapOffset, requireNativeFunctions, withWork } from './native.ts';
 
 export const BATCH_NORM_TRAIN = 'LayerwiseBatchNormTrain';
 export const BATCH_NORM_TRAIN_GRAD = 'LayerwiseBatchNormTrainGrad';
@@ -30,38 +30,15 @@ interface BatchNormTrainExports {
     dx: number, dscale: number, doffset: number, rows: number, channels: number, work: number): void;
 }
 
-function exportsFor(backend: BackendWasm): BatchNormTrainExports | undefined {
-  const k = nativeModule<Partial<BatchNormTrainExports>>(backend);
-  // a kernels.wasm built before batch_norm.c existed has the module but not these functions
-  if (typeof k?.batch_norm_train !== 'function' || typeof k.batch_norm_train_grad !== 'function') return undefined;
-  return k as BatchNormTrainExports;
-}
-
-function required(inputs: Record<string, TensorInfo | undefined>, name: string, kernel: string): TensorInfo {
-  const info = inputs[name];
-  if (info === undefined) throw new Error(`${kernel}: missing input "${name}"`);
-  return info;
-}
-
-function loaded(backend: BackendWasm, kernel: string): BatchNormTrainExports {
-  const k = exportsFor(backend);
-  if (k === undefined) throw new Error(`${kernel}: the engine's wasm kernels are not loaded`);
-  return k;
-}
-
-/** x as [rows, channels]: the last axis holds the channels. */
-function rowsAndChannels(x: TensorInfo): { rows: number; channels: number } {
-  const channels = x.shape[x.shape.length - 1] ?? 1;
-  return { rows: tf.util.sizeFromShape(x.shape) / channels, channels };
-}
+const FUNCTIONS = ['batch_norm_train', 'batch_norm_train_grad'] as const satisfies ReadonlyArray<keyof BatchNormTrainExports>;
 
 /** Inputs x, scale (one per channel) and optionally offset; outputs [y, mean, variance]. */
 const batchNormTrainKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = backend as BackendWasm;
-  const x = required(inputs, 'x', BATCH_NORM_TRAIN);
-  const scale = required(inputs, 'scale', BATCH_NORM_TRAIN);
+  const x = requiredInput(inputs, 'x', BATCH_NORM_TRAIN);
+  const scale = requiredInput(inputs, 'scale', BATCH_NORM_TRAIN);
   const shift = inputs.offset;
-  const k = loaded(wasm, BATCH_NORM_TRAIN);
+  const k = requireNativeFunctions<BatchNormTrainExports>(wasm, FUNCTIONS, BATCH_NORM_TRAIN);
   const { varianceEpsilon } = attrs as unknown as BatchNormTrainAttrs;
   const { rows, channels } = rowsAndChannels(x);
   const y = wasm.makeOutput(x.shape.slice(), 'float32');
@@ -78,8 +55,8 @@ const batchNormTrainKernel: KernelFunc = ({ inputs, backend, attrs }) => {
 const batchNormTrainGradKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = backend as BackendWasm;
   const [x, dy, mean, variance, scale] = ['x', 'dy', 'mean', 'variance', 'scale'].map((n) =>
-    required(inputs, n, BATCH_NORM_TRAIN_GRAD)) as [TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo];
-  const k = loaded(wasm, BATCH_NORM_TRAIN_GRAD);
+    requiredInput(inputs, n, BATCH_NORM_TRAIN_GRAD)) as [TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo];
+  const k = requireNativeFunctions<BatchNormTrainExports>(wasm, FUNCTIONS, BATCH_NORM_TRAIN_GRAD);
   const { varianceEpsilon } = attrs as unknown as BatchNormTrainAttrs;
   const { rows, channels } = rowsAndChannels(x);
   const dx = wasm.makeOutput(x.shape.slice(), 'float32');
@@ -130,7 +107,7 @@ const perChannel = (t: Tensor | undefined, channels: number): boolean =>
  */
 export function batchNormTrainApplies(x: Tensor, gamma: Tensor | undefined, beta: Tensor | undefined): boolean {
   if (tf.getBackend() !== 'wasm' || tf.getKernel(BATCH_NORM_TRAIN, 'wasm') === undefined) return false;
-  if (tf.getGradient(BATCH_NORM_TRAIN) === undefined || exportsFor(tf.backend() as BackendWasm) === undefined) return false;
+  if (tf.getGradient(BATCH_NORM_TRAIN) === undefined || nativeFunctions<BatchNormTrainExports>(tf.backend() as BackendWasm, FUNCTIONS) === undefined) return false;
   const channels = x.shape[x.rank - 1];
   if (x.dtype !== 'float32' || x.rank < 1 || channels === undefined || x.size === 0) return false;
   return perChannel(gamma, channels) && perChannel(beta, channels);

@@ -60,3 +60,16 @@ export function runStock(
   if (Array.isArray(out)) throw new Error(`${kernelName} returned several tensors`);
   return out;
 }
+
+/** A kernel's input by name, or an error naming the kernel. */
+export function requiredInput(inputs: Record<string, TensorInfo | undefined>, name: string, kernel: string): TensorInfo {
+  const info = inputs[name];
+  if (info === undefined) throw new Error(`${kernel}: missing input "${name}"`);
+  return info;
+}
+
+/** A tensor seen as [rows, channels], the channels on its last axis. */
+export function rowsAndChannels(x: TensorInfo): { rows: number; channels: number } {
+  const channels = x.shape[x.shape.length - 1] ?? 1;
+  return { rows: x.shape.reduce((a, b) => a * b, 1) / channels, channels };
+}

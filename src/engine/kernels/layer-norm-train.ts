@@ -13,8 +13,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { GradConfig, KernelConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs';
-import type { BackendWasm } from './heap.ts';
-import { nativeModule, offset as heapOffset, withWork } from './native.ts';
+import { requiredInput, rowsAndChannels, type BackendWasm } from './heap.ts';
+import { nativeFunctions, offset as heapOffset, requireNativeFunctions, withWork } from './native.ts';
 
 export const LAYER_NORM_TRAIN = 'LayerwiseLayerNormTrain';
 export const LAYER_NORM_TRAIN_GRAD = 'LayerwiseLayerNormTrainGrad';
@@ -31,38 +31,15 @@ interface LayerNormTrainExports {
     dbeta: number, rows: number, channels: number, work: number): void;
 }
 
-function exportsFor(backend: BackendWasm): LayerNormTrainExports | undefined {
-  const k = nativeModule<Partial<LayerNormTrainExports>>(backend);
-  // a kernels.wasm built before layer_norm.c existed has the module but not these functions
-  if (typeof k?.layer_norm_train !== 'function' || typeof k.layer_norm_train_grad !== 'function') return undefined;
-  return k as LayerNormTrainExports;
-}
-
-function required(inputs: Record<string, TensorInfo | undefined>, name: string, kernel: string): TensorInfo {
-  const info = inputs[name];
-  if (info === undefined) throw new Error(`${kernel}: missing input "${name}"`);
-  return info;
-}
-
-function loaded(backend: BackendWasm, kernel: string): LayerNormTrainExports {
-  const k = exportsFor(backend);
-  if (k === undefined) throw new Error(`${kernel}: the engine's wasm kernels are not loaded`);
-  return k;
-}
-
-/** x as [rows, channels]: each row is normalised over the last axis. */
-function rowsAndChannels(x: TensorInfo): { rows: number; channels: number } {
-  const channels = x.shape[x.shape.length - 1] ?? 1;
-  return { rows: tf.util.sizeFromShape(x.shape) / channels, channels };
-}
+const FUNCTIONS = ['layer_norm_train', 'layer_norm_train_grad'] as const satisfies ReadonlyArray<keyof LayerNormTrainExports>;
 
 /** Inputs x, gamma and optionally beta (one per channel); outputs [y, mean, invstd], the statistics one per row. */
 const layerNormTrainKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = backend as BackendWasm;
-  const x = required(inputs, 'x', LAYER_NORM_TRAIN);
-  const gamma = required(inputs, 'gamma', LAYER_NORM_TRAIN);
+  const x = requiredInput(inputs, 'x', LAYER_NORM_TRAIN);
+  const gamma = requiredInput(inputs, 'gamma', LAYER_NORM_TRAIN);
   const { beta } = inputs;
-  const k = loaded(wasm, LAYER_NORM_TRAIN);
+  const k = requireNativeFunctions<LayerNormTrainExports>(wasm, FUNCTIONS, LAYER_NORM_TRAIN);
   const { epsilon } = attrs as unknown as LayerNormTrainAttrs;
   const { rows, channels } = rowsAndChannels(x);
   const y = wasm.makeOutput(x.shape.slice(), 'float32');
@@ -78,8 +55,8 @@ const layerNormTrainKernel: KernelFunc = ({ inputs, backend, attrs }) => {
 const layerNormTrainGradKernel: KernelFunc = ({ inputs, backend }) => {
   const wasm = backend as BackendWasm;
   const [x, dy, mean, invstd, gamma] = ['x', 'dy', 'mean', 'invstd', 'gamma'].map((n) =>
-    required(inputs, n, LAYER_NORM_TRAIN_GRAD)) as [TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo];
-  const k = loaded(wasm, LAYER_NORM_TRAIN_GRAD);
+    requiredInput(inputs, n, LAYER_NORM_TRAIN_GRAD)) as [TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo];
+  const k = requireNativeFunctions<LayerNormTrainExports>(wasm, FUNCTIONS, LAYER_NORM_TRAIN_GRAD);
   const { rows, channels } = rowsAndChannels(x);
   const dx = wasm.makeOutput(x.shape.slice(), 'float32');
   const dgamma = wasm.makeOutput([channels], 'float32');
@@ -128,7 +105,7 @@ const perChannel = (t: Tensor | undefined, channels: number): boolean =>
  */
 export function layerNormTrainApplies(x: Tensor, gamma: Tensor | undefined, beta: Tensor | undefined): boolean {
   if (tf.getBackend() !== 'wasm' || tf.getKernel(LAYER_NORM_TRAIN, 'wasm') === undefined) return false;
-  if (tf.getGradient(LAYER_NORM_TRAIN) === undefined || exportsFor(tf.backend() as BackendWasm) === undefined) return false;
+  if (tf.getGradient(LAYER_NORM_TRAIN) === undefined || nativeFunctions<LayerNormTrainExports>(tf.backend() as BackendWasm, FUNCTIONS) === undefined) return false;
   const channels = x.shape[x.rank - 1];
   if (x.dtype !== 'float32' || x.rank < 1 || channels === undefined || x.size === 0) return false;
   return perChannel(gamma, channels) && perChannel(beta, channels);

@@ -157,6 +157,22 @@ export function nativeModule<T>(backend: BackendWasm): T | undefined {
   return kernelsFor(backend) as T | undefined;
 }
 
+/**
+ * The kernels module's functions `names`, typed by the caller, when the module is loaded and
+ * has them all (a kernels.wasm built before a C file existed lacks that file's functions).
+ */
+export function nativeFunctions<T>(backend: BackendWasm, names: ReadonlyArray<keyof T & string>): T | undefined {
+  const k = nativeModule<Record<string, unknown>>(backend);
+  return k !== undefined && names.every((n) => typeof k[n] === 'function') ? (k as T) : undefined;
+}
+
+/** nativeFunctions, or an error naming the kernel that needed them. */
+export function requireNativeFunctions<T>(backend: BackendWasm, names: ReadonlyArray<keyof T & string>, kernel: string): T {
+  const k = nativeFunctions<T>(backend, names);
+  if (k === undefined) throw new Error(`${kernel}: the engine's wasm kernels are not loaded`);
+  return k;
+}
+
 /** A tensor's byte offset in the wasm heap: what the C kernels take as a pointer. */
 export function offset(backend: BackendWasm, info: TensorInfo): number {
   const data = backend.dataIdMap.get(info.dataId);

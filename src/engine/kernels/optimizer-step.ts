@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, Tensor, TensorInfo } from '@tensorflow/tfjs';
 import type { BackendWasm } from './heap.ts';
-import { nativeModule, offset } from './native.ts';
+import { nativeFunctions, offset, requireNativeFunctions } from './native.ts';
 
 export const ADAM_STEP = 'LayerwiseAdamStep';
 export const SGD_STEP = 'LayerwiseSgdStep';
@@ -48,17 +48,12 @@ interface OptimizerExports {
     biasCorrection2Sqrt: number, decay: number, keep: number, l2: number, l2Factor: number): void;
 }
 
-function exportsFor(backend: BackendWasm): OptimizerExports | undefined {
-  const k = nativeModule<Partial<OptimizerExports>>(backend);
-  // a kernels.wasm built before optimizer.c existed has the module but not these functions
-  return typeof k?.adam_step === 'function' && typeof k.sgd_step === 'function' ? (k as OptimizerExports) : undefined;
-}
+const FUNCTIONS = ['adam_step', 'sgd_step'] as const satisfies ReadonlyArray<keyof OptimizerExports>;
 
 /** Inputs p, g and (after the first step) m, v; outputs [p', m', v']. */
 const adamStepKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = backend as BackendWasm;
-  const k = exportsFor(wasm);
-  if (k === undefined) throw new Error(`${ADAM_STEP}: the engine's wasm kernels are not loaded`);
+  const k = requireNativeFunctions<OptimizerExports>(wasm, FUNCTIONS, ADAM_STEP);
   const { p, g, m, v } = inputs as Record<string, TensorInfo | undefined>;
   if (p === undefined || g === undefined) throw new Error(`${ADAM_STEP}: missing p or g`);
   const s = attrs as unknown as AdamStepScalars;
@@ -73,8 +68,7 @@ const adamStepKernel: KernelFunc = ({ inputs, backend, attrs }) => {
 /** Inputs p, g and (with momentum, after the first step) buf; outputs [p', buf'] (buf' unused without momentum). */
 const sgdStepKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = backend as BackendWasm;
-  const k = exportsFor(wasm);
-  if (k === undefined) throw new Error(`${SGD_STEP}: the engine's wasm kernels are not loaded`);
+  const k = requireNativeFunctions<OptimizerExports>(wasm, FUNCTIONS, SGD_STEP);
   const { p, g, buf } = inputs as Record<string, TensorInfo | undefined>;
   if (p === undefined || g === undefined) throw new Error(`${SGD_STEP}: missing p or g`);
   const s = attrs as unknown as SgdStepScalars;
@@ -106,7 +100,7 @@ export function registerOptimizerStepKernels(): void {
 
 function applies(kernel: string, tensors: Array<Tensor | undefined>): boolean {
   if (!enabled || tf.getBackend() !== 'wasm' || tf.getKernel(kernel, 'wasm') === undefined) return false;
-  if (exportsFor(tf.backend() as BackendWasm) === undefined) return false;
+  if (nativeFunctions<OptimizerExports>(tf.backend() as BackendWasm, FUNCTIONS) === undefined) return false;
   return tensors.every((t) => t === undefined || t.dtype === 'float32');
 }
 
