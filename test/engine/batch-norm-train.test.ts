@@ -20,7 +20,7 @@ import { nativeKernelStatus } from '../../src/engine/kernels/native.ts';
 import { GroupedOptimizer } from '../../src/engine/optimizer.ts';
 import type { BoundParam } from '../../src/engine/session.ts';
 import { trainStep } from '../../src/engine/trainer.ts';
-import { assertAllClose, randomValues, size, wasmDir, type Results } from './numeric.ts';
+import { assertAllClose, assertNoLeaks, randomValues, size, wasmDir, type Results } from './numeric.ts';
 
 const EPSILON = 1e-3;
 
@@ -431,12 +431,7 @@ test('training steps through the patched layers keep tensor and buffer counts fl
   const step = (): void => {
     trainStep({ model, task: 'classification' }, lossSpecFor(model, 'classification'), optimizer, params, data, [0, 1, 2, 3], () => 0.1, false);
   };
-  step();
-  const tensors = tf.memory().numTensors;
-  const buffers = tf.backend().numDataIds();
-  for (let i = 0; i < 3; i++) step();
-  assert.equal(tf.memory().numTensors, tensors);
-  assert.equal(tf.backend().numDataIds(), buffers);
+  assertNoLeaks(step);
   optimizer.dispose();
   model.dispose();
 });

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { TRAINING_KERNEL_NAMES, registerTrainingKernels } from '../../src/engine/kernels/index.ts';
 import { nativeKernelStatus, useNativeKernels } from '../../src/engine/kernels/native.ts';
-import { RTOL, assertClose, randomValues, size, wasmDir, type Results } from './numeric.ts';
+import { assertClose, assertNoLeaks, randomValues, RTOL, size, wasmDir, type Results } from './numeric.ts';
 
 type Pad = 'same' | 'valid' | tf.backend_util.ExplicitPadding;
 interface ConvCase {
@@ -859,12 +859,7 @@ test('training steps on wasm keep tensor and buffer counts flat', () => {
       optimizer.minimize(() => tf.losses.softmaxCrossEntropy(labels, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar);
     });
   };
-  step();
-  const tensors = tf.memory().numTensors;
-  const buffers = tf.backend().numDataIds();
-  for (let i = 0; i < 3; i++) step();
-  assert.equal(tf.memory().numTensors, tensors);
-  assert.equal(tf.backend().numDataIds(), buffers);
+  assertNoLeaks(step);
   tf.dispose([x, labels]);
   optimizer.dispose();
   model.dispose();

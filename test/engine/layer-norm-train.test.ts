@@ -20,7 +20,7 @@ import { nativeKernelStatus } from '../../src/engine/kernels/native.ts';
 import { GroupedOptimizer } from '../../src/engine/optimizer.ts';
 import type { BoundParam } from '../../src/engine/session.ts';
 import { trainStep } from '../../src/engine/trainer.ts';
-import { assertAllClose, assertClose, randomValues, size, wasmDir, type Results } from './numeric.ts';
+import { assertAllClose, assertClose, assertNoLeaks, randomValues, size, wasmDir, type Results } from './numeric.ts';
 
 // ---------- one layer against tfjs-layers' own ----------
 
@@ -336,12 +336,7 @@ test('training steps through the patched layers keep tensor and buffer counts fl
       model.predict(tf.zeros([2, ...SAMPLE]));
     });
   };
-  step();
-  const tensors = tf.memory().numTensors;
-  const buffers = tf.backend().numDataIds();
-  for (let i = 0; i < 3; i++) step();
-  assert.equal(tf.memory().numTensors, tensors);
-  assert.equal(tf.backend().numDataIds(), buffers);
+  assertNoLeaks(step);
   optimizer.dispose();
   model.dispose();
 });

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { seededRng } from '../../src/core/random.ts';
 
 /** Relative tolerance of every kernel comparison: float32 rounding of differently ordered sums. */
@@ -48,4 +49,14 @@ export function assertClose(actual: Float32Array, expected: Float32Array, what: 
 export function assertAllClose(actual: Results, expected: Results, what: string, floor = 0): void {
   assert.deepEqual(Object.keys(actual).sort(), Object.keys(expected).sort(), `${what}: same results`);
   for (const key of Object.keys(expected)) assertClose(actual[key]!, expected[key]!, `${what} ${key}`, floor);
+}
+
+/** Runs `step` once (caches fill), then three times more: tensor and backend buffer counts must stay put. */
+export function assertNoLeaks(step: () => void): void {
+  step();
+  const tensors = tf.memory().numTensors;
+  const buffers = tf.backend().numDataIds();
+  for (let i = 0; i < 3; i++) step();
+  assert.equal(tf.memory().numTensors, tensors, 'tensors left behind');
+  assert.equal(tf.backend().numDataIds(), buffers, 'backend buffers left behind');
 }
