@@ -47,6 +47,7 @@ import {
   buildTreeModel,
   colorClass,
   formatNumber,
+  groupColors,
   nonNegative,
   parseNumber,
   positive,
@@ -548,7 +549,12 @@ export class PanelApp {
     this.els.treeBox.hidden = tree === undefined;
     if (!tree) return;
     const frozen = tree.groups.filter((g) => g.frozen).length;
-    this.els.treeSummary.textContent = `${tree.groups.length} groups · ${tree.layerCount} layers · base LR ${formatNumber(tree.baseLr)}${frozen > 0 ? ` · ${frozen} frozen group${frozen === 1 ? '' : 's'}` : ''} — bottom (input) to top (output)`;
+    const n = (count: number, what: string): string => `${count} ${what}${count === 1 ? '' : 's'}`;
+    const parts = [n(tree.groups.length, 'group'), n(tree.layerCount, 'layer'), `base LR ${formatNumber(tree.baseLr)}`];
+    if (frozen > 0) parts.push(n(frozen, 'frozen group'));
+    // said, not silent: the layers the hidden implicit group holds
+    if (tree.hiddenLayerCount > 0) parts.push(`${n(tree.hiddenLayerCount, 'layer')} without weights in no group, not shown`);
+    this.els.treeSummary.textContent = `${parts.join(' · ')} — bottom (input) to top (output)`;
     this.tree.render(tree, this.expanded);
   }
 
@@ -568,7 +574,9 @@ export class PanelApp {
       .sort((a, b) => a.l.depth - b.l.depth)
       .filter(({ l }) => l.params.some((p) => p.trainable));
     const drawn = new Set(layers.map(({ g }) => g.name));
-    const legend = res.groups.filter((g) => drawn.has(g.name)).map((g) => ({ label: g.name, color: colorClass(g.index) }));
+    const colors = groupColors(res);
+    const colorOf = (group: string, i: number): string => colors.get(group) ?? colorClass(i);
+    const legend = res.groups.filter((g) => drawn.has(g.name)).map((g) => ({ label: g.name, color: colorOf(g.name, g.index) }));
     const grid = el('div', 'chart-grid');
     box.append(grid);
     grid.append(
@@ -580,7 +588,7 @@ export class PanelApp {
         bars: layers.map(({ l, g }) => ({
           label: l.name,
           value: res.baseLr * l.lrMult,
-          color: colorClass(g.index),
+          color: colorOf(g.name, g.index),
           hollow: l.frozen,
           detail: `${formatNumber(res.baseLr * l.lrMult)} (×${formatNumber(l.lrMult)}, ${g.name}${l.frozen ? ', frozen' : ''})`,
         })),
@@ -598,13 +606,14 @@ export class PanelApp {
       const timeline = buildTimeline(stages, steps ?? ASSUMED_STEPS_PER_EPOCH);
       const preview = lrPreview(s.plan, res, timeline);
       // a group that never trains (no weights, or frozen by the plan) has no curve to draw
+      const weighted = new Set(res.groups.filter((g) => g.layers.some((l) => l.params.some((p) => p.trainable))).map((g) => g.name));
       const series: LineSeries[] = preview.groups
         .map((name, gi) => ({
           label: name,
-          color: colorClass(res.groups[gi]?.index ?? gi),
+          color: colorOf(name, gi),
           points: preview.steps.map((t, i) => [t, preview.lrs[i]?.[gi] ?? NaN] as const),
         }))
-        .filter((s) => s.points.some(([, lr]) => lr > 0));
+        .filter((s) => weighted.has(s.label) && s.points.some(([, lr]) => lr > 0));
       const markers: VerticalMarker[] = timeline.stages
         .filter((st) => st.index > 0)
         .map((st) => ({ x: st.startStep, label: `stage ${st.index + 1}`, kind: 'stage' }));
@@ -652,8 +661,8 @@ export class PanelApp {
       box.append(el('p', 'hint', 'Live curves appear here while a run trains; a finished run’s curves stay here afterwards.'));
       return;
     }
-    const groupIndex = new Map((this.derived.resolution?.groups ?? []).map((g) => [g.name, g.index]));
-    const colorOf = (group: string, i: number): string => colorClass(groupIndex.get(group) ?? i);
+    const colors = this.derived.resolution === undefined ? new Map<string, string>() : groupColors(this.derived.resolution);
+    const colorOf = (group: string, i: number): string => colors.get(group) ?? colorClass(i);
 
     if (run.report) box.append(reportSummary(run.report));
     const p = run.progress;

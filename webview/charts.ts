@@ -1,8 +1,8 @@
 /**
  * Small SVG charts for the panel: line charts (linear or log axes, gaps where a value cannot be
- * drawn, vertical markers) and bar charts (log y). Colours come from classes (`.c0` … `.c7`)
- * that media/webview.css maps to VS Code's `--vscode-charts-*` colours, so charts follow the
- * theme and nothing sets an inline style the CSP would refuse.
+ * drawn, vertical markers) and bar charts (log y). Colours come from classes (`.c0` … `.c7`,
+ * `alt` for a second round) that media/webview.css maps to a palette per theme kind, so charts
+ * follow the theme and nothing sets an inline style the CSP would refuse.
  */
 import { formatNumber } from './view-model.ts';
 

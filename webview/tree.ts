@@ -1,6 +1,7 @@
 /**
  * The layer tree: an ARIA treegrid of groups (bottom → top) and their layers, with a multiplier
- * field (÷2 / ×2 steppers, ↑/↓ in the field) and a freeze checkbox per row. Built from plain DOM
+ * field (÷2 / ×2 steppers, ↑/↓ in the field), a weight-decay field and a freeze checkbox per row,
+ * and per layer a select that moves it to another group. Built from plain DOM
  * elements rather than one web component per cell: a thousand rows of shadow roots cost several
  * times the 100 ms budget, and plain rows cloned from a template stay far under it.
  *
@@ -9,17 +10,22 @@
  */
 import type { PlanEditRequest } from '../src/protocol/webview.ts';
 import {
-  colorClass,
+  decayBlockedReason,
   formatNumber,
   formatParams,
   frozenEdit,
+  moveBlockedReason,
+  moveEdit,
   multiplierEdit,
   nonNegative,
   notEditableReason,
+  ownWeightDecayField,
   parseNumber,
   setHere,
   stepMultiplier,
+  weightDecayEdit,
   type GroupRow,
+  type LayerRow,
   type TreeModel,
   type TreeRow,
 } from './view-model.ts';
@@ -29,26 +35,38 @@ export interface LayerTreeEvents {
   expandedChanged(expanded: ReadonlySet<string>): void;
 }
 
-type Control = 'row' | 'mult' | 'dec' | 'inc' | 'frozen';
+type Control = 'row' | 'mult' | 'dec' | 'inc' | 'decay' | 'frozen' | 'move';
+/** The controls that hold a number the user types. */
+type NumberControl = 'mult' | 'decay';
 
 interface FocusKeep {
   key: string;
   control: Control;
-  /** A half-typed multiplier survives the redraw. */
+  /** A half-typed number, or a group picked but not yet applied, survives the redraw. */
   value?: string;
   start?: number | null;
   end?: number | null;
 }
 
-const COLUMNS: ReadonlyArray<{ label: string; cls: string; title?: string }> = [
-  { label: 'Group / layer', cls: 'col-name' },
-  { label: 'Params', cls: 'col-params' },
-  { label: 'LR multiplier', cls: 'col-mult', title: 'Multiplier of the base learning rate. Empty a layer’s field to let it follow its group.' },
-  { label: 'Effective LR', cls: 'col-lr', title: 'training.lr × multiplier, before the schedule' },
-  { label: 'Weight decay', cls: 'col-wd' },
-  { label: 'Frozen', cls: 'col-frozen' },
-  { label: 'Decided by', cls: 'col-rule' },
-  { label: '', cls: 'col-warn', title: 'Warnings' },
+/** One entry per cell of a row, in order; `col` names the cell (`td[data-col]`) for styles and tests. */
+const COLUMNS: ReadonlyArray<{ label: string; col: string; title?: string }> = [
+  { label: 'Group / layer', col: 'name' },
+  {
+    label: 'Layer’s group',
+    col: 'group',
+    title: 'The group a layer belongs to. Pick another to move the layer there: the plan’s patterns are rewritten so that only that group matches it.',
+  },
+  { label: 'Params', col: 'params' },
+  { label: 'LR multiplier', col: 'mult', title: 'Multiplier of the base learning rate. Empty a layer’s field to let it follow its group.' },
+  { label: 'Effective LR', col: 'lr', title: 'training.lr × multiplier, before the schedule' },
+  {
+    label: 'Weight decay',
+    col: 'wd',
+    title: 'Weight decay of the row’s optimized weights. Empty a field to remove the row’s own setting. A group’s value spares biases and normalisation weights (training.noDecay); a layer’s own value applies to all its weights.',
+  },
+  { label: 'Frozen', col: 'frozen' },
+  { label: 'Decided by', col: 'rule' },
+  { label: '', col: 'warn', title: 'Warnings' },
 ];
 
 /** Fixed row height (px, media/webview.css) that lets the tree draw only the rows in view. */
@@ -70,6 +88,8 @@ export class LayerTree {
   private readonly table: HTMLTableElement;
   private readonly body: HTMLTableSectionElement;
   private readonly template: HTMLTableRowElement;
+  /** The move select with one option per plan group, rebuilt with each model and cloned per layer row. */
+  private moveTemplate: HTMLSelectElement = document.createElement('select');
   private readonly topSpacer: HTMLTableRowElement;
   private readonly bottomSpacer: HTMLTableRowElement;
   /** Every row the expanded groups show, in order; only a window of it is in the DOM. */
@@ -99,7 +119,7 @@ export class LayerTree {
     hr.setAttribute('aria-rowindex', '1');
     for (const c of COLUMNS) {
       const col = document.createElement('col');
-      col.className = c.cls;
+      col.className = `col-${c.col}`;
       colgroup.append(col);
       const th = document.createElement('th');
       th.setAttribute('role', 'columnheader');
@@ -117,6 +137,7 @@ export class LayerTree {
     this.table.addEventListener('click', (e) => this.onClick(e));
     this.table.addEventListener('change', (e) => this.onChange(e));
     this.table.addEventListener('focusin', (e) => this.onFocusIn(e));
+    this.table.addEventListener('focusout', (e) => this.onFocusOut(e));
     this.element.addEventListener('scroll', () => this.onScroll(), { passive: true });
   }
 
@@ -127,6 +148,7 @@ export class LayerTree {
   render(model: TreeModel, expanded: ReadonlySet<string>): void {
     this.model = model;
     this.expanded = new Set(expanded);
+    this.moveTemplate = moveSelectTemplate(model);
     this.rebuild();
   }
 
@@ -195,7 +217,8 @@ export class LayerTree {
       this.activeKey = this.flat[first]?.row.key ?? this.activeKey;
     }
     this.setActive(this.activeKey, false);
-    if (keep !== undefined) this.restoreFocus(keep);
+    // after a new model (force) the focused row may have moved out of the window: follow it
+    if (keep !== undefined) this.restoreFocus(keep, force);
   }
 
   private onScroll(): void {
@@ -238,18 +261,19 @@ export class LayerTree {
     tr.setAttribute('aria-setsize', String(size));
     tr.setAttribute('aria-rowindex', String(flatIndex + 2));
     if (open !== undefined) tr.setAttribute('aria-expanded', String(open));
-    const [nameCell, paramsCell, multCell, lrCell, wdCell, frozenCell, ruleCell, warnCell] = Array.from(tr.cells);
-    if (!nameCell || !paramsCell || !multCell || !lrCell || !wdCell || !frozenCell || !ruleCell || !warnCell) return tr;
+    const [nameCell, groupCell, paramsCell, multCell, lrCell, wdCell, frozenCell, ruleCell, warnCell] = Array.from(tr.cells);
+    if (!nameCell || !groupCell || !paramsCell || !multCell || !lrCell || !wdCell || !frozenCell || !ruleCell || !warnCell) return tr;
 
     const [toggle, swatch, label, sub] = Array.from(nameCell.children) as HTMLElement[];
-    const colorIndex = row.kind === 'group' ? row.index : row.groupIndex;
     if (toggle) toggle.textContent = row.kind === 'group' ? (open === true ? '▾' : '▸') : '';
-    swatch?.classList.add(colorClass(colorIndex));
+    swatch?.classList.add(...row.color.split(' '));
     if (label) label.textContent = row.name;
     if (sub) {
       sub.textContent = row.kind === 'group' ? groupSubtitle(row) : `${row.className}${row.isNewHead ? ' · new head' : ''}`;
     }
     nameCell.title = row.kind === 'group' ? `${row.name}: ${row.patterns.join(', ') || 'layers no pattern matches'}` : `${row.name} (depth ${row.depth})`;
+
+    if (row.kind === 'layer') groupCell.append(this.moveSelect(row));
 
     paramsCell.textContent = formatParams(row.paramCount);
     // not toLocaleString: its first call loads locale data and costs more than the whole tree
@@ -270,8 +294,16 @@ export class LayerTree {
 
     lrCell.textContent = row.effectiveLr === undefined ? '—' : formatNumber(row.effectiveLr);
     if (row.frozen && row.effectiveLr !== undefined) lrCell.classList.add('dim');
-    wdCell.textContent = row.weightDecay;
-    wdCell.title = row.weightDecayTitle;
+    const decay = wdCell.firstElementChild as HTMLInputElement | null;
+    if (decay) {
+      decay.value = row.ownWeightDecay !== undefined ? formatNumber(row.ownWeightDecay) : row.weightDecay;
+      decay.defaultValue = decay.value;
+      decay.setAttribute('aria-label', `Weight decay of ${row.kind} ${row.name}`);
+      if (row.ownWeightDecay === undefined) decay.classList.add('inherited');
+      const decayBlocked = decayBlockedReason(row);
+      decay.title = decayBlocked ?? `${row.weightDecayTitle}\n${decayHint(row)}`;
+      if (decayBlocked !== undefined) decay.disabled = true;
+    }
 
     const box = frozenCell.firstElementChild as HTMLInputElement | null;
     if (box) {
@@ -285,6 +317,8 @@ export class LayerTree {
 
     const rules = [row.lrMultRule.detail];
     if (row.frozenRule.source !== 'default') rules.push(row.frozenRule.detail);
+    const decayField = ownWeightDecayField(row);
+    if (decayField !== undefined) rules.push(decayField);
     ruleCell.textContent = rules.join(' · ');
     ruleCell.title = `multiplier: ${row.lrMultRule.detail}\nfrozen: ${row.frozenRule.detail}\nweight decay: ${row.weightDecayTitle}`;
 
@@ -295,6 +329,19 @@ export class LayerTree {
       tr.classList.add('has-warning');
     }
     return tr;
+  }
+
+  /** A layer's group as a select of the plan's groups (the implicit one shown only as where it is now). */
+  private moveSelect(row: LayerRow): HTMLSelectElement {
+    const select = this.moveTemplate.cloneNode(true) as HTMLSelectElement;
+    if (row.groupPlanIndex !== undefined) select.querySelector('option[value=""]')?.remove();
+    select.value = row.groupPlanIndex === undefined ? '' : String(row.groupPlanIndex);
+    select.dataset['current'] = select.value;
+    select.setAttribute('aria-label', `Group of layer ${row.name}`);
+    const blocked = this.model === undefined ? undefined : moveBlockedReason(row, this.model.planGroups);
+    select.title = blocked ?? `In “${row.group}”. Pick a group to move the layer there, or ↑/↓ then Enter; Esc reverts.`;
+    if (blocked !== undefined) select.disabled = true;
+    return select;
   }
 
   // ---- focus ------------------------------------------------------------------------------------
@@ -321,15 +368,25 @@ export class LayerTree {
     const key = el.closest('tr')?.dataset['key'];
     if (key === undefined) return undefined;
     const control = controlOf(el);
-    if (control === 'mult' && el instanceof HTMLInputElement && el.value !== el.defaultValue) {
+    if (isNumberControl(control) && el instanceof HTMLInputElement && el.value !== el.defaultValue) {
       return { key, control, value: el.value, start: el.selectionStart, end: el.selectionEnd };
+    }
+    if (control === 'move' && el instanceof HTMLSelectElement && el.value !== el.dataset['current']) {
+      return { key, control, value: el.value };
     }
     return { key, control };
   }
 
-  private restoreFocus(keep: FocusKeep): void {
-    const tr = this.rendered.get(keep.key);
-    if (!tr) return;
+  private restoreFocus(keep: FocusKeep, follow: boolean): void {
+    let tr = this.rendered.get(keep.key);
+    if (!tr) {
+      // a layer moved to another group lands outside the drawn window; a row merely scrolled away is let go
+      const i = follow ? this.index.get(keep.key) : undefined;
+      if (i === undefined) return;
+      this.reveal(i);
+      tr = this.rendered.get(keep.key);
+      if (!tr) return;
+    }
     this.setActive(keep.key, false);
     const el = keep.control === 'row' ? tr : tr.querySelector<HTMLElement>(`[data-control="${keep.control}"]`);
     if (!el) return;
@@ -337,6 +394,8 @@ export class LayerTree {
     if (el instanceof HTMLInputElement && keep.value !== undefined) {
       el.value = keep.value;
       el.setSelectionRange(keep.start ?? keep.value.length, keep.end ?? keep.value.length);
+    } else if (el instanceof HTMLSelectElement && keep.value !== undefined) {
+      el.value = keep.value;
     }
   }
 
@@ -344,6 +403,13 @@ export class LayerTree {
     const tr = (e.target as HTMLElement).closest('tr');
     const key = tr?.dataset['key'];
     if (key !== undefined && key !== this.activeKey) this.setActive(key, false);
+  }
+
+  /** Leaving a move select applies the group picked with the arrow keys, as leaving a field applies its number. */
+  private onFocusOut(e: FocusEvent): void {
+    if (this.redrawing || !(e.target instanceof HTMLSelectElement) || controlOf(e.target) !== 'move') return;
+    const hit = this.rowOf(e.target);
+    if (hit?.row.kind === 'layer') this.commitMove(e.target, hit.row);
   }
 
   // ---- input ------------------------------------------------------------------------------------
@@ -395,30 +461,107 @@ export class LayerTree {
     if (control === 'frozen') {
       const box = e.target as HTMLInputElement;
       this.post(frozenEdit(hit.row, box.checked));
-    } else if (control === 'mult') {
-      this.commitMultiplier(e.target as HTMLInputElement, hit.row);
+    } else if (isNumberControl(control)) {
+      this.commitNumber(e.target as HTMLInputElement, hit.row, control);
+    } else if (control === 'move' && hit.row.kind === 'layer') {
+      // the arrow keys only browse (see onMoveKey): a change is a pick from the list or by mouse
+      this.commitMove(e.target as HTMLSelectElement, hit.row);
     }
   }
 
-  private commitMultiplier(input: HTMLInputElement, row: TreeRow): void {
+  private commitNumber(input: HTMLInputElement, row: TreeRow, control: NumberControl): void {
     const text = input.value.trim();
     if (text === input.defaultValue) return;
+    const edit = (v: number | null): PlanEditRequest | undefined => (control === 'mult' ? multiplierEdit(row, v) : weightDecayEdit(row, v));
+    const label = control === 'mult' ? 'Multiplier' : 'Weight decay';
     if (text === '') {
       // an empty field removes the row's own setting; with none to remove, it just reverts
-      if (setHere(row, row.lrMultRule)) {
+      const own = control === 'mult' ? setHere(row, row.lrMultRule) : row.ownWeightDecay !== undefined;
+      if (own) {
         input.defaultValue = '';
-        this.post(multiplierEdit(row, null));
+        this.post(edit(null));
       } else input.value = input.defaultValue;
-      markInvalid(input, undefined);
+      markInvalid(input, undefined, label);
       return;
     }
     const v = parseNumber(text);
     const problem = v === undefined ? 'not a number' : nonNegative(v);
-    markInvalid(input, problem);
+    markInvalid(input, problem, label);
     if (v === undefined || problem !== undefined) return;
     // Enter commits and then the browser reports a change too: one edit, not two
     input.defaultValue = input.value;
-    this.post(multiplierEdit(row, v));
+    this.post(edit(v));
+  }
+
+  /** Posts the move to the group the select shows, once, and opens that group so the layer stays in view. */
+  private commitMove(select: HTMLSelectElement, row: LayerRow): void {
+    const value = select.value;
+    if (value === select.dataset['current'] || value === '') return;
+    const to = Number(value);
+    select.dataset['current'] = value;
+    const edit = moveEdit(row, to);
+    if (edit === undefined) return;
+    const target = this.model?.planGroups.find((g) => g.planIndex === to)?.name;
+    if (target !== undefined && !this.expanded.has(target)) {
+      this.expanded.add(target);
+      this.events.expandedChanged(this.expanded);
+    }
+    this.post(edit);
+  }
+
+  /**
+   * Keys on a move select. A closed native select changes (and reports a change) on every arrow
+   * or letter key, which would move the layer once per key; here those keys only browse the
+   * choices, Enter (or leaving) applies, Esc reverts. Space and Alt+↓ still open the list, where
+   * a pick applies at once.
+   */
+  private onMoveKey(e: KeyboardEvent, select: HTMLSelectElement, row: LayerRow): void {
+    if (e.altKey) return;
+    const options = Array.from(select.options).filter((o) => !o.disabled);
+    const at = options.findIndex((o) => o.value === select.value);
+    const pick = (o: HTMLOptionElement | undefined): void => {
+      if (o !== undefined) select.value = o.value;
+    };
+    switch (e.key) {
+      case 'ArrowDown':
+      case 'ArrowRight':
+        pick(options[Math.min(options.length - 1, at + 1)]);
+        break;
+      case 'ArrowUp':
+      case 'ArrowLeft':
+        pick(options[Math.max(0, at - 1)]);
+        break;
+      case 'Home':
+      case 'PageUp':
+        pick(options[0]);
+        break;
+      case 'End':
+      case 'PageDown':
+        pick(options[options.length - 1]);
+        break;
+      case 'Enter':
+        this.commitMove(select, row);
+        break;
+      case 'Escape':
+        select.value = select.dataset['current'] ?? '';
+        this.setActive(row.key, true);
+        break;
+      default: {
+        // shortcuts (Ctrl+F…) and Space (opens the list) keep their own meaning
+        if (e.ctrlKey || e.metaKey || e.key.length !== 1 || e.key === ' ') return;
+        // type-ahead: the next group whose name starts with the letter
+        const letter = e.key.toLowerCase();
+        const n = options.length;
+        for (let k = 1; k <= n; k++) {
+          const o = options[(at + k + n) % n];
+          if (o?.text.toLowerCase().startsWith(letter)) {
+            pick(o);
+            break;
+          }
+        }
+      }
+    }
+    e.preventDefault();
   }
 
   private post(edit: PlanEditRequest | undefined): void {
@@ -430,17 +573,21 @@ export class LayerTree {
     if (!hit) return;
     const target = e.target as HTMLElement;
     const control = controlOf(target);
-    if (control === 'mult') {
+    if (control === 'move') {
+      if (hit.row.kind === 'layer') this.onMoveKey(e, target as HTMLSelectElement, hit.row);
+      return;
+    }
+    if (isNumberControl(control)) {
       const input = target as HTMLInputElement;
       if (e.key === 'Enter') {
         e.preventDefault();
-        this.commitMultiplier(input, hit.row);
+        this.commitNumber(input, hit.row, control);
       } else if (e.key === 'Escape') {
         e.preventDefault();
         input.value = input.defaultValue;
-        markInvalid(input, undefined);
+        markInvalid(input, undefined, '');
         this.setActive(hit.row.key, true);
-      } else if (e.key === 'ArrowUp' || e.key === 'ArrowDown') {
+      } else if (control === 'mult' && (e.key === 'ArrowUp' || e.key === 'ArrowDown')) {
         // steps the field only; the edit is posted on Enter or when the field loses focus
         e.preventDefault();
         const current = parseNumber(input.value) ?? hit.row.lrMult;
@@ -504,19 +651,29 @@ function groupSubtitle(g: GroupRow): string {
   return `${n} layer${n === 1 ? '' : 's'}${g.planIndex === undefined ? ' · implicit' : ''}`;
 }
 
-function controlOf(el: HTMLElement): Control {
-  const c = el.dataset['control'];
-  return c === 'mult' || c === 'dec' || c === 'inc' || c === 'frozen' ? c : 'row';
+function decayHint(row: TreeRow): string {
+  const scope =
+    row.kind === 'layer'
+      ? 'A layer’s own weight decay applies to all its weights, biases and normalisation weights too (it wins over training.noDecay).'
+      : 'A group’s weight decay spares biases and normalisation weights (training.noDecay); layers[…] settings win over it.';
+  return `${scope} Enter or leave the field to apply; empty it to remove the row’s own setting; Esc reverts.`;
 }
 
-function markInvalid(input: HTMLInputElement, problem: string | undefined): void {
+function controlOf(el: HTMLElement): Control {
+  const c = el.dataset['control'];
+  return c === 'mult' || c === 'dec' || c === 'inc' || c === 'decay' || c === 'frozen' || c === 'move' ? c : 'row';
+}
+
+const isNumberControl = (c: Control): c is NumberControl => c === 'mult' || c === 'decay';
+
+function markInvalid(input: HTMLInputElement, problem: string | undefined, label: string): void {
   if (problem === undefined) {
     input.removeAttribute('aria-invalid');
     input.classList.remove('invalid');
   } else {
     input.setAttribute('aria-invalid', 'true');
     input.classList.add('invalid');
-    input.title = `Multiplier ${problem}`;
+    input.title = `${label} ${problem}`;
   }
 }
 
@@ -539,31 +696,36 @@ function rowTemplate(): HTMLTableRowElement {
   const tr = document.createElement('tr');
   tr.setAttribute('role', 'row');
   tr.tabIndex = -1;
-  const cell = (cls: string): HTMLTableCellElement => {
+  const cell = (col: string, cls: string): HTMLTableCellElement => {
     const td = document.createElement('td');
     td.setAttribute('role', 'gridcell');
     td.className = cls;
+    td.dataset['col'] = col;
     tr.append(td);
     return td;
   };
-  const name = cell('cell-name');
+  const numberField = (control: NumberControl): HTMLInputElement => {
+    const input = document.createElement('input');
+    input.type = 'text';
+    input.inputMode = 'decimal';
+    input.className = `num-field ${control}`;
+    input.dataset['control'] = control;
+    input.tabIndex = -1;
+    input.spellcheck = false;
+    input.autocomplete = 'off';
+    return input;
+  };
+  const name = cell('name', 'cell-name');
   for (const cls of ['toggle', 'swatch', 'label', 'sub']) {
     const span = document.createElement('span');
     span.className = cls;
     if (cls === 'toggle' || cls === 'swatch') span.setAttribute('aria-hidden', 'true');
     name.append(span);
   }
-  cell('num');
-  const mult = cell('cell-mult');
-  const input = document.createElement('input');
-  input.type = 'text';
-  input.inputMode = 'decimal';
-  input.className = 'mult';
-  input.dataset['control'] = 'mult';
-  input.tabIndex = -1;
-  input.spellcheck = false;
-  input.autocomplete = 'off';
-  mult.append(input);
+  cell('group', 'cell-group');
+  cell('params', 'num');
+  const mult = cell('mult', 'cell-mult');
+  mult.append(numberField('mult'));
   for (const [control, text] of [
     ['dec', '÷2'],
     ['inc', '×2'],
@@ -576,16 +738,37 @@ function rowTemplate(): HTMLTableRowElement {
     b.textContent = text;
     mult.append(b);
   }
-  cell('num');
-  cell('num');
-  const frozen = cell('cell-frozen');
+  cell('lr', 'num');
+  cell('wd', 'cell-wd').append(numberField('decay'));
+  const frozen = cell('frozen', 'cell-frozen');
   const box = document.createElement('input');
   box.type = 'checkbox';
   box.className = 'check';
   box.dataset['control'] = 'frozen';
   box.tabIndex = -1;
   frozen.append(box);
-  cell('cell-rule');
-  cell('cell-warn');
+  cell('rule', 'cell-rule');
+  cell('warn', 'cell-warn');
   return tr;
+}
+
+/** One option per plan group, and one for the implicit group (kept only in rows of layers it holds). */
+function moveSelectTemplate(model: TreeModel): HTMLSelectElement {
+  const select = document.createElement('select');
+  select.className = 'move';
+  select.dataset['control'] = 'move';
+  select.tabIndex = -1;
+  const implicit = document.createElement('option');
+  implicit.value = '';
+  implicit.textContent = 'default';
+  implicit.title = 'the implicit group of the layers no pattern matches';
+  implicit.disabled = true;
+  select.append(implicit);
+  for (const g of model.planGroups) {
+    const o = document.createElement('option');
+    o.value = String(g.planIndex);
+    o.textContent = g.name;
+    select.append(o);
+  }
+  return select;
 }

@@ -8,14 +8,25 @@ import type { AuditWarning, Decision, GroupAudit, LayerAudit, Resolution } from 
 import type { Plan } from '../src/core/plan.ts';
 import type { PlanEditRequest, TrainingStatus } from '../src/protocol/webview.ts';
 
-/** Number of distinct series colours in media/webview.css (`.c0` … `.c7`). */
+/** Number of distinct series colours in media/webview.css (`.c0` … `.c7`, one palette per theme kind). */
 export const PALETTE_SIZE = 8;
-export const colorClass = (index: number): string => `c${((index % PALETTE_SIZE) + PALETTE_SIZE) % PALETTE_SIZE}`;
+/**
+ * The colour classes of group `index`: `c0` … `c7`, and from the ninth group on the same colours
+ * again with `alt` (outlined swatches, dotted lines, lighter bars), so no two groups of a
+ * 16-group plan look alike.
+ */
+export const colorClass = (index: number): string => {
+  const i = Math.max(0, Math.floor(index));
+  const cycle = Math.floor(i / PALETTE_SIZE);
+  return `c${i % PALETTE_SIZE}${cycle % 2 === 1 ? ' alt' : ''}`;
+};
 
 export interface RowBase {
   /** Stable identity across re-renders: `g:<group>` or `l:<layer>`. */
   key: string;
   name: string;
+  /** The colour classes of the row's group (see `groupColors`). */
+  color: string;
   lrMult: number;
   lrMultRule: Decision;
   /** training.lr × lrMult, or undefined when nothing in the row is optimized. */
@@ -23,8 +34,11 @@ export interface RowBase {
   frozen: boolean;
   frozenRule: Decision;
   paramCount: number;
+  /** Every optimized weight's decay, e.g. `0.01 / 0` (biases exempt), or `—`. */
   weightDecay: string;
   weightDecayTitle: string;
+  /** The decay this row's own plan entry sets (`groups[i].weightDecay`, `layers[name].weightDecay`). */
+  ownWeightDecay: number | undefined;
   warnings: string[];
 }
 
@@ -33,13 +47,16 @@ export interface LayerRow extends RowBase {
   className: string;
   depth: number;
   group: string;
-  groupIndex: number;
+  /** The plan index of the layer's group; undefined in the implicit `default` group. */
+  groupPlanIndex: number | undefined;
+  /** Whether the layer has weights the optimizer updates (so a weight decay means something). */
+  hasOptimizedWeights: boolean;
   isNewHead: boolean;
 }
 
 export interface GroupRow extends RowBase {
   kind: 'group';
-  /** Position bottom → top in the resolution (also its colour). */
+  /** Position bottom → top in the resolution. */
   index: number;
   /** Index in the plan's `groups`; undefined for the implicit `default` group, which no edit can reach. */
   planIndex: number | undefined;
@@ -51,10 +68,36 @@ export type TreeRow = GroupRow | LayerRow;
 
 export interface TreeModel {
   baseLr: number;
+  /** The groups the tree shows (the implicit group only when it holds weights). */
   groups: GroupRow[];
   /** Warnings about the plan as a whole (not about one layer or group). */
   warnings: string[];
+  /** Layers the shown groups hold. */
   layerCount: number;
+  /** Layers without weights that no pattern matches: the hidden implicit group's. */
+  hiddenLayerCount: number;
+  /** The plan's groups, in file order: where a layer can be moved. */
+  planGroups: Array<{ planIndex: number; name: string }>;
+}
+
+/**
+ * The implicit "default" group is left out when it holds only layers without weights (input,
+ * flatten, pooling, dropout…): nothing in it trains, freezes or decays. The sidebar tree
+ * (core/tree-model.ts `buildGroupNodes`) hides it by the same rule.
+ */
+export function isHiddenGroup(g: GroupAudit): boolean {
+  return g.implicit && g.paramCount === 0;
+}
+
+/**
+ * Each shown group's colour classes, by its place among the shown groups (bottom → top), so a
+ * hidden implicit group takes no colour and eight groups get the eight plain colours. The tree,
+ * the rate charts and the live curves all colour groups from this.
+ */
+export function groupColors(resolution: Resolution): Map<string, string> {
+  const colors = new Map<string, string>();
+  for (const g of resolution.groups) if (!isHiddenGroup(g)) colors.set(g.name, colorClass(colors.size));
+  return colors;
 }
 
 export function buildTreeModel(resolution: Resolution, plan: Plan): TreeModel {
@@ -71,30 +114,45 @@ export function buildTreeModel(resolution: Resolution, plan: Plan): TreeModel {
     else if (w.group !== undefined) push(byGroup, w.group, w);
     else general.push(w.message);
   }
-  // a warning about a layer the model does not have would otherwise vanish
-  const known = new Set(resolution.groups.flatMap((g) => g.layers.map((l) => l.name)));
+  const shown = resolution.groups.filter((g) => !isHiddenGroup(g));
+  // a warning about a layer without a row (not in the model, or hidden) would otherwise vanish
+  const known = new Set(shown.flatMap((g) => g.layers.map((l) => l.name)));
   for (const [layer, messages] of byLayer) if (!known.has(layer)) general.push(...messages);
 
   let layerCount = 0;
-  const groups = resolution.groups.map((g): GroupRow => {
-    const layers = g.layers.map((l) => layerRow(l, g, resolution.baseLr, byLayer.get(l.name) ?? []));
+  let hiddenLayerCount = 0;
+  const colors = groupColors(resolution);
+  const groups: GroupRow[] = [];
+  for (const g of resolution.groups) {
+    const color = colors.get(g.name);
+    if (color === undefined) {
+      hiddenLayerCount += g.layers.length;
+      general.push(...(byGroup.get(g.name) ?? []));
+      continue;
+    }
+    const layers = g.layers.map((l) => layerRow(l, g, color, plan, resolution.baseLr, byLayer.get(l.name) ?? []));
     layerCount += layers.length;
-    return groupRow(g, plan, resolution.baseLr, layers, byGroup.get(g.name) ?? []);
-  });
-  return { baseLr: resolution.baseLr, groups, warnings: general, layerCount };
+    groups.push(groupRow(g, color, plan, resolution.baseLr, layers, byGroup.get(g.name) ?? []));
+  }
+  const planGroups = (plan.groups ?? []).map((g, planIndex) => ({ planIndex, name: g.name }));
+  return { baseLr: resolution.baseLr, groups, warnings: general, layerCount, hiddenLayerCount, planGroups };
 }
 
-function layerRow(l: LayerAudit, g: GroupAudit, baseLr: number, warnings: string[]): LayerRow {
+function layerRow(l: LayerAudit, g: GroupAudit, color: string, plan: Plan, baseLr: number, warnings: string[]): LayerRow {
   const optimized = l.params.filter((p) => p.trainable);
   const decays = decaySummary(optimized.map((p) => ({ value: p.weightDecay, who: p.name, why: p.weightDecayRule.detail })));
+  // own keys only: a layer named like an Object.prototype member has no override by accident
+  const override = plan.layers !== undefined && Object.hasOwn(plan.layers, l.name) ? plan.layers[l.name] : undefined;
   return {
     kind: 'layer',
     key: `l:${l.name}`,
     name: l.name,
+    color,
     className: l.className,
     depth: l.depth,
     group: g.name,
-    groupIndex: g.index,
+    groupPlanIndex: g.planIndex,
+    hasOptimizedWeights: optimized.length > 0,
     isNewHead: l.isNewHead,
     lrMult: l.lrMult,
     lrMultRule: l.lrMultRule,
@@ -104,11 +162,12 @@ function layerRow(l: LayerAudit, g: GroupAudit, baseLr: number, warnings: string
     paramCount: l.paramCount,
     weightDecay: decays.text,
     weightDecayTitle: decays.title,
+    ownWeightDecay: override?.weightDecay,
     warnings,
   };
 }
 
-function groupRow(g: GroupAudit, plan: Plan, baseLr: number, layers: LayerRow[], warnings: string[]): GroupRow {
+function groupRow(g: GroupAudit, color: string, plan: Plan, baseLr: number, layers: LayerRow[], warnings: string[]): GroupRow {
   const planDecay = g.planIndex === undefined ? undefined : plan.groups?.[g.planIndex]?.weightDecay;
   const optimized = g.layers.flatMap((l) => l.params.filter((p) => p.trainable));
   const decays =
@@ -119,6 +178,7 @@ function groupRow(g: GroupAudit, plan: Plan, baseLr: number, layers: LayerRow[],
     kind: 'group',
     key: `g:${g.name}`,
     name: g.name,
+    color,
     index: g.index,
     planIndex: g.planIndex,
     patterns: g.patterns,
@@ -130,6 +190,7 @@ function groupRow(g: GroupAudit, plan: Plan, baseLr: number, layers: LayerRow[],
     paramCount: g.paramCount,
     weightDecay: decays.text,
     weightDecayTitle: decays.title,
+    ownWeightDecay: planDecay,
     warnings,
     layers,
   };
@@ -200,6 +261,17 @@ export function frozenEdit(row: TreeRow, frozen: boolean): PlanEditRequest | und
   return row.planIndex === undefined ? undefined : { kind: 'setGroup', groupIndex: row.planIndex, key: 'frozen', value: frozen };
 }
 
+/** The edit a weight-decay field sends; null removes the row's own setting (its group or training.weightDecay decides again). */
+export function weightDecayEdit(row: TreeRow, value: number | null): PlanEditRequest | undefined {
+  if (row.kind === 'layer') return { kind: 'setLayer', layer: row.name, key: 'weightDecay', value };
+  return row.planIndex === undefined ? undefined : { kind: 'setGroup', groupIndex: row.planIndex, key: 'weightDecay', value };
+}
+
+/** The edit that puts a layer into the plan's group `toPlanIndex`, or undefined when it is there already. */
+export function moveEdit(row: LayerRow, toPlanIndex: number): PlanEditRequest | undefined {
+  return row.groupPlanIndex === toPlanIndex ? undefined : { kind: 'moveLayer', layer: row.name, toGroupIndex: toPlanIndex };
+}
+
 /** Why a row's controls cannot edit it, or undefined when they can. */
 export function notEditableReason(row: TreeRow): string | undefined {
   if (row.kind === 'group' && row.planIndex === undefined) {
@@ -208,9 +280,28 @@ export function notEditableReason(row: TreeRow): string | undefined {
   return undefined;
 }
 
+/** Why a row's weight decay cannot be set, or undefined when it can. */
+export function decayBlockedReason(row: TreeRow): string | undefined {
+  if (row.kind === 'layer' && !row.hasOptimizedWeights) return 'this layer has no weights the optimizer updates: nothing to decay';
+  return notEditableReason(row);
+}
+
+/** Why a layer cannot be moved, or undefined when it can. */
+export function moveBlockedReason(row: LayerRow, planGroups: TreeModel['planGroups']): string | undefined {
+  if (planGroups.length === 0) return 'the plan has no groups to move the layer to; add one to "groups" first';
+  if (planGroups.length === 1 && row.groupPlanIndex === planGroups[0]?.planIndex) return 'the plan has no other group to move the layer to; add one to "groups" first';
+  return undefined;
+}
+
 /** Does the row's own plan entry set this key (so clearing the field has something to remove)? */
 export function setHere(row: TreeRow, rule: Decision): boolean {
   return row.kind === 'layer' ? rule.source === 'layers' : rule.source === 'group';
+}
+
+/** The plan field a row's own weight decay lives in, for the "Decided by" column. */
+export function ownWeightDecayField(row: TreeRow): string | undefined {
+  if (row.ownWeightDecay === undefined) return undefined;
+  return row.kind === 'layer' ? `layers[${JSON.stringify(row.name)}].weightDecay` : `groups[${row.planIndex}] ${JSON.stringify(row.name)}.weightDecay`;
 }
 
 // ---- run controls -----------------------------------------------------------------------------

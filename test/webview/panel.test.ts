@@ -6,7 +6,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { textAfterRequest } from '../../src/host/plan-requests.ts';
 import type { PanelState } from '../../src/protocol/webview.ts';
+import { closestPair, contrast, parseCssColor, simulate, type Rgb } from './colour.ts';
 import { bigModel, bigPlan, epochEvent, groupLrs, lrOutcome, panelState, smallPlan, stepEvent } from './fixtures.ts';
 import { resultsDir, startHarness, type Harness, type PanelPage } from './harness.ts';
 
@@ -49,7 +51,26 @@ async function assertClean(p: PanelPage): Promise<void> {
 
 const row = (key: string): string => `tr[data-key="${key}"]`;
 const mult = (key: string): string => `${row(key)} [data-control="mult"]`;
+const decay = (key: string): string => `${row(key)} [data-control="decay"]`;
 const frozen = (key: string): string => `${row(key)} [data-control="frozen"]`;
+const move = (key: string): string => `${row(key)} [data-control="move"]`;
+
+/** The text of one cell of a row, by column name (`td[data-col]`), not by position. */
+async function cell(p: PanelPage, key: string, col: string): Promise<string> {
+  return ((await p.page.textContent(`${row(key)} td[data-col="${col}"]`)) ?? '').trim();
+}
+
+/** Keys of the rows drawn, in order. */
+async function rowKeys(p: PanelPage): Promise<Array<string | undefined>> {
+  return p.page.$$eval('table.tree tbody tr[data-key]', (rows) => rows.map((r) => (r as HTMLElement).dataset['key']));
+}
+
+/** The small plan without its "extra" group: dense_1 (weights) then falls into the implicit group. */
+function planWithWeightedDefault(): PanelState['plan'] {
+  const plan = smallPlan();
+  plan.groups = plan.groups!.filter((g) => g.name !== 'extra');
+  return plan;
+}
 
 test('posts ready first and nothing else until the host sends state', async () => {
   const p = await harness.open();
@@ -71,33 +92,58 @@ test('posts ready first and nothing else until the host sends state', async () =
 
 test('the tree shows groups bottom to top with the audit the core computes', async () => {
   const p = await openWithState();
-  const keys = await p.page.$$eval('table.tree tbody tr[data-key]', (rows) => rows.map((r) => (r as HTMLElement).dataset['key']));
-  // unmatched layers (input, pooling, flatten, dropout) form the implicit default group at the bottom
-  assert.deepEqual(keys, ['g:default', 'g:base', 'g:extra', 'g:head']);
-  const cells = async (key: string): Promise<string[]> =>
-    p.page.$$eval(`${row(key)} td`, (tds) => tds.map((td) => (td.textContent ?? '').trim()));
-  const base = await cells('g:base');
+  // input, pooling, flatten and dropout match no pattern and have no weights: no default group row
+  assert.deepEqual(await rowKeys(p), ['g:base', 'g:extra', 'g:head']);
   // base: conv 3·3·1·16+16 = 160, BN 4·16 = 64, conv 3·3·16·32+32 = 4640 → 4864 params; 0.1 × 1e-3
-  assert.equal(base[1], '4.9k');
+  assert.equal(await cell(p, 'g:base', 'params'), '4.9k');
   assert.equal(await p.page.inputValue(mult('g:base')), '0.1');
-  assert.equal(base[3], '1e-4');
-  assert.match(base[6] ?? '', /groups\[0\] "base"\.lrMult/);
-  const extra = await cells('g:extra');
-  assert.equal(extra[1], '51.3k'); // 800·64 + 64
-  assert.equal(extra[3], '5e-4');
-  // the implicit group cannot be edited from its row
-  assert.equal(await p.page.isDisabled(mult('g:default')), true);
-  assert.equal(await p.page.isDisabled(frozen('g:default')), true);
+  assert.equal(await cell(p, 'g:base', 'lr'), '1e-4');
+  assert.match(await cell(p, 'g:base', 'rule'), /groups\[0\] "base"\.lrMult/);
+  assert.equal(await cell(p, 'g:extra', 'params'), '51.3k'); // 800·64 + 64
+  assert.equal(await cell(p, 'g:extra', 'lr'), '5e-4');
   // base holds a frozen layer (conv2d_1) but is not frozen itself: mixed
   assert.equal(await p.page.$eval(frozen('g:base'), (b) => (b as HTMLInputElement).indeterminate), true);
 
   await p.page.click(`${row('g:extra')} .cell-name`);
   await p.page.waitForSelector(row('l:dense_1'));
-  const dense = await cells('l:dense_1');
   assert.equal(await p.page.inputValue(mult('l:dense_1')), '0.3');
-  assert.equal(dense[3], '3e-4');
-  assert.match(dense[4] ?? '', /^0\.01 \/ 0$/); // kernel decays, bias does not
-  assert.match(dense[6] ?? '', /layers\["dense_1"\]\.lrMult/);
+  assert.equal(await cell(p, 'l:dense_1', 'lr'), '3e-4');
+  // kernel decays, bias does not; nothing set on the layer itself, so the field shows it as inherited
+  assert.equal(await p.page.inputValue(decay('l:dense_1')), '0.01 / 0');
+  assert.equal(await p.page.$eval(decay('l:dense_1'), (i) => i.classList.contains('inherited')), true);
+  assert.match(await cell(p, 'l:dense_1', 'rule'), /layers\["dense_1"\]\.lrMult/);
+  assert.equal(await p.page.$eval(move('l:dense_1'), (s) => (s as HTMLSelectElement).selectedOptions[0]?.textContent), 'extra');
+  await assertClean(p);
+  await p.close();
+});
+
+test('the implicit default group is hidden while it holds only layers without weights, and shown once it holds weights', async () => {
+  const p = await openWithState();
+  assert.equal(await p.page.locator(row('g:default')).count(), 0);
+  // the layers it would hold are counted, not silently dropped
+  assert.match((await p.page.textContent('.tree-summary')) ?? '', /3 groups · 5 layers · .* · 4 layers without weights in no group, not shown/);
+  // the schedule preview has no curve for it either
+  const preview = 'figure.chart:has(figcaption:text-matches("Schedule preview"))';
+  await p.page.waitForSelector(`${preview} path.series`);
+  const series = await p.page.$$eval(`${preview} path.series`, (ps) => ps.map((x) => x.getAttribute('data-series')));
+  assert.deepEqual(series, ['base', 'extra', 'head']);
+
+  // the next plan leaves dense_1 (weights) to the implicit group: it is shown, at the bottom
+  await p.send({ type: 'state', state: panelState({ plan: planWithWeightedDefault() }) });
+  await p.page.waitForSelector(row('g:default'));
+  assert.deepEqual(await rowKeys(p), ['g:default', 'g:base', 'g:head']);
+  assert.equal(await cell(p, 'g:default', 'params'), '51.3k');
+  assert.match(await cell(p, 'g:default', 'name'), /5 layers · implicit/);
+  assert.doesNotMatch((await p.page.textContent('.tree-summary')) ?? '', /not shown/);
+  // the implicit group has no plan entry: its own controls cannot edit it, its layers can be edited
+  for (const control of [mult, decay, frozen]) assert.equal(await p.page.isDisabled(control('g:default')), true);
+  await p.page.click(`${row('g:default')} .cell-name`);
+  await p.page.waitForSelector(row('l:dense_1'));
+  assert.equal(await p.page.isDisabled(mult('l:dense_1')), false);
+  assert.equal(await p.page.isDisabled(decay('l:dense_1')), false);
+  // a layer without weights has nothing to decay
+  assert.equal(await p.page.isDisabled(decay('l:flatten_1')), true);
+  assert.equal(await p.page.$eval(move('l:dense_1'), (s) => (s as HTMLSelectElement).selectedOptions[0]?.textContent), 'default');
   await assertClean(p);
   await p.close();
 });
@@ -184,8 +230,12 @@ test('freeze toggles post edits, by mouse and keyboard', async () => {
 test('arrow keys move through the tree and expand groups; expansion and tab survive a reload', async () => {
   const p = await openWithState();
   const focusedKey = (): Promise<string | undefined> => p.page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset['key']);
-  await p.page.focus(row('g:default'));
+  await p.page.focus(row('g:extra'));
+  await p.page.keyboard.press('Home');
+  assert.equal(await focusedKey(), 'g:base');
   await p.page.keyboard.press('ArrowDown');
+  assert.equal(await focusedKey(), 'g:extra');
+  await p.page.keyboard.press('ArrowUp');
   assert.equal(await focusedKey(), 'g:base');
   assert.equal(await p.page.getAttribute(row('g:base'), 'aria-expanded'), 'false');
   await p.page.keyboard.press('ArrowRight');
@@ -507,6 +557,177 @@ test('a 1,000-layer tree draws only the rows in view and scrolls to any row', as
   await p.page.waitForSelector(row('l:block_5/dense_494'));
   assert.ok((await drawn()) < 150);
   await p.page.screenshot({ path: join(resultsDir, 'webview-1000-layers.png') });
+
+  // moving a layer far up the tree: the focus follows it out of the drawn window
+  const layer = 'l:block_5/dense_494';
+  await p.page.focus(move(layer));
+  await p.page.selectOption(move(layer), { label: 'block_11' });
+  const got = await waitForPosts(p, 2);
+  assert.deepEqual(got[1], { type: 'edit', edit: { kind: 'moveLayer', layer: 'block_5/dense_494', toGroupIndex: 11 } });
+  // the plan as the host writes it for that request
+  const text = textAfterRequest(JSON.stringify(plan, null, 2), { kind: 'moveLayer', layer: 'block_5/dense_494', toGroupIndex: 11 }, { file: 'layerwise.json' });
+  await p.send({ type: 'state', state: { ...state, plan: JSON.parse(text) as typeof plan } });
+  await p.page.waitForFunction((k) => document.activeElement?.closest('tr')?.dataset['key'] === k && document.activeElement?.getAttribute('data-control') === 'move', layer);
+  // it now sits in block_11, drawn among that group's rows near the bottom
+  assert.equal(await p.page.inputValue(move(layer)), '11');
+  assert.ok(Number(await p.page.getAttribute(row(layer), 'aria-rowindex')) > 900);
+  assert.ok((await drawn()) < 150);
+  await assertClean(p);
+  await p.close();
+});
+
+test('weight decay is edited per group and per layer like the multiplier, and the tree shows the plan’s answer', async () => {
+  const p = await openWithState();
+  // a group: type and Enter; leaving the field afterwards sends nothing more
+  assert.equal(await p.page.inputValue(decay('g:head')), '0.01 / 0');
+  await p.page.fill(decay('g:head'), '0.05');
+  await p.page.press(decay('g:head'), 'Enter');
+  await waitForPosts(p, 2);
+  await p.page.press(decay('g:head'), 'Tab');
+  // a layer: type and leave the field (blur commits)
+  await p.page.click(`${row('g:extra')} .cell-name`);
+  await p.page.fill(decay('l:dense_1'), '1e-3');
+  await p.page.press(decay('l:dense_1'), 'Tab');
+  // not a number, or negative: marked invalid, nothing posted; Esc reverts
+  await p.page.fill(decay('g:base'), 'lots');
+  await p.page.press(decay('g:base'), 'Enter');
+  assert.equal(await p.page.getAttribute(decay('g:base'), 'aria-invalid'), 'true');
+  await p.page.fill(decay('g:base'), '-0.1');
+  await p.page.press(decay('g:base'), 'Enter');
+  await p.page.press(decay('g:base'), 'Escape');
+  assert.equal(await p.page.inputValue(decay('g:base')), '0.01 / 0');
+  // emptying a field with no setting of its own just reverts it
+  await p.page.fill(decay('g:base'), '');
+  await p.page.press(decay('g:base'), 'Enter');
+  assert.equal(await p.page.inputValue(decay('g:base')), '0.01 / 0');
+  const got = await waitForPosts(p, 3);
+  assert.deepEqual(got.slice(1), [
+    { type: 'edit', edit: { kind: 'setGroup', groupIndex: 2, key: 'weightDecay', value: 0.05 } },
+    { type: 'edit', edit: { kind: 'setLayer', layer: 'dense_1', key: 'weightDecay', value: 1e-3 } },
+  ]);
+
+  // the host writes the plan and answers with it: the rows show the overrides as their own
+  const plan = smallPlan();
+  plan.groups![2]!.weightDecay = 0.05;
+  plan.layers = { ...plan.layers, dense_1: { lrMult: 0.3, weightDecay: 1e-3 } };
+  await p.send({ type: 'state', state: panelState({ plan }) });
+  await p.page.waitForFunction((sel) => (document.querySelector(sel) as HTMLInputElement | null)?.value === '0.05', decay('g:head'));
+  assert.equal(await p.page.$eval(decay('g:head'), (i) => i.classList.contains('inherited')), false);
+  assert.match(await cell(p, 'g:head', 'rule'), /groups\[2\] "head"\.weightDecay/);
+  assert.equal(await p.page.inputValue(decay('l:dense_1')), '0.001');
+  assert.match(await cell(p, 'l:dense_1', 'rule'), /layers\["dense_1"\]\.weightDecay/);
+  // the layer's own value reaches its bias too (it wins over noDecay): one value, said in the tooltip
+  assert.match((await p.page.getAttribute(decay('l:dense_1'), 'title')) ?? '', /dense_1\/bias: 0\.001 \(layers\["dense_1"\]\.weightDecay\)/);
+  // emptying a field that holds the row's own setting removes it
+  await p.page.fill(decay('l:dense_1'), '');
+  await p.page.press(decay('l:dense_1'), 'Enter');
+  const last = await waitForPosts(p, 4);
+  assert.deepEqual(last[3], { type: 'edit', edit: { kind: 'setLayer', layer: 'dense_1', key: 'weightDecay', value: null } });
+  await assertClean(p);
+  await p.close();
+});
+
+test('a layer moves to another group from its row, by mouse or keyboard, one request per move', async () => {
+  const p = await openWithState();
+  await p.page.click(`${row('g:extra')} .cell-name`);
+  await p.page.waitForSelector(move('l:dense_1'));
+  // the choices are the plan's groups, in file order
+  const options = await p.page.$$eval(`${move('l:dense_1')} option`, (os) => os.map((o) => o.textContent));
+  assert.deepEqual(options, ['base', 'extra', 'head']);
+  // a pick from the list moves at once
+  await p.page.focus(move('l:dense_1'));
+  await p.page.selectOption(move('l:dense_1'), { label: 'head' });
+  const got = await waitForPosts(p, 2);
+  assert.deepEqual(got[1], { type: 'edit', edit: { kind: 'moveLayer', layer: 'dense_1', toGroupIndex: 2 } });
+  // the target group opens so the layer stays in view when the host answers
+  await p.page.waitForFunction(() => ((window as unknown as { __uiState?: { expandedGroups?: string[] } }).__uiState?.expandedGroups ?? []).includes('head'));
+
+  // the host answers: dense_1 now sits in "head" (its first pattern names it)
+  const plan = smallPlan();
+  plan.groups![1]!.layers = [];
+  plan.groups![2]!.layers = ['dense_1', 'head_*'];
+  await p.send({ type: 'state', state: panelState({ plan }) });
+  await p.page.waitForFunction(
+    (sel) => (document.querySelector(sel) as HTMLSelectElement | null)?.selectedOptions[0]?.textContent === 'head',
+    move('l:dense_1'),
+  );
+  const keys = await rowKeys(p);
+  assert.ok(keys.indexOf('l:dense_1') > keys.indexOf('g:head'), keys.join(' '));
+  // focus followed the layer to its new row
+  assert.equal(await p.page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset['control']), 'move');
+  assert.equal(await p.page.evaluate(() => document.activeElement?.closest('tr')?.dataset['key']), 'l:dense_1');
+
+  // keyboard: the arrows only browse (a closed select would otherwise move the layer per key)
+  await p.page.keyboard.press('ArrowUp');
+  await p.page.keyboard.press('ArrowUp');
+  assert.equal(await p.page.inputValue(move('l:dense_1')), '0');
+  assert.equal((await posted(p)).length, 2);
+  await p.page.keyboard.press('Escape');
+  assert.equal(await p.page.inputValue(move('l:dense_1')), '2');
+  // Escape gave the focus back to the row; Tab reaches the select again, a letter jumps, Enter applies
+  assert.equal(await p.page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset['key']), 'l:dense_1');
+  await p.page.keyboard.press('Tab');
+  assert.equal(await p.page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset['control']), 'move');
+  await p.page.keyboard.press('e');
+  assert.equal(await p.page.inputValue(move('l:dense_1')), '1');
+  assert.equal((await posted(p)).length, 2);
+  await p.page.keyboard.press('Enter');
+  const more = await waitForPosts(p, 3);
+  assert.deepEqual(more[2], { type: 'edit', edit: { kind: 'moveLayer', layer: 'dense_1', toGroupIndex: 1 } });
+  // browsing then leaving applies too, as leaving a number field does
+  await p.page.keyboard.press('ArrowLeft');
+  await p.page.keyboard.press('Tab');
+  const moved = await waitForPosts(p, 4);
+  assert.deepEqual(moved[3], { type: 'edit', edit: { kind: 'moveLayer', layer: 'dense_1', toGroupIndex: 0 } });
+  await assertClean(p);
+  await p.close();
+});
+
+test('group colours stay distinguishable for eight groups in light, dark and high-contrast themes', async () => {
+  const plan = bigPlan(12);
+  const state = panelState({ plan, model: bigModel(24, 12), stepsPerEpoch: 5 });
+  const p = await openWithState(state);
+  const themes: Array<{ classes: string[]; background: string; minContrast: number }> = [
+    { classes: ['vscode-light'], background: '#ffffff', minContrast: 3 },
+    { classes: ['vscode-dark'], background: '#1f1f1f', minContrast: 3 },
+    { classes: ['vscode-high-contrast'], background: '#000000', minContrast: 6 },
+    { classes: ['vscode-high-contrast', 'vscode-high-contrast-light'], background: '#ffffff', minContrast: 6 },
+  ];
+  for (const theme of themes) {
+    // VS Code sets these classes on <body> and the theme's colours as variables
+    // (no named functions in here: the test's TypeScript transform would wrap them in a helper the page lacks)
+    const colours = await p.page.evaluate(({ classes, background }) => {
+      document.body.className = classes.join(' ');
+      document.body.style.setProperty('--vscode-editor-background', background);
+      const swatches = Array.from({ length: 12 }, (_, g) => document.querySelector(`tr[data-key="g:block_${g}"] .swatch`));
+      return {
+        body: getComputedStyle(document.body).backgroundColor,
+        swatches: swatches.map((el) => (el === null ? '' : getComputedStyle(el).backgroundColor)),
+        alt: swatches.map((el) => el?.classList.contains('alt') ?? false),
+        altRing: swatches[8] ? getComputedStyle(swatches[8]).boxShadow : '',
+      };
+    }, theme);
+    const what = theme.classes.join(' ');
+    const bg = parseCssColor(colours.body);
+    assert.deepEqual(bg, parseCssColor(theme.background), `${what}: body background`);
+    // the first eight groups: eight different colours; the ninth on repeat them, outlined
+    const first: Rgb[] = colours.swatches.slice(0, 8).map(parseCssColor);
+    const close = closestPair(first);
+    assert.ok(close.distance >= 20, `${what}: groups ${close.i} and ${close.j} are only ΔE2000 ${close.distance.toFixed(1)} apart`);
+    for (const kind of ['protanopia', 'deuteranopia', 'tritanopia'] as const) {
+      const c = closestPair(first, (x) => simulate(x, kind));
+      assert.ok(c.distance >= 8, `${what}, ${kind}: groups ${c.i} and ${c.j} are only ΔE2000 ${c.distance.toFixed(1)} apart`);
+    }
+    first.forEach((c, i) => {
+      const k = contrast(c, bg);
+      assert.ok(k >= theme.minContrast, `${what}: group ${i} ${colours.swatches[i]} has contrast ${k.toFixed(2)}`);
+    });
+    assert.deepEqual(colours.alt, [...Array(8).fill(false), ...Array(4).fill(true)]);
+    // an outlined swatch: transparent inside, a ring of the group's colour
+    assert.equal(colours.swatches[8], 'rgba(0, 0, 0, 0)');
+    assert.match(colours.altRing, /inset/);
+  }
+  await p.page.screenshot({ path: join(resultsDir, 'webview-hc-light-groups.png') });
   await assertClean(p);
   await p.close();
 });

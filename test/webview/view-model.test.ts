@@ -2,66 +2,239 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolveGroups } from '../../src/core/groups.ts';
-import type { TrainingStatus } from '../../src/protocol/webview.ts';
+import type { Plan } from '../../src/core/plan.ts';
+import { textAfterRequest } from '../../src/host/plan-requests.ts';
+import { isWebviewToHost, type TrainingStatus } from '../../src/protocol/webview.ts';
 import { extent, linearScale, linearTicks, logScale, logTicks } from '../../webview/charts.ts';
 import { RunData } from '../../webview/run-data.ts';
 import {
   buildTreeModel,
+  colorClass,
+  decayBlockedReason,
   formatNumber,
   formatParams,
   frozenEdit,
+  groupColors,
+  moveBlockedReason,
+  moveEdit,
   multiplierEdit,
+  ownWeightDecayField,
   parseNumber,
   runControls,
   statusText,
   stepMultiplier,
   warmupCheck,
+  weightDecayEdit,
+  type GroupRow,
+  type LayerRow,
+  type TreeModel,
 } from '../../webview/view-model.ts';
 import { epochEvent, groupLrs, smallModel, smallPlan, stepEvent } from './fixtures.ts';
 
+const treeOf = (plan: Plan): TreeModel => buildTreeModel(resolveGroups(smallModel(), plan), plan);
+
+/** Rows by name, so a test does not depend on which groups the tree shows before them. */
+function groupRow(tree: TreeModel, name: string): GroupRow {
+  const g = tree.groups.find((x) => x.name === name);
+  assert.ok(g, `group ${name} in ${tree.groups.map((x) => x.name).join(', ')}`);
+  return g;
+}
+
+function layerRow(tree: TreeModel, name: string): LayerRow {
+  const l = tree.groups.flatMap((g) => g.layers).find((x) => x.name === name);
+  assert.ok(l, `layer ${name}`);
+  return l;
+}
+
 test('tree rows: groups bottom to top, layers in depth order, each with its deciding rule', () => {
-  const plan = smallPlan();
-  const tree = buildTreeModel(resolveGroups(smallModel(), plan), plan);
+  const tree = treeOf(smallPlan());
   assert.deepEqual(
     tree.groups.map((g) => [g.name, g.planIndex, g.layers.map((l) => l.name)]),
     [
-      ['default', undefined, ['input_1', 'max_pooling2d_1', 'flatten_1', 'dropout_1']],
       ['base', 0, ['conv2d_1', 'batch_normalization_1', 'conv2d_2']],
       ['extra', 1, ['dense_1']],
       ['head', 2, ['head_dense']],
     ],
   );
-  assert.equal(tree.layerCount, 9);
-  const base = tree.groups[1]!;
+  assert.equal(tree.layerCount, 5);
+  const base = groupRow(tree, 'base');
   // 3·3·1·16 + 16 + 4·16 + 3·3·16·32 + 32
   assert.equal(base.paramCount, 160 + 64 + 4640);
   assert.ok(Math.abs(base.effectiveLr! - 1e-4) < 1e-15);
-  const [conv1, bn, conv2] = base.layers;
-  assert.equal(conv1!.frozen, true);
-  assert.equal(conv1!.frozenRule.source, 'layers');
-  assert.equal(conv2!.frozen, false);
+  assert.equal(layerRow(tree, 'conv2d_1').frozen, true);
+  assert.equal(layerRow(tree, 'conv2d_1').frozenRule.source, 'layers');
+  assert.equal(layerRow(tree, 'conv2d_2').frozen, false);
   // BatchNorm: gamma and beta are "norm" weights (no decay); its statistics are not optimized
-  assert.equal(bn!.weightDecay, '0');
+  assert.equal(layerRow(tree, 'batch_normalization_1').weightDecay, '0');
   // dense_1's own multiplier wins over its group's 0.5
-  const dense = tree.groups[2]!.layers[0]!;
+  const dense = layerRow(tree, 'dense_1');
   assert.equal(dense.lrMult, 0.3);
   assert.equal(dense.lrMultRule.source, 'layers');
   assert.equal(dense.weightDecay, '0.01 / 0');
-  // layers without weights have no learning rate to show
-  assert.equal(tree.groups[0]!.layers[0]!.effectiveLr, undefined);
+  assert.equal(dense.ownWeightDecay, undefined);
+  assert.equal(dense.groupPlanIndex, 1);
+  assert.deepEqual(tree.planGroups, [
+    { planIndex: 0, name: 'base' },
+    { planIndex: 1, name: 'extra' },
+    { planIndex: 2, name: 'head' },
+  ]);
+});
+
+test('the implicit default group is hidden while it holds only layers without weights, shown once it holds weights', () => {
+  // input, pooling, flatten and dropout match no pattern: nothing in them trains
+  const hidden = treeOf(smallPlan());
+  assert.ok(!hidden.groups.some((g) => g.name === 'default'));
+  assert.equal(hidden.hiddenLayerCount, 4);
+  assert.equal(hidden.layerCount + hidden.hiddenLayerCount, smallModel().layers.length);
+
+  // without the "extra" group, dense_1 (weights) matches nothing: default holds weights now
+  const plan = smallPlan();
+  plan.groups = plan.groups!.filter((g) => g.name !== 'extra');
+  const shown = treeOf(plan);
+  assert.deepEqual(
+    shown.groups.map((g) => g.name),
+    ['default', 'base', 'head'],
+  );
+  const implicit = groupRow(shown, 'default');
+  assert.deepEqual(
+    implicit.layers.map((l) => l.name),
+    ['input_1', 'max_pooling2d_1', 'flatten_1', 'dense_1', 'dropout_1'],
+  );
+  assert.equal(implicit.paramCount, 800 * 64 + 64);
+  assert.equal(shown.hiddenLayerCount, 0);
+  // its layers are in no plan group: a move has one to go to, and "head" is not where it is
+  assert.equal(layerRow(shown, 'dense_1').groupPlanIndex, undefined);
+  assert.deepEqual(moveEdit(layerRow(shown, 'dense_1'), 1), { kind: 'moveLayer', layer: 'dense_1', toGroupIndex: 1 });
 });
 
 test('edits: group rows address the plan group by index, layer rows by name, the implicit group not at all', () => {
   const plan = smallPlan();
-  const tree = buildTreeModel(resolveGroups(smallModel(), plan), plan);
-  const [implicit, base, extra] = tree.groups;
-  assert.deepEqual(multiplierEdit(extra!, 0.2), { kind: 'setGroup', groupIndex: 1, key: 'lrMult', value: 0.2 });
-  assert.deepEqual(frozenEdit(base!, true), { kind: 'setGroup', groupIndex: 0, key: 'frozen', value: true });
-  assert.deepEqual(multiplierEdit(base!.layers[2]!, null), { kind: 'setLayer', layer: 'conv2d_2', key: 'lrMult', value: null });
-  assert.equal(multiplierEdit(implicit!, 2), undefined);
-  assert.equal(frozenEdit(implicit!, true), undefined);
+  plan.groups = plan.groups!.filter((g) => g.name !== 'extra');
+  const tree = treeOf(plan);
+  const implicit = groupRow(tree, 'default');
+  const base = groupRow(tree, 'base');
+  const head = groupRow(tree, 'head');
+  assert.deepEqual(multiplierEdit(head, 0.2), { kind: 'setGroup', groupIndex: 1, key: 'lrMult', value: 0.2 });
+  assert.deepEqual(frozenEdit(base, true), { kind: 'setGroup', groupIndex: 0, key: 'frozen', value: true });
+  assert.deepEqual(multiplierEdit(layerRow(tree, 'conv2d_2'), null), { kind: 'setLayer', layer: 'conv2d_2', key: 'lrMult', value: null });
+  assert.equal(multiplierEdit(implicit, 2), undefined);
+  assert.equal(frozenEdit(implicit, true), undefined);
+  assert.equal(weightDecayEdit(implicit, 0.1), undefined);
+  assert.notEqual(decayBlockedReason(implicit), undefined);
   // a layer of the implicit group can still be edited one by one
-  assert.deepEqual(frozenEdit(implicit!.layers[0]!, true), { kind: 'setLayer', layer: 'input_1', key: 'frozen', value: true });
+  assert.deepEqual(frozenEdit(layerRow(tree, 'input_1'), true), { kind: 'setLayer', layer: 'input_1', key: 'frozen', value: true });
+});
+
+test('weight decay: rows show their own setting, edits address the same plan entries as the multiplier', () => {
+  const plan = smallPlan();
+  plan.groups![2]!.weightDecay = 0.05;
+  plan.layers = { ...plan.layers, dense_1: { ...plan.layers!['dense_1'], weightDecay: 0 } };
+  const tree = treeOf(plan);
+  const head = groupRow(tree, 'head');
+  assert.equal(head.ownWeightDecay, 0.05);
+  assert.equal(ownWeightDecayField(head), 'groups[2] "head".weightDecay');
+  // the group's decay spares the bias (noDecay); the layer shows what each weight gets
+  assert.equal(layerRow(tree, 'head_dense').weightDecay, '0.05 / 0');
+  assert.equal(layerRow(tree, 'head_dense').ownWeightDecay, undefined);
+  const dense = layerRow(tree, 'dense_1');
+  assert.equal(dense.ownWeightDecay, 0);
+  assert.equal(dense.weightDecay, '0');
+  assert.equal(ownWeightDecayField(dense), 'layers["dense_1"].weightDecay');
+  assert.equal(groupRow(tree, 'base').ownWeightDecay, undefined);
+  assert.equal(ownWeightDecayField(groupRow(tree, 'base')), undefined);
+
+  assert.deepEqual(weightDecayEdit(head, 0.1), { kind: 'setGroup', groupIndex: 2, key: 'weightDecay', value: 0.1 });
+  assert.deepEqual(weightDecayEdit(head, null), { kind: 'setGroup', groupIndex: 2, key: 'weightDecay', value: null });
+  assert.deepEqual(weightDecayEdit(dense, 0.02), { kind: 'setLayer', layer: 'dense_1', key: 'weightDecay', value: 0.02 });
+  assert.equal(decayBlockedReason(dense), undefined);
+  assert.equal(decayBlockedReason(head), undefined);
+
+  // a weightless layer (shown when its group holds weights) has nothing to decay
+  plan.groups![2]!.layers = ['head_*', 'dropout_1'];
+  const dropout = layerRow(treeOf(plan), 'dropout_1');
+  assert.equal(dropout.hasOptimizedWeights, false);
+  assert.equal(dropout.weightDecay, '—');
+  assert.match(decayBlockedReason(dropout) ?? '', /nothing to decay/);
+});
+
+test('a weight-decay edit goes through the host path: guarded, written with comments kept, shown as the row’s own value', () => {
+  const text = `{
+  // the model to fine-tune
+  "model": "model/model.json",
+  "training": { "lr": 0.001 },
+  "groups": [
+    { "name": "base", "layers": ["conv2d_*", "batch_normalization_*"], "lrMult": 0.1 }, // slow
+    { "name": "extra", "layers": ["dense_1"] },
+    { "name": "head", "layers": ["head_*"] }
+  ]
+}
+`;
+  const plan = JSON.parse(text.replace(/\/\/.*$/gm, '')) as Plan;
+  const before = treeOf(plan);
+  const edits = [weightDecayEdit(groupRow(before, 'base'), 0.001), weightDecayEdit(layerRow(before, 'head_dense'), 0.2)];
+  let out = text;
+  for (const edit of edits) {
+    const message = { type: 'edit', edit };
+    assert.ok(isWebviewToHost(message), JSON.stringify(message));
+    out = textAfterRequest(out, message.edit, { file: 'layerwise.json' });
+  }
+  assert.match(out, /\/\/ the model to fine-tune/);
+  assert.match(out, /\/\/ slow/);
+  const after = JSON.parse(out.replace(/\/\/.*$/gm, '')) as Plan;
+  assert.equal(after.groups![0]!.weightDecay, 0.001);
+  assert.deepEqual(after.layers, { head_dense: { weightDecay: 0.2 } });
+  const tree = treeOf(after);
+  assert.equal(groupRow(tree, 'base').ownWeightDecay, 0.001);
+  // conv kernels take the group's 0.001; biases and BatchNorm weights keep 0 (noDecay)
+  assert.equal(layerRow(tree, 'conv2d_2').weightDecay, '0.001 / 0');
+  // the layer's own value wins over noDecay: the bias is decayed too
+  assert.equal(layerRow(tree, 'head_dense').weightDecay, '0.2');
+  // what the guard refuses never reaches the file
+  for (const value of [-0.1, Number.NaN, Number.POSITIVE_INFINITY, '0.1']) {
+    assert.equal(isWebviewToHost({ type: 'edit', edit: { kind: 'setLayer', layer: 'head_dense', key: 'weightDecay', value } }), false, String(value));
+  }
+});
+
+test('move: a layer row offers the plan groups it is not in', () => {
+  const tree = treeOf(smallPlan());
+  const dense = layerRow(tree, 'dense_1');
+  assert.deepEqual(moveEdit(dense, 2), { kind: 'moveLayer', layer: 'dense_1', toGroupIndex: 2 });
+  assert.equal(moveEdit(dense, 1), undefined);
+  assert.equal(moveBlockedReason(dense, tree.planGroups), undefined);
+  assert.match(moveBlockedReason(dense, [{ planIndex: 1, name: 'extra' }]) ?? '', /no other group/);
+  assert.match(moveBlockedReason(dense, []) ?? '', /no groups/);
+});
+
+test('group colours follow the shown groups: a hidden implicit group takes none', () => {
+  const tree = treeOf(smallPlan());
+  assert.deepEqual(
+    tree.groups.map((g) => [g.name, g.color]),
+    [
+      ['base', 'c0'],
+      ['extra', 'c1'],
+      ['head', 'c2'],
+    ],
+  );
+  assert.equal(layerRow(tree, 'conv2d_2').color, 'c0');
+  assert.equal(layerRow(tree, 'head_dense').color, 'c2');
+  const plan = smallPlan();
+  plan.groups = plan.groups!.filter((g) => g.name !== 'extra');
+  assert.deepEqual(
+    [...groupColors(resolveGroups(smallModel(), plan))],
+    [
+      ['default', 'c0'],
+      ['base', 'c1'],
+      ['head', 'c2'],
+    ],
+  );
+});
+
+test('group colours: eight classes, then the same eight marked alt', () => {
+  assert.deepEqual(
+    Array.from({ length: 17 }, (_, i) => colorClass(i)),
+    ['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c0 alt', 'c1 alt', 'c2 alt', 'c3 alt', 'c4 alt', 'c5 alt', 'c6 alt', 'c7 alt', 'c0'],
+  );
+  assert.equal(colorClass(-1), 'c0');
 });
 
 test('warnings land on the row they are about, the rest on the plan', () => {
@@ -72,10 +245,10 @@ test('warnings land on the row they are about, the rest on the plan', () => {
   // an override naming no layer of the model has no row: it is shown with the plan's warnings
   assert.ok(tree.warnings.some((w) => w.includes('conv2d_9')), tree.warnings.join('\n'));
   // lrMult 0 is not frozen: the layer's row says so (conv2d_1 is frozen, so it is spared)
-  const [conv1, , conv2] = tree.groups[1]!.layers;
-  assert.equal(conv1!.warnings.length, 0);
-  assert.equal(conv2!.warnings.length, 1);
-  assert.match(conv2!.warnings[0]!, /lrMult 0 is not frozen/);
+  assert.equal(layerRow(tree, 'conv2d_1').warnings.length, 0);
+  const conv2 = layerRow(tree, 'conv2d_2');
+  assert.equal(conv2.warnings.length, 1);
+  assert.match(conv2.warnings[0]!, /lrMult 0 is not frozen/);
 });
 
 test('numbers: short forms for cells, strict parsing of what the user typed', () => {
