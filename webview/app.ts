@@ -16,7 +16,6 @@ import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import type { VscodeButton } from '@vscode-elements/elements/dist/vscode-button/vscode-button.js';
 import type { VscodeProgressBar } from '@vscode-elements/elements/dist/vscode-progress-bar/vscode-progress-bar.js';
 import type { VscodeSingleSelect } from '@vscode-elements/elements/dist/vscode-single-select/vscode-single-select.js';
-import type { VscodeTextfield } from '@vscode-elements/elements/dist/vscode-textfield/vscode-textfield.js';
 import type { VscodeTabs } from '@vscode-elements/elements/dist/vscode-tabs/vscode-tabs.js';
 
 import { resolveGroups } from '../src/core/groups.ts';
@@ -63,6 +62,41 @@ const TABS: readonly PanelTab[] = ['rates', 'training', 'lrFinder'];
 const TAB_LABELS: Record<PanelTab, string> = { rates: 'Learning rates', training: 'Training', lrFinder: 'LR range test' };
 /** The preview needs steps per epoch; without a dataset size it assumes this many. */
 const ASSUMED_STEPS_PER_EPOCH = 100;
+
+interface Choice {
+  value: string;
+  label: string;
+  description?: string;
+}
+
+/** A labelled select of the settings row; `show` selects a value (and sets the choices, when given). */
+interface ChoiceField {
+  element: HTMLElement;
+  show(value: string, options?: readonly Choice[]): void;
+}
+
+/** A labelled number field of the settings row; `show` puts the plan's value (and a tooltip) in it. */
+interface NumberField {
+  element: HTMLElement;
+  show(value: number | undefined, hint?: string): void;
+}
+
+interface SettingsFields {
+  preset: ChoiceField;
+  lr: NumberField;
+  optimizer: ChoiceField;
+  schedule: ChoiceField;
+  warmup: NumberField;
+  epochs: NumberField;
+  batchSize: NumberField;
+  weightDecay: NumberField;
+}
+
+const OPTIMIZERS: readonly Choice[] = [
+  { value: 'adamw', label: 'AdamW' },
+  { value: 'adam', label: 'Adam' },
+  { value: 'sgd', label: 'SGD' },
+];
 const SCHEDULES: ReadonlyArray<{ value: ScheduleType; label: string }> = [
   { value: 'constant', label: 'constant' },
   { value: 'linear', label: 'linear decay' },
@@ -104,9 +138,9 @@ export class PanelApp {
   private run: RunData | undefined;
   private lrOutcome: LrFinderOutcome | undefined;
   private readonly dirty = new Set<PanelTab>();
-  private rebuildingSettings = false;
 
   private readonly tree: LayerTree;
+  private readonly fields: SettingsFields;
   private readonly els: {
     title: HTMLElement;
     status: HTMLElement;
@@ -128,6 +162,8 @@ export class PanelApp {
 
   /** Measured from a `state` message to its rows on screen (bench/webview-render.ts reads it). */
   lastRenderMs = 0;
+  /** When the last `state` message began to be handled (performance.now()), for the same bench. */
+  lastRenderStart = 0;
 
   constructor(
     private readonly root: HTMLElement,
@@ -145,6 +181,7 @@ export class PanelApp {
         this.persist();
       },
     });
+    this.fields = this.settingsFields();
     this.els = this.layout();
   }
 
@@ -209,6 +246,7 @@ export class PanelApp {
 
   private setState(state: PanelState): void {
     const t0 = performance.now();
+    this.lastRenderStart = t0;
     const first = this.state === undefined;
     this.state = state;
     this.status = state.status;
@@ -279,6 +317,11 @@ export class PanelApp {
     problems.setAttribute('aria-label', 'Problems');
     const settings = el('section', 'settings');
     settings.setAttribute('aria-label', 'Training settings');
+    // laid out (unseen) while the host prepares the state, so its web components have drawn
+    // themselves by the time it arrives; the first state shows it
+    settings.classList.add('waiting');
+    const f = this.fields;
+    settings.append(...[f.preset, f.lr, f.optimizer, f.schedule, f.warmup, f.epochs, f.batchSize, f.weightDecay].map((x) => x.element));
 
     const treeBox = el('section', 'tree-box');
     treeBox.setAttribute('aria-label', 'Layer tree');
@@ -396,68 +439,54 @@ export class PanelApp {
 
   // ---- settings --------------------------------------------------------------------------------
 
-  private renderSettings(): void {
-    const s = this.state;
-    const box = this.els.settings;
-    // a field being typed in keeps its focus and its text across a re-render
-    const active = document.activeElement;
-    const typing = active instanceof HTMLElement && box.contains(active) ? { id: active.id, value: (active as Partial<VscodeTextfield>).value } : undefined;
-    // removing a field with typed text makes it report a change: not a commit, the text moves
-    this.rebuildingSettings = true;
-    try {
-      box.replaceChildren();
-    } finally {
-      this.rebuildingSettings = false;
-    }
-    if (!s?.plan) return;
-    const training: TrainingSpec = s.plan.training ?? {};
-    const schedule = training.schedule;
-
-    if (s.presets.length > 0) {
-      const preset = this.select(
-        'preset',
-        'Preset',
-        [{ value: '', label: 'Apply a preset…' }, ...s.presets.map((p) => ({ value: p.id, label: p.label, description: p.description }))],
-        '',
-        (value, sel) => {
-          if (value === '') return;
-          this.edit({ kind: 'applyPreset', preset: value });
-          sel.value = '';
-        },
-      );
-      box.append(preset);
-    }
-    box.append(
-      this.numberField('lr', 'Base LR', training.lr, DEFAULTS.lr, positive, (v) => this.setTraining('lr', v)),
-      this.select(
-        'optimizer',
-        'Optimizer',
-        [
-          { value: 'adamw', label: 'AdamW' },
-          { value: 'adam', label: 'Adam' },
-          { value: 'sgd', label: 'SGD' },
-        ],
-        training.optimizer ?? DEFAULTS.optimizer,
-        (v) => this.setTraining('optimizer', v),
-      ),
-      this.select('schedule', 'Schedule', SCHEDULES, schedule?.type ?? 'constant', (v) =>
-        this.setTraining('schedule', { ...(schedule ?? {}), type: v as ScheduleType }),
-      ),
-      this.numberField('warmup', 'Warm-up', schedule?.warmup, undefined, warmupCheck, (v) => {
-        const next: ScheduleSpec = { ...(schedule ?? { type: 'constant' }) };
+  /**
+   * The training settings, built once with the page: every state only shows its values in them.
+   * Built per state, the web components' first renders (and the layouts they force) cost as
+   * much as the layer tree.
+   */
+  private settingsFields(): SettingsFields {
+    const training = (): TrainingSpec => this.state?.plan?.training ?? {};
+    return {
+      preset: this.select('preset', 'Preset', (value, sel) => {
+        if (value === '') return;
+        this.edit({ kind: 'applyPreset', preset: value });
+        sel.value = '';
+      }),
+      lr: this.numberField('lr', 'Base LR', DEFAULTS.lr, positive, (v) => this.setTraining('lr', v)),
+      optimizer: this.select('optimizer', 'Optimizer', (v) => this.setTraining('optimizer', v), OPTIMIZERS),
+      schedule: this.select('schedule', 'Schedule', (v) => this.setTraining('schedule', { ...(training().schedule ?? {}), type: v as ScheduleType }), SCHEDULES),
+      warmup: this.numberField('warmup', 'Warm-up', undefined, warmupCheck, (v) => {
+        const next: ScheduleSpec = { ...(training().schedule ?? { type: 'constant' }) };
         if (v === null) delete next.warmup;
         else next.warmup = v;
         this.setTraining('schedule', next);
-      }, schedule !== undefined && (schedule.type === 'stlr' || schedule.type === 'onecycle') ? 'this schedule has its own rise' : 'fraction of steps (< 1) or a number of steps'),
-      this.numberField('epochs', 'Epochs', training.epochs, DEFAULTS.epochs, positiveInteger, (v) => this.setTraining('epochs', v)),
-      this.numberField('batchSize', 'Batch size', training.batchSize, DEFAULTS.batchSize, positiveInteger, (v) => this.setTraining('batchSize', v)),
-      this.numberField('weightDecay', 'Weight decay', training.weightDecay, undefined, nonNegative, (v) => this.setTraining('weightDecay', v)),
+      }),
+      epochs: this.numberField('epochs', 'Epochs', DEFAULTS.epochs, positiveInteger, (v) => this.setTraining('epochs', v)),
+      batchSize: this.numberField('batchSize', 'Batch size', DEFAULTS.batchSize, positiveInteger, (v) => this.setTraining('batchSize', v)),
+      weightDecay: this.numberField('weightDecay', 'Weight decay', undefined, nonNegative, (v) => this.setTraining('weightDecay', v)),
+    };
+  }
+
+  private renderSettings(): void {
+    const s = this.state;
+    this.els.settings.classList.remove('waiting');
+    this.els.settings.hidden = s?.plan === undefined;
+    if (!s?.plan) return;
+    const training: TrainingSpec = s.plan.training ?? {};
+    const schedule = training.schedule;
+    const f = this.fields;
+    f.preset.element.hidden = s.presets.length === 0;
+    f.preset.show('', [{ value: '', label: 'Apply a preset…' }, ...s.presets.map((p) => ({ value: p.id, label: p.label, description: p.description }))]);
+    f.lr.show(training.lr);
+    f.optimizer.show(training.optimizer ?? DEFAULTS.optimizer);
+    f.schedule.show(schedule?.type ?? 'constant');
+    f.warmup.show(
+      schedule?.warmup,
+      schedule !== undefined && (schedule.type === 'stlr' || schedule.type === 'onecycle') ? 'this schedule has its own rise' : 'fraction of steps (< 1) or a number of steps',
     );
-    if (typing !== undefined && typing.id !== '') {
-      const field = document.getElementById(typing.id);
-      if (field instanceof HTMLElement && field.tagName === 'VSCODE-TEXTFIELD' && typing.value !== undefined) (field as VscodeTextfield).value = typing.value;
-      field?.focus();
-    }
+    f.epochs.show(training.epochs);
+    f.batchSize.show(training.batchSize);
+    f.weightDecay.show(training.weightDecay);
   }
 
   /** `null` removes the setting from the plan (the default applies again). */
@@ -465,13 +494,7 @@ export class PanelApp {
     this.edit({ kind: 'setTraining', key, value });
   }
 
-  private select(
-    id: string,
-    label: string,
-    options: ReadonlyArray<{ value: string; label: string; description?: string }>,
-    value: string,
-    onChange: (value: string, sel: VscodeSingleSelect) => void,
-  ): HTMLElement {
+  private select(id: string, label: string, onChange: (value: string, sel: VscodeSingleSelect) => void, fixed?: readonly Choice[]): ChoiceField {
     const wrap = el('div', 'field');
     const lab = document.createElement('vscode-label');
     lab.textContent = label;
@@ -479,28 +502,35 @@ export class PanelApp {
     const sel = document.createElement('vscode-single-select');
     sel.id = `field-${id}`;
     sel.label = label;
-    for (const o of options) {
-      const opt = document.createElement('vscode-option');
-      opt.value = o.value;
-      opt.textContent = o.label;
-      if (o.description !== undefined) opt.description = o.description;
-      if (o.value === value) opt.selected = true;
-      sel.append(opt);
-    }
+    let shown = '';
+    const setOptions = (options: readonly Choice[]): void => {
+      const key = JSON.stringify(options);
+      if (key === shown) return;
+      shown = key;
+      sel.replaceChildren(
+        ...options.map((o) => {
+          const opt = document.createElement('vscode-option');
+          opt.value = o.value;
+          opt.textContent = o.label;
+          if (o.description !== undefined) opt.description = o.description;
+          return opt;
+        }),
+      );
+    };
+    if (fixed) setOptions(fixed);
     sel.addEventListener('change', () => onChange(sel.value, sel));
     wrap.append(lab, sel);
-    return wrap;
+    return {
+      element: wrap,
+      show(value, options) {
+        if (options) setOptions(options);
+        // only a new value re-renders the select (and each of its renders measures the page)
+        if (sel.value !== value) sel.value = value;
+      },
+    };
   }
 
-  private numberField(
-    id: string,
-    label: string,
-    value: number | undefined,
-    fallback: number | undefined,
-    check: FieldCheck,
-    commit: (v: number | null) => void,
-    hint?: string,
-  ): HTMLElement {
+  private numberField(id: string, label: string, fallback: number | undefined, check: FieldCheck, commit: (v: number | null) => void): NumberField {
     const wrap = el('div', 'field');
     const lab = document.createElement('vscode-label');
     lab.textContent = label;
@@ -508,12 +538,10 @@ export class PanelApp {
     const field = document.createElement('vscode-textfield');
     field.id = `field-${id}`;
     field.label = label;
-    field.value = value === undefined ? '' : String(value);
     field.placeholder = fallback === undefined ? 'default' : `${formatNumber(fallback)} (default)`;
-    if (hint !== undefined) field.title = hint;
-    let committed = field.value;
+    let committed = '';
+    let hint: string | undefined;
     const apply = (): void => {
-      if (this.rebuildingSettings) return;
       const text = field.value.trim();
       if (text === committed) return;
       if (text === '') {
@@ -539,7 +567,20 @@ export class PanelApp {
       }
     });
     wrap.append(lab, field);
-    return wrap;
+    return {
+      element: wrap,
+      show(value, nextHint) {
+        hint = nextHint;
+        const text = value === undefined ? '' : String(value);
+        // a field being typed in keeps its text: Enter or leaving it still applies it
+        const typing = document.activeElement === field && field.value !== committed;
+        committed = text;
+        if (typing) return;
+        if (field.value !== text) field.value = text;
+        if (field.invalid) field.invalid = false;
+        if (field.title !== (hint ?? '')) field.title = hint ?? '';
+      },
+    };
   }
 
   // ---- tree --------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import {
   setHere,
   stepMultiplier,
   weightDecayEdit,
+  weightDecayTitle,
   type GroupRow,
   type LayerRow,
   type TreeModel,
@@ -40,6 +41,8 @@ type Control = 'row' | 'mult' | 'dec' | 'inc' | 'decay' | 'frozen' | 'move';
 type NumberControl = 'mult' | 'decay';
 
 interface FocusKeep {
+  /** The focused element, which stays focused when its row is kept. */
+  element: HTMLElement;
   key: string;
   control: Control;
   /** A half-typed number, or a group picked but not yet applied, survives the redraw. */
@@ -71,8 +74,13 @@ const COLUMNS: ReadonlyArray<{ label: string; col: string; title?: string }> = [
 
 /** Fixed row height (px, media/webview.css) that lets the tree draw only the rows in view. */
 export const ROW_HEIGHT = 26;
-/** Rows drawn above and below the visible ones, so short scrolls need no redraw. */
-const OVERSCAN = 20;
+/**
+ * Rows drawn above and below the visible ones, so short scrolls need no redraw; a redraw keeps
+ * the rows still in the window, so it costs only the rows scrolled in.
+ */
+const OVERSCAN = 10;
+/** The scroller's tallest, as a share of the window's height (`.tree-scroll` max-height in media/webview.css). */
+const VIEW_SHARE = 0.55;
 
 interface FlatRow {
   row: TreeRow;
@@ -88,14 +96,23 @@ export class LayerTree {
   private readonly table: HTMLTableElement;
   private readonly body: HTMLTableSectionElement;
   private readonly template: HTMLTableRowElement;
-  /** The move select with one option per plan group, rebuilt with each model and cloned per layer row. */
-  private moveTemplate: HTMLSelectElement = document.createElement('select');
+  /** The move select's choices, one option per plan group (and the implicit one), rebuilt with each model. */
+  private moveChoices = moveChoices({ planGroups: [] });
+  /** Move selects given all their choices; the others hold only their current one. */
+  private filledMoves = new WeakSet<HTMLSelectElement>();
   private readonly topSpacer: HTMLTableRowElement;
   private readonly bottomSpacer: HTMLTableRowElement;
   /** Every row the expanded groups show, in order; only a window of it is in the DOM. */
   private flat: FlatRow[] = [];
   private index = new Map<string, number>();
   private rendered = new Map<string, HTMLTableRowElement>();
+  /** The tree row each drawn row element shows: a row is kept only while that is unchanged. */
+  private drawnFrom = new WeakMap<HTMLTableRowElement, TreeRow>();
+  /**
+   * Rows whose controls the user has reached: they may show a value the host has not answered
+   * yet, so a redraw draws them afresh from the plan (as it draws every row after a new state).
+   */
+  private touched = new WeakSet<HTMLTableRowElement>();
   private window: [number, number] = [0, 0];
   private activeKey: string | undefined;
   private model: TreeModel | undefined;
@@ -137,6 +154,12 @@ export class LayerTree {
     this.table.addEventListener('click', (e) => this.onClick(e));
     this.table.addEventListener('change', (e) => this.onChange(e));
     this.table.addEventListener('focusin', (e) => this.onFocusIn(e));
+    // before the native list opens: the pointer reaches a select before it takes the focus
+    this.table.addEventListener('pointerdown', (e) => {
+      this.touch(e.target);
+      this.fillMoveChoices(e.target);
+    });
+    for (const type of ['input', 'change'] as const) this.table.addEventListener(type, (e) => this.touch(e.target), { capture: true });
     this.table.addEventListener('focusout', (e) => this.onFocusOut(e));
     this.element.addEventListener('scroll', () => this.onScroll(), { passive: true });
   }
@@ -148,7 +171,7 @@ export class LayerTree {
   render(model: TreeModel, expanded: ReadonlySet<string>): void {
     this.model = model;
     this.expanded = new Set(expanded);
-    this.moveTemplate = moveSelectTemplate(model);
+    this.moveChoices = moveChoices(model);
     this.rebuild();
   }
 
@@ -175,40 +198,57 @@ export class LayerTree {
 
   /** The rows that cover the scroller's view, plus some either side. */
   private wantedWindow(): [number, number] {
-    // the scroller is never taller than the window; reading its real height would force a
+    // the scroller is never taller than its max-height; reading its real height would force a
     // layout of the page in the middle of rendering it
     const top = this.scrollTop;
-    const height = window.innerHeight;
+    const height = Math.ceil(window.innerHeight * VIEW_SHARE);
     const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
     const last = Math.min(this.flat.length, Math.ceil((top + height) / ROW_HEIGHT) + OVERSCAN);
     return [first, last];
   }
 
+  /**
+   * Puts the rows of the window in the body. A row still drawn from the same tree row (a scroll,
+   * a group opened or closed) keeps its element, so the browser styles and lays out only the
+   * rows that come into the window; a new state draws every row afresh.
+   */
   private drawWindow(force: boolean, want = this.wantedWindow()): void {
     const [first, last] = want;
     if (!force && first === this.window[0] && last === this.window[1]) return;
     const keep = this.captureFocus();
     this.window = [first, last];
-    this.rendered.clear();
-    const frag = document.createDocumentFragment();
-    this.topSpacer.hidden = first === 0;
-    this.topSpacer.style.height = `${first * ROW_HEIGHT}px`;
-    frag.append(this.topSpacer);
+    const previous = this.rendered;
+    this.rendered = new Map();
+    const rows: HTMLTableRowElement[] = [];
+    let kept = 0;
     for (let i = first; i < last; i++) {
       const f = this.flat[i];
       if (f === undefined) continue;
-      const tr = this.makeRow(f, i);
+      const old = previous.get(f.row.key);
+      const keep = old !== undefined && this.drawnFrom.get(old) === f.row && !this.touched.has(old);
+      const tr = keep ? this.placeRow(old, f, i) : this.makeRow(f, i);
+      if (keep) kept += 1;
       this.rendered.set(f.row.key, tr);
-      frag.append(tr);
+      rows.push(tr);
     }
+    this.topSpacer.hidden = first === 0;
+    this.topSpacer.style.height = `${first * ROW_HEIGHT}px`;
     this.bottomSpacer.hidden = last >= this.flat.length;
     this.bottomSpacer.style.height = `${(this.flat.length - last) * ROW_HEIGHT}px`;
-    frag.append(this.bottomSpacer);
     // removing a focused field that holds typed text makes the browser report a change;
     // that text moves to the new field below and is committed only by Enter or leaving it
     this.redrawing = true;
     try {
-      this.body.replaceChildren(frag);
+      if (kept === 0) this.body.replaceChildren(this.topSpacer, ...rows, this.bottomSpacer);
+      else {
+        for (const [key, tr] of previous) if (this.rendered.get(key) !== tr) tr.remove();
+        // kept rows are in window order already: the new ones go in around them
+        let at = this.topSpacer.nextSibling;
+        for (const tr of rows) {
+          if (at === tr) at = at.nextSibling;
+          else this.body.insertBefore(tr, at);
+        }
+      }
     } finally {
       this.redrawing = false;
     }
@@ -217,8 +257,21 @@ export class LayerTree {
       this.activeKey = this.flat[first]?.row.key ?? this.activeKey;
     }
     this.setActive(this.activeKey, false);
-    // after a new model (force) the focused row may have moved out of the window: follow it
-    if (keep !== undefined) this.restoreFocus(keep, force);
+    // after a new model (force) the focused row may have moved out of the window: follow it;
+    // a focused row that was kept still has the focus and whatever was typed in it
+    if (keep !== undefined && !(keep.element.isConnected && document.activeElement === keep.element)) this.restoreFocus(keep, force);
+  }
+
+  /** A kept row at its new place in the flat list: only its position and its group's state change. */
+  private placeRow(tr: HTMLTableRowElement, f: FlatRow, flatIndex: number): HTMLTableRowElement {
+    const index = String(flatIndex + 2);
+    if (tr.getAttribute('aria-rowindex') !== index) tr.setAttribute('aria-rowindex', index);
+    if (f.open !== undefined && tr.getAttribute('aria-expanded') !== String(f.open)) {
+      tr.setAttribute('aria-expanded', String(f.open));
+      const toggle = tr.cells[0]?.firstElementChild;
+      if (toggle) toggle.textContent = f.open ? '▾' : '▸';
+    }
+    return tr;
   }
 
   private onScroll(): void {
@@ -253,6 +306,7 @@ export class LayerTree {
   private makeRow(f: FlatRow, flatIndex: number): HTMLTableRowElement {
     const { row, level, pos, size, open } = f;
     const tr = this.template.cloneNode(true) as HTMLTableRowElement;
+    this.drawnFrom.set(tr, row);
     tr.dataset['key'] = row.key;
     tr.className = row.kind === 'group' ? 'group' : 'layer';
     if (row.frozen) tr.classList.add('is-frozen');
@@ -295,13 +349,14 @@ export class LayerTree {
     lrCell.textContent = row.effectiveLr === undefined ? '—' : formatNumber(row.effectiveLr);
     if (row.frozen && row.effectiveLr !== undefined) lrCell.classList.add('dim');
     const decay = wdCell.firstElementChild as HTMLInputElement | null;
+    const decayTitle = weightDecayTitle(row);
     if (decay) {
       decay.value = row.ownWeightDecay !== undefined ? formatNumber(row.ownWeightDecay) : row.weightDecay;
       decay.defaultValue = decay.value;
       decay.setAttribute('aria-label', `Weight decay of ${row.kind} ${row.name}`);
       if (row.ownWeightDecay === undefined) decay.classList.add('inherited');
       const decayBlocked = decayBlockedReason(row);
-      decay.title = decayBlocked ?? `${row.weightDecayTitle}\n${decayHint(row)}`;
+      decay.title = decayBlocked ?? `${decayTitle}\n${decayHint(row)}`;
       if (decayBlocked !== undefined) decay.disabled = true;
     }
 
@@ -320,7 +375,7 @@ export class LayerTree {
     const decayField = ownWeightDecayField(row);
     if (decayField !== undefined) rules.push(decayField);
     ruleCell.textContent = rules.join(' · ');
-    ruleCell.title = `multiplier: ${row.lrMultRule.detail}\nfrozen: ${row.frozenRule.detail}\nweight decay: ${row.weightDecayTitle}`;
+    ruleCell.title = `multiplier: ${row.lrMultRule.detail}\nfrozen: ${row.frozenRule.detail}\nweight decay: ${decayTitle}`;
 
     if (row.warnings.length > 0) {
       warnCell.textContent = `⚠ ${row.warnings.length}`;
@@ -331,17 +386,47 @@ export class LayerTree {
     return tr;
   }
 
-  /** A layer's group as a select of the plan's groups (the implicit one shown only as where it is now). */
+  /**
+   * A layer's group as a select of the plan's groups (the implicit one shown only as where it is
+   * now). It is drawn holding only the current group and gets the others when the pointer or the
+   * focus reaches it (fillMoveChoices): a thousand-layer tree would otherwise carry a dozen
+   * options per row, a third of its elements, that nobody sees until a list opens.
+   */
   private moveSelect(row: LayerRow): HTMLSelectElement {
-    const select = this.moveTemplate.cloneNode(true) as HTMLSelectElement;
-    if (row.groupPlanIndex !== undefined) select.querySelector('option[value=""]')?.remove();
-    select.value = row.groupPlanIndex === undefined ? '' : String(row.groupPlanIndex);
+    const select = this.moveChoices.select.cloneNode(false) as HTMLSelectElement;
+    const current = row.groupPlanIndex === undefined ? '' : String(row.groupPlanIndex);
+    const option = this.moveChoices.byValue.get(current);
+    if (option) select.append(option.cloneNode(true));
+    select.value = current;
     select.dataset['current'] = select.value;
     select.setAttribute('aria-label', `Group of layer ${row.name}`);
     const blocked = this.model === undefined ? undefined : moveBlockedReason(row, this.model.planGroups);
     select.title = blocked ?? `In “${row.group}”. Pick a group to move the layer there, or ↑/↓ then Enter; Esc reverts.`;
     if (blocked !== undefined) select.disabled = true;
     return select;
+  }
+
+  /** Marks the row of a control the user reached (see `touched`). */
+  private touch(target: EventTarget | null): void {
+    if (!(target instanceof HTMLElement) || target.dataset['control'] === undefined) return;
+    const tr = target.closest('tr');
+    if (tr) this.touched.add(tr);
+  }
+
+  /** Gives a move select all its choices, keeping the option it shows (and so its selection). */
+  private fillMoveChoices(target: EventTarget | null): void {
+    if (!(target instanceof HTMLSelectElement) || this.filledMoves.has(target) || controlOf(target) !== 'move') return;
+    this.filledMoves.add(target);
+    const shown = target.value;
+    const current = target.options[0];
+    const options: HTMLOptionElement[] = [];
+    for (const [value, option] of this.moveChoices.byValue) {
+      // the implicit group is a choice only for the layers it holds: nothing can be moved into it
+      if (value === '' && shown !== '') continue;
+      options.push(value === shown && current ? current : (option.cloneNode(true) as HTMLOptionElement));
+    }
+    target.replaceChildren(...options);
+    target.value = shown;
   }
 
   // ---- focus ------------------------------------------------------------------------------------
@@ -369,12 +454,12 @@ export class LayerTree {
     if (key === undefined) return undefined;
     const control = controlOf(el);
     if (isNumberControl(control) && el instanceof HTMLInputElement && el.value !== el.defaultValue) {
-      return { key, control, value: el.value, start: el.selectionStart, end: el.selectionEnd };
+      return { element: el, key, control, value: el.value, start: el.selectionStart, end: el.selectionEnd };
     }
     if (control === 'move' && el instanceof HTMLSelectElement && el.value !== el.dataset['current']) {
-      return { key, control, value: el.value };
+      return { element: el, key, control, value: el.value };
     }
-    return { key, control };
+    return { element: el, key, control };
   }
 
   private restoreFocus(keep: FocusKeep, follow: boolean): void {
@@ -400,6 +485,9 @@ export class LayerTree {
   }
 
   private onFocusIn(e: FocusEvent): void {
+    this.touch(e.target);
+    // keyboard users browse the choices with the arrows and letters as soon as they reach it
+    this.fillMoveChoices(e.target);
     const tr = (e.target as HTMLElement).closest('tr');
     const key = tr?.dataset['key'];
     if (key !== undefined && key !== this.activeKey) this.setActive(key, false);
@@ -752,23 +840,27 @@ function rowTemplate(): HTMLTableRowElement {
   return tr;
 }
 
-/** One option per plan group, and one for the implicit group (kept only in rows of layers it holds). */
-function moveSelectTemplate(model: TreeModel): HTMLSelectElement {
+/**
+ * An empty move select to clone, and its choices by value in list order: the implicit group
+ * (value '', offered only in rows of layers it holds) first, then every plan group.
+ */
+function moveChoices(model: Pick<TreeModel, 'planGroups'>): { select: HTMLSelectElement; byValue: Map<string, HTMLOptionElement> } {
   const select = document.createElement('select');
   select.className = 'move';
   select.dataset['control'] = 'move';
   select.tabIndex = -1;
+  const byValue = new Map<string, HTMLOptionElement>();
   const implicit = document.createElement('option');
   implicit.value = '';
   implicit.textContent = 'default';
   implicit.title = 'the implicit group of the layers no pattern matches';
   implicit.disabled = true;
-  select.append(implicit);
+  byValue.set('', implicit);
   for (const g of model.planGroups) {
     const o = document.createElement('option');
     o.value = String(g.planIndex);
     o.textContent = g.name;
-    select.append(o);
+    byValue.set(o.value, o);
   }
-  return select;
+  return { select, byValue };
 }

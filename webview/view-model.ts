@@ -4,7 +4,7 @@
  * so all of it is testable in plain Node.
  */
 import { assertNever } from '../src/core/errors.ts';
-import type { AuditWarning, Decision, GroupAudit, LayerAudit, Resolution } from '../src/core/groups.types.ts';
+import type { AuditWarning, Decision, GroupAudit, LayerAudit, ParamAudit, Resolution } from '../src/core/groups.types.ts';
 import type { Plan } from '../src/core/plan.ts';
 import type { PlanEditRequest, TrainingStatus } from '../src/protocol/webview.ts';
 
@@ -36,7 +36,8 @@ export interface RowBase {
   paramCount: number;
   /** Every optimized weight's decay, e.g. `0.01 / 0` (biases exempt), or `—`. */
   weightDecay: string;
-  weightDecayTitle: string;
+  /** The weights the optimizer updates, whose decays `weightDecayTitle` details. */
+  optimizedParams: readonly ParamAudit[];
   /** The decay this row's own plan entry sets (`groups[i].weightDecay`, `layers[name].weightDecay`). */
   ownWeightDecay: number | undefined;
   warnings: string[];
@@ -140,7 +141,6 @@ export function buildTreeModel(resolution: Resolution, plan: Plan): TreeModel {
 
 function layerRow(l: LayerAudit, g: GroupAudit, color: string, plan: Plan, baseLr: number, warnings: string[]): LayerRow {
   const optimized = l.params.filter((p) => p.trainable);
-  const decays = decaySummary(optimized.map((p) => ({ value: p.weightDecay, who: p.name, why: p.weightDecayRule.detail })));
   // own keys only: a layer named like an Object.prototype member has no override by accident
   const override = plan.layers !== undefined && Object.hasOwn(plan.layers, l.name) ? plan.layers[l.name] : undefined;
   return {
@@ -160,8 +160,8 @@ function layerRow(l: LayerAudit, g: GroupAudit, color: string, plan: Plan, baseL
     frozen: l.frozen,
     frozenRule: l.frozenRule,
     paramCount: l.paramCount,
-    weightDecay: decays.text,
-    weightDecayTitle: decays.title,
+    weightDecay: decayText(optimized),
+    optimizedParams: optimized,
     ownWeightDecay: override?.weightDecay,
     warnings,
   };
@@ -169,11 +169,7 @@ function layerRow(l: LayerAudit, g: GroupAudit, color: string, plan: Plan, baseL
 
 function groupRow(g: GroupAudit, color: string, plan: Plan, baseLr: number, layers: LayerRow[], warnings: string[]): GroupRow {
   const planDecay = g.planIndex === undefined ? undefined : plan.groups?.[g.planIndex]?.weightDecay;
-  const optimized = g.layers.flatMap((l) => l.params.filter((p) => p.trainable));
-  const decays =
-    planDecay !== undefined
-      ? { text: formatNumber(planDecay), title: `groups[${g.planIndex}].weightDecay (noDecay and layers[…] still win)` }
-      : decaySummary(optimized.map((p) => ({ value: p.weightDecay, who: p.name, why: p.weightDecayRule.detail })));
+  const optimized = layers.flatMap((l) => l.optimizedParams);
   return {
     kind: 'group',
     key: `g:${g.name}`,
@@ -188,20 +184,37 @@ function groupRow(g: GroupAudit, color: string, plan: Plan, baseLr: number, laye
     frozen: g.frozen,
     frozenRule: g.frozenRule,
     paramCount: g.paramCount,
-    weightDecay: decays.text,
-    weightDecayTitle: decays.title,
+    weightDecay: planDecay !== undefined ? formatNumber(planDecay) : decayText(optimized),
+    optimizedParams: optimized,
     ownWeightDecay: planDecay,
     warnings,
     layers,
   };
 }
 
-function decaySummary(items: Array<{ value: number; who: string; why: string }>): { text: string; title: string } {
-  if (items.length === 0) return { text: '—', title: 'no optimized weights' };
-  const values = [...new Set(items.map((i) => i.value))].sort((a, b) => b - a);
-  const title = items.slice(0, 12).map((i) => `${i.who}: ${formatNumber(i.value)} (${i.why})`);
+/** The distinct decays of the weights, largest first: `0.01 / 0`, or `—` with none. */
+function decayText(params: readonly ParamAudit[]): string {
+  if (params.length === 0) return '—';
+  // a layer has a weight or two and a group a few hundred with one or two values: no Set needed
+  const values: number[] = [];
+  for (const p of params) if (!values.includes(p.weightDecay)) values.push(p.weightDecay);
+  return values
+    .sort((a, b) => b - a)
+    .map(formatNumber)
+    .join(' / ');
+}
+
+/**
+ * Where a row's weight decays come from, one weight a line (the first 12). Worked out for the
+ * rows drawn only: a state has a thousand layer rows and the tree draws a few dozen.
+ */
+export function weightDecayTitle(row: TreeRow): string {
+  if (row.kind === 'group' && row.ownWeightDecay !== undefined) return `groups[${row.planIndex}].weightDecay (noDecay and layers[…] still win)`;
+  const items = row.optimizedParams;
+  if (items.length === 0) return 'no optimized weights';
+  const title = items.slice(0, 12).map((p) => `${p.name}: ${formatNumber(p.weightDecay)} (${p.weightDecayRule.detail})`);
   if (items.length > 12) title.push(`… ${items.length - 12} more`);
-  return { text: values.map(formatNumber).join(' / '), title: title.join('\n') };
+  return title.join('\n');
 }
 
 // ---- numbers ----------------------------------------------------------------------------------

@@ -144,6 +144,11 @@ test('the implicit default group is hidden while it holds only layers without we
   // a layer without weights has nothing to decay
   assert.equal(await p.page.isDisabled(decay('l:flatten_1')), true);
   assert.equal(await p.page.$eval(move('l:dense_1'), (s) => (s as HTMLSelectElement).selectedOptions[0]?.textContent), 'default');
+  // reached, it offers the plan's groups; the implicit one stays where it is, not a choice
+  await p.page.focus(move('l:dense_1'));
+  const choices = await p.page.$$eval(`${move('l:dense_1')} option`, (os) => os.map((o) => `${o.textContent}${(o as HTMLOptionElement).disabled ? ' (disabled)' : ''}`));
+  assert.deepEqual(choices, ['default (disabled)', 'base', 'head']);
+  assert.equal(await p.page.$eval(move('l:dense_1'), (s) => (s as HTMLSelectElement).selectedOptions[0]?.textContent), 'default');
   await assertClean(p);
   await p.close();
 });
@@ -576,6 +581,111 @@ test('a 1,000-layer tree draws only the rows in view and scrolls to any row', as
   await p.close();
 });
 
+test('a scroll or an opened group keeps the rows still drawn; touched rows and a new state are drawn afresh', async () => {
+  const plan = bigPlan();
+  const state = panelState({ plan, model: bigModel(1000), stepsPerEpoch: 50 });
+  const p = await openWithState(state, { planUri: state.planUri, expandedGroups: ['block_1'], tab: 'rates' });
+  // the tree's rows, bottom to top, when the groups `open` are expanded (bigModel's naming)
+  const flatKeys = (layers: number, open: number[]): string[] => {
+    const perBlock = Math.ceil(layers / 12);
+    return Array.from({ length: 12 }, (_, g) => [
+      `g:block_${g}`,
+      ...(open.includes(g)
+        ? Array.from({ length: Math.min(perBlock, layers - g * perBlock) }, (_, j) => g * perBlock + j).map((i) => `l:block_${g}/${i % 2 === 0 ? 'dense' : 'norm'}_${i}`)
+        : []),
+    ]).flat();
+  };
+  // marks every drawn row element; a row drawn afresh has no mark
+  const mark = (): Promise<void> =>
+    p.page.$$eval('table.tree tbody tr[data-key]', (rows) => {
+      for (const r of rows) (r as HTMLElement & { mark?: string }).mark = (r as HTMLElement).dataset['key'];
+    });
+  const drawn = (): Promise<Array<{ key: string; marked: boolean; index: number }>> =>
+    p.page.$$eval('table.tree tbody tr[data-key]', (rows) =>
+      rows.map((r) => ({
+        key: (r as HTMLElement).dataset['key'] ?? '',
+        marked: (r as HTMLElement & { mark?: string }).mark === (r as HTMLElement).dataset['key'],
+        index: Number(r.getAttribute('aria-rowindex')),
+      })),
+    );
+  const assertPlaces = (rows: Array<{ key: string; index: number }>, layers: number, open: number[]): void => {
+    const keys = flatKeys(layers, open);
+    for (const r of rows) assert.equal(r.index, keys.indexOf(r.key) + 2, `aria-rowindex of ${r.key}`);
+  };
+
+  await mark();
+  const before = await drawn();
+  assertPlaces(before, 1000, [1]);
+  // a short scroll draws the rows coming into view and keeps the others
+  await p.page.$eval('.tree-scroll', (el) => {
+    el.scrollTop = 8 * 26;
+  });
+  await p.page.waitForFunction((n) => document.querySelectorAll('table.tree tbody tr[data-key]').length > n, before.length);
+  const scrolled = await drawn();
+  assertPlaces(scrolled, 1000, [1]);
+  assert.deepEqual(
+    scrolled.filter((r) => r.marked).map((r) => r.key),
+    before.map((r) => r.key).filter((k) => scrolled.some((r) => r.key === k)),
+  );
+  assert.ok(scrolled.some((r) => !r.marked));
+
+  // opening block_0 moves every row below it down; the rows still drawn keep their elements
+  await p.page.$eval('.tree-scroll', (el) => {
+    el.scrollTop = 0;
+  });
+  await p.page.click(`${row('g:block_0')} .cell-name`);
+  await p.page.waitForSelector(row('l:block_0/norm_1'));
+  assert.equal(await p.page.getAttribute(row('g:block_0'), 'aria-expanded'), 'true');
+  assert.equal(await p.page.textContent(`${row('g:block_0')} .toggle`), '▾');
+  await mark();
+  // and closing it again (from the keyboard) keeps block_0's row, shown closed
+  await p.page.keyboard.press('ArrowLeft');
+  await p.page.waitForSelector(row('g:block_1'));
+  const closed = await drawn();
+  assert.deepEqual(closed.filter((r) => r.marked).map((r) => r.key), ['g:block_0']);
+  assert.equal(await p.page.getAttribute(row('g:block_0'), 'aria-expanded'), 'false');
+  assert.equal(await p.page.textContent(`${row('g:block_0')} .toggle`), '▸');
+  assertPlaces(closed, 1000, [1]);
+
+  // a row whose controls were used shows the plan again when it is drawn next, as after a state
+  const layer = 'l:block_1/dense_84';
+  const planValue = await p.page.inputValue(mult(layer));
+  await p.page.click(`${row(layer)} [data-control="inc"]`);
+  assert.notEqual(await p.page.inputValue(mult(layer)), planValue);
+  await mark();
+  await p.page.$eval('.tree-scroll', (el) => {
+    el.scrollTop = 12 * 26;
+  });
+  await p.page.waitForFunction((k) => !(document.querySelector(`tr[data-key="${k}"]`) as (HTMLElement & { mark?: string }) | null)?.mark, layer);
+  assert.equal(await p.page.inputValue(mult(layer)), planValue);
+  // the others that were drawn (the first 30 rows) are kept
+  for (const r of await drawn()) if (r.key !== layer) assert.equal(r.marked, r.index - 2 < 30, r.key);
+  // the focus stayed on the ×2 button of that row
+  assert.equal(await p.page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset['control']), 'inc');
+
+  // a new state draws every row from it
+  await mark();
+  await p.send({ type: 'state', state });
+  await p.page.waitForFunction(() => Array.from(document.querySelectorAll('table.tree tbody tr[data-key]')).every((r) => !(r as HTMLElement & { mark?: string }).mark));
+  assertPlaces(await drawn(), 1000, [1]);
+
+  // with 4 layers a block every row fits: opening block_0 moves the rows above it up the list
+  await p.send({ type: 'state', state: { ...state, model: bigModel(48) } });
+  await p.page.waitForFunction(() => document.querySelectorAll('table.tree tbody tr[data-key]').length === 16);
+  await mark();
+  await p.page.click(`${row('g:block_0')} .cell-name`);
+  await p.page.waitForSelector(row('l:block_0/dense_0'));
+  const opened = await drawn();
+  assert.deepEqual(
+    opened.map((r) => r.key),
+    flatKeys(48, [0, 1]),
+  );
+  assert.deepEqual(opened.filter((r) => !r.marked).map((r) => r.key), flatKeys(48, [0]).filter((k) => k.startsWith('l:')));
+  assertPlaces(opened, 48, [0, 1]);
+  await assertClean(p);
+  await p.close();
+});
+
 test('weight decay is edited per group and per layer like the multiplier, and the tree shows the plan’s answer', async () => {
   const p = await openWithState();
   // a group: type and Enter; leaving the field afterwards sends nothing more
@@ -631,9 +741,16 @@ test('a layer moves to another group from its row, by mouse or keyboard, one req
   const p = await openWithState();
   await p.page.click(`${row('g:extra')} .cell-name`);
   await p.page.waitForSelector(move('l:dense_1'));
-  // the choices are the plan's groups, in file order
-  const options = await p.page.$$eval(`${move('l:dense_1')} option`, (os) => os.map((o) => o.textContent));
-  assert.deepEqual(options, ['base', 'extra', 'head']);
+  // a row is drawn with only its own group; the pointer or the focus reaching the select brings
+  // the choices: the plan's groups, in file order
+  const options = (): Promise<Array<string | null>> => p.page.$$eval(`${move('l:dense_1')} option`, (os) => os.map((o) => o.textContent));
+  assert.deepEqual(await options(), ['extra']);
+  await p.page.hover(move('l:dense_1'));
+  await p.page.mouse.down();
+  assert.deepEqual(await options(), ['base', 'extra', 'head']);
+  assert.equal(await p.page.inputValue(move('l:dense_1')), '1');
+  await p.page.mouse.up();
+  await p.page.keyboard.press('Escape');
   // a pick from the list moves at once
   await p.page.focus(move('l:dense_1'));
   await p.page.selectOption(move('l:dense_1'), { label: 'head' });
