@@ -78,17 +78,7 @@ void EXPORT(batch_norm_train)(const float *x, const float *scale, const float *o
     variance[c] *= inv_rows;
     gain[c] = scale[c] / __builtin_sqrtf(variance[c] + epsilon);
   }
-  for (int r = 0; r < rows; r++) {
-    const float *xs = x + r * channels;
-    float *ys = y + r * channels;
-    int c = 0;
-    for (; c + 4 <= channels; c += 4) {
-      v128_t v = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(xs + c), wasm_v128_load(mean + c)), wasm_v128_load(gain + c));
-      if (offset) v = wasm_f32x4_add(v, wasm_v128_load(offset + c));
-      wasm_v128_store(ys + c, v);
-    }
-    for (; c < channels; c++) ys[c] = (xs[c] - mean[c]) * gain[c] + (offset ? offset[c] : 0.0f);
-  }
+  normalize_rows(x, mean, gain, offset, y, rows, channels);
 }
 
 /* ---------- backward ---------- */

@@ -31,4 +31,21 @@ static inline void add_into(float *total, const float *partial, int channels) {
   for (; c < channels; c++) total[c] += partial[c];
 }
 
+/* y[r, c] = (x[r, c] − mean[c]) · gain[c] + offset[c] over x seen as [rows, channels] (offset 0:
+ * none): BatchNorm's last pass, with gain = scale / √(variance + ε) already folded. */
+static inline void normalize_rows(const float *x, const float *mean, const float *gain, const float *offset, float *y,
+                                  int rows, int channels) {
+  for (int r = 0; r < rows; r++) {
+    const float *xs = x + r * channels;
+    float *ys = y + r * channels;
+    int c = 0;
+    for (; c + 4 <= channels; c += 4) {
+      v128_t v = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(xs + c), wasm_v128_load(mean + c)), wasm_v128_load(gain + c));
+      if (offset) v = wasm_f32x4_add(v, wasm_v128_load(offset + c));
+      wasm_v128_store(ys + c, v);
+    }
+    for (; c < channels; c++) ys[c] = (xs[c] - mean[c]) * gain[c] + (offset ? offset[c] : 0.0f);
+  }
+}
+
 #endif

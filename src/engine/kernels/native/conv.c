@@ -404,17 +404,7 @@ void EXPORT(depthwise_input_grad)(const float *dy, const float *filter, float *d
 void EXPORT(batch_norm)(const float *x, const float *mean, const float *variance, const float *offset,
                         const float *scale, float epsilon, float *y, int rows, int channels, float *gain) {
   for (int c = 0; c < channels; c++) gain[c] = (scale ? scale[c] : 1.0f) / __builtin_sqrtf(variance[c] + epsilon);
-  for (int r = 0; r < rows; r++) {
-    const float *xs = x + r * channels;
-    float *ys = y + r * channels;
-    int c = 0;
-    for (; c + 4 <= channels; c += 4) {
-      v128_t v = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(xs + c), wasm_v128_load(mean + c)), wasm_v128_load(gain + c));
-      if (offset) v = wasm_f32x4_add(v, wasm_v128_load(offset + c));
-      wasm_v128_store(ys + c, v);
-    }
-    for (; c < channels; c++) ys[c] = (xs[c] - mean[c]) * gain[c] + (offset ? offset[c] : 0.0f);
-  }
+  normalize_rows(x, mean, gain, offset, y, rows, channels);
 }
 
 /* ---------- element-wise Add, Sub, Mul, Div with the broadcasts training makes ---------- */
