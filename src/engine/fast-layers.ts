@@ -6,16 +6,18 @@
  * - BatchNormalization (training mode, channels last): one kernel forward and one back instead
  *   of moments + FusedBatchNorm and the tape's per-op gradients (kernels/batch-norm-train.ts),
  *   with tfjs-layers' semantics otherwise: the same epsilon, the biased batch variance, the same
- *   moving-average formula in the same order. Where the kernels do not apply (no wasm SIMD
- *   module, not float32, another axis) the original call runs. A layer with `scale` or `center`
- *   off trains here too (stock tfjs-layers reads the missing weight and throws).
+ *   moving-average formula in the same order. Other axes and ranks keep the original call; so do
+ *   backends and tensors the kernels do not cover (cpu, tfjs-node, not float32), except a layer
+ *   with `scale` or `center` off, which stock tfjs cannot differentiate on any backend (the
+ *   missing weight reaches the tape as an absent input): that one trains through plain ops
+ *   (normalizeComposed).
  * - LayerNormalization over the last axis (training and inference alike: it has no moving
  *   statistics, so both compute the same thing): one kernel forward and one back
  *   (kernels/layer-norm-train.ts) instead of moments, four Tiles and FusedBatchNorm with their
  *   per-op gradients. A [32, 32, 64] layer on wasm: forward + backward ~0.17 instead of ~0.87 ms,
  *   inference alone 35 instead of 410 µs. Other axes, ranks outside 2–4 and tensors the kernels
- *   do not cover run the original call. A layer with `scale` or `center` off trains here too
- *   (stock tfjs's gradient reads the missing input and throws).
+ *   do not cover run the original call, except, while gradients are recorded, a layer with
+ *   `scale` or `center` off (as above: plain ops where the kernels do not run).
  * - Conv2D (while gradients are recorded): tf.conv2d + bias add + activation instead of
  *   tf.fused.conv2d, whose custom gradient computes the input gradient eagerly. The stock conv2d
  *   gradient is lazy per input and the tape prunes inputs no trained variable feeds, so a
@@ -88,6 +90,21 @@ function movingAverage(variable: tf.LayerVariable, value: tf.Tensor, momentum: n
   });
 }
 
+/**
+ * (x − mean) / √(variance + ε) · gamma + beta in plain differentiable ops, for a layer with
+ * `scale` or `center` off where the SIMD kernels do not run (cpu, tfjs-node): tfjs-layers hands
+ * the missing weight to FusedBatchNorm as an absent input, and the tape then fails on it in the
+ * backward pass, so such a layer cannot train there otherwise.
+ */
+function normalizeComposed(
+  x: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor, gamma: tf.Tensor | undefined, beta: tf.Tensor | undefined, epsilon: number,
+): tf.Tensor {
+  let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, epsilon)));
+  if (gamma !== undefined) y = tf.mul(y, gamma);
+  if (beta !== undefined) y = tf.add(y, beta);
+  return y;
+}
+
 function batchNormalizationCall(original: CallFn): CallFn {
   return function (this: tf.layers.Layer, inputs, kwargs) {
     // tfjs-layers: inference unless `training` is truthy
@@ -100,7 +117,16 @@ function batchNormalizationCall(original: CallFn): CallFn {
     }
     const gamma = layer.gamma?.read();
     const beta = layer.beta?.read();
-    if (!batchNormTrainApplies(x, gamma, beta)) return original.call(this, inputs, kwargs);
+    if (!batchNormTrainApplies(x, gamma, beta)) {
+      if (gamma !== undefined && beta !== undefined) return original.call(this, inputs, kwargs);
+      return tf.tidy(() => {
+        const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
+        const { mean, variance } = tf.moments(x, axes);
+        movingAverage(layer.movingMean, mean, layer.momentum);
+        movingAverage(layer.movingVariance, variance, layer.momentum);
+        return normalizeComposed(x, mean, variance, gamma, beta, layer.epsilon);
+      });
+    }
     return tf.tidy(() => {
       const r = batchNormTrain(x, gamma, beta, layer.epsilon);
       if (r === undefined) throw new Error(`${this.name}: the training batch-norm kernel refused inputs it accepted`);
@@ -123,7 +149,13 @@ function layerNormalizationCall(original: CallFn): CallFn {
     }
     const gamma = layer.gamma?.read();
     const beta = layer.beta?.read();
-    if (!layerNormTrainApplies(x, gamma, beta)) return original.call(this, inputs, kwargs);
+    if (!layerNormTrainApplies(x, gamma, beta)) {
+      if ((gamma !== undefined && beta !== undefined) || tf.engine().state.gradientDepth === 0) return original.call(this, inputs, kwargs);
+      return tf.tidy(() => {
+        const { mean, variance } = tf.moments(x, [x.rank - 1], true);
+        return normalizeComposed(x, mean, variance, gamma, beta, layer.epsilon);
+      });
+    }
     const y = layerNormTrain(x, gamma, beta, layer.epsilon);
     if (y === undefined) throw new Error(`${this.name}: the layer-norm kernel refused inputs it accepted`);
     return y;
