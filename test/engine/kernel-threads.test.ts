@@ -17,7 +17,7 @@ import {
   stopKernelThreads,
   useKernelThreads,
 } from '../../src/engine/kernels/threads.ts';
-import { assertClose, randomValues, size, type Results } from './numeric.ts';
+import { assertClose, matMulAndGradients, randomValues, size, type Results } from './numeric.ts';
 
 type Activation = 'linear' | 'relu' | 'relu6';
 
@@ -114,19 +114,11 @@ const MATMUL_CASES: MatMulCase[] = [[], [3], [2, 5]].flatMap((batch, b) =>
     batch, m: [9, 6, 13][b]! + (t % 2) * 9, k: [7, 12, 5][b]!, n: [11, 9, 4][b]! + 2 * t, transposeA: transposeA!, transposeB: transposeB!,
   })));
 
-/** op(a)·op(b) and the gradients of Σ (op(a)·op(b)) ⊙ w with respect to a and b. */
+/** The case's product and gradients (its stored shapes follow from m, k, n and the transposes). */
 function matMulResults(c: MatMulCase, seed: number): Results {
-  return tf.tidy(() => {
-    const aShape = [...c.batch, ...(c.transposeA ? [c.k, c.m] : [c.m, c.k])];
-    const bShape = [...c.batch, ...(c.transposeB ? [c.n, c.k] : [c.k, c.n])];
-    const a = tf.tensor(randomValues(size(aShape), seed), aShape);
-    const b = tf.tensor(randomValues(size(bShape), seed + 1), bShape);
-    const product = (x: tf.Tensor, y: tf.Tensor): tf.Tensor => tf.matMul(x, y, c.transposeA, c.transposeB);
-    const y = product(a, b);
-    const weight = tf.tensor(randomValues(y.size, seed + 2), y.shape);
-    const [da, db] = tf.grads((x: tf.Tensor, z: tf.Tensor) => tf.sum(tf.mul(product(x, z), weight)))([a, b]);
-    return { y: y.dataSync() as Float32Array, da: da!.dataSync() as Float32Array, db: db!.dataSync() as Float32Array };
-  });
+  const aShape = [...c.batch, ...(c.transposeA ? [c.k, c.m] : [c.m, c.k])];
+  const bShape = [...c.batch, ...(c.transposeB ? [c.n, c.k] : [c.k, c.n])];
+  return matMulAndGradients(aShape, bShape, c.transposeA, c.transposeB, seed);
 }
 
 const CASES = cases();

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { TRAINING_KERNEL_NAMES, registerTrainingKernels } from '../../src/engine/kernels/index.ts';
 import { nativeKernelStatus, useNativeKernels } from '../../src/engine/kernels/native.ts';
-import { assertClose, assertNoLeaks, randomValues, RTOL, size, wasmDir, type Results } from './numeric.ts';
+import { assertClose, assertNoLeaks, matMulAndGradients, randomValues, RTOL, size, wasmDir, type Results } from './numeric.ts';
 
 type Pad = 'same' | 'valid' | tf.backend_util.ExplicitPadding;
 interface ConvCase {
@@ -395,23 +395,18 @@ const MATMUL_CASES: MatMulCase[] = [
   { a: [16, 40], b: [2048, 40], transposeA: false, transposeB: true },
 ];
 
-/** The product and both operand gradients of Σ (a·b ⊙ r): every transposed product there is. */
+/** The product and both operand gradients of Σ (a·b ⊙ r), and the fused Dense forward with and without a bias. */
 function matMulResults(c: MatMulCase, seed: number): Results {
+  const results = matMulAndGradients(c.a, c.b, c.transposeA, c.transposeB, seed);
   return tf.tidy(() => {
+    // a Dense layer's forward: the fused product with a bias per output column, and without
     const a = tf.tensor(randomValues(size(c.a), seed), c.a);
     const b = tf.tensor(randomValues(size(c.b), seed + 1), c.b);
-    const product = (x: tf.Tensor, y: tf.Tensor): tf.Tensor => tf.matMul(x, y, c.transposeA, c.transposeB);
-    const y = product(a, b);
-    const weight = tf.tensor(randomValues(y.size, seed + 2), y.shape);
-    const [da, db] = tf.grads((x: tf.Tensor, z: tf.Tensor) => tf.sum(tf.mul(product(x, z), weight)))([a, b]);
-    // a Dense layer's forward: the fused product with a bias per output column, and without
-    const bias = tf.tensor1d(randomValues(y.shape[y.rank - 1]!, seed + 3));
+    const columns = c.transposeB ? c.b[c.b.length - 2]! : c.b[c.b.length - 1]!;
+    const bias = tf.tensor1d(randomValues(columns, seed + 3));
     const fused = (withBias: boolean) =>
       tf.fused.matMul({ a, b, transposeA: c.transposeA, transposeB: c.transposeB, bias: withBias ? bias : undefined }).dataSync() as Float32Array;
-    return {
-      y: y.dataSync() as Float32Array, da: da!.dataSync() as Float32Array, db: db!.dataSync() as Float32Array,
-      fused: fused(true), fusedNoBias: fused(false),
-    };
+    return { ...results, fused: fused(true), fusedNoBias: fused(false) };
   });
 }
 

@@ -45,6 +45,23 @@ export function assertClose(actual: Float32Array, expected: Float32Array, what: 
   }
 }
 
+/**
+ * op(a)·op(b) for seeded a and b of the given (stored) shapes, and the gradients of
+ * Σ (op(a)·op(b)) ⊙ w with respect to both: every transposed product a Dense layer or attention
+ * makes, forward and backward.
+ */
+export function matMulAndGradients(aShape: number[], bShape: number[], transposeA: boolean, transposeB: boolean, seed: number): Results {
+  return tf.tidy(() => {
+    const a = tf.tensor(randomValues(size(aShape), seed), aShape);
+    const b = tf.tensor(randomValues(size(bShape), seed + 1), bShape);
+    const product = (x: tf.Tensor, y: tf.Tensor): tf.Tensor => tf.matMul(x, y, transposeA, transposeB);
+    const y = product(a, b);
+    const weight = tf.tensor(randomValues(y.size, seed + 2), y.shape);
+    const [da, db] = tf.grads((x: tf.Tensor, z: tf.Tensor) => tf.sum(tf.mul(product(x, z), weight)))([a, b]);
+    return { y: y.dataSync() as Float32Array, da: da!.dataSync() as Float32Array, db: db!.dataSync() as Float32Array };
+  });
+}
+
 /** assertClose for every result of a case; both must have the same names. */
 export function assertAllClose(actual: Results, expected: Results, what: string, floor = 0): void {
   assert.deepEqual(Object.keys(actual).sort(), Object.keys(expected).sort(), `${what}: same results`);
