@@ -356,10 +356,8 @@ function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): vo
   }
 }
 
-/** The geometry with another batch size (a part of a split call). */
-const withBatch = (g: Geometry, images: number): Geometry => [images, ...g.slice(1)] as Geometry;
-const withDepthwiseBatch = (g: DepthwiseGeometry, images: number): DepthwiseGeometry =>
-  [images, ...g.slice(1)] as DepthwiseGeometry;
+/** A geometry (batch first) with another batch size: a part of a split call. */
+const withBatch = <G extends [number, ...number[]]>(g: G, images: number): G => [images, ...g.slice(1)] as G;
 
 /** Multiply-adds of a Conv2D (and of each of its gradients). */
 export function convWork(info: Conv2DInfo): number {
@@ -450,7 +448,7 @@ export function nativeDepthwiseFilterGradient(backend: BackendWasm, x: TensorInf
     whole: [],
     out: { info: out, summed: info.filterHeight * info.filterWidth * info.outChannels },
     scratch: () => 0,
-    args: ([xp, dyp, dwp], images) => [xp!, dyp!, dwp!, ...withDepthwiseBatch(g, images)],
+    args: ([xp, dyp, dwp], images) => [xp!, dyp!, dwp!, ...withBatch(g, images)],
   });
   return out;
 }
@@ -468,7 +466,7 @@ export function nativeDepthwiseInputGradient(backend: BackendWasm, dy: TensorInf
     whole: [filter],
     out: { info: out, perImage: info.inHeight * info.inWidth * info.inChannels },
     scratch: () => 0,
-    args: ([dyp, fp, dxp], images) => [dyp!, fp!, dxp!, ...withDepthwiseBatch(g, images)],
+    args: ([dyp, fp, dxp], images) => [dyp!, fp!, dxp!, ...withBatch(g, images)],
   });
   return out;
 }
