@@ -12,8 +12,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { GradConfig, KernelConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs';
-import { requiredInput, rowsAndChannels, type BackendWasm } from './heap.ts';
-import { nativeFunctions, offset as heapOffset, requireNativeFunctions, withWork } from './native.ts';
+import { perChannelParamsFit, requiredInput, rowsAndChannels, type BackendWasm } from './heap.ts';
+import { offset as heapOffset, ownKernelRuns, registerOwnKernels, requireNativeFunctions, withWork } from './native.ts';
 
 export const BATCH_NORM_TRAIN = 'LayerwiseBatchNormTrain';
 export const BATCH_NORM_TRAIN_GRAD = 'LayerwiseBatchNormTrainGrad';
@@ -93,24 +93,15 @@ const KERNELS: readonly KernelConfig[] = [
 
 /** Registers both kernels on wasm and the forward kernel's gradient; safe to call any number of times. */
 export function registerBatchNormTrainKernels(): void {
-  if (tf.getGradient(BATCH_NORM_TRAIN) !== batchNormTrainGradient) tf.registerGradient(batchNormTrainGradient);
-  // a kernel already there is ours, or a profiler's wrapper around ours: leave it
-  for (const config of KERNELS) if (tf.getKernel(config.kernelName, config.backendName) === undefined) tf.registerKernel(config);
+  registerOwnKernels(KERNELS, batchNormTrainGradient);
 }
-
-const perChannel = (t: Tensor | undefined, channels: number): boolean =>
-  t === undefined || (t.dtype === 'float32' && t.rank === 1 && t.shape[0] === channels);
 
 /**
  * Whether `batchNormTrain` runs for these tensors: the wasm backend with the engine's kernels
  * loaded and registered, a non-empty float32 x, gamma and beta absent or one value per channel.
  */
 export function batchNormTrainApplies(x: Tensor, gamma: Tensor | undefined, beta: Tensor | undefined): boolean {
-  if (tf.getBackend() !== 'wasm' || tf.getKernel(BATCH_NORM_TRAIN, 'wasm') === undefined) return false;
-  if (tf.getGradient(BATCH_NORM_TRAIN) === undefined || nativeFunctions<BatchNormTrainExports>(tf.backend() as BackendWasm, FUNCTIONS) === undefined) return false;
-  const channels = x.shape[x.rank - 1];
-  if (x.dtype !== 'float32' || x.rank < 1 || channels === undefined || x.size === 0) return false;
-  return perChannel(gamma, channels) && perChannel(beta, channels);
+  return ownKernelRuns<BatchNormTrainExports>(BATCH_NORM_TRAIN, FUNCTIONS, true) && perChannelParamsFit(x, gamma, beta);
 }
 
 /**

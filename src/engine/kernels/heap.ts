@@ -73,3 +73,13 @@ export function rowsAndChannels(x: TensorInfo): { rows: number; channels: number
   const channels = x.shape[x.shape.length - 1] ?? 1;
   return { rows: x.shape.reduce((a, b) => a * b, 1) / channels, channels };
 }
+
+/**
+ * Whether x (float32, not empty) and its per-channel parameters (absent, or one float32 value
+ * per channel of x's last axis) fit the normalisation kernels.
+ */
+export function perChannelParamsFit(x: tf.Tensor, ...params: Array<tf.Tensor | undefined>): boolean {
+  const channels = x.shape[x.rank - 1];
+  if (x.dtype !== 'float32' || x.rank < 1 || channels === undefined || x.size === 0) return false;
+  return params.every((t) => t === undefined || (t.dtype === 'float32' && t.rank === 1 && t.shape[0] === channels));
+}

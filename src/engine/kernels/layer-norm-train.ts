@@ -13,8 +13,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { GradConfig, KernelConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs';
-import { requiredInput, rowsAndChannels, type BackendWasm } from './heap.ts';
-import { nativeFunctions, offset as heapOffset, requireNativeFunctions, withWork } from './native.ts';
+import { perChannelParamsFit, requiredInput, rowsAndChannels, type BackendWasm } from './heap.ts';
+import { offset as heapOffset, ownKernelRuns, registerOwnKernels, requireNativeFunctions, withWork } from './native.ts';
 
 export const LAYER_NORM_TRAIN = 'LayerwiseLayerNormTrain';
 export const LAYER_NORM_TRAIN_GRAD = 'LayerwiseLayerNormTrainGrad';
@@ -91,24 +91,15 @@ const KERNELS: readonly KernelConfig[] = [
 
 /** Registers both kernels on wasm and the forward kernel's gradient; safe to call any number of times. */
 export function registerLayerNormTrainKernels(): void {
-  if (tf.getGradient(LAYER_NORM_TRAIN) !== layerNormTrainGradient) tf.registerGradient(layerNormTrainGradient);
-  // a kernel already there is ours, or a profiler's wrapper around ours: leave it
-  for (const config of KERNELS) if (tf.getKernel(config.kernelName, config.backendName) === undefined) tf.registerKernel(config);
+  registerOwnKernels(KERNELS, layerNormTrainGradient);
 }
-
-const perChannel = (t: Tensor | undefined, channels: number): boolean =>
-  t === undefined || (t.dtype === 'float32' && t.rank === 1 && t.shape[0] === channels);
 
 /**
  * Whether `layerNormTrain` runs for these tensors: the wasm backend with the engine's kernels
  * loaded and registered, a non-empty float32 x, gamma and beta absent or one value per channel.
  */
 export function layerNormTrainApplies(x: Tensor, gamma: Tensor | undefined, beta: Tensor | undefined): boolean {
-  if (tf.getBackend() !== 'wasm' || tf.getKernel(LAYER_NORM_TRAIN, 'wasm') === undefined) return false;
-  if (tf.getGradient(LAYER_NORM_TRAIN) === undefined || nativeFunctions<LayerNormTrainExports>(tf.backend() as BackendWasm, FUNCTIONS) === undefined) return false;
-  const channels = x.shape[x.rank - 1];
-  if (x.dtype !== 'float32' || x.rank < 1 || channels === undefined || x.size === 0) return false;
-  return perChannel(gamma, channels) && perChannel(beta, channels);
+  return ownKernelRuns<LayerNormTrainExports>(LAYER_NORM_TRAIN, FUNCTIONS, true) && perChannelParamsFit(x, gamma, beta);
 }
 
 /**

@@ -8,8 +8,9 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { backend_util } from '@tensorflow/tfjs';
-import type { TensorInfo } from '@tensorflow/tfjs';
+import type { GradConfig, KernelConfig, TensorInfo } from '@tensorflow/tfjs';
 import { heapFloats, type BackendWasm } from './heap.ts';
 import { kernelThreads, splitMinWork, startKernelThreads, type ThreadedKernel } from './threads.ts';
 
@@ -171,6 +172,25 @@ export function requireNativeFunctions<T>(backend: BackendWasm, names: ReadonlyA
   const k = nativeFunctions<T>(backend, names);
   if (k === undefined) throw new Error(`${kernel}: the engine's wasm kernels are not loaded`);
   return k;
+}
+
+/**
+ * Whether one of the engine's own kernels can run now: wasm is the backend, the kernel (and,
+ * when `gradient`, its gradient) is registered, and the module has the C `functions` it calls.
+ */
+export function ownKernelRuns<T>(kernelName: string, functions: ReadonlyArray<keyof T & string>, gradient = false): boolean {
+  if (tf.getBackend() !== 'wasm' || tf.getKernel(kernelName, 'wasm') === undefined) return false;
+  if (gradient && tf.getGradient(kernelName) === undefined) return false;
+  return nativeFunctions<T>(tf.backend() as BackendWasm, functions) !== undefined;
+}
+
+/**
+ * Registers the engine's own kernels on wasm, and a gradient for them; safe to call any number
+ * of times. A kernel already there is ours, or a profiler's wrapper around ours: it stays.
+ */
+export function registerOwnKernels(kernels: readonly KernelConfig[], gradient?: GradConfig): void {
+  if (gradient !== undefined && tf.getGradient(gradient.kernelName) !== gradient) tf.registerGradient(gradient);
+  for (const config of kernels) if (tf.getKernel(config.kernelName, config.backendName) === undefined) tf.registerKernel(config);
 }
 
 /** A tensor's byte offset in the wasm heap: what the C kernels take as a pointer. */

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, Tensor, TensorInfo } from '@tensorflow/tfjs';
 import type { BackendWasm } from './heap.ts';
-import { nativeFunctions, offset, requireNativeFunctions } from './native.ts';
+import { offset, ownKernelRuns, registerOwnKernels, requireNativeFunctions } from './native.ts';
 
 export const ADAM_STEP = 'LayerwiseAdamStep';
 export const SGD_STEP = 'LayerwiseSgdStep';
@@ -95,12 +95,11 @@ export function useFusedOptimizerSteps(on: boolean): void {
 
 /** Registers the kernels on wasm; safe to call any number of times. */
 export function registerOptimizerStepKernels(): void {
-  for (const config of KERNELS) if (tf.getKernel(config.kernelName, 'wasm') === undefined) tf.registerKernel(config);
+  registerOwnKernels(KERNELS);
 }
 
 function applies(kernel: string, tensors: Array<Tensor | undefined>): boolean {
-  if (!enabled || tf.getBackend() !== 'wasm' || tf.getKernel(kernel, 'wasm') === undefined) return false;
-  if (nativeFunctions<OptimizerExports>(tf.backend() as BackendWasm, FUNCTIONS) === undefined) return false;
+  if (!enabled || !ownKernelRuns<OptimizerExports>(kernel, FUNCTIONS)) return false;
   return tensors.every((t) => t === undefined || t.dtype === 'float32');
 }
 
