@@ -38,11 +38,11 @@ export function formatAudit(resolution: Resolution, opts: { source: string; time
       const cont = lastLayer ? '   ' : '│  ';
       const matched = l.matchedBy ? `matched ${JSON.stringify(l.matchedBy.pattern)}` : 'no pattern';
       lines.push(
-        `${lp} ${l.name} (${l.className}${l.isNewHead ? ', new head' : ''})  ${l.frozen ? 'frozen' : formatMult(l.lrMult)}  ${formatCount(l.paramCount)}  [${matched}; mult: ${rule(l.lrMultRule)}; frozen: ${rule(l.frozenRule)}]`,
+        `${lp} ${l.name} (${l.className}${l.isNewHead ? ', new head' : ''})  ${l.frozen ? 'frozen' : formatMult(l.lrMult)}  ${formatCount(l.paramCount)}  [${matched}; mult: ${rule(l.lrMultRule)}; frozen: ${rule(l.frozenRule)}${l.batchNormRule ? `; BatchNorm ${l.batchNorm}: ${rule(l.batchNormRule)}` : ''}]`,
       );
       l.params.forEach((p, pi) => {
         const pp = pi === l.params.length - 1 ? '└─' : '├─';
-        const what = !p.trainable ? `statistic, ${p.frozen ? 'frozen (inference mode)' : 'moves in training mode'}` : p.frozen ? 'frozen' : `lr ${formatLr(p.effectiveLr)}  wd ${p.weightDecay}`;
+        const what = !p.trainable ? `statistic, ${p.frozen ? 'frozen (inference mode)' : l.batchNorm === 'inference' ? 'fixed (BatchNorm in inference mode)' : 'moves in training mode'}` : p.frozen ? 'frozen' : `lr ${formatLr(p.effectiveLr)}  wd ${p.weightDecay}`;
         lines.push(`${cont} ${pp} ${p.name} [${p.shape.join('×')}]  ${what}  [wd: ${rule(p.weightDecayRule)}]`);
       });
     });

@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-write.ts';
 import { LayerwiseError } from '../core/errors.ts';
+import { batchNormInferenceLayers } from '../core/groups.ts';
 import type { Resolution } from '../core/groups.types.ts';
 import { resolvePlanPath } from '../core/paths.ts';
 import { DEFAULTS, defaultWeightDecay, type PlanResults } from '../core/plan.ts';
@@ -91,9 +92,13 @@ export function optimizerSettings(run: Pick<PreparedRun, 'plan'>): OptimizerSett
   };
 }
 
-/** Params whose layer is frozen by the plan: weights and BatchNorm statistics alike. */
-function planFrozen(params: readonly BoundParam[]): BoundParam[] {
-  return params.filter((p) => p.audit.frozen);
+/**
+ * Params that must not change by one bit: every weight and statistic of a layer the plan freezes,
+ * and the moving statistics of BatchNorm layers the plan runs in inference mode.
+ */
+function planFrozen(params: readonly BoundParam[], resolution: Resolution): BoundParam[] {
+  const inference = batchNormInferenceLayers(resolution);
+  return params.filter((p) => p.audit.frozen || (!p.audit.trainable && inference.has(p.layerName)));
 }
 
 export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promise<TrainOutcome> {
@@ -111,7 +116,7 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
   const interval = opts.progressIntervalMs ?? 250;
   const lossSpec = lossSpecFor(run.model, run.task);
   const optimizer = new GroupedOptimizer(optimizerSettings(run));
-  const modes = new ModeControl(run.model);
+  const modes = new ModeControl(run.model, batchNormInferenceLayers(resolution));
   const outDir = opts.outDir ?? defaultOutDir(run);
   assertOutDirAllowed(run, outDir);
   const startedAt = new Date();
@@ -119,7 +124,7 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
   const trainStart = performance.now();
 
   // the bit-exact frozen check: copy every frozen weight and statistic out of the model now
-  const frozenBefore = planFrozen(params).map((p) => ({ name: p.audit.name, bytes: copyBytes(p.variable) }));
+  const frozenBefore = planFrozen(params, resolution).map((p) => ({ name: p.audit.name, bytes: copyBytes(p.variable) }));
 
   const epochs: EpochMetrics[] = [];
   const groupLrByEpoch: Record<string, number[]> = Object.fromEntries(resolution.groups.map((g) => [g.name, []]));
