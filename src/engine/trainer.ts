@@ -18,6 +18,7 @@ import type {
   LayerDiagnostic,
   RunReport,
   StageReport,
+  TestMetrics,
   StopReason,
   TrainEvent,
 } from '../core/progress.ts';
@@ -267,13 +268,18 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
   mkdirSync(outDir, { recursive: true });
   const modelDir = outDir;
   let bestDir: string | undefined;
+  let test: RunReport['test'];
   if (stopped !== 'cancelled') {
     await saveModel(run.model, modelDir);
+    const final = evaluateTest(run, lossSpec, batchSize);
+    if (final !== undefined) test = { final };
     if (bestSnapshot && best && best.epoch !== epochs[epochs.length - 1]?.epoch) {
       const current = takeSnapshot(allVars);
       restoreSnapshot(bestSnapshot);
       bestDir = join(outDir, 'best');
       await saveModel(run.model, bestDir);
+      const bestTest = evaluateTest(run, lossSpec, batchSize);
+      if (test !== undefined && bestTest !== undefined) test.best = { epoch: best.epoch, ...bestTest };
       restoreSnapshot(current);
       disposeSnapshot(current);
     }
@@ -297,6 +303,7 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
     groupLrByEpoch,
     best,
     frozenCheck,
+    test,
     timings: {
       loadSeconds: run.loadSeconds,
       trainSeconds,
@@ -322,6 +329,12 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
       stopped,
       best,
       final: last && { trainLoss: last.trainLoss, valLoss: last.valLoss, valAccuracy: last.valAccuracy },
+      test: test && {
+        loss: test.final.loss,
+        accuracy: test.final.accuracy,
+        bestLoss: test.best?.loss,
+        bestAccuracy: test.best?.accuracy,
+      },
     },
   };
   return { report, reportFile, outDir, results, resolution };
@@ -509,6 +522,14 @@ export function evaluate(model: tf.LayersModel, lossSpec: LossSpec, ds: Dataset,
     y.dispose();
   }
   return { loss: lossSum / ds.n, accuracy: correct / ds.n };
+}
+
+/** data.test on the model's current weights, once per run (never used to select anything), or undefined without one. */
+function evaluateTest(run: Pick<PreparedRun, 'model' | 'data' | 'task'>, lossSpec: LossSpec, batchSize: number): TestMetrics | undefined {
+  const ds = run.data.test;
+  if (ds === undefined) return undefined;
+  const r = evaluate(run.model, lossSpec, ds, batchSize);
+  return run.task === 'classification' ? { loss: r.loss, accuracy: r.accuracy } : { loss: r.loss };
 }
 
 /** A run writes only into its own folder, never into the model's folder. */
