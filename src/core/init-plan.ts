@@ -35,12 +35,23 @@ export const NEW_HEAD_PATTERN = 'head_*';
 /** The top group's last pattern: whatever no group below takes (the new head, layers added later). */
 export const CATCH_ALL = '*';
 
-const SKIPPED_BELOW_CLASSIFIER = new Set(['Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianDropout', 'GaussianNoise', 'AlphaDropout']);
+const DROPOUT = new Set(['Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianDropout', 'GaussianNoise', 'AlphaDropout']);
+/** What an old classifier on top of a pooled feature vector is made of. */
+const CLASSIFIER_TAIL = new Set([...DROPOUT, 'Dense', 'Activation', 'Softmax', 'ReLU', 'BatchNormalization']);
+
+/** A layer whose output is the pooled feature vector: a global pooling, or a Flatten of a 1×1 map. */
+function isPooledFeatures(layer: LayerInfo, below: LayerInfo | undefined): boolean {
+  if (/^Global(Average|Max)Pooling[123]D$/.test(layer.className)) return true;
+  const spatial = below?.outputShape?.slice(1, -1);
+  return layer.className === 'Flatten' && spatial !== undefined && spatial.length > 0 && spatial.every((d) => d === 1);
+}
 
 /**
  * A new head for a TensorFlow.js model that ends in a classifier (its last weighted layer is a
- * Dense layer with nothing weighted above it): cut at the feature layer below it — the global
- * pooling or embedding the classifier reads, past any dropout — with one output per class.
+ * Dense layer with nothing weighted above it), with one output per class. The cut is the pooled
+ * feature vector the old classifier reads (a global pooling, or a Flatten of a 1×1 map: Keras
+ * MobileNetV2, nsfwjs), past the old classifier's hidden Dense and Dropout layers; else the
+ * layer the classifier reads, past any dropout (an embedding such as the example's "features").
  * Undefined for plan-only PyTorch models (no head can be added) and models without one.
  */
 export function proposeHead(model: ModelInfo): HeadSpec | undefined {
@@ -48,8 +59,14 @@ export function proposeHead(model: ModelInfo): HeadSpec | undefined {
   const head = headLayers(model);
   const classifier = head[0];
   if (classifier === undefined || head.length !== 1 || classifier.className !== 'Dense') return undefined;
-  let at = model.layers.indexOf(classifier) - 1;
-  while (at >= 0 && SKIPPED_BELOW_CLASSIFIER.has(model.layers[at]!.className)) at--;
+  const top = model.layers.indexOf(classifier);
+  for (let at = top - 1; at > 0; at--) {
+    const layer = model.layers[at]!;
+    if (isPooledFeatures(layer, model.layers[at - 1])) return { cut: layer.name, outputs: 'auto' };
+    if (!CLASSIFIER_TAIL.has(layer.className)) break;
+  }
+  let at = top - 1;
+  while (at >= 0 && DROPOUT.has(model.layers[at]!.className)) at--;
   const cut = model.layers[at];
   if (cut === undefined || cut.className === 'InputLayer') return undefined;
   return { cut: cut.name, outputs: 'auto' };

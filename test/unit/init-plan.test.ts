@@ -61,6 +61,31 @@ test('proposeHead: past a dropout to the pooling; none for a plan-only model, a 
   const convTop = model([layer('input', 'InputLayer'), layer('conv', 'Conv2D', [['kernel', [3, 3, 1, 4]]]), layer('conv_out', 'Conv2D', [['kernel', [1, 1, 4, 2]]])]);
   assert.equal(proposeHead(convTop), undefined);
   assert.equal(initPlan(fashion, { modelPath: 'm.json', keepTop: true }).head, undefined);
+  // nsfwjs's MobileNetV2: pooled to 1×1, flattened, then an old classifier with hidden layers: cut at the pooled vector
+  const shaped = (l: ReturnType<typeof layer>, outputShape: Array<number | null>) => ({ ...l, outputShape });
+  const nsfw = model([
+    layer('input_1', 'InputLayer'),
+    layer('Conv_1', 'Conv2D', [['kernel', [1, 1, 8, 16]]]),
+    shaped(layer('out_relu', 'ReLU'), [null, 7, 7, 16]),
+    shaped(layer('average_pooling2d_1', 'AveragePooling2D'), [null, 1, 1, 16]),
+    shaped(layer('flatten_1', 'Flatten'), [null, 16]),
+    dense('dense_1', 16, 8),
+    layer('dropout_2', 'Dropout'),
+    dense('dense_2', 8, 8),
+    layer('dropout_3', 'Dropout'),
+    dense('dense_3', 8, 5),
+  ]);
+  assert.deepEqual(proposeHead(nsfw), { cut: 'flatten_1', outputs: 'auto' });
+  // a Flatten of a 7×7 map is not a pooled vector: the embedding above it is the feature layer
+  const spatial = model([
+    layer('image', 'InputLayer'),
+    layer('conv', 'Conv2D', [['kernel', [3, 3, 1, 4]]]),
+    shaped(layer('pool', 'MaxPooling2D'), [null, 7, 7, 4]),
+    shaped(layer('flatten', 'Flatten'), [null, 196]),
+    dense('features', 196, 32),
+    dense('classifier', 32, 6),
+  ]);
+  assert.deepEqual(proposeHead(spatial), { cut: 'features', outputs: 'auto' });
 });
 
 test('a head added to an init plan later lands in the top group, with its hidden layers; only the old classifier pattern goes quiet', () => {
