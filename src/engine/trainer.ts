@@ -68,6 +68,7 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   const run = await prepareRun(opts);
   try {
     const outDir = resolveOutDir(run, opts);
+    assertOutDirAllowed(run, outDir);
     const resume = opts.resumeFrom === undefined ? undefined : loadResume(run, opts.resumeFrom, opts.onEvent);
     const lock = acquireRunLock(outputRoot(run), run.planFile, outDir);
     try {
