@@ -122,7 +122,7 @@ export function fingerprintChanges(before: RunFingerprint, now: RunFingerprint):
 const MAX_DETAILS = 3;
 
 function show(v: FingerprintValue | undefined): string {
-  if (v === undefined) return '(none)';
+  if (v === undefined || v === null) return '(none)';
   if (typeof v === 'string' && /^size \d+ bytes, sha256 /.test(v)) return v.replace(/, sha256 (\w{12})\w*/, ', sha256 $1…');
   if (typeof v === 'string' && /^[0-9a-f]{64}$/.test(v)) return `${v.slice(0, 12)}…`;
   return typeof v === 'string' ? v : String(v);

@@ -20,8 +20,9 @@ import { LayerwiseError } from '../core/errors.ts';
 import type { EpochMetrics, LayerDiagnostic, RunReport, StageReport } from '../core/progress.ts';
 import type { RunFingerprint } from '../core/run-fingerprint.ts';
 
-export const CHECKPOINT_FILE = 'checkpoint.json';
-export const PREVIOUS_CHECKPOINT_FILE = 'checkpoint-previous.json';
+import { CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE } from '../core/interrupted-runs.ts';
+
+export { CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE };
 const BIN_PATTERN = /^checkpoint-\d+-[0-9a-f]+\.bin$/;
 
 /** Where the loop continues: the next batch to train. */

@@ -39,7 +39,7 @@ import {
   type LoopProgress,
 } from './checkpoint.ts';
 import { GroupedOptimizer, type OptimizerSettings, type ParamStateData } from './optimizer.ts';
-import { acquireRunLock } from './run-lock.ts';
+import { acquireRunLock } from '../core/run-lock.ts';
 import { buildFrozenPrefix, type FrozenPrefix } from './prefix-cache.ts';
 import { prepareRun, trainingParams, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
 

@@ -6,9 +6,9 @@
 import { closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
-import { LayerwiseError } from '../core/errors.ts';
+import { LayerwiseError } from './errors.ts';
 
-interface LockOwner {
+export interface LockOwner {
   pid: number;
   host: string;
   startedAt: string;
@@ -22,6 +22,12 @@ export interface RunLock {
 
 export function lockFileFor(outputRoot: string, planFile: string): string {
   return join(outputRoot, `.${basename(planFile)}.lock`);
+}
+
+/** The live run holding the plan's lock, if any (a lock left by a dead process is no run). */
+export function runningOwner(outputRoot: string, planFile: string): LockOwner | undefined {
+  const owner = readOwner(lockFileFor(outputRoot, planFile));
+  return owner !== undefined && (owner.host !== hostname() || alive(owner.pid)) ? owner : undefined;
 }
 
 function alive(pid: number): boolean {
