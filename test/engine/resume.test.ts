@@ -212,3 +212,18 @@ function runCli(args: string[], cwd: string): Promise<{ code: number; stdout: st
     child.on('exit', (code) => resolvePromise({ code: code ?? -1, stdout, stderr }));
   });
 }
+
+test('a model with dropout: the checkpoint records the random layers and a resume says it continues correctly but not bit for bit', async () => {
+  const { ws, planFile } = workspace(100);
+  writeFileSync(planFile, readFileSync(planFile, 'utf8').replace('"outputs": "auto" }', '"outputs": "auto", "hidden": [8], "dropout": 0.3 }'));
+  const dir = join(ws, 'runs', 'dropout');
+  const controller = new AbortController();
+  await train({ planFile, backend: 'cpu', outDir: dir, progressIntervalMs: 0, signal: controller.signal, onEvent: (e) => {
+    if (e.kind === 'step' && e.step === 4) controller.abort();
+  } });
+  assert.deepEqual(readCheckpoint(dir).manifest.randomLayers, ['head_dropout_1']);
+  const c: Collected = { steps: [], logs: [] };
+  const outcome = await train({ planFile, backend: 'cpu', resumeFrom: dir, progressIntervalMs: 0, onEvent: collector(c) });
+  assert.equal(outcome.report.stopped, 'completed');
+  assert.ok(c.logs.some((l) => /^head_dropout_1 draw unseeded random numbers while training: the resumed run continues correctly but not bit for bit/.test(l)), c.logs.join('\n'));
+});
