@@ -118,7 +118,8 @@ export function errnoText(e: unknown): string {
     case undefined:
       return String(err.message ?? e);
     default:
-      return `${err.code}: ${err.message}`;
+      // node's messages already start with the code
+      return err.message.startsWith(err.code) ? err.message : `${err.code}: ${err.message}`;
   }
 }
 
@@ -155,7 +156,7 @@ export function writeCheckpoint(dir: string, content: CheckpointContent, tensors
   } catch (e) {
     removeUnreferencedBins(dir);
     const kept = existsSync(manifestFile) ? `; the previous checkpoint (${CHECKPOINT_FILE}) is kept` : '';
-    throw new LayerwiseError(`cannot write the checkpoint into ${dir}: ${errnoText(e)}${kept}`, { file: join(dir, binName) });
+    throw new LayerwiseError(`cannot write the checkpoint: ${errnoText(e)}${kept}`, { file: dir });
   }
   removeUnreferencedBins(dir);
   return manifestFile;

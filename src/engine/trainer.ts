@@ -572,8 +572,8 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions, resume
 /** A failed write of the run's outputs, said plainly, with what survives it. */
 function outputError(e: unknown, what: string, outDir: string): Error {
   if (typeof (e as NodeJS.ErrnoException).code !== 'string') return e instanceof Error ? e : new Error(String(e));
-  const kept = hasCheckpoint(outDir) ? `; the last checkpoint is kept: free space, then resume with "layerwise train <plan> --resume ${outDir}"` : '';
-  return new LayerwiseError(`cannot write ${what} into ${outDir}: ${errnoText(e)}${kept}`, { file: outDir });
+  const kept = hasCheckpoint(outDir) ? `; the last checkpoint is kept: once that is fixed, resume with "layerwise train <plan> --resume ${outDir}"` : '';
+  return new LayerwiseError(`cannot write ${what}: ${errnoText(e)}${kept}`, { file: outDir });
 }
 
 /** The plan with the defaults the run used made explicit, for the report. */

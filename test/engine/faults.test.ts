@@ -160,7 +160,7 @@ test('a file-size limit (ulimit -f) hit while writing a checkpoint: one clear er
   assert.equal(r.code, 1, r.stdout + r.stderr);
   const lines = r.stderr.trim().split('\n').filter((l) => !/^info:/.test(l));
   assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0] ?? '', /^layerwise: .*: cannot write the checkpoint into .*limited: a file-size limit was hit \(EFBIG\); the previous checkpoint \(checkpoint\.json\) is kept$/);
+  assert.match(lines[0] ?? '', /^layerwise: .*runs\/limited: cannot write the checkpoint: a file-size limit was hit \(EFBIG\); the previous checkpoint \(checkpoint\.json\) is kept$/);
   assert.equal(readFileSync(planFile, 'utf8'), plan, 'the plan is untouched');
   const { manifest } = readCheckpoint(runDir);
   assert.ok(manifest.position.epoch >= 1 && manifest.position.epoch < 14, `an earlier epoch's checkpoint: ${JSON.stringify(manifest.position)}`);
@@ -357,3 +357,27 @@ test('a 0-byte weights file and one whose manifest claims 2 GB: refused with a m
 function readdirNames(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir) : [];
 }
+
+test('the model cannot be written at the end of a run: one clear error, the last checkpoint kept, a resume saves the same weights', async () => {
+  const { ws, planFile } = workspace(100);
+  const reference = await referenceWeights(planFile, ws);
+  const plan = readFileSync(planFile, 'utf8');
+  const dir = join(ws, 'runs', 'blocked');
+  const obstacle = join(dir, 'weights.bin');
+  await assert.rejects(train({ planFile, backend: 'cpu', outDir: dir, onEvent: (e) => {
+    // a folder where the weights file must go: the rename at the end of saveModel fails
+    if (e.kind === 'epoch' && e.epoch === 4) mkdirSync(join(obstacle, 'in-the-way'), { recursive: true });
+  } }), (e: Error & { file?: string }) => {
+    assert.match(e.message, /^.*runs\/blocked: cannot write the model: EISDIR: illegal operation on a directory, rename .*; the last checkpoint is kept: once that is fixed, resume with "layerwise train <plan> --resume .*blocked"$/);
+    return true;
+  });
+  assert.equal(readFileSync(planFile, 'utf8'), plan);
+  assert.ok(!existsSync(join(dir, 'report.json')));
+  assert.equal(readCheckpoint(dir).manifest.position.epoch, 4, 'the checkpoint of the last epoch');
+  rmSync(obstacle, { recursive: true });
+  const outcome = await train({ planFile, backend: 'cpu', resumeFrom: dir });
+  assert.equal(outcome.report.stopped, 'completed');
+  assert.equal(outcome.report.epochs.length, 4);
+  assert.ok(weightsOf(dir).equals(reference));
+  assert.ok(!existsSync(join(dir, CHECKPOINT_FILE)), 'the checkpoint is removed once the model is saved');
+});
