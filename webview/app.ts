@@ -148,6 +148,7 @@ export class PanelApp {
     train: VscodeButton;
     findLr: VscodeButton;
     stop: VscodeButton;
+    resume: VscodeButton;
     openReport: VscodeButton;
     notice: HTMLElement;
     problems: HTMLElement;
@@ -297,13 +298,15 @@ export class PanelApp {
     const train = button('Train', () => this.command('train'));
     const findLr = button('Find LR', () => this.command('findLr'), true);
     const stop = button('Stop', () => this.command('stop'), true);
+    const resume = button('Resume', () => this.command('resume'), true);
+    resume.hidden = true;
     const openReport = button('Open report', () => this.command('openReport'), true);
     const openText = button('Open plan file', () => this.command('openPlanText'), true);
     for (const b of [train, findLr, stop, openReport]) b.disabled = true;
     const actions = el('div', 'actions');
     actions.setAttribute('role', 'group');
     actions.setAttribute('aria-label', 'Run');
-    actions.append(train, findLr, stop, openReport, openText);
+    actions.append(train, resume, findLr, stop, openReport, openText);
     header.append(title, status, actions);
     const progress = document.createElement('vscode-progress-bar');
     progress.classList.add('progress');
@@ -358,6 +361,7 @@ export class PanelApp {
       train,
       findLr,
       stop,
+      resume,
       openReport,
       notice,
       problems,
@@ -392,8 +396,14 @@ export class PanelApp {
 
   private renderRunControls(): void {
     const c = runControls(this.status, this.state?.trusted ?? false, this.runnableReason());
-    const { train, findLr, stop, openReport, notice, status, progress } = this.els;
+    const { train, findLr, stop, resume, openReport, notice, status, progress } = this.els;
     train.disabled = !c.train;
+    const interrupted = this.state?.interrupted;
+    resume.hidden = interrupted === undefined || c.stop;
+    resume.disabled = !c.train;
+    resume.title = interrupted === undefined
+      ? ''
+      : c.reason ?? `Continue the run ${interrupted.how === 'crashed' ? 'cut off' : 'stopped'} at step ${interrupted.step} from its checkpoint (${interrupted.folder})`;
     findLr.disabled = !c.findLr;
     stop.disabled = !c.stop;
     openReport.disabled = this.run?.report === undefined && this.state?.lastReport === undefined;

@@ -121,5 +121,8 @@ export interface RunReport {
   test?: { final: TestMetrics; best?: TestMetrics & { epoch: number } };
   timings: { loadSeconds: number; trainSeconds: number; steps: number; stepsPerSecond: number };
   lastDiagnostics?: LayerDiagnostic[];
-  outputs: { folder: string; model: string; best?: string };
+  /** Where earlier processes of this run stopped and it was resumed (`train --resume`). */
+  resumes?: Array<{ step: number; at: string }>;
+  /** `checkpoint`: set when the run stopped early and can be resumed from it. */
+  outputs: { folder: string; model: string; best?: string; checkpoint?: string };
 }

@@ -60,6 +60,23 @@ export function registerCommands(d: CommandDeps): vscode.Disposable[] {
       const uri = await plan(arg, 'train');
       if (uri !== undefined) await sessions.start('train', uri);
     }),
+    reg('layerwise.resumeTraining', async (arg) => {
+      const uri = await plan(arg, 'resume a run of');
+      if (uri === undefined) return;
+      const entry = await store.open(uri);
+      const runs = sessions.interruptedRuns(entry);
+      if (runs.length === 0) {
+        void vscode.window.showInformationMessage(`Layerwise: ${entry.label} has no stopped or interrupted run to resume.`);
+        return;
+      }
+      const picked = runs.length === 1
+        ? runs[0]
+        : (await vscode.window.showQuickPick(
+          runs.map((r) => ({ label: vscode.workspace.asRelativePath(r.folder), description: `${r.how} at step ${r.step}`, run: r })),
+          { placeHolder: 'Resume which run?' },
+        ))?.run;
+      if (picked !== undefined) await sessions.start('train', uri, { resumeFrom: picked.folder });
+    }),
     reg('layerwise.findLr', async (arg) => {
       const uri = await plan(arg, 'run an LR range test on');
       if (uri !== undefined) await sessions.start('findLr', uri);

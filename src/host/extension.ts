@@ -65,7 +65,10 @@ export function activate(context: vscode.ExtensionContext): void {
   );
 
   // after activation: find the plans (for the tree, the diagnostics and the `when` clauses)
-  setTimeout(() => void store.ready(), 0);
+  // then offer to resume any run a crash, a kill or the last window reload cut off
+  setTimeout(() => void store.ready().then(() => {
+    for (const entry of store.list()) void sessions.offerResume(entry);
+  }), 0);
 }
 
 export function deactivate(): void {

@@ -143,6 +143,10 @@ class PlanPanel {
       deps.sessions.onDidPost((m) => {
         if (m.planKey === key) this.post(m.message);
       }),
+      // a run that ends may leave (or use up) a checkpoint: the Resume button follows
+      deps.sessions.onDidChangeStatus((c) => {
+        if (c.planKey === key && (c.status.state === 'cancelled' || c.status.state === 'failed' || c.status.state === 'succeeded')) void this.sendState();
+      }),
       vscode.workspace.onDidGrantWorkspaceTrust(() => void this.sendState()),
     );
     panel.webview.html = this.html();
@@ -210,6 +214,16 @@ class PlanPanel {
       case 'findLr':
         await sessions.start(command, this.uri);
         return;
+      case 'resume': {
+        const run = sessions.interruptedRuns(await this.deps.store.open(this.uri))[0];
+        if (run === undefined) {
+          void vscode.window.showInformationMessage('Layerwise: there is no stopped or interrupted run of this plan to resume.');
+          await this.sendState();
+          return;
+        }
+        await sessions.start('train', this.uri, { resumeFrom: run.folder });
+        return;
+      }
       case 'stop':
         sessions.stop(this.uri.toString());
         return;
@@ -240,6 +254,7 @@ class PlanPanel {
     const lastLrFinder = last.lrFinder ?? readLastLrFinder(entry);
     const model = entry.model.state === 'ready' ? entry.model.model : undefined;
     const modelProblem = entry.model.state === 'failed' ? entry.model.message : undefined;
+    const interrupted = this.deps.sessions.interruptedRuns(entry)[0];
     return {
       planFile: entry.file,
       planUri: entry.key,
@@ -253,6 +268,7 @@ class PlanPanel {
       status: this.deps.sessions.statusOf(entry.key),
       ...(lastReport === undefined ? {} : { lastReport }),
       ...(lastLrFinder === undefined ? {} : { lastLrFinder }),
+      ...(interrupted === undefined ? {} : { interrupted }),
     };
   }
 

@@ -3,6 +3,7 @@
  * but `ready` until the host has answered it with `state`; the host posts nothing before
  * `ready`. Every message is checked with the guards below on arrival.
  */
+import type { InterruptedRun } from '../core/interrupted-runs.ts';
 import type { LrFinderOutcome } from '../core/lr-finder.ts';
 import type { ModelInfo } from '../core/model-info.ts';
 import type { Plan } from '../core/plan.ts';
@@ -42,6 +43,8 @@ export interface PanelState {
   /** The last finished run's report and LR range test, to draw their curves after a reload. */
   lastReport?: RunReport;
   lastLrFinder?: LrFinderOutcome;
+  /** The newest run of this plan that stopped or was cut off and can be resumed (core/interrupted-runs.ts). */
+  interrupted?: InterruptedRun;
 }
 
 export type HostToWebview =
@@ -62,7 +65,7 @@ export type PlanEditRequest =
   | { kind: 'applyPreset'; preset: string }
   | { kind: 'moveLayer'; layer: string; toGroupIndex: number };
 
-export type PanelCommand = 'train' | 'findLr' | 'stop' | 'applyLr' | 'openReport' | 'openPlanText';
+export type PanelCommand = 'train' | 'resume' | 'findLr' | 'stop' | 'applyLr' | 'openReport' | 'openPlanText';
 
 export type WebviewToHost =
   | { type: 'ready' }
@@ -77,7 +80,7 @@ export type Handlers<M extends { type: string }> = { [K in M['type']]: (m: Extra
 
 const LAYER_KEYS: readonly string[] = ['lrMult', 'frozen', 'weightDecay'];
 const TRAINING_KEYS: readonly string[] = ['lr', 'optimizer', 'epochs', 'batchSize', 'weightDecay', 'schedule'];
-const COMMANDS: readonly string[] = ['train', 'findLr', 'stop', 'applyLr', 'openReport', 'openPlanText'];
+const COMMANDS: readonly string[] = ['train', 'resume', 'findLr', 'stop', 'applyLr', 'openReport', 'openPlanText'];
 
 function isLayerValue(key: unknown, v: unknown): boolean {
   if (v === null) return true;

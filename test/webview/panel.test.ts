@@ -848,3 +848,23 @@ test('group colours stay distinguishable for eight groups in light, dark and hig
   await assertClean(p);
   await p.close();
 });
+
+test('a stopped or cut-off run shows Resume; clicking it asks the host to resume; while a run goes on, or with none, it is hidden', async () => {
+  const interrupted = { folder: '/work/example/runs/layerwise-1', how: 'crashed' as const, step: 12, epoch: 1, writtenAt: '2026-01-01T00:00:00Z' };
+  const p = await openWithState({ ...panelState(), interrupted });
+  const resume = p.page.locator('vscode-button', { hasText: 'Resume' });
+  await resume.waitFor({ state: 'visible' });
+  assert.match((await resume.getAttribute('title')) ?? '', /cut off at step 12 .*runs\/layerwise-1/);
+  await resume.click();
+  const got = await waitForPosts(p, 2);
+  assert.deepEqual(got[1], { type: 'command', command: 'resume' });
+  await p.send({ type: 'status', status: { state: 'running', job: 'train', planFile: '/work/example/layerwise.json', stage: 1, stages: 2, epoch: 1, epochs: 3, fraction: 0.1, loss: 2.1 } });
+  await resume.waitFor({ state: 'hidden' });
+  await assertClean(p);
+  await p.close();
+  const q = await openWithState();
+  await q.page.locator('vscode-button', { hasText: 'Train' }).waitFor();
+  assert.equal(await q.page.locator('vscode-button', { hasText: 'Resume' }).isVisible(), false);
+  await assertClean(q);
+  await q.close();
+});
