@@ -11,6 +11,8 @@ import { modelCacheKey, PLAN_EXCLUDE_GLOB, DEFAULT_PLAN_GLOB, isPlanFileName, so
 import { resolvePlanPath } from '../core/paths.ts';
 import type { Plan } from '../core/plan.ts';
 import type { ModelState } from '../core/tree-model.ts';
+import { isLayerwiseError } from '../core/errors.ts';
+import { planDiagnostics, type PlanDiagnostic } from '../core/plan-problems.ts';
 import { collectPlanProblems, lineColumn, parsePlanText, type PlanProblem } from '../core/validate.ts';
 import type { ModelDescriber } from './describer.ts';
 
@@ -27,7 +29,13 @@ export interface PlanEntry {
   text: string;
   plan: Plan | undefined;
   problems: PlanProblem[];
+  /** What the Problems panel shows for the plan (and the Quick Fixes read): core/plan-problems.ts. */
+  diagnostics: PlanDiagnostic[];
   model: ModelState;
+  /** Why the model or its data cannot be loaded, and the field to blame. */
+  modelFailure?: { field?: string; problem: string };
+  /** model.json files in the workspace, relative to the plan's folder: offered when `model` is wrong. */
+  modelCandidates?: string[];
   trainSamples?: number;
   modelKey?: string;
 }
@@ -145,6 +153,7 @@ export class PlanStore implements vscode.Disposable {
       text: '',
       plan: undefined,
       problems: [],
+      diagnostics: [],
       model: { state: 'loading' },
     };
     this.entries.set(key, entry);
@@ -197,9 +206,37 @@ export class PlanStore implements vscode.Disposable {
     entry.text = text;
     entry.problems = collectPlanProblems(text, entry.file);
     entry.plan = entry.problems.length === 0 ? parseOrUndefined(text, entry.file) : undefined;
-    this.diagnostics.set(entry.uri, entry.problems.map((p) => toDiagnostic(text, p)));
     if (entry.plan !== undefined) this.describe(entry, entry.plan);
+    this.publish(entry);
     if (notify) this.changed.fire(entry);
+  }
+
+  /** Puts the plan's problems in the Problems panel; again whenever the model's description arrives. */
+  private publish(entry: PlanEntry): void {
+    const model = entry.model.state === 'ready' ? entry.model.model : undefined;
+    entry.diagnostics = planDiagnostics(entry.text, {
+      file: entry.file,
+      ...(model === undefined ? {} : { model }),
+      ...(entry.modelFailure === undefined ? {} : { modelProblem: entry.modelFailure }),
+      ...(entry.modelCandidates === undefined ? {} : { modelCandidates: entry.modelCandidates }),
+    });
+    this.diagnostics.set(entry.uri, entry.diagnostics.map((d) => toDiagnostic(entry.text, d)));
+  }
+
+  /** A wrong `model` path: look for the model files the Quick Fix can offer instead. */
+  private async findModelCandidates(entry: PlanEntry): Promise<void> {
+    const folder = vscode.workspace.getWorkspaceFolder(entry.uri);
+    const include = folder === undefined ? '**/model.json' : new vscode.RelativePattern(folder, '**/model.json');
+    const found = await vscode.workspace.findFiles(include, PLAN_EXCLUDE_GLOB, 20);
+    entry.modelCandidates = found.map((u) => path.relative(path.dirname(entry.file), u.fsPath).split(path.sep).join('/')).sort();
+    this.publish(entry);
+  }
+
+  private failModel(entry: PlanEntry, e: unknown): void {
+    const message = e instanceof Error ? e.message : String(e);
+    entry.model = { state: 'failed', message };
+    entry.modelFailure = isLayerwiseError(e) ? { ...(e.field === undefined ? {} : { field: e.field }), problem: e.problem } : { problem: message };
+    if ((entry.modelFailure.field ?? 'model') === 'model') void this.findModelCandidates(entry).catch((err: unknown) => this.log.warn(`cannot search for model files: ${String(err)}`));
   }
 
   private describe(entry: PlanEntry, plan: Plan): void {
@@ -209,13 +246,14 @@ export class PlanStore implements vscode.Disposable {
       stamp = fileStamp(modelPath);
     } catch (e) {
       entry.modelKey = undefined;
-      entry.model = { state: 'failed', message: e instanceof Error ? e.message : String(e) };
+      this.failModel(entry, e);
       return;
     }
     const key = modelCacheKey(plan, stamp);
     if (key === entry.modelKey) return;
     entry.modelKey = key;
     entry.model = { state: 'loading' };
+    entry.modelFailure = undefined;
     entry.trainSamples = undefined;
     this.describer
       .describe(key, { type: 'describe', planFile: entry.file, workspaceRoot: entry.workspaceRoot, planText: entry.text, backend: 'cpu' })
@@ -224,15 +262,16 @@ export class PlanStore implements vscode.Disposable {
           if (entry.modelKey !== key) return;
           entry.model = { state: 'ready', model: d.model };
           entry.trainSamples = d.trainSamples;
+          this.publish(entry);
           this.changed.fire(entry);
         },
         (e: unknown) => {
           if (entry.modelKey !== key) return;
-          const message = e instanceof Error ? e.message : String(e);
-          this.log.warn(`${entry.label}: the model cannot be described: ${message}`);
-          entry.model = { state: 'failed', message };
+          this.log.warn(`${entry.label}: the model cannot be described: ${e instanceof Error ? e.message : String(e)}`);
+          this.failModel(entry, e);
           // try again on the next edit or refresh
           entry.modelKey = undefined;
+          this.publish(entry);
           this.changed.fire(entry);
         },
       );
@@ -278,12 +317,16 @@ function fileStamp(p: string): string {
   return 'missing';
 }
 
-export function toDiagnostic(text: string, p: PlanProblem): vscode.Diagnostic {
+/** The Diagnostic's source; with its code and range it finds its finding (and fixes) in `entry.diagnostics`. */
+export const DIAGNOSTIC_SOURCE = 'layerwise';
+
+export function toDiagnostic(text: string, p: PlanDiagnostic): vscode.Diagnostic {
   const start = lineColumn(text, p.offset);
   const end = lineColumn(text, p.offset + p.length);
   const range = new vscode.Range(start.line - 1, start.column - 1, end.line - 1, end.column - 1);
-  const message = p.path.length > 0 ? `${p.field}: ${p.message}` : p.message;
-  const d = new vscode.Diagnostic(range, message, vscode.DiagnosticSeverity.Error);
-  d.source = 'layerwise';
+  const severity = p.severity === 'error' ? vscode.DiagnosticSeverity.Error : vscode.DiagnosticSeverity.Warning;
+  const d = new vscode.Diagnostic(range, p.message, severity);
+  d.source = DIAGNOSTIC_SOURCE;
+  d.code = p.code;
   return d;
 }
