@@ -47,7 +47,7 @@ export class PlanStore implements vscode.Disposable {
   private readonly timers = new Map<string, ReturnType<typeof setTimeout>>();
   private readonly changed = new vscode.EventEmitter<PlanEntry | undefined>();
   private readonly disposables: vscode.Disposable[] = [];
-  private watcher: vscode.FileSystemWatcher | undefined;
+  private watchers: vscode.FileSystemWatcher[] = [];
   private discovery: Promise<void> | undefined;
 
   /** Fires with the plan that changed, or undefined when the list of plans changed. */
@@ -111,20 +111,27 @@ export class PlanStore implements vscode.Disposable {
   }
 
   private async discover(): Promise<void> {
-    const glob = vscode.workspace.getConfiguration('layerwise').get<string>('planGlob') || DEFAULT_PLAN_GLOB;
-    this.watcher?.dispose();
-    this.watcher = vscode.workspace.createFileSystemWatcher(glob);
-    this.watcher.onDidCreate((uri) => void this.add(uri));
-    this.watcher.onDidDelete((uri) => this.remove(uri));
-    this.watcher.onDidChange((uri) => {
-      // open documents follow the disk through onDidChangeTextDocument already
-      if (!vscode.workspace.textDocuments.some((d) => d.uri.toString() === uri.toString())) this.schedule(uri);
-    });
-    let found: vscode.Uri[] = [];
-    try {
-      found = await vscode.workspace.findFiles(glob, PLAN_EXCLUDE_GLOB);
-    } catch (e) {
-      this.log.error(`cannot search the workspace for plans (${glob}): ${String(e)}`);
+    for (const w of this.watchers) w.dispose();
+    this.watchers = [];
+    // planGlob is resource-scoped: each workspace folder is searched with its own setting
+    const scopes = vscode.workspace.workspaceFolders ?? [];
+    const found: vscode.Uri[] = [];
+    for (const folder of scopes) {
+      const glob = vscode.workspace.getConfiguration('layerwise', folder.uri).get<string>('planGlob') || DEFAULT_PLAN_GLOB;
+      const pattern = new vscode.RelativePattern(folder, glob);
+      const watcher = vscode.workspace.createFileSystemWatcher(pattern);
+      watcher.onDidCreate((uri) => void this.add(uri));
+      watcher.onDidDelete((uri) => this.remove(uri));
+      watcher.onDidChange((uri) => {
+        // open documents follow the disk through onDidChangeTextDocument already
+        if (!vscode.workspace.textDocuments.some((d) => d.uri.toString() === uri.toString())) this.schedule(uri);
+      });
+      this.watchers.push(watcher);
+      try {
+        found.push(...(await vscode.workspace.findFiles(pattern, PLAN_EXCLUDE_GLOB)));
+      } catch (e) {
+        this.log.error(`cannot search ${folder.name} for plans (${glob}): ${String(e)}`);
+      }
     }
     const wanted = new Set(found.map((u) => u.toString()));
     for (const key of [...this.entries.keys()]) {
@@ -280,7 +287,7 @@ export class PlanStore implements vscode.Disposable {
   dispose(): void {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
-    this.watcher?.dispose();
+    for (const w of this.watchers) w.dispose();
     for (const d of this.disposables) d.dispose();
   }
 }
