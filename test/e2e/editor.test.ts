@@ -60,10 +60,13 @@ test('a panel edit is unsaved: the tab is dirty, Ctrl+Z in the panel undoes it (
   await panelTrains('block1').focus();
   await s.page.keyboard.press('Control+Z');
   await until('Ctrl+Z in the panel undoes the freeze', async () => ((await panelTrains('block1').isChecked()) && (await treeTrains('block1')) === true) || undefined);
+  await s.page.screenshot({ path: join(shots, 'e2e-editor-undone.png') });
+  assert.equal(s.plan(), disk, 'still nothing written before Save');
+  assert.ok((await dirtyTab()) > 0, 'the multiplier edit is still unsaved');
 
   await s.page.keyboard.press('Control+S');
   const saved = await until('Ctrl+S writes the multiplier', () => (/"lrMult":\s*0\.2\b/.test(line(s.plan(), '"block2_*"')) ? s.plan() : undefined));
-  assert.doesNotMatch(line(saved, '"block1_*"'), /"frozen"/);
+  assert.doesNotMatch(line(saved, '"block1_*"'), /"frozen"/, `the undone freeze is not saved (panel trains: ${String(await panelTrains('block1').isChecked())}, tree: ${String(await treeTrains('block1'))})`);
   for (const c of comments(disk)) assert.ok(saved.includes(c), `comment kept: ${c}`);
   await until('the tab is clean after Save', async () => (await dirtyTab()) === 0 || undefined);
 });
@@ -77,12 +80,18 @@ test('freeze in the tree → the panel shows the same', { timeout: 120_000 }, as
 });
 
 test('a pattern typo is a Problems entry at its range; completion in the pattern lists layer names; the Quick Fix repairs it', { timeout: 240_000 }, async () => {
+  // the model described (the tree shows its groups) before the typo is written
+  if (!(await treeRow('block1').isVisible())) await s.page.locator('.activitybar a[aria-label^="Layerwise"]').click();
+  await treeRow('block1').waitFor({ timeout: 90_000 });
   await s.palette('View: Close All Editors');
   await until('no dirty editor left', async () => (await dirtyTab()) === 0 || undefined);
   writeFileSync(s.planFile, s.plan().replace('"block2_*"', '"blok2_*"'));
   await s.page.keyboard.press('Control+Shift+M');
   const entry = s.page.locator('.markers-panel .monaco-list-row', { hasText: 'blok2_*' }).first();
-  await entry.waitFor({ timeout: 120_000 });
+  await entry.waitFor({ timeout: 120_000 }).catch(async (e: unknown) => {
+    await s.page.screenshot({ path: join(shots, 'e2e-editor-problems-failure.png') });
+    throw e;
+  });
   assert.match((await entry.textContent()) ?? '', /matches no layer/);
   // the JSON service and Layerwise do not both report it
   assert.equal(await s.page.locator('.markers-panel .monaco-list-row', { hasText: 'blok2_*' }).count(), 1);
@@ -92,12 +101,21 @@ test('a pattern typo is a Problems entry at its range; completion in the pattern
   await entry.click();
   await s.page.keyboard.press('Enter');
   await s.page.locator('.monaco-editor.focused .view-lines').first().waitFor({ timeout: 30_000 });
-  await s.page.keyboard.press('ArrowRight');
-  await s.page.keyboard.press('Control+Space');
+  // the cursor just inside the pattern's quotes (Go to Line/Column), where completion is Layerwise's
+  const lines = s.plan().split('\n');
+  const row = lines.findIndex((l) => l.includes('"blok2_*"'));
+  await s.page.keyboard.press('Control+G');
+  await s.page.locator('.quick-input-widget input').fill(`:${row + 1}:${lines[row]!.indexOf('"blok2_*"') + 2}`);
+  await s.page.keyboard.press('Enter');
   const suggestions = s.page.locator('.suggest-widget .monaco-list-row');
   await until('completion lists layer names', async () => {
     const labels = await suggestions.evaluateAll((xs) => xs.map((x) => x.getAttribute('aria-label') ?? x.textContent ?? ''));
-    return labels.some((l) => /block1_\*|image|block1_conv/.test(l)) || undefined;
+    // the key may reach the editor before the focus is back from Go to Line: ask again
+    if (labels.length === 0) await s.page.keyboard.press('Control+Space');
+    return labels.some((l) => /block1_conv/.test(l)) || undefined;
+  }).catch(async (e: unknown) => {
+    await s.page.screenshot({ path: join(shots, 'e2e-editor-completion-failure.png') });
+    throw e;
   });
   await s.page.screenshot({ path: join(shots, 'e2e-editor-completion.png') });
   await s.page.keyboard.press('Escape');
@@ -105,7 +123,13 @@ test('a pattern typo is a Problems entry at its range; completion in the pattern
   await s.page.keyboard.press('Control+.');
   const fix = s.page.locator('.action-widget .monaco-list-row', { hasText: 'Did you mean "block2_*"?' }).first();
   await fix.waitFor({ timeout: 30_000 });
-  await fix.click();
+  // the menu is keyboard-driven (the pointer may land on its hover overlay): arrow to the fix, Enter
+  await until('the fix focused in the Quick Fix menu', async () => {
+    if ((await fix.getAttribute('class'))?.includes('focused') === true) return true;
+    await s.page.keyboard.press('ArrowDown');
+    return undefined;
+  });
+  await s.page.keyboard.press('Enter');
   await s.page.keyboard.press('Control+S');
   await until('the Quick Fix repaired the pattern on disk', () => s.plan().includes('"block2_*"') || undefined);
   assert.ok(!s.plan().includes('blok2_'));
