@@ -7,6 +7,7 @@ import * as vscode from 'vscode';
 import { ModelDescriber } from './describer.ts';
 import { PlanEditor } from './edits.ts';
 import { registerCommands } from './commands.ts';
+import { registerLanguageFeatures } from './language.ts';
 import { registerOnboarding } from './onboarding.ts';
 import { lastReportFile, PlanPanels } from './panel.ts';
 import { PlanStore } from './plans.ts';
@@ -33,7 +34,7 @@ export function activate(context: vscode.ExtensionContext): void {
   };
   const sessions = new TrainingSessions(workerScript, store, editor, log, {
     // called only once a run starts, long after `panels` below exists
-    openPanel: (uri) => panels.createOrShow(uri, true),
+    openPanel: (uri) => void panels.createOrShow(uri, true),
     openReport: (file) => void vscode.commands.executeCommand('vscode.open', vscode.Uri.file(file)),
   });
   const panels = new PlanPanels({ extensionUri: context.extensionUri, store, sessions, editor, log, openReport });
@@ -60,6 +61,7 @@ export function activate(context: vscode.ExtensionContext): void {
       statusBar.show(vscode.Uri.parse(planKey), status);
       void vscode.commands.executeCommand('setContext', 'layerwise.running', sessions.anyRunning());
     }),
+    ...registerLanguageFeatures(store),
     ...registerCommands({ context, log, store, editor, sessions, panels, tree, treeView, describer, openReport }),
     ...registerOnboarding({ context, log, describer }),
   );

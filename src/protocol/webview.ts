@@ -150,8 +150,9 @@ export type PanelTab = 'rates' | 'training' | 'lrFinder';
 const PANEL_TABS: readonly string[] = ['rates', 'training', 'lrFinder'];
 
 /**
- * What the webview stores with `vscode.setState` (VS Code hands it back after a reload, and to
- * the panel serializer's `deserializeWebviewPanel`, which reads `planUri` to reopen the plan).
+ * What the webview stores with `vscode.setState` (VS Code hands it back after a reload; the custom
+ * editor itself is restored by VS Code on its document, and `planUri` tells the page which plan
+ * its saved view state belongs to).
  */
 export interface PersistedPanelState {
   planUri: string;
