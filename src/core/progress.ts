@@ -114,4 +114,6 @@ export interface RunReport {
   timings: { loadSeconds: number; trainSeconds: number; steps: number; stepsPerSecond: number };
   lastDiagnostics?: LayerDiagnostic[];
   outputs: { folder: string; model: string; best?: string };
+  /** A PyTorch run (src/engine/pytorch-run.ts): its ranks, and whether they ended with identical weights. */
+  distributed?: { nproc: number; backend: string; replicasEqual: boolean; replicas: string[] };
 }
