@@ -8,7 +8,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-write.ts';
 import { LayerwiseError } from '../core/errors.ts';
 import { exportRunner, LAUNCHER, RUNNER_LINE_PREFIX } from '../core/export/runner.ts';
@@ -19,7 +19,7 @@ import { planOnlyFormat } from '../core/pytorch-model.ts';
 import { resolveStages } from '../core/timeline.ts';
 import { isRunnerMessage, type RunnerDone, type RunnerError, type RunnerStarted } from '../protocol/runner.ts';
 import { prepareModel, readPlan, type PreparedModel } from './session.ts';
-import { assertOutDirAllowed, defaultOutDir, train, type TrainOptions, type TrainOutcome } from './trainer.ts';
+import { defaultOutDir, train, type TrainOptions, type TrainOutcome } from './trainer.ts';
 
 export interface PlanTrainOptions extends TrainOptions {
   /** The Python interpreter; wins over the plan's `pytorch.python` (CLI --python, setting layerwise.pythonPath). */
@@ -133,7 +133,10 @@ export async function trainPytorch(prepared: Extract<PreparedModel, { kind: 'pyt
   const batchSize = training.batchSize ?? DEFAULTS.batchSize;
   const stages = resolveStages(plan, resolution, planFile);
   const outDir = opts.outDir ?? defaultOutDir(prepared);
-  assertOutDirAllowed(prepared, outDir);
+  // the plan-only model is a list of names, usually beside the plan: a run folder below it is fine, the folder itself is not
+  if (resolve(outDir) === dirname(resolvePlanPath(planFile, plan.model, 'model', workspaceRoot))) {
+    throw new LayerwiseError(`the output folder ${outDir} is the model's folder; a run writes into a folder of its own`, { file: planFile, field: 'output' });
+  }
   mkdirSync(outDir, { recursive: true });
   const planName = (relative(workspaceRoot, planFile) || basename(planFile)).split('\\').join('/');
   const runnerFile = join(outDir, 'layerwise_runner.py');
@@ -373,7 +376,8 @@ export function deathMessage(code: number | null, signal: NodeJS.Signals | null,
   if (rank !== null) {
     const exit = Number(rank[2]);
     const died = exit < 0 ? `was killed by signal ${-exit}` : `exited with code ${exit}`;
-    return `rank ${rank[1]} ${died}; torch.distributed.run stopped the other ranks${last !== '' && !/ChildFailedError/.test(last) ? ` (${last})` : ''}`;
+    const cause = /^\w*(Error|Exception)\b/.test(last) && !/ChildFailedError/.test(last) ? ` (${last})` : '';
+    return `rank ${rank[1]} ${died}; torch.distributed.run stopped the other ranks${cause}`;
   }
   return `the PyTorch run ${how}${last !== '' ? `: ${last}` : ''}`;
 }

@@ -11,7 +11,7 @@ import type { TrainEvent } from '../core/progress.ts';
 import { isHostToWorker, type HostToWorker, type ProblemInfo, type WorkerToHost } from '../protocol/worker.ts';
 import { findLr } from './lr-finder.ts';
 import { describeModelFile, prepareModel } from './session.ts';
-import { train } from './trainer.ts';
+import { trainPlan } from './pytorch-run.ts';
 
 function send(m: WorkerToHost): void {
   process.send?.(m);
@@ -36,7 +36,7 @@ async function handle(m: HostToWorker): Promise<void> {
   try {
     switch (m.type) {
       case 'train': {
-        const outcome = await train({ ...m, signal: controller.signal, onEvent, progressIntervalMs: m.progressIntervalMs });
+        const outcome = await trainPlan({ ...m, signal: controller.signal, onEvent, progressIntervalMs: m.progressIntervalMs });
         send({ type: 'trained', id: m.id, report: outcome.report, reportFile: outcome.reportFile, results: outcome.results });
         break;
       }

@@ -32,6 +32,8 @@ export interface TrainRequest extends JobTarget {
   outDir?: string;
   /** Minimum milliseconds between two step events (the worker throttles). */
   progressIntervalMs: number;
+  /** A PyTorch plan's interpreter (the setting layerwise.pythonPath); wins over the plan's pytorch.python. */
+  python?: string;
 }
 
 export interface FindLrRequest extends JobTarget {
@@ -96,7 +98,7 @@ export function isHostToWorker(x: unknown): x is HostToWorker {
   if (!isObj(x) || !isStr(x['id'])) return false;
   switch (x['type']) {
     case 'train':
-      return isJobTarget(x) && optStr(x['outDir']) && isNum(x['progressIntervalMs']);
+      return isJobTarget(x) && optStr(x['outDir']) && isNum(x['progressIntervalMs']) && optStr(x['python']);
     case 'findLr':
       return isJobTarget(x) && optStr(x['outDir']) && isObj(x['options']);
     case 'describe':

@@ -571,7 +571,7 @@ test('plan-only models: described without tfjs, inspected and initialised by the
   assert.match(usage.stderr, /--to must be one of pytorch, hf-trainer, mmengine/);
 });
 
-test('the worker describes plan-only models (a plan, and a bare parameter list) and refuses to train them', async () => {
+test('the worker describes plan-only models (a plan, and a bare parameter list) and refuses to train them without a pytorch entry', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'layerwise-worker-plan-only-'));
   writeFileSync(join(dir, 'parameters.json'), readFileSync(join(repo, 'examples', 'bert-seed', 'parameters.json')));
   const planFile = join(dir, 'layerwise.json');
@@ -603,8 +603,8 @@ test('the worker describes plan-only models (a plan, and a bare parameter list) 
     const trained = await ask({ type: 'train', id: 't1', ...target, progressIntervalMs: 250 });
     assert.equal(trained.type, 'failed');
     if (trained.type === 'failed') {
-      assert.equal(trained.problem.field, 'model');
-      assert.match(trained.problem.message, /layerwise export layerwise\.json --to pytorch/);
+      assert.equal(trained.problem.field, 'pytorch');
+      assert.match(trained.problem.message, /add "pytorch": \{ "entry": .* layerwise export layerwise\.json --to pytorch/);
     }
   } finally {
     child.kill();
