@@ -476,6 +476,30 @@ test('mmengine: compiles, and MMEngine\'s custom_keys matching gives every param
   }
 });
 
+test('mmengine: under a constructor that does not freeze (MMEngine 0.11.0rc0\'s add_params), one real step leaves every frozen weight bit-identical and trains the rest at inspect\'s LR; tied weights build', () => {
+  const ws = workspace(RICH_PLAN, MODEL);
+  const file = join(ws.dir, 'plan_mm.py');
+  const text = exportTo(ws.planFile, 'mmengine', file);
+  const { resolution } = inspectJson(ws.planFile);
+  const audit = new Map(resolution.params.map((p) => [p.name, p]));
+  const got = py<{ rows: Array<{ name: string; lr: number; weight_decay: number; changed: boolean }>; error?: string }>('mmengine_step', { config: file, model: MODEL });
+  assert.equal(got.error, undefined);
+  assert.equal(got.rows.length, resolution.params.length);
+  const frozen = got.rows.filter((r) => audit.get(r.name)!.frozen);
+  assert.ok(frozen.length > 0);
+  for (const r of frozen) assert.equal(r.changed, false, `${r.name} is frozen by the plan but one step changed it`);
+  for (const r of got.rows.filter((x) => !audit.get(x.name)!.frozen)) {
+    const a = audit.get(r.name)!;
+    assert.ok(close(r.lr, a.effectiveLr, 1e-9), `${r.name}: lr ${r.lr} vs ${a.effectiveLr}`);
+    assert.ok(close(r.weight_decay, a.weightDecay, 1e-9), `${r.name}: weight decay ${r.weight_decay} vs ${a.weightDecay}`);
+  }
+  // the comments say what the config does: no claim that MMEngine freezes
+  assert.doesNotMatch(text, /MMEngine sets requires_grad=False/);
+  assert.match(text, /bypass_duplicate=True/);
+  const tied = py<{ rows: unknown[]; error?: string }>('mmengine_step', { config: file, model: MODEL, tie: true });
+  assert.equal(tied.error, undefined, 'a tied embedding/decoder weight builds (bypass_duplicate)');
+});
+
 // ---- the seed's example ------------------------------------------------------------------------
 
 test('examples/bert-seed: the committed PyTorch export is what the CLI generates now, and it runs on BERT\'s names', () => {

@@ -371,6 +371,75 @@ def cmd_mmengine(args):
     return {"rows": rows, "keys": len(custom_keys), "optimizer": wrapper["optimizer"]["type"]}
 
 
+def cmd_mmengine_step(args):
+    """The exported config under a transcription of MMEngine 0.11.0rc0's DefaultOptimWrapperConstructor
+    (mmengine/optim/optimizer/default_constructor.py, add_params), which like the real one does NOT
+    freeze: a parameter that is already requires_grad=False joins as a bare group and is skipped,
+    a custom key's entries (requires_grad included) are only copied into the param group, and
+    bypass_duplicate skips a parameter already in a group (a tied weight). Then the optimizer the
+    config names takes one real step, and the report says which parameters changed."""
+    namespace = {}
+    with open(args["config"]) as f:
+        exec(compile(f.read(), args["config"], "exec"), namespace)
+    wrapper = namespace["optim_wrapper"]
+    optimizer_cfg = dict(wrapper["optimizer"])
+    paramwise = wrapper.get("paramwise_cfg", {})
+    base_lr, base_wd = optimizer_cfg.get("lr"), optimizer_cfg.get("weight_decay")
+    custom_keys = paramwise.get("custom_keys", {})
+    sorted_keys = sorted(sorted(custom_keys.keys()), key=len, reverse=True)
+    bypass_duplicate = paramwise.get("bypass_duplicate", False)
+    model = bertlike(args)
+    if args.get("tie"):
+        # an output projection sharing the word embeddings (BERT's MLM decoder)
+        model.decoder = nn.Linear(model.embeddings.word_embeddings.embedding_dim, model.embeddings.word_embeddings.num_embeddings, bias=False)
+        model.decoder.weight = model.embeddings.word_embeddings.weight
+    names = {id(p): n for n, p in model.named_parameters()}
+    params = []
+
+    def is_in(group):
+        return any(not set(group["params"]).isdisjoint(set(g["params"])) for g in params)
+
+    def add_params(module, prefix=""):
+        for name, param in module.named_parameters(recurse=False):
+            group = {"params": [param]}
+            if not param.requires_grad:
+                params.append(group)
+                continue
+            if bypass_duplicate and is_in(group):
+                continue
+            for key in sorted_keys:
+                if key in f"{prefix}.{name}":
+                    group["lr"] = base_lr * custom_keys[key].get("lr_mult", 1.0)
+                    if base_wd is not None:
+                        group["weight_decay"] = base_wd * custom_keys[key].get("decay_mult", 1.0)
+                    for k, v in custom_keys[key].items():
+                        group[k] = v
+                    break
+            params.append(group)
+        for child_name, child in module.named_children():
+            add_params(child, f"{prefix}.{child_name}" if prefix else child_name)
+
+    add_params(model)
+    kind = optimizer_cfg.pop("type")
+    try:
+        optimizer = getattr(torch.optim, kind)(params, **optimizer_cfg)
+    except ValueError as e:
+        return {"error": str(e)}
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    gen = torch.Generator().manual_seed(5)
+    model.train()
+    loss = F.cross_entropy(model(torch.randint(0, 24, (4, 6), generator=gen)), torch.randint(0, 2, (4,), generator=gen))
+    loss.backward()
+    optimizer.step()
+    rows = []
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            n = names[id(p)]
+            rows.append({"name": n, "lr": group["lr"], "weight_decay": group["weight_decay"], "requires_grad": p.requires_grad,
+                         "changed": not torch.equal(before[n], p.detach())})
+    return {"rows": rows}
+
+
 def cmd_seed(args):
     """The seed's get_parameter_groups on a BertModel-like model (whose base_model is the model
     itself, as AutoModel's is) with the seed's classifier attached: what AdamW makes of it."""
@@ -380,7 +449,7 @@ def cmd_seed(args):
 
 
 COMMANDS = {"names": cmd_names, "groups": cmd_groups, "schedule": cmd_schedule, "lrs": cmd_lrs, "mlp": cmd_mlp,
-            "hf": cmd_hf, "mmengine": cmd_mmengine, "seed": cmd_seed}
+            "hf": cmd_hf, "mmengine": cmd_mmengine, "mmengine_step": cmd_mmengine_step, "seed": cmd_seed}
 
 if __name__ == "__main__":
     command = sys.argv[1]
