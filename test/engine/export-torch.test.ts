@@ -442,15 +442,54 @@ test('hf-trainer: compiles, has the Trainer subclass and the stage callback, and
 
   const plan = JSON.parse(readFileSync(ws.planFile, 'utf8')) as Plan;
   const { resolution } = inspectJson(ws.planFile);
-  const run = py<{ steps: Array<{ step: number; lrs: Record<string, number> }> }>('hf', { module: file, model: STAGED_MODEL, stepsPerEpoch: STEPS_PER_EPOCH });
+  // the stand-in wraps the optimizer as accelerate does (an AcceleratedOptimizer IS a torch Optimizer),
+  // and train() runs twice on one Trainer: the second run gets a fresh schedule (_created_lr_scheduler)
+  const run = py<{ steps: HfStep[]; again: HfStep[] }>('hf', { module: file, model: STAGED_MODEL, stepsPerEpoch: STEPS_PER_EPOCH, again: true });
   assert.equal(run.steps.length, 4 * STEPS_PER_EPOCH);
-  for (const s of run.steps) {
-    const want = expectedLrs(plan, resolution, s.step, STEPS_PER_EPOCH);
-    assert.deepEqual(Object.keys(s.lrs).sort(), [...want.keys()].sort(), `step ${s.step}`);
-    for (const [name, lr] of want) assert.ok(close(s.lrs[name]!, lr), `step ${s.step} ${name}: ${s.lrs[name]} vs ${lr}`);
+  assert.equal(run.again.length, 4 * STEPS_PER_EPOCH);
+  for (const [label, steps] of [['first train()', run.steps], ['second train()', run.again]] as const) {
+    for (const s of steps) {
+      const want = expectedLrs(plan, resolution, s.step, STEPS_PER_EPOCH);
+      assert.deepEqual(Object.keys(s.lrs).sort(), [...want.keys()].sort(), `${label} step ${s.step}`);
+      for (const [name, lr] of want) assert.ok(close(s.lrs[name]!, lr), `${label} step ${s.step} ${name}: ${s.lrs[name]} vs ${lr}`);
+    }
   }
   const wrongEpochs = py<{ error?: string }>('hf', { module: file, model: STAGED_MODEL, stepsPerEpoch: 2, epochs: 3 });
   assert.match(wrongEpochs.error ?? '', /set num_train_epochs=4/);
+});
+
+interface HfStep {
+  step: number;
+  lrs: Record<string, number>;
+}
+
+test('hf-trainer: resuming mid-epoch in stage 3 from a checkpoint loads the stage-3 optimizer and continues the LRs and weights of an uninterrupted run', () => {
+  const ws = workspace(STAGED_PLAN('stage'), STAGED_MODEL);
+  const file = join(ws.dir, 'plan_hf.py');
+  exportTo(ws.planFile, 'hf-trainer', file);
+  const plan = JSON.parse(readFileSync(ws.planFile, 'utf8')) as Plan;
+  const { resolution } = inspectJson(ws.planFile);
+  // step 8 of 12 (3 an epoch): 2 steps into epoch 3, the first of stage 3 ("all")
+  const r = py<{ whole: HfStep[]; resumed: HfStep[]; maxWeightDiff: number; error?: string }>('hf_resume', {
+    module: file, model: STAGED_MODEL, stepsPerEpoch: STEPS_PER_EPOCH, saveAt: 8, checkpoint: join(ws.dir, 'checkpoint-8'),
+  });
+  assert.equal(r.error, undefined);
+  assert.deepEqual(r.resumed.map((s) => s.step), [8, 9, 10, 11]);
+  for (const s of r.resumed) {
+    const want = expectedLrs(plan, resolution, s.step, STEPS_PER_EPOCH);
+    assert.deepEqual(Object.keys(s.lrs).sort(), [...want.keys()].sort(), `resumed step ${s.step}`);
+    for (const [name, lr] of want) assert.ok(close(s.lrs[name]!, lr), `resumed step ${s.step} ${name}: ${s.lrs[name]} vs ${lr}`);
+  }
+  assert.ok(r.maxWeightDiff < 1e-6, `resumed weights differ from the uninterrupted run's by ${r.maxWeightDiff}`);
+});
+
+test('hf-trainer: on 2 gloo ranks under DDP, parameters unfrozen by a later stage are all-reduced (both ranks end with the same weights)', () => {
+  const ws = workspace(STAGED_PLAN('stage'), STAGED_MODEL);
+  const file = join(ws.dir, 'plan_hf.py');
+  exportTo(ws.planFile, 'hf-trainer', file);
+  const r = py<{ differ: string[]; params: number }>('hf_ddp', { module: file, model: STAGED_MODEL, stepsPerEpoch: STEPS_PER_EPOCH });
+  assert.ok(r.params > 0);
+  assert.deepEqual(r.differ, []);
 });
 
 test('mmengine: compiles, and MMEngine\'s custom_keys matching gives every parameter the lr and weight decay of `inspect` (frozen: 0 and 0)', () => {

@@ -308,17 +308,15 @@ def cmd_mlp(args):
     return {"losses": losses, "trajectory": trajectory}
 
 
-def cmd_hf(args):
-    """The hf-trainer export under a stand-in for transformers' Trainer loop (test/python/stub)."""
-    sys.path.insert(0, os.path.join(HERE, "stub"))
+def hf_batches(args, seed=2):
+    gen = torch.Generator().manual_seed(seed)
+    return [(torch.randint(0, 24, (2, 4), generator=gen), torch.randint(0, 2, (2,), generator=gen))
+            for _ in range(args["stepsPerEpoch"])]
+
+
+def hf_trainer(mod, model, args, batches, steps):
     import transformers  # the stand-in
-    mod = load_module(args["module"])
-    model = bertlike(args)
     names = {id(p): n for n, p in model.named_parameters()}
-    gen = torch.Generator().manual_seed(2)
-    batches = [(torch.randint(0, 24, (2, 4), generator=gen), torch.randint(0, 2, (2,), generator=gen))
-               for _ in range(args["stepsPerEpoch"])]
-    steps = []
 
     def on_step(trainer, step):
         lrs = {}
@@ -330,11 +328,70 @@ def cmd_hf(args):
     targs = transformers.TrainingArguments(output_dir="unused", num_train_epochs=args.get("epochs", mod.TOTAL_EPOCHS))
     trainer = mod.LayerwiseTrainer(model=model, args=targs, train_dataset=batches, callbacks=[mod.LayerwiseStages()])
     trainer.on_step = on_step
+    return trainer
+
+
+def cmd_hf(args):
+    """The hf-trainer export under a stand-in for transformers' Trainer loop and accelerate's
+    optimizer wrapper (test/python/stub). With "again", train() is called a second time on the
+    same Trainer, as a user re-running a notebook cell does."""
+    sys.path.insert(0, os.path.join(HERE, "stub"))
+    mod = load_module(args["module"])
+    steps, again = [], []
+    trainer = hf_trainer(mod, bertlike(args), args, hf_batches(args), steps)
     try:
         trainer.train()
+        if args.get("again"):
+            trainer.on_step = hf_trainer(mod, trainer.model, args, [], again).on_step
+            trainer.train()
     except ValueError as e:
         return {"error": str(e)}
-    return {"steps": steps}
+    return {"steps": steps, "again": again}
+
+
+def cmd_hf_resume(args):
+    """An uninterrupted run that saves a checkpoint after step args["saveAt"], and a new Trainer
+    resumed from it: the LRs of the steps after it and the final weights of both."""
+    sys.path.insert(0, os.path.join(HERE, "stub"))
+    mod = load_module(args["module"])
+    folder = args["checkpoint"]
+    whole, resumed = [], []
+    a = hf_trainer(mod, bertlike(args), args, hf_batches(args), whole)
+    a.save_at = (args["saveAt"], folder)
+    a.train()
+    b = hf_trainer(mod, bertlike(dict(args, seed=99)), args, hf_batches(args), resumed)
+    try:
+        b.train(resume_from_checkpoint=folder)
+    except (ValueError, RuntimeError) as e:
+        return {"error": "%s: %s" % (type(e).__name__, e)}
+    diff = max(float((p - q).abs().max()) for p, q in zip(a.model.parameters(), b.model.parameters()))
+    return {"whole": whole, "resumed": resumed, "maxWeightDiff": diff}
+
+
+def _hf_ddp_rank(rank, args, init_file, out):
+    torch.distributed.init_process_group("gloo", init_method="file://" + init_file, rank=rank, world_size=2)
+    sys.path.insert(0, os.path.join(HERE, "stub"))
+    mod = load_module(args["module"])
+    model = bertlike(args)
+    # different data on each rank, as a DistributedSampler gives: their gradients differ
+    trainer = hf_trainer(mod, model, args, hf_batches(args, seed=10 + rank), [])
+    trainer.train()
+    with open(os.path.join(out, "rank%d.json" % rank), "w") as f:
+        json.dump({n: p.detach().reshape(-1).tolist() for n, p in model.named_parameters()}, f)
+    torch.distributed.destroy_process_group()
+
+
+def cmd_hf_ddp(args):
+    """The hf-trainer export on 2 gloo ranks under DistributedDataParallel (the stand-in wraps the
+    model as accelerate does, once, at the start): which parameters end different on the two ranks."""
+    import tempfile
+    out = tempfile.mkdtemp()
+    torch.multiprocessing.spawn(_hf_ddp_rank, args=(args, os.path.join(out, "init"), out), nprocs=2, join=True)
+    ranks = []
+    for r in range(2):
+        with open(os.path.join(out, "rank%d.json" % r)) as f:
+            ranks.append(json.load(f))
+    return {"differ": [n for n in ranks[0] if ranks[0][n] != ranks[1][n]], "params": len(ranks[0])}
 
 
 def cmd_mmengine(args):
@@ -449,7 +506,7 @@ def cmd_seed(args):
 
 
 COMMANDS = {"names": cmd_names, "groups": cmd_groups, "schedule": cmd_schedule, "lrs": cmd_lrs, "mlp": cmd_mlp,
-            "hf": cmd_hf, "mmengine": cmd_mmengine, "mmengine_step": cmd_mmengine_step, "seed": cmd_seed}
+            "hf": cmd_hf, "hf_resume": cmd_hf_resume, "hf_ddp": cmd_hf_ddp, "mmengine": cmd_mmengine, "mmengine_step": cmd_mmengine_step, "seed": cmd_seed}
 
 if __name__ == "__main__":
     command = sys.argv[1]
