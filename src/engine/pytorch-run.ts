@@ -107,6 +107,9 @@ export function probePython(python: string, where: { file: string; field: string
   return p as PythonProbe;
 }
 
+/** How long the ranks may take to shut down after the runner's last message before they are killed. */
+const DONE_GRACE_MS = 10_000;
+
 /** The stop file rank 0 polls before every step. */
 export const STOP_FILE = '.layerwise-stop';
 
@@ -173,7 +176,7 @@ export async function trainPytorch(prepared: Extract<PreparedModel, { kind: 'pyt
   if (nproc > 1) writeFileSync(launcherFile, LAUNCHER);
   const args = nproc === 1
     ? [runnerFile, configFile]
-    : [launcherFile, '--standalone', '--nnodes', '1', '--nproc_per_node', String(nproc), '--max_restarts', '0', runnerFile, configFile];
+    : [launcherFile, '--standalone', '--nnodes', '1', '--nproc_per_node', String(nproc), '--max_restarts', '0', '--monitor_interval', '1', runnerFile, configFile];
   const startedAt = new Date();
   emit({ kind: 'log', level: 'info', message: `${python} (Python ${probe.python}, torch ${probe.torch}): ${nproc === 1 ? '1 process' : `${nproc} processes under torch.distributed.run`}` });
   const outcome = await runRanks(python, args, dirname(entryFile), opts, stopFile);
@@ -279,6 +282,7 @@ function runRanks(python: string, args: string[], cwd: string, opts: PlanTrainOp
     let lastStepEmit = 0;
     let stepsPerEpoch = 1;
     let stopTimer: NodeJS.Timeout | undefined;
+    let doneTimer: NodeJS.Timeout | undefined;
     const stderrTail: string[] = [];
     const onAbort = () => {
       writeFileSync(stopFile, 'stop\n');
@@ -320,6 +324,8 @@ function runRanks(python: string, args: string[], cwd: string, opts: PlanTrainOp
           break;
         case 'done':
           done = m;
+          // rank 0 has written everything; what is left is tearing the process group down
+          doneTimer = setTimeout(() => killGroup(child), DONE_GRACE_MS);
           break;
         case 'error':
           failure ??= m;
@@ -343,6 +349,7 @@ function runRanks(python: string, args: string[], cwd: string, opts: PlanTrainOp
       process.off('exit', onExit);
       opts.signal?.removeEventListener('abort', onAbort);
       if (stopTimer !== undefined) clearTimeout(stopTimer);
+      if (doneTimer !== undefined) clearTimeout(doneTimer);
       // whatever torch.distributed.run left behind goes with it
       killGroup(child);
       if (failure !== undefined) {
@@ -350,7 +357,7 @@ function runRanks(python: string, args: string[], cwd: string, opts: PlanTrainOp
         reject(new LayerwiseError(`${failure.message}${failure.rank > 0 ? ` (rank ${failure.rank})` : ''}`, { file, field: failure.field ?? undefined }));
         return;
       }
-      if (done !== undefined && started !== undefined && code === 0) {
+      if (done !== undefined && started !== undefined && (code === 0 || signal === 'SIGKILL')) {
         resolvePromise({ started, done });
         return;
       }

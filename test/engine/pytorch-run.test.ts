@@ -8,7 +8,7 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -200,6 +200,24 @@ test('a rank killed mid-run: the others are stopped, one clear error, no orphan 
     },
   );
   assert.notEqual(killed, '');
+  assert.deepEqual(processesOf(dir), []);
+});
+
+test('the process that launched the ranks killed outright (SIGKILL, as a host kills a stuck worker): no rank outlives it', async () => {
+  const { dir, planFile } = workspace({ nproc: 2, backend: 'gloo', entry: 'entry.py:build_slow' });
+  const cli = spawn(process.execPath, ['--import', 'tsx', join(repo, 'src', 'cli', 'main.ts'), 'train', planFile, '--out', join(dir, 'run'), '--json'], {
+    cwd: repo,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  // wait until both ranks run (their runner processes show up), then kill the CLI without a chance to clean up
+  for (let i = 0; i < 600 && processesOf(dir).filter((l) => l.includes('layerwise_runner.py') && !l.includes('layerwise_launch.py')).length < 2; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(processesOf(dir).filter((l) => !l.includes('layerwise_launch.py')).length >= 2, true, 'two ranks were running');
+  const exited = new Promise((r) => cli.once('exit', r));
+  cli.kill('SIGKILL');
+  await exited;
+  for (let i = 0; i < 100 && processesOf(dir).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(processesOf(dir), []);
 });
 
