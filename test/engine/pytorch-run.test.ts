@@ -8,14 +8,16 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { fork, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { LayerwiseError } from '../../src/core/errors.ts';
 import type { StepEvent, TrainEvent } from '../../src/core/progress.ts';
 import { buildTimeline, groupLrsAt, resolveStages } from '../../src/core/timeline.ts';
 import { isRunnerMessage } from '../../src/protocol/runner.ts';
+import { isWorkerToHost, type WorkerToHost } from '../../src/protocol/worker.ts';
 import { deathMessage, trainPlan } from '../../src/engine/pytorch-run.ts';
 import { prepareModel } from '../../src/engine/session.ts';
 
@@ -218,6 +220,40 @@ test('the process that launched the ranks killed outright (SIGKILL, as a host ki
   cli.kill('SIGKILL');
   await exited;
   for (let i = 0; i < 100 && processesOf(dir).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(processesOf(dir), []);
+});
+
+test('the worker (the extension\'s Train) runs a PyTorch plan through the same protocol: guarded events, then the report and results', async () => {
+  const { dir, planFile } = workspace({ nproc: 2, backend: 'gloo', python: 'no-such-python' });
+  const child = fork(join(repo, 'src', 'engine', 'worker.ts'), [], {
+    execArgv: ['--import', pathToFileURL(join(repo, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href],
+    serialization: 'json',
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+  });
+  const events: TrainEvent[] = [];
+  try {
+    const reply = await new Promise<WorkerToHost>((done) => {
+      child.on('message', (m: unknown) => {
+        assert.ok(isWorkerToHost(m), JSON.stringify(m));
+        if (m.type === 'event') events.push(m.event);
+        else if (m.type !== 'ready') done(m);
+      });
+      // the setting layerwise.pythonPath wins over the plan's (missing) interpreter
+      child.send({ type: 'train', id: 't1', planFile, workspaceRoot: dir, backend: 'cpu', progressIntervalMs: 0, python: PYTHON, outDir: join(dir, 'run') });
+    });
+    assert.equal(reply.type, 'trained', JSON.stringify(reply));
+    if (reply.type === 'trained') {
+      assert.equal(reply.report.stopped, 'completed');
+      assert.equal(reply.report.distributed?.replicasEqual, true);
+      assert.equal(reply.results.lastRun?.backend, 'torch.distributed gloo ×2');
+      assert.equal(reply.results.lastRun?.folder, 'run');
+    }
+    assert.deepEqual(events.filter((e) => e.kind === 'stage').length, 2);
+    assert.equal(events.filter((e) => e.kind === 'step').length, 24);
+    assert.equal(events.filter((e) => e.kind === 'epoch').length, 3);
+  } finally {
+    child.kill();
+  }
   assert.deepEqual(processesOf(dir), []);
 });
 
