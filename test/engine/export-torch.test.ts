@@ -670,7 +670,7 @@ test('the worker describes plan-only models (a plan, and a bare parameter list) 
     assert.equal(trained.type, 'failed');
     if (trained.type === 'failed') {
       assert.equal(trained.problem.field, 'pytorch');
-      assert.match(trained.problem.message, /add "pytorch": \{ "entry": .* layerwise export layerwise\.json --to pytorch/);
+      assert.match(trained.problem.message, /add "pytorch": \{ "entry": .*"layerwise export layerwise\.json --to pytorch"/);
     }
   } finally {
     child.kill();
