@@ -27,11 +27,17 @@ test('Layerwise: Train on a PyTorch plan shows progress in the status bar and wr
   const before = s.plan();
   assert.match(before, /"python": "\/usr\/bin\/python3"/);
   assert.ok(!before.includes('"results"'));
+  // the plan is discovered and described (its groups in the Layers view) before Train is asked for
+  await s.page.locator('.activitybar a[aria-label^="Layerwise"]').click();
+  await s.page.locator('.monaco-list-row[aria-label^="head"]').first().waitFor({ timeout: 120_000 });
   await s.palette('Layerwise: Train');
   const running = await until('status-bar progress', async () => {
     const t = await s.statusText();
     return /stage \d+\/\d+ · epoch \d+\/\d+ · \d+%/.test(t) ? t : undefined;
-  }, 180_000);
+  }, 180_000).catch(async (e: unknown) => {
+    await s.page.screenshot({ path: join(shots, 'e2e-torch-failure.png') });
+    throw new Error(`${String(e)}; status bar: ${await s.statusText()}; notifications: ${(await s.notifications()).join(' | ')}`);
+  });
   assert.match(running, /Layerwise/);
   await s.page.screenshot({ path: join(shots, 'e2e-torch-statusbar.png') });
   const after = await until('results.lastRun in the plan on disk', () => (/"lastRun"/.test(s.plan()) ? s.plan() : undefined), 300_000);
