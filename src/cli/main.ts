@@ -18,9 +18,8 @@ import { planOnlyFormat } from '../core/pytorch-model.ts';
 import type { TrainEvent } from '../core/progress.ts';
 import { buildTimeline, resolveStages } from '../core/timeline.ts';
 import { BACKEND_PREFERENCES } from '../protocol/worker.ts';
-import { findLr } from '../engine/lr-finder.ts';
 import { describeModelFile, prepareModel } from '../engine/session.ts';
-import { trainPlan } from '../engine/pytorch-run.ts';
+import { findLrPlan, trainPlan } from '../engine/pytorch-run.ts';
 import { flagChoice, flagNumber, flagString, parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { formatAudit, formatLr, formatRunSummary, progressLine } from './format.ts';
 
@@ -43,7 +42,7 @@ common options:
   --backend auto|tfjs-node|wasm|cpu   (default auto)
   --workspace DIR    folder no path may leave (default: the plan's folder)
   --json             machine-readable output on stdout
-  --python PATH      train: the Python interpreter for a PyTorch plan (wins over pytorch.python)
+  --python PATH      train, find-lr: the Python interpreter for a PyTorch plan (wins over pytorch.python)
 `;
 
 const common = { backend: { value: true }, workspace: { value: true }, json: { value: false }, help: { value: false } };
@@ -68,6 +67,7 @@ async function main(argv: string[]): Promise<number> {
           steps: { value: true },
           stage: { value: true },
           'no-write-back': { value: false },
+          python: { value: true },
         }),
       );
     case 'init':
@@ -255,10 +255,12 @@ async function findLrCommand(args: ParsedArgs): Promise<number> {
   const steps = flagNumber(args, 'steps');
   const stage = flagNumber(args, 'stage');
   const json = args.flags.has('json');
-  const result = await findLr({
+  const python = flagString(args, 'python');
+  const result = await findLrPlan({
     planFile,
     workspaceRoot: workspaceFor(args, planFile),
     backend: backendOf(args),
+    ...(python !== undefined ? { python } : {}),
     outDir: outFlag === undefined ? undefined : resolve(outFlag),
     stage,
     options: {

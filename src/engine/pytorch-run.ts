@@ -18,6 +18,8 @@ import type { RunReport, StepEvent, TrainEvent } from '../core/progress.ts';
 import { planOnlyFormat } from '../core/pytorch-model.ts';
 import { resolveStages } from '../core/timeline.ts';
 import { isRunnerMessage, type RunnerDone, type RunnerError, type RunnerStarted } from '../protocol/runner.ts';
+import { LossSmoother, shouldStop, sweepLr, type LrCurvePoint } from '../core/lr-finder.ts';
+import { findLr, finishLrFinder, groupApply, groupMult, lrFinderOptions, type FindLrOptions, type FindLrResult } from './lr-finder.ts';
 import { prepareModel, readPlan, type PreparedModel } from './session.ts';
 import { defaultOutDir, train, type TrainOptions, type TrainOutcome } from './trainer.ts';
 
@@ -50,6 +52,63 @@ export async function trainPlan(opts: PlanTrainOptions): Promise<TrainOutcome> {
   const prepared = await prepareModel(opts, { withData: false });
   if (prepared.kind !== 'pytorch') throw new Error('a plan-only model prepared as tfjs');
   return trainPytorch(prepared, opts);
+}
+
+/** The LR range test on any plan: tfjs in this process, a PyTorch plan with a `pytorch` entry on one torch process. */
+export async function findLrPlan(opts: FindLrOptions & { python?: string }): Promise<FindLrResult> {
+  const { plan, workspaceRoot } = readPlan(opts);
+  const modelPath = resolvePlanPath(opts.planFile, plan.model, 'model', workspaceRoot);
+  if (planOnlyFormat(modelPath) === undefined || plan.pytorch === undefined) return findLr(opts);
+  const o = lrFinderOptions(opts.options);
+  const prepared = await prepareModel(opts, { withData: false });
+  if (prepared.kind !== 'pytorch') throw new Error('a plan-only model prepared as tfjs');
+  const { resolution } = prepared;
+  const stages = resolveStages(plan, resolution, opts.planFile);
+  const stageIndex = (opts.stage ?? 1) - 1;
+  const stage = stages[stageIndex];
+  if (stage === undefined) throw new LayerwiseError(`the plan has ${stages.length} stage(s); there is no stage ${stageIndex + 1}`, { field: 'stage' });
+  if (stage.trainGroups.length === 0) throw new LayerwiseError('nothing trains in that stage, so there is no learning rate to find', { file: opts.planFile });
+  let sweptGroup: string | undefined;
+  if (o.mode === 'group') {
+    sweptGroup = o.group;
+    if (sweptGroup === undefined || !stage.trainGroups.includes(sweptGroup)) {
+      throw new LayerwiseError(`group mode needs the name of a group that trains in stage ${stageIndex + 1} (groups: ${stage.trainGroups.join(', ')})`, { field: 'group' });
+    }
+  }
+  // the engine's sweep (core/lr-finder.ts): global moves every group, ratios kept; group moves one
+  const swept = Array.from({ length: o.steps }, (_, i) => sweepLr(o, i));
+  const sweep = swept.map((lr) =>
+    resolution.groups.map((g) => (sweptGroup === undefined ? lr : g.name === sweptGroup ? lr / groupMult(prepared, g.name) : stage.lr)),
+  );
+  const outDir = opts.outDir ?? defaultOutDir(prepared, 'lr-find-');
+  const stopFile = join(outDir, STOP_FILE);
+  const smoother = new LossSmoother(o.beta);
+  const points: LrCurvePoint[] = [];
+  let stoppedEarly = false;
+  const onEvent = (e: TrainEvent) => {
+    if (e.kind === 'step' && !stoppedEarly) {
+      const lr = swept[e.step - 1] ?? NaN;
+      const { smoothed, best } = smoother.add(e.loss);
+      points.push({ lr, loss: e.loss, smoothed });
+      // the runner checks the file before its next step
+      if (shouldStop(smoothed, best, o.divergeFactor) && e.step > 1) {
+        stoppedEarly = true;
+        writeFileSync(stopFile, 'diverged\n');
+      }
+    }
+    opts.onEvent?.(e);
+  };
+  const { done } = await launchRunner(prepared, { planFile: opts.planFile, python: opts.python, signal: opts.signal, onEvent, progressIntervalMs: 0 }, {
+    mode: { kind: 'findLr', stage: stageIndex, sweep },
+    outDir,
+    nproc: 1,
+  });
+  if (opts.signal?.aborted) throw new LayerwiseError('the LR range test was cancelled');
+  const apply = (suggested: number) =>
+    sweptGroup === undefined
+      ? { field: 'training.lr', path: ['training', 'lr'], value: suggested }
+      : groupApply(prepared, sweptGroup, Number((suggested / stage.lr).toPrecision(3)));
+  return finishLrFinder({ points, o, sweptGroup, stoppedEarly: stoppedEarly || done.steps < o.steps, stage: stageIndex + 1, apply, outDir, planFile: opts.planFile });
 }
 
 interface PythonProbe {
@@ -113,10 +172,21 @@ const DONE_GRACE_MS = 10_000;
 /** The stop file rank 0 polls before every step. */
 export const STOP_FILE = '.layerwise-stop';
 
-export async function trainPytorch(prepared: Extract<PreparedModel, { kind: 'pytorch' }>, opts: PlanTrainOptions): Promise<TrainOutcome> {
+type PytorchPrepared = Extract<PreparedModel, { kind: 'pytorch' }>;
+
+interface RunnerLaunch {
+  /** 'train', or 'findLr' with the per-step factor of every group (cfg.groups order). */
+  mode: { kind: 'train' } | { kind: 'findLr'; stage: number; sweep: number[][] };
+  outDir: string;
+  /** Ranks to start (find-lr: always 1). */
+  nproc: number;
+}
+
+/** Writes the runner, its configuration (and the launcher) into the run folder and runs it to the end. */
+async function launchRunner(prepared: PytorchPrepared, opts: PlanTrainOptions, launch: RunnerLaunch): Promise<RanksOutcome> {
   const { plan, planFile, workspaceRoot, resolution, info } = prepared;
   const spec = plan.pytorch;
-  if (spec === undefined) throw new Error('trainPytorch without a pytorch entry');
+  if (spec === undefined) throw new Error('a PyTorch run without a pytorch entry');
   const emit = opts.onEvent ?? (() => undefined);
   const colon = spec.entry.lastIndexOf(':');
   const entryRel = spec.entry.slice(0, colon);
@@ -125,7 +195,7 @@ export async function trainPytorch(prepared: Extract<PreparedModel, { kind: 'pyt
   if (!existsSync(entryFile) || !statSync(entryFile).isFile()) {
     throw new LayerwiseError(`${JSON.stringify(entryRel)} does not exist (it is read relative to the plan's folder)`, { file: planFile, field: 'pytorch.entry' });
   }
-  const nproc = spec.nproc ?? 1;
+  const { nproc, outDir } = launch;
   const backend = spec.backend ?? 'auto';
   const python = opts.python ?? spec.python ?? 'python3';
   const probe = probePython(python, { file: planFile, field: opts.python !== undefined ? 'python' : 'pytorch.python', source: pythonSource(opts) });
@@ -133,9 +203,7 @@ export async function trainPytorch(prepared: Extract<PreparedModel, { kind: 'pyt
     throw new LayerwiseError(`"nccl" needs CUDA, which torch ${probe.torch} here does not have; use "gloo" (or "auto")`, { file: planFile, field: 'pytorch.backend' });
   }
   const training = plan.training ?? {};
-  const batchSize = training.batchSize ?? DEFAULTS.batchSize;
   const stages = resolveStages(plan, resolution, planFile);
-  const outDir = opts.outDir ?? defaultOutDir(prepared);
   // the plan-only model is a list of names, usually beside the plan: a run folder below it is fine, the folder itself is not
   if (resolve(outDir) === dirname(resolvePlanPath(planFile, plan.model, 'model', workspaceRoot))) {
     throw new LayerwiseError(`the output folder ${outDir} is the model's folder; a run writes into a folder of its own`, { file: planFile, field: 'output' });
@@ -152,6 +220,7 @@ export async function trainPytorch(prepared: Extract<PreparedModel, { kind: 'pyt
     configFile,
     JSON.stringify(
       {
+        mode: launch.mode,
         entry: spec.entry,
         entryFile,
         entryFunction,
@@ -159,7 +228,7 @@ export async function trainPytorch(prepared: Extract<PreparedModel, { kind: 'pyt
         outDir,
         stopFile,
         backend,
-        batchSize,
+        batchSize: training.batchSize ?? DEFAULTS.batchSize,
         seed: plan.data?.seed ?? training.seed ?? DEFAULTS.seed,
         shuffle: plan.data?.shuffle ?? DEFAULTS.shuffle,
         diagnosticsEvery: training.diagnosticsEvery ?? DEFAULTS.diagnosticsEvery,
@@ -177,11 +246,22 @@ export async function trainPytorch(prepared: Extract<PreparedModel, { kind: 'pyt
   const args = nproc === 1
     ? [runnerFile, configFile]
     : [launcherFile, '--standalone', '--nnodes', '1', '--nproc_per_node', String(nproc), '--max_restarts', '0', '--monitor_interval', '1', runnerFile, configFile];
-  const startedAt = new Date();
   emit({ kind: 'log', level: 'info', message: `${python} (Python ${probe.python}, torch ${probe.torch}): ${nproc === 1 ? '1 process' : `${nproc} processes under torch.distributed.run`}` });
-  const outcome = await runRanks(python, args, dirname(entryFile), opts, stopFile);
-  rmSync(stopFile, { force: true });
-  const { started, done } = outcome;
+  try {
+    return await runRanks(python, args, dirname(entryFile), opts, stopFile);
+  } finally {
+    rmSync(stopFile, { force: true });
+  }
+}
+
+export async function trainPytorch(prepared: PytorchPrepared, opts: PlanTrainOptions): Promise<TrainOutcome> {
+  const { plan, planFile, resolution } = prepared;
+  const emit = opts.onEvent ?? (() => undefined);
+  const training = plan.training ?? {};
+  const batchSize = training.batchSize ?? DEFAULTS.batchSize;
+  const outDir = opts.outDir ?? defaultOutDir(prepared);
+  const startedAt = new Date();
+  const { started, done } = await launchRunner(prepared, opts, { mode: { kind: 'train' }, outDir, nproc: plan.pytorch?.nproc ?? 1 });
 
   const finishedAt = new Date();
   const task = plan.task ?? (done.epochs.some((e) => e.trainAccuracy !== undefined) ? 'classification' : 'regression');

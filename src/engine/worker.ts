@@ -9,9 +9,8 @@ import { assertNever, isLayerwiseError } from '../core/errors.ts';
 import { resolvePlanPath } from '../core/paths.ts';
 import type { TrainEvent } from '../core/progress.ts';
 import { isHostToWorker, type HostToWorker, type ProblemInfo, type WorkerToHost } from '../protocol/worker.ts';
-import { findLr } from './lr-finder.ts';
 import { describeModelFile, prepareModel } from './session.ts';
-import { trainPlan } from './pytorch-run.ts';
+import { findLrPlan, trainPlan } from './pytorch-run.ts';
 
 function send(m: WorkerToHost): void {
   process.send?.(m);
@@ -41,7 +40,7 @@ async function handle(m: HostToWorker): Promise<void> {
         break;
       }
       case 'findLr': {
-        const r = await findLr({ ...m, options: m.options, signal: controller.signal, onEvent });
+        const r = await findLrPlan({ ...m, options: m.options, signal: controller.signal, onEvent });
         send({ type: 'lrFound', id: m.id, outcome: r.outcome, curveFile: r.curveFile, results: r.results });
         break;
       }

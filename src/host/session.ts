@@ -164,7 +164,7 @@ export class TrainingSessions implements vscode.Disposable {
     const target = { planFile: entry.file, workspaceRoot: entry.workspaceRoot, planText, backend: settings.backend };
     const request: HostToWorker = job === 'train'
       ? { type: 'train', id, ...target, progressIntervalMs: settings.progressRefreshMs, ...(settings.python !== undefined ? { python: settings.python } : {}) }
-      : { type: 'findLr', id, ...target, options: {} };
+      : { type: 'findLr', id, ...target, options: {}, ...(settings.python !== undefined ? { python: settings.python } : {}) };
     worker.ready.then(
       () => {
         if (!run.finished && !worker.send(request)) this.log.error(`${entry.label}: cannot send the job to the worker`);

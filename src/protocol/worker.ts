@@ -41,6 +41,8 @@ export interface FindLrRequest extends JobTarget {
   id: string;
   options: Partial<LrFinderOptions>;
   outDir?: string;
+  /** As for TrainRequest. */
+  python?: string;
 }
 
 export interface DescribeRequest extends JobTarget {
@@ -100,7 +102,7 @@ export function isHostToWorker(x: unknown): x is HostToWorker {
     case 'train':
       return isJobTarget(x) && optStr(x['outDir']) && isNum(x['progressIntervalMs']) && optStr(x['python']);
     case 'findLr':
-      return isJobTarget(x) && optStr(x['outDir']) && isObj(x['options']);
+      return isJobTarget(x) && optStr(x['outDir']) && isObj(x['options']) && optStr(x['python']);
     case 'describe':
       return isJobTarget(x);
     case 'describeModel':

@@ -18,7 +18,8 @@ import type { StepEvent, TrainEvent } from '../../src/core/progress.ts';
 import { buildTimeline, groupLrsAt, resolveStages } from '../../src/core/timeline.ts';
 import { isRunnerMessage } from '../../src/protocol/runner.ts';
 import { isWorkerToHost, type WorkerToHost } from '../../src/protocol/worker.ts';
-import { deathMessage, trainPlan } from '../../src/engine/pytorch-run.ts';
+import { deathMessage, findLrPlan, trainPlan } from '../../src/engine/pytorch-run.ts';
+import { sweepLr } from '../../src/core/lr-finder.ts';
 import { prepareModel } from '../../src/engine/session.ts';
 
 const repo = resolve(import.meta.dirname, '..', '..');
@@ -254,6 +255,28 @@ test('the worker (the extension\'s Train) runs a PyTorch plan through the same p
   } finally {
     child.kill();
   }
+  assert.deepEqual(processesOf(dir), []);
+});
+
+test('find-lr on a PyTorch plan: one process sweeps the engine\'s LRs (group ratios kept), stops on divergence, and writes the curve and results', async () => {
+  const { dir, planFile } = workspace({ nproc: 2 });
+  const steps: StepEvent[] = [];
+  const r = await findLrPlan({ planFile, outDir: join(dir, 'lr'), stage: 2, options: { steps: 40, startLr: 1e-5, endLr: 100 }, onEvent: (e) => e.kind === 'step' && steps.push(e) });
+  const prepared = await prepareModel({ planFile }, { withData: false });
+  assert.ok(r.outcome.points.length >= 5 && r.outcome.points.length <= 40);
+  assert.equal(r.outcome.stoppedEarly, r.outcome.points.length < 40);
+  r.outcome.points.forEach((p, i) => assert.ok(Math.abs(p.lr - sweepLr({ startLr: 1e-5, endLr: 100, steps: 40 }, i)) <= 1e-12 * p.lr));
+  for (const s of steps) {
+    const lr = sweepLr({ startLr: 1e-5, endLr: 100, steps: 40 }, s.step - 1);
+    for (const g of s.groupLrs) {
+      const audit = prepared.resolution.groups.find((x) => x.name === g.group)!;
+      assert.equal(g.trains, g.group !== 'embeddings', g.group);
+      if (g.trains) assert.ok(Math.abs(g.lr - lr * audit.lrMult) <= 1e-12 * lr, `step ${s.step} ${g.group}: ${g.lr} vs ${lr * audit.lrMult}`);
+    }
+  }
+  assert.ok(r.outcome.suggested > 0);
+  assert.equal(r.results.lrFinder?.curve, join('lr', 'lr-curve.json'));
+  assert.ok(existsSync(r.plotFile));
   assert.deepEqual(processesOf(dir), []);
 });
 

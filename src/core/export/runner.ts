@@ -410,6 +410,59 @@ def train(cfg):
         torch.distributed.destroy_process_group()
 
 
+def find_lr(cfg):
+    """The LR range test on one process: the stage's param groups, one optimizer step per entry
+    of cfg["mode"]["sweep"] (each plan group's factor; a param group's lr = factor x its lr_mult),
+    a step event with the loss after each. Layerwise smooths the losses and writes the stop file
+    when they diverge. Nothing is saved."""
+    device = torch.device("cpu")
+    torch.manual_seed(cfg["seed"])
+    built = load_build(cfg)
+    model, loss_fn = built["model"], built["loss"]
+    check_names(model, cfg)
+    model.to(device)
+    optimizer = make_optimizer(model)
+    k = cfg["mode"]["stage"]
+    for j in range(1, k + 1):
+        apply_stage(model, optimizer, j)
+    sampler = torch.utils.data.distributed.DistributedSampler(
+        built["train"], num_replicas=1, rank=0, shuffle=cfg["shuffle"], seed=cfg["seed"], drop_last=False)
+    loader = torch.utils.data.DataLoader(built["train"], batch_size=cfg["batchSize"], sampler=sampler)
+    sweep = cfg["mode"]["sweep"]
+    index = {g["name"]: i for i, g in enumerate(cfg["groups"])}
+    emit({"kind": "started", "stepsPerEpoch": len(loader), "totalSteps": len(sweep), "world": 1, "backend": "none",
+          "torch": torch.__version__, "python": sys.version.split()[0], "loadSeconds": 0.0, "trainSamples": len(built["train"])})
+    start, step, epoch, stopping = time.time(), 0, 0, False
+    model.train()
+    while step < len(sweep) and not stopping:
+        sampler.set_epoch(epoch)
+        epoch += 1
+        for inputs, targets in loader:
+            if step >= len(sweep):
+                break
+            if os.path.exists(cfg["stopFile"]):
+                stopping = True
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = sweep[step][index[group["layerwise_group"]]] * group["lr_mult"]
+            lrs = group_lrs(optimizer, cfg)
+            loss = loss_fn(model(to_device(inputs, device)), to_device(targets, device))
+            value = float(loss.item())
+            if not math.isfinite(value):
+                emit({"kind": "event", "event": {"kind": "log", "level": "warn", "message": "the loss became %s at step %d" % (value, step + 1)}})
+                stopping = True
+                break
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            emit({"kind": "event", "event": {"kind": "step", "stage": k + 1, "stages": len(STAGES), "epoch": 1, "epochs": 1, "step": step,
+                                             "totalSteps": len(sweep), "loss": value, "groupLrs": lrs, "etaSeconds": 0.0}})
+    emit({"kind": "done", "stopped": "completed", "message": None, "stages": [], "epochs": [], "best": None,
+          "frozenCheck": {"weightsChecked": 0, "unchanged": True, "changed": []}, "steps": step, "trainSeconds": time.time() - start,
+          "lastDiagnostics": None, "model": "", "replicas": []})
+
+
 ${DIE_WITH_PARENT}
 
 def main():
@@ -417,7 +470,10 @@ def main():
     with open(sys.argv[1], encoding="utf-8") as f:
         cfg = json.load(f)
     try:
-        train(cfg)
+        if cfg["mode"]["kind"] == "findLr":
+            find_lr(cfg)
+        else:
+            train(cfg)
     except RunError as e:
         emit({"kind": "error", "rank": RANK, "message": str(e), "field": e.field, "file": e.file}, every_rank=True)
         sys.exit(3)
