@@ -19,9 +19,8 @@ import { planOnlyFormat } from '../core/pytorch-model.ts';
 import type { TrainEvent } from '../core/progress.ts';
 import { buildTimeline, resolveStages } from '../core/timeline.ts';
 import { BACKEND_PREFERENCES } from '../protocol/worker.ts';
-import { findLr } from '../engine/lr-finder.ts';
 import { describeModelFile, prepareModel } from '../engine/session.ts';
-import { train } from '../engine/trainer.ts';
+import { findLrPlan, trainPlan } from '../engine/pytorch-run.ts';
 import { flagChoice, flagNumber, flagString, parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { formatAudit, formatLr, formatRunSummary, progressLine, testLine } from './format.ts';
 
@@ -40,13 +39,14 @@ commands:
 
 A model may be a tfjs model.json, or plan-only: a PyTorch .safetensors checkpoint or a sharded
 one's .safetensors.index.json (headers are read, never the weights), or a JSON list of
-named_parameters() names and shapes. Plan-only models can be inspected, grouped and exported,
-not trained here.
+named_parameters() names and shapes. Plan-only models can be inspected, grouped and exported;
+with a "pytorch" entry in the plan, train runs them on torch (torch.distributed.run for nproc > 1).
 
 common options:
   --backend auto|tfjs-node|wasm|cpu   (default auto)
   --workspace DIR    folder no path may leave (default: the plan's folder)
   --json             machine-readable output on stdout
+  --python PATH      train, find-lr: the Python interpreter for a PyTorch plan (wins over pytorch.python)
 `;
 
 const common = { backend: { value: true }, workspace: { value: true }, json: { value: false }, help: { value: false } };
@@ -57,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
     case 'inspect':
       return inspect(parseArgs(rest, { ...common }));
     case 'train':
-      return trainCommand(parseArgs(rest, { ...common, out: { value: true }, resume: { value: true }, progress: { value: false }, 'no-write-back': { value: false } }));
+      return trainCommand(parseArgs(rest, { ...common, out: { value: true }, resume: { value: true }, progress: { value: false }, 'no-write-back': { value: false }, python: { value: true } }));
     case 'find-lr':
       return findLrCommand(
         parseArgs(rest, {
@@ -71,6 +71,7 @@ async function main(argv: string[]): Promise<number> {
           steps: { value: true },
           stage: { value: true },
           'no-write-back': { value: false },
+          python: { value: true },
         }),
       );
     case 'init':
@@ -226,10 +227,12 @@ async function trainCommand(args: ParsedArgs): Promise<number> {
   };
   const outFlag = flagString(args, 'out');
   const resumeFlag = flagString(args, 'resume');
-  const outcome = await train({
+  const python = flagString(args, 'python');
+  const outcome = await trainPlan({
     planFile,
     workspaceRoot: workspaceFor(args, planFile),
     backend: backendOf(args),
+    ...(python !== undefined ? { python } : {}),
     outDir: outFlag === undefined ? undefined : resolve(outFlag),
     resumeFrom: resumeFlag === undefined ? undefined : resolve(resumeFlag),
     signal: controller.signal,
@@ -252,12 +255,15 @@ async function trainCommand(args: ParsedArgs): Promise<number> {
       `frozen check: ${report.frozenCheck.weightsChecked} frozen weight(s) compared byte for byte — ${report.frozenCheck.unchanged ? 'unchanged' : `CHANGED: ${report.frozenCheck.changed.join(', ')}`}\n`,
     );
     if (report.test) process.stdout.write(`${testLine(report.test)}\n`);
+    if (report.distributed && report.distributed.nproc > 1) {
+      process.stdout.write(`ranks: ${report.distributed.nproc} (${report.distributed.backend}) — weights ${report.distributed.replicasEqual ? 'identical on every rank' : 'DIFFER between ranks'}\n`);
+    }
     if (report.message) process.stdout.write(`${report.message}\n`);
     process.stdout.write(`model: ${report.outputs.model || '(none: cancelled)'}\nreport: ${outcome.reportFile}\n`);
     if (report.outputs.checkpoint) process.stdout.write(`resume with: layerwise train ${relative(process.cwd(), planFile) || planFile} --resume ${relative(process.cwd(), report.outputs.folder) || '.'}\n`);
   }
   if (report.stopped === 'cancelled') return 130;
-  if (report.stopped === 'nonFinite' || !report.frozenCheck.unchanged) return 1;
+  if (report.stopped === 'nonFinite' || !report.frozenCheck.unchanged || report.distributed?.replicasEqual === false) return 1;
   return 0;
 }
 
@@ -271,10 +277,12 @@ async function findLrCommand(args: ParsedArgs): Promise<number> {
   const steps = flagNumber(args, 'steps');
   const stage = flagNumber(args, 'stage');
   const json = args.flags.has('json');
-  const result = await findLr({
+  const python = flagString(args, 'python');
+  const result = await findLrPlan({
     planFile,
     workspaceRoot: workspaceFor(args, planFile),
     backend: backendOf(args),
+    ...(python !== undefined ? { python } : {}),
     outDir: outFlag === undefined ? undefined : resolve(outFlag),
     stage,
     options: {

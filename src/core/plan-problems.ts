@@ -69,6 +69,7 @@ const WARNING_SEVERITY: Record<WarningCode, ProblemSeverity> = {
   unknownLayerOverride: 'warning',
   geometricLrMismatch: 'warning',
   allFrozen: 'warning',
+  batchNormNotBatchNorm: 'warning',
 };
 
 export function planDiagnostics(text: string, input: PlanDiagnosticsInput): PlanDiagnostic[] {
@@ -165,6 +166,7 @@ function fixesFor(code: WarningCode, path: PlanPath, plan: Plan, layerNames: rea
     case 'emptyGroup':
     case 'geometricLrMismatch':
     case 'allFrozen':
+    case 'batchNormNotBatchNorm':
       return [];
   }
 }

@@ -142,6 +142,19 @@ export interface LrFinderResult {
   plot?: string;
 }
 
+export type DistributedBackend = 'gloo' | 'nccl' | 'auto';
+
+/** How `layerwise train` runs a plan-only PyTorch model (src/engine/pytorch-run.ts). */
+export interface PytorchSpec {
+  /** `file.py:function`; the file relative to the plan's folder. */
+  entry: string;
+  /** Ranks on this machine (default 1); > 1 runs under torch.distributed.run with DDP. */
+  nproc?: number;
+  backend?: DistributedBackend;
+  /** The interpreter (default `python3`); the CLI's --python and the setting layerwise.pythonPath win. */
+  python?: string;
+}
+
 export interface PlanResults {
   lastRun?: LastRunResult;
   lrFinder?: LrFinderResult;
@@ -162,6 +175,7 @@ export interface Plan {
   layers?: Record<string, LayerOverride>;
   unfreeze?: UnfreezeSpec;
   output?: string;
+  pytorch?: PytorchSpec;
   results?: PlanResults;
 }
 

@@ -125,4 +125,6 @@ export interface RunReport {
   resumes?: Array<{ step: number; at: string }>;
   /** `checkpoint`: set when the run stopped early and can be resumed from it. */
   outputs: { folder: string; model: string; best?: string; checkpoint?: string };
+  /** A PyTorch run (src/engine/pytorch-run.ts): its ranks, and whether they ended with identical weights. */
+  distributed?: { nproc: number; backend: string; replicasEqual: boolean; replicas: string[] };
 }

@@ -9,7 +9,7 @@
  */
 import { findNodeAtLocation, getNodeValue, parseTree, printParseErrorCode, type Node, type ParseError } from 'jsonc-parser';
 import schemaJson from './plan.schema.json';
-import { DEFAULT_GROUP, type Plan } from './plan.ts';
+import { DEFAULT_GROUP, DEFAULTS, type Plan } from './plan.ts';
 import { LayerwiseError, jsonPath } from './errors.ts';
 import { compilePattern } from './patterns.ts';
 
@@ -645,6 +645,16 @@ function semanticFindings(plan: unknown): Finding[] {
         add(['unfreeze', 'stages', i, 'train', j], `unknown group "${name}"${hint !== undefined ? ` — did you mean "${hint}"?` : ''} (${listed}; "${DEFAULT_GROUP}" is the group of unmatched layers)`);
       });
     });
+  }
+
+  const torch = isRecord(plan.pytorch) ? plan.pytorch : undefined;
+  if (torch !== undefined) {
+    const nproc = typeof torch.nproc === 'number' ? torch.nproc : 1;
+    const training = isRecord(plan.training) ? plan.training : undefined;
+    const batch = typeof training?.batchSize === 'number' ? training.batchSize : DEFAULTS.batchSize;
+    if (nproc > 1 && Number.isInteger(nproc) && batch % nproc !== 0) {
+      add(['pytorch', 'nproc'], `training.batchSize (${batch}) is the global batch and must divide by nproc (${nproc}): every rank takes batchSize / nproc samples per step`);
+    }
   }
 
   const data = isRecord(plan.data) ? plan.data : undefined;

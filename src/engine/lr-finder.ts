@@ -47,12 +47,18 @@ export interface FindLrResult {
   results: PlanResults;
 }
 
-export async function findLr(opts: FindLrOptions): Promise<FindLrResult> {
-  const o: LrFinderOptions = { ...LR_FINDER_DEFAULTS, ...opts.options };
+/** The options with their defaults, checked. */
+export function lrFinderOptions(options: Partial<LrFinderOptions> | undefined): LrFinderOptions {
+  const o: LrFinderOptions = { ...LR_FINDER_DEFAULTS, ...options };
   if (!(o.startLr > 0 && o.endLr > o.startLr)) {
     throw new LayerwiseError(`startLr must be > 0 and below endLr (got ${o.startLr} → ${o.endLr})`, { field: 'startLr' });
   }
   if (!(Number.isInteger(o.steps) && o.steps >= 5)) throw new LayerwiseError(`steps must be a whole number ≥ 5 (got ${o.steps})`, { field: 'steps' });
+  return o;
+}
+
+export async function findLr(opts: FindLrOptions): Promise<FindLrResult> {
+  const o = lrFinderOptions(opts.options);
   const run = await prepareRun(opts);
   try {
     return await findLrPrepared(run, o, opts);
@@ -128,47 +134,11 @@ export async function findLrPrepared(run: PreparedRun, o: LrFinderOptions, opts:
       }
       await new Promise((r) => setImmediate(r));
     }
-    const suggestions = suggestLrs(points.filter((p) => Number.isFinite(p.smoothed)), o.steps);
-    // three significant digits: the curve cannot justify more, and the plan stays readable
-    const suggested = Number(pickSuggestion(suggestions, o.method).toPrecision(3));
-    const apply =
+    const apply = (suggested: number): LrFinderOutcome['apply'] =>
       sweptGroup === undefined
         ? globalApply(run.plan, stageIndex, suggested)
         : groupApply(run, sweptGroup, Number((suggested / baseLr).toPrecision(3)));
-    const outcome: LrFinderOutcome = { mode: o.mode, group: sweptGroup, points, suggestions, method: o.method, suggested, apply, stoppedEarly };
-
-    mkdirSync(outDir, { recursive: true });
-    const curveFile = join(outDir, 'lr-curve.json');
-    const plotFile = join(outDir, 'lr-curve.svg');
-    writeFileAtomic(curveFile, JSON.stringify({ options: o, stage: stageIndex + 1, ...outcome }, null, 2) + '\n');
-    const markers = (['valley', 'steep', 'minimum'] as const)
-      .filter((m) => suggestions[m] !== undefined)
-      .map((m, i) => ({ x: suggestions[m] as number, label: `${m} ${(suggestions[m] as number).toExponential(2)}${m === o.method ? ' ◀' : ''}`, color: ['#d62728', '#2ca02c', '#9467bd'][i] ?? '#000' }));
-    const what = sweptGroup === undefined ? 'base LR (group ratios kept)' : `LR of group "${sweptGroup}"`;
-    writeFileAtomic(
-      plotFile,
-      linePlotSvg(
-        [
-          { label: 'loss', x: points.map((p) => p.lr), y: points.map((p) => p.loss), color: '#c7c7c7' },
-          { label: 'smoothed loss', x: points.map((p) => p.lr), y: points.map((p) => p.smoothed), color: '#1f77b4' },
-        ],
-        markers,
-        { title: `LR range test — ${what}`, xLabel: what, yLabel: 'training loss' },
-      ),
-    );
-    const planDir = dirname(run.planFile);
-    const results: PlanResults = {
-      lrFinder: {
-        date: new Date().toISOString(),
-        suggestedLr: suggested,
-        method: o.method,
-        mode: o.mode,
-        group: sweptGroup,
-        curve: relative(planDir, curveFile),
-        plot: relative(planDir, plotFile),
-      },
-    };
-    return { outcome, curveFile, plotFile, outDir, results };
+    return finishLrFinder({ points, o, sweptGroup, stoppedEarly, stage: stageIndex + 1, apply, outDir, planFile: run.planFile });
   } finally {
     for (const s of saved) {
       s.v.assign(s.t);
@@ -179,7 +149,61 @@ export async function findLrPrepared(run: PreparedRun, o: LrFinderOptions, opts:
   }
 }
 
-function groupMult(run: { resolution: { groups: Array<{ name: string; lrMult: number }> } }, name: string): number {
+/**
+ * Suggestions, the curve (JSON + SVG) and the plan's results from a finished sweep; shared by the
+ * tfjs sweep above and the PyTorch one (src/engine/pytorch-run.ts).
+ */
+export function finishLrFinder(a: {
+  points: LrCurvePoint[];
+  o: LrFinderOptions;
+  sweptGroup: string | undefined;
+  stoppedEarly: boolean;
+  stage: number;
+  apply: (suggested: number) => LrFinderOutcome['apply'];
+  outDir: string;
+  planFile: string;
+}): FindLrResult {
+  const { points, o, sweptGroup, stoppedEarly, outDir } = a;
+  const suggestions = suggestLrs(points.filter((p) => Number.isFinite(p.smoothed)), o.steps);
+  // three significant digits: the curve cannot justify more, and the plan stays readable
+  const suggested = Number(pickSuggestion(suggestions, o.method).toPrecision(3));
+  const outcome: LrFinderOutcome = { mode: o.mode, group: sweptGroup, points, suggestions, method: o.method, suggested, apply: a.apply(suggested), stoppedEarly };
+
+  mkdirSync(outDir, { recursive: true });
+  const curveFile = join(outDir, 'lr-curve.json');
+  const plotFile = join(outDir, 'lr-curve.svg');
+  writeFileAtomic(curveFile, JSON.stringify({ options: o, stage: a.stage, ...outcome }, null, 2) + '\n');
+  const markers = (['valley', 'steep', 'minimum'] as const)
+    .filter((m) => suggestions[m] !== undefined)
+    .map((m, i) => ({ x: suggestions[m] as number, label: `${m} ${(suggestions[m] as number).toExponential(2)}${m === o.method ? ' ◀' : ''}`, color: ['#d62728', '#2ca02c', '#9467bd'][i] ?? '#000' }));
+  const what = sweptGroup === undefined ? 'base LR (group ratios kept)' : `LR of group "${sweptGroup}"`;
+  writeFileAtomic(
+    plotFile,
+    linePlotSvg(
+      [
+        { label: 'loss', x: points.map((p) => p.lr), y: points.map((p) => p.loss), color: '#c7c7c7' },
+        { label: 'smoothed loss', x: points.map((p) => p.lr), y: points.map((p) => p.smoothed), color: '#1f77b4' },
+      ],
+      markers,
+      { title: `LR range test — ${what}`, xLabel: what, yLabel: 'training loss' },
+    ),
+  );
+  const planDir = dirname(a.planFile);
+  const results: PlanResults = {
+    lrFinder: {
+      date: new Date().toISOString(),
+      suggestedLr: suggested,
+      method: o.method,
+      mode: o.mode,
+      group: sweptGroup,
+      curve: relative(planDir, curveFile),
+      plot: relative(planDir, plotFile),
+    },
+  };
+  return { outcome, curveFile, plotFile, outDir, results };
+}
+
+export function groupMult(run: { resolution: { groups: Array<{ name: string; lrMult: number }> } }, name: string): number {
   const g = run.resolution.groups.find((x) => x.name === name);
   return g && g.lrMult > 0 ? g.lrMult : 1;
 }
@@ -196,7 +220,7 @@ function globalApply(plan: PreparedRun['plan'], stageIndex: number, value: numbe
   return { field: 'training.lr', path: ['training', 'lr'], value };
 }
 
-function groupApply(run: { plan: { groups?: Array<{ name: string }> } }, group: string, mult: number): LrFinderOutcome['apply'] {
+export function groupApply(run: { plan: { groups?: Array<{ name: string }> } }, group: string, mult: number): LrFinderOutcome['apply'] {
   const i = run.plan.groups?.findIndex((g) => g.name === group) ?? -1;
   if (i < 0) throw new LayerwiseError(`group "${group}" is the implicit default group; give its layers a group in the plan to tune its multiplier`, { field: 'group' });
   return { field: `groups[${i}].lrMult`, path: ['groups', i, 'lrMult'], value: mult };

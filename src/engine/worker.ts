@@ -9,9 +9,8 @@ import { assertNever, isLayerwiseError, LayerwiseError } from '../core/errors.ts
 import { isInside, resolvePlanPath } from '../core/paths.ts';
 import type { TrainEvent } from '../core/progress.ts';
 import { isHostToWorker, type HostToWorker, type ProblemInfo, type WorkerToHost } from '../protocol/worker.ts';
-import { findLr } from './lr-finder.ts';
 import { describeModelFile, prepareModel } from './session.ts';
-import { train } from './trainer.ts';
+import { findLrPlan, trainPlan } from './pytorch-run.ts';
 
 function send(m: WorkerToHost): void {
   // after a disconnect there is no channel; the checkpoint on disk is what survives
@@ -40,12 +39,12 @@ async function handle(m: HostToWorker): Promise<void> {
         if (m.resumeFrom !== undefined && !isInside(resolve(m.workspaceRoot), resolve(m.resumeFrom))) {
           throw new LayerwiseError(`the run folder to resume lies outside the workspace folder ${m.workspaceRoot}`, { file: m.resumeFrom });
         }
-        const outcome = await train({ ...m, signal: controller.signal, onEvent, progressIntervalMs: m.progressIntervalMs });
+        const outcome = await trainPlan({ ...m, signal: controller.signal, onEvent, progressIntervalMs: m.progressIntervalMs });
         send({ type: 'trained', id: m.id, report: outcome.report, reportFile: outcome.reportFile, results: outcome.results });
         break;
       }
       case 'findLr': {
-        const r = await findLr({ ...m, options: m.options, signal: controller.signal, onEvent });
+        const r = await findLrPlan({ ...m, options: m.options, signal: controller.signal, onEvent });
         send({ type: 'lrFound', id: m.id, outcome: r.outcome, curveFile: r.curveFile, results: r.results });
         break;
       }

@@ -31,6 +31,8 @@ export interface RunSettings {
   backend: BackendPreference;
   progressRefreshMs: number;
   diagnosticsEvery: number | undefined;
+  /** layerwise.pythonPath: the interpreter for PyTorch plans (a machine setting; wins over the plan's pytorch.python). */
+  python: string | undefined;
 }
 
 export function readRunSettings(): RunSettings {
@@ -38,7 +40,9 @@ export function readRunSettings(): RunSettings {
   const backend = config.get<string>('backend', 'auto');
   const refresh = config.get<number>('progressRefreshMs', 250);
   const diagnostics = config.get<number | null>('diagnosticsEvery', null);
+  const python = config.get<string>('pythonPath', '').trim();
   return {
+    python: python === '' ? undefined : python,
     backend: (BACKEND_PREFERENCES as readonly string[]).includes(backend) ? (backend as BackendPreference) : 'auto',
     progressRefreshMs: Number.isFinite(refresh) && refresh >= 50 ? refresh : 250,
     diagnosticsEvery: typeof diagnostics === 'number' && Number.isInteger(diagnostics) && diagnostics >= 0 ? diagnostics : undefined,
@@ -162,8 +166,15 @@ export class TrainingSessions implements vscode.Disposable {
 
     const target = { planFile: entry.file, workspaceRoot: entry.workspaceRoot, planText, backend: settings.backend };
     const request: HostToWorker = job === 'train'
-      ? { type: 'train', id, ...target, progressIntervalMs: settings.progressRefreshMs, ...(opts.resumeFrom !== undefined && { resumeFrom: opts.resumeFrom }) }
-      : { type: 'findLr', id, ...target, options: {} };
+      ? {
+          type: 'train',
+          id,
+          ...target,
+          progressIntervalMs: settings.progressRefreshMs,
+          ...(opts.resumeFrom !== undefined && { resumeFrom: opts.resumeFrom }),
+          ...(settings.python !== undefined ? { python: settings.python } : {}),
+        }
+      : { type: 'findLr', id, ...target, options: {}, ...(settings.python !== undefined ? { python: settings.python } : {}) };
     worker.ready.then(
       () => {
         if (!run.finished && !worker.send(request)) this.log.error(`${entry.label}: cannot send the job to the worker`);

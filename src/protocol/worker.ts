@@ -34,6 +34,8 @@ export interface TrainRequest extends JobTarget {
   resumeFrom?: string;
   /** Minimum milliseconds between two step events (the worker throttles). */
   progressIntervalMs: number;
+  /** A PyTorch plan's interpreter (the setting layerwise.pythonPath); wins over the plan's pytorch.python. */
+  python?: string;
 }
 
 export interface FindLrRequest extends JobTarget {
@@ -41,6 +43,8 @@ export interface FindLrRequest extends JobTarget {
   id: string;
   options: Partial<LrFinderOptions>;
   outDir?: string;
+  /** As for TrainRequest. */
+  python?: string;
 }
 
 export interface DescribeRequest extends JobTarget {
@@ -98,9 +102,9 @@ export function isHostToWorker(x: unknown): x is HostToWorker {
   if (!isObj(x) || !isStr(x['id'])) return false;
   switch (x['type']) {
     case 'train':
-      return isJobTarget(x) && optStr(x['outDir']) && optStr(x['resumeFrom']) && isNum(x['progressIntervalMs']);
+      return isJobTarget(x) && optStr(x['outDir']) && optStr(x['resumeFrom']) && isNum(x['progressIntervalMs']) && optStr(x['python']);
     case 'findLr':
-      return isJobTarget(x) && optStr(x['outDir']) && isObj(x['options']);
+      return isJobTarget(x) && optStr(x['outDir']) && isObj(x['options']) && optStr(x['python']);
     case 'describe':
       return isJobTarget(x);
     case 'describeModel':

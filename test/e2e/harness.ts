@@ -75,7 +75,8 @@ export interface Session {
   close(): Promise<void>;
 }
 
-export async function openSession(name: string, opts: { trusted: boolean; epochs: number }): Promise<Session> {
+/** `example`: the folder under examples/ copied as the workspace (default fashion); `editPlan` changes its plan first. */
+export async function openSession(name: string, opts: { trusted: boolean; epochs?: number; example?: string; editPlan?: (text: string) => string }): Promise<Session> {
   const entry = codeServerEntry();
   // outside the repository, so VS Code's git extension does not offer to open the parent repo
   const work = join(tmpdir(), `layerwise-e2e-${name}`);
@@ -100,12 +101,14 @@ export async function openSession(name: string, opts: { trusted: boolean; epochs
     }),
   );
   const workspace = join(work, 'workspace');
-  cpSync(join(repo, 'examples', 'fashion'), workspace, { recursive: true, filter: (src) => !src.includes(join('fashion', 'runs')) });
+  const example = opts.example ?? 'fashion';
+  cpSync(join(repo, 'examples', example), workspace, { recursive: true, filter: (src) => !src.includes(join(example, 'runs')) && !src.includes('__pycache__') });
   const planFile = join(workspace, 'layerwise.json');
   const plan = (): string => readFileSync(planFile, 'utf8');
   // the example as a newcomer gets it: without the results a demo run may have written into it
-  const fresh = applyEdits(plan(), modify(plan(), ['results'], undefined, {}));
-  writeFileSync(planFile, fresh.replace(/"epochs": \d+/, `"epochs": ${opts.epochs}`));
+  writeFileSync(planFile, applyEdits(plan(), modify(plan(), ['results'], undefined, {})));
+  if (opts.epochs !== undefined) writeFileSync(planFile, plan().replace(/"epochs": \d+/, `"epochs": ${opts.epochs}`));
+  if (opts.editPlan !== undefined) writeFileSync(planFile, opts.editPlan(plan()));
 
   const port = await freePort();
   let log = '';

@@ -454,24 +454,63 @@ test('hf-trainer: compiles, has the Trainer subclass and the stage callback, and
 
   const plan = JSON.parse(readFileSync(ws.planFile, 'utf8')) as Plan;
   const { resolution } = inspectJson(ws.planFile);
-  const run = py<{ steps: Array<{ step: number; lrs: Record<string, number> }> }>('hf', { module: file, model: STAGED_MODEL, stepsPerEpoch: STEPS_PER_EPOCH });
+  // the stand-in wraps the optimizer as accelerate does (an AcceleratedOptimizer IS a torch Optimizer),
+  // and train() runs twice on one Trainer: the second run gets a fresh schedule (_created_lr_scheduler)
+  const run = py<{ steps: HfStep[]; again: HfStep[] }>('hf', { module: file, model: STAGED_MODEL, stepsPerEpoch: STEPS_PER_EPOCH, again: true });
   assert.equal(run.steps.length, 4 * STEPS_PER_EPOCH);
-  for (const s of run.steps) {
-    const want = expectedLrs(plan, resolution, s.step, STEPS_PER_EPOCH);
-    assert.deepEqual(Object.keys(s.lrs).sort(), [...want.keys()].sort(), `step ${s.step}`);
-    for (const [name, lr] of want) assert.ok(close(s.lrs[name]!, lr), `step ${s.step} ${name}: ${s.lrs[name]} vs ${lr}`);
+  assert.equal(run.again.length, 4 * STEPS_PER_EPOCH);
+  for (const [label, steps] of [['first train()', run.steps], ['second train()', run.again]] as const) {
+    for (const s of steps) {
+      const want = expectedLrs(plan, resolution, s.step, STEPS_PER_EPOCH);
+      assert.deepEqual(Object.keys(s.lrs).sort(), [...want.keys()].sort(), `${label} step ${s.step}`);
+      for (const [name, lr] of want) assert.ok(close(s.lrs[name]!, lr), `${label} step ${s.step} ${name}: ${s.lrs[name]} vs ${lr}`);
+    }
   }
   const wrongEpochs = py<{ error?: string }>('hf', { module: file, model: STAGED_MODEL, stepsPerEpoch: 2, epochs: 3 });
   assert.match(wrongEpochs.error ?? '', /set num_train_epochs=4/);
 });
 
-test('mmengine: compiles, and MMEngine\'s custom_keys matching gives every parameter the lr, weight decay and frozen state of `inspect`', () => {
+interface HfStep {
+  step: number;
+  lrs: Record<string, number>;
+}
+
+test('hf-trainer: resuming mid-epoch in stage 3 from a checkpoint loads the stage-3 optimizer and continues the LRs and weights of an uninterrupted run', () => {
+  const ws = workspace(STAGED_PLAN('stage'), STAGED_MODEL);
+  const file = join(ws.dir, 'plan_hf.py');
+  exportTo(ws.planFile, 'hf-trainer', file);
+  const plan = JSON.parse(readFileSync(ws.planFile, 'utf8')) as Plan;
+  const { resolution } = inspectJson(ws.planFile);
+  // step 8 of 12 (3 an epoch): 2 steps into epoch 3, the first of stage 3 ("all")
+  const r = py<{ whole: HfStep[]; resumed: HfStep[]; maxWeightDiff: number; error?: string }>('hf_resume', {
+    module: file, model: STAGED_MODEL, stepsPerEpoch: STEPS_PER_EPOCH, saveAt: 8, checkpoint: join(ws.dir, 'checkpoint-8'),
+  });
+  assert.equal(r.error, undefined);
+  assert.deepEqual(r.resumed.map((s) => s.step), [8, 9, 10, 11]);
+  for (const s of r.resumed) {
+    const want = expectedLrs(plan, resolution, s.step, STEPS_PER_EPOCH);
+    assert.deepEqual(Object.keys(s.lrs).sort(), [...want.keys()].sort(), `resumed step ${s.step}`);
+    for (const [name, lr] of want) assert.ok(close(s.lrs[name]!, lr), `resumed step ${s.step} ${name}: ${s.lrs[name]} vs ${lr}`);
+  }
+  assert.ok(r.maxWeightDiff < 1e-6, `resumed weights differ from the uninterrupted run's by ${r.maxWeightDiff}`);
+});
+
+test('hf-trainer: on 2 gloo ranks under DDP, parameters unfrozen by a later stage are all-reduced (both ranks end with the same weights)', () => {
+  const ws = workspace(STAGED_PLAN('stage'), STAGED_MODEL);
+  const file = join(ws.dir, 'plan_hf.py');
+  exportTo(ws.planFile, 'hf-trainer', file);
+  const r = py<{ differ: string[]; params: number }>('hf_ddp', { module: file, model: STAGED_MODEL, stepsPerEpoch: STEPS_PER_EPOCH });
+  assert.ok(r.params > 0);
+  assert.deepEqual(r.differ, []);
+});
+
+test('mmengine: compiles, and MMEngine\'s custom_keys matching gives every parameter the lr and weight decay of `inspect` (frozen: 0 and 0)', () => {
   const ws = workspace(RICH_PLAN, MODEL);
   const file = join(ws.dir, 'plan_mm.py');
   const text = exportTo(ws.planFile, 'mmengine', file);
   pyCompile(file);
   assert.match(text, /^optim_wrapper = dict\($/m);
-  assert.match(text, /paramwise_cfg=dict\(\n {8}custom_keys=\{/);
+  assert.match(text, /paramwise_cfg=dict\(\n {8}bypass_duplicate=True,\n {8}custom_keys=\{/);
   assert.match(text, /expanded into one key per layer they take:\n# "re:encoder/);
   assert.match(text, /Unfreezing stages/);
   const { resolution } = inspectJson(ws.planFile);
@@ -481,11 +520,38 @@ test('mmengine: compiles, and MMEngine\'s custom_keys matching gives every param
   assert.equal(got.rows.length, resolution.params.length);
   for (const r of got.rows) {
     const a = audit.get(r.name)!;
-    assert.equal(r.requires_grad, !a.frozen, `${r.name}: frozen`);
-    if (a.frozen) continue;
+    if (a.frozen) {
+      // frozen in effect under any constructor: no step, no decay (the step test below runs one)
+      assert.deepEqual([r.lr, r.weight_decay], [0, 0], `${r.name}: frozen`);
+      continue;
+    }
     assert.ok(close(r.lr, a.effectiveLr, 1e-9), `${r.name}: lr ${r.lr} vs ${a.effectiveLr}`);
     assert.ok(close(r.weight_decay, a.weightDecay, 1e-9), `${r.name}: weight decay ${r.weight_decay} vs ${a.weightDecay}`);
   }
+});
+
+test('mmengine: under a constructor that does not freeze (MMEngine 0.11.0rc0\'s add_params), one real step leaves every frozen weight bit-identical and trains the rest at inspect\'s LR; tied weights build', () => {
+  const ws = workspace(RICH_PLAN, MODEL);
+  const file = join(ws.dir, 'plan_mm.py');
+  const text = exportTo(ws.planFile, 'mmengine', file);
+  const { resolution } = inspectJson(ws.planFile);
+  const audit = new Map(resolution.params.map((p) => [p.name, p]));
+  const got = py<{ rows: Array<{ name: string; lr: number; weight_decay: number; changed: boolean }>; error?: string }>('mmengine_step', { config: file, model: MODEL });
+  assert.equal(got.error, undefined);
+  assert.equal(got.rows.length, resolution.params.length);
+  const frozen = got.rows.filter((r) => audit.get(r.name)!.frozen);
+  assert.ok(frozen.length > 0);
+  for (const r of frozen) assert.equal(r.changed, false, `${r.name} is frozen by the plan but one step changed it`);
+  for (const r of got.rows.filter((x) => !audit.get(x.name)!.frozen)) {
+    const a = audit.get(r.name)!;
+    assert.ok(close(r.lr, a.effectiveLr, 1e-9), `${r.name}: lr ${r.lr} vs ${a.effectiveLr}`);
+    assert.ok(close(r.weight_decay, a.weightDecay, 1e-9), `${r.name}: weight decay ${r.weight_decay} vs ${a.weightDecay}`);
+  }
+  // the comments say what the config does: no claim that MMEngine freezes
+  assert.doesNotMatch(text, /MMEngine sets requires_grad=False/);
+  assert.match(text, /bypass_duplicate=True/);
+  const tied = py<{ rows: unknown[]; error?: string }>('mmengine_step', { config: file, model: MODEL, tie: true });
+  assert.equal(tied.error, undefined, 'a tied embedding/decoder weight builds (bypass_duplicate)');
 });
 
 // ---- the seed's example ------------------------------------------------------------------------
@@ -583,7 +649,7 @@ test('plan-only models: described without tfjs, inspected and initialised by the
   assert.match(usage.stderr, /--to must be one of pytorch, hf-trainer, mmengine/);
 });
 
-test('the worker describes plan-only models (a plan, and a bare parameter list) and refuses to train them', async () => {
+test('the worker describes plan-only models (a plan, and a bare parameter list) and refuses to train them without a pytorch entry', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'layerwise-worker-plan-only-'));
   writeFileSync(join(dir, 'parameters.json'), readFileSync(join(repo, 'examples', 'bert-seed', 'parameters.json')));
   const planFile = join(dir, 'layerwise.json');
@@ -615,8 +681,8 @@ test('the worker describes plan-only models (a plan, and a bare parameter list) 
     const trained = await ask({ type: 'train', id: 't1', ...target, progressIntervalMs: 250 });
     assert.equal(trained.type, 'failed');
     if (trained.type === 'failed') {
-      assert.equal(trained.problem.field, 'model');
-      assert.match(trained.problem.message, /layerwise export layerwise\.json --to pytorch/);
+      assert.equal(trained.problem.field, 'pytorch');
+      assert.match(trained.problem.message, /add "pytorch": \{ "entry": .*"layerwise export layerwise\.json --to pytorch"/);
     }
   } finally {
     child.kill();

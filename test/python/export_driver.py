@@ -308,17 +308,15 @@ def cmd_mlp(args):
     return {"losses": losses, "trajectory": trajectory}
 
 
-def cmd_hf(args):
-    """The hf-trainer export under a stand-in for transformers' Trainer loop (test/python/stub)."""
-    sys.path.insert(0, os.path.join(HERE, "stub"))
+def hf_batches(args, seed=2):
+    gen = torch.Generator().manual_seed(seed)
+    return [(torch.randint(0, 24, (2, 4), generator=gen), torch.randint(0, 2, (2,), generator=gen))
+            for _ in range(args["stepsPerEpoch"])]
+
+
+def hf_trainer(mod, model, args, batches, steps):
     import transformers  # the stand-in
-    mod = load_module(args["module"])
-    model = bertlike(args)
     names = {id(p): n for n, p in model.named_parameters()}
-    gen = torch.Generator().manual_seed(2)
-    batches = [(torch.randint(0, 24, (2, 4), generator=gen), torch.randint(0, 2, (2,), generator=gen))
-               for _ in range(args["stepsPerEpoch"])]
-    steps = []
 
     def on_step(trainer, step):
         lrs = {}
@@ -330,11 +328,70 @@ def cmd_hf(args):
     targs = transformers.TrainingArguments(output_dir="unused", num_train_epochs=args.get("epochs", mod.TOTAL_EPOCHS))
     trainer = mod.LayerwiseTrainer(model=model, args=targs, train_dataset=batches, callbacks=[mod.LayerwiseStages()])
     trainer.on_step = on_step
+    return trainer
+
+
+def cmd_hf(args):
+    """The hf-trainer export under a stand-in for transformers' Trainer loop and accelerate's
+    optimizer wrapper (test/python/stub). With "again", train() is called a second time on the
+    same Trainer, as a user re-running a notebook cell does."""
+    sys.path.insert(0, os.path.join(HERE, "stub"))
+    mod = load_module(args["module"])
+    steps, again = [], []
+    trainer = hf_trainer(mod, bertlike(args), args, hf_batches(args), steps)
     try:
         trainer.train()
+        if args.get("again"):
+            trainer.on_step = hf_trainer(mod, trainer.model, args, [], again).on_step
+            trainer.train()
     except ValueError as e:
         return {"error": str(e)}
-    return {"steps": steps}
+    return {"steps": steps, "again": again}
+
+
+def cmd_hf_resume(args):
+    """An uninterrupted run that saves a checkpoint after step args["saveAt"], and a new Trainer
+    resumed from it: the LRs of the steps after it and the final weights of both."""
+    sys.path.insert(0, os.path.join(HERE, "stub"))
+    mod = load_module(args["module"])
+    folder = args["checkpoint"]
+    whole, resumed = [], []
+    a = hf_trainer(mod, bertlike(args), args, hf_batches(args), whole)
+    a.save_at = (args["saveAt"], folder)
+    a.train()
+    b = hf_trainer(mod, bertlike(dict(args, seed=99)), args, hf_batches(args), resumed)
+    try:
+        b.train(resume_from_checkpoint=folder)
+    except (ValueError, RuntimeError) as e:
+        return {"error": "%s: %s" % (type(e).__name__, e)}
+    diff = max(float((p - q).abs().max()) for p, q in zip(a.model.parameters(), b.model.parameters()))
+    return {"whole": whole, "resumed": resumed, "maxWeightDiff": diff}
+
+
+def _hf_ddp_rank(rank, args, init_file, out):
+    torch.distributed.init_process_group("gloo", init_method="file://" + init_file, rank=rank, world_size=2)
+    sys.path.insert(0, os.path.join(HERE, "stub"))
+    mod = load_module(args["module"])
+    model = bertlike(args)
+    # different data on each rank, as a DistributedSampler gives: their gradients differ
+    trainer = hf_trainer(mod, model, args, hf_batches(args, seed=10 + rank), [])
+    trainer.train()
+    with open(os.path.join(out, "rank%d.json" % rank), "w") as f:
+        json.dump({n: p.detach().reshape(-1).tolist() for n, p in model.named_parameters()}, f)
+    torch.distributed.destroy_process_group()
+
+
+def cmd_hf_ddp(args):
+    """The hf-trainer export on 2 gloo ranks under DistributedDataParallel (the stand-in wraps the
+    model as accelerate does, once, at the start): which parameters end different on the two ranks."""
+    import tempfile
+    out = tempfile.mkdtemp()
+    torch.multiprocessing.spawn(_hf_ddp_rank, args=(args, os.path.join(out, "init"), out), nprocs=2, join=True)
+    ranks = []
+    for r in range(2):
+        with open(os.path.join(out, "rank%d.json" % r)) as f:
+            ranks.append(json.load(f))
+    return {"differ": [n for n in ranks[0] if ranks[0][n] != ranks[1][n]], "params": len(ranks[0])}
 
 
 def cmd_mmengine(args):
@@ -371,6 +428,75 @@ def cmd_mmengine(args):
     return {"rows": rows, "keys": len(custom_keys), "optimizer": wrapper["optimizer"]["type"]}
 
 
+def cmd_mmengine_step(args):
+    """The exported config under a transcription of MMEngine 0.11.0rc0's DefaultOptimWrapperConstructor
+    (mmengine/optim/optimizer/default_constructor.py, add_params), which like the real one does NOT
+    freeze: a parameter that is already requires_grad=False joins as a bare group and is skipped,
+    a custom key's entries (requires_grad included) are only copied into the param group, and
+    bypass_duplicate skips a parameter already in a group (a tied weight). Then the optimizer the
+    config names takes one real step, and the report says which parameters changed."""
+    namespace = {}
+    with open(args["config"]) as f:
+        exec(compile(f.read(), args["config"], "exec"), namespace)
+    wrapper = namespace["optim_wrapper"]
+    optimizer_cfg = dict(wrapper["optimizer"])
+    paramwise = wrapper.get("paramwise_cfg", {})
+    base_lr, base_wd = optimizer_cfg.get("lr"), optimizer_cfg.get("weight_decay")
+    custom_keys = paramwise.get("custom_keys", {})
+    sorted_keys = sorted(sorted(custom_keys.keys()), key=len, reverse=True)
+    bypass_duplicate = paramwise.get("bypass_duplicate", False)
+    model = bertlike(args)
+    if args.get("tie"):
+        # an output projection sharing the word embeddings (BERT's MLM decoder)
+        model.decoder = nn.Linear(model.embeddings.word_embeddings.embedding_dim, model.embeddings.word_embeddings.num_embeddings, bias=False)
+        model.decoder.weight = model.embeddings.word_embeddings.weight
+    names = {id(p): n for n, p in model.named_parameters()}
+    params = []
+
+    def is_in(group):
+        return any(not set(group["params"]).isdisjoint(set(g["params"])) for g in params)
+
+    def add_params(module, prefix=""):
+        for name, param in module.named_parameters(recurse=False):
+            group = {"params": [param]}
+            if not param.requires_grad:
+                params.append(group)
+                continue
+            if bypass_duplicate and is_in(group):
+                continue
+            for key in sorted_keys:
+                if key in f"{prefix}.{name}":
+                    group["lr"] = base_lr * custom_keys[key].get("lr_mult", 1.0)
+                    if base_wd is not None:
+                        group["weight_decay"] = base_wd * custom_keys[key].get("decay_mult", 1.0)
+                    for k, v in custom_keys[key].items():
+                        group[k] = v
+                    break
+            params.append(group)
+        for child_name, child in module.named_children():
+            add_params(child, f"{prefix}.{child_name}" if prefix else child_name)
+
+    add_params(model)
+    kind = optimizer_cfg.pop("type")
+    try:
+        optimizer = getattr(torch.optim, kind)(params, **optimizer_cfg)
+    except ValueError as e:
+        return {"error": str(e)}
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    gen = torch.Generator().manual_seed(5)
+    model.train()
+    loss = F.cross_entropy(model(torch.randint(0, 24, (4, 6), generator=gen)), torch.randint(0, 2, (4,), generator=gen))
+    loss.backward()
+    optimizer.step()
+    rows = []
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            n = names[id(p)]
+            rows.append({"name": n, "lr": group["lr"], "weight_decay": group["weight_decay"], "requires_grad": p.requires_grad,
+                         "changed": not torch.equal(before[n], p.detach())})
+    return {"rows": rows}
+
+
 def cmd_seed(args):
     """The seed's get_parameter_groups on a BertModel-like model (whose base_model is the model
     itself, as AutoModel's is) with the seed's classifier attached: what AdamW makes of it."""
@@ -380,7 +506,7 @@ def cmd_seed(args):
 
 
 COMMANDS = {"names": cmd_names, "groups": cmd_groups, "schedule": cmd_schedule, "lrs": cmd_lrs, "mlp": cmd_mlp,
-            "hf": cmd_hf, "mmengine": cmd_mmengine, "seed": cmd_seed}
+            "hf": cmd_hf, "hf_resume": cmd_hf_resume, "hf_ddp": cmd_hf_ddp, "mmengine": cmd_mmengine, "mmengine_step": cmd_mmengine_step, "seed": cmd_seed}
 
 if __name__ == "__main__":
     command = sys.argv[1]

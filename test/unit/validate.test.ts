@@ -352,6 +352,7 @@ const FULL_PLAN: Required<Plan> = {
   layers: { conv2d_1: override, 'block1/conv': { lrMult: 0.5 } },
   unfreeze: { stages: [{ epochs: 1, train: ['head'] }, { epochs: 2, train: ['base', 'head', 'default'], lr: 1e-4 }, { epochs: 3, train: 'all' }] },
   output: 'runs',
+  pytorch: { entry: 'train_lw.py:build', nproc: 2, backend: 'gloo', python: 'python3' },
   results: {
     lastRun: { folder: 'runs/2025-01-01', date: '2025-01-01T00:00:00Z', backend: 'wasm', epochs: 6, stopped: 'completed', best: { epoch: 4, valLoss: 0.3 }, test: { loss: 0.4, accuracy: 0.8, bestLoss: 0.35, bestAccuracy: 0.82 } },
     lrFinder: { date: '2025-01-01T00:00:00Z', suggestedLr: 3e-4, method: 'valley', mode: 'global', curve: 'runs/lr-find/curve.csv' },
@@ -400,6 +401,7 @@ const FULL_PLAN_TEXT = `// A plan that uses every field, with comments and trail
     { "epochs": 3, "train": "all" },
   ] },
   "output": "runs",
+  "pytorch": { "entry": "train_lw.py:build", "nproc": 2, "backend": "gloo", "python": "python3" },
   "results": {
     "lastRun": { "folder": "runs/2025-01-01", "date": "2025-01-01T00:00:00Z", "backend": "wasm", "epochs": 6, "stopped": "completed", "best": { "epoch": 4, "valLoss": 0.3 }, "test": { "loss": 0.4, "accuracy": 0.8, "bestLoss": 0.35, "bestAccuracy": 0.82 } },
     "lrFinder": { "date": "2025-01-01T00:00:00Z", "suggestedLr": 3e-4, "method": "valley", "mode": "global", "curve": "runs/lr-find/curve.csv" },

@@ -484,8 +484,12 @@ class PlanSchedule(_LRScheduler):
 
 
 def _unwrap(optimizer):
-    """The torch optimizer inside a wrapper (Accelerate's AcceleratedOptimizer keeps it as .optimizer)."""
-    while not isinstance(optimizer, torch.optim.Optimizer) and hasattr(optimizer, "optimizer"):
+    """The torch optimizer inside any wrappers. Accelerate's AcceleratedOptimizer keeps it as
+    .optimizer and is itself a torch.optim.Optimizer, so the wrappers are followed by that
+    attribute, not stopped at the first Optimizer."""
+    seen = set()
+    while isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer) and id(optimizer) not in seen:
+        seen.add(id(optimizer))
         optimizer = optimizer.optimizer
     return optimizer
 

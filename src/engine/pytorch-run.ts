@@ -1,0 +1,495 @@
+/**
+ * `layerwise train` for a plan-only PyTorch model with a `pytorch` entry: generates the runner
+ * (src/core/export/runner.ts) into the run folder and launches it — plain Python for one
+ * process, `python -m torch.distributed.run` for more — relaying its guarded JSON lines as the
+ * engine's TrainEvents. Stop asks the ranks to end after the current step (a stop file rank 0
+ * polls and all-reduces); a rank that dies makes torch.distributed.run stop the others, and the
+ * whole process group is killed on the way out, so no rank outlives the run.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { writeFileAtomic } from '../core/atomic-write.ts';
+import { LayerwiseError } from '../core/errors.ts';
+import { exportRunner, LAUNCHER, RUNNER_LINE_PREFIX } from '../core/export/runner.ts';
+import { resolvePlanPath } from '../core/paths.ts';
+import { DEFAULTS, defaultWeightDecay, type PlanResults } from '../core/plan.ts';
+import type { RunReport, StepEvent, TrainEvent } from '../core/progress.ts';
+import { planOnlyFormat } from '../core/pytorch-model.ts';
+import { resolveStages } from '../core/timeline.ts';
+import { isRunnerMessage, type RunnerDone, type RunnerError, type RunnerStarted } from '../protocol/runner.ts';
+import { LossSmoother, shouldStop, sweepLr, type LrCurvePoint } from '../core/lr-finder.ts';
+import { findLr, finishLrFinder, groupApply, groupMult, lrFinderOptions, type FindLrOptions, type FindLrResult } from './lr-finder.ts';
+import { prepareModel, readPlan, type PreparedModel } from './session.ts';
+import { defaultOutDir, train, type TrainOptions, type TrainOutcome } from './trainer.ts';
+
+export interface PlanTrainOptions extends TrainOptions {
+  /** The Python interpreter; wins over the plan's `pytorch.python` (CLI --python, setting layerwise.pythonPath). */
+  python?: string;
+  /** Milliseconds between a stop request and killing the ranks that did not stop (default 30 s). */
+  stopGraceMs?: number;
+}
+
+/** Trains any plan: a tfjs model in this process, a plan-only PyTorch model with a `pytorch` entry on torch. */
+export async function trainPlan(opts: PlanTrainOptions): Promise<TrainOutcome> {
+  const { plan, workspaceRoot } = readPlan(opts);
+  const modelPath = resolvePlanPath(opts.planFile, plan.model, 'model', workspaceRoot);
+  if (planOnlyFormat(modelPath) === undefined) {
+    if (plan.pytorch !== undefined) {
+      throw new LayerwiseError('trains a plan-only PyTorch model (a .safetensors checkpoint or a parameter list); this plan\'s "model" is a TensorFlow.js model, which Layerwise trains itself: remove "pytorch"', {
+        file: opts.planFile,
+        field: 'pytorch',
+      });
+    }
+    return train(opts);
+  }
+  if (plan.pytorch === undefined) {
+    throw new LayerwiseError(
+      `${JSON.stringify(plan.model)} is a plan-only PyTorch model: add "pytorch": { "entry": "train_lw.py:build", "nproc": 1 } (a function that builds the model, the datasets and the loss; see the README) to train it with torch, or run "layerwise export ${basename(opts.planFile)} --to pytorch" and train with the exported code`,
+      { file: opts.planFile, field: 'pytorch' },
+    );
+  }
+  if (opts.resumeFrom !== undefined) {
+    // the torch runner writes no checkpoint yet: say so rather than start over in the old folder
+    throw new LayerwiseError('a PyTorch run cannot be resumed yet (the torch runner writes no checkpoint); start a new run', {
+      file: opts.planFile,
+      field: 'resume',
+    });
+  }
+  const prepared = await prepareModel(opts, { withData: false });
+  if (prepared.kind !== 'pytorch') throw new Error('a plan-only model prepared as tfjs');
+  return trainPytorch(prepared, opts);
+}
+
+/** The LR range test on any plan: tfjs in this process, a PyTorch plan with a `pytorch` entry on one torch process. */
+export async function findLrPlan(opts: FindLrOptions & { python?: string }): Promise<FindLrResult> {
+  const { plan, workspaceRoot } = readPlan(opts);
+  const modelPath = resolvePlanPath(opts.planFile, plan.model, 'model', workspaceRoot);
+  if (planOnlyFormat(modelPath) === undefined || plan.pytorch === undefined) return findLr(opts);
+  const o = lrFinderOptions(opts.options);
+  const prepared = await prepareModel(opts, { withData: false });
+  if (prepared.kind !== 'pytorch') throw new Error('a plan-only model prepared as tfjs');
+  const { resolution } = prepared;
+  const stages = resolveStages(plan, resolution, opts.planFile);
+  const stageIndex = (opts.stage ?? 1) - 1;
+  const stage = stages[stageIndex];
+  if (stage === undefined) throw new LayerwiseError(`the plan has ${stages.length} stage(s); there is no stage ${stageIndex + 1}`, { field: 'stage' });
+  if (stage.trainGroups.length === 0) throw new LayerwiseError('nothing trains in that stage, so there is no learning rate to find', { file: opts.planFile });
+  let sweptGroup: string | undefined;
+  if (o.mode === 'group') {
+    sweptGroup = o.group;
+    if (sweptGroup === undefined || !stage.trainGroups.includes(sweptGroup)) {
+      throw new LayerwiseError(`group mode needs the name of a group that trains in stage ${stageIndex + 1} (groups: ${stage.trainGroups.join(', ')})`, { field: 'group' });
+    }
+  }
+  // the engine's sweep (core/lr-finder.ts): global moves every group, ratios kept; group moves one
+  const swept = Array.from({ length: o.steps }, (_, i) => sweepLr(o, i));
+  const sweep = swept.map((lr) =>
+    resolution.groups.map((g) => (sweptGroup === undefined ? lr : g.name === sweptGroup ? lr / groupMult(prepared, g.name) : stage.lr)),
+  );
+  const outDir = opts.outDir ?? defaultOutDir(prepared, 'lr-find-');
+  const stopFile = join(outDir, STOP_FILE);
+  const smoother = new LossSmoother(o.beta);
+  const points: LrCurvePoint[] = [];
+  let stoppedEarly = false;
+  const onEvent = (e: TrainEvent) => {
+    if (e.kind === 'step' && !stoppedEarly) {
+      const lr = swept[e.step - 1] ?? NaN;
+      const { smoothed, best } = smoother.add(e.loss);
+      points.push({ lr, loss: e.loss, smoothed });
+      // the runner checks the file before its next step
+      if (shouldStop(smoothed, best, o.divergeFactor) && e.step > 1) {
+        stoppedEarly = true;
+        writeFileSync(stopFile, 'diverged\n');
+      }
+    }
+    opts.onEvent?.(e);
+  };
+  const { done } = await launchRunner(prepared, { planFile: opts.planFile, python: opts.python, signal: opts.signal, onEvent, progressIntervalMs: 0 }, {
+    mode: { kind: 'findLr', stage: stageIndex, sweep },
+    outDir,
+    nproc: 1,
+  });
+  if (opts.signal?.aborted) throw new LayerwiseError('the LR range test was cancelled');
+  const apply = (suggested: number) =>
+    sweptGroup === undefined
+      ? { field: 'training.lr', path: ['training', 'lr'], value: suggested }
+      : groupApply(prepared, sweptGroup, Number((suggested / stage.lr).toPrecision(3)));
+  return finishLrFinder({ points, o, sweptGroup, stoppedEarly: stoppedEarly || done.steps < o.steps, stage: stageIndex + 1, apply, outDir, planFile: opts.planFile });
+}
+
+interface PythonProbe {
+  python: string;
+  executable: string;
+  torch?: string;
+  distributed?: boolean;
+  cuda?: boolean;
+  error?: string;
+}
+
+const PROBE = `import json, sys
+out = {"python": sys.version.split()[0], "executable": sys.executable}
+try:
+    import torch, torch.distributed
+    out.update(torch=torch.__version__, distributed=torch.distributed.is_available(), cuda=torch.cuda.is_available())
+except Exception as e:
+    out["error"] = "%s: %s" % (type(e).__name__, e)
+print(json.dumps(out))`;
+
+/** Which field named the interpreter, for messages. */
+function pythonSource(opts: PlanTrainOptions): string {
+  return opts.python !== undefined ? 'the interpreter given by --python or the setting layerwise.pythonPath' : 'pytorch.python';
+}
+
+/** Runs the interpreter once to learn its Python and torch versions; one clear error when either is missing. */
+export function probePython(python: string, where: { file: string; field: string; source: string }): PythonProbe {
+  const r = spawnSync(python, ['-c', PROBE], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } });
+  const err = r.error as NodeJS.ErrnoException | undefined;
+  if (err?.code === 'ENOENT') {
+    throw new LayerwiseError(`the Python interpreter ${JSON.stringify(python)} was not found (${where.source}); install Python 3 with torch or name the interpreter that has it`, where);
+  }
+  if (err !== undefined || r.status !== 0) {
+    const tail = (r.stderr || err?.message || '').trim().split('\n').pop() ?? '';
+    throw new LayerwiseError(`the Python interpreter ${JSON.stringify(python)} did not run (${err?.code ?? `exit ${r.status}`}): ${tail}`, where);
+  }
+  let probe: unknown;
+  try {
+    probe = JSON.parse(r.stdout.trim().split('\n').pop() ?? '');
+  } catch {
+    throw new LayerwiseError(`the Python interpreter ${JSON.stringify(python)} printed something unexpected: ${r.stdout.slice(0, 200)}`, where);
+  }
+  const p = probe as Partial<PythonProbe>;
+  if (typeof probe !== 'object' || probe === null || typeof p.python !== 'string') {
+    throw new LayerwiseError(`the Python interpreter ${JSON.stringify(python)} printed something unexpected`, where);
+  }
+  if (typeof p.error === 'string' || typeof p.torch !== 'string') {
+    throw new LayerwiseError(`cannot import torch with ${JSON.stringify(python)} (Python ${p.python} at ${String(p.executable)}): ${String(p.error)}; install PyTorch for this interpreter or name another one`, where);
+  }
+  const [major = 0, minor = 0] = p.torch.split('.').map((x) => parseInt(x, 10));
+  if (major < 1 || (major === 1 && minor < 10)) {
+    throw new LayerwiseError(`torch ${p.torch} (Python ${p.python}) is too old: torch.distributed.run needs torch 1.10 or newer`, where);
+  }
+  if (p.distributed !== true) throw new LayerwiseError(`torch ${p.torch} (Python ${p.python}) was built without torch.distributed`, where);
+  return p as PythonProbe;
+}
+
+/** How long the ranks may take to shut down after the runner's last message before they are killed. */
+const DONE_GRACE_MS = 10_000;
+
+/** The stop file rank 0 polls before every step. */
+export const STOP_FILE = '.layerwise-stop';
+
+type PytorchPrepared = Extract<PreparedModel, { kind: 'pytorch' }>;
+
+interface RunnerLaunch {
+  /** 'train', or 'findLr' with the per-step factor of every group (cfg.groups order). */
+  mode: { kind: 'train' } | { kind: 'findLr'; stage: number; sweep: number[][] };
+  outDir: string;
+  /** Ranks to start (find-lr: always 1). */
+  nproc: number;
+}
+
+/** Writes the runner, its configuration (and the launcher) into the run folder and runs it to the end. */
+async function launchRunner(prepared: PytorchPrepared, opts: PlanTrainOptions, launch: RunnerLaunch): Promise<RanksOutcome> {
+  const { plan, planFile, workspaceRoot, resolution, info } = prepared;
+  const spec = plan.pytorch;
+  if (spec === undefined) throw new Error('a PyTorch run without a pytorch entry');
+  const emit = opts.onEvent ?? (() => undefined);
+  const colon = spec.entry.lastIndexOf(':');
+  const entryRel = spec.entry.slice(0, colon);
+  const entryFunction = spec.entry.slice(colon + 1);
+  const entryFile = resolvePlanPath(planFile, entryRel, 'pytorch.entry', workspaceRoot);
+  if (!existsSync(entryFile) || !statSync(entryFile).isFile()) {
+    throw new LayerwiseError(`${JSON.stringify(entryRel)} does not exist (it is read relative to the plan's folder)`, { file: planFile, field: 'pytorch.entry' });
+  }
+  const { nproc, outDir } = launch;
+  const backend = spec.backend ?? 'auto';
+  const python = opts.python ?? spec.python ?? 'python3';
+  const probe = probePython(python, { file: planFile, field: opts.python !== undefined ? 'python' : 'pytorch.python', source: pythonSource(opts) });
+  if (backend === 'nccl' && probe.cuda !== true) {
+    throw new LayerwiseError(`"nccl" needs CUDA, which torch ${probe.torch} here does not have; use "gloo" (or "auto")`, { file: planFile, field: 'pytorch.backend' });
+  }
+  const training = plan.training ?? {};
+  const stages = resolveStages(plan, resolution, planFile);
+  // the plan-only model is a list of names, usually beside the plan: a run folder below it is fine, the folder itself is not
+  if (resolve(outDir) === dirname(resolvePlanPath(planFile, plan.model, 'model', workspaceRoot))) {
+    throw new LayerwiseError(`the output folder ${outDir} is the model's folder; a run writes into a folder of its own`, { file: planFile, field: 'output' });
+  }
+  mkdirSync(outDir, { recursive: true });
+  const planName = (relative(workspaceRoot, planFile) || basename(planFile)).split('\\').join('/');
+  const runnerFile = join(outDir, 'layerwise_runner.py');
+  writeFileSync(runnerFile, exportRunner({ plan, resolution, stages, model: info, planName, command: `layerwise train ${planName}` }));
+  const stopFile = join(outDir, STOP_FILE);
+  rmSync(stopFile, { force: true });
+  const configFile = join(outDir, 'layerwise_run.json');
+  const modelFile = resolvePlanPath(planFile, plan.model, 'model', workspaceRoot);
+  writeFileSync(
+    configFile,
+    JSON.stringify(
+      {
+        mode: launch.mode,
+        entry: spec.entry,
+        entryFile,
+        entryFunction,
+        modelFile,
+        outDir,
+        stopFile,
+        backend,
+        batchSize: training.batchSize ?? DEFAULTS.batchSize,
+        seed: plan.data?.seed ?? training.seed ?? DEFAULTS.seed,
+        shuffle: plan.data?.shuffle ?? DEFAULTS.shuffle,
+        diagnosticsEvery: training.diagnosticsEvery ?? DEFAULTS.diagnosticsEvery,
+        earlyStopping: training.earlyStopping ?? null,
+        groups: resolution.groups.map((g) => ({ name: g.name, lrMult: g.lrMult })),
+        planParams: resolution.params.filter((p) => p.trainable).map((p) => ({ name: p.name, shape: p.shape ?? null })),
+      },
+      null,
+      2,
+    ) + '\n',
+  );
+
+  const launcherFile = join(outDir, 'layerwise_launch.py');
+  if (nproc > 1) writeFileSync(launcherFile, LAUNCHER);
+  const args = nproc === 1
+    ? [runnerFile, configFile]
+    : [launcherFile, '--standalone', '--nnodes', '1', '--nproc_per_node', String(nproc), '--max_restarts', '0', '--monitor_interval', '1', runnerFile, configFile];
+  emit({ kind: 'log', level: 'info', message: `${python} (Python ${probe.python}, torch ${probe.torch}): ${nproc === 1 ? '1 process' : `${nproc} processes under torch.distributed.run`}` });
+  try {
+    return await runRanks(python, args, dirname(entryFile), opts, stopFile);
+  } finally {
+    rmSync(stopFile, { force: true });
+  }
+}
+
+export async function trainPytorch(prepared: PytorchPrepared, opts: PlanTrainOptions): Promise<TrainOutcome> {
+  const { plan, planFile, resolution } = prepared;
+  const emit = opts.onEvent ?? (() => undefined);
+  const training = plan.training ?? {};
+  const batchSize = training.batchSize ?? DEFAULTS.batchSize;
+  const outDir = opts.outDir ?? defaultOutDir(prepared);
+  const startedAt = new Date();
+  const { started, done } = await launchRunner(prepared, opts, { mode: { kind: 'train' }, outDir, nproc: plan.pytorch?.nproc ?? 1 });
+
+  const finishedAt = new Date();
+  const task = plan.task ?? (done.epochs.some((e) => e.trainAccuracy !== undefined) ? 'classification' : 'regression');
+  const groupLrByEpoch: Record<string, number[]> = Object.fromEntries(resolution.groups.map((g) => [g.name, []]));
+  for (const e of done.epochs) for (const g of e.groupLrs) groupLrByEpoch[g.group]?.push(g.lr);
+  const replicasEqual = done.replicas.every((h) => h === done.replicas[0]);
+  if (!done.frozenCheck.unchanged) emit({ kind: 'log', level: 'error', message: `frozen weights changed: ${done.frozenCheck.changed.join(', ')}` });
+  if (!replicasEqual) emit({ kind: 'log', level: 'error', message: `the ${done.replicas.length} ranks ended with different weights` });
+  const optimizer = training.optimizer ?? DEFAULTS.optimizer;
+  const backendName = started.world > 1 ? `torch.distributed ${started.backend} ×${started.world}` : 'torch';
+  const report: RunReport = {
+    version: 1,
+    planFile,
+    plan: {
+      ...plan,
+      task,
+      training: {
+        ...training,
+        batchSize,
+        lr: training.lr ?? DEFAULTS.lr,
+        optimizer,
+        betas: training.betas ?? DEFAULTS.betas,
+        eps: training.eps ?? DEFAULTS.eps,
+        weightDecay: training.weightDecay ?? defaultWeightDecay(optimizer),
+        noDecay: training.noDecay ?? [...DEFAULTS.noDecay],
+      },
+      results: undefined,
+    },
+    task,
+    backend: {
+      name: backendName,
+      reason: `Python ${started.python}, torch ${started.torch}${started.world > 1 ? `, DistributedDataParallel over ${started.world} ranks (${batchSize / started.world} samples each per step)` : ''}`,
+    },
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    stopped: done.stopped,
+    ...(done.message !== null ? { message: done.message } : {}),
+    stages: done.stages,
+    epochs: done.epochs,
+    groupLrByEpoch,
+    ...(done.best !== null ? { best: done.best } : {}),
+    frozenCheck: done.frozenCheck,
+    timings: { loadSeconds: started.loadSeconds, trainSeconds: done.trainSeconds, steps: done.steps, stepsPerSecond: done.steps / Math.max(done.trainSeconds, 1e-9) },
+    ...(done.lastDiagnostics !== null ? { lastDiagnostics: done.lastDiagnostics } : {}),
+    outputs: { folder: outDir, model: done.model },
+    distributed: { nproc: started.world, backend: started.backend, replicasEqual, replicas: done.replicas },
+  };
+  const reportFile = join(outDir, 'report.json');
+  writeFileAtomic(reportFile, JSON.stringify(report, null, 2) + '\n');
+  const last = done.epochs[done.epochs.length - 1];
+  const results: PlanResults = {
+    lastRun: {
+      folder: relative(dirname(planFile), outDir) || '.',
+      date: report.finishedAt,
+      backend: backendName,
+      epochs: done.epochs.length,
+      stopped: done.stopped,
+      ...(done.best !== null ? { best: done.best } : {}),
+      ...(last !== undefined ? { final: { trainLoss: last.trainLoss, valLoss: last.valLoss, valAccuracy: last.valAccuracy } } : {}),
+    },
+  };
+  return { report, reportFile, outDir, results, resolution };
+}
+
+/** Kills a detached child's whole process group (every rank and torch.distributed.run); ignores a group already gone. */
+function killGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+interface RanksOutcome {
+  started: RunnerStarted;
+  done: RunnerDone;
+}
+
+/** Runs the ranks to the end; relays their events; throws a LayerwiseError for a failure the runner named, or a death. */
+function runRanks(python: string, args: string[], cwd: string, opts: PlanTrainOptions, stopFile: string): Promise<RanksOutcome> {
+  const emit = opts.onEvent ?? (() => undefined);
+  const interval = opts.progressIntervalMs ?? 250;
+  const planFile = opts.planFile;
+  return new Promise<RanksOutcome>((resolvePromise, reject) => {
+    // its own process group: the ranks torch.distributed.run starts inherit it, and one kill reaches them all
+    const child = spawn(python, args, {
+      cwd,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' },
+    });
+    const onExit = () => killGroup(child);
+    process.on('exit', onExit);
+    let started: RunnerStarted | undefined;
+    let done: RunnerDone | undefined;
+    let failure: RunnerError | undefined;
+    let lastStepEmit = 0;
+    let stepsPerEpoch = 1;
+    let stopTimer: NodeJS.Timeout | undefined;
+    let doneTimer: NodeJS.Timeout | undefined;
+    const stderrTail: string[] = [];
+    const onAbort = () => {
+      writeFileSync(stopFile, 'stop\n');
+      stopTimer = setTimeout(() => killGroup(child), opts.stopGraceMs ?? 30_000);
+    };
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+    const relay = (e: TrainEvent) => {
+      if (e.kind === 'step') {
+        const now = performance.now();
+        if (now - lastStepEmit < interval && !endsEpoch(e, stepsPerEpoch)) return;
+        lastStepEmit = now;
+      }
+      emit(e);
+    };
+    const onLine = (line: string) => {
+      if (!line.startsWith(RUNNER_LINE_PREFIX)) {
+        if (line.trim() !== '') emit({ kind: 'log', level: 'info', message: line });
+        return;
+      }
+      let m: unknown;
+      try {
+        m = JSON.parse(line.slice(RUNNER_LINE_PREFIX.length));
+      } catch {
+        m = undefined;
+      }
+      if (!isRunnerMessage(m)) {
+        emit({ kind: 'log', level: 'warn', message: `ignored a malformed line from the runner: ${line.slice(0, 200)}` });
+        return;
+      }
+      switch (m.kind) {
+        case 'started':
+          started = m;
+          stepsPerEpoch = m.stepsPerEpoch;
+          break;
+        case 'event':
+          relay(m.event);
+          break;
+        case 'done':
+          done = m;
+          // rank 0 has written everything; what is left is tearing the process group down
+          doneTimer = setTimeout(() => killGroup(child), DONE_GRACE_MS);
+          break;
+        case 'error':
+          failure ??= m;
+          break;
+        default: {
+          const never: never = m;
+          throw new Error(`unexpected runner message ${JSON.stringify(never)}`);
+        }
+      }
+    };
+    lines(child.stdout, onLine);
+    lines(child.stderr, (l) => {
+      stderrTail.push(l);
+      if (stderrTail.length > 60) stderrTail.shift();
+    });
+    child.on('error', (e) => {
+      process.off('exit', onExit);
+      reject(new LayerwiseError(`could not start ${JSON.stringify(python)}: ${e.message}`, { file: planFile, field: 'pytorch.python' }));
+    });
+    child.on('close', (code, signal) => {
+      process.off('exit', onExit);
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (stopTimer !== undefined) clearTimeout(stopTimer);
+      if (doneTimer !== undefined) clearTimeout(doneTimer);
+      // whatever torch.distributed.run left behind goes with it
+      killGroup(child);
+      if (failure !== undefined) {
+        const file = failure.file ?? planFile;
+        reject(new LayerwiseError(`${failure.message}${failure.rank > 0 ? ` (rank ${failure.rank})` : ''}`, { file, field: failure.field ?? undefined }));
+        return;
+      }
+      if (done !== undefined && started !== undefined && (code === 0 || signal === 'SIGKILL')) {
+        resolvePromise({ started, done });
+        return;
+      }
+      if (opts.signal?.aborted) {
+        reject(new LayerwiseError('the run was stopped before it could write its outputs (the ranks did not stop in time and were killed)', { file: planFile, field: 'pytorch' }));
+        return;
+      }
+      reject(new LayerwiseError(deathMessage(code, signal, stderrTail), { file: planFile, field: 'pytorch.entry' }));
+    });
+  });
+}
+
+function endsEpoch(e: StepEvent, stepsPerEpoch: number): boolean {
+  return e.step % stepsPerEpoch === 0 || e.step === e.totalSteps;
+}
+
+/** What a dead run says: which rank died and how (torch.distributed.run's summary), else the last traceback line. */
+export function deathMessage(code: number | null, signal: NodeJS.Signals | null, stderr: readonly string[]): string {
+  const text = stderr.join('\n');
+  const rank = /rank\s*:\s*(\d+)[^\n]*\n?[^\n]*?exitcode\s*:\s*(-?\d+)/.exec(text) ?? /rank\s*:\s*(\d+)\s*\(local_rank[^)]*\)\s*\n\s*exitcode\s*:\s*(-?\d+)/.exec(text);
+  const how = signal !== null ? `was killed by ${signal}` : `exited with code ${code}`;
+  const last = [...stderr].reverse().find((l) => /^\w*(Error|Exception)\b|Error:/.test(l.trim()))?.trim() ?? stderr[stderr.length - 1]?.trim() ?? '';
+  if (rank !== null) {
+    const exit = Number(rank[2]);
+    const died = exit < 0 ? `was killed by signal ${-exit}` : `exited with code ${exit}`;
+    const cause = /^\w*(Error|Exception)\b/.test(last) && !/ChildFailedError/.test(last) ? ` (${last})` : '';
+    return `rank ${rank[1]} ${died}; torch.distributed.run stopped the other ranks${cause}`;
+  }
+  return `the PyTorch run ${how}${last !== '' ? `: ${last}` : ''}`;
+}
+
+function lines(stream: NodeJS.ReadableStream | null, onLine: (line: string) => void): void {
+  if (stream === null) return;
+  let buffer = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    buffer += chunk;
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      onLine(buffer.slice(0, nl).replace(/\r$/, ''));
+      buffer = buffer.slice(nl + 1);
+    }
+  });
+  stream.on('end', () => {
+    if (buffer !== '') onLine(buffer);
+    buffer = '';
+  });
+}

@@ -1,0 +1,169 @@
+/**
+ * What the generated PyTorch runner (src/core/export/runner.ts) prints, one JSON object per line
+ * after the `@layerwise ` marker. Python's output is untrusted input: every line is checked by
+ * the guards below, field by field, before the engine forwards anything from it.
+ */
+import type { DiagnosticsEvent, EpochMetrics, FrozenCheck, GroupLr, LayerDiagnostic, StageReport, StepEvent, TrainEvent } from '../core/progress.ts';
+import { isNum, isObj, isStr, type Obj } from './guards.ts';
+
+export interface RunnerStarted {
+  kind: 'started';
+  stepsPerEpoch: number;
+  totalSteps: number;
+  world: number;
+  backend: string;
+  torch: string;
+  python: string;
+  loadSeconds: number;
+  trainSamples: number;
+}
+
+export interface RunnerEvent {
+  kind: 'event';
+  event: TrainEvent;
+}
+
+export interface RunnerDone {
+  kind: 'done';
+  stopped: 'completed' | 'earlyStopping' | 'cancelled' | 'nonFinite';
+  message: string | null;
+  stages: StageReport[];
+  epochs: EpochMetrics[];
+  best: { epoch: number; valLoss?: number; valAccuracy?: number } | null;
+  frozenCheck: FrozenCheck;
+  steps: number;
+  trainSeconds: number;
+  lastDiagnostics: LayerDiagnostic[] | null;
+  /** Absolute path of the saved weights ('' when cancelled). */
+  model: string;
+  /** sha256 of every rank's weights at the end, rank order. */
+  replicas: string[];
+}
+
+export interface RunnerError {
+  kind: 'error';
+  rank: number;
+  message: string;
+  field: string | null;
+  file: string | null;
+}
+
+export type RunnerMessage = RunnerStarted | RunnerEvent | RunnerDone | RunnerError;
+
+const STOPPED = new Set(['completed', 'earlyStopping', 'cancelled', 'nonFinite']);
+const LEVELS = new Set(['info', 'warn', 'error']);
+const isInt = (x: unknown): x is number => isNum(x) && Number.isInteger(x);
+const isStrs = (x: unknown): x is string[] => Array.isArray(x) && x.every(isStr);
+const optNum = (x: unknown): boolean => x === undefined || isNum(x);
+const nullOr = (x: unknown, is: (y: unknown) => boolean): boolean => x === null || is(x);
+
+function isGroupLr(x: unknown): x is GroupLr {
+  return isObj(x) && isStr(x['group']) && isNum(x['lr']) && typeof x['trains'] === 'boolean';
+}
+
+const isGroupLrs = (x: unknown): x is GroupLr[] => Array.isArray(x) && x.every(isGroupLr);
+
+function isLayerDiagnostic(x: unknown): x is LayerDiagnostic {
+  return isObj(x) && isStr(x['layer']) && isStr(x['group']) && isNum(x['gradNorm']) && isNum(x['updateRatio']);
+}
+
+const isDiagnostics = (x: unknown): x is LayerDiagnostic[] => Array.isArray(x) && x.every(isLayerDiagnostic);
+
+function isEpochMetrics(x: unknown): x is EpochMetrics {
+  return (
+    isObj(x) &&
+    isInt(x['stage']) &&
+    isInt(x['epoch']) &&
+    isNum(x['trainLoss']) &&
+    optNum(x['trainAccuracy']) &&
+    optNum(x['valLoss']) &&
+    optNum(x['valAccuracy']) &&
+    isNum(x['seconds']) &&
+    isGroupLrs(x['groupLrs'])
+  );
+}
+
+function isStageReport(x: unknown): x is StageReport {
+  return isObj(x) && isInt(x['stage']) && isInt(x['epochs']) && isStrs(x['trainGroups']) && isNum(x['lr']) && isInt(x['steps']);
+}
+
+function isStepEvent(e: Obj): e is Obj & StepEvent {
+  return (
+    isInt(e['stage']) &&
+    isInt(e['stages']) &&
+    isInt(e['epoch']) &&
+    isInt(e['epochs']) &&
+    isInt(e['step']) &&
+    isInt(e['totalSteps']) &&
+    isNum(e['loss']) &&
+    isGroupLrs(e['groupLrs']) &&
+    isNum(e['etaSeconds'])
+  );
+}
+
+/** A TrainEvent, checked field by field (the worker protocol's guard only checks the kind). */
+export function isTrainEvent(x: unknown): x is TrainEvent {
+  if (!isObj(x)) return false;
+  switch (x['kind']) {
+    case 'stage':
+      return isInt(x['stage']) && isInt(x['stages']) && isInt(x['epochs']) && isStrs(x['trainGroups']) && isNum(x['lr']);
+    case 'step':
+      return isStepEvent(x);
+    case 'epoch':
+      return isEpochMetrics(x);
+    case 'diagnostics':
+      return isInt(x['step']) && isDiagnostics((x as Partial<DiagnosticsEvent>).layers);
+    case 'log':
+      return isStr(x['level']) && LEVELS.has(x['level']) && isStr(x['message']);
+    default:
+      return false;
+  }
+}
+
+function isBest(x: unknown): boolean {
+  return isObj(x) && isInt(x['epoch']) && optNum(x['valLoss']) && optNum(x['valAccuracy']);
+}
+
+function isFrozenCheck(x: unknown): x is FrozenCheck {
+  return isObj(x) && isInt(x['weightsChecked']) && typeof x['unchanged'] === 'boolean' && isStrs(x['changed']);
+}
+
+export function isRunnerMessage(x: unknown): x is RunnerMessage {
+  if (!isObj(x)) return false;
+  switch (x['kind']) {
+    case 'started':
+      return (
+        isInt(x['stepsPerEpoch']) &&
+        isInt(x['totalSteps']) &&
+        isInt(x['world']) &&
+        isStr(x['backend']) &&
+        isStr(x['torch']) &&
+        isStr(x['python']) &&
+        isNum(x['loadSeconds']) &&
+        isInt(x['trainSamples'])
+      );
+    case 'event':
+      return isTrainEvent(x['event']);
+    case 'done':
+      return (
+        isStr(x['stopped']) &&
+        STOPPED.has(x['stopped']) &&
+        nullOr(x['message'], isStr) &&
+        Array.isArray(x['stages']) &&
+        x['stages'].every(isStageReport) &&
+        Array.isArray(x['epochs']) &&
+        x['epochs'].every(isEpochMetrics) &&
+        nullOr(x['best'], isBest) &&
+        isFrozenCheck(x['frozenCheck']) &&
+        isInt(x['steps']) &&
+        isNum(x['trainSeconds']) &&
+        nullOr(x['lastDiagnostics'], isDiagnostics) &&
+        isStr(x['model']) &&
+        isStrs(x['replicas'])
+      );
+    case 'error':
+      return isInt(x['rank']) && isStr(x['message']) && nullOr(x['field'], isStr) && nullOr(x['file'], isStr);
+    default:
+      return false;
+  }
+}
