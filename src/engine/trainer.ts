@@ -21,7 +21,7 @@ import type {
   TrainEvent,
 } from '../core/progress.ts';
 import { buildTimeline, groupLrsAt, paramLr, resolveStages, scheduleFactorAt, type Timeline } from '../core/timeline.ts';
-import { batchTensors, epochOrder, type Dataset } from './data.ts';
+import { BatchFeed, batchTensors, epochOrder, type Dataset } from './data.ts';
 import { computeLoss, countCorrect, forward, lossSpecFor, ModeControl, type LossSpec } from './forward.ts';
 import { saveModel } from './model-io.ts';
 import { GroupedOptimizer, type OptimizerSettings } from './optimizer.ts';
@@ -48,11 +48,12 @@ export interface TrainOutcome {
 }
 
 export async function train(opts: TrainOptions): Promise<TrainOutcome> {
-  const run = await prepareRun(opts);
+  const run = await prepareRun(opts, opts.onEvent);
   try {
     return await trainPrepared(run, opts);
   } finally {
     run.model.dispose();
+    await run.data.pool?.close();
   }
 }
 
@@ -116,6 +117,10 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
   assertOutDirAllowed(run, outDir);
   const startedAt = new Date();
   emit({ kind: 'log', level: 'info', message: `backend ${run.backend.name}: ${run.backend.reason}` });
+  if (data.pipeline !== undefined) {
+    const p = data.pipeline;
+    emit({ kind: 'log', level: 'info', message: `data: ${p.mode === 'stream' ? 'streamed from files per batch' : 'held in memory'} because ${p.reason}; decoder ${p.decoder}, ${p.decodeThreads} decoding thread(s)` });
+  }
   const trainStart = performance.now();
 
   // the bit-exact frozen check: copy every frozen weight and statistic out of the model now
@@ -150,7 +155,9 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
       emit({ kind: 'stage', stage: stage.index + 1, stages: timeline.stages.length, epochs: stage.epochs, trainGroups: stage.trainGroups, lr: stage.lr });
       const prefix = opts.frozenPrefixCache === false || trainable.length === 0
         ? undefined
-        : stagePrefix(run, trainingLayers, train, batchSize, stage.index + 1, emit);
+        : train.stream !== undefined
+          ? noPrefix(run, stage.index + 1, emit)
+          : stagePrefix(run, trainingLayers, train, batchSize, stage.index + 1, emit);
       const stageData = prefix?.dataset ?? train;
 
       for (let e = 0; e < stage.epochs; e++) {
@@ -159,6 +166,7 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
         disposeSnapshot(epochStart);
         epochStart = takeSnapshot(allVars);
         const order = epochOrder(train.n, shuffle, seed, epochIndex);
+        const feed = new BatchFeed(stageData, order, batchSize, { epoch: epochIndex, augment: true });
         let lossSum = 0;
         let correct = 0;
         for (let b = 0; b < stepsPerEpoch; b++) {
@@ -167,10 +175,10 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
             message = 'cancelled by the user';
             break outer;
           }
-          const indices = order.slice(b * batchSize, (b + 1) * batchSize);
+          const { ds: batchData, indices } = await feed.get(b);
           const factor = scheduleFactorAt(plan, timeline, globalStep);
           const wantDiagnostics = diagnosticsEvery > 0 && (globalStep + 1) % diagnosticsEvery === 0 && trainable.length > 0;
-          const step = trainStep(run, lossSpec, optimizer, trainable, stageData, indices, (p) => paramLr(stage, p.audit.lrMult, factor), wantDiagnostics, prefix);
+          const step = trainStep(run, lossSpec, optimizer, trainable, batchData, indices, (p) => paramLr(stage, p.audit.lrMult, factor), wantDiagnostics, prefix);
           if (!Number.isFinite(step.loss)) {
             restoreSnapshot(epochStart);
             stopped = 'nonFinite';
@@ -216,7 +224,7 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
         };
         if (run.task === 'classification') metrics.trainAccuracy = correct / train.n;
         if (data.validation) {
-          const v = evaluate(run.model, lossSpec, data.validation, batchSize);
+          const v = await evaluate(run.model, lossSpec, data.validation, batchSize);
           metrics.valLoss = v.loss;
           if (run.task === 'classification') metrics.valAccuracy = v.accuracy;
         }
@@ -298,6 +306,7 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
       steps: globalStep,
       stepsPerSecond: globalStep / Math.max(trainSeconds, 1e-9),
     },
+    ...(data.pipeline === undefined ? {} : { data: pipelineReport(data) }),
     lastDiagnostics,
     outputs: {
       folder: outDir,
@@ -396,6 +405,19 @@ function stagePrefix(
   return undefined;
 }
 
+/** The data section of the report, with every file left out by the end of the run. */
+function pipelineReport(data: PreparedRun['data']): NonNullable<RunReport['data']> {
+  const bad = [...(data.badFiles ?? [])];
+  return { ...data.pipeline!, skipped: bad.length, skippedFiles: bad.slice(0, 10) };
+}
+
+/** A streamed training set (augmentation, or too big for memory) has no fixed inputs to cache. */
+function noPrefix(run: PreparedRun, stageNumber: number, emit: (e: TrainEvent) => void): undefined {
+  const why = run.data.pipeline?.augment === true ? 'data.augment is on, so the inputs differ every epoch' : 'the training images are streamed from files';
+  emit({ kind: 'log', level: 'info', message: `stage ${stageNumber}: frozen layers not cached: ${why}` });
+  return undefined;
+}
+
 /**
  * One optimizer step; gradients only for `trainable`, so nothing below them is back-propagated.
  * With a frozen `prefix`, `ds` holds its cached activations and only the layers above it run.
@@ -491,19 +513,23 @@ function inferenceLoss(model: tf.LayersModel, lossSpec: LossSpec, x: tf.Tensor, 
 }
 
 /** Mean loss and accuracy on a dataset, in inference mode; changes no weight and no state. */
-export function evaluate(model: tf.LayersModel, lossSpec: LossSpec, ds: Dataset, batchSize: number): { loss: number; accuracy: number } {
+export async function evaluate(model: tf.LayersModel, lossSpec: LossSpec, ds: Dataset, batchSize: number): Promise<{ loss: number; accuracy: number }> {
   let lossSum = 0;
   let correct = 0;
-  for (let start = 0; start < ds.n; start += batchSize) {
-    const indices = Array.from({ length: Math.min(batchSize, ds.n - start) }, (_, i) => start + i);
-    const { x, y } = batchTensors(ds, indices);
+  let n = 0;
+  const feed = new BatchFeed(ds, Array.from({ length: ds.n }, (_, i) => i), batchSize, { epoch: 0, augment: false });
+  for (let b = 0; b < feed.batches; b++) {
+    const batch = await feed.get(b);
+    const indices = batch.indices;
+    n += indices.length;
+    const { x, y } = batchTensors(batch.ds, indices);
     const r = inferenceLoss(model, lossSpec, x, y);
     lossSum += r.loss * indices.length;
     correct += r.correct;
     x.dispose();
     y.dispose();
   }
-  return { loss: lossSum / ds.n, accuracy: correct / ds.n };
+  return { loss: lossSum / n, accuracy: correct / n };
 }
 
 /** A run writes only into its own folder, never into the model's folder. */
