@@ -131,12 +131,14 @@ export function randomCropBox(height: number, width: number, scale: [number, num
  * the whole image as the box is `tf.image.resizeBilinear(x, size, false, true)`.
  */
 export function cropResize(
-  src: Float32Array,
+  src: Float32Array | Uint8Array,
   width: number,
   channels: number,
   box: CropBox,
   outHeight: number,
   outWidth: number,
+  /** Values per source pixel: `channels`, or 4 to read RGB straight from RGBA. */
+  pixelStride: number = channels,
 ): Float32Array {
   const out = new Float32Array(outHeight * outWidth * channels);
   const sy = box.height / outHeight;
@@ -154,10 +156,10 @@ export function cropResize(
       const x1 = Math.min(x0 + 1, box.width - 1);
       const wx = fx - x0;
       for (let c = 0; c < channels; c++) {
-        const a = src[(r0 + x0) * channels + c]!;
-        const b = src[(r0 + x1) * channels + c]!;
-        const d = src[(r1 + x0) * channels + c]!;
-        const e = src[(r1 + x1) * channels + c]!;
+        const a = src[(r0 + x0) * pixelStride + c]!;
+        const b = src[(r0 + x1) * pixelStride + c]!;
+        const d = src[(r1 + x0) * pixelStride + c]!;
+        const e = src[(r1 + x1) * pixelStride + c]!;
         const top = a + (b - a) * wx;
         const bottom = d + (e - d) * wx;
         out[(y * outWidth + x) * channels + c] = top + (bottom - top) * wy;
@@ -244,21 +246,22 @@ export function normalize(px: Float32Array, channels: number, n: Normalization):
 }
 
 /**
- * One decoded image (channel-adapted floats, 0–255) to a model input: the drawn transform when
+ * One decoded image (0–255: channel-adapted floats, or RGBA bytes with `pixelStride` 4 for RGB) to a model input: the drawn transform when
  * given (training), else the plain resize (validation, inference), then normalisation.
  */
 export function toModelInput(
-  src: Float32Array,
+  src: Float32Array | Uint8Array,
   height: number,
   width: number,
   channels: number,
   size: [number, number],
   norm: Normalization,
   draw?: AugmentDraw,
+  pixelStride: number = channels,
 ): Float32Array {
   const [oh, ow] = size;
   const box = draw?.crop ?? { top: 0, left: 0, height, width };
-  let px = cropResize(src, width, channels, box, oh, ow);
+  let px = cropResize(src, width, channels, box, oh, ow, pixelStride);
   if (draw !== undefined) {
     flip(px, oh, ow, channels, draw.flipH, draw.flipV);
     if (draw.angle !== 0 || draw.shiftX !== 0 || draw.shiftY !== 0) px = rotateShift(px, oh, ow, channels, draw.angle, draw.shiftX, draw.shiftY);

@@ -128,8 +128,8 @@ export interface ImageHeader {
   height: number;
 }
 
-/** Bytes `probeImage` wants; a JPEG whose frame header lies further (a big EXIF block) is read again in full. */
-export const PROBE_BYTES = 64 * 1024;
+/** Bytes `probeImage` reads first; a JPEG whose frame header lies further (a big EXIF block) is read again in full. */
+export const PROBE_BYTES = 4096;
 
 /**
  * Checks an image's header: a PNG's IHDR, or a JPEG's markers up to its frame header. Throws

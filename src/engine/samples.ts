@@ -63,9 +63,11 @@ export async function decodeBatch(recipe: SampleRecipe, job: DecodeJob): Promise
 /** One file to one sample; `at` draws the sample's augmentation for that epoch. */
 export async function decodeSample(recipe: SampleRecipe, file: string, at?: { epoch: number; sample: number }): Promise<Float32Array> {
   const img = await decodeImageWith(recipe.decoder, readFileSync(file));
-  const src = toChannels(img, recipe.channels);
   const draw = at !== undefined && recipe.augment !== undefined
     ? drawAugment(recipe.augment, sampleRng(recipe.seed, at.epoch, at.sample), img.height, img.width, recipe.size)
     : undefined;
-  return toModelInput(src, img.height, img.width, recipe.channels, recipe.size, recipe.norm, draw);
+  // RGB reads the RGBA bytes in place (no float copy of the full-size image); grey needs the luminance first
+  return recipe.channels === 3
+    ? toModelInput(img.rgba, img.height, img.width, 3, recipe.size, recipe.norm, draw, 4)
+    : toModelInput(toChannels(img, 1), img.height, img.width, 1, recipe.size, recipe.norm, draw);
 }
