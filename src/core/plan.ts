@@ -220,3 +220,11 @@ export const DEFAULT_GROUP = 'default';
 export function defaultWeightDecay(optimizer: OptimizerName): number {
   return optimizer === 'adamw' ? DEFAULTS.adamwWeightDecay : 0;
 }
+
+/** Is any augmentation switched on? An empty `augment: {}` (or every transform off) is the same as none. */
+export function augmentIsOn(spec: AugmentSpec | undefined): boolean {
+  if (spec === undefined) return false;
+  return (spec.randomResizedCrop !== undefined && spec.randomResizedCrop !== false) ||
+    spec.horizontalFlip === true || spec.verticalFlip === true ||
+    (spec.rotation ?? 0) > 0 || (spec.translate ?? 0) > 0 || (spec.brightness ?? 0) > 0 || (spec.contrast ?? 0) > 0;
+}

@@ -65,14 +65,6 @@ export function normalization(spec: NormalizeSpec | undefined, channels: number,
   }
 }
 
-/** Is any transform switched on? An empty `augment: {}` is the same as none. */
-export function augmentIsOn(spec: AugmentSpec | undefined): boolean {
-  if (spec === undefined) return false;
-  return spec.randomResizedCrop !== undefined && spec.randomResizedCrop !== false ||
-    spec.horizontalFlip === true || spec.verticalFlip === true ||
-    (spec.rotation ?? 0) > 0 || (spec.translate ?? 0) > 0 || (spec.brightness ?? 0) > 0 || (spec.contrast ?? 0) > 0;
-}
-
 /** The random stream of one training sample in one epoch. */
 export function sampleRng(seed: number, epoch: number, sample: number): Rng {
   return seededRng(mixSeed(seed, epoch, sample));

@@ -15,10 +15,10 @@ import { closeSync, fstatSync, openSync, readFileSync, readdirSync, readSync, st
 import * as path from 'node:path';
 import { LayerwiseError } from '../core/errors.ts';
 import { resolvePlanPath } from '../core/paths.ts';
-import { DEFAULTS, type DataSpec, type Plan, type Task } from '../core/plan.ts';
+import { augmentIsOn, DEFAULTS, type DataSpec, type Plan, type Task } from '../core/plan.ts';
 import type { DataEvent, DataPipelineReport } from '../core/progress.ts';
 import { permutation, seededRng } from '../core/random.ts';
-import { augmentIsOn, normalization } from './augment.ts';
+import { normalization } from './augment.ts';
 import { DecodePool, defaultDecodeThreads } from './decode-pool.ts';
 import { ImageDecodeError, loadSharp, PROBE_BYTES, probeImage, type DecoderName } from './image.ts';
 import { sampleSize, type SampleRecipe } from './samples.ts';
@@ -471,7 +471,7 @@ export function sortClasses(labels: string[]): string[] {
 
 // ---------------------------------------------------------------- image folders
 
-function listClassFolders(root: string, planFile: string, field: string): string[] {
+export function listClassFolders(root: string, planFile: string, field: string): string[] {
   let entries: string[];
   try {
     entries = readdirSync(root);
@@ -489,7 +489,7 @@ function listClassFolders(root: string, planFile: string, field: string): string
   return classes;
 }
 
-function listImages(classDir: string, field: string): string[] {
+export function listImages(classDir: string, field: string): string[] {
   // the directory entry's type, not a stat per file: 50,000 stats would delay the first step
   const files = readdirSync(classDir, { withFileTypes: true })
     .filter((e) => !e.name.startsWith('.') && IMAGE_EXTENSIONS.has(path.extname(e.name).toLowerCase()))

@@ -12,6 +12,7 @@ import type { DataSpec, Plan } from '../../src/core/plan.ts';
 import { seededRng } from '../../src/core/random.ts';
 import { BatchFeed, batchTensors, epochOrder, loadData, type Dataset, type LoadOptions } from '../../src/engine/data.ts';
 import { train } from '../../src/engine/trainer.ts';
+import { augmentPreview } from '../../src/engine/augment-preview.ts';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 
@@ -149,4 +150,20 @@ test('PNG decodes to the same pixels with sharp and with pngjs', async () => {
     }
     assert.ok(jpegDiff <= 4, `JPEG: sharp and jpeg-js differ by up to ${jpegDiff} levels`);
   }
+});
+
+test('the panel\'s strip: per class the unaugmented image then one draw per epoch, as JPEG data URLs; none without augmentation', async () => {
+  const ws = imageFolder();
+  const preview = await augmentPreview(plan({ augment: AUGMENT }), ws.planFile, ws.root, [null, 8, 8, 1]);
+  assert.ok(preview !== undefined);
+  assert.deepEqual([preview.width, preview.height], [8, 8]);
+  assert.deepEqual(preview.samples.map((s) => s.label), ['a', 'b', 'c']);
+  for (const s of preview.samples) {
+    assert.equal(s.images.length, 5);
+    assert.ok(s.images.every((u) => u.startsWith('data:image/jpeg;base64,')));
+    // different draws give different pictures
+    assert.ok(new Set(s.images).size > 1);
+  }
+  assert.equal(await augmentPreview(plan({}), ws.planFile, ws.root, [null, 8, 8, 1]), undefined);
+  assert.equal(await augmentPreview(plan({ augment: {} }), ws.planFile, ws.root, [null, 8, 8, 1]), undefined);
 });
