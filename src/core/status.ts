@@ -58,9 +58,11 @@ export function statusAfterEvent(status: TrainingStatus, event: TrainEvent): Tra
       const { kind: _kind, ...data } = event;
       return status.state === 'starting' ? { ...status, data } : status;
     }
+    case 'log':
+      // a message (the backend, a skipped image) says nothing about progress: preparing stays preparing
+      return status;
     case 'epoch':
     case 'diagnostics':
-    case 'log':
       return status.state === 'running' ? status : base;
     default:
       return assertNever(event, 'train event');

@@ -176,6 +176,8 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
             break outer;
           }
           const { ds: batchData, indices } = await feed.get(b);
+          // every file of the batch was found unreadable while streaming (onBadImage "skip"): no step
+          if (indices.length === 0) continue;
           const factor = scheduleFactorAt(plan, timeline, globalStep);
           const wantDiagnostics = diagnosticsEvery > 0 && (globalStep + 1) % diagnosticsEvery === 0 && trainable.length > 0;
           const step = trainStep(run, lossSpec, optimizer, trainable, batchData, indices, (p) => paramLr(stage, p.audit.lrMult, factor), wantDiagnostics, prefix);

@@ -2,7 +2,7 @@
 // training, the same samples streamed as held in memory, and PNG decoders that agree.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -166,4 +166,24 @@ test('the panel\'s strip: per class the unaugmented image then one draw per epoc
   }
   assert.equal(await augmentPreview(plan({}), ws.planFile, ws.root, [null, 8, 8, 1]), undefined);
   assert.equal(await augmentPreview(plan({ augment: {} }), ws.planFile, ws.root, [null, 8, 8, 1]), undefined);
+});
+
+test('a file that breaks only when decoded, while streaming: named and left out of its batch, or the run stops naming it', async () => {
+  const ws = imageFolder();
+  const broken = path.join(ws.root, 'images', 'b', 'img_1.png');
+  // the header (IHDR) survives, the pixel data does not
+  truncateSync(broken, 60);
+  const warnings: string[] = [];
+  const d = await load(ws, plan({}), { decodeThreads: 1, decoder: 'js', pipeline: 'stream', onWarn: (m) => warnings.push(m) });
+  assert.equal(d.train.n, 24, 'the header check passes it');
+  const rows = (await Promise.all([0, 1, 2, 3, 4].map((b) => new BatchFeed(d.train, epochOrder(24, false, 0, 0), 5, { epoch: 0, augment: false }).get(b)))).map((b) => b.indices.length);
+  // file order: class a is samples 0–7, so b/img_1.png is sample 9, in the second batch of five
+  assert.deepEqual(rows, [5, 4, 5, 5, 4]);
+  assert.deepEqual([...d.badFiles!], [broken]);
+  assert.match(warnings[0]!, /img_1\.png: corrupt or truncated PNG/);
+  await d.pool?.close();
+  const strict = await load(ws, plan({ onBadImage: 'error' }), { decodeThreads: 1, decoder: 'js', pipeline: 'stream' });
+  await assert.rejects(new BatchFeed(strict.train, epochOrder(24, false, 0, 0), 24, { epoch: 0, augment: false }).get(0), (e: Error & { file?: string; field?: string }) =>
+    e.file === broken && e.field === 'data.train' && /cannot decode image: corrupt or truncated PNG/.test(e.message));
+  await strict.pool?.close();
 });

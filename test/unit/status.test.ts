@@ -114,6 +114,8 @@ test('preparing an image folder shows in the status bar until the first step', (
   assert.equal(statusBarView(checking).text, '$(sync~spin) Layerwise · checking images 1,200/50,000 · 3 skipped');
   const counting = statusAfterEvent(starting, { kind: 'data', phase: 'counting', done: 800, total: 0, skipped: 0 });
   assert.equal(statusBarView(counting).text, '$(sync~spin) Layerwise · counting images 800');
+  // a warning about a skipped image keeps the preparation on screen
+  assert.deepEqual(statusAfterEvent(checking, { kind: 'log', level: 'warn', message: 'x.png: corrupt JPEG; left out' }), checking);
   const ready = statusAfterEvent(checking, { kind: 'data', phase: 'ready', done: 50000, total: 50000, skipped: 4 });
   assert.equal(statusBarView(ready).text, '$(sync~spin) Layerwise · 50,000 images ready · 4 skipped');
   // the first step replaces it with the run's progress
