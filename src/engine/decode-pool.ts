@@ -59,7 +59,8 @@ export class DecodePool {
   async close(): Promise<void> {
     const lanes = this.lanes;
     this.lanes = [];
-    await Promise.all(lanes.map((l) => l.worker.terminate()));
+    // an unref'd thread's termination does not keep Node running: hold it until it has exited
+    await Promise.all(lanes.map((l) => (l.worker.ref(), l.worker.terminate())));
   }
 
   private start(): void {
