@@ -169,6 +169,8 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
         const feed = new BatchFeed(stageData, order, batchSize, { epoch: epochIndex, augment: true });
         let lossSum = 0;
         let correct = 0;
+        // samples that reached a step: fewer than train.n when streaming left unreadable files out
+        let seen = 0;
         for (let b = 0; b < stepsPerEpoch; b++) {
           if (opts.signal?.aborted) {
             stopped = 'cancelled';
@@ -189,6 +191,7 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
             break outer;
           }
           lossSum += step.loss * indices.length;
+          seen += indices.length;
           correct += step.correct;
           globalStep += 1;
           if (step.diagnostics) {
@@ -220,11 +223,11 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
         const metrics: EpochMetrics = {
           stage: stage.index + 1,
           epoch: epochIndex + 1,
-          trainLoss: lossSum / train.n,
+          trainLoss: lossSum / Math.max(seen, 1),
           seconds: (performance.now() - epochClock) / 1000,
           groupLrs,
         };
-        if (run.task === 'classification') metrics.trainAccuracy = correct / train.n;
+        if (run.task === 'classification') metrics.trainAccuracy = correct / Math.max(seen, 1);
         if (data.validation) {
           const v = await evaluate(run.model, lossSpec, data.validation, batchSize);
           metrics.valLoss = v.loss;
