@@ -35,7 +35,7 @@ const common = {
   format: 'cjs',
   absWorkingDir: root,
   // tfjs-node is optional: loaded at run time only when it is installed
-  external: ['@tensorflow/tfjs-node'],
+  external: ['@tensorflow/tfjs-node', 'sharp'],
   // jsonc-parser's "main" is a UMD build that loads its parts with a require() esbuild cannot
   // follow (the bundle fails at run time with "Cannot find module './impl/format'")
   alias: { 'jsonc-parser': require.resolve('jsonc-parser/lib/esm/main.js') },
@@ -60,6 +60,13 @@ const builds = [
     entryPoints: { 'kernels/thread': 'src/engine/kernels/thread.ts' },
     outdir: 'dist',
     plugins: [forbid('kernel thread', [/^vscode$/, /^@tensorflow\//])],
+  },
+  {
+    ...common,
+    // an image decoding thread (src/engine/decode-pool.ts starts it beside the cli or worker bundle)
+    entryPoints: { 'decode-thread': 'src/engine/decode-thread.ts' },
+    outdir: 'dist',
+    plugins: [forbid('decode thread', [/^vscode$/, /^@tensorflow\//])],
   },
 ];
 

@@ -38,6 +38,7 @@ import {
   type TrainingStatus,
   type WebviewToHost,
 } from '../src/protocol/webview.ts';
+import { AugmentStrip } from './augment-strip.ts';
 import { barChart, lineChart, type LineSeries, type VerticalMarker } from './charts.ts';
 import type { HostChannel } from './host-channel.ts';
 import { RunData } from './run-data.ts';
@@ -140,6 +141,7 @@ export class PanelApp {
   private readonly dirty = new Set<PanelTab>();
 
   private readonly tree: LayerTree;
+  private readonly augmentStrip = new AugmentStrip();
   private readonly fields: SettingsFields;
   private readonly els: {
     title: HTMLElement;
@@ -260,6 +262,7 @@ export class PanelApp {
     this.renderRunControls();
     this.renderProblems();
     this.renderSettings();
+    this.augmentStrip.show(state.augmentPreview);
     this.renderTree();
     this.lastRenderMs = performance.now() - t0;
     this.persist();
@@ -353,7 +356,7 @@ export class PanelApp {
       }
     });
 
-    this.root.replaceChildren(header, progress, notice, problems, settings, treeBox, tabs);
+    this.root.replaceChildren(header, progress, notice, problems, settings, this.augmentStrip.element, treeBox, tabs);
     return {
       title,
       status,

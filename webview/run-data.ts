@@ -83,6 +83,9 @@ export class RunData {
       case 'diagnostics':
         this.diagnostics = { step: event.step, layers: event.layers };
         return;
+      case 'data':
+        // preparing data: the status bar shows it; the panel's charts start with the first step
+        return;
       case 'log':
         this.messages.push(event);
         if (this.messages.length > 50) this.messages.splice(0, this.messages.length - 50);

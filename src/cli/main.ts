@@ -17,6 +17,7 @@ import type { Plan, PlanResults } from '../core/plan.ts';
 import { mergeResults, setPlanValue } from '../core/plan-edit.ts';
 import { planOnlyFormat } from '../core/pytorch-model.ts';
 import type { TrainEvent } from '../core/progress.ts';
+import { dataProgressText } from '../core/status.ts';
 import { buildTimeline, resolveStages } from '../core/timeline.ts';
 import { BACKEND_PREFERENCES } from '../protocol/worker.ts';
 import { describeModelFile, prepareModel } from '../engine/session.ts';
@@ -220,6 +221,13 @@ async function trainCommand(args: ParsedArgs): Promise<number> {
       case 'log':
         clearBar();
         process.stderr.write(`${e.level}: ${e.message}\n`);
+        break;
+      case 'data':
+        if (showBar && process.stderr.isTTY === true) {
+          const line = dataProgressText(e);
+          process.stderr.write('\r' + line.padEnd(lastBarLen));
+          lastBarLen = line.length;
+        } else if (showBar && e.phase === 'ready') process.stderr.write(dataProgressText(e) + '\n');
         break;
       case 'diagnostics':
         break;

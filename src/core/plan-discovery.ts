@@ -2,7 +2,7 @@
  * Which files are plans, how they are listed, and when a plan's model description can be
  * reused. Pure; the host feeds it file names and modification times.
  */
-import type { Plan } from './plan.ts';
+import { augmentIsOn, type Plan } from './plan.ts';
 
 /** The `layerwise.planGlob` default: `layerwise.json` and `*.layerwise.json` anywhere. */
 export const DEFAULT_PLAN_GLOB = '**/{layerwise.json,*.layerwise.json}';
@@ -30,7 +30,9 @@ export function sortPlanPaths(relPaths: readonly string[]): string[] {
  */
 export function modelCacheKey(plan: Pick<Plan, 'model' | 'head' | 'data'>, modelStamp: string): string {
   const outputsFromData = plan.head !== undefined && (plan.head.outputs ?? 'auto') === 'auto';
-  return JSON.stringify([plan.model, modelStamp, plan.head ?? null, outputsFromData ? (plan.data ?? null) : null]);
+  // the description carries the strip of augmented samples too: it changes with the data settings
+  const previewFromData = augmentIsOn(plan.data?.augment);
+  return JSON.stringify([plan.model, modelStamp, plan.head ?? null, outputsFromData || previewFromData ? (plan.data ?? null) : null]);
 }
 
 /** A file name for a new plan next to `existing` names: `layerwise.json`, else `<model>.layerwise.json`. */

@@ -45,8 +45,39 @@ export interface DataSpec {
   channels?: number;
   /** Image folder: pixel values are multiplied by this (default 1/255). */
   scale?: number;
+  /** Image folder: how 0–255 pixel values become inputs (default "unit": [0, 1]). */
+  normalize?: NormalizeSpec;
+  /** Image folder: random transforms of training samples (never validation). */
+  augment?: AugmentSpec;
+  /** Image folder: a corrupt or unsupported image stops the run or is left out (default "skip"). */
+  onBadImage?: 'error' | 'skip';
   shuffle?: boolean;
   seed?: number;
+}
+
+export type NormalizePreset = 'unit' | 'symmetric' | 'imagenet';
+/** A preset, or per-channel mean and std in [0, 1] units (one value or one per channel). */
+export type NormalizeSpec = NormalizePreset | { mean: number[]; std: number[] };
+
+export interface RandomResizedCropSpec {
+  /** Fraction of the image area, [min, max] (default [0.08, 1]). */
+  scale?: [number, number];
+  /** Aspect ratio width/height, [min, max] (default [3/4, 4/3]). */
+  ratio?: [number, number];
+}
+
+export interface AugmentSpec {
+  randomResizedCrop?: boolean | RandomResizedCropSpec;
+  horizontalFlip?: boolean;
+  verticalFlip?: boolean;
+  /** Largest rotation, degrees. */
+  rotation?: number;
+  /** Largest shift, as a fraction of width and height. */
+  translate?: number;
+  /** Brightness factor in [1 − b, 1 + b]. */
+  brightness?: number;
+  /** Contrast factor in [1 − c, 1 + c]. */
+  contrast?: number;
 }
 
 export interface ScheduleSpec {
@@ -206,10 +237,23 @@ export const DEFAULTS = {
   diagnosticsEvery: 10,
   imageScale: 1 / 255,
   batchNorm: 'train' as BatchNormPolicy,
+  normalize: 'unit' as NormalizePreset,
+  onBadImage: 'skip' as 'error' | 'skip',
+  /** torchvision RandomResizedCrop's defaults. */
+  cropScale: [0.08, 1] as [number, number],
+  cropRatio: [3 / 4, 4 / 3] as [number, number],
 } as const;
 
 export const DEFAULT_GROUP = 'default';
 
 export function defaultWeightDecay(optimizer: OptimizerName): number {
   return optimizer === 'adamw' ? DEFAULTS.adamwWeightDecay : 0;
+}
+
+/** Is any augmentation switched on? An empty `augment: {}` (or every transform off) is the same as none. */
+export function augmentIsOn(spec: AugmentSpec | undefined): boolean {
+  if (spec === undefined) return false;
+  return (spec.randomResizedCrop !== undefined && spec.randomResizedCrop !== false) ||
+    spec.horizontalFlip === true || spec.verticalFlip === true ||
+    (spec.rotation ?? 0) > 0 || (spec.translate ?? 0) > 0 || (spec.brightness ?? 0) > 0 || (spec.contrast ?? 0) > 0;
 }

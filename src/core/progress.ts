@@ -74,7 +74,19 @@ export interface LogEvent {
   message: string;
 }
 
-export type TrainEvent = StageEvent | StepEvent | EpochEvent | DiagnosticsEvent | LogEvent;
+/** Preparing an image folder: listing its files, checking each header, then ready to train. */
+export interface DataEvent {
+  kind: 'data';
+  phase: 'counting' | 'checking' | 'ready';
+  /** Files counted, or headers checked so far. */
+  done: number;
+  /** Files to check (0 while counting). */
+  total: number;
+  /** Images left out so far (data.onBadImage "skip"). */
+  skipped: number;
+}
+
+export type TrainEvent = StageEvent | StepEvent | EpochEvent | DiagnosticsEvent | LogEvent | DataEvent;
 
 export type StopReason = LastRunResult['stopped'];
 
@@ -83,6 +95,17 @@ export interface FrozenCheck {
   weightsChecked: number;
   unchanged: boolean;
   changed: string[];
+}
+
+export interface DataPipelineReport {
+  mode: 'memory' | 'stream';
+  reason: string;
+  decoder: 'sharp' | 'js';
+  decodeThreads: number;
+  /** Images left out as corrupt or unsupported (data.onBadImage "skip"), with the first few named. */
+  skipped: number;
+  skippedFiles: string[];
+  augment: boolean;
 }
 
 export interface StageReport {
@@ -120,6 +143,8 @@ export interface RunReport {
   /** data.test, evaluated once: the final weights, and the best epoch's when best/ holds a copy. */
   test?: { final: TestMetrics; best?: TestMetrics & { epoch: number } };
   timings: { loadSeconds: number; trainSeconds: number; steps: number; stepsPerSecond: number };
+  /** How the samples reached the model: held in memory or decoded per batch, and why. */
+  data?: DataPipelineReport;
   lastDiagnostics?: LayerDiagnostic[];
   /** Where earlier processes of this run stopped and it was resumed (`train --resume`). */
   resumes?: Array<{ step: number; at: string }>;

@@ -24,3 +24,19 @@ export function permutation(n: number, rng: Rng): number[] {
   }
   return p;
 }
+
+/**
+ * One 32-bit seed from several integers (murmur3's finalizer over each part), so a per-item
+ * stream such as (seed, epoch, sample) is a pure function of its key: no shared stream whose
+ * order would depend on which thread asked first.
+ */
+export function mixSeed(...parts: number[]): number {
+  let h = 0x9e3779b9;
+  for (const part of parts) {
+    h = Math.imul(h ^ (part >>> 0), 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+  }
+  return h >>> 0;
+}

@@ -5,13 +5,13 @@
  */
 import { assertNever } from './errors.ts';
 import type { LrFinderOutcome } from './lr-finder.ts';
-import type { RunReport, TrainEvent } from './progress.ts';
+import type { DataEvent, RunReport, TrainEvent } from './progress.ts';
 
 export type JobKind = 'train' | 'findLr';
 
 export type TrainingStatus =
   | { state: 'idle' }
-  | { state: 'starting'; job: JobKind; planFile: string }
+  | { state: 'starting'; job: JobKind; planFile: string; data?: DataProgress }
   | {
       state: 'running';
       job: JobKind;
@@ -27,6 +27,9 @@ export type TrainingStatus =
   | { state: 'succeeded'; job: JobKind; planFile: string; summary: string; reportFile?: string }
   | { state: 'failed'; job: JobKind; planFile: string; message: string }
   | { state: 'cancelled'; job: JobKind; planFile: string };
+
+/** Preparing an image folder before the first step (a `data` event). */
+export type DataProgress = Omit<DataEvent, 'kind'>;
 
 export function isActive(status: TrainingStatus): boolean {
   return status.state === 'starting' || status.state === 'running';
@@ -51,9 +54,15 @@ export function statusAfterEvent(status: TrainingStatus, event: TrainEvent): Tra
         fraction: event.totalSteps > 0 ? Math.min(1, event.step / event.totalSteps) : 0,
         loss: Number.isFinite(event.loss) ? event.loss : base.loss,
       };
+    case 'data': {
+      const { kind: _kind, ...data } = event;
+      return status.state === 'starting' ? { ...status, data } : status;
+    }
+    case 'log':
+      // a message (the backend, a skipped image) says nothing about progress: preparing stays preparing
+      return status;
     case 'epoch':
     case 'diagnostics':
-    case 'log':
       return status.state === 'running' ? status : base;
     default:
       return assertNever(event, 'train event');
@@ -89,7 +98,7 @@ export function statusBarView(status: TrainingStatus): StatusBarView {
     case 'starting':
       return {
         visible: true,
-        text: `$(sync~spin) Layerwise · starting ${JOB_LABEL[status.job]}…`,
+        text: status.data === undefined ? `$(sync~spin) Layerwise · starting ${JOB_LABEL[status.job]}…` : `$(sync~spin) Layerwise · ${dataProgressText(status.data)}`,
         tooltip: `Layerwise: starting ${JOB_LABEL[status.job]} of ${status.planFile} — click to open the plan editor`,
         error: false,
       };
@@ -132,6 +141,21 @@ export function statusBarView(status: TrainingStatus): StatusBarView {
       };
     default:
       return assertNever(status, 'training status');
+  }
+}
+
+/** "checking images 1,200/50,000 · 3 skipped": the CLI progress line and the status bar. */
+export function dataProgressText(d: DataProgress): string {
+  const skipped = d.skipped > 0 ? ` · ${d.skipped.toLocaleString('en-US')} skipped` : '';
+  switch (d.phase) {
+    case 'counting':
+      return `counting images ${d.done.toLocaleString('en-US')}`;
+    case 'checking':
+      return `checking images ${d.done.toLocaleString('en-US')}/${d.total.toLocaleString('en-US')}${skipped}`;
+    case 'ready':
+      return `${d.total.toLocaleString('en-US')} images ready${skipped}`;
+    default:
+      return assertNever(d.phase, 'data phase');
   }
 }
 

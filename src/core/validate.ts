@@ -663,13 +663,33 @@ function semanticFindings(plan: unknown): Finding[] {
       add(['data', 'validationSplit'], 'cannot be used together with data.validation; keep one of them');
     }
     if (data.format === 'csv') {
-      for (const key of ['size', 'channels', 'scale']) {
+      for (const key of ['size', 'channels', 'scale', 'normalize', 'augment', 'onBadImage']) {
         if (data[key] !== undefined) add(['data', key], 'applies to image folders only, but data.format is "csv"');
       }
     } else if (data.format === 'imagefolder') {
       for (const key of ['label', 'features']) {
         if (data[key] !== undefined) add(['data', key], 'applies to CSV data only, but data.format is "imagefolder"');
       }
+    }
+    if (data.scale !== undefined && data.normalize !== undefined && data.normalize !== 'unit') {
+      add(['data', 'scale'], `cannot be combined with data.normalize ${JSON.stringify(data.normalize)}; keep one of them`);
+    }
+    const norm = data.normalize;
+    if (isRecord(norm) && Array.isArray(norm.mean) && Array.isArray(norm.std) && norm.mean.length !== norm.std.length) {
+      add(['data', 'normalize', 'std'], `has ${norm.std.length} value(s) but mean has ${norm.mean.length}; give one per channel for both`);
+    }
+    if (norm === 'imagenet' && data.channels === 1) {
+      add(['data', 'normalize'], '"imagenet" has a mean and std for 3 channels but data.channels is 1; give { "mean": [m], "std": [s] }');
+    }
+    const crop = isRecord(data.augment) ? data.augment.randomResizedCrop : undefined;
+    if (isRecord(crop)) {
+      for (const key of ['scale', 'ratio']) {
+        const r = crop[key];
+        if (Array.isArray(r) && typeof r[0] === 'number' && typeof r[1] === 'number' && r[0] > r[1]) {
+          add(['data', 'augment', 'randomResizedCrop', key], `must be [min, max] with min <= max (got [${r[0]}, ${r[1]}])`);
+        }
+      }
+      if (Array.isArray(crop.scale) && crop.scale[1] === 0) add(['data', 'augment', 'randomResizedCrop', 'scale'], 'the largest area fraction must be above 0');
     }
     if (typeof data.label === 'string' && Array.isArray(data.features)) {
       const j = data.features.indexOf(data.label);

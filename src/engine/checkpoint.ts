@@ -51,7 +51,8 @@ export interface LoopProgress {
   /** sha256 of every plan-frozen weight at the run's true start, for the final frozen check. */
   frozenBefore: Array<{ name: string; sha256: string }>;
   /** The unfinished epoch's sums so far, so its metrics equal an uninterrupted epoch's. */
-  partial: { lossSum: number; correct: number; seconds: number };
+  /** The unfinished epoch's sums; `seen`: samples that reached a step (streaming may leave unreadable files out). */
+  partial: { lossSum: number; correct: number; seen: number; seconds: number };
   /** Steps at which earlier processes stopped and this run was resumed. */
   resumes: Array<{ step: number; at: string }>;
 }

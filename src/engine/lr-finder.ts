@@ -24,7 +24,7 @@ import { DEFAULTS, type PlanResults } from '../core/plan.ts';
 import type { TrainEvent } from '../core/progress.ts';
 import { resolveStages } from '../core/timeline.ts';
 import { linePlotSvg } from '../core/svg-plot.ts';
-import { epochOrder } from './data.ts';
+import { BatchFeed, epochOrder } from './data.ts';
 import { lossSpecFor, ModeControl } from './forward.ts';
 import { GroupedOptimizer } from './optimizer.ts';
 import { prepareRun, trainingParams, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
@@ -59,11 +59,12 @@ export function lrFinderOptions(options: Partial<LrFinderOptions> | undefined): 
 
 export async function findLr(opts: FindLrOptions): Promise<FindLrResult> {
   const o = lrFinderOptions(opts.options);
-  const run = await prepareRun(opts);
+  const run = await prepareRun(opts, opts.onEvent);
   try {
     return await findLrPrepared(run, o, opts);
   } finally {
     run.model.dispose();
+    await run.data.pool?.close();
   }
 }
 
@@ -104,22 +105,22 @@ export async function findLrPrepared(run: PreparedRun, o: LrFinderOptions, opts:
     const smoother = new LossSmoother(o.beta);
     const points: LrCurvePoint[] = [];
     let stoppedEarly = false;
-    let order: number[] = [];
+    let feed = new BatchFeed(train, [], batchSize, { epoch: 0, augment: true });
     let epoch = 0;
-    let cursor = 0;
+    let b = 0;
     for (let i = 0; i < o.steps; i++) {
       if (opts.signal?.aborted) throw new LayerwiseError('the LR range test was cancelled');
-      if (cursor >= order.length) {
-        order = epochOrder(train.n, shuffle, seed, epoch++);
-        cursor = 0;
+      if (b >= feed.batches) {
+        feed = new BatchFeed(train, epochOrder(train.n, shuffle, seed, epoch), batchSize, { epoch, augment: true });
+        epoch++;
+        b = 0;
       }
-      const indices = order.slice(cursor, cursor + batchSize);
-      cursor += batchSize;
+      const { ds: batchData, indices } = await feed.get(b++);
       const swept = sweepLr(o, i);
       // global: every group moves together, ratios kept; group: only the swept group's LR moves
       const lrOf = (p: BoundParam): number =>
         sweptGroup === undefined ? swept * p.audit.lrMult : p.audit.group === sweptGroup ? swept * (p.audit.lrMult / groupMult(run, sweptGroup)) : baseLr * p.audit.lrMult;
-      const step = trainStep(run, lossSpec, optimizer, trainable, train, indices, lrOf, false);
+      const step = trainStep(run, lossSpec, optimizer, trainable, batchData, indices, lrOf, false);
       const { smoothed, best } = smoother.add(step.loss);
       points.push({ lr: swept, loss: step.loss, smoothed });
       const groupLrs = run.resolution.groups.map((g) => {

@@ -16,7 +16,8 @@ import { DEFAULTS, type Plan, type Task } from '../core/plan.ts';
 import { parsePlanText } from '../core/validate.ts';
 import type { BackendPreference } from '../protocol/worker.ts';
 import { selectBackend, type BackendChoice } from './backend.ts';
-import { loadData, type LoadedData } from './data.ts';
+import type { TrainEvent } from '../core/progress.ts';
+import { loadData, type LoadedData, type LoadOptions } from './data.ts';
 import { applyHead, describeModel, layerClassNames, loadModel, readModelJson } from './model-io.ts';
 
 export interface RunTarget {
@@ -25,6 +26,8 @@ export interface RunTarget {
   /** Unsaved editor text; read from disk when absent. */
   planText?: string;
   backend?: BackendPreference;
+  /** How image folders are read (tests and benchmarks): threads, decoder, stream or memory. */
+  dataOptions?: Omit<LoadOptions, 'onEvent' | 'onWarn'>;
 }
 
 /** A model weight tied to its audit entry. */
@@ -84,7 +87,10 @@ export type PreparedModel =
   | (DescribedPlan & { kind: 'pytorch'; model?: undefined; backend?: undefined });
 
 /** Loads the model (and its replacement head) and describes it, without data; for `describe`. */
-export async function prepareModel(target: RunTarget, opts: { withData: boolean | 'ifNeeded' }): Promise<PreparedModel> {
+export async function prepareModel(
+  target: RunTarget,
+  opts: { withData: boolean | 'ifNeeded'; onEvent?: ((e: TrainEvent) => void) | undefined },
+): Promise<PreparedModel> {
   const { text, plan, workspaceRoot } = readPlan(target);
   const ctx = { planFile: target.planFile, field: 'model' };
   const modelPath = resolvePlanPath(target.planFile, plan.model, 'model', workspaceRoot);
@@ -106,7 +112,14 @@ export async function prepareModel(target: RunTarget, opts: { withData: boolean 
   const inputShape = (model.inputs[0]?.shape ?? []) as Array<number | null>;
   let data: LoadedData | undefined;
   const needData = opts.withData === 'ifNeeded' ? plan.head !== undefined && (plan.head.outputs ?? 'auto') === 'auto' : opts.withData;
-  if (needData && plan.data !== undefined) data = await loadData(plan, target.planFile, workspaceRoot, inputShape);
+  if (needData && plan.data !== undefined) {
+    const emit = opts.onEvent;
+    data = await loadData(plan, target.planFile, workspaceRoot, inputShape, {
+      ...target.dataOptions,
+      onEvent: emit,
+      onWarn: emit === undefined ? undefined : (message) => emit({ kind: 'log', level: 'warn', message }),
+    });
+  }
   let newLayers: string[] = [];
   if (plan.head) {
     let outputs: number;
@@ -145,9 +158,10 @@ export async function describeModelFile(modelFile: string, backend: BackendPrefe
   }
 }
 
-export async function prepareRun(target: RunTarget): Promise<PreparedRun> {
+/** `onEvent` hears the data being prepared (counting and checking images, skipped files). */
+export async function prepareRun(target: RunTarget, onEvent?: (e: TrainEvent) => void): Promise<PreparedRun> {
   const started = performance.now();
-  const base = await prepareModel(target, { withData: true });
+  const base = await prepareModel(target, { withData: true, onEvent });
   if (base.kind === 'pytorch') {
     throw new LayerwiseError(
       `${JSON.stringify(base.plan.model)} is a plan-only PyTorch model (parameter names and shapes, no weights Layerwise can train): run "layerwise export ${basename(base.planFile)} --to pytorch" (or hf-trainer, mmengine) and train with the exported code`,

@@ -24,7 +24,7 @@ import type {
 } from '../core/progress.ts';
 import { describeFingerprintChanges, runFingerprint, type MeasuredInputs, type RunFingerprint } from '../core/run-fingerprint.ts';
 import { buildTimeline, groupLrsAt, paramLr, resolveStages, scheduleFactorAt, type Timeline } from '../core/timeline.ts';
-import { batchTensors, epochOrder, type Dataset } from './data.ts';
+import { BatchFeed, batchTensors, epochOrder, type Dataset } from './data.ts';
 import { computeLoss, countCorrect, forward, lossSpecFor, ModeControl, type LossSpec } from './forward.ts';
 import { saveModel } from './model-io.ts';
 import {
@@ -67,7 +67,7 @@ export interface TrainOutcome {
 }
 
 export async function train(opts: TrainOptions): Promise<TrainOutcome> {
-  const run = await prepareRun(opts);
+  const run = await prepareRun(opts, opts.onEvent);
   try {
     const outDir = resolveOutDir(run, opts);
     assertOutDirAllowed(run, outDir);
@@ -80,6 +80,7 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
     }
   } finally {
     run.model.dispose();
+    await run.data.pool?.close();
   }
 }
 
@@ -227,7 +228,7 @@ function freshState(run: PreparedRun): RunState {
     sinceBest: 0,
     trainedBefore: new Set(),
     frozenBefore: planFrozen(run.params, run.resolution).map((p) => ({ name: p.audit.name, sha256: hashOf(p.variable) })),
-    partial: { lossSum: 0, correct: 0, seconds: 0 },
+    partial: { lossSum: 0, correct: 0, seen: 0, seconds: 0 },
     resumes: [],
     position: { epoch: 0, batch: 0, globalStep: 0 },
   };
@@ -343,6 +344,10 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions, resume
   const outDir = opts.outDir ?? defaultOutDir(run);
   assertOutDirAllowed(run, outDir);
   emit({ kind: 'log', level: 'info', message: `backend ${run.backend.name}: ${run.backend.reason}` });
+  if (data.pipeline !== undefined) {
+    const p = data.pipeline;
+    emit({ kind: 'log', level: 'info', message: `data: ${p.mode === 'stream' ? 'streamed from files per batch' : 'held in memory'} because ${p.reason}; decoder ${p.decoder}, ${p.decodeThreads} decoding thread(s)` });
+  }
   const trainStart = performance.now();
   // the fingerprint of the run's start: a resume has already checked the current one equals it
   const fingerprint = resume?.manifest.fingerprint ?? fingerprintOf(run);
@@ -378,7 +383,9 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions, resume
       emit({ kind: 'stage', stage: stage.index + 1, stages: timeline.stages.length, epochs: stage.epochs, trainGroups: stage.trainGroups, lr: stage.lr });
       const prefix = opts.frozenPrefixCache === false || trainable.length === 0
         ? undefined
-        : stagePrefix(run, trainingLayers, train, batchSize, stage.index + 1, emit);
+        : train.stream !== undefined
+          ? noPrefix(run, stage.index + 1, emit)
+          : stagePrefix(run, trainingLayers, train, batchSize, stage.index + 1, emit);
       const stageData = prefix?.dataset ?? train;
 
       for (let epochIndex = state.position.epoch; epochIndex < stage.startEpoch + stage.epochs; epochIndex++) {
@@ -387,10 +394,11 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions, resume
         if (firstBatch === 0) {
           disposeSnapshot(state.epochStart);
           state.epochStart = takeSnapshot(allVars);
-          state.partial = { lossSum: 0, correct: 0, seconds: 0 };
+          state.partial = { lossSum: 0, correct: 0, seen: 0, seconds: 0 };
         }
         const epochSecondsBefore = state.partial.seconds;
         const order = epochOrder(train.n, shuffle, seed, epochIndex);
+        const feed = new BatchFeed(stageData, order, batchSize, { epoch: epochIndex, augment: true });
         for (let b = firstBatch; b < stepsPerEpoch; b++) {
           if (opts.signal?.aborted) {
             stopped = 'cancelled';
@@ -399,11 +407,16 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions, resume
             checkpoint('stopped');
             break outer;
           }
-          const indices = order.slice(b * batchSize, (b + 1) * batchSize);
+          const { ds: batchData, indices } = await feed.get(b);
           const globalStep = state.position.globalStep;
+          // every file of the batch was found unreadable while streaming (onBadImage "skip"): no step
+          if (indices.length === 0) {
+            state.position = { epoch: epochIndex, batch: b + 1, globalStep };
+            continue;
+          }
           const factor = scheduleFactorAt(plan, timeline, globalStep);
           const wantDiagnostics = diagnosticsEvery > 0 && (globalStep + 1) % diagnosticsEvery === 0 && trainable.length > 0;
-          const step = trainStep(run, lossSpec, optimizer, trainable, stageData, indices, (p) => paramLr(stage, p.audit.lrMult, factor), wantDiagnostics, prefix);
+          const step = trainStep(run, lossSpec, optimizer, trainable, batchData, indices, (p) => paramLr(stage, p.audit.lrMult, factor), wantDiagnostics, prefix);
           if (!Number.isFinite(step.loss)) {
             if (state.epochStart) restoreSnapshot(state.epochStart);
             stopped = 'nonFinite';
@@ -413,6 +426,7 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions, resume
           }
           state.partial.lossSum += step.loss * indices.length;
           state.partial.correct += step.correct;
+          state.partial.seen += indices.length;
           state.position = { epoch: epochIndex, batch: b + 1, globalStep: globalStep + 1 };
           if (step.diagnostics) {
             state.lastDiagnostics = step.diagnostics;
@@ -444,19 +458,20 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions, resume
         const metrics: EpochMetrics = {
           stage: stage.index + 1,
           epoch: epochIndex + 1,
-          trainLoss: state.partial.lossSum / train.n,
+          // over the samples that reached a step: fewer than train.n when streaming left unreadable files out
+          trainLoss: state.partial.lossSum / Math.max(state.partial.seen, 1),
           seconds: epochSecondsBefore + (performance.now() - epochClock) / 1000,
           groupLrs,
         };
-        if (run.task === 'classification') metrics.trainAccuracy = state.partial.correct / train.n;
+        if (run.task === 'classification') metrics.trainAccuracy = state.partial.correct / Math.max(state.partial.seen, 1);
         if (data.validation) {
-          const v = evaluate(run.model, lossSpec, data.validation, batchSize);
+          const v = await evaluate(run.model, lossSpec, data.validation, batchSize);
           metrics.valLoss = v.loss;
           if (run.task === 'classification') metrics.valAccuracy = v.accuracy;
         }
         state.epochs.push(metrics);
         state.position = { epoch: epochIndex + 1, batch: 0, globalStep: state.position.globalStep };
-        state.partial = { lossSum: 0, correct: 0, seconds: 0 };
+        state.partial = { lossSum: 0, correct: 0, seen: 0, seconds: 0 };
         emit({ kind: 'epoch', ...metrics });
 
         if (metrics.valLoss !== undefined) {
@@ -506,14 +521,14 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions, resume
     mkdirSync(outDir, { recursive: true });
     if (stopped !== 'cancelled') {
       await saveModel(run.model, modelDir);
-      const final = evaluateTest(run, lossSpec, batchSize);
+      const final = await evaluateTest(run, lossSpec, batchSize);
       if (final !== undefined) test = { final };
       if (bestSnapshot && best && best.epoch !== epochs[epochs.length - 1]?.epoch) {
         const current = takeSnapshot(allVars);
         restoreSnapshot(bestSnapshot);
         bestDir = join(outDir, 'best');
         await saveModel(run.model, bestDir);
-        const bestTest = evaluateTest(run, lossSpec, batchSize);
+        const bestTest = await evaluateTest(run, lossSpec, batchSize);
         if (test !== undefined && bestTest !== undefined) test.best = { epoch: best.epoch, ...bestTest };
         restoreSnapshot(current);
         disposeSnapshot(current);
@@ -549,6 +564,7 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions, resume
       steps: globalStep,
       stepsPerSecond: globalStep / Math.max(trainSeconds, 1e-9),
     },
+    ...(data.pipeline === undefined ? {} : { data: pipelineReport(data) }),
     lastDiagnostics: state.lastDiagnostics,
     ...(state.resumes.length > 0 && { resumes: state.resumes }),
     outputs: {
@@ -668,6 +684,19 @@ function stagePrefix(
   return undefined;
 }
 
+/** The data section of the report, with every file left out by the end of the run. */
+function pipelineReport(data: PreparedRun['data']): NonNullable<RunReport['data']> {
+  const bad = [...(data.badFiles ?? [])];
+  return { ...data.pipeline!, skipped: bad.length, skippedFiles: bad.slice(0, 10) };
+}
+
+/** A streamed training set (augmentation, or too big for memory) has no fixed inputs to cache. */
+function noPrefix(run: PreparedRun, stageNumber: number, emit: (e: TrainEvent) => void): undefined {
+  const why = run.data.pipeline?.augment === true ? 'data.augment is on, so the inputs differ every epoch' : 'the training images are streamed from files';
+  emit({ kind: 'log', level: 'info', message: `stage ${stageNumber}: frozen layers not cached: ${why}` });
+  return undefined;
+}
+
 /**
  * One optimizer step; gradients only for `trainable`, so nothing below them is back-propagated.
  * With a frozen `prefix`, `ds` holds its cached activations and only the layers above it run.
@@ -763,26 +792,30 @@ function inferenceLoss(model: tf.LayersModel, lossSpec: LossSpec, x: tf.Tensor, 
 }
 
 /** Mean loss and accuracy on a dataset, in inference mode; changes no weight and no state. */
-export function evaluate(model: tf.LayersModel, lossSpec: LossSpec, ds: Dataset, batchSize: number): { loss: number; accuracy: number } {
+export async function evaluate(model: tf.LayersModel, lossSpec: LossSpec, ds: Dataset, batchSize: number): Promise<{ loss: number; accuracy: number }> {
   let lossSum = 0;
   let correct = 0;
-  for (let start = 0; start < ds.n; start += batchSize) {
-    const indices = Array.from({ length: Math.min(batchSize, ds.n - start) }, (_, i) => start + i);
-    const { x, y } = batchTensors(ds, indices);
+  let n = 0;
+  const feed = new BatchFeed(ds, Array.from({ length: ds.n }, (_, i) => i), batchSize, { epoch: 0, augment: false });
+  for (let b = 0; b < feed.batches; b++) {
+    const batch = await feed.get(b);
+    const indices = batch.indices;
+    n += indices.length;
+    const { x, y } = batchTensors(batch.ds, indices);
     const r = inferenceLoss(model, lossSpec, x, y);
     lossSum += r.loss * indices.length;
     correct += r.correct;
     x.dispose();
     y.dispose();
   }
-  return { loss: lossSum / ds.n, accuracy: correct / ds.n };
+  return { loss: lossSum / n, accuracy: correct / n };
 }
 
 /** data.test on the model's current weights, once per run (never used to select anything), or undefined without one. */
-function evaluateTest(run: Pick<PreparedRun, 'model' | 'data' | 'task'>, lossSpec: LossSpec, batchSize: number): TestMetrics | undefined {
+async function evaluateTest(run: Pick<PreparedRun, 'model' | 'data' | 'task'>, lossSpec: LossSpec, batchSize: number): Promise<TestMetrics | undefined> {
   const ds = run.data.test;
   if (ds === undefined) return undefined;
-  const r = evaluate(run.model, lossSpec, ds, batchSize);
+  const r = await evaluate(run.model, lossSpec, ds, batchSize);
   return run.task === 'classification' ? { loss: r.loss, accuracy: r.accuracy } : { loss: r.loss };
 }
 

@@ -9,6 +9,7 @@ import { assertNever, isLayerwiseError, LayerwiseError } from '../core/errors.ts
 import { isInside, resolvePlanPath } from '../core/paths.ts';
 import type { TrainEvent } from '../core/progress.ts';
 import { isHostToWorker, type HostToWorker, type ProblemInfo, type WorkerToHost } from '../protocol/worker.ts';
+import { augmentPreview } from './augment-preview.ts';
 import { describeModelFile, prepareModel } from './session.ts';
 import { findLrPlan, trainPlan } from './pytorch-run.ts';
 
@@ -50,8 +51,18 @@ async function handle(m: HostToWorker): Promise<void> {
       }
       case 'describe': {
         const prepared = await prepareModel(m, { withData: 'ifNeeded' });
+        const inputShape = (prepared.model?.inputs[0]?.shape ?? []) as Array<number | null>;
         prepared.model?.dispose();
-        send({ type: 'described', id: m.id, model: prepared.info, ...(prepared.data ? { trainSamples: prepared.data.train.n } : {}) });
+        await prepared.data?.pool?.close();
+        // the strip is a nicety: a problem with it never fails the description
+        const preview = m.augmentPreview === true
+          ? await augmentPreview(prepared.plan, prepared.planFile, prepared.workspaceRoot, inputShape).catch(() => undefined)
+          : undefined;
+        send({
+          type: 'described', id: m.id, model: prepared.info,
+          ...(prepared.data ? { trainSamples: prepared.data.train.n } : {}),
+          ...(preview !== undefined ? { augmentPreview: preview } : {}),
+        });
         break;
       }
       case 'describeModel': {

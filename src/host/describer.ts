@@ -7,12 +7,13 @@
 import { randomUUID } from 'node:crypto';
 import type { ModelInfo } from '../core/model-info.ts';
 import { LayerwiseError } from '../core/errors.ts';
-import type { DescribeModelRequest, DescribeRequest, HostToWorker, ProblemInfo, WorkerToHost } from '../protocol/worker.ts';
+import type { AugmentPreview, DescribeModelRequest, DescribeRequest, HostToWorker, ProblemInfo, WorkerToHost } from '../protocol/worker.ts';
 import { WorkerProcess, describeExit, type WorkerLog } from './worker-process.ts';
 
 export interface Described {
   model: ModelInfo;
   trainSamples?: number;
+  augmentPreview?: AugmentPreview;
 }
 
 type DescribeJobInput = Omit<DescribeRequest, 'id'> | Omit<DescribeModelRequest, 'id'>;
@@ -76,7 +77,11 @@ export class ModelDescriber {
   private onMessage(m: WorkerToHost): void {
     switch (m.type) {
       case 'described':
-        this.settle(m.id, undefined, { model: m.model, ...(m.trainSamples === undefined ? {} : { trainSamples: m.trainSamples }) });
+        this.settle(m.id, undefined, {
+          model: m.model,
+          ...(m.trainSamples === undefined ? {} : { trainSamples: m.trainSamples }),
+          ...(m.augmentPreview === undefined ? {} : { augmentPreview: m.augmentPreview }),
+        });
         break;
       case 'failed':
         this.settle(m.id, failure(m.problem));

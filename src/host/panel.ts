@@ -246,6 +246,7 @@ class PlanPanel {
       ...(model === undefined ? {} : { model }),
       ...(modelProblem === undefined ? {} : { modelProblem }),
       ...optionalSteps(entry, lastReport),
+      ...(entry.augmentPreview === undefined ? {} : { augmentPreview: entry.augmentPreview }),
       trusted: vscode.workspace.isTrusted,
       presets: PRESETS.map((p) => ({ id: p.id, label: p.label, description: p.description })),
       status: this.deps.sessions.statusOf(entry.key),

@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { modelCacheKey, PLAN_EXCLUDE_GLOB, DEFAULT_PLAN_GLOB, isPlanFileName, sortPlanPaths } from '../core/plan-discovery.ts';
 import { resolvePlanPath } from '../core/paths.ts';
-import type { Plan } from '../core/plan.ts';
+import { augmentIsOn, type Plan } from '../core/plan.ts';
+import type { AugmentPreview } from '../protocol/worker.ts';
 import type { ModelState } from '../core/tree-model.ts';
 import { isLayerwiseError } from '../core/errors.ts';
 import { planDiagnostics, type PlanDiagnostic } from '../core/plan-problems.ts';
@@ -37,6 +38,8 @@ export interface PlanEntry {
   /** model.json files in the workspace, relative to the plan's folder: offered when `model` is wrong. */
   modelCandidates?: string[];
   trainSamples?: number;
+  /** Augmented training samples for the panel, when data.augment is on. */
+  augmentPreview?: AugmentPreview;
   modelKey?: string;
 }
 
@@ -262,13 +265,16 @@ export class PlanStore implements vscode.Disposable {
     entry.model = { state: 'loading' };
     entry.modelFailure = undefined;
     entry.trainSamples = undefined;
+    entry.augmentPreview = undefined;
+    const withPreview = augmentIsOn(plan.data?.augment);
     this.describer
-      .describe(key, { type: 'describe', planFile: entry.file, workspaceRoot: entry.workspaceRoot, planText: entry.text, backend: 'cpu' })
+      .describe(key, { type: 'describe', planFile: entry.file, workspaceRoot: entry.workspaceRoot, planText: entry.text, backend: 'cpu', ...(withPreview ? { augmentPreview: true } : {}) })
       .then(
         (d) => {
           if (entry.modelKey !== key) return;
           entry.model = { state: 'ready', model: d.model };
           entry.trainSamples = d.trainSamples;
+          entry.augmentPreview = d.augmentPreview;
           this.publish(entry);
           this.changed.fire(entry);
         },

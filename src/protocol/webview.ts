@@ -9,6 +9,7 @@ import type { ModelInfo } from '../core/model-info.ts';
 import type { Plan } from '../core/plan.ts';
 import type { RunReport, TrainEvent } from '../core/progress.ts';
 import type { JobKind, TrainingStatus } from '../core/status.ts';
+import type { AugmentPreview } from './worker.ts';
 import { isObj } from './guards.ts';
 
 /** One status value drives the status bar and the panel's run controls (defined in src/core/status.ts). */
@@ -37,6 +38,8 @@ export interface PanelState {
   modelProblem?: string;
   /** Optimizer steps per epoch (from the dataset size), for the schedule preview. */
   stepsPerEpoch?: number;
+  /** A few training images under the plan's data.augment, when it is on. */
+  augmentPreview?: AugmentPreview;
   trusted: boolean;
   presets: PresetInfo[];
   status: TrainingStatus;

@@ -50,6 +50,15 @@ export interface FindLrRequest extends JobTarget {
 export interface DescribeRequest extends JobTarget {
   type: 'describe';
   id: string;
+  /** Also render a strip of augmented training samples (when the plan's data.augment is on). */
+  augmentPreview?: boolean;
+}
+
+/** A few training images as the model sees them: unaugmented first, then several random draws. */
+export interface AugmentPreview {
+  width: number;
+  height: number;
+  samples: Array<{ label: string; file: string; images: string[] }>;
 }
 
 /** Describes a bare model.json (no plan yet): what "Create Plan from Model…" groups. */
@@ -81,7 +90,7 @@ export type WorkerToHost =
   | { type: 'trained'; id: string; report: RunReport; reportFile: string; results: PlanResults }
   | { type: 'lrFound'; id: string; outcome: LrFinderOutcome; curveFile: string; results: PlanResults }
   /** `trainSamples`: the training set's size, when describing had to read the data anyway. */
-  | { type: 'described'; id: string; model: ModelInfo; trainSamples?: number }
+  | { type: 'described'; id: string; model: ModelInfo; trainSamples?: number; augmentPreview?: AugmentPreview }
   | { type: 'failed'; id: string; problem: ProblemInfo; cancelled: boolean };
 
 // ---- runtime guards -------------------------------------------------------------------------
@@ -106,7 +115,7 @@ export function isHostToWorker(x: unknown): x is HostToWorker {
     case 'findLr':
       return isJobTarget(x) && optStr(x['outDir']) && isObj(x['options']) && optStr(x['python']);
     case 'describe':
-      return isJobTarget(x);
+      return isJobTarget(x) && (x['augmentPreview'] === undefined || typeof x['augmentPreview'] === 'boolean');
     case 'describeModel':
       return isStr(x['modelFile']) && isStr(x['workspaceRoot']) && isStr(x['backend']) && (BACKEND_PREFERENCES as readonly string[]).includes(x['backend']);
     case 'cancel':
@@ -116,7 +125,7 @@ export function isHostToWorker(x: unknown): x is HostToWorker {
   }
 }
 
-const TRAIN_EVENT_KINDS = new Set(['stage', 'step', 'epoch', 'diagnostics', 'log']);
+const TRAIN_EVENT_KINDS = new Set(['stage', 'step', 'epoch', 'diagnostics', 'log', 'data']);
 
 export function isWorkerToHost(x: unknown): x is WorkerToHost {
   if (!isObj(x)) return false;
@@ -130,7 +139,8 @@ export function isWorkerToHost(x: unknown): x is WorkerToHost {
     case 'lrFound':
       return isStr(x['id']) && isObj(x['outcome']) && isStr(x['curveFile']) && isObj(x['results']);
     case 'described':
-      return isStr(x['id']) && isObj(x['model']) && Array.isArray(x['model']['layers']);
+      return isStr(x['id']) && isObj(x['model']) && Array.isArray(x['model']['layers']) &&
+        (x['augmentPreview'] === undefined || (isObj(x['augmentPreview']) && Array.isArray(x['augmentPreview']['samples'])));
     case 'failed':
       return isStr(x['id']) && isObj(x['problem']) && isStr(x['problem']['message']) && typeof x['cancelled'] === 'boolean';
     default:

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { LayerwiseError } from '../../src/core/errors.ts';
 import type { Plan } from '../../src/core/plan.ts';
+import type { DataEvent } from '../../src/core/progress.ts';
 import { loadData } from '../../src/engine/data.ts';
 import { loadModel, readModelJson } from '../../src/engine/model-io.ts';
 
@@ -292,18 +293,46 @@ test('corrupt PNG', async () => {
   const ws = workspace();
   const png = path.join(ws.root, 'data/shapes/train/cross/img_2.png');
   truncateSync(png, 60);
-  await expectProblem(ws.root, () => loadData(plan({ train: 'data/shapes/train' }), ws.planFile, ws.root, [null, 8, 8, 1]), {
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/shapes/train', onBadImage: 'error' }), ws.planFile, ws.root, [null, 8, 8, 1]), {
     file: png, field: 'data.train', message: /cannot decode image: corrupt or truncated PNG/,
   });
+  // the default leaves it out, names it and counts it; the header was fine, so decoding found it
+  const warnings: string[] = [];
+  const d = await loadData(plan({ train: 'data/shapes/train' }), ws.planFile, ws.root, [null, 8, 8, 1], { onWarn: (m) => warnings.push(m), decoder: 'js' });
+  const whole = await loadData(plan({ train: 'data/shapes/train' }), path.join(fixtures, 'p.json'), fixtures, [null, 8, 8, 1]);
+  assert.equal(d.train.n, whole.train.n - 1);
+  assert.equal(d.pipeline?.skipped, 1);
+  assert.deepEqual([...d.badFiles!], [png]);
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!, /img_2\.png: corrupt or truncated PNG .*; left out/);
 });
 
 test('file with an image extension that is no image', async () => {
   const ws = workspace();
   const fake = path.join(ws.root, 'data/shapes/train/circle/zz.jpg');
   writeFileSync(fake, 'GIF89a');
-  await expectProblem(ws.root, () => loadData(plan({ train: 'data/shapes/train' }), ws.planFile, ws.root, [null, 8, 8, 1]), {
-    file: fake, field: 'data.train', message: /not a PNG or JPEG/,
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/shapes/train', onBadImage: 'error' }), ws.planFile, ws.root, [null, 8, 8, 1]), {
+    file: fake, field: 'data.train', message: /cannot decode image: not a PNG or JPEG/,
   });
+  const events: DataEvent[] = [];
+  const d = await loadData(plan({ train: 'data/shapes/train' }), ws.planFile, ws.root, [null, 8, 8, 1], { onEvent: (e) => events.push(e) });
+  assert.deepEqual([...d.badFiles!], [fake]);
+  // the header check found it: counted while checking, before any decoding
+  const checking = events.filter((e) => e.phase === 'checking');
+  assert.equal(checking[checking.length - 1]?.skipped, 1);
+  assert.deepEqual(events[events.length - 1], { kind: 'data', phase: 'ready', done: checking[0]!.total, total: checking[0]!.total, skipped: 1 });
+});
+
+test('an image in a mode the decoders do not read (CMYK JPEG) is named, or skipped', async () => {
+  const ws = workspace();
+  const cmyk = path.join(ws.root, 'data/shapes/train/circle/cmyk.jpg');
+  // SOI, then a baseline frame header with 4 components
+  writeFileSync(cmyk, Buffer.from([0xff, 0xd8, 0xff, 0xc0, 0x00, 0x14, 0x08, 0x00, 0x08, 0x00, 0x08, 0x04, 1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0, 4, 0x11, 0, 0xff, 0xd9]));
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/shapes/train', onBadImage: 'error' }), ws.planFile, ws.root, [null, 8, 8, 1]), {
+    file: cmyk, field: 'data.train', message: /unsupported JPEG mode: 4 colour components \(CMYK\)/,
+  });
+  const d = await loadData(plan({ train: 'data/shapes/train', onBadImage: 'skip' }), ws.planFile, ws.root, [null, 8, 8, 1]);
+  assert.deepEqual([...d.badFiles!], [cmyk]);
 });
 
 test('image folder without class folders', async () => {

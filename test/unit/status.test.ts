@@ -107,3 +107,18 @@ test('summaries of a run and of an LR range test', () => {
   assert.equal(trainSummary({ stopped: 'nonFinite', epochs: [] }), 'loss became non-finite');
   assert.equal(lrSummary({ suggested: 0.0031622, method: 'valley' }), 'suggested LR 3.16e-3 (valley)');
 });
+
+test('preparing an image folder shows in the status bar until the first step', () => {
+  const starting: TrainingStatus = { state: 'starting', job: 'train', planFile: '/w/p.json' };
+  const checking = statusAfterEvent(starting, { kind: 'data', phase: 'checking', done: 1200, total: 50000, skipped: 3 });
+  assert.equal(statusBarView(checking).text, '$(sync~spin) Layerwise · checking images 1,200/50,000 · 3 skipped');
+  const counting = statusAfterEvent(starting, { kind: 'data', phase: 'counting', done: 800, total: 0, skipped: 0 });
+  assert.equal(statusBarView(counting).text, '$(sync~spin) Layerwise · counting images 800');
+  // a warning about a skipped image keeps the preparation on screen
+  assert.deepEqual(statusAfterEvent(checking, { kind: 'log', level: 'warn', message: 'x.png: corrupt JPEG; left out' }), checking);
+  const ready = statusAfterEvent(checking, { kind: 'data', phase: 'ready', done: 50000, total: 50000, skipped: 4 });
+  assert.equal(statusBarView(ready).text, '$(sync~spin) Layerwise · 50,000 images ready · 4 skipped');
+  // the first step replaces it with the run's progress
+  const running = statusAfterEvent(ready, { kind: 'stage', stage: 1, stages: 1, epochs: 1, trainGroups: [], lr: 0.001 });
+  assert.equal(running.state, 'running');
+});

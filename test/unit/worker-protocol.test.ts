@@ -16,6 +16,7 @@ test('host → worker: every request kind passes, malformed ones do not', () => 
   assert.ok(!isHostToWorker({ type: 'train', id: 'a', ...target, resumeFrom: 3, progressIntervalMs: 250 }));
   assert.ok(isHostToWorker({ type: 'findLr', id: 'a', ...target, options: {} }));
   assert.ok(isHostToWorker({ type: 'describe', id: 'a', ...target }));
+  assert.ok(isHostToWorker({ type: 'describe', id: 'a', ...target, augmentPreview: true }));
   assert.ok(isHostToWorker({ type: 'describeModel', id: 'a', modelFile: '/ws/model/model.json', workspaceRoot: '/ws', backend: 'cpu' }));
   assert.ok(isHostToWorker({ type: 'cancel', id: 'a' }));
 
@@ -30,6 +31,7 @@ test('host → worker: every request kind passes, malformed ones do not', () => 
     { type: 'train', id: 'a', ...target, planText: 42, progressIntervalMs: 250 },
     { type: 'findLr', id: 'a', ...target, options: [] },
     { type: 'describe', id: 'a', planFile: '/ws/p.json', backend: 'auto' }, // no workspace root
+    { type: 'describe', id: 'a', ...target, augmentPreview: 'yes' },
     { type: 'describeModel', id: 'a', modelFile: '/ws/m.json', workspaceRoot: '/ws' }, // no backend
     { type: 'describeModel', id: 'a', workspaceRoot: '/ws', backend: 'cpu' },
     { type: 'cancel' },
@@ -45,6 +47,8 @@ test('worker → host: every message kind passes, malformed ones do not', () => 
     { type: 'failed', id: 'a', problem: { message: 'boom' }, cancelled: false },
     { type: 'described', id: 'a', model: { source: 'm', kind: 'tfjs', layers: [] } },
     { type: 'described', id: 'a', model: { source: 'm', kind: 'tfjs', layers: [] }, trainSamples: 96 },
+    { type: 'described', id: 'a', model: { source: 'm', kind: 'tfjs', layers: [] }, augmentPreview: { width: 8, height: 8, samples: [{ label: 'a', file: 'x.png', images: ['data:image/jpeg;base64,'] }] } },
+    { type: 'event', id: 'a', event: { kind: 'data', phase: 'checking', done: 10, total: 50, skipped: 1 } },
   ];
   for (const m of good) assert.ok(isWorkerToHost(m), JSON.stringify(m));
   assert.ok(isWorkerToHost({ type: 'trained', id: 'a', report: {}, reportFile: '/r.json', results: {} }));
@@ -58,6 +62,7 @@ test('worker → host: every message kind passes, malformed ones do not', () => 
     { type: 'event', id: 'a' },
     { type: 'trained', id: 'a', report: {}, results: {} },
     { type: 'described', id: 'a', model: { layers: 'many' } },
+    { type: 'described', id: 'a', model: { layers: [] }, augmentPreview: { samples: 'some' } },
     { type: 'failed', id: 'a', problem: {}, cancelled: false },
     { type: 'failed', id: 'a', problem: { message: 'x' } },
     { type: 'hello' },

@@ -872,3 +872,20 @@ test('a stopped or cut-off run shows Resume; clicking it asks the host to resume
   await assertClean(q);
   await q.close();
 });
+
+test('the strip of augmented samples shows each class\'s images as data: URLs within the CSP, and goes away without data.augment', async () => {
+  // a 1×1 grey JPEG stand-in for what the worker renders
+  const jpeg = 'data:image/jpeg;base64,/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIxwcKDcpLDAxNDQ0Hyc5PTgyPC4zNDL/wAALCAABAAEBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAACf/EABQQAQAAAAAAAAAAAAAAAAAAAAD/2gAIAQEAAD8AKp//2Q==';
+  const augmentPreview = {
+    width: 8,
+    height: 8,
+    samples: ['circle', 'cross'].map((label) => ({ label, file: `data/train/${label}/img_0.png`, images: [jpeg, jpeg, jpeg, jpeg, jpeg] })),
+  };
+  const p = await openWithState({ ...panelState(), augmentPreview });
+  await p.page.waitForSelector('.augment-strip:not([hidden]) .augment-row img');
+  assert.deepEqual(await p.page.$$eval('.augment-row', (rows) => rows.map((r) => [r.querySelector('.augment-label')?.textContent, r.querySelectorAll('img').length])), [['circle', 5], ['cross', 5]]);
+  assert.equal(await p.page.getAttribute('.augment-row img.augment-plain', 'alt'), 'circle: unaugmented');
+  await p.send({ type: 'state', state: panelState() });
+  await p.page.waitForSelector('.augment-strip[hidden]', { state: 'attached' });
+  await assertClean(p);
+});

@@ -1,0 +1,100 @@
+/**
+ * Worker threads that decode batches of image files (samples.ts) off the training thread. A
+ * batch goes whole to the thread with the fewest batches in hand; its floats come back as a
+ * transferred buffer, placed by the caller by batch index, so order never depends on which
+ * thread finished first. With 0 threads (or where threads cannot start) batches are decoded on
+ * the calling thread — the same function, the same floats.
+ */
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { isDecodeReply, type DecodeRequest } from './decode-protocol.ts';
+import { decodeBatch, type DecodedBatch, type DecodeJob, type SampleRecipe } from './samples.ts';
+
+/** Threads when the caller does not say: the cores but one (the training thread's), at most 4. */
+export function defaultDecodeThreads(): number {
+  return Math.max(1, Math.min(4, availableParallelism() - 1));
+}
+
+/** The bundled thread beside dist/cli.js and dist/worker.js, else this folder's source (tsx). */
+function threadScript(): string | undefined {
+  return [path.join(__dirname, 'decode-thread.js'), path.join(__dirname, 'decode-thread.ts')].find((p) => existsSync(p));
+}
+
+interface Lane {
+  worker: Worker;
+  inHand: number;
+}
+
+export class DecodePool {
+  private lanes: Lane[] = [];
+  private readonly waiting = new Map<number, { lane: Lane; resolve: (b: DecodedBatch) => void; reject: (e: Error) => void }>();
+  private nextId = 0;
+  /** Why batches are decoded on the calling thread, when they are. */
+  readonly note: string;
+
+  constructor(readonly threads: number) {
+    const script = threads > 0 ? threadScript() : undefined;
+    if (threads > 0 && script === undefined) {
+      this.threads = 0;
+      this.note = 'decode-thread.js is not built (npm run build): images are decoded on the training thread';
+    } else this.note = threads === 0 ? 'images are decoded on the training thread' : `${threads} decoding thread${threads === 1 ? '' : 's'}`;
+  }
+
+  decode(recipe: SampleRecipe, job: DecodeJob): Promise<DecodedBatch> {
+    if (this.threads === 0) return decodeBatch(recipe, job);
+    this.start();
+    const lane = this.lanes.reduce((a, b) => (b.inHand < a.inHand ? b : a));
+    const id = this.nextId++;
+    lane.inHand++;
+    if (lane.inHand === 1) lane.worker.ref();
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { lane, resolve, reject });
+      lane.worker.postMessage({ id, recipe, job } satisfies DecodeRequest);
+    });
+  }
+
+  /** Stops the threads; a later `decode` starts new ones. */
+  async close(): Promise<void> {
+    const lanes = this.lanes;
+    this.lanes = [];
+    // an unref'd thread's termination does not keep Node running: hold it until it has exited
+    await Promise.all(lanes.map((l) => (l.worker.ref(), l.worker.terminate())));
+  }
+
+  private start(): void {
+    if (this.lanes.length > 0) return;
+    const script = threadScript()!;
+    for (let i = 0; i < this.threads; i++) {
+      // from source (tests, tsx) the thread registers tsx's CommonJS hook itself: loader hooks
+      // registered with --import do not reach worker threads
+      const worker = script.endsWith('.ts')
+        ? new Worker(`require('tsx/cjs'); require(${JSON.stringify(script)});`, { eval: true, stdout: false, stderr: false })
+        : new Worker(script, { stdout: false, stderr: false });
+      // an idle pool never keeps a finished run's process alive
+      worker.unref();
+      const lane: Lane = { worker, inHand: 0 };
+      worker.on('message', (m: unknown) => {
+        if (!isDecodeReply(m)) return;
+        const w = this.waiting.get(m.id);
+        if (w === undefined) return;
+        this.waiting.delete(m.id);
+        if (--lane.inHand === 0) worker.unref();
+        if (m.error !== undefined) w.reject(new Error(`decoding thread: ${m.error}`));
+        else w.resolve({ x: m.x, bad: m.bad });
+      });
+      const fail = (why: string): void => {
+        for (const [id, w] of this.waiting) {
+          if (w.lane !== lane) continue;
+          this.waiting.delete(id);
+          w.reject(new Error(`a decoding thread stopped: ${why}`));
+        }
+        this.lanes = this.lanes.filter((l) => l !== lane);
+      };
+      worker.on('error', (e) => fail(e.message));
+      worker.on('exit', (code) => fail(`exit code ${code}`));
+      this.lanes.push(lane);
+    }
+  }
+}

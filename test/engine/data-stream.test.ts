@@ -1,0 +1,189 @@
+// The streaming image pipeline: the same batches whatever the thread count, augmentation only in
+// training, the same samples streamed as held in memory, and PNG decoders that agree.
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import * as jpeg from 'jpeg-js';
+import { PNG } from 'pngjs';
+import type { DataSpec, Plan } from '../../src/core/plan.ts';
+import { seededRng } from '../../src/core/random.ts';
+import { BatchFeed, batchTensors, epochOrder, loadData, type Dataset, type LoadOptions } from '../../src/engine/data.ts';
+import { train } from '../../src/engine/trainer.ts';
+import { augmentPreview } from '../../src/engine/augment-preview.ts';
+
+const fixtures = path.join(__dirname, '..', 'fixtures');
+
+before(async () => {
+  await tf.setBackend('cpu');
+});
+
+/** 3 classes × 8 images, 10–20 px, PNG and JPEG, grey and colour: fixed pixels from a seed. */
+function imageFolder(): { root: string; planFile: string } {
+  const root = mkdtempSync(path.join(tmpdir(), 'layerwise-stream-'));
+  const rng = seededRng(11);
+  for (const [c, cls] of ['a', 'b', 'c'].entries()) {
+    mkdirSync(path.join(root, 'images', cls), { recursive: true });
+    for (let i = 0; i < 8; i++) {
+      const w = 10 + Math.floor(rng() * 11);
+      const h = 10 + Math.floor(rng() * 11);
+      const data = Buffer.alloc(w * h * 4);
+      for (let p = 0; p < w * h; p++) {
+        const base = 60 * c + 40 * rng();
+        data.set([base + 80 * (p % w) / w, base, i % 2 === 0 ? base : 255 - base, 255], 4 * p);
+      }
+      const file = path.join(root, 'images', cls, `img_${i}`);
+      if (i % 3 === 0) writeFileSync(`${file}.jpg`, jpeg.encode({ width: w, height: h, data }, 90).data);
+      else {
+        const png = new PNG({ width: w, height: h });
+        data.copy(png.data);
+        writeFileSync(`${file}.png`, PNG.sync.write(png));
+      }
+    }
+  }
+  cpSync(path.join(fixtures, 'models', 'cnn'), path.join(root, 'models', 'cnn'), { recursive: true });
+  return { root, planFile: path.join(root, 'layerwise.json') };
+}
+
+const AUGMENT = { randomResizedCrop: { scale: [0.5, 1] as [number, number] }, horizontalFlip: true, rotation: 10, translate: 0.1, brightness: 0.2, contrast: 0.2 };
+
+function plan(data: Partial<DataSpec>, extra: Partial<Plan> = {}): Plan {
+  return { model: 'models/cnn/model.json', data: { train: 'images', channels: 1, seed: 5, ...data }, ...extra };
+}
+
+async function batches(ds: Dataset, epoch: number, augment: boolean): Promise<Float32Array[]> {
+  const feed = new BatchFeed(ds, epochOrder(ds.n, true, 5, epoch), 5, { epoch, augment });
+  const out: Float32Array[] = [];
+  for (let b = 0; b < feed.batches; b++) {
+    const batch = await feed.get(b);
+    const { x, y } = batchTensors(batch.ds, batch.indices);
+    out.push(Float32Array.from([...x.dataSync(), ...y.dataSync()]));
+    x.dispose();
+    y.dispose();
+  }
+  return out;
+}
+
+async function load(ws: { root: string; planFile: string }, p: Plan, opts: LoadOptions): Promise<Awaited<ReturnType<typeof loadData>>> {
+  return loadData(p, ws.planFile, ws.root, [null, 8, 8, 1], opts);
+}
+
+test('same seed, 1 or 4 decoding threads (or none): identical augmented batches in every epoch', async () => {
+  const ws = imageFolder();
+  const p = plan({ augment: AUGMENT });
+  const runs = [];
+  for (const decodeThreads of [0, 1, 4]) {
+    const d = await load(ws, p, { decodeThreads, decoder: 'js' });
+    assert.equal(d.pipeline?.mode, 'stream');
+    assert.match(d.pipeline!.reason, /data\.augment is on/);
+    runs.push([...(await batches(d.train, 0, true)), ...(await batches(d.train, 1, true))]);
+    await d.pool?.close();
+  }
+  assert.deepEqual(runs[1], runs[0]);
+  assert.deepEqual(runs[2], runs[0]);
+  // and the epochs differ: each (epoch, sample) draws its own transform
+  const perEpoch = runs[0]!.length / 2;
+  assert.notDeepEqual(runs[0]!.slice(0, perEpoch), runs[0]!.slice(perEpoch));
+});
+
+test('same seed, 1 or 4 decoding threads: identical final weights after training with augmentation', async () => {
+  const ws = imageFolder();
+  writeFileSync(ws.planFile, JSON.stringify(plan({ augment: AUGMENT, validationSplit: 0.25 }, { training: { epochs: 2, batchSize: 4, seed: 3 } })));
+  const outs = [];
+  for (const decodeThreads of [1, 4]) {
+    const o = await train({ planFile: ws.planFile, backend: 'cpu', outDir: path.join(ws.root, 'runs', `t${decodeThreads}`), dataOptions: { decodeThreads, decoder: 'js' } });
+    assert.equal(o.report.data?.mode, 'stream');
+    assert.equal(o.report.data?.augment, true);
+    assert.equal(o.report.data?.decodeThreads, decodeThreads);
+    outs.push(o);
+  }
+  assert.ok(readFileSync(path.join(outs[0]!.outDir, 'weights.bin')).equals(readFileSync(path.join(outs[1]!.outDir, 'weights.bin'))));
+  assert.deepEqual(outs[0]!.report.epochs.map((e) => e.trainLoss), outs[1]!.report.epochs.map((e) => e.trainLoss));
+});
+
+test('augmentation touches training batches only: validation batches are the plain resize', async () => {
+  const ws = imageFolder();
+  const augmented = await load(ws, plan({ augment: AUGMENT, validationSplit: 0.25 }), { decodeThreads: 1, decoder: 'js' });
+  const plain = await load(ws, plan({ validationSplit: 0.25 }), { decodeThreads: 1, decoder: 'js', pipeline: 'memory' });
+  assert.equal(plain.pipeline?.mode, 'memory');
+  // validation (augment: false, as evaluate asks) = the in-memory samples
+  assert.deepEqual(await batches(augmented.validation!, 0, false), await batches(plain.validation!, 0, false));
+  // training with augment differs from the same order without
+  assert.notDeepEqual(await batches(augmented.train, 0, true), await batches(plain.train, 0, false));
+  await augmented.pool?.close();
+});
+
+test('streamed and in-memory loading give the same samples (no augmentation)', async () => {
+  const ws = imageFolder();
+  const memory = await load(ws, plan({ normalize: 'symmetric' }), { decodeThreads: 1, decoder: 'js' });
+  assert.equal(memory.pipeline?.mode, 'memory');
+  assert.match(memory.pipeline!.reason, /within the in-memory limit/);
+  const streamed = await load(ws, plan({ normalize: 'symmetric' }), { decodeThreads: 2, decoder: 'js', memoryLimitBytes: 1024 });
+  assert.equal(streamed.pipeline?.mode, 'stream');
+  assert.match(streamed.pipeline!.reason, /above the in-memory limit/);
+  assert.equal(streamed.train.x.length, 0);
+  assert.deepEqual(await batches(streamed.train, 2, false), await batches(memory.train, 2, false));
+  // symmetric normalisation: every value in [-1, 1], and both ends reached by the fixtures' range
+  assert.ok(memory.train.x.every((v) => v >= -1 && v <= 1));
+  await streamed.pool?.close();
+});
+
+test('PNG decodes to the same pixels with sharp and with pngjs', async () => {
+  const ws = imageFolder();
+  for (const channels of [1, 3] as const) {
+    const p: Plan = { model: 'models/cnn/model.json', data: { train: 'images', channels, scale: 1 } };
+    const shape = [null, 8, 8, channels];
+    const js = await loadData(p, ws.planFile, ws.root, shape, { decoder: 'js', pipeline: 'memory' });
+    const sharp = await loadData(p, ws.planFile, ws.root, shape, { decoder: 'sharp', pipeline: 'memory' });
+    assert.equal(sharp.pipeline?.decoder, 'sharp');
+    const files = js.train.n;
+    const size = 8 * 8 * channels;
+    let jpegDiff = 0;
+    for (let s = 0; s < files; s++) {
+      const a = js.train.x.subarray(s * size, (s + 1) * size);
+      const b = sharp.train.x.subarray(s * size, (s + 1) * size);
+      // every third file of a class is a JPEG (img_0, img_3, img_6; sorted names keep that order)
+      if (s % 8 % 3 === 0) jpegDiff = Math.max(jpegDiff, ...a.map((v, i) => Math.abs(v - b[i]!)));
+      else assert.deepEqual(a, b, `sample ${s} (PNG, ${channels} channel(s))`);
+    }
+    assert.ok(jpegDiff <= 4, `JPEG: sharp and jpeg-js differ by up to ${jpegDiff} levels`);
+  }
+});
+
+test('the panel\'s strip: per class the unaugmented image then one draw per epoch, as JPEG data URLs; none without augmentation', async () => {
+  const ws = imageFolder();
+  const preview = await augmentPreview(plan({ augment: AUGMENT }), ws.planFile, ws.root, [null, 8, 8, 1]);
+  assert.ok(preview !== undefined);
+  assert.deepEqual([preview.width, preview.height], [8, 8]);
+  assert.deepEqual(preview.samples.map((s) => s.label), ['a', 'b', 'c']);
+  for (const s of preview.samples) {
+    assert.equal(s.images.length, 5);
+    assert.ok(s.images.every((u) => u.startsWith('data:image/jpeg;base64,')));
+    // different draws give different pictures
+    assert.ok(new Set(s.images).size > 1);
+  }
+  assert.equal(await augmentPreview(plan({}), ws.planFile, ws.root, [null, 8, 8, 1]), undefined);
+  assert.equal(await augmentPreview(plan({ augment: {} }), ws.planFile, ws.root, [null, 8, 8, 1]), undefined);
+});
+
+test('a file that breaks only when decoded, while streaming: named and left out of its batch, or the run stops naming it', async () => {
+  const ws = imageFolder();
+  const broken = path.join(ws.root, 'images', 'b', 'img_1.png');
+  // the header (IHDR) survives, the pixel data does not
+  truncateSync(broken, 60);
+  const warnings: string[] = [];
+  const d = await load(ws, plan({}), { decodeThreads: 1, decoder: 'js', pipeline: 'stream', onWarn: (m) => warnings.push(m) });
+  assert.equal(d.train.n, 24, 'the header check passes it');
+  const rows = (await Promise.all([0, 1, 2, 3, 4].map((b) => new BatchFeed(d.train, epochOrder(24, false, 0, 0), 5, { epoch: 0, augment: false }).get(b)))).map((b) => b.indices.length);
+  // file order: class a is samples 0–7, so b/img_1.png is sample 9, in the second batch of five
+  assert.deepEqual(rows, [5, 4, 5, 5, 4]);
+  assert.deepEqual([...d.badFiles!], [broken]);
+  assert.match(warnings[0]!, /img_1\.png: corrupt or truncated PNG/);
+  await d.pool?.close();
+  const strict = await load(ws, plan({ onBadImage: 'error' }), { decodeThreads: 1, decoder: 'js', pipeline: 'stream' });
+  await assert.rejects(new BatchFeed(strict.train, epochOrder(24, false, 0, 0), 24, { epoch: 0, augment: false }).get(0), (e: Error & { file?: string; field?: string }) =>
+    e.file === broken && e.field === 'data.train' && /cannot decode image: corrupt or truncated PNG/.test(e.message));
+  await strict.pool?.close();
+});
