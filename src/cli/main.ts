@@ -23,6 +23,7 @@ import { describeModelFile, prepareModel } from '../engine/session.ts';
 import { train } from '../engine/trainer.ts';
 import { flagChoice, flagNumber, flagString, parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { formatAudit, formatLr, formatRunSummary, progressLine } from './format.ts';
+import { TUNE_FLAGS, tuneCommand } from './tune-command.ts';
 
 const USAGE = `usage: layerwise <command> [options]
 
@@ -30,6 +31,8 @@ commands:
   inspect <plan|model.json>   parameter groups: group → layer → parameter, with the rule that decided each
   train <plan>                fine-tune; writes the model + report.json into a run folder and results into the plan
   find-lr <plan>              LR range test (ratios between groups kept); --apply sets the suggestion in the plan
+  tune <plan> [--method rgn|search] [--budget N] [--batches N] [--include-frozen] [--apply]
+                              suggest a multiplier per group (Auto-RGN, or a budgeted search); --apply writes them
   init <model.json>           write a plan with automatic groups and a preset
   export <plan> --to pytorch|hf-trainer|mmengine [--out FILE]
                               the plan as PyTorch code (param groups, schedule, stages) or an MMEngine config
@@ -69,6 +72,11 @@ async function main(argv: string[]): Promise<number> {
           'no-write-back': { value: false },
         }),
       );
+    case 'tune': {
+      const args = parseArgs(rest, { ...common, ...TUNE_FLAGS });
+      const planFile = onePath(args, 'plan');
+      return tuneCommand(args, planFile, workspaceFor(args, planFile), backendOf(args));
+    }
     case 'init':
       return initCommand(parseArgs(rest, { ...common, preset: { value: true }, out: { value: true }, data: { value: true } }));
     case 'export':
