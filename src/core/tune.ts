@@ -7,7 +7,7 @@
 import { findNodeAtLocation, parseTree, type Node } from 'jsonc-parser';
 import type { Resolution } from './groups.types.ts';
 import { assertNever, LayerwiseError } from './errors.ts';
-import type { DiscriminativeSpec, Plan, ScheduleSpec, ScheduleType, UnfreezeSpec } from './plan.ts';
+import type { BatchNormPolicy, DiscriminativeSpec, Plan, ScheduleSpec, ScheduleType, UnfreezeSpec } from './plan.ts';
 import { detectLayout, setPlanValue } from './plan-edit.ts';
 import type { UnfreezeStage } from './timeline.ts';
 
@@ -15,13 +15,13 @@ export type TuneMethod = 'rgn' | 'search';
 export const TUNE_METHODS: readonly TuneMethod[] = ['rgn', 'search'];
 
 export type UnfreezeChoice = 'all' | 'lpft' | 'gradual';
-export type BatchNormPolicy = 'train' | 'inference';
+export type { BatchNormPolicy };
 
 export const TUNE_DEFAULTS = {
   /** Auto-RGN's "a few batches". */
   rgnBatches: 5,
   /** Optimizer steps a search may spend: about a minute on the bundled example. */
-  budget: 600,
+  budget: 1200,
   /** Successive halving keeps the best 1/η of each rung. */
   eta: 3,
   factors: [1, 1.6, 2.6, 4] as readonly number[],
@@ -150,7 +150,8 @@ export function totalEpochs(stages: readonly UnfreezeStage[]): number {
 
 /**
  * The plan as it is, then every combination of discriminative factor × unfreezing × schedule
- * (× BatchNorm policy when `withBatchNorm`), each a plan variant. Explicit group multipliers are
+ * (× the plan-level BatchNorm policy when `withBatchNorm`: a model with BatchNorm layers; a
+ * group's or layer's own `batchNorm` still wins over it), each a plan variant. Explicit group multipliers are
  * dropped in the variants so the factor decides them; per-layer overrides and frozen groups stay.
  * LP-FT: the top group alone for a third of the epochs, then every group. Gradual: one epoch per
  * stage, only when the plan's epochs cover every group.
@@ -224,7 +225,7 @@ export function scheduleOfType(current: ScheduleSpec | undefined, type: Schedule
 
 /** The plan a candidate trains: `changes` written over a copy, explicit group multipliers dropped. */
 export function planWithChanges(plan: Plan, changes: TuneChanges): Plan {
-  const copy = structuredClone(plan) as Plan & { batchNorm?: BatchNormPolicy };
+  const copy = structuredClone(plan);
   copy.groups = copy.groups?.map(({ lrMult: _dropped, ...g }) => g);
   copy.discriminative = changes.discriminative;
   if (changes.unfreeze === null) delete copy.unfreeze;

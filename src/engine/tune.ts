@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { LayerwiseError } from '../core/errors.ts';
-import { resolveGroups } from '../core/groups.ts';
+import { batchNormInferenceLayers, resolveGroups } from '../core/groups.ts';
 import { DEFAULTS, type Plan } from '../core/plan.ts';
 import type { TrainEvent } from '../core/progress.ts';
 import {
@@ -63,15 +63,14 @@ export async function tunePrepared(run: PreparedRun, opts: TuneOptions): Promise
   const date = new Date().toISOString();
   // every weight and statistic as it was: restored after, whatever happens
   const start = run.params.map((p) => ({ v: p.variable, t: tf.keep(p.variable.clone()) }));
-  const modes = new ModeControl(run.model);
   try {
     switch (opts.method) {
       case 'rgn': {
-        const r = await measureRgn(run, modes, opts);
+        const r = await measureRgn(run, opts);
         return { method: 'rgn', groups: r.groups, steps: r.batches, seconds: (performance.now() - started) / 1000, date };
       }
       case 'search': {
-        const r = await search(run, modes, () => start.forEach((s) => s.v.assign(s.t)), opts);
+        const r = await search(run, () => start.forEach((s) => s.v.assign(s.t)), opts);
         return { method: 'search', ...r, seconds: (performance.now() - started) / 1000, date };
       }
       default:
@@ -82,7 +81,6 @@ export async function tunePrepared(run: PreparedRun, opts: TuneOptions): Promise
       s.v.assign(s.t);
       s.t.dispose();
     }
-    modes.restore();
   }
 }
 
@@ -103,13 +101,22 @@ function* batchOrder(run: PreparedRun, seed: number): Generator<number[]> {
 
 // ---- rgn ---------------------------------------------------------------------------------------
 
-async function measureRgn(run: PreparedRun, modes: ModeControl, opts: TuneOptions): Promise<{ groups: TuneResult['groups']; batches: number }> {
+async function measureRgn(run: PreparedRun, opts: TuneOptions): Promise<{ groups: TuneResult['groups']; batches: number }> {
   const batches = opts.batches ?? TUNE_DEFAULTS.rgnBatches;
   if (!(Number.isInteger(batches) && batches >= 1)) throw new LayerwiseError(`--batches must be a whole number ≥ 1 (got ${batches})`);
   // every group that may train gets a gradient at once (stages do not matter at the start weights)
   const measured = run.params.filter((p) => p.audit.trainable && (opts.includeFrozen === true || !p.audit.frozen));
   if (measured.length === 0) throw new LayerwiseError('every group is frozen: there is nothing to measure (--include-frozen measures frozen groups)', { file: run.planFile });
+  const modes = new ModeControl(run.model, batchNormInferenceLayers(run.resolution));
   modes.trainOnly(new Set(measured.map((p) => p.layerName)));
+  try {
+    return await rgnBatches(run, opts, measured, batches);
+  } finally {
+    modes.restore();
+  }
+}
+
+async function rgnBatches(run: PreparedRun, opts: TuneOptions, measured: readonly BoundParam[], batches: number): Promise<{ groups: TuneResult['groups']; batches: number }> {
   const lossSpec = lossSpecFor(run.model, run.task);
   const sums = new Map<string, number>();
   const defined = new Map<string, number>();
@@ -161,10 +168,11 @@ function tensorNorms(run: PreparedRun, lossSpec: LossSpec, measured: readonly Bo
 
 // ---- search ------------------------------------------------------------------------------------
 
-/** True when the plan schema knows `batchNorm` (it arrives with the BatchNorm policy). */
+/** True when the plan schema knows `batchNorm` (a guard kept for plans validated by an older schema). */
 export function schemaKnowsBatchNorm(plan: Plan, file: string): boolean {
   try {
-    validatePlanValue({ ...plan, results: undefined, batchNorm: 'train' }, file);
+    const { results: _results, ...rest } = plan;
+    validatePlanValue({ ...rest, batchNorm: 'train' }, file);
     return true;
   } catch {
     return false;
@@ -173,7 +181,6 @@ export function schemaKnowsBatchNorm(plan: Plan, file: string): boolean {
 
 async function search(
   run: PreparedRun,
-  modes: ModeControl,
   restoreStart: () => void,
   opts: TuneOptions,
 ): Promise<Pick<TuneResult, 'groups' | 'steps' | 'changes' | 'trials' | 'budget'>> {
@@ -183,7 +190,8 @@ async function search(
   }
   const budget = opts.budget ?? TUNE_DEFAULTS.budget;
   const stages = resolveStages(run.plan, run.resolution, run.planFile);
-  const candidates = searchCandidates(run.plan, run.resolution, stages, schemaKnowsBatchNorm(run.plan, run.planFile));
+  const hasBatchNorm = run.info.layers.some((l) => l.className === 'BatchNormalization');
+  const candidates = searchCandidates(run.plan, run.resolution, stages, hasBatchNorm && schemaKnowsBatchNorm(run.plan, run.planFile));
   const rungs = halvingRungs(candidates.length, budget);
   const emit = opts.onEvent ?? (() => undefined);
   const interval = opts.progressIntervalMs ?? 250;
@@ -201,7 +209,7 @@ async function search(
     for (const { c, index } of alive) {
       if (opts.signal?.aborted) throw new LayerwiseError('tuning was cancelled');
       restoreStart();
-      const steps = await trainCandidate(run, c.plan, modes, lossSpec, rung.steps, seed, () => {
+      const steps = await trainCandidate(run, c.plan, lossSpec, rung.steps, seed, () => {
         spent += 1;
         const now = performance.now();
         if (now - lastEmit >= interval) {
@@ -240,7 +248,6 @@ async function search(
 async function trainCandidate(
   run: PreparedRun,
   plan: Plan,
-  modes: ModeControl,
   lossSpec: LossSpec,
   maxSteps: number,
   seed: number,
@@ -255,6 +262,7 @@ async function trainCandidate(
   const timeline = buildTimeline(stages, Math.max(1, Math.min(realStepsPerEpoch, Math.floor(maxSteps / epochs))));
   const total = Math.min(maxSteps, timeline.totalSteps);
   const optimizer = new GroupedOptimizer(optimizerSettings({ plan }));
+  const modes = new ModeControl(run.model, batchNormInferenceLayers(resolution));
   const order = batchOrder(run, seed);
   let stageIndex = -1;
   let trainable: BoundParam[] = [];
@@ -276,5 +284,6 @@ async function trainCandidate(
     return total;
   } finally {
     optimizer.dispose();
+    modes.restore();
   }
 }

@@ -136,6 +136,10 @@ test('search candidates: the plan as it is first, then every combination, each a
     const r = resolveGroups(info, x.plan);
     assert.doesNotThrow(() => resolveStages(x.plan, r));
   }
+  // with the BatchNorm policy as a dimension: twice the variants, each still valid
+  const bn = searchCandidates(plan, resolution, stages, true);
+  assert.equal(bn.length, 1 + 4 * 3 * 2 * 2);
+  for (const x of bn.slice(1)) assert.equal(validatePlanValue(x.plan, 'p.json').batchNorm, x.changes?.batchNorm);
   const lpft = c.find((x) => x.changes?.unfreezing === 'lpft');
   assert.deepEqual(lpft?.changes?.unfreeze, { stages: [{ epochs: 2, train: ['top'] }, { epochs: 4, train: 'all' }] });
   // too few epochs for gradual unfreezing of 3 trainable groups: not a candidate
