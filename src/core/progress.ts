@@ -3,6 +3,7 @@
  * worker forwards them to the extension host, the host forwards them to the webview, the CLI
  * draws them as a progress bar. Nothing here holds a tensor.
  */
+import type { Advice } from './advice.ts';
 import type { LastRunResult, Plan, Task } from './plan.ts';
 
 export interface GroupLr {
@@ -121,5 +122,7 @@ export interface RunReport {
   test?: { final: TestMetrics; best?: TestMetrics & { epoch: number } };
   timings: { loadSeconds: number; trainSeconds: number; steps: number; stepsPerSecond: number };
   lastDiagnostics?: LayerDiagnostic[];
+  /** Warnings from the live figures (core/advice.ts): update ratios far from 1e-3, overfitting. */
+  advice?: Advice[];
   outputs: { folder: string; model: string; best?: string };
 }

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { mkdirSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
+import { adviseRun } from '../core/advice.ts';
 import { writeFileAtomic } from '../core/atomic-write.ts';
 import { LayerwiseError } from '../core/errors.ts';
 import { batchNormInferenceLayers } from '../core/groups.ts';
@@ -139,6 +140,7 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
   let globalStep = 0;
   let lastEmit = 0;
   let lastDiagnostics: LayerDiagnostic[] | undefined;
+  const diagnosticsSeries: Array<{ step: number; layers: LayerDiagnostic[] }> = [];
   const allVars = params.map((p) => p.variable);
   let trainedBefore = new Set<string>();
 
@@ -189,6 +191,7 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
           globalStep += 1;
           if (step.diagnostics) {
             lastDiagnostics = step.diagnostics;
+            diagnosticsSeries.push({ step: globalStep, layers: step.diagnostics });
             emit({ kind: 'diagnostics', step: globalStep, layers: step.diagnostics });
           }
           const now = performance.now();
@@ -311,6 +314,7 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
       stepsPerSecond: globalStep / Math.max(trainSeconds, 1e-9),
     },
     lastDiagnostics,
+    advice: adviseRun({ diagnostics: diagnosticsSeries, epochs, groups: resolution.groups }),
     outputs: {
       folder: outDir,
       model: stopped === 'cancelled' ? '' : join(modelDir, 'model.json'),
