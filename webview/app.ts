@@ -35,12 +35,14 @@ import {
   type PersistedPanelState,
   type PlanEditRequest,
   type TrainingKey,
+  type SuggestionState,
   type TrainingStatus,
   type WebviewToHost,
 } from '../src/protocol/webview.ts';
 import { barChart, lineChart, type LineSeries, type VerticalMarker } from './charts.ts';
 import type { HostChannel } from './host-channel.ts';
 import { RunData } from './run-data.ts';
+import { adviceList, renderSuggestion } from './suggestions.ts';
 import { LayerTree } from './tree.ts';
 import {
   buildTreeModel,
@@ -137,6 +139,7 @@ export class PanelApp {
   private expanded = new Set<string>();
   private run: RunData | undefined;
   private lrOutcome: LrFinderOutcome | undefined;
+  private suggestion: SuggestionState = { state: 'none' };
   private readonly dirty = new Set<PanelTab>();
 
   private readonly tree: LayerTree;
@@ -147,6 +150,8 @@ export class PanelApp {
     progress: VscodeProgressBar;
     train: VscodeButton;
     findLr: VscodeButton;
+    suggest: VscodeButton;
+    suggestionBox: HTMLElement;
     stop: VscodeButton;
     openReport: VscodeButton;
     notice: HTMLElement;
@@ -235,6 +240,11 @@ export class PanelApp {
       }
     },
     report: (m) => this.showReport(m.report),
+    suggestion: (m) => {
+      this.suggestion = m.suggestion;
+      this.renderSuggestion();
+      this.renderRunControls();
+    },
     lrResult: (m) => {
       this.lrOutcome = m.outcome;
       this.selectTab('lrFinder');
@@ -252,6 +262,7 @@ export class PanelApp {
     this.status = state.status;
     this.derived = derive(state);
     if (first && state.lastLrFinder !== undefined) this.lrOutcome = state.lastLrFinder;
+    this.suggestion = state.suggestion ?? { state: 'none' };
     if (state.lastReport !== undefined && (this.run === undefined || this.run.job === 'report')) {
       this.run = RunData.fromReport(state.lastReport);
     }
@@ -260,6 +271,7 @@ export class PanelApp {
     this.renderProblems();
     this.renderSettings();
     this.renderTree();
+    this.renderSuggestion();
     this.lastRenderMs = performance.now() - t0;
     this.persist();
     // the tree is what the user edits: it goes on screen first, the charts one frame later
@@ -296,14 +308,16 @@ export class PanelApp {
     status.setAttribute('aria-live', 'polite');
     const train = button('Train', () => this.command('train'));
     const findLr = button('Find LR', () => this.command('findLr'), true);
+    const suggest = button('Suggest multipliers', () => this.command('suggestMultipliers'), true);
+    suggest.title = 'Measure each group’s relative gradient norm at the starting weights and suggest multipliers (nothing changes until you apply)';
     const stop = button('Stop', () => this.command('stop'), true);
     const openReport = button('Open report', () => this.command('openReport'), true);
     const openText = button('Open plan file', () => this.command('openPlanText'), true);
-    for (const b of [train, findLr, stop, openReport]) b.disabled = true;
+    for (const b of [train, findLr, suggest, stop, openReport]) b.disabled = true;
     const actions = el('div', 'actions');
     actions.setAttribute('role', 'group');
     actions.setAttribute('aria-label', 'Run');
-    actions.append(train, findLr, stop, openReport, openText);
+    actions.append(train, findLr, suggest, stop, openReport, openText);
     header.append(title, status, actions);
     const progress = document.createElement('vscode-progress-bar');
     progress.classList.add('progress');
@@ -323,6 +337,9 @@ export class PanelApp {
     const f = this.fields;
     settings.append(...[f.preset, f.lr, f.optimizer, f.schedule, f.warmup, f.epochs, f.batchSize, f.weightDecay].map((x) => x.element));
 
+    const suggestionBox = el('section', 'suggestion');
+    suggestionBox.setAttribute('aria-label', 'Suggested multipliers');
+    suggestionBox.hidden = true;
     const treeBox = el('section', 'tree-box');
     treeBox.setAttribute('aria-label', 'Layer tree');
     const treeSummary = el('p', 'tree-summary');
@@ -350,13 +367,15 @@ export class PanelApp {
       }
     });
 
-    this.root.replaceChildren(header, progress, notice, problems, settings, treeBox, tabs);
+    this.root.replaceChildren(header, progress, notice, problems, settings, suggestionBox, treeBox, tabs);
     return {
       title,
       status,
       progress,
       train,
       findLr,
+      suggest,
+      suggestionBox,
       stop,
       openReport,
       notice,
@@ -395,6 +414,7 @@ export class PanelApp {
     const { train, findLr, stop, openReport, notice, status, progress } = this.els;
     train.disabled = !c.train;
     findLr.disabled = !c.findLr;
+    this.els.suggest.disabled = !c.findLr || this.suggestion.state === 'running';
     stop.disabled = !c.stop;
     openReport.disabled = this.run?.report === undefined && this.state?.lastReport === undefined;
     for (const b of [train, findLr]) b.title = c.reason ?? '';
@@ -412,6 +432,13 @@ export class PanelApp {
       progress.hidden = false;
       progress.indeterminate = true;
     } else progress.hidden = true;
+  }
+
+  private renderSuggestion(): void {
+    renderSuggestion(this.els.suggestionBox, this.suggestion, {
+      apply: () => this.command('applySuggestion'),
+      discard: () => this.command('discardSuggestion'),
+    });
   }
 
   // ---- problems --------------------------------------------------------------------------------
@@ -706,6 +733,13 @@ export class PanelApp {
     const colorOf = (group: string, i: number): string => colors.get(group) ?? colorClass(i);
 
     if (run.report) box.append(reportSummary(run.report));
+    const res = this.derived.resolution;
+    const advice = adviceList(
+      run.advice(res?.groups ?? []),
+      (group) => res?.groups.find((g) => g.name === group)?.planIndex,
+      (groupIndex, lrMult) => this.edit({ kind: 'setGroup', groupIndex, key: 'lrMult', value: lrMult }),
+    );
+    if (advice !== undefined) box.append(advice);
     const p = run.progress;
     if (p && run.report === undefined) {
       const eta = p.etaSeconds > 0 ? ` · about ${Math.ceil(p.etaSeconds)} s left` : '';

@@ -12,6 +12,7 @@ import { isHostToWorker, type HostToWorker, type ProblemInfo, type WorkerToHost 
 import { findLr } from './lr-finder.ts';
 import { describeModelFile, prepareModel } from './session.ts';
 import { train } from './trainer.ts';
+import { tune } from './tune.ts';
 
 function send(m: WorkerToHost): void {
   process.send?.(m);
@@ -43,6 +44,11 @@ async function handle(m: HostToWorker): Promise<void> {
       case 'findLr': {
         const r = await findLr({ ...m, options: m.options, signal: controller.signal, onEvent });
         send({ type: 'lrFound', id: m.id, outcome: r.outcome, curveFile: r.curveFile, results: r.results });
+        break;
+      }
+      case 'tune': {
+        const result = await tune({ ...m, signal: controller.signal, onEvent });
+        send({ type: 'tuned', id: m.id, result });
         break;
       }
       case 'describe': {

@@ -13,6 +13,7 @@ import { PlanStore } from './plans.ts';
 import { TrainingSessions } from './session.ts';
 import { TrainingStatusBar } from './status-bar.ts';
 import { LayerTreeProvider } from './tree.ts';
+import { TuneSessions } from './tune.ts';
 
 export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('Layerwise', { log: true });
@@ -36,7 +37,8 @@ export function activate(context: vscode.ExtensionContext): void {
     openPanel: (uri) => panels.createOrShow(uri, true),
     openReport: (file) => void vscode.commands.executeCommand('vscode.open', vscode.Uri.file(file)),
   });
-  const panels = new PlanPanels({ extensionUri: context.extensionUri, store, sessions, editor, log, openReport });
+  const tune = new TuneSessions(workerScript, store, editor, log);
+  const panels = new PlanPanels({ extensionUri: context.extensionUri, store, sessions, tune, editor, log, openReport });
 
   const statusBar = new TrainingStatusBar();
   const tree = new LayerTreeProvider(store);
@@ -52,6 +54,7 @@ export function activate(context: vscode.ExtensionContext): void {
     describer,
     store,
     sessions,
+    tune,
     panels,
     statusBar,
     tree,
@@ -60,7 +63,7 @@ export function activate(context: vscode.ExtensionContext): void {
       statusBar.show(vscode.Uri.parse(planKey), status);
       void vscode.commands.executeCommand('setContext', 'layerwise.running', sessions.anyRunning());
     }),
-    ...registerCommands({ context, log, store, editor, sessions, panels, tree, treeView, describer, openReport }),
+    ...registerCommands({ context, log, store, editor, sessions, tune, panels, tree, treeView, describer, openReport }),
     ...registerOnboarding({ context, log, describer }),
   );
 
