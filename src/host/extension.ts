@@ -41,7 +41,8 @@ export function activate(context: vscode.ExtensionContext): void {
   const panels = new PlanPanels({ extensionUri: context.extensionUri, store, sessions, tune, editor, log, openReport });
 
   const statusBar = new TrainingStatusBar();
-  const tree = new LayerTreeProvider(store);
+  // the last run's advice marks its groups; the tree is rebuilt when the run writes its results back
+  const tree = new LayerTreeProvider(store, (key) => sessions.lastOutcome(key).report?.advice);
   const treeView = vscode.window.createTreeView('layerwise.layers', {
     treeDataProvider: tree,
     manageCheckboxStateManually: true,

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parsePlanText } from '../../src/core/validate.ts';
@@ -52,7 +52,20 @@ test('tune (rgn): the table, then --apply writes the multipliers with a comment,
 });
 
 test('tune (search): the steps spent are printed and stay within --budget', () => {
-  const planFile = example();
+  // the small MLP fixture: the same candidates (BatchNorm included), seconds instead of minutes
+  const ws = mkdtempSync(join(tmpdir(), 'layerwise-tune-cli-'));
+  cpSync(join(repo, 'test/fixtures/models/mlp'), join(ws, 'model'), { recursive: true });
+  cpSync(join(repo, 'test/fixtures/data/mlp'), join(ws, 'data'), { recursive: true });
+  const planFile = join(ws, 'layerwise.json');
+  writeFileSync(
+    planFile,
+    JSON.stringify({
+      model: 'model/model.json',
+      data: { train: 'data/train.csv', validation: 'data/val.csv', label: 'species' },
+      groups: [{ name: 'body', layers: ['dense', 'batch_normalization'] }, { name: 'head', layers: ['dense_1'] }],
+      training: { epochs: 3, batchSize: 8, lr: 0.01 },
+    }),
+  );
   const r = cli(['tune', planFile, '--backend', 'cpu', '--method', 'search', '--budget', '250']);
   assert.equal(r.code, 0, r.stderr);
   const m = /(\d+) optimizer steps of a budget of 250/.exec(r.stdout);

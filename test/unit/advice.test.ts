@@ -79,3 +79,23 @@ test('overfitting: validation loss up two epochs in a row while training loss fa
   assert.deepEqual(overfittingAdvice(epochs([[1, 0.9], [1.1, 1.0], [1.2, 1.1]])), []);
   assert.equal(adviseRun({ diagnostics: [], epochs: epochs([[1, 0.9], [0.8, 1], [0.7, 1.1]]), groups }).length, 1);
 });
+
+test('the tree marks the group a run’s advice names, with the figure and the multiplier to try', async () => {
+  const { buildPlanTree } = await import('../../src/core/tree-model.ts');
+  const model = {
+    source: 'm/model.json',
+    kind: 'tfjs' as const,
+    layers: ['conv', 'dense'].map((name, depth) => ({ name, className: 'Dense', depth, weights: [{ name: `${name}/kernel`, shortName: 'kernel', shape: [2, 2], trainable: true }] })),
+  };
+  const plan = { model: 'm/model.json', groups: [{ name: 'body', layers: ['conv'], lrMult: 0.1 }, { name: 'head', layers: ['dense'] }] };
+  const d = series(30, 5, { conv: { group: 'body', ratio: () => 3e-6 }, dense: { group: 'head', ratio: () => 1e-3 } });
+  const advice = adviseRun({ diagnostics: d, epochs: [], groups });
+  const root = buildPlanTree({ planKey: 'k', label: 'layerwise.json', plan, problems: [], model: { state: 'ready', model }, advice });
+  const body = root.children.find((n) => n.label === 'body');
+  const head = root.children.find((n) => n.label === 'head');
+  assert.equal(body?.icon, 'warning');
+  assert.match(body?.description ?? '', /⚠ update ratio 3e-6: try ×33\.3/);
+  assert.match(body?.tooltipMarkdown ?? '', /\*\*Last run:\*\* group "body": update ratio/);
+  assert.equal(head?.icon, 'layers');
+  assert.doesNotMatch(head?.description ?? '', /update ratio/);
+});
