@@ -225,3 +225,29 @@ test('halving rungs share the budget evenly and stay within it', () => {
   }
   assert.deepEqual(halvingRungs(25, 600).map((r) => r.candidates), [25, 9, 3]);
 });
+
+test('the built worker answers a tune request with the suggestion and writes nothing', { timeout: 300_000 }, async () => {
+  const { fork } = await import('node:child_process');
+  const { existsSync, readFileSync } = await import('node:fs');
+  const { isWorkerToHost } = await import('../../src/protocol/worker.ts');
+  const bundle = join(repo, 'dist', 'worker.js');
+  assert.ok(existsSync(bundle), 'dist/worker.js is built (npm run build)');
+  const planFile = mlpPlan();
+  const before = readFileSync(planFile, 'utf8');
+  const child = fork(bundle, [], { serialization: 'json', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  const messages: unknown[] = [];
+  const done = new Promise<unknown>((resolve) => {
+    child.on('message', (m: { type?: string }) => {
+      messages.push(m);
+      if (m.type === 'ready') child.send({ type: 'tune', id: 't1', planFile, workspaceRoot: join(planFile, '..'), backend: 'cpu', method: 'rgn' });
+      if (m.type === 'tuned' || m.type === 'failed') resolve(m);
+    });
+  });
+  const m = (await done) as { type: string; result?: { groups: Array<{ name: string; lrMult: number }> } };
+  child.disconnect();
+  assert.equal(m.type, 'tuned', JSON.stringify(m));
+  assert.ok(messages.every(isWorkerToHost));
+  assert.deepEqual(m.result?.groups.map((g) => g.name), ['body', 'norm', 'head']);
+  assert.equal(Math.max(...(m.result?.groups ?? []).map((g) => g.lrMult)), 1);
+  assert.equal(readFileSync(planFile, 'utf8'), before);
+});

@@ -149,3 +149,17 @@ test('search candidates: the plan as it is first, then every combination, each a
   planWithChanges(plan, lpft?.changes ?? assert.fail());
   assert.equal(plan.groups?.[1]?.lrMult, 0.5);
 });
+
+test('protocol: a tune request and its result are checked on arrival', async () => {
+  const { isHostToWorker, isWorkerToHost } = await import('../../src/protocol/worker.ts');
+  const { isHostToWebview } = await import('../../src/protocol/webview.ts');
+  const target = { planFile: '/w/layerwise.json', workspaceRoot: '/w', backend: 'cpu' };
+  assert.equal(isHostToWorker({ type: 'tune', id: 't', ...target, method: 'rgn' }), true);
+  assert.equal(isHostToWorker({ type: 'tune', id: 't', ...target, method: 'search', budget: 300, includeFrozen: true }), true);
+  assert.equal(isHostToWorker({ type: 'tune', id: 't', ...target, method: 'magic' }), false);
+  assert.equal(isHostToWorker({ type: 'tune', id: 't', ...target, method: 'search', budget: '300' }), false);
+  assert.equal(isWorkerToHost({ type: 'tuned', id: 't', result: RGN }), true);
+  assert.equal(isWorkerToHost({ type: 'tuned', id: 't', result: { ...RGN, groups: [{ name: 'x', lrMult: 'big' }] } }), false);
+  assert.equal(isHostToWebview({ type: 'suggestion', suggestion: { state: 'ready', result: RGN } }), true);
+  assert.equal(isHostToWebview({ type: 'suggestion', suggestion: { state: 'running', method: 'guess' } }), false);
+});
