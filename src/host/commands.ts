@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { initPlan } from '../core/autogroup.ts';
+import { initPlan } from '../core/init-plan.ts';
 import { EXPORT_TARGETS, exportPlan, type ExportTarget } from '../core/export/index.ts';
 import { resolveGroups } from '../core/groups.ts';
 import type { ModelInfo } from '../core/model-info.ts';
