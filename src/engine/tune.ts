@@ -235,7 +235,9 @@ async function search(
     const w = resolution.groups.find((x) => x.name === g.name);
     const lrMult = roundMult(w?.lrMult ?? g.lrMult);
     const frozen = g.frozen ? { frozen: true } : {};
-    return { name: g.name, current: g.lrMult, lrMult, ...frozen, why: g.frozen ? 'frozen: left alone' : `${winner.c.label}: val loss ${winner.loss.toPrecision(4)}` };
+    const trains = g.layers.some((l) => l.params.some((p) => p.trainable));
+    const why = g.frozen ? 'frozen: left alone' : !trains ? 'no trainable weights' : `${winner.c.label}: val loss ${winner.loss.toPrecision(4)}`;
+    return { name: g.name, current: g.lrMult, lrMult, ...frozen, why };
   });
   return { groups, steps: spent, budget, trials, ...(winner.c.changes && { changes: winner.c.changes }) };
 }
