@@ -42,6 +42,7 @@ import {
 import { barChart, lineChart, type LineSeries, type VerticalMarker } from './charts.ts';
 import type { HostChannel } from './host-channel.ts';
 import { RunData } from './run-data.ts';
+import { button, el } from './dom.ts';
 import { adviceList, renderSuggestion } from './suggestions.ts';
 import { LayerTree } from './tree.ts';
 import {
@@ -106,23 +107,6 @@ const SCHEDULES: ReadonlyArray<{ value: ScheduleType; label: string }> = [
   { value: 'stlr', label: 'slanted triangular (ULMFiT)' },
   { value: 'onecycle', label: 'one-cycle' },
 ];
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, className = '', text?: string): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  if (className !== '') e.className = className;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function button(label: string, onClick: () => void, secondary = false): VscodeButton {
-  const b = document.createElement('vscode-button');
-  b.textContent = label;
-  if (secondary) b.setAttribute('secondary', '');
-  b.addEventListener('click', () => {
-    if (!b.disabled) onClick();
-  });
-  return b;
-}
 
 interface Derived {
   resolution?: Resolution;

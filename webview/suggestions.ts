@@ -4,28 +4,11 @@
  * one-click Apply of the multiplier that brings a group into the band, through the usual edit).
  * DOM only; the numbers come from core/tune.ts and core/advice.ts.
  */
-import type { VscodeButton } from '@vscode-elements/elements/dist/vscode-button/vscode-button.js';
 import type { Advice } from '../src/core/advice.ts';
 import { assertNever } from '../src/core/errors.ts';
 import { describeChanges } from '../src/core/tune.ts';
 import type { SuggestionState } from '../src/protocol/webview.ts';
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, className = '', text?: string): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  if (className !== '') e.className = className;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function button(label: string, onClick: () => void, secondary = false): VscodeButton {
-  const b = document.createElement('vscode-button');
-  b.textContent = label;
-  if (secondary) b.setAttribute('secondary', '');
-  b.addEventListener('click', () => {
-    if (!b.disabled) onClick();
-  });
-  return b;
-}
+import { button, el } from './dom.ts';
 
 const mult = (m: number): string => `×${Number(m.toPrecision(3))}`;
 
