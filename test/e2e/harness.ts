@@ -75,7 +75,8 @@ export interface Session {
   close(): Promise<void>;
 }
 
-export async function openSession(name: string, opts: { trusted: boolean; epochs: number }): Promise<Session> {
+/** `settings`: extra user settings for this session (VS Code for the Web saves after a delay by default, for one). */
+export async function openSession(name: string, opts: { trusted: boolean; epochs: number; settings?: Record<string, unknown> }): Promise<Session> {
   const entry = codeServerEntry();
   // outside the repository, so VS Code's git extension does not offer to open the parent repo
   const work = join(tmpdir(), `layerwise-e2e-${name}`);
@@ -95,6 +96,7 @@ export async function openSession(name: string, opts: { trusted: boolean; epochs
       'workbench.tips.enabled': false,
       'extensions.ignoreRecommendations': true,
       'git.openRepositoryInParentFolders': 'never',
+      ...opts.settings,
     }),
   );
   const workspace = join(work, 'workspace');
