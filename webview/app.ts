@@ -137,6 +137,7 @@ export class PanelApp {
     suggest: VscodeButton;
     suggestionBox: HTMLElement;
     stop: VscodeButton;
+    resume: VscodeButton;
     openReport: VscodeButton;
     notice: HTMLElement;
     problems: HTMLElement;
@@ -295,13 +296,15 @@ export class PanelApp {
     const suggest = button('Suggest multipliers', () => this.command('suggestMultipliers'), true);
     suggest.title = 'Measure each group’s relative gradient norm at the starting weights and suggest multipliers (nothing changes until you apply)';
     const stop = button('Stop', () => this.command('stop'), true);
+    const resume = button('Resume', () => this.command('resume'), true);
+    resume.hidden = true;
     const openReport = button('Open report', () => this.command('openReport'), true);
     const openText = button('Open plan file', () => this.command('openPlanText'), true);
     for (const b of [train, findLr, suggest, stop, openReport]) b.disabled = true;
     const actions = el('div', 'actions');
     actions.setAttribute('role', 'group');
     actions.setAttribute('aria-label', 'Run');
-    actions.append(train, findLr, suggest, stop, openReport, openText);
+    actions.append(train, resume, findLr, suggest, stop, openReport, openText);
     header.append(title, status, actions);
     const progress = document.createElement('vscode-progress-bar');
     progress.classList.add('progress');
@@ -361,6 +364,7 @@ export class PanelApp {
       suggest,
       suggestionBox,
       stop,
+      resume,
       openReport,
       notice,
       problems,
@@ -395,8 +399,14 @@ export class PanelApp {
 
   private renderRunControls(): void {
     const c = runControls(this.status, this.state?.trusted ?? false, this.runnableReason());
-    const { train, findLr, stop, openReport, notice, status, progress } = this.els;
+    const { train, findLr, stop, resume, openReport, notice, status, progress } = this.els;
     train.disabled = !c.train;
+    const interrupted = this.state?.interrupted;
+    resume.hidden = interrupted === undefined || c.stop;
+    resume.disabled = !c.train;
+    resume.title = interrupted === undefined
+      ? ''
+      : c.reason ?? `Continue the run ${interrupted.how === 'crashed' ? 'cut off' : 'stopped'} at step ${interrupted.step} from its checkpoint (${interrupted.folder})`;
     findLr.disabled = !c.findLr;
     this.els.suggest.disabled = !c.findLr || this.suggestion.state === 'running';
     stop.disabled = !c.stop;

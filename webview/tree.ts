@@ -1,6 +1,7 @@
 /**
  * The layer tree: an ARIA treegrid of groups (bottom → top) and their layers, with a multiplier
- * field (÷2 / ×2 steppers, ↑/↓ in the field), a weight-decay field and a freeze checkbox per row,
+ * field (÷2 / ×2 steppers, ↑/↓ in the field), a weight-decay field and a "Trains" checkbox per row (checked = trains,
+ * unchecked = frozen, with a lock — the same sense as the Layers view's checkboxes),
  * and per layer a select that moves it to another group. Built from plain DOM
  * elements rather than one web component per cell: a thousand rows of shadow roots cost several
  * times the 100 ms budget, and plain rows cloned from a template stay far under it.
@@ -13,7 +14,7 @@ import {
   decayBlockedReason,
   formatNumber,
   formatParams,
-  frozenEdit,
+  trainsEdit,
   moveBlockedReason,
   moveEdit,
   multiplierEdit,
@@ -36,7 +37,7 @@ export interface LayerTreeEvents {
   expandedChanged(expanded: ReadonlySet<string>): void;
 }
 
-type Control = 'row' | 'mult' | 'dec' | 'inc' | 'decay' | 'frozen' | 'move';
+type Control = 'row' | 'mult' | 'dec' | 'inc' | 'decay' | 'trains' | 'move';
 /** The controls that hold a number the user types. */
 type NumberControl = 'mult' | 'decay';
 
@@ -67,7 +68,7 @@ const COLUMNS: ReadonlyArray<{ label: string; col: string; title?: string }> = [
     col: 'wd',
     title: 'Weight decay of the row’s optimized weights. Empty a field to remove the row’s own setting. A group’s value spares biases and normalisation weights (training.noDecay); a layer’s own value applies to all its weights.',
   },
-  { label: 'Frozen', col: 'frozen' },
+  { label: 'Trains', col: 'trains', title: 'Checked: the row trains. Unchecked (🔒): frozen — no gradient, weights unchanged. The Layers view’s checkboxes mean the same.' },
   { label: 'Decided by', col: 'rule' },
   { label: '', col: 'warn', title: 'Warnings' },
 ];
@@ -315,8 +316,8 @@ export class LayerTree {
     tr.setAttribute('aria-setsize', String(size));
     tr.setAttribute('aria-rowindex', String(flatIndex + 2));
     if (open !== undefined) tr.setAttribute('aria-expanded', String(open));
-    const [nameCell, groupCell, paramsCell, multCell, lrCell, wdCell, frozenCell, ruleCell, warnCell] = Array.from(tr.cells);
-    if (!nameCell || !groupCell || !paramsCell || !multCell || !lrCell || !wdCell || !frozenCell || !ruleCell || !warnCell) return tr;
+    const [nameCell, groupCell, paramsCell, multCell, lrCell, wdCell, trainsCell, ruleCell, warnCell] = Array.from(tr.cells);
+    if (!nameCell || !groupCell || !paramsCell || !multCell || !lrCell || !wdCell || !trainsCell || !ruleCell || !warnCell) return tr;
 
     const [toggle, swatch, label, sub] = Array.from(nameCell.children) as HTMLElement[];
     if (toggle) toggle.textContent = row.kind === 'group' ? (open === true ? '▾' : '▸') : '';
@@ -360,12 +361,12 @@ export class LayerTree {
       if (decayBlocked !== undefined) decay.disabled = true;
     }
 
-    const box = frozenCell.firstElementChild as HTMLInputElement | null;
+    const box = trainsCell.firstElementChild as HTMLInputElement | null;
     if (box) {
-      box.checked = row.frozen;
-      box.defaultChecked = row.frozen;
-      box.setAttribute('aria-label', `Freeze ${row.kind} ${row.name}`);
-      box.title = blocked ?? row.frozenRule.detail;
+      box.checked = !row.frozen;
+      box.defaultChecked = !row.frozen;
+      box.setAttribute('aria-label', `${row.kind} ${row.name} trains`);
+      box.title = blocked ?? `${row.frozen ? 'Frozen — check to train' : 'Trains — uncheck to freeze'} (${row.frozenRule.detail})`;
       if (blocked !== undefined) box.disabled = true;
       if (row.kind === 'group' && row.layers.some((l) => l.frozen !== row.frozen)) box.indeterminate = true;
     }
@@ -548,15 +549,21 @@ export class LayerTree {
     const hit = this.rowOf(e.target);
     if (!hit) return;
     const control = controlOf(e.target as HTMLElement);
-    if (control === 'frozen') {
+    if (control === 'trains') {
       const box = e.target as HTMLInputElement;
-      this.post(frozenEdit(hit.row, box.checked));
+      this.post(trainsEdit(hit.row, box.checked, this.groupFrozen(hit.row)));
     } else if (isNumberControl(control)) {
       this.commitNumber(e.target as HTMLInputElement, hit.row, control);
     } else if (control === 'move' && hit.row.kind === 'layer') {
       // the arrow keys only browse (see onMoveKey): a change is a pick from the list or by mouse
       this.commitMove(e.target as HTMLSelectElement, hit.row);
     }
+  }
+
+  /** Whether the group a layer row belongs to is frozen (a layer's checkbox writes only where it differs). */
+  private groupFrozen(row: TreeRow): boolean {
+    if (row.kind === 'group') return row.frozen;
+    return this.model?.groups.find((g) => g.name === row.group)?.frozen ?? false;
   }
 
   private commitNumber(input: HTMLInputElement, row: TreeRow, control: NumberControl): void {
@@ -685,7 +692,7 @@ export class LayerTree {
       }
       return;
     }
-    if (control === 'frozen' && e.key === 'Enter') {
+    if (control === 'trains' && e.key === 'Enter') {
       e.preventDefault();
       (target as HTMLInputElement).click();
       return;
@@ -725,7 +732,7 @@ export class LayerTree {
         else hit.tr.querySelector<HTMLElement>('[data-control="mult"]')?.focus();
         break;
       case ' ': {
-        const box = hit.tr.querySelector<HTMLInputElement>('[data-control="frozen"]');
+        const box = hit.tr.querySelector<HTMLInputElement>('[data-control="trains"]');
         if (box && !box.disabled) box.click();
         break;
       }
@@ -751,7 +758,7 @@ function decayHint(row: TreeRow): string {
 
 function controlOf(el: HTMLElement): Control {
   const c = el.dataset['control'];
-  return c === 'mult' || c === 'dec' || c === 'inc' || c === 'decay' || c === 'frozen' || c === 'move' ? c : 'row';
+  return c === 'mult' || c === 'dec' || c === 'inc' || c === 'decay' || c === 'trains' || c === 'move' ? c : 'row';
 }
 
 const isNumberControl = (c: Control): c is NumberControl => c === 'mult' || c === 'decay';
@@ -830,13 +837,18 @@ function rowTemplate(): HTMLTableRowElement {
   }
   cell('lr', 'num');
   cell('wd', 'cell-wd').append(numberField('decay'));
-  const frozen = cell('frozen', 'cell-frozen');
+  const trains = cell('trains', 'cell-trains');
   const box = document.createElement('input');
   box.type = 'checkbox';
   box.className = 'check';
-  box.dataset['control'] = 'frozen';
+  box.dataset['control'] = 'trains';
   box.tabIndex = -1;
-  frozen.append(box);
+  // shown by media/webview.css next to an unchecked box: frozen
+  const lock = document.createElement('span');
+  lock.className = 'lock';
+  lock.setAttribute('aria-hidden', 'true');
+  lock.textContent = '🔒';
+  trains.append(box, lock);
   cell('rule', 'cell-rule');
   cell('warn', 'cell-warn');
   return tr;

@@ -272,9 +272,16 @@ export function multiplierEdit(row: TreeRow, value: number | null): PlanEditRequ
   return row.planIndex === undefined ? undefined : { kind: 'setGroup', groupIndex: row.planIndex, key: 'lrMult', value };
 }
 
-export function frozenEdit(row: TreeRow, frozen: boolean): PlanEditRequest | undefined {
-  if (row.kind === 'layer') return { kind: 'setLayer', layer: row.name, key: 'frozen', value: frozen };
-  return row.planIndex === undefined ? undefined : { kind: 'setGroup', groupIndex: row.planIndex, key: 'frozen', value: frozen };
+/**
+ * The edit a "Trains" checkbox sends (`trains` = its new checked state), the same edit the Layers
+ * view's checkbox makes (core/tree-model.ts freezeChange): it writes the least that reaches the
+ * state — a group that trains loses its `frozen` field; a layer that agrees with its group loses
+ * its override.
+ */
+export function trainsEdit(row: TreeRow, trains: boolean, groupFrozen: boolean): PlanEditRequest | undefined {
+  const frozen = !trains;
+  if (row.kind === 'layer') return { kind: 'setLayer', layer: row.name, key: 'frozen', value: groupFrozen === frozen ? null : frozen };
+  return row.planIndex === undefined ? undefined : { kind: 'setGroup', groupIndex: row.planIndex, key: 'frozen', value: frozen ? true : null };
 }
 
 /** The edit a weight-decay field sends; null removes the row's own setting (its group or training.weightDecay decides again). */

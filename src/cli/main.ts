@@ -31,6 +31,7 @@ const USAGE = `usage: layerwise <command> [options]
 commands:
   inspect <plan|model.json>   parameter groups: group → layer → parameter, with the rule that decided each
   train <plan>                fine-tune; writes the model + report.json into a run folder and results into the plan
+  train <plan> --resume DIR   continue a stopped, killed or crashed run from the checkpoint in its folder
   find-lr <plan>              LR range test (ratios between groups kept); --apply sets the suggestion in the plan
   tune <plan> [--method rgn|search] [--budget N] [--batches N] [--include-frozen] [--apply]
                               suggest a multiplier per group (Auto-RGN, or a budgeted search); --apply writes them
@@ -59,7 +60,7 @@ async function main(argv: string[]): Promise<number> {
     case 'inspect':
       return inspect(parseArgs(rest, { ...common }));
     case 'train':
-      return trainCommand(parseArgs(rest, { ...common, out: { value: true }, progress: { value: false }, 'no-write-back': { value: false } }));
+      return trainCommand(parseArgs(rest, { ...common, out: { value: true }, resume: { value: true }, progress: { value: false }, 'no-write-back': { value: false } }));
     case 'find-lr':
       return findLrCommand(
         parseArgs(rest, {
@@ -160,12 +161,22 @@ function isModelJson(file: string): boolean {
   }
 }
 
-/** Results go into the plan as it is on disk now (the user may have edited it during the run). */
-function writeBack(planFile: string, results: PlanResults, extra?: { path: Array<string | number>; value: unknown }): void {
-  const previous = readFileSync(planFile, 'utf8');
+/**
+ * Results go into the plan as it is on disk now (the user may have edited it during the run).
+ * A plan deleted or renamed meanwhile is not recreated: false, and the caller says where the results are.
+ */
+function writeBack(planFile: string, results: PlanResults, extra?: { path: Array<string | number>; value: unknown }): boolean {
+  let previous: string;
+  try {
+    previous = readFileSync(planFile, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
   let text = mergeResults(previous, results, planFile);
   if (extra) text = setPlanValue(text, extra.path, extra.value);
   if (text !== previous) writeFileAtomic(planFile, text);
+  return true;
 }
 
 async function trainCommand(args: ParsedArgs): Promise<number> {
@@ -222,18 +233,22 @@ async function trainCommand(args: ParsedArgs): Promise<number> {
     }
   };
   const outFlag = flagString(args, 'out');
+  const resumeFlag = flagString(args, 'resume');
   const outcome = await train({
     planFile,
     workspaceRoot: workspaceFor(args, planFile),
     backend: backendOf(args),
     outDir: outFlag === undefined ? undefined : resolve(outFlag),
+    resumeFrom: resumeFlag === undefined ? undefined : resolve(resumeFlag),
     signal: controller.signal,
     onEvent,
   });
   process.off('SIGINT', onSignal);
   clearBar();
   const { report } = outcome;
-  if (!args.flags.has('no-write-back')) writeBack(planFile, outcome.results);
+  if (!args.flags.has('no-write-back') && !writeBack(planFile, outcome.results)) {
+    process.stderr.write(`layerwise: ${planFile} was deleted or renamed during the run; the results are in ${outcome.reportFile}\n`);
+  }
   if (json) {
     process.stdout.write(JSON.stringify({ reportFile: outcome.reportFile, report }, null, 2) + '\n');
   } else {
@@ -247,6 +262,7 @@ async function trainCommand(args: ParsedArgs): Promise<number> {
     if (report.test) process.stdout.write(`${testLine(report.test)}\n`);
     if (report.message) process.stdout.write(`${report.message}\n`);
     process.stdout.write(`model: ${report.outputs.model || '(none: cancelled)'}\nreport: ${outcome.reportFile}\n`);
+    if (report.outputs.checkpoint) process.stdout.write(`resume with: layerwise train ${relative(process.cwd(), planFile) || planFile} --resume ${relative(process.cwd(), report.outputs.folder) || '.'}\n`);
   }
   if (report.stopped === 'cancelled') return 130;
   if (report.stopped === 'nonFinite' || !report.frozenCheck.unchanged) return 1;
@@ -358,6 +374,10 @@ function renderPlan(plan: Plan): string {
   const body = JSON.stringify(plan, null, 2);
   return `// Layerwise fine-tuning plan — see the JSON Schema for every field (hover in VS Code).\n// Groups are ordered bottom → top; a layer belongs to the first group whose pattern matches it.\n${body}\n`;
 }
+
+// a file-size limit (ulimit -f) would kill the process on SIGXFSZ; ignored, the write fails with
+// EFBIG instead and is reported like a full disk, with the last checkpoint kept
+process.on('SIGXFSZ', () => undefined);
 
 main(process.argv.slice(2)).then(
   // exit once stdout has flushed: a pipe takes large output (inspect --json) asynchronously

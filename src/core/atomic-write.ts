@@ -7,7 +7,7 @@ import { chmodSync, closeSync, fsyncSync, openSync, realpathSync, renameSync, st
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
-export function writeFileAtomic(path: string, text: string): void {
+export function writeFileAtomic(path: string, text: string | Uint8Array): void {
   // Through a symlink, replace the file it points at rather than the link itself.
   let target = path;
   let mode: number | undefined;
@@ -22,7 +22,7 @@ export function writeFileAtomic(path: string, text: string): void {
   const fd = openSync(temporary, 'wx', mode ?? 0o666);
   try {
     try {
-      const bytes = Buffer.from(text, 'utf8');
+      const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
       for (let written = 0; written < bytes.length; ) written += writeSync(fd, bytes, written, bytes.length - written);
       fsyncSync(fd);
     } finally {

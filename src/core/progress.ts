@@ -124,5 +124,8 @@ export interface RunReport {
   lastDiagnostics?: LayerDiagnostic[];
   /** Warnings from the live figures (core/advice.ts): update ratios far from 1e-3, overfitting. */
   advice?: Advice[];
-  outputs: { folder: string; model: string; best?: string };
+  /** Where earlier processes of this run stopped and it was resumed (`train --resume`). */
+  resumes?: Array<{ step: number; at: string }>;
+  /** `checkpoint`: set when the run stopped early and can be resumed from it. */
+  outputs: { folder: string; model: string; best?: string; checkpoint?: string };
 }

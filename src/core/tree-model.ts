@@ -22,8 +22,8 @@ export type NodeTarget =
   | { kind: 'group'; planKey: string; group: string; planIndex?: number }
   | { kind: 'layer'; planKey: string; layer: string; group: string }
   | { kind: 'param'; planKey: string; param: string; layer: string }
-  /** A place in the plan's text (a problem), when known. */
-  | { kind: 'location'; planKey: string; offset?: number; length?: number };
+  /** A place in the plan's text (a problem): its range when known, else the field to find there. */
+  | { kind: 'location'; planKey: string; offset?: number; length?: number; field?: string };
 
 export type CheckState = 'checked' | 'unchecked';
 
@@ -186,7 +186,7 @@ export function buildPlanTree(input: PlanTreeInput): TreeNode {
         contextValue: 'layerwise.plan.invalid',
         description: 'model cannot be loaded',
         icon: 'error',
-        children: [messageNode(planKey, 'model', 'The model cannot be loaded', input.model.message, 'problem')],
+        children: [messageNode(planKey, 'model', 'The model cannot be loaded', input.model.message, 'problem', 'model')],
       };
     case 'ready':
       break;
@@ -201,7 +201,7 @@ export function buildPlanTree(input: PlanTreeInput): TreeNode {
       contextValue: 'layerwise.plan.invalid',
       description: 'groups cannot be resolved',
       icon: 'error',
-      children: [messageNode(planKey, 'resolve', 'The groups cannot be resolved', message, 'problem')],
+      children: [messageNode(planKey, 'resolve', 'The groups cannot be resolved', message, 'problem', isLayerwiseError(e) ? e.field : undefined)],
     };
   }
   const total = resolution.params.reduce((n, p) => n + p.size, 0);
@@ -225,13 +225,13 @@ export function buildPlanTree(input: PlanTreeInput): TreeNode {
       ...warningLines(resolution.warnings),
     ].join('\n'),
     children: [
-      ...general.map((w, i) => messageNode(planKey, `warning:${i}`, w.message, w.field ?? '', 'warning')),
+      ...general.map((w, i) => messageNode(planKey, `warning:${i}`, w.message, w.field ?? '', 'warning', w.field)),
       ...groups,
     ],
   };
 }
 
-function messageNode(planKey: string, key: string, label: string, detail: string, kind: 'problem' | 'warning'): TreeNode {
+function messageNode(planKey: string, key: string, label: string, detail: string, kind: 'problem' | 'warning', field?: string): TreeNode {
   return {
     id: `${planKey}#${key}`,
     kind,
@@ -241,7 +241,7 @@ function messageNode(planKey: string, key: string, label: string, detail: string
     contextValue: `layerwise.${kind}`,
     icon: kind === 'problem' ? 'error' : 'warning',
     children: [],
-    target: { kind: 'location', planKey },
+    target: { kind: 'location', planKey, ...(field === undefined ? {} : { field }) },
   };
 }
 

@@ -46,6 +46,13 @@ export interface OptimizerSnapshot {
   readonly states: ReadonlyMap<string, Readonly<ParamState>>;
 }
 
+/** One parameter's state as plain float32 data, for a checkpoint (checkpoint.ts). */
+export interface ParamStateData {
+  steps: number;
+  first?: { shape: number[]; values: Float32Array };
+  second?: { shape: number[]; values: Float32Array };
+}
+
 /** Scalars every step reuses; created at the first step so they live on the chosen backend. */
 interface Constants {
   beta1: tf.Scalar;
@@ -117,6 +124,33 @@ export class GroupedOptimizer {
     for (const state of this.states.values()) disposeState(state);
     this.states.clear();
     for (const [name, state] of s.states) this.states.set(name, copyState(state));
+  }
+
+  /** Every parameter's state copied out of the backend: step count and moments, bit for bit. */
+  exportState(): Map<string, ParamStateData> {
+    const out = new Map<string, ParamStateData>();
+    const data = (t: tf.Tensor | undefined) => (t === undefined ? undefined : { shape: [...t.shape], values: Float32Array.from(t.dataSync()) });
+    for (const [name, state] of this.states) {
+      const d: ParamStateData = { steps: state.steps };
+      const first = data(state.first);
+      const second = data(state.second);
+      if (first) d.first = first;
+      if (second) d.second = second;
+      out.set(name, d);
+    }
+    return out;
+  }
+
+  /** Replace all state by `states` (from `exportState`, possibly in another process). */
+  importState(states: ReadonlyMap<string, ParamStateData>): void {
+    for (const state of this.states.values()) disposeState(state);
+    this.states.clear();
+    for (const [name, d] of states) {
+      const state: ParamState = { steps: d.steps };
+      if (d.first) state.first = tf.keep(tf.tensor(d.first.values, d.first.shape, 'float32'));
+      if (d.second) state.second = tf.keep(tf.tensor(d.second.values, d.second.shape, 'float32'));
+      this.states.set(name, state);
+    }
   }
 
   disposeSnapshot(s: OptimizerSnapshot): void {

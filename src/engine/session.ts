@@ -118,6 +118,9 @@ export async function prepareModel(target: RunTarget, opts: { withData: boolean 
       } else outputs = fromData;
     } else outputs = plan.head.outputs;
     const replaced = applyHead(model, plan.head, outputs, plan.training?.seed ?? DEFAULTS.seed);
+    // the layers cut off above the head are in no model anyone disposes: free their weights now
+    const keptLayers = new Set(replaced.model.layers);
+    for (const layer of model.layers) if (!keptLayers.has(layer)) for (const w of layer.weights) w.dispose();
     model = replaced.model;
     newLayers = replaced.newLayers;
   }

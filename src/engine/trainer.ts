@@ -4,8 +4,9 @@
  * per-layer diagnostics. No gradient is computed for anything that does not train in a step.
  */
 import * as tf from '@tensorflow/tfjs';
-import { mkdirSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative } from 'node:path';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { adviseRun } from '../core/advice.ts';
 import { writeFileAtomic } from '../core/atomic-write.ts';
 import { LayerwiseError } from '../core/errors.ts';
@@ -18,22 +19,38 @@ import type {
   FrozenCheck,
   LayerDiagnostic,
   RunReport,
-  StageReport,
   TestMetrics,
   StopReason,
   TrainEvent,
 } from '../core/progress.ts';
+import { describeFingerprintChanges, runFingerprint, type MeasuredInputs, type RunFingerprint } from '../core/run-fingerprint.ts';
 import { buildTimeline, groupLrsAt, paramLr, resolveStages, scheduleFactorAt, type Timeline } from '../core/timeline.ts';
 import { batchTensors, epochOrder, type Dataset } from './data.ts';
 import { computeLoss, countCorrect, forward, lossSpecFor, ModeControl, type LossSpec } from './forward.ts';
 import { saveModel } from './model-io.ts';
-import { GroupedOptimizer, type OptimizerSettings } from './optimizer.ts';
+import {
+  CHECKPOINT_FILE,
+  errnoText,
+  hasCheckpoint,
+  readCheckpoint,
+  removeCheckpoint,
+  writeCheckpoint,
+  type CheckpointManifest,
+  type CheckpointPosition,
+  type CheckpointTensor,
+  type LoadedCheckpoint,
+  type LoopProgress,
+} from './checkpoint.ts';
+import { GroupedOptimizer, type OptimizerSettings, type ParamStateData } from './optimizer.ts';
+import { acquireRunLock } from '../core/run-lock.ts';
 import { buildFrozenPrefix, type FrozenPrefix } from './prefix-cache.ts';
 import { prepareRun, trainingParams, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
 
 export interface TrainOptions extends RunTarget {
   /** Exact output folder (created); default: `<plan output>/<plan name>-<timestamp>`. */
   outDir?: string;
+  /** A run folder holding a checkpoint: continue that run in that folder (checkpoint.ts). */
+  resumeFrom?: string;
   signal?: AbortSignal;
   onEvent?: (e: TrainEvent) => void;
   /** Minimum milliseconds between two step events. */
@@ -53,10 +70,95 @@ export interface TrainOutcome {
 export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   const run = await prepareRun(opts);
   try {
-    return await trainPrepared(run, opts);
+    const outDir = resolveOutDir(run, opts);
+    assertOutDirAllowed(run, outDir);
+    const resume = opts.resumeFrom === undefined ? undefined : loadResume(run, opts.resumeFrom, opts.onEvent);
+    const lock = acquireRunLock(outputRoot(run), run.planFile, outDir);
+    try {
+      return await trainPrepared(run, { ...opts, outDir }, resume);
+    } finally {
+      lock.release();
+    }
   } finally {
     run.model.dispose();
   }
+}
+
+function resolveOutDir(run: PreparedRun, opts: TrainOptions): string {
+  if (opts.resumeFrom === undefined) return opts.outDir ?? defaultOutDir(run);
+  const folder = resolve(opts.resumeFrom);
+  if (opts.outDir !== undefined && resolve(opts.outDir) !== folder) {
+    throw new LayerwiseError('a resumed run continues in its own folder; leave out --out', { file: folder });
+  }
+  return folder;
+}
+
+/** The checkpoint of `folder`, or a refusal naming what changed since that run started. */
+function loadResume(run: PreparedRun, folder: string, onEvent: TrainOptions['onEvent']): LoadedCheckpoint {
+  const checkpoint = readCheckpoint(resolve(folder));
+  const { manifest } = checkpoint;
+  const where = relative(dirname(run.planFile), resolve(folder)) || folder;
+  if (resolve(manifest.planFile) !== resolve(run.planFile)) {
+    throw new LayerwiseError(`cannot resume ${where}: it is a run of ${manifest.planFile}, not of this plan`, { file: run.planFile });
+  }
+  const now = fingerprintOf(run);
+  const changes = describeFingerprintChanges(manifest.fingerprint, now);
+  if (changes.length > 0) {
+    throw new LayerwiseError(`cannot resume ${where}: ${changes.join('; ')}`, { file: run.planFile });
+  }
+  if (checkpoint.fellBack !== undefined) {
+    onEvent?.({ kind: 'log', level: 'warn', message: `the newest checkpoint could not be used (${checkpoint.fellBack}); resuming from the previous one` });
+  }
+  if (manifest.backend !== run.backend.name) {
+    onEvent?.({ kind: 'log', level: 'warn', message: `the run started on ${manifest.backend} and continues on ${run.backend.name}: the numbers may differ from an uninterrupted run in the last bits` });
+  }
+  if (manifest.randomLayers.length > 0) {
+    onEvent?.({ kind: 'log', level: 'warn', message: `${manifest.randomLayers.join(', ')} draw unseeded random numbers while training: the resumed run continues correctly but not bit for bit like an uninterrupted one` });
+  }
+  return checkpoint;
+}
+
+function outputRoot(run: Pick<PreparedRun, 'plan' | 'planFile' | 'workspaceRoot'>): string {
+  return resolvePlanPath(run.planFile, run.plan.output ?? DEFAULTS.output, 'output', run.workspaceRoot);
+}
+
+/** What the run's numbers depend on, as checkpoint.ts records it and a resume compares it. */
+export function fingerprintOf(run: PreparedRun): RunFingerprint {
+  const stages = resolveStages(run.plan, run.resolution, run.planFile);
+  return runFingerprint(run.plan, run.resolution, stages, measureInputs(run));
+}
+
+/** Hashes of the model's files on disk and of the data exactly as it was loaded. */
+function measureInputs(run: PreparedRun): MeasuredInputs {
+  const modelFile = resolvePlanPath(run.planFile, run.plan.model, 'model', run.workspaceRoot);
+  const modelFiles: Record<string, string> = {};
+  const id = (file: string): string => {
+    try {
+      const bytes = readFileSync(file);
+      return `size ${bytes.length} bytes, sha256 ${createHash('sha256').update(bytes).digest('hex')}`;
+    } catch (e) {
+      return `unreadable (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
+    }
+  };
+  modelFiles[run.plan.model] = id(modelFile);
+  try {
+    const json = JSON.parse(readFileSync(modelFile, 'utf8')) as { weightsManifest?: Array<{ paths?: unknown }> };
+    for (const group of json.weightsManifest ?? []) {
+      for (const p of Array.isArray(group.paths) ? group.paths : []) {
+        if (typeof p === 'string') modelFiles[`weights ${p}`] = id(join(dirname(modelFile), p));
+      }
+    }
+  } catch {
+    // model.json changed into something unreadable: its own entry already differs
+  }
+  const hashData = (ds: Dataset): string =>
+    createHash('sha256').update(new Uint8Array(ds.x.buffer, ds.x.byteOffset, ds.x.byteLength)).update(new Uint8Array(ds.y.buffer, ds.y.byteOffset, ds.y.byteLength)).digest('hex');
+  return {
+    modelFiles,
+    trainData: hashData(run.data.train),
+    validationData: run.data.validation && hashData(run.data.validation),
+    trainSamples: run.data.train.n,
+  };
 }
 
 /** Weights and statistics copied out of the model, to compare or to restore. */
@@ -77,7 +179,7 @@ function disposeSnapshot(s: Snapshot | undefined): void {
 }
 
 export function defaultOutDir(run: Pick<PreparedRun, 'plan' | 'planFile' | 'workspaceRoot'>, prefix = ''): string {
-  const root = resolvePlanPath(run.planFile, run.plan.output ?? DEFAULTS.output, 'output', run.workspaceRoot);
+  const root = outputRoot(run);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19);
   const planName = basename(run.planFile).replace(/\.json$/, '').replace(/\.layerwise$/, '');
   return join(root, `${prefix}${planName}-${stamp}`);
@@ -103,7 +205,127 @@ function planFrozen(params: readonly BoundParam[], resolution: Resolution): Boun
   return params.filter((p) => p.audit.frozen || (!p.audit.trainable && inference.has(p.layerName)));
 }
 
-export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promise<TrainOutcome> {
+/**
+ * Everything the loop carries from one batch to the next; a checkpoint is exactly this (plus
+ * the model's weights and the optimizer's state), so a resumed loop is the same loop.
+ */
+interface RunState extends Omit<LoopProgress, 'trainedBefore'> {
+  position: CheckpointPosition;
+  trainedBefore: Set<string>;
+  /** Best-so-far weights, kept for `best/` when early stopping or validation picks an earlier epoch. */
+  bestSnapshot?: Snapshot;
+  /** Weights at the start of the current epoch: what the non-finite guard restores. */
+  epochStart?: Snapshot;
+}
+
+function freshState(run: PreparedRun): RunState {
+  return {
+    startedAt: new Date().toISOString(),
+    trainSeconds: 0,
+    epochs: [],
+    groupLrByEpoch: Object.fromEntries(run.resolution.groups.map((g) => [g.name, []])),
+    stageReports: [],
+    sinceBest: 0,
+    trainedBefore: new Set(),
+    frozenBefore: planFrozen(run.params, run.resolution).map((p) => ({ name: p.audit.name, sha256: hashOf(p.variable) })),
+    partial: { lossSum: 0, correct: 0, seconds: 0 },
+    resumes: [],
+    position: { epoch: 0, batch: 0, globalStep: 0 },
+  };
+}
+
+/** Loads a checkpoint into the model, the optimizer and a RunState. */
+function restoreState(run: PreparedRun, optimizer: GroupedOptimizer, checkpoint: LoadedCheckpoint): RunState {
+  const { manifest, tensors } = checkpoint;
+  const tensorOf = (key: string): tf.Tensor | undefined => {
+    const t = tensors.get(key);
+    return t === undefined ? undefined : tf.tensor(t.values, t.shape, 'float32');
+  };
+  const snapshotOf = (prefix: string): Snapshot | undefined => {
+    if (!manifest.tensors.some((t) => t.key.startsWith(`${prefix}:`))) return undefined;
+    const s: Snapshot = new Map();
+    for (const p of run.params) {
+      const t = tensorOf(`${prefix}:${p.audit.name}`);
+      if (t === undefined) throw new LayerwiseError(`the checkpoint has no ${prefix} copy of ${p.audit.name}`, { file: checkpoint.manifestFile });
+      s.set(p.variable, tf.keep(t));
+    }
+    return s;
+  };
+  for (const p of run.params) {
+    const t = tensorOf(`weight:${p.audit.name}`);
+    if (t === undefined || !sameShape(t.shape, p.variable.shape)) {
+      t?.dispose();
+      throw new LayerwiseError(`the checkpoint does not hold the weight ${p.audit.name} with shape [${p.variable.shape.join(', ')}]`, { file: checkpoint.manifestFile });
+    }
+    p.variable.assign(t);
+    t.dispose();
+  }
+  const states = new Map<string, ParamStateData>();
+  for (const [name, steps] of Object.entries(manifest.optimizerSteps)) {
+    const first = tensors.get(`first:${name}`);
+    const second = tensors.get(`second:${name}`);
+    states.set(name, {
+      steps,
+      ...(first && { first: { shape: first.shape, values: first.values } }),
+      ...(second && { second: { shape: second.shape, values: second.values } }),
+    });
+  }
+  optimizer.importState(states);
+  const { trainedBefore, ...progress } = manifest.progress;
+  return {
+    ...progress,
+    resumes: [...progress.resumes, { step: manifest.position.globalStep, at: new Date().toISOString() }],
+    trainedBefore: new Set(trainedBefore),
+    position: { ...manifest.position },
+    bestSnapshot: snapshotOf('best'),
+    epochStart: snapshotOf('epochStart'),
+  };
+}
+
+const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** Layers whose training pass draws unseeded random numbers (tfjs has no global seed). */
+function randomLayers(model: tf.LayersModel): string[] {
+  return model.layers
+    .filter((l) => {
+      const c = l.getConfig() as { rate?: number; stddev?: number };
+      return /Dropout|Noise/.test(l.getClassName()) && ((c.rate ?? 0) > 0 || (c.stddev ?? 0) > 0);
+    })
+    .map((l) => l.name);
+}
+
+function saveState(run: PreparedRun, optimizer: GroupedOptimizer, state: RunState, dir: string, reason: CheckpointManifest['reason'], fingerprint: RunFingerprint): void {
+  mkdirSync(dir, { recursive: true });
+  const tensors: CheckpointTensor[] = [];
+  const add = (key: string, t: tf.Tensor) => tensors.push({ key, shape: [...t.shape], values: Float32Array.from(t.dataSync()) });
+  for (const p of run.params) add(`weight:${p.audit.name}`, p.variable);
+  const optimizerSteps: Record<string, number> = {};
+  for (const [name, d] of optimizer.exportState()) {
+    optimizerSteps[name] = d.steps;
+    if (d.first) tensors.push({ key: `first:${name}`, shape: d.first.shape, values: d.first.values });
+    if (d.second) tensors.push({ key: `second:${name}`, shape: d.second.shape, values: d.second.values });
+  }
+  const byVariable = new Map(run.params.map((p) => [p.variable, p.audit.name]));
+  const addSnapshot = (prefix: string, s: Snapshot | undefined) => {
+    if (s) for (const [v, t] of s) add(`${prefix}:${byVariable.get(v) ?? v.name}`, t);
+  };
+  addSnapshot('best', state.bestSnapshot);
+  // an epoch-end checkpoint's epoch start is its weights: only a stop mid-epoch needs the copy
+  if (state.position.batch > 0) addSnapshot('epochStart', state.epochStart);
+  const { position, bestSnapshot: _b, epochStart: _e, trainedBefore, ...progress } = state;
+  writeCheckpoint(dir, {
+    reason,
+    planFile: run.planFile,
+    backend: run.backend.name,
+    fingerprint,
+    position: { ...position },
+    progress: { ...progress, trainedBefore: [...trainedBefore] },
+    optimizerSteps,
+    randomLayers: randomLayers(run.model),
+  }, tensors);
+}
+
+export async function trainPrepared(run: PreparedRun, opts: TrainOptions, resume?: LoadedCheckpoint): Promise<TrainOutcome> {
   const { plan, resolution, data, params } = run;
   const emit = opts.onEvent ?? (() => undefined);
   const training = plan.training ?? {};
@@ -121,130 +343,140 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
   const modes = new ModeControl(run.model, batchNormInferenceLayers(resolution));
   const outDir = opts.outDir ?? defaultOutDir(run);
   assertOutDirAllowed(run, outDir);
-  const startedAt = new Date();
   emit({ kind: 'log', level: 'info', message: `backend ${run.backend.name}: ${run.backend.reason}` });
   const trainStart = performance.now();
+  // the fingerprint of the run's start: a resume has already checked the current one equals it
+  const fingerprint = resume?.manifest.fingerprint ?? fingerprintOf(run);
 
-  // the bit-exact frozen check: copy every frozen weight and statistic out of the model now
-  const frozenBefore = planFrozen(params, resolution).map((p) => ({ name: p.audit.name, bytes: copyBytes(p.variable) }));
-
-  const epochs: EpochMetrics[] = [];
-  const groupLrByEpoch: Record<string, number[]> = Object.fromEntries(resolution.groups.map((g) => [g.name, []]));
-  const stageReports: StageReport[] = [];
+  const state = resume === undefined ? freshState(run) : restoreState(run, optimizer, resume);
+  if (resume !== undefined) {
+    emit({ kind: 'log', level: 'info', message: `resuming ${outDir} at step ${state.position.globalStep} (epoch ${state.position.epoch + 1}, batch ${state.position.batch + 1})` });
+  }
   let stopped: StopReason = 'completed';
   let message: string | undefined;
-  let best: RunReport['best'];
-  let bestSnapshot: Snapshot | undefined;
-  let epochStart: Snapshot | undefined;
-  let sinceBest = 0;
-  let globalStep = 0;
   let lastEmit = 0;
-  let lastDiagnostics: LayerDiagnostic[] | undefined;
+  // the diagnostics of this process (a resumed run's advice covers the steps since the resume)
   const diagnosticsSeries: Array<{ step: number; layers: LayerDiagnostic[] }> = [];
   const allVars = params.map((p) => p.variable);
-  let trainedBefore = new Set<string>();
+  const secondsBefore = state.trainSeconds;
+  const checkpoint = (reason: CheckpointManifest['reason']) =>
+    saveState(run, optimizer, { ...state, trainSeconds: secondsBefore + (performance.now() - trainStart) / 1000 }, outDir, reason, fingerprint);
 
   try {
     outer: for (const stage of timeline.stages) {
+      if (state.position.epoch >= stage.startEpoch + stage.epochs) continue;
       const trainGroups = new Set(stage.trainGroups);
       const trainable = trainingParams(params, trainGroups);
       const trainedNow = new Set(trainable.map((p) => p.audit.name));
-      // a parameter that trains again after a pause starts fresh; ones that kept training keep their state
-      for (const p of trainable) if (!trainedBefore.has(p.audit.name) && optimizer.stepsTaken(p.audit.name) > 0) optimizer.resetState(p.audit.name);
-      trainedBefore = trainedNow;
+      // a resume into the middle of a stage finds the stage's start already done (and in the checkpoint)
+      const stageStarted = state.position.epoch > stage.startEpoch || state.position.batch > 0;
+      if (!stageStarted) {
+        // a parameter that trains again after a pause starts fresh; ones that kept training keep their state
+        for (const p of trainable) if (!state.trainedBefore.has(p.audit.name) && optimizer.stepsTaken(p.audit.name) > 0) optimizer.resetState(p.audit.name);
+        state.trainedBefore = trainedNow;
+        if (!state.stageReports.some((r) => r.stage === stage.index + 1)) state.stageReports.push({ stage: stage.index + 1, epochs: stage.epochs, trainGroups: stage.trainGroups, lr: stage.lr, steps: stage.steps });
+      }
       const trainingLayers = new Set(trainable.map((p) => p.layerName));
       modes.trainOnly(trainingLayers);
-      stageReports.push({ stage: stage.index + 1, epochs: stage.epochs, trainGroups: stage.trainGroups, lr: stage.lr, steps: stage.steps });
       emit({ kind: 'stage', stage: stage.index + 1, stages: timeline.stages.length, epochs: stage.epochs, trainGroups: stage.trainGroups, lr: stage.lr });
       const prefix = opts.frozenPrefixCache === false || trainable.length === 0
         ? undefined
         : stagePrefix(run, trainingLayers, train, batchSize, stage.index + 1, emit);
       const stageData = prefix?.dataset ?? train;
 
-      for (let e = 0; e < stage.epochs; e++) {
-        const epochIndex = stage.startEpoch + e;
+      for (let epochIndex = state.position.epoch; epochIndex < stage.startEpoch + stage.epochs; epochIndex++) {
         const epochClock = performance.now();
-        disposeSnapshot(epochStart);
-        epochStart = takeSnapshot(allVars);
+        const firstBatch = state.position.batch;
+        if (firstBatch === 0) {
+          disposeSnapshot(state.epochStart);
+          state.epochStart = takeSnapshot(allVars);
+          state.partial = { lossSum: 0, correct: 0, seconds: 0 };
+        }
+        const epochSecondsBefore = state.partial.seconds;
         const order = epochOrder(train.n, shuffle, seed, epochIndex);
-        let lossSum = 0;
-        let correct = 0;
-        for (let b = 0; b < stepsPerEpoch; b++) {
+        for (let b = firstBatch; b < stepsPerEpoch; b++) {
           if (opts.signal?.aborted) {
             stopped = 'cancelled';
             message = 'cancelled by the user';
+            state.partial.seconds = epochSecondsBefore + (performance.now() - epochClock) / 1000;
+            checkpoint('stopped');
             break outer;
           }
           const indices = order.slice(b * batchSize, (b + 1) * batchSize);
+          const globalStep = state.position.globalStep;
           const factor = scheduleFactorAt(plan, timeline, globalStep);
           const wantDiagnostics = diagnosticsEvery > 0 && (globalStep + 1) % diagnosticsEvery === 0 && trainable.length > 0;
           const step = trainStep(run, lossSpec, optimizer, trainable, stageData, indices, (p) => paramLr(stage, p.audit.lrMult, factor), wantDiagnostics, prefix);
           if (!Number.isFinite(step.loss)) {
-            restoreSnapshot(epochStart);
+            if (state.epochStart) restoreSnapshot(state.epochStart);
             stopped = 'nonFinite';
             message = `the loss became ${step.loss} at step ${globalStep + 1} (stage ${stage.index + 1}, epoch ${epochIndex + 1}); the weights from the start of that epoch were kept — lower the learning rate`;
             emit({ kind: 'log', level: 'error', message });
             break outer;
           }
-          lossSum += step.loss * indices.length;
-          correct += step.correct;
-          globalStep += 1;
+          state.partial.lossSum += step.loss * indices.length;
+          state.partial.correct += step.correct;
+          state.position = { epoch: epochIndex, batch: b + 1, globalStep: globalStep + 1 };
           if (step.diagnostics) {
-            lastDiagnostics = step.diagnostics;
-            diagnosticsSeries.push({ step: globalStep, layers: step.diagnostics });
-            emit({ kind: 'diagnostics', step: globalStep, layers: step.diagnostics });
+            state.lastDiagnostics = step.diagnostics;
+            diagnosticsSeries.push({ step: state.position.globalStep, layers: step.diagnostics });
+            emit({ kind: 'diagnostics', step: state.position.globalStep, layers: step.diagnostics });
           }
           const now = performance.now();
           if (now - lastEmit >= interval || b === stepsPerEpoch - 1) {
             lastEmit = now;
             const elapsed = (now - trainStart) / 1000;
+            const done = state.position.globalStep - (state.resumes[state.resumes.length - 1]?.step ?? 0);
             emit({
               kind: 'step',
               stage: stage.index + 1,
               stages: timeline.stages.length,
               epoch: epochIndex + 1,
               epochs: timeline.totalEpochs,
-              step: globalStep,
+              step: state.position.globalStep,
               totalSteps: timeline.totalSteps,
               loss: step.loss,
-              groupLrs: groupLrsAt(plan, resolution, timeline, globalStep - 1),
-              etaSeconds: (elapsed / globalStep) * (timeline.totalSteps - globalStep),
+              groupLrs: groupLrsAt(plan, resolution, timeline, state.position.globalStep - 1),
+              etaSeconds: (elapsed / Math.max(done, 1)) * (timeline.totalSteps - state.position.globalStep),
             });
           }
           // let the event loop breathe so a cancel message can arrive between batches
           await new Promise((r) => setImmediate(r));
         }
-        const groupLrs = groupLrsAt(plan, resolution, timeline, globalStep - 1);
-        for (const g of groupLrs) groupLrByEpoch[g.group]?.push(g.lr);
+        const groupLrs = groupLrsAt(plan, resolution, timeline, state.position.globalStep - 1);
+        for (const g of groupLrs) state.groupLrByEpoch[g.group]?.push(g.lr);
         const metrics: EpochMetrics = {
           stage: stage.index + 1,
           epoch: epochIndex + 1,
-          trainLoss: lossSum / train.n,
-          seconds: (performance.now() - epochClock) / 1000,
+          trainLoss: state.partial.lossSum / train.n,
+          seconds: epochSecondsBefore + (performance.now() - epochClock) / 1000,
           groupLrs,
         };
-        if (run.task === 'classification') metrics.trainAccuracy = correct / train.n;
+        if (run.task === 'classification') metrics.trainAccuracy = state.partial.correct / train.n;
         if (data.validation) {
           const v = evaluate(run.model, lossSpec, data.validation, batchSize);
           metrics.valLoss = v.loss;
           if (run.task === 'classification') metrics.valAccuracy = v.accuracy;
         }
-        epochs.push(metrics);
+        state.epochs.push(metrics);
+        state.position = { epoch: epochIndex + 1, batch: 0, globalStep: state.position.globalStep };
+        state.partial = { lossSum: 0, correct: 0, seconds: 0 };
         emit({ kind: 'epoch', ...metrics });
 
         if (metrics.valLoss !== undefined) {
           const es = training.earlyStopping;
           const metricName = es?.metric ?? 'valLoss';
+          const best = state.best;
           const value = metricName === 'valAccuracy' ? -(metrics.valAccuracy ?? 0) : metrics.valLoss;
           const bestValue = best === undefined ? Infinity : metricName === 'valAccuracy' ? -(best.valAccuracy ?? 0) : (best.valLoss ?? Infinity);
           if (value < bestValue - (es?.minDelta ?? 0)) {
-            best = { epoch: epochIndex + 1, valLoss: metrics.valLoss, valAccuracy: metrics.valAccuracy };
-            disposeSnapshot(bestSnapshot);
-            bestSnapshot = takeSnapshot(allVars);
-            sinceBest = 0;
+            state.best = { epoch: epochIndex + 1, valLoss: metrics.valLoss, valAccuracy: metrics.valAccuracy };
+            disposeSnapshot(state.bestSnapshot);
+            state.bestSnapshot = takeSnapshot(allVars);
+            state.sinceBest = 0;
           } else {
-            sinceBest += 1;
-            if (es && sinceBest >= es.patience) {
+            state.sinceBest += 1;
+            if (es && state.sinceBest >= es.patience) {
               stopped = 'earlyStopping';
               message = `stopped early: ${metricName} did not improve for ${es.patience} epoch(s); best at epoch ${best?.epoch}`;
               emit({ kind: 'log', level: 'info', message });
@@ -252,40 +484,48 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
             }
           }
         }
+        checkpoint('epoch');
       }
     }
   } finally {
     modes.restore();
-    disposeSnapshot(epochStart);
+    disposeSnapshot(state.epochStart);
     optimizer.dispose();
   }
 
-  const trainSeconds = (performance.now() - trainStart) / 1000;
-  const frozenCheck = checkFrozen(frozenBefore, params);
+  const trainSeconds = secondsBefore + (performance.now() - trainStart) / 1000;
+  const globalStep = state.position.globalStep;
+  const { epochs, best, bestSnapshot } = state;
+  const frozenCheck = checkFrozen(state.frozenBefore, params);
   if (!frozenCheck.unchanged) {
     // a broken promise of the tool, not of the user: say it loudly
     emit({ kind: 'log', level: 'error', message: `frozen weights changed: ${frozenCheck.changed.join(', ')}` });
   }
 
-  // outputs: nothing at all when cancelled, so no half-written model can exist
-  mkdirSync(outDir, { recursive: true });
+  // outputs: no model when cancelled (the checkpoint holds the run), so no half-trained model can be mistaken for a result
   const modelDir = outDir;
   let bestDir: string | undefined;
   let test: RunReport['test'];
-  if (stopped !== 'cancelled') {
-    await saveModel(run.model, modelDir);
-    const final = evaluateTest(run, lossSpec, batchSize);
-    if (final !== undefined) test = { final };
-    if (bestSnapshot && best && best.epoch !== epochs[epochs.length - 1]?.epoch) {
-      const current = takeSnapshot(allVars);
-      restoreSnapshot(bestSnapshot);
-      bestDir = join(outDir, 'best');
-      await saveModel(run.model, bestDir);
-      const bestTest = evaluateTest(run, lossSpec, batchSize);
-      if (test !== undefined && bestTest !== undefined) test.best = { epoch: best.epoch, ...bestTest };
-      restoreSnapshot(current);
-      disposeSnapshot(current);
+  try {
+    mkdirSync(outDir, { recursive: true });
+    if (stopped !== 'cancelled') {
+      await saveModel(run.model, modelDir);
+      const final = evaluateTest(run, lossSpec, batchSize);
+      if (final !== undefined) test = { final };
+      if (bestSnapshot && best && best.epoch !== epochs[epochs.length - 1]?.epoch) {
+        const current = takeSnapshot(allVars);
+        restoreSnapshot(bestSnapshot);
+        bestDir = join(outDir, 'best');
+        await saveModel(run.model, bestDir);
+        const bestTest = evaluateTest(run, lossSpec, batchSize);
+        if (test !== undefined && bestTest !== undefined) test.best = { epoch: best.epoch, ...bestTest };
+        restoreSnapshot(current);
+        disposeSnapshot(current);
+      }
     }
+  } catch (e) {
+    disposeSnapshot(bestSnapshot);
+    throw outputError(e, 'the model', outDir);
   }
   disposeSnapshot(bestSnapshot);
 
@@ -297,13 +537,13 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
     task: run.task,
     classes: data.classes,
     backend: { name: run.backend.name, reason: run.backend.reason },
-    startedAt: startedAt.toISOString(),
+    startedAt: state.startedAt,
     finishedAt: new Date().toISOString(),
     stopped,
     message,
-    stages: stageReports,
+    stages: state.stageReports,
     epochs,
-    groupLrByEpoch,
+    groupLrByEpoch: state.groupLrByEpoch,
     best,
     frozenCheck,
     test,
@@ -313,16 +553,24 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
       steps: globalStep,
       stepsPerSecond: globalStep / Math.max(trainSeconds, 1e-9),
     },
-    lastDiagnostics,
+    lastDiagnostics: state.lastDiagnostics,
     advice: adviseRun({ diagnostics: diagnosticsSeries, epochs, groups: resolution.groups }),
+    ...(state.resumes.length > 0 && { resumes: state.resumes }),
     outputs: {
       folder: outDir,
       model: stopped === 'cancelled' ? '' : join(modelDir, 'model.json'),
       best: bestDir === undefined ? undefined : join(bestDir, 'model.json'),
+      ...(stopped === 'cancelled' && { checkpoint: join(outDir, CHECKPOINT_FILE) }),
     },
   };
   const reportFile = join(outDir, 'report.json');
-  writeFileAtomic(reportFile, JSON.stringify(report, null, 2) + '\n');
+  try {
+    writeFileAtomic(reportFile, JSON.stringify(report, null, 2) + '\n');
+  } catch (e) {
+    throw outputError(e, 'the report', outDir);
+  }
+  // the model and report are on disk: nothing is left to resume, so the checkpoint's space is freed
+  if (stopped !== 'cancelled') removeCheckpoint(outDir);
 
   const results: PlanResults = {
     lastRun: {
@@ -342,6 +590,13 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
     },
   };
   return { report, reportFile, outDir, results, resolution };
+}
+
+/** A failed write of the run's outputs, said plainly, with what survives it. */
+function outputError(e: unknown, what: string, outDir: string): Error {
+  if (typeof (e as NodeJS.ErrnoException).code !== 'string') return e instanceof Error ? e : new Error(String(e));
+  const kept = hasCheckpoint(outDir) ? `; the last checkpoint is kept: once that is fixed, resume with "layerwise train <plan> --resume ${outDir}"` : '';
+  return new LayerwiseError(`cannot write ${what}: ${errnoText(e)}${kept}`, { file: outDir });
 }
 
 /** The plan with the defaults the run used made explicit, for the report. */
@@ -366,18 +621,18 @@ function resolvedPlan(run: PreparedRun): RunReport['plan'] {
   };
 }
 
-function copyBytes(v: tf.Variable): Uint8Array {
+/** sha256 of a variable's float32 bytes: a byte-for-byte comparison that fits in a checkpoint. */
+function hashOf(v: tf.Variable): string {
   const d = v.dataSync();
-  return new Uint8Array(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength));
+  return createHash('sha256').update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)).digest('hex');
 }
 
-function checkFrozen(before: Array<{ name: string; bytes: Uint8Array }>, params: readonly BoundParam[]): FrozenCheck {
+function checkFrozen(before: ReadonlyArray<{ name: string; sha256: string }>, params: readonly BoundParam[]): FrozenCheck {
   const byName = new Map(params.map((p) => [p.audit.name, p.variable]));
   const changed: string[] = [];
   for (const b of before) {
     const v = byName.get(b.name);
-    const now = v === undefined ? undefined : copyBytes(v);
-    if (now === undefined || now.length !== b.bytes.length || !now.every((x, i) => x === b.bytes[i])) changed.push(b.name);
+    if (v === undefined || hashOf(v) !== b.sha256) changed.push(b.name);
   }
   return { weightsChecked: before.length, unchanged: changed.length === 0, changed };
 }

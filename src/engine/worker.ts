@@ -4,9 +4,9 @@
  * and never writes the plan file itself: results go back to the host, which edits the plan
  * through the editor (so unsaved changes are never clobbered).
  */
-import { join, relative } from 'node:path';
-import { assertNever, isLayerwiseError } from '../core/errors.ts';
-import { resolvePlanPath } from '../core/paths.ts';
+import { join, relative, resolve } from 'node:path';
+import { assertNever, isLayerwiseError, LayerwiseError } from '../core/errors.ts';
+import { isInside, resolvePlanPath } from '../core/paths.ts';
 import type { TrainEvent } from '../core/progress.ts';
 import { isHostToWorker, type HostToWorker, type ProblemInfo, type WorkerToHost } from '../protocol/worker.ts';
 import { findLr } from './lr-finder.ts';
@@ -15,7 +15,8 @@ import { train } from './trainer.ts';
 import { tune } from './tune.ts';
 
 function send(m: WorkerToHost): void {
-  process.send?.(m);
+  // after a disconnect there is no channel; the checkpoint on disk is what survives
+  if (process.connected) process.send?.(m);
 }
 
 function problemOf(e: unknown): ProblemInfo {
@@ -37,6 +38,9 @@ async function handle(m: HostToWorker): Promise<void> {
   try {
     switch (m.type) {
       case 'train': {
+        if (m.resumeFrom !== undefined && !isInside(resolve(m.workspaceRoot), resolve(m.resumeFrom))) {
+          throw new LayerwiseError(`the run folder to resume lies outside the workspace folder ${m.workspaceRoot}`, { file: m.resumeFrom });
+        }
         const outcome = await train({ ...m, signal: controller.signal, onEvent, progressIntervalMs: m.progressIntervalMs });
         send({ type: 'trained', id: m.id, report: outcome.report, reportFile: outcome.reportFile, results: outcome.results });
         break;
@@ -71,6 +75,7 @@ async function handle(m: HostToWorker): Promise<void> {
     send({ type: 'failed', id: m.id, problem: problemOf(e), cancelled: controller.signal.aborted });
   } finally {
     running.delete(m.id);
+    if (hostGone && running.size === 0) process.exit(0);
   }
 }
 
@@ -83,7 +88,20 @@ process.on('message', (raw: unknown) => {
   void handle(raw);
 });
 
-// the parent went away: nothing to report to, stop at once
-process.on('disconnect', () => process.exit(0));
+// a file-size limit must fail the write (EFBIG, reported), not kill the worker
+process.on('SIGXFSZ', () => undefined);
+
+/** Longest wait, after the host went away, for a training run to write its stop checkpoint. */
+const DISCONNECT_GRACE_MS = 10_000;
+let hostGone = false;
+
+// the parent went away (a window reload, a crashed extension host): nothing to report to, so stop —
+// but let a training run write its checkpoint first, so the run can be resumed from this batch
+process.on('disconnect', () => {
+  hostGone = true;
+  if (running.size === 0) process.exit(0);
+  for (const c of running.values()) c.abort();
+  setTimeout(() => process.exit(0), DISCONNECT_GRACE_MS);
+});
 
 send({ type: 'ready', pid: process.pid });

@@ -9,6 +9,7 @@ import * as vscode from 'vscode';
 import { initPlan } from '../core/init-plan.ts';
 import { EXPORT_TARGETS, exportPlan, type ExportTarget } from '../core/export/index.ts';
 import { resolveGroups } from '../core/groups.ts';
+import { fieldRange } from '../core/plan-problems.ts';
 import type { ModelInfo } from '../core/model-info.ts';
 import { isPlanFileName, newPlanFileName } from '../core/plan-discovery.ts';
 import { PRESETS } from '../core/presets.ts';
@@ -56,11 +57,28 @@ export function registerCommands(d: CommandDeps): vscode.Disposable[] {
   return [
     reg('layerwise.openPlanEditor', async (arg) => {
       const uri = await plan(arg, 'open in the plan editor');
-      if (uri !== undefined) panels.createOrShow(uri);
+      if (uri !== undefined) await panels.createOrShow(uri);
     }),
     reg('layerwise.train', async (arg) => {
       const uri = await plan(arg, 'train');
       if (uri !== undefined) await sessions.start('train', uri);
+    }),
+    reg('layerwise.resumeTraining', async (arg) => {
+      const uri = await plan(arg, 'resume a run of');
+      if (uri === undefined) return;
+      const entry = await store.open(uri);
+      const runs = sessions.interruptedRuns(entry);
+      if (runs.length === 0) {
+        void vscode.window.showInformationMessage(`Layerwise: ${entry.label} has no stopped or interrupted run to resume.`);
+        return;
+      }
+      const picked = runs.length === 1
+        ? runs[0]
+        : (await vscode.window.showQuickPick(
+          runs.map((r) => ({ label: vscode.workspace.asRelativePath(r.folder), description: `${r.how} at step ${r.step}`, run: r })),
+          { placeHolder: 'Resume which run?' },
+        ))?.run;
+      if (picked !== undefined) await sessions.start('train', uri, { resumeFrom: picked.folder });
     }),
     reg('layerwise.findLr', async (arg) => {
       const uri = await plan(arg, 'run an LR range test on');
@@ -151,8 +169,12 @@ export function registerCommands(d: CommandDeps): vscode.Disposable[] {
       const node = nodeOf(d, arg);
       if (node === undefined || node.target.kind !== 'location') return;
       const doc = await vscode.workspace.openTextDocument(vscode.Uri.parse(node.target.planKey));
-      const start = doc.positionAt(node.target.offset ?? 0);
-      const end = doc.positionAt((node.target.offset ?? 0) + (node.target.length ?? 0));
+      // a problem found in the text has its range; one found by the resolver or the worker names its field
+      const at = node.target.offset !== undefined
+        ? { offset: node.target.offset, length: node.target.length ?? 0 }
+        : node.target.field !== undefined ? fieldRange(doc.getText(), node.target.field) : { offset: 0, length: 0 };
+      const start = doc.positionAt(at.offset);
+      const end = doc.positionAt(at.offset + at.length);
       await vscode.window.showTextDocument(doc, { selection: new vscode.Range(start, end) });
     }),
     d.treeView.onDidChangeCheckboxState(async (e) => {
@@ -361,7 +383,7 @@ async function createPlanFor(d: CommandDeps, modelUri: vscode.Uri): Promise<void
   d.log.info(`created ${vscode.workspace.asRelativePath(uri)} for ${rel} with ${plan.groups?.length ?? 0} groups`);
   await d.store.open(uri);
   await vscode.window.showTextDocument(uri, { preview: false });
-  d.panels.createOrShow(uri, true);
+  await d.panels.createOrShow(uri, true);
 }
 
 const EXPORT_LABELS: Record<ExportTarget, string> = {

@@ -6,7 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ModelInfo } from '../core/model-info.ts';
-import type { DescribeModelRequest, DescribeRequest, HostToWorker, WorkerToHost } from '../protocol/worker.ts';
+import { LayerwiseError } from '../core/errors.ts';
+import type { DescribeModelRequest, DescribeRequest, HostToWorker, ProblemInfo, WorkerToHost } from '../protocol/worker.ts';
 import { WorkerProcess, describeExit, type WorkerLog } from './worker-process.ts';
 
 export interface Described {
@@ -78,7 +79,7 @@ export class ModelDescriber {
         this.settle(m.id, undefined, { model: m.model, ...(m.trainSamples === undefined ? {} : { trainSamples: m.trainSamples }) });
         break;
       case 'failed':
-        this.settle(m.id, new Error(m.problem.message));
+        this.settle(m.id, failure(m.problem));
         break;
       case 'event':
         if (m.event.kind === 'log') this.log.info(`[model worker] ${m.event.message}`);
@@ -120,4 +121,11 @@ export class ModelDescriber {
     this.worker?.stop(true);
     this.worker = undefined;
   }
+}
+
+/** The worker's problem as a LayerwiseError, so the host can place it at its field. */
+function failure(p: ProblemInfo): LayerwiseError {
+  const prefix = [p.file, p.field].filter((x): x is string => x !== undefined && x !== '').join(': ');
+  const problem = prefix !== '' && p.message.startsWith(`${prefix}: `) ? p.message.slice(prefix.length + 2) : p.message;
+  return new LayerwiseError(problem, { ...(p.file === undefined ? {} : { file: p.file }), ...(p.field === undefined ? {} : { field: p.field }) });
 }

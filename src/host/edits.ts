@@ -1,8 +1,9 @@
 /**
  * The one way the extension changes a plan file: compute the new text from the editor's current
- * text, apply the difference as a WorkspaceEdit (undoable, and it sees unsaved changes), then
- * save — but only when the document had no unsaved changes before, so the user's own pending
- * work is never written for them. Edits to one plan are queued so a second click computes from
+ * text, apply the difference as a WorkspaceEdit (undoable, and it sees unsaved changes), then —
+ * for `save: 'ifClean'` — save, but only when the document had no unsaved changes before, so
+ * the user's own pending work is never written for them. The plan editor passes `'never'`: its
+ * edits stay unsaved like typing, and its tab shows them. Edits to one plan are queued so a second click computes from
  * the text the first one left.
  */
 import * as vscode from 'vscode';
@@ -18,10 +19,10 @@ export class PlanEditor {
    * Applies `compute(text)` to the plan. Resolves true when the plan changed, false when there
    * was nothing to change or the edit failed (the user has been told why).
    */
-  edit(uri: vscode.Uri, what: string, compute: (text: string) => string): Promise<boolean> {
+  edit(uri: vscode.Uri, what: string, compute: (text: string) => string, save: 'ifClean' | 'never' = 'ifClean'): Promise<boolean> {
     const key = uri.toString();
     const previous = this.queues.get(key) ?? Promise.resolve();
-    const next = previous.then(() => this.apply(uri, what, compute));
+    const next = previous.then(() => this.apply(uri, what, compute, save));
     const settled = next.catch(() => false);
     this.queues.set(key, settled);
     void settled.then(() => {
@@ -30,7 +31,7 @@ export class PlanEditor {
     return settled;
   }
 
-  private async apply(uri: vscode.Uri, what: string, compute: (text: string) => string): Promise<boolean> {
+  private async apply(uri: vscode.Uri, what: string, compute: (text: string) => string, save: 'ifClean' | 'never'): Promise<boolean> {
     const doc = await vscode.workspace.openTextDocument(uri);
     const wasDirty = doc.isDirty;
     const before = doc.getText();
@@ -57,7 +58,7 @@ export class PlanEditor {
       return false;
     }
     this.log.info(`${vscode.workspace.asRelativePath(uri)}: ${what}`);
-    if (!wasDirty) await doc.save();
+    if (save === 'ifClean' && !wasDirty) await doc.save();
     return true;
   }
 }

@@ -7,6 +7,7 @@ import * as vscode from 'vscode';
 import { ModelDescriber } from './describer.ts';
 import { PlanEditor } from './edits.ts';
 import { registerCommands } from './commands.ts';
+import { registerLanguageFeatures } from './language.ts';
 import { registerOnboarding } from './onboarding.ts';
 import { lastReportFile, PlanPanels } from './panel.ts';
 import { PlanStore } from './plans.ts';
@@ -34,7 +35,7 @@ export function activate(context: vscode.ExtensionContext): void {
   };
   const sessions = new TrainingSessions(workerScript, store, editor, log, {
     // called only once a run starts, long after `panels` below exists
-    openPanel: (uri) => panels.createOrShow(uri, true),
+    openPanel: (uri) => void panels.createOrShow(uri, true),
     openReport: (file) => void vscode.commands.executeCommand('vscode.open', vscode.Uri.file(file)),
   });
   const tune = new TuneSessions(workerScript, store, editor, log);
@@ -64,12 +65,16 @@ export function activate(context: vscode.ExtensionContext): void {
       statusBar.show(vscode.Uri.parse(planKey), status);
       void vscode.commands.executeCommand('setContext', 'layerwise.running', sessions.anyRunning());
     }),
+    ...registerLanguageFeatures(store),
     ...registerCommands({ context, log, store, editor, sessions, tune, panels, tree, treeView, describer, openReport }),
     ...registerOnboarding({ context, log, describer }),
   );
 
   // after activation: find the plans (for the tree, the diagnostics and the `when` clauses)
-  setTimeout(() => void store.ready(), 0);
+  // then offer to resume any run a crash, a kill or the last window reload cut off
+  setTimeout(() => void store.ready().then(() => {
+    for (const entry of store.list()) void sessions.offerResume(entry);
+  }), 0);
 }
 
 export function deactivate(): void {

@@ -1,9 +1,12 @@
 /**
- * The plan-editor webview panels: one per plan (`createOrShow`), restored after a reload by the
- * serializer. The host posts nothing until the page says `ready` (and again after every reload
- * of a hidden page); then it sends the whole `state`, and replays the current run's events so
- * live curves survive the panel being hidden. Every message from the page is checked with
- * `isWebviewToHost` and handled by a table the compiler checks for completeness.
+ * The plan editor: a custom text editor (`layerwise.planEditor`, priority "option") over the plan
+ * file's TextDocument. The document is the model: every edit from the page is a WorkspaceEdit on
+ * it (not saved), so Undo/Redo, the dirty tab, Save, hot exit and reload come from VS Code, and a
+ * text edit reaches the page through the store (debounced). The host posts nothing until the
+ * page says `ready` (and again after every reload of a hidden page); then it sends the whole
+ * `state`, and replays the current run's events so live curves survive the page being hidden.
+ * Every message from the page is checked with `isWebviewToHost` and handled by a table the
+ * compiler checks for completeness.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -43,43 +46,23 @@ export interface PanelDeps {
   openReport(planUri: vscode.Uri): Promise<void>;
 }
 
-export class PlanPanels implements vscode.Disposable {
+export class PlanPanels implements vscode.Disposable, vscode.CustomTextEditorProvider {
   private readonly panels = new Map<string, PlanPanel>();
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(private readonly deps: PanelDeps) {
     this.disposables.push(
-      vscode.window.registerWebviewPanelSerializer(PANEL_VIEW_TYPE, {
-        deserializeWebviewPanel: async (panel, state: unknown) => {
-          const uri = planUriOf(state);
-          if (uri === undefined) {
-            panel.dispose();
-            return;
-          }
-          this.adopt(panel, uri);
-        },
+      vscode.window.registerCustomEditorProvider(PANEL_VIEW_TYPE, this, {
+        webviewOptions: { enableFindWidget: true },
+        supportsMultipleEditorsPerDocument: false,
       }),
     );
   }
 
-  createOrShow(uri: vscode.Uri, preserveFocus = false): void {
-    const open = this.panels.get(uri.toString());
-    if (open !== undefined) {
-      open.panel.reveal(undefined, preserveFocus);
-      return;
-    }
-    const panel = vscode.window.createWebviewPanel(
-      PANEL_VIEW_TYPE,
-      titleOf(uri),
-      { viewColumn: vscode.ViewColumn.Active, preserveFocus },
-      webviewOptions(this.deps.extensionUri),
-    );
-    this.adopt(panel, uri);
-  }
-
-  private adopt(panel: vscode.WebviewPanel, uri: vscode.Uri): void {
+  /** VS Code opens (or, after a reload, restores) the plan editor on a plan's document. */
+  resolveCustomTextEditor(document: vscode.TextDocument, panel: vscode.WebviewPanel): void {
+    const uri = document.uri;
     const key = uri.toString();
-    this.panels.get(key)?.panel.dispose();
     const p = new PlanPanel(panel, uri, this.deps);
     this.panels.set(key, p);
     panel.onDidDispose(() => {
@@ -88,27 +71,26 @@ export class PlanPanels implements vscode.Disposable {
     });
   }
 
-  /** The plan of the active panel, for commands run from the palette while the panel has focus. */
+  /** "Open Plan Editor": the custom editor on the plan, or the open one brought forward. */
+  async createOrShow(uri: vscode.Uri, preserveFocus = false): Promise<void> {
+    const open = this.panels.get(uri.toString());
+    if (open !== undefined) {
+      open.panel.reveal(undefined, preserveFocus);
+      return;
+    }
+    await vscode.commands.executeCommand('vscode.openWith', uri, PANEL_VIEW_TYPE, { preserveFocus, preview: false });
+  }
+
+  /** The plan of the active plan editor, for commands run from the palette while it has focus. */
   activePlan(): vscode.Uri | undefined {
     for (const p of this.panels.values()) if (p.panel.active) return p.uri;
     return undefined;
   }
 
   dispose(): void {
-    for (const p of this.panels.values()) p.panel.dispose();
+    for (const p of this.panels.values()) p.dispose();
     this.panels.clear();
     for (const d of this.disposables) d.dispose();
-  }
-}
-
-function planUriOf(state: unknown): vscode.Uri | undefined {
-  if (typeof state !== 'object' || state === null) return undefined;
-  const raw = (state as { planUri?: unknown }).planUri;
-  if (typeof raw !== 'string') return undefined;
-  try {
-    return vscode.Uri.parse(raw, true);
-  } catch {
-    return undefined;
   }
 }
 
@@ -116,10 +98,9 @@ function titleOf(uri: vscode.Uri): string {
   return `Layerwise: ${vscode.workspace.asRelativePath(uri, false)}`;
 }
 
-function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewPanelOptions & vscode.WebviewOptions {
+function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions {
   return {
     enableScripts: true,
-    enableFindWidget: true,
     localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist'), vscode.Uri.joinPath(extensionUri, 'media')],
   };
 }
@@ -132,8 +113,6 @@ class PlanPanel {
   constructor(readonly panel: vscode.WebviewPanel, readonly uri: vscode.Uri, private readonly deps: PanelDeps) {
     const key = uri.toString();
     panel.webview.options = webviewOptions(deps.extensionUri);
-    panel.iconPath = vscode.Uri.joinPath(deps.extensionUri, 'media', 'layerwise.svg');
-    panel.title = titleOf(uri);
     this.disposables.push(
       panel.webview.onDidReceiveMessage((raw: unknown) => void this.receive(raw)),
       // a hidden page is unloaded; it will say `ready` again when shown
@@ -148,6 +127,10 @@ class PlanPanel {
       }),
       deps.tune.onDidChange((m) => {
         if (m.planKey === key) this.post({ type: 'suggestion', suggestion: m.suggestion });
+      }),
+      // a run that ends may leave (or use up) a checkpoint: the Resume button follows
+      deps.sessions.onDidChangeStatus((c) => {
+        if (c.planKey === key && (c.status.state === 'cancelled' || c.status.state === 'failed' || c.status.state === 'succeeded')) void this.sendState();
       }),
       vscode.workspace.onDidGrantWorkspaceTrust(() => void this.sendState()),
     );
@@ -183,8 +166,12 @@ class PlanPanel {
     },
     edit: async (m) => {
       const entry = await this.deps.store.open(this.uri);
-      const changed = await this.deps.editor.edit(this.uri, describeEdit(m.edit), (text) =>
-        textAfterRequest(text, m.edit, { file: entry.file, model: entry.model.state === 'ready' ? entry.model.model : undefined }),
+      // not saved: the tab shows the change until Save, and Undo takes it back
+      const changed = await this.deps.editor.edit(
+        this.uri,
+        describeEdit(m.edit),
+        (text) => textAfterRequest(text, m.edit, { file: entry.file, model: entry.model.state === 'ready' ? entry.model.model : undefined }),
+        'never',
       );
       // a refused edit leaves the page showing what was typed: send the plan as it is
       if (!changed) await this.sendState();
@@ -216,6 +203,16 @@ class PlanPanel {
       case 'findLr':
         await sessions.start(command, this.uri);
         return;
+      case 'resume': {
+        const run = sessions.interruptedRuns(await this.deps.store.open(this.uri))[0];
+        if (run === undefined) {
+          void vscode.window.showInformationMessage('Layerwise: there is no stopped or interrupted run of this plan to resume.');
+          await this.sendState();
+          return;
+        }
+        await sessions.start('train', this.uri, { resumeFrom: run.folder });
+        return;
+      }
       case 'stop':
         sessions.stop(this.uri.toString());
         return;
@@ -257,6 +254,7 @@ class PlanPanel {
     const lastLrFinder = last.lrFinder ?? readLastLrFinder(entry);
     const model = entry.model.state === 'ready' ? entry.model.model : undefined;
     const modelProblem = entry.model.state === 'failed' ? entry.model.message : undefined;
+    const interrupted = this.deps.sessions.interruptedRuns(entry)[0];
     return {
       planFile: entry.file,
       planUri: entry.key,
@@ -270,6 +268,7 @@ class PlanPanel {
       status: this.deps.sessions.statusOf(entry.key),
       ...(lastReport === undefined ? {} : { lastReport }),
       ...(lastLrFinder === undefined ? {} : { lastLrFinder }),
+      ...(interrupted === undefined ? {} : { interrupted }),
       suggestion: this.deps.tune.stateOf(entry.key),
     };
   }

@@ -11,6 +11,8 @@ import { modelCacheKey, PLAN_EXCLUDE_GLOB, DEFAULT_PLAN_GLOB, isPlanFileName, so
 import { resolvePlanPath } from '../core/paths.ts';
 import type { Plan } from '../core/plan.ts';
 import type { ModelState } from '../core/tree-model.ts';
+import { isLayerwiseError } from '../core/errors.ts';
+import { planDiagnostics, type PlanDiagnostic } from '../core/plan-problems.ts';
 import { collectPlanProblems, lineColumn, parsePlanText, type PlanProblem } from '../core/validate.ts';
 import type { ModelDescriber } from './describer.ts';
 
@@ -27,7 +29,13 @@ export interface PlanEntry {
   text: string;
   plan: Plan | undefined;
   problems: PlanProblem[];
+  /** What the Problems panel shows for the plan (and the Quick Fixes read): core/plan-problems.ts. */
+  diagnostics: PlanDiagnostic[];
   model: ModelState;
+  /** Why the model or its data cannot be loaded, and the field to blame. */
+  modelFailure?: { field?: string; problem: string };
+  /** model.json files in the workspace, relative to the plan's folder: offered when `model` is wrong. */
+  modelCandidates?: string[];
   trainSamples?: number;
   modelKey?: string;
 }
@@ -39,7 +47,7 @@ export class PlanStore implements vscode.Disposable {
   private readonly timers = new Map<string, ReturnType<typeof setTimeout>>();
   private readonly changed = new vscode.EventEmitter<PlanEntry | undefined>();
   private readonly disposables: vscode.Disposable[] = [];
-  private watcher: vscode.FileSystemWatcher | undefined;
+  private watchers: vscode.FileSystemWatcher[] = [];
   private discovery: Promise<void> | undefined;
 
   /** Fires with the plan that changed, or undefined when the list of plans changed. */
@@ -103,20 +111,27 @@ export class PlanStore implements vscode.Disposable {
   }
 
   private async discover(): Promise<void> {
-    const glob = vscode.workspace.getConfiguration('layerwise').get<string>('planGlob') || DEFAULT_PLAN_GLOB;
-    this.watcher?.dispose();
-    this.watcher = vscode.workspace.createFileSystemWatcher(glob);
-    this.watcher.onDidCreate((uri) => void this.add(uri));
-    this.watcher.onDidDelete((uri) => this.remove(uri));
-    this.watcher.onDidChange((uri) => {
-      // open documents follow the disk through onDidChangeTextDocument already
-      if (!vscode.workspace.textDocuments.some((d) => d.uri.toString() === uri.toString())) this.schedule(uri);
-    });
-    let found: vscode.Uri[] = [];
-    try {
-      found = await vscode.workspace.findFiles(glob, PLAN_EXCLUDE_GLOB);
-    } catch (e) {
-      this.log.error(`cannot search the workspace for plans (${glob}): ${String(e)}`);
+    for (const w of this.watchers) w.dispose();
+    this.watchers = [];
+    // planGlob is resource-scoped: each workspace folder is searched with its own setting
+    const scopes = vscode.workspace.workspaceFolders ?? [];
+    const found: vscode.Uri[] = [];
+    for (const folder of scopes) {
+      const glob = vscode.workspace.getConfiguration('layerwise', folder.uri).get<string>('planGlob') || DEFAULT_PLAN_GLOB;
+      const pattern = new vscode.RelativePattern(folder, glob);
+      const watcher = vscode.workspace.createFileSystemWatcher(pattern);
+      watcher.onDidCreate((uri) => void this.add(uri));
+      watcher.onDidDelete((uri) => this.remove(uri));
+      watcher.onDidChange((uri) => {
+        // open documents follow the disk through onDidChangeTextDocument already
+        if (!vscode.workspace.textDocuments.some((d) => d.uri.toString() === uri.toString())) this.schedule(uri);
+      });
+      this.watchers.push(watcher);
+      try {
+        found.push(...(await vscode.workspace.findFiles(pattern, PLAN_EXCLUDE_GLOB)));
+      } catch (e) {
+        this.log.error(`cannot search ${folder.name} for plans (${glob}): ${String(e)}`);
+      }
     }
     const wanted = new Set(found.map((u) => u.toString()));
     for (const key of [...this.entries.keys()]) {
@@ -145,6 +160,7 @@ export class PlanStore implements vscode.Disposable {
       text: '',
       plan: undefined,
       problems: [],
+      diagnostics: [],
       model: { state: 'loading' },
     };
     this.entries.set(key, entry);
@@ -197,9 +213,37 @@ export class PlanStore implements vscode.Disposable {
     entry.text = text;
     entry.problems = collectPlanProblems(text, entry.file);
     entry.plan = entry.problems.length === 0 ? parseOrUndefined(text, entry.file) : undefined;
-    this.diagnostics.set(entry.uri, entry.problems.map((p) => toDiagnostic(text, p)));
     if (entry.plan !== undefined) this.describe(entry, entry.plan);
+    this.publish(entry);
     if (notify) this.changed.fire(entry);
+  }
+
+  /** Puts the plan's problems in the Problems panel; again whenever the model's description arrives. */
+  private publish(entry: PlanEntry): void {
+    const model = entry.model.state === 'ready' ? entry.model.model : undefined;
+    entry.diagnostics = planDiagnostics(entry.text, {
+      file: entry.file,
+      ...(model === undefined ? {} : { model }),
+      ...(entry.modelFailure === undefined ? {} : { modelProblem: entry.modelFailure }),
+      ...(entry.modelCandidates === undefined ? {} : { modelCandidates: entry.modelCandidates }),
+    });
+    this.diagnostics.set(entry.uri, entry.diagnostics.map((d) => toDiagnostic(entry.text, d)));
+  }
+
+  /** A wrong `model` path: look for the model files the Quick Fix can offer instead. */
+  private async findModelCandidates(entry: PlanEntry): Promise<void> {
+    const folder = vscode.workspace.getWorkspaceFolder(entry.uri);
+    const include = folder === undefined ? '**/model.json' : new vscode.RelativePattern(folder, '**/model.json');
+    const found = await vscode.workspace.findFiles(include, PLAN_EXCLUDE_GLOB, 20);
+    entry.modelCandidates = found.map((u) => path.relative(path.dirname(entry.file), u.fsPath).split(path.sep).join('/')).sort();
+    this.publish(entry);
+  }
+
+  private failModel(entry: PlanEntry, e: unknown): void {
+    const message = e instanceof Error ? e.message : String(e);
+    entry.model = { state: 'failed', message };
+    entry.modelFailure = isLayerwiseError(e) ? { ...(e.field === undefined ? {} : { field: e.field }), problem: e.problem } : { problem: message };
+    if ((entry.modelFailure.field ?? 'model') === 'model') void this.findModelCandidates(entry).catch((err: unknown) => this.log.warn(`cannot search for model files: ${String(err)}`));
   }
 
   private describe(entry: PlanEntry, plan: Plan): void {
@@ -209,13 +253,14 @@ export class PlanStore implements vscode.Disposable {
       stamp = fileStamp(modelPath);
     } catch (e) {
       entry.modelKey = undefined;
-      entry.model = { state: 'failed', message: e instanceof Error ? e.message : String(e) };
+      this.failModel(entry, e);
       return;
     }
     const key = modelCacheKey(plan, stamp);
     if (key === entry.modelKey) return;
     entry.modelKey = key;
     entry.model = { state: 'loading' };
+    entry.modelFailure = undefined;
     entry.trainSamples = undefined;
     this.describer
       .describe(key, { type: 'describe', planFile: entry.file, workspaceRoot: entry.workspaceRoot, planText: entry.text, backend: 'cpu' })
@@ -224,15 +269,16 @@ export class PlanStore implements vscode.Disposable {
           if (entry.modelKey !== key) return;
           entry.model = { state: 'ready', model: d.model };
           entry.trainSamples = d.trainSamples;
+          this.publish(entry);
           this.changed.fire(entry);
         },
         (e: unknown) => {
           if (entry.modelKey !== key) return;
-          const message = e instanceof Error ? e.message : String(e);
-          this.log.warn(`${entry.label}: the model cannot be described: ${message}`);
-          entry.model = { state: 'failed', message };
+          this.log.warn(`${entry.label}: the model cannot be described: ${e instanceof Error ? e.message : String(e)}`);
+          this.failModel(entry, e);
           // try again on the next edit or refresh
           entry.modelKey = undefined;
+          this.publish(entry);
           this.changed.fire(entry);
         },
       );
@@ -241,7 +287,7 @@ export class PlanStore implements vscode.Disposable {
   dispose(): void {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
-    this.watcher?.dispose();
+    for (const w of this.watchers) w.dispose();
     for (const d of this.disposables) d.dispose();
   }
 }
@@ -278,12 +324,16 @@ function fileStamp(p: string): string {
   return 'missing';
 }
 
-export function toDiagnostic(text: string, p: PlanProblem): vscode.Diagnostic {
+/** The Diagnostic's source; with its code and range it finds its finding (and fixes) in `entry.diagnostics`. */
+export const DIAGNOSTIC_SOURCE = 'layerwise';
+
+export function toDiagnostic(text: string, p: PlanDiagnostic): vscode.Diagnostic {
   const start = lineColumn(text, p.offset);
   const end = lineColumn(text, p.offset + p.length);
   const range = new vscode.Range(start.line - 1, start.column - 1, end.line - 1, end.column - 1);
-  const message = p.path.length > 0 ? `${p.field}: ${p.message}` : p.message;
-  const d = new vscode.Diagnostic(range, message, vscode.DiagnosticSeverity.Error);
-  d.source = 'layerwise';
+  const severity = p.severity === 'error' ? vscode.DiagnosticSeverity.Error : vscode.DiagnosticSeverity.Warning;
+  const d = new vscode.Diagnostic(range, p.message, severity);
+  d.source = DIAGNOSTIC_SOURCE;
+  d.code = p.code;
   return d;
 }

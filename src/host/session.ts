@@ -15,6 +15,9 @@ import type { HostToWebview } from '../protocol/webview.ts';
 import { BACKEND_PREFERENCES, type BackendPreference, type HostToWorker, type WorkerToHost } from '../protocol/worker.ts';
 import type { PlanEditor } from './edits.ts';
 import { mergeResults } from '../core/plan-edit.ts';
+import { findInterruptedRuns, type InterruptedRun } from '../core/interrupted-runs.ts';
+import { resolvePlanPath } from '../core/paths.ts';
+import { DEFAULTS } from '../core/plan.ts';
 import { textWithSuggestedLr } from './plan-requests.ts';
 import type { PlanEntry, PlanStore } from './plans.ts';
 import { describeExit, WorkerProcess, type WorkerExit } from './worker-process.ts';
@@ -111,7 +114,7 @@ export class TrainingSessions implements vscode.Disposable {
   }
 
   /** Starts a run. Refuses (with a message, resolving false) in untrusted workspaces, for a plan with problems, or while the plan runs. */
-  async start(job: JobKind, planUri: vscode.Uri): Promise<boolean> {
+  async start(job: JobKind, planUri: vscode.Uri, opts: { resumeFrom?: string } = {}): Promise<boolean> {
     const what = job === 'train' ? 'Training' : 'The LR range test';
     if (!vscode.workspace.isTrusted) {
       const choice = await vscode.window.showWarningMessage(
@@ -152,14 +155,14 @@ export class TrainingSessions implements vscode.Disposable {
     run.scope.push({ dispose: worker.onMessage((m) => void this.onMessage(run, m)) });
     run.scope.push({ dispose: worker.onExit((info) => this.onExit(run, info)) });
 
-    this.log.info(`${entry.label}: ${job === 'train' ? 'training' : 'LR range test'} started (worker pid ${worker.pid ?? '?'}, backend ${settings.backend})`);
+    this.log.info(`${entry.label}: ${job === 'train' ? (opts.resumeFrom === undefined ? 'training' : `training resumed from ${opts.resumeFrom}`) : 'LR range test'} started (worker pid ${worker.pid ?? '?'}, backend ${settings.backend})`);
     this.setStatus(entry.key, { state: 'starting', job, planFile: entry.label });
     this.post(entry.key, { type: 'runStarted', job });
     if (job === 'train' && vscode.workspace.getConfiguration('layerwise').get<boolean>('openPanelOnTrain', true)) this.hooks.openPanel(entry.uri);
 
     const target = { planFile: entry.file, workspaceRoot: entry.workspaceRoot, planText, backend: settings.backend };
     const request: HostToWorker = job === 'train'
-      ? { type: 'train', id, ...target, progressIntervalMs: settings.progressRefreshMs }
+      ? { type: 'train', id, ...target, progressIntervalMs: settings.progressRefreshMs, ...(opts.resumeFrom !== undefined && { resumeFrom: opts.resumeFrom }) }
       : { type: 'findLr', id, ...target, options: {} };
     worker.ready.then(
       () => {
@@ -216,7 +219,7 @@ export class TrainingSessions implements vscode.Disposable {
         this.log.info(`${run.entry.label}: ${summary}; report ${m.reportFile}`);
         if (m.report.stopped === 'cancelled') this.setStatus(key, { state: 'cancelled', job: run.job, planFile: run.entry.label });
         else this.setStatus(key, { state: 'succeeded', job: run.job, planFile: run.entry.label, summary, reportFile: m.reportFile });
-        await this.writeResults(run, m.results);
+        await this.writeResults(run, m.results, m.reportFile);
         if (m.report.stopped !== 'cancelled') {
           const choice = await vscode.window.showInformationMessage(`Layerwise: ${run.entry.label}: ${summary}`, 'Open Report', 'Open Plan Editor');
           if (choice === 'Open Report') this.hooks.openReport(m.reportFile);
@@ -247,8 +250,11 @@ export class TrainingSessions implements vscode.Disposable {
         }
         this.log.error(`${run.entry.label}: ${m.problem.message}`);
         this.setStatus(key, { state: 'failed', job: run.job, planFile: run.entry.label, message: m.problem.message });
-        const choice = await vscode.window.showErrorMessage(`Layerwise: ${m.problem.message}`, 'Show Log');
-        if (choice !== undefined) this.log.show(true);
+        // a run that failed after a checkpoint (a full disk, say) can continue once the cause is fixed
+        const resumable = run.job === 'train' ? this.interruptedRuns(run.entry)[0] : undefined;
+        const choice = await vscode.window.showErrorMessage(`Layerwise: ${m.problem.message}`, ...(resumable ? ['Resume'] : []), 'Show Log');
+        if (choice === 'Resume' && resumable) await this.start('train', run.entry.uri, { resumeFrom: resumable.folder });
+        else if (choice !== undefined) this.log.show(true);
         return;
       }
       default: {
@@ -267,11 +273,14 @@ export class TrainingSessions implements vscode.Disposable {
       this.setStatus(key, { state: 'cancelled', job: run.job, planFile: run.entry.label });
       return;
     }
-    const message = `${describeExit(info)} before the ${run.job === 'train' ? 'training' : 'LR range test'} finished; the plan is unchanged (see the Layerwise log)`;
+    const resumable = run.job === 'train' ? this.interruptedRuns(run.entry)[0] : undefined;
+    const kept = resumable === undefined ? '' : `; its last checkpoint (step ${resumable.step}) is kept and it can be resumed`;
+    const message = `${describeExit(info)} before the ${run.job === 'train' ? 'training' : 'LR range test'} finished; the plan is unchanged${kept} (see the Layerwise log)`;
     this.log.error(`${run.entry.label}: ${message}`);
     this.setStatus(key, { state: 'failed', job: run.job, planFile: run.entry.label, message });
-    void vscode.window.showErrorMessage(`Layerwise: ${message}`, 'Show Log').then((c) => {
-      if (c !== undefined) this.log.show(true);
+    void vscode.window.showErrorMessage(`Layerwise: ${message}`, ...(resumable ? ['Resume'] : []), 'Show Log').then((c) => {
+      if (c === 'Resume' && resumable) void this.start('train', run.entry.uri, { resumeFrom: resumable.folder });
+      else if (c !== undefined) this.log.show(true);
     });
   }
 
@@ -291,8 +300,40 @@ export class TrainingSessions implements vscode.Disposable {
     worker.onExit(() => clearTimeout(timer));
   }
 
-  private async writeResults(run: Run, results: PlanResults): Promise<void> {
+  private async writeResults(run: Run, results: PlanResults, reportFile?: string): Promise<void> {
+    if (!(await exists(run.entry.uri))) {
+      // deleted or renamed during the run: never recreate it; say where the results are
+      const where = reportFile ?? 'the run folder';
+      this.log.warn(`${run.entry.label} was deleted or renamed during the run; the results are in ${where}`);
+      void vscode.window.showWarningMessage(`Layerwise: ${run.entry.label} was deleted or renamed during the run; the results are in ${where}.`);
+      return;
+    }
     await this.editor.edit(run.entry.uri, "write the run's results into the plan", (text) => mergeResults(text, results, run.entry.file));
+  }
+
+  /** The plan's runs that stopped, crashed or were cut off by a reload and can be resumed, newest first. */
+  interruptedRuns(entry: PlanEntry): InterruptedRun[] {
+    if (this.runs.has(entry.key)) return [];
+    try {
+      const root = resolvePlanPath(entry.file, entry.plan?.output ?? DEFAULTS.output, 'output', entry.workspaceRoot);
+      return findInterruptedRuns(root, entry.file);
+    } catch {
+      // an output path the plan cannot use: the plan's diagnostics say so
+      return [];
+    }
+  }
+
+  /** A notification offering to resume the plan's newest interrupted run (at activation). */
+  async offerResume(entry: PlanEntry): Promise<void> {
+    const run = this.interruptedRuns(entry)[0];
+    if (run === undefined) return;
+    const how = run.how === 'crashed' ? 'was interrupted (the process ended: a crash, a kill or a window reload)' : 'was stopped';
+    const choice = await vscode.window.showInformationMessage(
+      `Layerwise: a training run of ${entry.label} ${how} at step ${run.step}; its checkpoint is kept.`,
+      'Resume',
+      'Not Now',
+    );
+    if (choice === 'Resume') await this.start('train', entry.uri, { resumeFrom: run.folder });
   }
 
   /** Sets the field an LR range test's suggestion applies to (`training.lr` or a group's multiplier). */
@@ -350,10 +391,21 @@ export class TrainingSessions implements vscode.Disposable {
     for (const run of [...this.runs.values()]) {
       run.finished = true;
       for (const d of run.scope.splice(0)) d.dispose();
-      run.worker.stop(true);
+      // the window is closing or reloading: closing the channel makes a training worker write a
+      // checkpoint at its current batch and exit (worker.ts), so the run is offered for resume
+      run.worker.stop();
     }
     this.runs.clear();
     this.statusChanged.dispose();
     this.posted.dispose();
+  }
+}
+
+async function exists(uri: vscode.Uri): Promise<boolean> {
+  try {
+    await vscode.workspace.fs.stat(uri);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -67,7 +67,7 @@ export class LayerTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsc
         accessibilityInformation: { label: `${node.label}: ${node.checkbox === 'checked' ? 'trains' : 'frozen'}` },
       };
     }
-    if (node.target.kind === 'location' && node.kind === 'problem') {
+    if (node.target.kind === 'location' && (node.kind === 'problem' || node.kind === 'warning')) {
       item.command = { command: 'layerwise.revealProblem', title: 'Show in Plan', arguments: [node] };
     } else if (node.kind === 'plan') {
       item.resourceUri = vscode.Uri.parse(node.target.planKey);

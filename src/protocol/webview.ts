@@ -3,6 +3,7 @@
  * but `ready` until the host has answered it with `state`; the host posts nothing before
  * `ready`. Every message is checked with the guards below on arrival.
  */
+import type { InterruptedRun } from '../core/interrupted-runs.ts';
 import type { LrFinderOutcome } from '../core/lr-finder.ts';
 import type { ModelInfo } from '../core/model-info.ts';
 import type { Plan } from '../core/plan.ts';
@@ -47,6 +48,8 @@ export interface PanelState {
   /** The last finished run's report and LR range test, to draw their curves after a reload. */
   lastReport?: RunReport;
   lastLrFinder?: LrFinderOutcome;
+  /** The newest run of this plan that stopped or was cut off and can be resumed (core/interrupted-runs.ts). */
+  interrupted?: InterruptedRun;
   suggestion?: SuggestionState;
 }
 
@@ -71,6 +74,7 @@ export type PlanEditRequest =
 
 export type PanelCommand =
   | 'train'
+  | 'resume'
   | 'findLr'
   | 'stop'
   | 'applyLr'
@@ -93,7 +97,7 @@ export type Handlers<M extends { type: string }> = { [K in M['type']]: (m: Extra
 
 const LAYER_KEYS: readonly string[] = ['lrMult', 'frozen', 'weightDecay'];
 const TRAINING_KEYS: readonly string[] = ['lr', 'optimizer', 'epochs', 'batchSize', 'weightDecay', 'schedule'];
-const COMMANDS: readonly string[] = ['train', 'findLr', 'stop', 'applyLr', 'openReport', 'openPlanText', 'suggestMultipliers', 'applySuggestion', 'discardSuggestion'];
+const COMMANDS: readonly string[] = ['train', 'resume', 'findLr', 'stop', 'applyLr', 'openReport', 'openPlanText', 'suggestMultipliers', 'applySuggestion', 'discardSuggestion'];
 
 export function isSuggestionState(x: unknown): x is SuggestionState {
   if (!isObj(x)) return false;
@@ -179,8 +183,9 @@ export type PanelTab = 'rates' | 'training' | 'lrFinder';
 const PANEL_TABS: readonly string[] = ['rates', 'training', 'lrFinder'];
 
 /**
- * What the webview stores with `vscode.setState` (VS Code hands it back after a reload, and to
- * the panel serializer's `deserializeWebviewPanel`, which reads `planUri` to reopen the plan).
+ * What the webview stores with `vscode.setState` (VS Code hands it back after a reload; the custom
+ * editor itself is restored by VS Code on its document, and `planUri` tells the page which plan
+ * its saved view state belongs to).
  */
 export interface PersistedPanelState {
   planUri: string;

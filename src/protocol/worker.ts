@@ -31,6 +31,8 @@ export interface TrainRequest extends JobTarget {
   id: string;
   /** Exact output folder; default: a new folder under the plan's `output`. */
   outDir?: string;
+  /** Absolute path of a run folder inside workspaceRoot: continue that run from its checkpoint. */
+  resumeFrom?: string;
   /** Minimum milliseconds between two step events (the worker throttles). */
   progressIntervalMs: number;
 }
@@ -108,7 +110,7 @@ export function isHostToWorker(x: unknown): x is HostToWorker {
   if (!isObj(x) || !isStr(x['id'])) return false;
   switch (x['type']) {
     case 'train':
-      return isJobTarget(x) && optStr(x['outDir']) && isNum(x['progressIntervalMs']);
+      return isJobTarget(x) && optStr(x['outDir']) && optStr(x['resumeFrom']) && isNum(x['progressIntervalMs']);
     case 'findLr':
       return isJobTarget(x) && optStr(x['outDir']) && isObj(x['options']);
     case 'tune':

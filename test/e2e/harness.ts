@@ -96,6 +96,8 @@ export async function openSession(name: string, opts: { trusted: boolean; epochs
       'workbench.tips.enabled': false,
       'extensions.ignoreRecommendations': true,
       'git.openRepositoryInParentFolders': 'never',
+      // code-server saves after a delay by default; the tests check unsaved (dirty) plan edits and Save
+      'files.autoSave': 'off',
       ...opts.settings,
     }),
   );

@@ -1,7 +1,7 @@
 /**
  * End to end in a real VS Code (code-server 4.100 = VS Code 1.100) driven by headless Chromium:
  * the packaged .vsix is installed, the bundled example opened, and a user's path walked —
- * command palette → plan editor → multiplier edit on disk with comments intact; a freeze
+ * command palette → plan editor → multiplier edit saved to disk with comments intact; a freeze
  * checkbox in the sidebar tree; Train with status-bar progress and results written back.
  * Screenshots go to test-results/ as artifacts.
  */
@@ -21,7 +21,7 @@ after(async () => {
   await s?.close();
 });
 
-test('command palette → Open Plan Editor; a multiplier edit reaches the file on disk, comments intact', { timeout: 180_000 }, async () => {
+test('command palette → Open Plan Editor; a multiplier edit reaches the file on disk on Save, comments intact', { timeout: 180_000 }, async () => {
   const before = s.plan();
   await s.palette('Layerwise: Open Plan Editor');
   const frame = await s.panelFrame();
@@ -31,6 +31,9 @@ test('command palette → Open Plan Editor; a multiplier edit reaches the file o
   await field.press('Control+A');
   await field.pressSequentially('0.2');
   await field.press('Enter');
+  // the plan editor's edits are unsaved like typing (test/e2e/editor.test.ts checks undo and the dirty tab)
+  await until('the tab shows unsaved changes', async () => (await s.page.locator('.tabs-container .tab.dirty').count()) > 0 || undefined);
+  await s.page.keyboard.press('Control+S');
   const after = await until('block2 lrMult 0.2 on disk', () => {
     const text = s.plan();
     const line = text.split('\n').find((l) => l.includes('"block2_*"'));

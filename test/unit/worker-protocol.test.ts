@@ -12,6 +12,8 @@ const target = { planFile: '/ws/layerwise.json', workspaceRoot: '/ws', backend: 
 test('host → worker: every request kind passes, malformed ones do not', () => {
   assert.ok(isHostToWorker({ type: 'train', id: 'a', ...target, progressIntervalMs: 250 }));
   assert.ok(isHostToWorker({ type: 'train', id: 'a', ...target, planText: '{}', outDir: '/ws/runs/x', progressIntervalMs: 250 }));
+  assert.ok(isHostToWorker({ type: 'train', id: 'a', ...target, resumeFrom: '/ws/runs/x', progressIntervalMs: 250 }));
+  assert.ok(!isHostToWorker({ type: 'train', id: 'a', ...target, resumeFrom: 3, progressIntervalMs: 250 }));
   assert.ok(isHostToWorker({ type: 'findLr', id: 'a', ...target, options: {} }));
   assert.ok(isHostToWorker({ type: 'describe', id: 'a', ...target }));
   assert.ok(isHostToWorker({ type: 'describeModel', id: 'a', modelFile: '/ws/model/model.json', workspaceRoot: '/ws', backend: 'cpu' }));

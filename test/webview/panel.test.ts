@@ -52,7 +52,7 @@ async function assertClean(p: PanelPage): Promise<void> {
 const row = (key: string): string => `tr[data-key="${key}"]`;
 const mult = (key: string): string => `${row(key)} [data-control="mult"]`;
 const decay = (key: string): string => `${row(key)} [data-control="decay"]`;
-const frozen = (key: string): string => `${row(key)} [data-control="frozen"]`;
+const trains = (key: string): string => `${row(key)} [data-control="trains"]`;
 const move = (key: string): string => `${row(key)} [data-control="move"]`;
 
 /** The text of one cell of a row, by column name (`td[data-col]`), not by position. */
@@ -102,7 +102,7 @@ test('the tree shows groups bottom to top with the audit the core computes', asy
   assert.equal(await cell(p, 'g:extra', 'params'), '51.3k'); // 800·64 + 64
   assert.equal(await cell(p, 'g:extra', 'lr'), '5e-4');
   // base holds a frozen layer (conv2d_1) but is not frozen itself: mixed
-  assert.equal(await p.page.$eval(frozen('g:base'), (b) => (b as HTMLInputElement).indeterminate), true);
+  assert.equal(await p.page.$eval(trains('g:base'), (b) => (b as HTMLInputElement).indeterminate), true);
 
   await p.page.click(`${row('g:extra')} .cell-name`);
   await p.page.waitForSelector(row('l:dense_1'));
@@ -136,7 +136,7 @@ test('the implicit default group is hidden while it holds only layers without we
   assert.match(await cell(p, 'g:default', 'name'), /5 layers · implicit/);
   assert.doesNotMatch((await p.page.textContent('.tree-summary')) ?? '', /not shown/);
   // the implicit group has no plan entry: its own controls cannot edit it, its layers can be edited
-  for (const control of [mult, decay, frozen]) assert.equal(await p.page.isDisabled(control('g:default')), true);
+  for (const control of [mult, decay, trains]) assert.equal(await p.page.isDisabled(control('g:default')), true);
   await p.page.click(`${row('g:default')} .cell-name`);
   await p.page.waitForSelector(row('l:dense_1'));
   assert.equal(await p.page.isDisabled(mult('l:dense_1')), false);
@@ -209,22 +209,26 @@ test('editing a multiplier posts one edit; the panel does not change the plan it
   await p.close();
 });
 
-test('freeze toggles post edits, by mouse and keyboard', async () => {
+test('"Trains" checkboxes: checked trains, unchecked shows a lock; toggles post edits, by mouse and keyboard', async () => {
   const p = await openWithState();
-  await p.page.click(frozen('g:extra'));
+  assert.equal(await p.page.textContent('.tree th:nth-child(7)'), 'Trains');
+  assert.equal(await p.page.isChecked(trains('g:extra')), true);
+  assert.equal(await p.page.isVisible(`${row('g:extra')} .lock`), false);
+  await p.page.click(trains('g:extra'));
   await p.page.click(`${row('g:base')} .cell-name`);
-  // conv2d_1 is frozen by layers["conv2d_1"]: unchecking posts false for that layer
-  assert.equal(await p.page.isChecked(frozen('l:conv2d_1')), true);
-  await p.page.click(frozen('l:conv2d_1'));
+  // conv2d_1 is frozen by layers["conv2d_1"]: unchecked, with a lock; checking it removes the override
+  assert.equal(await p.page.isChecked(trains('l:conv2d_1')), false);
+  assert.equal(await p.page.isVisible(`${row('l:conv2d_1')} .lock`), true);
+  await p.page.click(trains('l:conv2d_1'));
   // Space on a focused row toggles its freeze; Enter on the checkbox does too
   await p.page.focus(row('g:head'));
   await p.page.keyboard.press(' ');
-  await p.page.focus(frozen('l:conv2d_2'));
+  await p.page.focus(trains('l:conv2d_2'));
   await p.page.keyboard.press('Enter');
   const got = await waitForPosts(p, 5);
   assert.deepEqual(got.slice(1), [
     { type: 'edit', edit: { kind: 'setGroup', groupIndex: 1, key: 'frozen', value: true } },
-    { type: 'edit', edit: { kind: 'setLayer', layer: 'conv2d_1', key: 'frozen', value: false } },
+    { type: 'edit', edit: { kind: 'setLayer', layer: 'conv2d_1', key: 'frozen', value: null } },
     { type: 'edit', edit: { kind: 'setGroup', groupIndex: 2, key: 'frozen', value: true } },
     { type: 'edit', edit: { kind: 'setLayer', layer: 'conv2d_2', key: 'frozen', value: true } },
   ]);
@@ -419,7 +423,7 @@ test('in an untrusted workspace Train and Find LR are off, and the panel says wh
   assert.match((await p.page.textContent('.notice')) ?? '', /Restricted Mode/);
   assert.equal(await p.page.isVisible('.notice'), true);
   // editing still works
-  await p.page.click(frozen('g:head'));
+  await p.page.click(trains('g:head'));
   const got = await waitForPosts(p, 2);
   assert.deepEqual(got[1], { type: 'edit', edit: { kind: 'setGroup', groupIndex: 2, key: 'frozen', value: true } });
   await assertClean(p);
@@ -847,4 +851,24 @@ test('group colours stay distinguishable for eight groups in light, dark and hig
   await p.page.screenshot({ path: join(resultsDir, 'webview-hc-light-groups.png') });
   await assertClean(p);
   await p.close();
+});
+
+test('a stopped or cut-off run shows Resume; clicking it asks the host to resume; while a run goes on, or with none, it is hidden', async () => {
+  const interrupted = { folder: '/work/example/runs/layerwise-1', how: 'crashed' as const, step: 12, epoch: 1, writtenAt: '2026-01-01T00:00:00Z' };
+  const p = await openWithState({ ...panelState(), interrupted });
+  const resume = p.page.locator('vscode-button', { hasText: 'Resume' });
+  await resume.waitFor({ state: 'visible' });
+  assert.match((await resume.getAttribute('title')) ?? '', /cut off at step 12 .*runs\/layerwise-1/);
+  await resume.click();
+  const got = await waitForPosts(p, 2);
+  assert.deepEqual(got[1], { type: 'command', command: 'resume' });
+  await p.send({ type: 'status', status: { state: 'running', job: 'train', planFile: '/work/example/layerwise.json', stage: 1, stages: 2, epoch: 1, epochs: 3, fraction: 0.1, loss: 2.1 } });
+  await resume.waitFor({ state: 'hidden' });
+  await assertClean(p);
+  await p.close();
+  const q = await openWithState();
+  await q.page.locator('vscode-button', { hasText: 'Train' }).waitFor();
+  assert.equal(await q.page.locator('vscode-button', { hasText: 'Resume' }).isVisible(), false);
+  await assertClean(q);
+  await q.close();
 });

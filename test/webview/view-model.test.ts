@@ -13,11 +13,11 @@ import {
   decayBlockedReason,
   formatNumber,
   formatParams,
-  frozenEdit,
   groupColors,
   moveBlockedReason,
   moveEdit,
   multiplierEdit,
+  trainsEdit,
   ownWeightDecayField,
   parseNumber,
   runControls,
@@ -115,14 +115,18 @@ test('edits: group rows address the plan group by index, layer rows by name, the
   const base = groupRow(tree, 'base');
   const head = groupRow(tree, 'head');
   assert.deepEqual(multiplierEdit(head, 0.2), { kind: 'setGroup', groupIndex: 1, key: 'lrMult', value: 0.2 });
-  assert.deepEqual(frozenEdit(base, true), { kind: 'setGroup', groupIndex: 0, key: 'frozen', value: true });
+  assert.deepEqual(trainsEdit(base, false, false), { kind: 'setGroup', groupIndex: 0, key: 'frozen', value: true });
+  // a group that trains again loses its field rather than getting "frozen": false
+  assert.deepEqual(trainsEdit(base, true, true), { kind: 'setGroup', groupIndex: 0, key: 'frozen', value: null });
   assert.deepEqual(multiplierEdit(layerRow(tree, 'conv2d_2'), null), { kind: 'setLayer', layer: 'conv2d_2', key: 'lrMult', value: null });
   assert.equal(multiplierEdit(implicit, 2), undefined);
-  assert.equal(frozenEdit(implicit, true), undefined);
+  assert.equal(trainsEdit(implicit, false, false), undefined);
   assert.equal(weightDecayEdit(implicit, 0.1), undefined);
   assert.notEqual(decayBlockedReason(implicit), undefined);
   // a layer of the implicit group can still be edited one by one
-  assert.deepEqual(frozenEdit(layerRow(tree, 'input_1'), true), { kind: 'setLayer', layer: 'input_1', key: 'frozen', value: true });
+  assert.deepEqual(trainsEdit(layerRow(tree, 'input_1'), false, false), { kind: 'setLayer', layer: 'input_1', key: 'frozen', value: true });
+  // a layer that agrees with its group again loses its override
+  assert.deepEqual(trainsEdit(layerRow(tree, 'conv2d_1'), true, false), { kind: 'setLayer', layer: 'conv2d_1', key: 'frozen', value: null });
 });
 
 test('weight decay: rows show their own setting, edits address the same plan entries as the multiplier', () => {
