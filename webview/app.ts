@@ -35,6 +35,7 @@ import {
   type PersistedPanelState,
   type PlanEditRequest,
   type TrainingKey,
+  type SuggestionState,
   type TrainingStatus,
   type WebviewToHost,
 } from '../src/protocol/webview.ts';
@@ -42,6 +43,8 @@ import { AugmentStrip } from './augment-strip.ts';
 import { barChart, lineChart, type LineSeries, type VerticalMarker } from './charts.ts';
 import type { HostChannel } from './host-channel.ts';
 import { RunData } from './run-data.ts';
+import { button, el } from './dom.ts';
+import { adviceList, renderSuggestion } from './suggestions.ts';
 import { LayerTree } from './tree.ts';
 import {
   buildTreeModel,
@@ -106,23 +109,6 @@ const SCHEDULES: ReadonlyArray<{ value: ScheduleType; label: string }> = [
   { value: 'onecycle', label: 'one-cycle' },
 ];
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, className = '', text?: string): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  if (className !== '') e.className = className;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function button(label: string, onClick: () => void, secondary = false): VscodeButton {
-  const b = document.createElement('vscode-button');
-  b.textContent = label;
-  if (secondary) b.setAttribute('secondary', '');
-  b.addEventListener('click', () => {
-    if (!b.disabled) onClick();
-  });
-  return b;
-}
-
 interface Derived {
   resolution?: Resolution;
   tree?: TreeModel;
@@ -138,6 +124,7 @@ export class PanelApp {
   private expanded = new Set<string>();
   private run: RunData | undefined;
   private lrOutcome: LrFinderOutcome | undefined;
+  private suggestion: SuggestionState = { state: 'none' };
   private readonly dirty = new Set<PanelTab>();
 
   private readonly tree: LayerTree;
@@ -149,6 +136,8 @@ export class PanelApp {
     progress: VscodeProgressBar;
     train: VscodeButton;
     findLr: VscodeButton;
+    suggest: VscodeButton;
+    suggestionBox: HTMLElement;
     stop: VscodeButton;
     resume: VscodeButton;
     openReport: VscodeButton;
@@ -238,6 +227,11 @@ export class PanelApp {
       }
     },
     report: (m) => this.showReport(m.report),
+    suggestion: (m) => {
+      this.suggestion = m.suggestion;
+      this.renderSuggestion();
+      this.renderRunControls();
+    },
     lrResult: (m) => {
       this.lrOutcome = m.outcome;
       this.selectTab('lrFinder');
@@ -255,6 +249,7 @@ export class PanelApp {
     this.status = state.status;
     this.derived = derive(state);
     if (first && state.lastLrFinder !== undefined) this.lrOutcome = state.lastLrFinder;
+    this.suggestion = state.suggestion ?? { state: 'none' };
     if (state.lastReport !== undefined && (this.run === undefined || this.run.job === 'report')) {
       this.run = RunData.fromReport(state.lastReport);
     }
@@ -264,6 +259,7 @@ export class PanelApp {
     this.renderSettings();
     this.augmentStrip.show(state.augmentPreview);
     this.renderTree();
+    this.renderSuggestion();
     this.lastRenderMs = performance.now() - t0;
     this.persist();
     // the tree is what the user edits: it goes on screen first, the charts one frame later
@@ -300,16 +296,18 @@ export class PanelApp {
     status.setAttribute('aria-live', 'polite');
     const train = button('Train', () => this.command('train'));
     const findLr = button('Find LR', () => this.command('findLr'), true);
+    const suggest = button('Suggest multipliers', () => this.command('suggestMultipliers'), true);
+    suggest.title = 'Measure each group’s relative gradient norm at the starting weights and suggest multipliers (nothing changes until you apply)';
     const stop = button('Stop', () => this.command('stop'), true);
     const resume = button('Resume', () => this.command('resume'), true);
     resume.hidden = true;
     const openReport = button('Open report', () => this.command('openReport'), true);
     const openText = button('Open plan file', () => this.command('openPlanText'), true);
-    for (const b of [train, findLr, stop, openReport]) b.disabled = true;
+    for (const b of [train, findLr, suggest, stop, openReport]) b.disabled = true;
     const actions = el('div', 'actions');
     actions.setAttribute('role', 'group');
     actions.setAttribute('aria-label', 'Run');
-    actions.append(train, resume, findLr, stop, openReport, openText);
+    actions.append(train, resume, findLr, suggest, stop, openReport, openText);
     header.append(title, status, actions);
     const progress = document.createElement('vscode-progress-bar');
     progress.classList.add('progress');
@@ -329,6 +327,9 @@ export class PanelApp {
     const f = this.fields;
     settings.append(...[f.preset, f.lr, f.optimizer, f.schedule, f.warmup, f.epochs, f.batchSize, f.weightDecay].map((x) => x.element));
 
+    const suggestionBox = el('section', 'suggestion');
+    suggestionBox.setAttribute('aria-label', 'Suggested multipliers');
+    suggestionBox.hidden = true;
     const treeBox = el('section', 'tree-box');
     treeBox.setAttribute('aria-label', 'Layer tree');
     const treeSummary = el('p', 'tree-summary');
@@ -356,13 +357,15 @@ export class PanelApp {
       }
     });
 
-    this.root.replaceChildren(header, progress, notice, problems, settings, this.augmentStrip.element, treeBox, tabs);
+    this.root.replaceChildren(header, progress, notice, problems, settings, this.augmentStrip.element, suggestionBox, treeBox, tabs);
     return {
       title,
       status,
       progress,
       train,
       findLr,
+      suggest,
+      suggestionBox,
       stop,
       resume,
       openReport,
@@ -408,6 +411,7 @@ export class PanelApp {
       ? ''
       : c.reason ?? `Continue the run ${interrupted.how === 'crashed' ? 'cut off' : 'stopped'} at step ${interrupted.step} from its checkpoint (${interrupted.folder})`;
     findLr.disabled = !c.findLr;
+    this.els.suggest.disabled = !c.findLr || this.suggestion.state === 'running';
     stop.disabled = !c.stop;
     openReport.disabled = this.run?.report === undefined && this.state?.lastReport === undefined;
     for (const b of [train, findLr]) b.title = c.reason ?? '';
@@ -425,6 +429,13 @@ export class PanelApp {
       progress.hidden = false;
       progress.indeterminate = true;
     } else progress.hidden = true;
+  }
+
+  private renderSuggestion(): void {
+    renderSuggestion(this.els.suggestionBox, this.suggestion, {
+      apply: () => this.command('applySuggestion'),
+      discard: () => this.command('discardSuggestion'),
+    });
   }
 
   // ---- problems --------------------------------------------------------------------------------
@@ -719,6 +730,13 @@ export class PanelApp {
     const colorOf = (group: string, i: number): string => colors.get(group) ?? colorClass(i);
 
     if (run.report) box.append(reportSummary(run.report));
+    const res = this.derived.resolution;
+    const advice = adviceList(
+      run.advice(res?.groups ?? []),
+      (group) => res?.groups.find((g) => g.name === group)?.planIndex,
+      (groupIndex, lrMult) => this.edit({ kind: 'setGroup', groupIndex, key: 'lrMult', value: lrMult }),
+    );
+    if (advice !== undefined) box.append(advice);
     const p = run.progress;
     if (p && run.report === undefined) {
       const eta = p.etaSeconds > 0 ? ` · about ${Math.ceil(p.etaSeconds)} s left` : '';

@@ -5,6 +5,7 @@
  */
 import { assertNever } from '../src/core/errors.ts';
 import type { JobKind } from '../src/protocol/webview.ts';
+import { adviseRun, type Advice } from '../src/core/advice.ts';
 import type { EpochMetrics, LayerDiagnostic, LogEvent, RunReport, TrainEvent } from '../src/core/progress.ts';
 
 export type Point = readonly [number, number];
@@ -36,6 +37,8 @@ export class RunData {
   readonly stageStarts: StageStart[] = [];
   epochs: EpochMetrics[] = [];
   diagnostics: { step: number | undefined; layers: LayerDiagnostic[] } | undefined;
+  /** Every diagnostics event of the live run: what the advice is folded from while it trains. */
+  readonly diagnosticsSeries: Array<{ step: number; layers: LayerDiagnostic[] }> = [];
   readonly messages: LogEvent[] = [];
   progress: StepProgress | undefined;
   report: RunReport | undefined;
@@ -82,6 +85,7 @@ export class RunData {
       }
       case 'diagnostics':
         this.diagnostics = { step: event.step, layers: event.layers };
+        this.diagnosticsSeries.push({ step: event.step, layers: event.layers });
         return;
       case 'data':
         // preparing data: the status bar shows it; the panel's charts start with the first step
@@ -93,6 +97,12 @@ export class RunData {
       default:
         assertNever(event, 'train event');
     }
+  }
+
+  /** The report's advice once the run ended; while it runs, the same rules over the live figures. */
+  advice(groups: ReadonlyArray<{ name: string; lrMult: number }>): Advice[] {
+    if (this.report !== undefined) return this.report.advice ?? [];
+    return adviseRun({ diagnostics: this.diagnosticsSeries, epochs: this.epochs, groups });
   }
 
   setReport(report: RunReport): void {

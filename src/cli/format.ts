@@ -99,6 +99,7 @@ export function formatRunSummary(report: RunReport, resolution: Resolution): str
     });
     out.push(table(['group', 'trains', 'peak LR', 'multiplier'], rows).replace(/^/gm, '  '));
   }
+  if (report.advice !== undefined && report.advice.length > 0) out.push('advice:', ...report.advice.map((a) => `  ! ${a.message}`));
   return out.join('\n');
 }
 

@@ -24,6 +24,7 @@ import { describeModelFile, prepareModel } from '../engine/session.ts';
 import { findLrPlan, trainPlan } from '../engine/pytorch-run.ts';
 import { flagChoice, flagNumber, flagString, parseArgs, UsageError, type ParsedArgs } from './args.ts';
 import { formatAudit, formatLr, formatRunSummary, progressLine, testLine } from './format.ts';
+import { TUNE_FLAGS, tuneCommand } from './tune-command.ts';
 
 const USAGE = `usage: layerwise <command> [options]
 
@@ -32,6 +33,8 @@ commands:
   train <plan>                fine-tune; writes the model + report.json into a run folder and results into the plan
   train <plan> --resume DIR   continue a stopped, killed or crashed run from the checkpoint in its folder
   find-lr <plan>              LR range test (ratios between groups kept); --apply sets the suggestion in the plan
+  tune <plan> [--method rgn|search] [--budget N] [--batches N] [--include-frozen] [--apply]
+                              suggest a multiplier per group (Auto-RGN, or a budgeted search); --apply writes them
   init <model.json>           write a plan with automatic groups, a preset and a recipe:
                               --recipe lp-ft|gradual (default lp-ft), --preset, --epochs N,
                               --keep-top (no new head), --data DIR|FILE, --out FILE
@@ -75,6 +78,11 @@ async function main(argv: string[]): Promise<number> {
           python: { value: true },
         }),
       );
+    case 'tune': {
+      const args = parseArgs(rest, { ...common, ...TUNE_FLAGS });
+      const planFile = onePath(args, 'plan');
+      return tuneCommand(args, planFile, workspaceFor(args, planFile), backendOf(args));
+    }
     case 'init':
       return initCommand(
         parseArgs(rest, { ...common, preset: { value: true }, recipe: { value: true }, epochs: { value: true }, 'keep-top': { value: false }, out: { value: true }, data: { value: true } }),

@@ -3,6 +3,7 @@
  * worker forwards them to the extension host, the host forwards them to the webview, the CLI
  * draws them as a progress bar. Nothing here holds a tensor.
  */
+import type { Advice } from './advice.ts';
 import type { LastRunResult, Plan, Task } from './plan.ts';
 
 export interface GroupLr {
@@ -146,6 +147,8 @@ export interface RunReport {
   /** How the samples reached the model: held in memory or decoded per batch, and why. */
   data?: DataPipelineReport;
   lastDiagnostics?: LayerDiagnostic[];
+  /** Warnings from the live figures (core/advice.ts): update ratios far from 1e-3, overfitting. */
+  advice?: Advice[];
   /** Where earlier processes of this run stopped and it was resumed (`train --resume`). */
   resumes?: Array<{ step: number; at: string }>;
   /** `checkpoint`: set when the run stopped early and can be resumed from it. */

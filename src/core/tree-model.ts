@@ -6,6 +6,7 @@
  * Checkbox convention: **checked = trains**, unchecked = frozen. A checkbox answers "does this
  * learn?", which stays true to its label when a layer override disagrees with its group.
  */
+import type { Advice, UpdateRatioAdvice } from './advice.ts';
 import { isLayerwiseError } from './errors.ts';
 import { resolveGroups } from './groups.ts';
 import type { AuditWarning, Decision, GroupAudit, LayerAudit, ParamAudit, Resolution } from './groups.types.ts';
@@ -58,6 +59,8 @@ export interface PlanTreeInput {
   plan: Plan | undefined;
   problems: ReadonlyArray<{ message: string; field: string; offset?: number; length?: number }>;
   model: ModelState;
+  /** The last run's advice (core/advice.ts): a group it names is marked with the figure and the multiplier to try. */
+  advice?: readonly Advice[];
 }
 
 // ---- formatting -----------------------------------------------------------------------------
@@ -204,7 +207,7 @@ export function buildPlanTree(input: PlanTreeInput): TreeNode {
   const total = resolution.params.reduce((n, p) => n + p.size, 0);
   const training = resolution.params.filter((p) => p.trainable && !p.frozen).reduce((n, p) => n + p.size, 0);
   const general = resolution.warnings.filter((w) => w.layer === undefined && w.group === undefined);
-  const groups = buildGroupNodes(planKey, resolution);
+  const groups = buildGroupNodes(planKey, resolution, input.advice);
   return {
     ...node,
     description: [
@@ -243,13 +246,15 @@ function messageNode(planKey: string, key: string, label: string, detail: string
 }
 
 /** The groups of one plan, bottom → top, with their layers and parameters. */
-export function buildGroupNodes(planKey: string, resolution: Resolution): TreeNode[] {
+export function buildGroupNodes(planKey: string, resolution: Resolution, advice: readonly Advice[] = []): TreeNode[] {
   const count = resolution.groups.length;
   // unmatched layers without weights (input, flatten, …) have nothing to train or freeze
-  return resolution.groups.filter((g) => !(g.implicit && g.paramCount === 0)).map((g) => groupNode(planKey, resolution, g, count));
+  return resolution.groups
+    .filter((g) => !(g.implicit && g.paramCount === 0))
+    .map((g) => groupNode(planKey, resolution, g, count, advice.find((a): a is UpdateRatioAdvice => a.kind === 'updateRatio' && a.group === g.name)));
 }
 
-function groupNode(planKey: string, resolution: Resolution, g: GroupAudit, count: number): TreeNode {
+function groupNode(planKey: string, resolution: Resolution, g: GroupAudit, count: number, advice?: UpdateRatioAdvice): TreeNode {
   const warnings = resolution.warnings.filter((w) => w.group === g.name && w.layer === undefined);
   const layerWarnings = resolution.warnings.filter((w) => w.layer !== undefined && g.layers.some((l) => l.name === w.layer));
   const trainableParams = g.layers.flatMap((l) => l.params.filter((p) => p.trainable));
@@ -264,18 +269,20 @@ function groupNode(planKey: string, resolution: Resolution, g: GroupAudit, count
     ...(g.implicit ? [] : [`- patterns: ${g.patterns.map(code).join(', ')}`]),
     `- ${g.layers.length} layer${g.layers.length === 1 ? '' : 's'}, ${params(g.paramCount)}`,
     ...warningLines([...warnings, ...layerWarnings]),
+    ...(advice === undefined ? [] : ['', `**Last run:** ${escapeMarkdown(advice.message)}`]),
   ];
   const hasParams = g.paramCount > 0;
+  const adviceNote = advice === undefined ? [] : [`⚠ update ratio ${advice.figure.toExponential(0)}: try ${formatMult(advice.suggested)}`];
   return {
     id: `${planKey}#g:${g.name}`,
     kind: 'group',
     label: g.name,
-    description: [formatMult(g.lrMult), params(g.paramCount), ...(g.frozen ? ['frozen'] : []), ...warningSuffix(warnings.length + layerWarnings.length)].join(' · '),
+    description: [formatMult(g.lrMult), params(g.paramCount), ...(g.frozen ? ['frozen'] : []), ...warningSuffix(warnings.length + layerWarnings.length), ...adviceNote].join(' · '),
     tooltipMarkdown: tooltip.join('\n'),
     // the implicit group has no plan entry a toggle could write to
     ...(g.implicit || !hasParams ? {} : { checkbox: g.frozen ? ('unchecked' as const) : ('checked' as const) }),
     contextValue: g.implicit ? 'layerwise.group.implicit' : 'layerwise.group',
-    icon: g.frozen ? 'lock' : 'layers',
+    icon: g.frozen ? 'lock' : advice !== undefined ? 'warning' : 'layers',
     children: g.layers.map((l) => layerNode(planKey, resolution, l, g)),
     expanded: false,
     target: { kind: 'group', planKey, group: g.name, ...(g.planIndex === undefined ? {} : { planIndex: g.planIndex }) },

@@ -12,6 +12,7 @@ import { isHostToWorker, type HostToWorker, type ProblemInfo, type WorkerToHost 
 import { augmentPreview } from './augment-preview.ts';
 import { describeModelFile, prepareModel } from './session.ts';
 import { findLrPlan, trainPlan } from './pytorch-run.ts';
+import { tune } from './tune.ts';
 
 function send(m: WorkerToHost): void {
   // after a disconnect there is no channel; the checkpoint on disk is what survives
@@ -47,6 +48,11 @@ async function handle(m: HostToWorker): Promise<void> {
       case 'findLr': {
         const r = await findLrPlan({ ...m, options: m.options, signal: controller.signal, onEvent });
         send({ type: 'lrFound', id: m.id, outcome: r.outcome, curveFile: r.curveFile, results: r.results });
+        break;
+      }
+      case 'tune': {
+        const result = await tune({ ...m, signal: controller.signal, onEvent });
+        send({ type: 'tuned', id: m.id, result });
         break;
       }
       case 'describe': {

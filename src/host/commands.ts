@@ -22,6 +22,7 @@ import type { PlanPanels } from './panel.ts';
 import { freezeRequest, textAfterRequest } from './plan-requests.ts';
 import type { PlanEntry, PlanStore } from './plans.ts';
 import type { TrainingSessions } from './session.ts';
+import type { TuneSessions } from './tune.ts';
 import type { LayerTreeProvider } from './tree.ts';
 
 export interface CommandDeps {
@@ -30,6 +31,7 @@ export interface CommandDeps {
   store: PlanStore;
   editor: PlanEditor;
   sessions: TrainingSessions;
+  tune: TuneSessions;
   panels: PlanPanels;
   tree: LayerTreeProvider;
   treeView: vscode.TreeView<TreeNode>;
@@ -81,6 +83,20 @@ export function registerCommands(d: CommandDeps): vscode.Disposable[] {
     reg('layerwise.findLr', async (arg) => {
       const uri = await plan(arg, 'run an LR range test on');
       if (uri !== undefined) await sessions.start('findLr', uri);
+    }),
+    reg('layerwise.suggestMultipliers', async (arg) => {
+      const uri = await plan(arg, 'suggest multipliers for');
+      if (uri === undefined) return;
+      const choice = await vscode.window.showQuickPick(
+        [
+          { label: 'Relative gradient norm (Auto-RGN)', detail: 'A few batches of gradients at the starting weights; seconds. No weight changes.', method: 'rgn' as const },
+          { label: 'Budgeted search', detail: 'Short trainings of factor × unfreezing × schedule × BatchNorm candidates, scored by validation loss; about a minute.', method: 'search' as const },
+        ],
+        { title: 'Layerwise: Suggest Multipliers', placeHolder: 'How should the multipliers be measured?', matchOnDetail: true },
+      );
+      if (choice === undefined) return;
+      panels.createOrShow(uri, true);
+      await d.tune.suggest(uri, choice.method);
     }),
     reg('layerwise.stopTraining', async (arg) => {
       const running = store.list().filter((e) => sessions.isRunning(e.key));

@@ -14,6 +14,7 @@ import { PlanStore } from './plans.ts';
 import { TrainingSessions } from './session.ts';
 import { TrainingStatusBar } from './status-bar.ts';
 import { LayerTreeProvider } from './tree.ts';
+import { TuneSessions } from './tune.ts';
 
 export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('Layerwise', { log: true });
@@ -37,10 +38,12 @@ export function activate(context: vscode.ExtensionContext): void {
     openPanel: (uri) => void panels.createOrShow(uri, true),
     openReport: (file) => void vscode.commands.executeCommand('vscode.open', vscode.Uri.file(file)),
   });
-  const panels = new PlanPanels({ extensionUri: context.extensionUri, store, sessions, editor, log, openReport });
+  const tune = new TuneSessions(workerScript, store, editor, log);
+  const panels = new PlanPanels({ extensionUri: context.extensionUri, store, sessions, tune, editor, log, openReport });
 
   const statusBar = new TrainingStatusBar();
-  const tree = new LayerTreeProvider(store);
+  // the last run's advice marks its groups; the tree is rebuilt when the run writes its results back
+  const tree = new LayerTreeProvider(store, (key) => sessions.lastOutcome(key).report?.advice);
   const treeView = vscode.window.createTreeView('layerwise.layers', {
     treeDataProvider: tree,
     manageCheckboxStateManually: true,
@@ -53,6 +56,7 @@ export function activate(context: vscode.ExtensionContext): void {
     describer,
     store,
     sessions,
+    tune,
     panels,
     statusBar,
     tree,
@@ -62,7 +66,7 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.commands.executeCommand('setContext', 'layerwise.running', sessions.anyRunning());
     }),
     ...registerLanguageFeatures(store),
-    ...registerCommands({ context, log, store, editor, sessions, panels, tree, treeView, describer, openReport }),
+    ...registerCommands({ context, log, store, editor, sessions, tune, panels, tree, treeView, describer, openReport }),
     ...registerOnboarding({ context, log, describer }),
   );
 

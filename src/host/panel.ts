@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { assertNever } from '../core/errors.ts';
 import type { LrFinderOutcome } from '../core/lr-finder.ts';
 import { isInside } from '../core/paths.ts';
 import { DEFAULTS } from '../core/plan.ts';
@@ -31,6 +32,7 @@ import type { PlanEditor } from './edits.ts';
 import { textAfterRequest } from './plan-requests.ts';
 import type { PlanEntry, PlanStore } from './plans.ts';
 import type { TrainingSessions } from './session.ts';
+import type { TuneSessions } from './tune.ts';
 
 export const PANEL_VIEW_TYPE = 'layerwise.planEditor';
 
@@ -38,6 +40,7 @@ export interface PanelDeps {
   extensionUri: vscode.Uri;
   store: PlanStore;
   sessions: TrainingSessions;
+  tune: TuneSessions;
   editor: PlanEditor;
   log: vscode.LogOutputChannel;
   openReport(planUri: vscode.Uri): Promise<void>;
@@ -121,6 +124,9 @@ class PlanPanel {
       }),
       deps.sessions.onDidPost((m) => {
         if (m.planKey === key) this.post(m.message);
+      }),
+      deps.tune.onDidChange((m) => {
+        if (m.planKey === key) this.post({ type: 'suggestion', suggestion: m.suggestion });
       }),
       // a run that ends may leave (or use up) a checkpoint: the Resume button follows
       deps.sessions.onDidChangeStatus((c) => {
@@ -221,6 +227,17 @@ class PlanPanel {
       case 'openPlanText':
         await vscode.window.showTextDocument(this.uri, { viewColumn: vscode.ViewColumn.Beside });
         return;
+      case 'suggestMultipliers':
+        await this.deps.tune.suggest(this.uri, 'rgn');
+        return;
+      case 'applySuggestion':
+        await this.deps.tune.apply(this.uri);
+        return;
+      case 'discardSuggestion':
+        this.deps.tune.discard(this.uri);
+        return;
+      default:
+        assertNever(command, 'panel command');
     }
   }
 
@@ -253,6 +270,7 @@ class PlanPanel {
       ...(lastReport === undefined ? {} : { lastReport }),
       ...(lastLrFinder === undefined ? {} : { lastLrFinder }),
       ...(interrupted === undefined ? {} : { interrupted }),
+      suggestion: this.deps.tune.stateOf(entry.key),
     };
   }
 

@@ -220,6 +220,7 @@ export class TrainingSessions implements vscode.Disposable {
         return;
       }
       case 'described':
+      case 'tuned':
         return;
       case 'trained': {
         this.finish(run);

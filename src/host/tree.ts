@@ -3,6 +3,7 @@
  * turns checkbox toggles into freeze edits. Checked = trains; unchecked = frozen.
  */
 import * as vscode from 'vscode';
+import type { Advice } from '../core/advice.ts';
 import { buildPlanTree, type TreeNode } from '../core/tree-model.ts';
 import type { PlanEntry, PlanStore } from './plans.ts';
 
@@ -15,7 +16,11 @@ export class LayerTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsc
   private readonly byId = new Map<string, TreeNode>();
   private readonly subscription: vscode.Disposable;
 
-  constructor(private readonly store: PlanStore) {
+  /** `adviceOf`: the last run's advice for a plan, marked on the groups it names. */
+  constructor(
+    private readonly store: PlanStore,
+    private readonly adviceOf: (planKey: string) => readonly Advice[] | undefined = () => undefined,
+  ) {
     this.subscription = store.onDidChange((entry) => {
       if (entry === undefined) this.built.clear();
       else this.built.delete(entry.key);
@@ -78,7 +83,8 @@ export class LayerTreeProvider implements vscode.TreeDataProvider<TreeNode>, vsc
   private treeOf(entry: PlanEntry): TreeNode {
     const hit = this.built.get(entry.key);
     if (hit !== undefined) return hit;
-    const root = buildPlanTree({ planKey: entry.key, label: entry.label, plan: entry.plan, problems: entry.problems, model: entry.model });
+    const advice = this.adviceOf(entry.key);
+    const root = buildPlanTree({ planKey: entry.key, label: entry.label, plan: entry.plan, problems: entry.problems, model: entry.model, ...(advice === undefined ? {} : { advice }) });
     this.built.set(entry.key, root);
     return root;
   }

@@ -10,6 +10,8 @@ import type { Plan } from '../core/plan.ts';
 import type { RunReport, TrainEvent } from '../core/progress.ts';
 import type { JobKind, TrainingStatus } from '../core/status.ts';
 import type { AugmentPreview } from './worker.ts';
+import { TUNE_METHODS, type TuneMethod, type TuneResult } from '../core/tune.ts';
+import { isTuneResult } from './worker.ts';
 import { isObj } from './guards.ts';
 
 /** One status value drives the status bar and the panel's run controls (defined in src/core/status.ts). */
@@ -25,6 +27,9 @@ export interface PresetInfo {
   label: string;
   description: string;
 }
+
+/** "Suggest Multipliers" for the panel's plan: nothing yet, measuring, or a suggestion to apply or discard. */
+export type SuggestionState = { state: 'none' } | { state: 'running'; method: TuneMethod } | { state: 'ready'; result: TuneResult };
 
 export interface PanelState {
   /** Absolute path (display) and URI string (identity) of the plan the panel edits. */
@@ -48,6 +53,7 @@ export interface PanelState {
   lastLrFinder?: LrFinderOutcome;
   /** The newest run of this plan that stopped or was cut off and can be resumed (core/interrupted-runs.ts). */
   interrupted?: InterruptedRun;
+  suggestion?: SuggestionState;
 }
 
 export type HostToWebview =
@@ -56,7 +62,8 @@ export type HostToWebview =
   | { type: 'trainEvent'; event: TrainEvent }
   | { type: 'runStarted'; job: JobKind }
   | { type: 'report'; report: RunReport }
-  | { type: 'lrResult'; outcome: LrFinderOutcome };
+  | { type: 'lrResult'; outcome: LrFinderOutcome }
+  | { type: 'suggestion'; suggestion: SuggestionState };
 
 export type LayerKey = 'lrMult' | 'frozen' | 'weightDecay';
 export type TrainingKey = 'lr' | 'optimizer' | 'epochs' | 'batchSize' | 'weightDecay' | 'schedule';
@@ -68,7 +75,17 @@ export type PlanEditRequest =
   | { kind: 'applyPreset'; preset: string }
   | { kind: 'moveLayer'; layer: string; toGroupIndex: number };
 
-export type PanelCommand = 'train' | 'resume' | 'findLr' | 'stop' | 'applyLr' | 'openReport' | 'openPlanText';
+export type PanelCommand =
+  | 'train'
+  | 'resume'
+  | 'findLr'
+  | 'stop'
+  | 'applyLr'
+  | 'openReport'
+  | 'openPlanText'
+  | 'suggestMultipliers'
+  | 'applySuggestion'
+  | 'discardSuggestion';
 
 export type WebviewToHost =
   | { type: 'ready' }
@@ -83,7 +100,21 @@ export type Handlers<M extends { type: string }> = { [K in M['type']]: (m: Extra
 
 const LAYER_KEYS: readonly string[] = ['lrMult', 'frozen', 'weightDecay'];
 const TRAINING_KEYS: readonly string[] = ['lr', 'optimizer', 'epochs', 'batchSize', 'weightDecay', 'schedule'];
-const COMMANDS: readonly string[] = ['train', 'resume', 'findLr', 'stop', 'applyLr', 'openReport', 'openPlanText'];
+const COMMANDS: readonly string[] = ['train', 'resume', 'findLr', 'stop', 'applyLr', 'openReport', 'openPlanText', 'suggestMultipliers', 'applySuggestion', 'discardSuggestion'];
+
+export function isSuggestionState(x: unknown): x is SuggestionState {
+  if (!isObj(x)) return false;
+  switch (x['state']) {
+    case 'none':
+      return true;
+    case 'running':
+      return (TUNE_METHODS as readonly unknown[]).includes(x['method']);
+    case 'ready':
+      return isTuneResult(x['result']);
+    default:
+      return false;
+  }
+}
 
 function isLayerValue(key: unknown, v: unknown): boolean {
   if (v === null) return true;
@@ -142,6 +173,8 @@ export function isHostToWebview(x: unknown): x is HostToWebview {
       return isObj(x['report']) && Array.isArray(x['report']['epochs']);
     case 'lrResult':
       return isObj(x['outcome']) && Array.isArray(x['outcome']['points']);
+    case 'suggestion':
+      return isSuggestionState(x['suggestion']);
     default:
       return false;
   }

@@ -7,6 +7,7 @@ import type { LrFinderOptions, LrFinderOutcome } from '../core/lr-finder.ts';
 import type { ModelInfo } from '../core/model-info.ts';
 import type { PlanResults } from '../core/plan.ts';
 import type { RunReport, TrainEvent } from '../core/progress.ts';
+import { TUNE_METHODS, type TuneMethod, type TuneResult } from '../core/tune.ts';
 import { isNum, isObj, isStr, type Obj } from './guards.ts';
 
 export type BackendPreference = 'auto' | 'tfjs-node' | 'wasm' | 'cpu';
@@ -47,6 +48,16 @@ export interface FindLrRequest extends JobTarget {
   python?: string;
 }
 
+/** `layerwise tune`: suggested multipliers; nothing is written, the host shows them first. */
+export interface TuneRequest extends JobTarget {
+  type: 'tune';
+  id: string;
+  method: TuneMethod;
+  budget?: number;
+  batches?: number;
+  includeFrozen?: boolean;
+}
+
 export interface DescribeRequest extends JobTarget {
   type: 'describe';
   id: string;
@@ -76,7 +87,7 @@ export interface CancelRequest {
   id: string;
 }
 
-export type HostToWorker = TrainRequest | FindLrRequest | DescribeRequest | DescribeModelRequest | CancelRequest;
+export type HostToWorker = TrainRequest | FindLrRequest | TuneRequest | DescribeRequest | DescribeModelRequest | CancelRequest;
 
 export interface ProblemInfo {
   message: string;
@@ -89,6 +100,7 @@ export type WorkerToHost =
   | { type: 'event'; id: string; event: TrainEvent }
   | { type: 'trained'; id: string; report: RunReport; reportFile: string; results: PlanResults }
   | { type: 'lrFound'; id: string; outcome: LrFinderOutcome; curveFile: string; results: PlanResults }
+  | { type: 'tuned'; id: string; result: TuneResult }
   /** `trainSamples`: the training set's size, when describing had to read the data anyway. */
   | { type: 'described'; id: string; model: ModelInfo; trainSamples?: number; augmentPreview?: AugmentPreview }
   | { type: 'failed'; id: string; problem: ProblemInfo; cancelled: boolean };
@@ -114,6 +126,14 @@ export function isHostToWorker(x: unknown): x is HostToWorker {
       return isJobTarget(x) && optStr(x['outDir']) && optStr(x['resumeFrom']) && isNum(x['progressIntervalMs']) && optStr(x['python']);
     case 'findLr':
       return isJobTarget(x) && optStr(x['outDir']) && isObj(x['options']) && optStr(x['python']);
+    case 'tune':
+      return (
+        isJobTarget(x) &&
+        (TUNE_METHODS as readonly unknown[]).includes(x['method']) &&
+        (x['budget'] === undefined || isNum(x['budget'])) &&
+        (x['batches'] === undefined || isNum(x['batches'])) &&
+        (x['includeFrozen'] === undefined || typeof x['includeFrozen'] === 'boolean')
+      );
     case 'describe':
       return isJobTarget(x) && (x['augmentPreview'] === undefined || typeof x['augmentPreview'] === 'boolean');
     case 'describeModel':
@@ -138,6 +158,8 @@ export function isWorkerToHost(x: unknown): x is WorkerToHost {
       return isStr(x['id']) && isObj(x['report']) && isStr(x['reportFile']) && isObj(x['results']);
     case 'lrFound':
       return isStr(x['id']) && isObj(x['outcome']) && isStr(x['curveFile']) && isObj(x['results']);
+    case 'tuned':
+      return isStr(x['id']) && isTuneResult(x['result']);
     case 'described':
       return isStr(x['id']) && isObj(x['model']) && Array.isArray(x['model']['layers']) &&
         (x['augmentPreview'] === undefined || (isObj(x['augmentPreview']) && Array.isArray(x['augmentPreview']['samples'])));
@@ -146,4 +168,16 @@ export function isWorkerToHost(x: unknown): x is WorkerToHost {
     default:
       return false;
   }
+}
+
+/** A tune result as the host and the panel rely on it: a method, rows with numbers, the steps. */
+export function isTuneResult(x: unknown): x is TuneResult {
+  return (
+    isObj(x) &&
+    (TUNE_METHODS as readonly unknown[]).includes(x['method']) &&
+    isNum(x['steps']) &&
+    Array.isArray(x['groups']) &&
+    x['groups'].every((g) => isObj(g) && isStr(g['name']) && isNum(g['current']) && isNum(g['lrMult']) && isStr(g['why'])) &&
+    (x['changes'] === undefined || isObj(x['changes']))
+  );
 }

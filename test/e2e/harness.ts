@@ -75,8 +75,14 @@ export interface Session {
   close(): Promise<void>;
 }
 
-/** `example`: the folder under examples/ copied as the workspace (default fashion); `editPlan` changes its plan first. */
-export async function openSession(name: string, opts: { trusted: boolean; epochs?: number; example?: string; editPlan?: (text: string) => string }): Promise<Session> {
+/**
+ * `example`: the folder under examples/ copied as the workspace (default fashion); `editPlan` changes its plan first;
+ * `settings`: extra user settings for this session.
+ */
+export async function openSession(
+  name: string,
+  opts: { trusted: boolean; epochs?: number; example?: string; editPlan?: (text: string) => string; settings?: Record<string, unknown> },
+): Promise<Session> {
   const entry = codeServerEntry();
   // outside the repository, so VS Code's git extension does not offer to open the parent repo
   const work = join(tmpdir(), `layerwise-e2e-${name}`);
@@ -98,6 +104,7 @@ export async function openSession(name: string, opts: { trusted: boolean; epochs
       'git.openRepositoryInParentFolders': 'never',
       // code-server saves after a delay by default; the tests check unsaved (dirty) plan edits and Save
       'files.autoSave': 'off',
+      ...opts.settings,
     }),
   );
   const workspace = join(work, 'workspace');
