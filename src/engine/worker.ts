@@ -15,8 +15,10 @@ import { findLrPlan, trainPlan } from './pytorch-run.ts';
 import { tune } from './tune.ts';
 
 function send(m: WorkerToHost): void {
-  // after a disconnect there is no channel; the checkpoint on disk is what survives
-  if (process.connected) process.send?.(m);
+  // after a disconnect there is no channel; the checkpoint on disk is what survives. A channel that
+  // closes while a message is in flight reports it to this callback (without one, process 'error'
+  // would end the worker with code 1 before its stop checkpoint is written)
+  if (process.connected) process.send?.(m, undefined, {}, () => undefined);
 }
 
 function problemOf(e: unknown): ProblemInfo {
