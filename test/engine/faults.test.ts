@@ -255,7 +255,8 @@ test('the model and the data changed on disk during a run: the run trains what i
 });
 
 test('two runs on one plan at once (CLI + worker): the second is refused with a message naming the first; a stale lock is taken over', async () => {
-  const { ws, planFile } = workspace(2000, { epochs: 2, batchSize: 4 });
+  // long enough to outlast a second CLI and a worker starting on a loaded machine; stopped below
+  const { ws, planFile } = workspace(2000, { epochs: 200, batchSize: 4 });
   const plan = readFileSync(planFile, 'utf8');
   const first = startCli(['train', 'layerwise.json', '--backend', 'cpu', '--out', 'runs/first', '--no-write-back'], ws);
   const lock = join(ws, 'runs', '.layerwise.json.lock');
@@ -271,12 +272,15 @@ test('two runs on one plan at once (CLI + worker): the second is refused with a 
   const refused = await w.next((m) => m.type === 'failed' || m.type === 'trained');
   assert.ok(refused.type === 'failed' && /another training run of this plan is in progress/.test(refused.problem.message), JSON.stringify(refused));
   w.worker.stop();
-  assert.equal((await first.done).code, 0);
+  process.kill(first.pid!, 'SIGINT');
+  assert.equal((await first.done).code, 130, 'a stopped run exits 130');
   assert.ok(!existsSync(lock));
   assert.equal(readFileSync(planFile, 'utf8'), plan);
   // a lock left by a process that no longer exists is taken over
   writeFileSync(lock, JSON.stringify({ pid: 2 ** 22 + 12345, host: hostname(), startedAt: 'then', runFolder: 'x' }));
-  const outcome = await train({ planFile, backend: 'cpu', outDir: join(ws, 'runs', 'after-stale') });
+  const short = plan.replace(/"epochs": 200/, '"epochs": 2');
+  assert.notEqual(short, plan);
+  const outcome = await train({ planFile, planText: short, backend: 'cpu', outDir: join(ws, 'runs', 'after-stale') });
   assert.equal(outcome.report.stopped, 'completed');
   assert.ok(!existsSync(lock));
 });
