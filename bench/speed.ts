@@ -6,7 +6,7 @@
  * swapped in through LD_LIBRARY_PATH when it is installed. Prints steps/s (median of the rounds,
  * with the spread), the ratio against the faster PyTorch, and GFLOP/s against the machine's peak.
  *
- * Run: npx tsx bench/speed.ts [--models mlp,cnn,separable,transformer,example] [--rounds 7]
+ * Run: npx tsx bench/speed.ts [--models mlp,cnn,separable,transformer,example,encoder,mobilenet96,mobilenet224,mobilenet224-top] [--rounds 7]
  *      [--seconds 0.7] [--backend auto|wasm|cpu] [--no-torch] [--no-native] [--no-threads] [--no-fast-layers] [--profile [--profile-shapes]]
  *
  * --no-native: the composed conv gradients instead of the engine's SIMD wasm kernels, to compare.
@@ -24,11 +24,22 @@
  *                matMul/softmax between ordinary Dense layers, as a converted Keras model would need.
  *   example      the bundled examples/fashion model with its new head (conv 8/16, BN, dense 32, 4 classes),
  *                its real data, batch 16; PyTorch trains the same architecture on random data.
+ * Real architectures (not in the default set; ask for them with --models):
+ *   encoder      a BERT-small-like encoder on embedded tokens: 4 post-LN layers, hidden 256, 4 heads, FFN 1024
+ *                (GELU), seq 128, mean pool, dense 10; batch 16.
+ *   mobilenet96, mobilenet224
+ *                the Keras MobileNetV2 (ImageNet) of examples/mobilenet-fashion, its input set to 96 or 224 px,
+ *                plus a dense 10 on its pooled features; every layer trains; batch 16. PyTorch: torchvision's
+ *                mobilenet_v2 (Debian python3-torchvision), the same architecture.
+ *   mobilenet224-top
+ *                the same at 224 px with only the top blocks training (Keras block_15, block_16, Conv_1 and the
+ *                head; torchvision features[16:] and the classifier); nothing below gets a gradient.
  */
 import * as tf from '@tensorflow/tfjs';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import type { ParamAudit } from '../src/core/groups.types.ts';
 import { selectBackend, type BackendPreference } from '../src/engine/backend.ts';
@@ -38,6 +49,7 @@ import { kernelThreadStatus, kernelThreads, useKernelThreads } from '../src/engi
 import type { Dataset } from '../src/engine/data.ts';
 import { lossSpecFor, type LossSpec } from '../src/engine/forward.ts';
 import { GroupedOptimizer } from '../src/engine/optimizer.ts';
+import { loadModel } from '../src/engine/model-io.ts';
 import { prepareRun, trainingParams, type BoundParam } from '../src/engine/session.ts';
 import { optimizerSettings, trainStep } from '../src/engine/trainer.ts';
 
@@ -54,9 +66,11 @@ const option = (name: string, fallback: string): string => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
 };
-const MODEL_NAMES = ['mlp', 'cnn', 'separable', 'transformer', 'example'] as const;
+const MODEL_NAMES = ['mlp', 'cnn', 'separable', 'transformer', 'example', 'encoder', 'mobilenet96', 'mobilenet224', 'mobilenet224-top'] as const;
 type ModelName = (typeof MODEL_NAMES)[number];
-const wanted = option('models', MODEL_NAMES.join(',')).split(',') as ModelName[];
+/** The probes run by default; the real architectures take minutes and are asked for by name. */
+const DEFAULT_MODELS: readonly ModelName[] = ['mlp', 'cnn', 'separable', 'transformer', 'example'];
+const wanted = option('models', DEFAULT_MODELS.join(',')).split(',') as ModelName[];
 for (const m of wanted) if (!MODEL_NAMES.includes(m)) throw new Error(`unknown model "${m}" (${MODEL_NAMES.join(', ')})`);
 const ROUNDS = Number(option('rounds', '7'));
 const ROUND_SECONDS = Number(option('seconds', '0.7'));
@@ -104,6 +118,8 @@ interface BenchModel {
   batch: number;
   /** Multiply-adds × 2 of one forward pass over one batch (conv, dense, attention matmuls). */
   forwardFlops: number;
+  /** Flops of one training step, when not 3 × forward (the backward pass skips layers that do not train). */
+  trainFlops?: number;
   note: string;
   /** The parameters the engine trains (default: every trainable weight). */
   params?: BoundParam[];
@@ -137,7 +153,7 @@ function bnRelu6(h: tf.SymbolicTensor): tf.SymbolicTensor {
   return L.reLU({ maxValue: 6 }).apply(L.batchNormalization().apply(h)) as tf.SymbolicTensor;
 }
 
-function build(name: Exclude<ModelName, 'example'>): BenchModel {
+function build(name: 'mlp' | 'cnn' | 'separable' | 'transformer' | 'encoder'): BenchModel {
   switch (name) {
     case 'mlp': {
       const m = tf.sequential({ layers: [
@@ -197,7 +213,89 @@ function build(name: Exclude<ModelName, 'example'>): BenchModel {
       const perSample = seq * (4 * dim * dim + 2 * dim * ffn) + 2 * seq * seq * dim + dim * 10;
       return { model: tf.model({ inputs: input, outputs: out }), data: randomDataset([seq, dim], 10, 4 * batch, 4), batch, forwardFlops: 2 * batch * perSample, note: '' };
     }
+    case 'encoder':
+      return buildEncoder();
   }
+}
+
+/** A BERT-small-like encoder: 4 post-LN layers of the transformer probe at hidden 256, FFN 1024 with GELU, seq 128. */
+function buildEncoder(): BenchModel {
+  const seq = 128;
+  const dim = 256;
+  const ffn = 1024;
+  const layers = 4;
+  const input = L.input({ shape: [seq, dim] });
+  let h: tf.SymbolicTensor = input;
+  for (let i = 0; i < layers; i++) {
+    const dense = (units: number, activation?: 'gelu'): tf.layers.Layer => L.dense({ units, activation });
+    const q = dense(dim).apply(h) as tf.SymbolicTensor;
+    const k = dense(dim).apply(h) as tf.SymbolicTensor;
+    const v = dense(dim).apply(h) as tf.SymbolicTensor;
+    const attended = new MultiHeadDotProductAttention({ heads: 4 }).apply([q, k, v]) as tf.SymbolicTensor;
+    h = L.layerNormalization().apply(L.add().apply([h, dense(dim).apply(attended) as tf.SymbolicTensor])) as tf.SymbolicTensor;
+    const f = dense(dim).apply(dense(ffn, 'gelu').apply(h)) as tf.SymbolicTensor;
+    h = L.layerNormalization().apply(L.add().apply([h, f])) as tf.SymbolicTensor;
+  }
+  const out = L.dense({ units: 10 }).apply(L.globalAveragePooling1d().apply(h)) as tf.SymbolicTensor;
+  const batch = 16;
+  const perSample = layers * (seq * (4 * dim * dim + 2 * dim * ffn) + 2 * seq * seq * dim) + dim * 10;
+  return { model: tf.model({ inputs: input, outputs: out }), data: randomDataset([seq, dim], 10, 4 * batch, 5), batch, forwardFlops: 2 * batch * perSample, note: '' };
+}
+
+const MOBILENET = resolve('examples/mobilenet-fashion/model/model.json');
+/** Keras MobileNetV2 layers that train in mobilenet224-top (torchvision: features[16:] and the classifier). */
+const MOBILENET_TOP = /^(block_1[56]_|Conv_1|out_relu|features$|bench_head$)/;
+
+/** Multiply-adds of one sample's forward pass through the conv and dense layers, from their output shapes. */
+function macsPerSample(model: tf.LayersModel, only?: (layer: string) => boolean): number {
+  let macs = 0;
+  for (const layer of model.layers) {
+    if (only !== undefined && !only(layer.name)) continue;
+    const out = layer.outputShape as number[];
+    const kernel = layer.getWeights()[0]?.shape;
+    if (kernel === undefined) continue;
+    const cls = layer.getClassName();
+    if (cls === 'Conv2D' || cls === 'DepthwiseConv2D') macs += out[1]! * out[2]! * kernel.reduce((a, b) => a * b, 1);
+    else if (cls === 'Dense') macs += kernel[0]! * kernel[1]!;
+  }
+  return macs;
+}
+
+type MobilenetName = 'mobilenet96' | 'mobilenet224' | 'mobilenet224-top';
+
+/** The example's converted MobileNetV2 at another input size (fully convolutional up to its pooling) with a dense 10 head. */
+async function buildMobilenet(name: MobilenetName): Promise<BenchModel> {
+  if (!existsSync(MOBILENET)) throw new Error(`${MOBILENET} is missing: it is made by scripts/make-mobilenet-example.ts`);
+  const size = name === 'mobilenet96' ? 96 : 224;
+  const dir = mkdtempSync(join(tmpdir(), 'layerwise-bench-mobilenet-'));
+  cpSync(resolve(MOBILENET, '..'), dir, { recursive: true });
+  const json = JSON.parse(readFileSync(MOBILENET, 'utf8')) as {
+    modelTopology: { model_config: { config: { layers: Array<{ class_name: string; config: { batch_input_shape?: Array<number | null> } }> } } };
+  };
+  for (const layer of json.modelTopology.model_config.config.layers) {
+    if (layer.class_name === 'InputLayer') layer.config.batch_input_shape = [null, size, size, 3];
+  }
+  writeFileSync(join(dir, 'model.json'), JSON.stringify(json));
+  const trunk = await loadModel(join(dir, 'model.json'));
+  // the saved topology marks most layers `trainable: false` (Keras's transfer-learning habit); here every one trains
+  for (const layer of trunk.layers) layer.trainable = true;
+  const out = L.dense({ units: 10, name: 'bench_head' }).apply(trunk.outputs[0]!) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: trunk.inputs, outputs: out });
+  const batch = 16;
+  const all = trainableParams(model);
+  const top = name === 'mobilenet224-top';
+  const params = top ? all.filter((p) => MOBILENET_TOP.test(p.layerName)) : all;
+  const forwardFlops = 2 * batch * macsPerSample(model);
+  return {
+    model,
+    data: randomDataset([size, size, 3], 10, 2 * batch, 6),
+    batch,
+    forwardFlops,
+    // the layers below the top blocks run forward only
+    trainFlops: top ? forwardFlops + 2 * 2 * batch * macsPerSample(model, (l) => MOBILENET_TOP.test(l)) : undefined,
+    note: `${model.layers.length} layers, ${params.length} of ${all.length} weights training`,
+    params,
+  };
 }
 
 async function buildExample(): Promise<BenchModel> {
@@ -407,7 +505,7 @@ function fmtRate(xs: number[]): string {
 
 async function main(): Promise<void> {
   const classes = ['Dense', 'Conv2D', 'BatchNormalization', 'ReLU', 'MaxPooling2D', 'Flatten', 'DepthwiseConv2D',
-    'GlobalAveragePooling2D', 'LayerNormalization', 'Add', 'GlobalAveragePooling1D'];
+    'GlobalAveragePooling2D', 'LayerNormalization', 'Add', 'GlobalAveragePooling1D', 'ZeroPadding2D'];
   const backend = await selectBackend(BACKEND, { trainableClassNames: classes });
   if (flag('no-native')) useNativeKernels(false);
   if (flag('no-threads')) useKernelThreads(false);
@@ -425,7 +523,9 @@ async function main(): Promise<void> {
 
   const rows: Row[] = [];
   for (const name of wanted) {
-    const m = name === 'example' ? await buildExample() : build(name);
+    const m = name === 'example' ? await buildExample()
+      : name === 'mobilenet96' || name === 'mobilenet224' || name === 'mobilenet224-top' ? await buildMobilenet(name)
+      : build(name);
     const params = m.params ?? trainableParams(m.model);
     const optimizer = m.makeOptimizer?.() ?? new GroupedOptimizer({ type: 'adamw', betas: [0.9, 0.999], eps: 1e-8, momentum: 0, nesterov: false });
     profiler?.wrap();
@@ -434,7 +534,7 @@ async function main(): Promise<void> {
     const probe = engine.run(3) / 3;
     const steps = Math.max(2, Math.round(ROUND_SECONDS / probe));
     profiler?.take();
-    const row: Row = { model: name, engine: [], torch: new Map(), trainFlops: 3 * m.forwardFlops };
+    const row: Row = { model: name, engine: [], torch: new Map(), trainFlops: m.trainFlops ?? 3 * m.forwardFlops };
     for (const p of torch) {
       await p.run(name, 3); // warm-up: first steps allocate and pick algorithms
       row.torch.set(p.label, []);

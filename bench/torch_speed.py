@@ -118,6 +118,46 @@ class TransformerBlock(nn.Module):
         return self.out(x.mean(dim=1))
 
 
+class Encoder(nn.Module):
+    """bench/speed.ts's encoder: 4 post-LN layers (hidden 256, 4 heads, FFN 1024 with GELU) over embedded
+    tokens, mean over the sequence, dense 10; attention written out as the tfjs side does it."""
+
+    def __init__(self, layers=4, dim=256, heads=4, ffn=1024):
+        super().__init__()
+        self.heads = heads
+        self.blocks = nn.ModuleList(nn.ModuleDict({
+            'q': nn.Linear(dim, dim), 'k': nn.Linear(dim, dim), 'v': nn.Linear(dim, dim), 'o': nn.Linear(dim, dim),
+            'ln1': nn.LayerNorm(dim, eps=1e-3), 'f1': nn.Linear(dim, ffn), 'f2': nn.Linear(ffn, dim),
+            'ln2': nn.LayerNorm(dim, eps=1e-3)}) for _ in range(layers))
+        self.out = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        b, s, d = x.shape
+        h = self.heads
+        split = lambda t: t.view(b, s, h, d // h).transpose(1, 2)
+        for blk in self.blocks:
+            q, k, v = split(blk['q'](x)), split(blk['k'](x)), split(blk['v'](x))
+            att = torch.softmax(q @ k.transpose(-1, -2) / (d // h) ** 0.5, dim=-1)
+            a = (att @ v).transpose(1, 2).reshape(b, s, d)
+            x = blk['ln1'](x + blk['o'](a))
+            x = blk['ln2'](x + blk['f2'](F.gelu(blk['f1'](x))))
+        return self.out(x.mean(dim=1))
+
+
+def mobilenet(top_only=False):
+    """torchvision's MobileNetV2 (the Keras one's architecture), 10 classes; with top_only, only features[16:]
+    (Keras block_15, block_16, Conv_1) and the classifier get gradients."""
+    import torchvision  # Debian python3-torchvision; only these benches need it
+    m = torchvision.models.mobilenet_v2(num_classes=10)
+    if top_only:
+        for p in m.parameters():
+            p.requires_grad_(False)
+        for part in (m.features[16:], m.classifier):
+            for p in part.parameters():
+                p.requires_grad_(True)
+    return m
+
+
 # name -> (model factory, input shape per sample (channels first), batch, classes)
 MODELS = {
     'mlp': (Mlp, (784,), 64, 10),
@@ -125,6 +165,10 @@ MODELS = {
     'separable': (Separable, (3, 64, 64), 32, 10),
     'transformer': (TransformerBlock, (32, 64), 32, 10),
     'example': (lambda: Cnn(8, 16, 32, 4), (1, 28, 28), 16, 4),
+    'encoder': (Encoder, (128, 256), 16, 10),
+    'mobilenet96': (mobilenet, (3, 96, 96), 16, 10),
+    'mobilenet224': (mobilenet, (3, 224, 224), 16, 10),
+    'mobilenet224-top': (lambda: mobilenet(top_only=True), (3, 224, 224), 16, 10),
 }
 
 
@@ -134,7 +178,7 @@ class Bench:
         torch.manual_seed(0)
         self.model = factory()
         self.model.train()
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
+        self.opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=1e-4)
         self.batches = [(torch.randn(batch, *shape), torch.randint(0, classes, (batch,))) for _ in range(4)]
         self.i = 0
         self.step()

@@ -1,15 +1,28 @@
-// Compiles the engine's own wasm kernels (src/engine/kernels/native/*.c) with Debian's clang +
-// lld into dist/kernels/*.wasm. The engine loads them at run time and falls back to its composed
-// kernels when a file is missing; the build, though, fails loudly without clang, so a broken
-// toolchain never ships a package that is silently slower.
+// The engine's own wasm kernels (src/engine/kernels/native/*.c) in dist/kernels/*.wasm, which the
+// engine loads at run time (it falls back to its composed kernels when a file is missing).
+//
+// The built binaries are committed in src/engine/kernels/prebuilt/ with the clang version and a
+// hash of the sources they came from, so a machine with only Node and npm builds and trains
+// without a C toolchain:
+//   node scripts/build-wasm.mjs            clang + lld present: compile from source (and say when
+//                                          the committed binaries are stale); absent: copy the
+//                                          committed ones, refusing if the sources changed since
+//   node scripts/build-wasm.mjs --check    compile and require byte-identity with the committed ones
+//                                          (part of `npm test`)
+//   node scripts/build-wasm.mjs --update   compile and refresh the committed ones
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const sources = join(root, 'src', 'engine', 'kernels', 'native');
 const out = join(root, 'dist', 'kernels');
+const prebuilt = join(root, 'src', 'engine', 'kernels', 'prebuilt');
+const infoFile = join(prebuilt, 'build-info.json');
+const mode = process.argv.includes('--check') ? 'check' : process.argv.includes('--update') ? 'update' : 'build';
 
 const CLANG = process.env.CLANG ?? 'clang';
 
@@ -39,11 +52,11 @@ function fail(message) {
   process.exit(1);
 }
 
-const probe = spawnSync(CLANG, ['--version'], { encoding: 'utf8' });
-if (probe.error || probe.status !== 0) {
-  fail(`"${CLANG}" not found or not working (${probe.error?.message ?? probe.stderr.trim()}). ` +
-    'The wasm training kernels need clang and lld with the wasm32 target: apt-get install clang lld ' +
-    '(or set CLANG to a clang that has them).');
+/** The working clang's version line, or undefined when there is none. */
+function clangVersion() {
+  const probe = spawnSync(CLANG, ['--version'], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) return undefined;
+  return probe.stdout.split('\n')[0].trim();
 }
 
 /** Section ids of a wasm binary, to check that the module owns no static data. */
@@ -66,8 +79,15 @@ function sectionIds(bytes) {
   return ids;
 }
 
-mkdirSync(out, { recursive: true });
-const files = readdirSync(sources).filter((f) => f.endsWith('.c')).sort().map((f) => join(sources, f));
+const sourceFiles = readdirSync(sources).filter((f) => f.endsWith('.c') || f.endsWith('.h')).sort();
+const files = sourceFiles.filter((f) => f.endsWith('.c')).map((f) => join(sources, f));
+
+/** One hash over every source file's name and bytes: what the committed binaries were built from. */
+function sourcesHash() {
+  const h = createHash('sha256');
+  for (const f of sourceFiles) h.update(f).update('\0').update(readFileSync(join(sources, f))).update('\0');
+  return h.digest('hex');
+}
 
 /**
  * One module from all the sources, twice: `kernels.wasm` imports the tfjs heap (a plain memory)
@@ -79,15 +99,77 @@ const VARIANTS = [
   { name: 'kernels-shared.wasm', flags: ['-matomics', '-Wl,--shared-memory', '-Wl,--max-memory=4294967296'] },
 ];
 
-for (const variant of VARIANTS) {
-  const target = join(out, variant.name);
-  const r = spawnSync(CLANG, [...FLAGS, ...variant.flags, '-o', target, ...files], { encoding: 'utf8' });
-  if (r.status !== 0) {
-    const hint = /wasm-ld|unable to execute|No such file/.test(r.stderr) ? ' (is lld installed? apt-get install lld)' : '';
-    fail(`compiling ${variant.name} from ${files.map((f) => basename(f)).join(', ')} failed${hint}:\n${r.stderr}`);
+function compileInto(dir) {
+  mkdirSync(dir, { recursive: true });
+  for (const variant of VARIANTS) {
+    const target = join(dir, variant.name);
+    const r = spawnSync(CLANG, [...FLAGS, ...variant.flags, '-o', target, ...files], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      const hint = /wasm-ld|unable to execute|No such file/.test(r.stderr) ? ' (is lld installed? apt-get install lld)' : '';
+      fail(`compiling ${variant.name} from ${files.map((f) => basename(f)).join(', ')} failed${hint}:\n${r.stderr}`);
+    }
+    const DATA_SECTION = 11;
+    if (sectionIds(readFileSync(target)).includes(DATA_SECTION)) {
+      fail(`${variant.name} compiled to a module with static data, which would overwrite the tfjs heap it shares`);
+    }
   }
-  const DATA_SECTION = 11;
-  if (sectionIds(readFileSync(target)).includes(DATA_SECTION)) {
-    fail(`${variant.name} compiled to a module with static data, which would overwrite the tfjs heap it shares`);
+}
+
+function readInfo() {
+  return existsSync(infoFile) ? JSON.parse(readFileSync(infoFile, 'utf8')) : undefined;
+}
+
+/** The names of the variants whose compiled bytes in `dir` differ from the committed ones. */
+function differingFromPrebuilt(dir) {
+  return VARIANTS.map((v) => v.name).filter((name) => {
+    const committed = join(prebuilt, name);
+    return !existsSync(committed) || !readFileSync(committed).equals(readFileSync(join(dir, name)));
+  });
+}
+
+const clang = clangVersion();
+const info = readInfo();
+const hash = sourcesHash();
+const noClang = `"${CLANG}" not found or not working`;
+
+if (mode === 'update') {
+  if (clang === undefined) fail(`${noClang}: --update compiles the kernels; apt-get install clang lld`);
+  compileInto(out);
+  mkdirSync(prebuilt, { recursive: true });
+  for (const v of VARIANTS) copyFileSync(join(out, v.name), join(prebuilt, v.name));
+  writeFileSync(infoFile, JSON.stringify({ clang, sources: hash, files: sourceFiles }, null, 2) + '\n');
+  console.log(`build-wasm: src/engine/kernels/prebuilt/ refreshed (${clang})`);
+} else if (mode === 'check') {
+  if (clang === undefined) fail(`${noClang}: --check rebuilds the kernels to compare them with the committed ones; apt-get install clang lld`);
+  const scratch = mkdtempSync(join(tmpdir(), 'layerwise-wasm-check-'));
+  try {
+    compileInto(scratch);
+    const differing = differingFromPrebuilt(scratch);
+    const problems = [];
+    if (info?.sources !== hash) problems.push('the C sources changed since the committed binaries were built');
+    if (differing.length > 0) problems.push(`a rebuild of ${differing.join(', ')} is not byte-identical to the committed one`);
+    if (problems.length > 0) {
+      fail(`${problems.join('; ')} (committed: ${info?.clang ?? 'no build-info.json'}; here: ${clang}). ` +
+        'Run `node scripts/build-wasm.mjs --update` and commit src/engine/kernels/prebuilt/.');
+    }
+    console.log(`build-wasm: a rebuild with ${clang} is byte-identical to src/engine/kernels/prebuilt/`);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
   }
+} else if (clang !== undefined) {
+  compileInto(out);
+  if (info?.sources !== hash || differingFromPrebuilt(out).length > 0) {
+    console.warn('build-wasm: the committed kernels in src/engine/kernels/prebuilt/ differ from this build; ' +
+      'run `node scripts/build-wasm.mjs --update` and commit them (npm test checks this)');
+  }
+} else {
+  // no C toolchain (a machine with only Node and npm): the committed binaries, if they match the sources
+  if (info === undefined) fail(`${noClang}, and src/engine/kernels/prebuilt/ has no build-info.json: apt-get install clang lld`);
+  if (info.sources !== hash) {
+    fail(`${noClang}, and the kernels' C sources changed since the committed binaries were built: ` +
+      'install clang and lld (apt-get install clang lld) to compile them');
+  }
+  mkdirSync(out, { recursive: true });
+  for (const v of VARIANTS) copyFileSync(join(prebuilt, v.name), join(out, v.name));
+  console.log(`build-wasm: no clang here; using the committed kernels (src/engine/kernels/prebuilt/, built with ${info.clang})`);
 }

@@ -871,6 +871,11 @@ function reportSummary(r: RunReport): HTMLElement {
   if (last?.valLoss !== undefined) parts.push(`final validation loss ${formatNumber(last.valLoss)}`);
   if (r.best?.valAccuracy !== undefined) parts.push(`best validation accuracy ${formatNumber(r.best.valAccuracy)} (epoch ${r.best.epoch})`);
   box.append(el('p', '', `${parts.join(' · ')}.`));
+  if (r.test !== undefined) {
+    const t = r.test;
+    const one = (m: { loss: number; accuracy?: number }): string => (m.accuracy !== undefined ? `accuracy ${formatNumber(m.accuracy)}, loss ${formatNumber(m.loss)}` : `loss ${formatNumber(m.loss)}`);
+    box.append(el('p', '', `Test (data.test): final weights ${one(t.final)}${t.best ? ` · best epoch ${t.best.epoch}: ${one(t.best)}` : ''}.`));
+  }
   const fc = r.frozenCheck;
   const check = el(
     'p',

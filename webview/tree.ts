@@ -374,8 +374,10 @@ export class LayerTree {
     if (row.frozenRule.source !== 'default') rules.push(row.frozenRule.detail);
     const decayField = ownWeightDecayField(row);
     if (decayField !== undefined) rules.push(decayField);
+    const bn = row.kind === 'layer' ? row.batchNorm : undefined;
+    if (bn !== undefined && bn.rule.source !== 'default' && !row.frozen) rules.push(`BatchNorm ${bn.mode}: ${bn.rule.detail}`);
     ruleCell.textContent = rules.join(' · ');
-    ruleCell.title = `multiplier: ${row.lrMultRule.detail}\nfrozen: ${row.frozenRule.detail}\nweight decay: ${decayTitle}`;
+    ruleCell.title = `multiplier: ${row.lrMultRule.detail}\nfrozen: ${row.frozenRule.detail}\nweight decay: ${decayTitle}${bn === undefined ? '' : `\nBatchNorm: ${bn.mode} — ${bn.rule.detail}`}`;
 
     if (row.warnings.length > 0) {
       warnCell.textContent = `⚠ ${row.warnings.length}`;

@@ -48,6 +48,8 @@ export interface LayerRow extends RowBase {
   className: string;
   depth: number;
   group: string;
+  /** BatchNormalization layers only: the mode it trains in and the rule that decided it. */
+  batchNorm?: { mode: 'train' | 'inference'; rule: Decision };
   /** The plan index of the layer's group; undefined in the implicit `default` group. */
   groupPlanIndex: number | undefined;
   /** Whether the layer has weights the optimizer updates (so a weight decay means something). */
@@ -164,6 +166,7 @@ function layerRow(l: LayerAudit, g: GroupAudit, color: string, plan: Plan, baseL
     optimizedParams: optimized,
     ownWeightDecay: override?.weightDecay,
     warnings,
+    ...(l.batchNorm !== undefined && l.batchNormRule !== undefined ? { batchNorm: { mode: l.batchNorm, rule: l.batchNormRule } } : {}),
   };
 }
 

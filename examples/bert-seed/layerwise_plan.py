@@ -109,6 +109,12 @@ STAGES = [
 ]
 TOTAL_EPOCHS = 2
 
+# BatchNorm mode of a layer that trains (layers[name].batchNorm -> its group's -> plan batchNorm):
+# "inference" runs it in eval mode (running statistics fixed) while its weight and bias train.
+BATCH_NORM = "train"  # batchNorm (default)
+GROUP_BATCH_NORM = {}
+LAYER_BATCH_NORM = {}
+
 
 # ---- which settings each parameter gets --------------------------------------------------------
 
@@ -395,14 +401,25 @@ def _train_in_eval(self, mode=True):
     return torch.nn.Module.train(self, False)
 
 
+def batch_norm_mode(layer):
+    """"train" or "inference" for the BatchNorm module at this path, by the plan's precedence."""
+    if layer in LAYER_BATCH_NORM:
+        return LAYER_BATCH_NORM[layer]
+    index, _ = group_of(layer)
+    if index is not None and GROUPS[index]["name"] in GROUP_BATCH_NORM:
+        return GROUP_BATCH_NORM[GROUPS[index]["name"]]
+    return BATCH_NORM
+
+
 def keep_frozen_batchnorm_in_eval(model):
-    """A BatchNorm layer none of whose parameters train runs in inference mode even under
-    model.train(): its running mean and variance stay as they are (requires_grad=False alone
-    does not stop them). Layerwise's engine does the same; apply_stage calls this."""
-    for module in model.modules():
+    """A BatchNorm layer none of whose parameters train, or whose plan batchNorm is "inference",
+    runs in inference mode even under model.train(): its running mean and variance stay as they
+    are (requires_grad=False alone does not stop them). Layerwise's engine does the same;
+    apply_stage calls this."""
+    for name, module in model.named_modules():
         if not isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             continue
-        if any(p.requires_grad for p in module.parameters(recurse=False)):
+        if batch_norm_mode(name) == "train" and any(p.requires_grad for p in module.parameters(recurse=False)):
             if "train" in module.__dict__:
                 del module.train
                 torch.nn.Module.train(module, model.training)

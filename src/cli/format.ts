@@ -1,6 +1,6 @@
 /** Text rendering for the CLI: the audit tree, the stage table, the progress bar. */
 import type { Decision, Resolution } from '../core/groups.types.ts';
-import type { RunReport, StepEvent } from '../core/progress.ts';
+import type { RunReport, StepEvent, TestMetrics } from '../core/progress.ts';
 import type { Timeline } from '../core/timeline.ts';
 
 export function formatLr(lr: number): string {
@@ -18,6 +18,12 @@ export function formatMult(m: number): string {
 }
 
 const rule = (d: Decision): string => d.detail;
+
+/** The data.test line of a run summary: the final weights, and the best epoch's when kept. */
+export function testLine(test: NonNullable<RunReport['test']>): string {
+  const one = (m: TestMetrics): string => `loss ${fmt(m.loss)}${m.accuracy !== undefined ? `, acc ${fmt(m.accuracy, 3)}` : ''}`;
+  return `test (data.test): final weights ${one(test.final)}${test.best ? ` · best epoch ${test.best.epoch}: ${one(test.best)}` : ''}`;
+}
 
 /** group → layer → parameter, each with multiplier, LR, weight decay, frozen and the deciding rule. */
 export function formatAudit(resolution: Resolution, opts: { source: string; timeline?: Timeline; color?: boolean }): string {
@@ -38,11 +44,11 @@ export function formatAudit(resolution: Resolution, opts: { source: string; time
       const cont = lastLayer ? '   ' : '│  ';
       const matched = l.matchedBy ? `matched ${JSON.stringify(l.matchedBy.pattern)}` : 'no pattern';
       lines.push(
-        `${lp} ${l.name} (${l.className}${l.isNewHead ? ', new head' : ''})  ${l.frozen ? 'frozen' : formatMult(l.lrMult)}  ${formatCount(l.paramCount)}  [${matched}; mult: ${rule(l.lrMultRule)}; frozen: ${rule(l.frozenRule)}]`,
+        `${lp} ${l.name} (${l.className}${l.isNewHead ? ', new head' : ''})  ${l.frozen ? 'frozen' : formatMult(l.lrMult)}  ${formatCount(l.paramCount)}  [${matched}; mult: ${rule(l.lrMultRule)}; frozen: ${rule(l.frozenRule)}${l.batchNormRule ? `; BatchNorm ${l.batchNorm}: ${rule(l.batchNormRule)}` : ''}]`,
       );
       l.params.forEach((p, pi) => {
         const pp = pi === l.params.length - 1 ? '└─' : '├─';
-        const what = !p.trainable ? `statistic, ${p.frozen ? 'frozen (inference mode)' : 'moves in training mode'}` : p.frozen ? 'frozen' : `lr ${formatLr(p.effectiveLr)}  wd ${p.weightDecay}`;
+        const what = !p.trainable ? `statistic, ${p.frozen ? 'frozen (inference mode)' : l.batchNorm === 'inference' ? 'fixed (BatchNorm in inference mode)' : 'moves in training mode'}` : p.frozen ? 'frozen' : `lr ${formatLr(p.effectiveLr)}  wd ${p.weightDecay}`;
         lines.push(`${cont} ${pp} ${p.name} [${p.shape.join('×')}]  ${what}  [wd: ${rule(p.weightDecayRule)}]`);
       });
     });

@@ -22,7 +22,7 @@ import { findLr } from '../engine/lr-finder.ts';
 import { describeModelFile, prepareModel } from '../engine/session.ts';
 import { train } from '../engine/trainer.ts';
 import { flagChoice, flagNumber, flagString, parseArgs, UsageError, type ParsedArgs } from './args.ts';
-import { formatAudit, formatLr, formatRunSummary, progressLine } from './format.ts';
+import { formatAudit, formatLr, formatRunSummary, progressLine, testLine } from './format.ts';
 
 const USAGE = `usage: layerwise <command> [options]
 
@@ -231,6 +231,7 @@ async function trainCommand(args: ParsedArgs): Promise<number> {
     process.stdout.write(
       `frozen check: ${report.frozenCheck.weightsChecked} frozen weight(s) compared byte for byte — ${report.frozenCheck.unchanged ? 'unchanged' : `CHANGED: ${report.frozenCheck.changed.join(', ')}`}\n`,
     );
+    if (report.test) process.stdout.write(`${testLine(report.test)}\n`);
     if (report.message) process.stdout.write(`${report.message}\n`);
     process.stdout.write(`model: ${report.outputs.model || '(none: cancelled)'}\nreport: ${outcome.reportFile}\n`);
   }

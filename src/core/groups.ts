@@ -21,6 +21,7 @@ import {
   defaultWeightDecay,
   type DiscriminativeSpec,
   type GroupSpec,
+  type BatchNormPolicy,
   type LayerOverride,
   type Plan,
 } from './plan.ts';
@@ -157,6 +158,7 @@ export function resolveGroups(model: ModelInfo, plan: Plan, file?: string): Reso
         frozenRule: frozen.rule,
       };
     });
+    const batchNorm = isBatchNorm(layer) ? batchNormOf(layer.name, override, state, frozen) : undefined;
     const audit: LayerAudit = {
       name: layer.name,
       className: layer.className,
@@ -170,9 +172,24 @@ export function resolveGroups(model: ModelInfo, plan: Plan, file?: string): Reso
       paramCount: layerParamCount(layer),
       params,
       isNewHead: layer.isNewHead === true,
+      ...(batchNorm === undefined ? {} : { batchNorm: batchNorm.value, batchNormRule: batchNorm.rule }),
     };
     return { audit, layer, lrMultField: lrMult.field };
   });
+
+  /** layers[name] → group → plan-level → default; a frozen layer runs in inference mode whatever they say. */
+  function batchNormOf(
+    name: string,
+    override: LayerOverride,
+    state: PlanGroupState | undefined,
+    frozen: Ruled<boolean>,
+  ): Ruled<BatchNormPolicy> {
+    if (frozen.value) return { value: 'inference', rule: { source: frozen.rule.source, detail: `frozen (${frozen.rule.detail})` } };
+    if (override.batchNorm !== undefined) return { value: override.batchNorm, rule: layerRule(name, 'batchNorm') };
+    if (state?.spec.batchNorm !== undefined) return { value: state.spec.batchNorm, rule: groupRule(state, 'batchNorm') };
+    if (plan.batchNorm !== undefined) return { value: plan.batchNorm, rule: { source: 'plan', detail: 'batchNorm' } };
+    return { value: DEFAULTS.batchNorm, rule: { source: 'default', detail: `default (${DEFAULTS.batchNorm})` } };
+  }
 
   function weightDecayOf(
     w: WeightInfo,
@@ -264,6 +281,16 @@ export function resolveGroups(model: ModelInfo, plan: Plan, file?: string): Reso
     });
   }
   zeroLrWarnings(layerStates, warnings);
+  for (const { layer } of layerStates) {
+    const set = Object.hasOwn(overrides, layer.name) ? overrides[layer.name]?.batchNorm : undefined;
+    if (set === undefined || isBatchNorm(layer)) continue;
+    warnings.push({
+      code: 'batchNormNotBatchNorm',
+      message: `layers[${JSON.stringify(layer.name)}].batchNorm has no effect: ${layer.name} is a ${layer.className || 'layer'}, not a BatchNormalization layer`,
+      field: jsonPath(['layers', layer.name, 'batchNorm']),
+      layer: layer.name,
+    });
+  }
   const spec = plan.discriminative;
   if (spec?.type === 'geometric' && !sameNumber(spec.high, baseLr)) {
     warnings.push({
@@ -287,11 +314,18 @@ export function resolveGroups(model: ModelInfo, plan: Plan, file?: string): Reso
   return { baseLr, groups, params: allParams, warnings };
 }
 
-function groupRule(s: { spec: GroupSpec; planIndex: number }, key: 'lrMult' | 'frozen' | 'weightDecay'): Decision {
+type RuledKey = 'lrMult' | 'frozen' | 'weightDecay' | 'batchNorm';
+
+/** Layers whose BatchNorm runs in inference mode whenever it runs (policy "inference", or frozen). */
+export function batchNormInferenceLayers(resolution: Resolution): Set<string> {
+  return new Set(resolution.groups.flatMap((g) => g.layers.filter((l) => l.batchNorm === 'inference').map((l) => l.name)));
+}
+
+function groupRule(s: { spec: GroupSpec; planIndex: number }, key: RuledKey): Decision {
   return { source: 'group', detail: `groups[${s.planIndex}] ${JSON.stringify(s.spec.name)}.${key}` };
 }
 
-function layerRule(name: string, key: 'lrMult' | 'frozen' | 'weightDecay'): Decision {
+function layerRule(name: string, key: RuledKey): Decision {
   return { source: 'layers', detail: `layers[${JSON.stringify(name)}].${key}` };
 }
 

@@ -4,6 +4,8 @@
  * optimizer all read them. Every setting carries the rule that decided it — nothing is silent.
  */
 
+import type { BatchNormPolicy } from './plan.ts';
+
 /** Which rule decided a setting, highest precedence first. */
 export type RuleSource =
   | 'layers' // layers[name].x
@@ -11,6 +13,7 @@ export type RuleSource =
   | 'discriminative' // the discriminative preset (multipliers only)
   | 'noDecay' // training.noDecay matched (weight decay only)
   | 'training' // training.x
+  | 'plan' // a plan-level setting (batchNorm)
   | 'default'; // the spec's default (or the implicit "default" group)
 
 export interface Decision {
@@ -52,6 +55,12 @@ export interface LayerAudit {
   paramCount: number;
   params: ParamAudit[];
   isNewHead: boolean;
+  /**
+   * BatchNormalization layers only: the mode the layer runs in while it trains (`inference` when
+   * frozen, whatever the policy says) and the rule that decided it.
+   */
+  batchNorm?: BatchNormPolicy;
+  batchNormRule?: Decision;
 }
 
 export interface GroupAudit {
@@ -79,7 +88,8 @@ export type WarningCode =
   | 'frozenBatchNormStatistics'
   | 'unknownLayerOverride'
   | 'geometricLrMismatch'
-  | 'allFrozen';
+  | 'allFrozen'
+  | 'batchNormNotBatchNorm';
 
 export interface AuditWarning {
   code: WarningCode;

@@ -10,6 +10,12 @@ export type ScheduleType = 'constant' | 'linear' | 'cosine' | 'stlr' | 'onecycle
 export type ScheduleScope = 'stage' | 'run';
 export type DataFormat = 'csv' | 'imagefolder';
 export type HeadActivation = 'softmax' | 'linear' | 'sigmoid';
+/**
+ * How a BatchNormalization layer that trains runs: `train` = batch statistics, moving mean and
+ * variance updated (Keras/PyTorch default); `inference` = moving statistics used and kept fixed
+ * while gamma/beta still train (Keras's advice for fine-tuning, PyTorch's `module.eval()`).
+ */
+export type BatchNormPolicy = 'train' | 'inference';
 
 export interface HeadSpec {
   /** Name of the last layer kept from the pre-trained model. */
@@ -26,6 +32,8 @@ export interface DataSpec {
   train: string;
   validation?: string;
   validationSplit?: number;
+  /** Held-out data, same format and classes as train, evaluated once after the last epoch. */
+  test?: string;
   format?: DataFormat;
   /** CSV: the label column (default: the last column). */
   label?: string;
@@ -84,6 +92,7 @@ export interface GroupSpec {
   lrMult?: number;
   frozen?: boolean;
   weightDecay?: number;
+  batchNorm?: BatchNormPolicy;
 }
 
 export type DiscriminativeSpec =
@@ -96,6 +105,7 @@ export interface LayerOverride {
   lrMult?: number;
   frozen?: boolean;
   weightDecay?: number;
+  batchNorm?: BatchNormPolicy;
 }
 
 export interface UnfreezeStageSpec {
@@ -118,6 +128,8 @@ export interface LastRunResult {
   stopped: 'completed' | 'earlyStopping' | 'cancelled' | 'nonFinite';
   best?: { epoch: number; valLoss?: number; valAccuracy?: number };
   final?: { trainLoss?: number; valLoss?: number; valAccuracy?: number };
+  /** data.test, evaluated once: final weights, and the best epoch's when a best copy was kept. */
+  test?: { accuracy?: number; loss: number; bestAccuracy?: number; bestLoss?: number };
 }
 
 export interface LrFinderResult {
@@ -144,6 +156,8 @@ export interface Plan {
   task?: Task;
   training?: TrainingSpec;
   groups?: GroupSpec[];
+  /** BatchNorm mode of every BN layer that trains, unless its group or layers[name] says otherwise (default "train"). */
+  batchNorm?: BatchNormPolicy;
   discriminative?: DiscriminativeSpec;
   layers?: Record<string, LayerOverride>;
   unfreeze?: UnfreezeSpec;
@@ -177,6 +191,7 @@ export const DEFAULTS = {
   epochsPerStage: 1,
   diagnosticsEvery: 10,
   imageScale: 1 / 255,
+  batchNorm: 'train' as BatchNormPolicy,
 } as const;
 
 export const DEFAULT_GROUP = 'default';

@@ -93,6 +93,12 @@ export interface StageReport {
   steps: number;
 }
 
+/** Loss (and accuracy, for classification) on data.test. */
+export interface TestMetrics {
+  loss: number;
+  accuracy?: number;
+}
+
 export interface RunReport {
   version: 1;
   planFile: string;
@@ -111,6 +117,8 @@ export interface RunReport {
   groupLrByEpoch: Record<string, number[]>;
   best?: { epoch: number; valLoss?: number; valAccuracy?: number };
   frozenCheck: FrozenCheck;
+  /** data.test, evaluated once: the final weights, and the best epoch's when best/ holds a copy. */
+  test?: { final: TestMetrics; best?: TestMetrics & { epoch: number } };
   timings: { loadSeconds: number; trainSeconds: number; steps: number; stepsPerSecond: number };
   lastDiagnostics?: LayerDiagnostic[];
   outputs: { folder: string; model: string; best?: string };

@@ -294,6 +294,7 @@ function layerNode(planKey: string, resolution: Resolution, l: LayerAudit, g: Gr
     `- effective LR: ${formatLr(resolution.baseLr * l.lrMult)} (before the schedule)`,
     ...(hasParams ? [`- weight decay: ${range(trainable.map((p) => p.weightDecay))}`] : []),
     `- frozen: ${l.frozen ? 'yes' : 'no'} — ${rule(l.frozenRule)}`,
+    ...(l.batchNormRule ? [`- BatchNorm mode: ${l.batchNorm === 'inference' ? 'inference (moving statistics fixed)' : 'train (moving statistics updated)'} — ${rule(l.batchNormRule)}`] : []),
     `- ${params(l.paramCount)}`,
     ...warningLines(warnings),
   ];

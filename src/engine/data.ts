@@ -36,7 +36,15 @@ export interface LoadedData {
   task: Task;
   train: Dataset;
   validation?: Dataset;
+  /** data.test: evaluated once after the last epoch, never used to select anything. */
+  test?: Dataset;
   classes?: string[];
+}
+
+/** A data set read beside the training data, in its format and with its classes. */
+interface HeldOut {
+  path: string;
+  field: 'data.validation' | 'data.test';
 }
 
 /** Numeric labels with at most this many distinct whole values are read as class ids. */
@@ -61,14 +69,19 @@ export async function loadData(
     ? undefined
     : resolvePlanPath(planFile, spec.validation, 'data.validation', workspaceRoot);
   if (valPath !== undefined) checkKind(valPath, format, planFile, 'data.validation');
+  const testPath = spec.test === undefined ? undefined : resolvePlanPath(planFile, spec.test, 'data.test', workspaceRoot);
+  if (testPath !== undefined) checkKind(testPath, format, planFile, 'data.test');
+  const heldOut = (path: string | undefined, field: HeldOut['field']): HeldOut | undefined => (path === undefined ? undefined : { path, field });
+  const val = heldOut(valPath, 'data.validation');
+  const test = heldOut(testPath, 'data.test');
 
   let loaded: LoadedData;
   switch (format) {
     case 'csv':
-      loaded = loadCsvData(spec, plan.task, planFile, trainPath, valPath, modelInputShape);
+      loaded = loadCsvData(spec, plan.task, planFile, trainPath, [val, test], modelInputShape);
       break;
     case 'imagefolder':
-      loaded = loadImageData(spec, plan.task, planFile, trainPath, valPath, modelInputShape);
+      loaded = loadImageData(spec, plan.task, planFile, trainPath, [val, test], modelInputShape);
       break;
     default:
       throw new LayerwiseError(`unknown data format "${String(format)}" (csv or imagefolder)`, { file: planFile, field: 'data.format' });
@@ -312,7 +325,7 @@ function loadCsvData(
   task: Task | undefined,
   planFile: string,
   trainPath: string,
-  valPath: string | undefined,
+  [val, test]: [HeldOut | undefined, HeldOut | undefined],
   modelInputShape: Array<number | null>,
 ): LoadedData {
   const train = parseCsv(readText(trainPath, planFile, 'data.train'), trainPath);
@@ -337,7 +350,7 @@ function loadCsvData(
   const resolvedTask = task ?? inferTask(labels);
   const classes = resolvedTask === 'classification' ? sortClasses(labels) : undefined;
 
-  const build = (table: CsvTable, file: string): Dataset => {
+  const build = (table: CsvTable, file: string, field: 'data.train' | HeldOut['field']): Dataset => {
     const label = table.header.indexOf(labelName);
     if (label < 0) throw new LayerwiseError(`no label column "${labelName}" (data.label)`, { file, field: 'line 1' });
     const cols = featureNames.map((name) => {
@@ -369,7 +382,7 @@ function loadCsvData(
       } else {
         const k = classIndex.get(raw);
         if (k === undefined) {
-          throw new LayerwiseError(`class ${JSON.stringify(raw)} does not occur in the training data (${trainPath})`, where);
+          throw new LayerwiseError(`class ${JSON.stringify(raw)}${field === 'data.train' ? '' : ` in ${field}`} does not occur in the training data (${trainPath})`, where);
         }
         y[r * width + k] = 1;
       }
@@ -379,8 +392,10 @@ function loadCsvData(
     return ds;
   };
 
-  const out: LoadedData = { task: resolvedTask, train: build(train, trainPath) };
-  if (valPath !== undefined) out.validation = build(parseCsv(readText(valPath, planFile, 'data.validation'), valPath), valPath);
+  const out: LoadedData = { task: resolvedTask, train: build(train, trainPath, 'data.train') };
+  const read = (h: HeldOut): Dataset => build(parseCsv(readText(h.path, planFile, h.field), h.path), h.path, h.field);
+  if (val !== undefined) out.validation = read(val);
+  if (test !== undefined) out.test = read(test);
   if (classes !== undefined) out.classes = classes;
   return out;
 }
@@ -454,7 +469,7 @@ function loadImageData(
   task: Task | undefined,
   planFile: string,
   trainPath: string,
-  valPath: string | undefined,
+  [val, test]: [HeldOut | undefined, HeldOut | undefined],
   modelInputShape: Array<number | null>,
 ): LoadedData {
   if (task === 'regression') {
@@ -508,15 +523,16 @@ function loadImageData(
   };
 
   const out: LoadedData = { task: 'classification', train: build(trainPath, 'data.train', classes), classes };
-  if (valPath !== undefined) {
-    const valClasses = listClassFolders(valPath, planFile, 'data.validation');
-    for (const c of valClasses) {
+  const read = (h: HeldOut): Dataset => {
+    const folders = listClassFolders(h.path, planFile, h.field);
+    for (const c of folders) {
       if (!classes.includes(c)) {
-        throw new LayerwiseError(`class "${c}" does not occur in the training data (${trainPath})`,
-          { file: path.join(valPath, c), field: 'data.validation' });
+        throw new LayerwiseError(`class "${c}" does not occur in the training data (${trainPath})`, { file: path.join(h.path, c), field: h.field });
       }
     }
-    out.validation = build(valPath, 'data.validation', valClasses);
-  }
+    return build(h.path, h.field, folders);
+  };
+  if (val !== undefined) out.validation = read(val);
+  if (test !== undefined) out.test = read(test);
   return out;
 }

@@ -1,7 +1,8 @@
 /**
  * The forward pass and the loss, with per-layer control of BatchNormalization's mode: a layer
  * that does not train in the current stage (frozen by the plan, or not yet unfrozen) runs in
- * inference mode, so its moving statistics do not move (Keras semantics for frozen BN).
+ * inference mode, so its moving statistics do not move (Keras semantics for frozen BN); so does
+ * one whose plan says `batchNorm: "inference"`, while its gamma/beta still get gradients.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Task } from '../core/plan.ts';
@@ -13,15 +14,17 @@ export class ModeControl {
   private training: ReadonlySet<string> | undefined;
   private readonly originals = new Map<tf.layers.Layer, CallFn>();
 
-  constructor(model: tf.LayersModel) {
+  /** `inference`: BatchNorm layers that always run in inference mode (the plan's batchNorm policy). */
+  constructor(model: tf.LayersModel, inference: ReadonlySet<string> = new Set()) {
     for (const layer of model.layers) {
       if (layer.getClassName() !== 'BatchNormalization') continue;
       const original = layer.call.bind(layer) as CallFn;
       this.originals.set(layer, original);
       const name = layer.name;
+      const always = inference.has(name);
       // an instance-level override: tfjs's Layer.apply calls this.call(inputs, kwargs)
       (layer as unknown as { call: CallFn }).call = (inputs, kwargs) =>
-        original(inputs, this.training !== undefined && !this.training.has(name) ? { ...kwargs, training: false } : kwargs);
+        original(inputs, always || (this.training !== undefined && !this.training.has(name)) ? { ...kwargs, training: false } : kwargs);
     }
   }
 

@@ -8,6 +8,7 @@ import { join, relative, dirname } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { writeFileAtomic } from '../core/atomic-write.ts';
 import { LayerwiseError } from '../core/errors.ts';
+import { batchNormInferenceLayers } from '../core/groups.ts';
 import {
   LossSmoother,
   LR_FINDER_DEFAULTS,
@@ -64,7 +65,7 @@ export async function findLr(opts: FindLrOptions): Promise<FindLrResult> {
 export async function findLrPrepared(run: PreparedRun, o: LrFinderOptions, opts: Omit<FindLrOptions, keyof RunTarget | 'options'>): Promise<FindLrResult> {
   const emit = opts.onEvent ?? (() => undefined);
   emit({ kind: 'log', level: 'info', message: `backend ${run.backend.name}: ${run.backend.reason}` });
-  const modes = new ModeControl(run.model);
+  const modes = new ModeControl(run.model, batchNormInferenceLayers(run.resolution));
   const optimizer = new GroupedOptimizer(optimizerSettings(run));
   const outDir = opts.outDir ?? defaultOutDir(run, 'lr-find-');
   assertOutDirAllowed(run, outDir);

@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-write.ts';
 import { LayerwiseError } from '../core/errors.ts';
+import { batchNormInferenceLayers } from '../core/groups.ts';
 import type { Resolution } from '../core/groups.types.ts';
 import { resolvePlanPath } from '../core/paths.ts';
 import { DEFAULTS, defaultWeightDecay, type PlanResults } from '../core/plan.ts';
@@ -17,6 +18,7 @@ import type {
   LayerDiagnostic,
   RunReport,
   StageReport,
+  TestMetrics,
   StopReason,
   TrainEvent,
 } from '../core/progress.ts';
@@ -91,9 +93,13 @@ export function optimizerSettings(run: Pick<PreparedRun, 'plan'>): OptimizerSett
   };
 }
 
-/** Params whose layer is frozen by the plan: weights and BatchNorm statistics alike. */
-function planFrozen(params: readonly BoundParam[]): BoundParam[] {
-  return params.filter((p) => p.audit.frozen);
+/**
+ * Params that must not change by one bit: every weight and statistic of a layer the plan freezes,
+ * and the moving statistics of BatchNorm layers the plan runs in inference mode.
+ */
+function planFrozen(params: readonly BoundParam[], resolution: Resolution): BoundParam[] {
+  const inference = batchNormInferenceLayers(resolution);
+  return params.filter((p) => p.audit.frozen || (!p.audit.trainable && inference.has(p.layerName)));
 }
 
 export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promise<TrainOutcome> {
@@ -111,7 +117,7 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
   const interval = opts.progressIntervalMs ?? 250;
   const lossSpec = lossSpecFor(run.model, run.task);
   const optimizer = new GroupedOptimizer(optimizerSettings(run));
-  const modes = new ModeControl(run.model);
+  const modes = new ModeControl(run.model, batchNormInferenceLayers(resolution));
   const outDir = opts.outDir ?? defaultOutDir(run);
   assertOutDirAllowed(run, outDir);
   const startedAt = new Date();
@@ -119,7 +125,7 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
   const trainStart = performance.now();
 
   // the bit-exact frozen check: copy every frozen weight and statistic out of the model now
-  const frozenBefore = planFrozen(params).map((p) => ({ name: p.audit.name, bytes: copyBytes(p.variable) }));
+  const frozenBefore = planFrozen(params, resolution).map((p) => ({ name: p.audit.name, bytes: copyBytes(p.variable) }));
 
   const epochs: EpochMetrics[] = [];
   const groupLrByEpoch: Record<string, number[]> = Object.fromEntries(resolution.groups.map((g) => [g.name, []]));
@@ -262,13 +268,18 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
   mkdirSync(outDir, { recursive: true });
   const modelDir = outDir;
   let bestDir: string | undefined;
+  let test: RunReport['test'];
   if (stopped !== 'cancelled') {
     await saveModel(run.model, modelDir);
+    const final = evaluateTest(run, lossSpec, batchSize);
+    if (final !== undefined) test = { final };
     if (bestSnapshot && best && best.epoch !== epochs[epochs.length - 1]?.epoch) {
       const current = takeSnapshot(allVars);
       restoreSnapshot(bestSnapshot);
       bestDir = join(outDir, 'best');
       await saveModel(run.model, bestDir);
+      const bestTest = evaluateTest(run, lossSpec, batchSize);
+      if (test !== undefined && bestTest !== undefined) test.best = { epoch: best.epoch, ...bestTest };
       restoreSnapshot(current);
       disposeSnapshot(current);
     }
@@ -292,6 +303,7 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
     groupLrByEpoch,
     best,
     frozenCheck,
+    test,
     timings: {
       loadSeconds: run.loadSeconds,
       trainSeconds,
@@ -317,6 +329,12 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions): Promi
       stopped,
       best,
       final: last && { trainLoss: last.trainLoss, valLoss: last.valLoss, valAccuracy: last.valAccuracy },
+      test: test && {
+        loss: test.final.loss,
+        accuracy: test.final.accuracy,
+        bestLoss: test.best?.loss,
+        bestAccuracy: test.best?.accuracy,
+      },
     },
   };
   return { report, reportFile, outDir, results, resolution };
@@ -504,6 +522,14 @@ export function evaluate(model: tf.LayersModel, lossSpec: LossSpec, ds: Dataset,
     y.dispose();
   }
   return { loss: lossSum / ds.n, accuracy: correct / ds.n };
+}
+
+/** data.test on the model's current weights, once per run (never used to select anything), or undefined without one. */
+function evaluateTest(run: Pick<PreparedRun, 'model' | 'data' | 'task'>, lossSpec: LossSpec, batchSize: number): TestMetrics | undefined {
+  const ds = run.data.test;
+  if (ds === undefined) return undefined;
+  const r = evaluate(run.model, lossSpec, ds, batchSize);
+  return run.task === 'classification' ? { loss: r.loss, accuracy: r.accuracy } : { loss: r.loss };
 }
 
 /** A run writes only into its own folder, never into the model's folder. */

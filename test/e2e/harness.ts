@@ -9,6 +9,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } fr
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { applyEdits, modify } from 'jsonc-parser';
 import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
 
 export const repo = resolve(import.meta.dirname, '..', '..');
@@ -44,8 +45,9 @@ function freePort(): Promise<number> {
 let entryCache: string | undefined;
 function codeServerEntry(): string {
   if (entryCache) return entryCache;
-  const script = resolve(repo, '..', 'shared', 'tools', 'code-server-setup.sh');
-  assert.ok(existsSync(script), `${script} exists (the shared tools folder sits next to the repo)`);
+  // the same script scripts/test-setup.sh runs before the tests
+  const script = resolve(repo, process.env.LAYERWISE_CODE_SERVER_SETUP ?? join('..', 'shared', 'tools', 'code-server-setup.sh'));
+  assert.ok(existsSync(script), `${script} exists (the shared tools folder sits next to the repo, or LAYERWISE_CODE_SERVER_SETUP names it)`);
   entryCache = execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 20 * 60_000 }).trim().split('\n').pop() as string;
   return entryCache;
 }
@@ -99,7 +101,9 @@ export async function openSession(name: string, opts: { trusted: boolean; epochs
   cpSync(join(repo, 'examples', 'fashion'), workspace, { recursive: true, filter: (src) => !src.includes(join('fashion', 'runs')) });
   const planFile = join(workspace, 'layerwise.json');
   const plan = (): string => readFileSync(planFile, 'utf8');
-  writeFileSync(planFile, plan().replace(/"epochs": \d+/, `"epochs": ${opts.epochs}`));
+  // the example as a newcomer gets it: without the results a demo run may have written into it
+  const fresh = applyEdits(plan(), modify(plan(), ['results'], undefined, {}));
+  writeFileSync(planFile, fresh.replace(/"epochs": \d+/, `"epochs": ${opts.epochs}`));
 
   const port = await freePort();
   let log = '';

@@ -309,6 +309,18 @@ for (const scope of ['stage', 'run'] as const) {
   });
 }
 
+test('batchNorm "inference": the exported code runs a training BatchNorm in eval mode, its statistics fixed, its weight and bias trained', () => {
+  const ws = workspace({ ...STAGED_PLAN('stage'), layers: { 'classifier.bn': { batchNorm: 'inference' } } }, STAGED_MODEL);
+  const module = join(ws.dir, 'plan.py');
+  exportTo(ws.planFile, 'pytorch', module);
+  const run = py<LrRun>('lrs', { module, model: STAGED_MODEL, stepsPerEpoch: STEPS_PER_EPOCH });
+  const stage2 = run.steps.filter((s) => s.stage === 1);
+  assert.ok(stage2.length > 0);
+  assert.ok(stage2.every((s) => s.bnTraining === false), 'BatchNorm in eval mode while its group trains');
+  assert.ok(stage2.every((s) => s.requiresGrad['classifier.bn.weight'] === true && s.lrs['classifier.bn.weight']! > 0), 'gamma still trains');
+  assert.ok(run.steps.every((s) => JSON.stringify(s.bnMean) === JSON.stringify(run.steps[0]!.bnMean)), 'running statistics never move');
+});
+
 test('control: a LambdaLR built before later stages leaves their groups at a constant LR (what PlanSchedule prevents)', () => {
   const ws = workspace(STAGED_PLAN('stage'), STAGED_MODEL);
   const module = join(ws.dir, 'plan.py');

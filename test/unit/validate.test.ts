@@ -254,7 +254,7 @@ const BAD_PLANS: BadPlan[] = [
     name: 'a constructor key in a group',
     edit: (p) => ((p.groups[0]!['constructor'] = 1), p),
     field: 'groups[0].constructor',
-    problem: 'unknown property "constructor" (allowed: "name", "layers", "lrMult", "frozen", "weightDecay")',
+    problem: 'unknown property "constructor" (allowed: "name", "layers", "lrMult", "frozen", "weightDecay", "batchNorm")',
     bySchema: true,
   },
   {
@@ -307,6 +307,7 @@ const head: Required<HeadSpec> = { cut: 'global_average_pooling2d', hidden: [64,
 const data: Required<Omit<DataSpec, 'validation' | 'format'>> = {
   train: 'data/train',
   validationSplit: 0.2,
+  test: 'data/test',
   label: 'label',
   features: ['a'],
   size: [28, 28],
@@ -333,11 +334,11 @@ const training: Required<TrainingSpec> = {
   diagnosticsEvery: 5,
 };
 const groups: Array<Required<GroupSpec>> = [
-  { name: 'embeddings', layers: ['embedding'], lrMult: 0.05, frozen: false, weightDecay: 0 },
-  { name: 'base', layers: ['conv2d_*', 'block?_*', 're:batch_normalization(_[0-9]+)?'], lrMult: 0.1, frozen: false, weightDecay: 0.01 },
-  { name: 'head', layers: ['dense_*'], lrMult: 1, frozen: false, weightDecay: 0.02 },
+  { name: 'embeddings', layers: ['embedding'], lrMult: 0.05, frozen: false, weightDecay: 0, batchNorm: 'train' },
+  { name: 'base', layers: ['conv2d_*', 'block?_*', 're:batch_normalization(_[0-9]+)?'], lrMult: 0.1, frozen: false, weightDecay: 0.01, batchNorm: 'inference' },
+  { name: 'head', layers: ['dense_*'], lrMult: 1, frozen: false, weightDecay: 0.02, batchNorm: 'train' },
 ];
-const override: Required<LayerOverride> = { lrMult: 0, frozen: true, weightDecay: 0 };
+const override: Required<LayerOverride> = { lrMult: 0, frozen: true, weightDecay: 0, batchNorm: 'inference' };
 const FULL_PLAN: Required<Plan> = {
   $schema: './node_modules/layerwise/plan.schema.json',
   model: 'models/base/model.json',
@@ -346,12 +347,13 @@ const FULL_PLAN: Required<Plan> = {
   task: 'classification',
   training,
   groups,
+  batchNorm: 'inference',
   discriminative: { type: 'ulmfit', factor: 2.6 },
   layers: { conv2d_1: override, 'block1/conv': { lrMult: 0.5 } },
   unfreeze: { stages: [{ epochs: 1, train: ['head'] }, { epochs: 2, train: ['base', 'head', 'default'], lr: 1e-4 }, { epochs: 3, train: 'all' }] },
   output: 'runs',
   results: {
-    lastRun: { folder: 'runs/2025-01-01', date: '2025-01-01T00:00:00Z', backend: 'wasm', epochs: 6, stopped: 'completed', best: { epoch: 4, valLoss: 0.3 } },
+    lastRun: { folder: 'runs/2025-01-01', date: '2025-01-01T00:00:00Z', backend: 'wasm', epochs: 6, stopped: 'completed', best: { epoch: 4, valLoss: 0.3 }, test: { loss: 0.4, accuracy: 0.8, bestLoss: 0.35, bestAccuracy: 0.82 } },
     lrFinder: { date: '2025-01-01T00:00:00Z', suggestedLr: 3e-4, method: 'valley', mode: 'global', curve: 'runs/lr-find/curve.csv' },
     note: 'results is a free object',
   },
@@ -365,6 +367,7 @@ const FULL_PLAN_TEXT = `// A plan that uses every field, with comments and trail
   "data": {
     "train": "data/train",
     "validationSplit": 0.2,
+    "test": "data/test",
     "label": "label",
     "features": ["a"],
     "size": [28, 28],
@@ -384,12 +387,13 @@ const FULL_PLAN_TEXT = `// A plan that uses every field, with comments and trail
     "diagnosticsEvery": 5,
   },
   "groups": [
-    { "name": "embeddings", "layers": ["embedding"], "lrMult": 0.05, "frozen": false, "weightDecay": 0 },
-    { "name": "base", "layers": ["conv2d_*", "block?_*", "re:batch_normalization(_[0-9]+)?"], "lrMult": 0.1, "frozen": false, "weightDecay": 0.01 },
-    { "name": "head", "layers": ["dense_*"], "lrMult": 1, "frozen": false, "weightDecay": 0.02 },
+    { "name": "embeddings", "layers": ["embedding"], "lrMult": 0.05, "frozen": false, "weightDecay": 0, "batchNorm": "train" },
+    { "name": "base", "layers": ["conv2d_*", "block?_*", "re:batch_normalization(_[0-9]+)?"], "lrMult": 0.1, "frozen": false, "weightDecay": 0.01, "batchNorm": "inference" },
+    { "name": "head", "layers": ["dense_*"], "lrMult": 1, "frozen": false, "weightDecay": 0.02, "batchNorm": "train" },
   ],
+  "batchNorm": "inference",
   "discriminative": { "type": "ulmfit", "factor": 2.6 },
-  "layers": { "conv2d_1": { "lrMult": 0, "frozen": true, "weightDecay": 0 }, "block1/conv": { "lrMult": 0.5 } },
+  "layers": { "conv2d_1": { "lrMult": 0, "frozen": true, "weightDecay": 0, "batchNorm": "inference" }, "block1/conv": { "lrMult": 0.5 } },
   "unfreeze": { "stages": [
     { "epochs": 1, "train": ["head"] },
     { "epochs": 2, "train": ["base", "head", "default"], "lr": 1e-4 },
@@ -397,7 +401,7 @@ const FULL_PLAN_TEXT = `// A plan that uses every field, with comments and trail
   ] },
   "output": "runs",
   "results": {
-    "lastRun": { "folder": "runs/2025-01-01", "date": "2025-01-01T00:00:00Z", "backend": "wasm", "epochs": 6, "stopped": "completed", "best": { "epoch": 4, "valLoss": 0.3 } },
+    "lastRun": { "folder": "runs/2025-01-01", "date": "2025-01-01T00:00:00Z", "backend": "wasm", "epochs": 6, "stopped": "completed", "best": { "epoch": 4, "valLoss": 0.3 }, "test": { "loss": 0.4, "accuracy": 0.8, "bestLoss": 0.35, "bestAccuracy": 0.82 } },
     "lrFinder": { "date": "2025-01-01T00:00:00Z", "suggestedLr": 3e-4, "method": "valley", "mode": "global", "curve": "runs/lr-find/curve.csv" },
     "note": "results is a free object",
   },
