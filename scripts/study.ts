@@ -57,6 +57,8 @@ interface Task {
   epochs: number;
   batchSize: number;
   invert?: boolean;
+  /** The single-LR baseline's grid. */
+  lrGrid: number[];
   /** Seeds run by default. */
   seeds: number[];
 }
@@ -71,30 +73,31 @@ function tasks(quick: boolean): Task[] {
     {
       id: 't1-10', title: 'T1 MobileNetV2 → Fashion-MNIST, 10 labels/class', modelDir: mobilenet, cut: 'features',
       classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], trainPerClass: 10, valPerClass: q(10, 5), testPerClass: q(30, 10),
-      epochs: q(8, 4), batchSize: 16, seeds: q(SEEDS_5, [1, 2]),
+      epochs: q(8, 4), batchSize: 16, lrGrid: LR_GRID_BACKBONE, seeds: q(SEEDS_5, [1, 2]),
     },
     {
       id: 't1-50', title: 'T1 MobileNetV2 → Fashion-MNIST, 50 labels/class', modelDir: mobilenet, cut: 'features',
       classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], trainPerClass: 50, valPerClass: q(10, 5), testPerClass: q(30, 10),
-      epochs: q(8, 4), batchSize: 16, seeds: q([1, 2, 3], [1]),
+      epochs: q(8, 4), batchSize: 16, lrGrid: LR_GRID_BACKBONE, seeds: q([1, 2, 3], [1]),
     },
     {
       id: 't2', title: 'T2 small CNN (classes 0–5) → 4 unseen classes, 24 labels/class', modelDir: cnn, cut: 'features',
       classes: [6, 7, 8, 9], trainPerClass: 24, valPerClass: 16, testPerClass: q(100, 20),
-      epochs: q(8, 4), batchSize: 16, seeds: q(SEEDS_5, [1, 2]),
+      epochs: q(8, 4), batchSize: 16, lrGrid: LR_GRID_SMALL_CNN, seeds: q(SEEDS_5, [1, 2]),
     },
     {
       id: 't2-inv', title: 'T2 with inverted images (input shift)', modelDir: cnn, cut: 'features',
       classes: [6, 7, 8, 9], trainPerClass: 24, valPerClass: 16, testPerClass: q(100, 20),
-      epochs: q(8, 4), batchSize: 16, invert: true, seeds: q(SEEDS_5, [1, 2]),
+      epochs: q(8, 4), batchSize: 16, invert: true, lrGrid: LR_GRID_SMALL_CNN, seeds: q(SEEDS_5, [1, 2]),
     },
   ];
 }
 
 // ─── arms ──────────────────────────────────────────────────────────────────────────────────────
 
-/** The single-LR grid: six points, log-spaced. */
-export const LR_GRID = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3] as const;
+/** The single-LR grids: six points, log-spaced, each placed so its best point is not at an edge. */
+const LR_GRID_BACKBONE = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3];
+const LR_GRID_SMALL_CNN = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2];
 const PROBE_LR = 3e-3;
 const LPFT_HEAD_LR = 3e-3;
 const LPFT_ALL_LR = 1e-4;
@@ -350,7 +353,7 @@ async function runArm(task: Task, arm: Arm, seed: number, folder: SeedFolder): P
     }
     case 'full-grid': {
       const trials: TrainResult[] = [];
-      for (const lr of LR_GRID) {
+      for (const lr of task.lrGrid) {
         const plan: Plan = {
           ...base,
           training: { ...base.training, lr, schedule: { type: 'constant' } },
@@ -510,9 +513,11 @@ function stripPlotSvg(title: string, records: RunRecord[], summaries: ArmSummary
     `<text x="${width / 2}" y="20" text-anchor="middle" font-size="14">${esc(title)}</text>`,
   ];
   const axisY = top + rowH * summaries.length + 6;
-  for (let t = lo; t <= hi + 1e-9; t += 0.05) {
-    out.push(`<line x1="${x(t)}" y1="${top - 6}" x2="${x(t)}" y2="${axisY}" stroke="#eee"/>`);
-    out.push(`<text x="${x(t)}" y="${axisY + 16}" text-anchor="middle">${(100 * t).toFixed(0)}</text>`);
+  const stepPct = hi - lo > 0.5 ? 10 : 5;
+  for (let p = Math.round(100 * lo); p <= Math.round(100 * hi); p += stepPct) {
+    const tx = x(p / 100).toFixed(1);
+    out.push(`<line x1="${tx}" y1="${top - 6}" x2="${tx}" y2="${axisY}" stroke="#eee"/>`);
+    out.push(`<text x="${tx}" y="${axisY + 16}" text-anchor="middle">${p}</text>`);
   }
   out.push(`<text x="${(left + width - right) / 2}" y="${axisY + 34}" text-anchor="middle">test accuracy % (best-validation epoch); dots: seeds, bar: mean</text>`);
   summaries.forEach((s, i) => {
