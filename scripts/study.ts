@@ -29,6 +29,7 @@ import { writeFileAtomic } from '../src/core/atomic-write.ts';
 import { initPlan } from '../src/core/autogroup.ts';
 import { LR_FINDER_DEFAULTS } from '../src/core/lr-finder.ts';
 import type { GroupSpec, Plan } from '../src/core/plan.ts';
+import { parsePlanText } from '../src/core/validate.ts';
 import { selectBackend } from '../src/engine/backend.ts';
 import { loadData, type Dataset } from '../src/engine/data.ts';
 import { lossSpecFor } from '../src/engine/forward.ts';
@@ -193,15 +194,20 @@ function batchNormFieldAvailable(): boolean {
   return schema.properties?.['batchNorm'] !== undefined;
 }
 
-interface TuneModule {
-  tune(opts: Record<string, unknown>): Promise<{ groups: Array<{ name: string; lrMult: number }>; steps?: number; lr?: number }>;
+/** The parts of the tune helper's API (src/engine/tune.ts, src/core/tune.ts) the study uses. */
+interface TuneApi {
+  tune(opts: Record<string, unknown>): Promise<{ steps: number; seconds: number; groups: Array<{ name: string; lrMult: number }> }>;
+  applyTuneResult(planText: string, result: unknown): string;
 }
 
-async function tuneModule(): Promise<TuneModule | undefined> {
-  const file = path.join(root, 'src', 'engine', 'tune.ts');
-  if (!existsSync(file)) return undefined;
-  const mod = (await import(file)) as Partial<TuneModule>;
-  return typeof mod.tune === 'function' ? (mod as TuneModule) : undefined;
+async function tuneApi(): Promise<TuneApi | undefined> {
+  const engineFile = path.join(root, 'src', 'engine', 'tune.ts');
+  const coreFile = path.join(root, 'src', 'core', 'tune.ts');
+  if (!existsSync(engineFile) || !existsSync(coreFile)) return undefined;
+  const engine = (await import(engineFile)) as Partial<TuneApi>;
+  const core = (await import(coreFile)) as Partial<TuneApi>;
+  if (typeof engine.tune !== 'function' || typeof core.applyTuneResult !== 'function') return undefined;
+  return { tune: engine.tune, applyTuneResult: core.applyTuneResult };
 }
 
 // ─── one seed's data and plans ─────────────────────────────────────────────────────────────────
@@ -399,29 +405,24 @@ async function runArm(task: Task, arm: Arm, seed: number, folder: SeedFolder): P
     }
     case 'tune-rgn':
     case 'tune-search': {
-      const mod = await tuneModule();
-      if (mod === undefined) return { skip: 'src/engine/tune.ts (tune) is not available in this engine yet' };
+      const api = await tuneApi();
+      if (api === undefined) return { skip: 'tune (src/engine/tune.ts, src/core/tune.ts) is not available in this engine yet' };
+      // from init's groups (new head in the top group), every group training, STLR; tune decides the rest
       const { groups } = await initGroups(folder);
-      const plan: Plan = {
-        ...base,
-        training: { ...base.training, lr: 1e-3, schedule: { type: 'stlr' } },
-        groups,
-      };
-      const planFile = path.join(folder.dir, `${arm.id}-tune.layerwise.json`);
+      const plan: Plan = { ...base, training: { ...base.training, lr: 1e-3, schedule: { type: 'stlr' } }, groups };
+      const planFile = path.join(folder.dir, `${arm.id}.layerwise.json`);
       const planText = JSON.stringify(plan, null, 2);
       writeFileSync(planFile, planText);
+      const method = arm.kind === 'tune-rgn' ? 'rgn' : 'search';
+      // the search may spend what the single-LR grid spends: six runs' steps
+      const budget = 6 * task.epochs * Math.ceil((task.trainPerClass * task.classes.length) / task.batchSize);
       const started = performance.now();
-      const suggestion = await mod.tune({ planFile, planText, workspaceRoot: folder.dir, method: arm.kind === 'tune-rgn' ? 'rgn' : 'search' });
+      const result = await api.tune({ planFile, planText, workspaceRoot: folder.dir, backend: BACKEND, method, budget });
       const tuneSeconds = (performance.now() - started) / 1000;
-      const mult = new Map(suggestion.groups.map((g) => [g.name, g.lrMult]));
-      const tuned: Plan = {
-        ...plan,
-        ...(suggestion.lr === undefined ? {} : { training: { ...plan.training, lr: suggestion.lr } }),
-        groups: groups.map((g) => (mult.has(g.name) ? { ...g, lrMult: mult.get(g.name)! } : g)),
-      };
+      const tuned = parsePlanText(api.applyTuneResult(planText, result), planFile);
       const r = await trainPlan(tuned, folder, arm.id);
-      const tuneSteps = suggestion.steps ?? 0;
-      return record(r, { steps: r.steps + tuneSteps, seconds: r.seconds + tuneSeconds, notes: `tune: ${tuneSteps} steps` });
+      const mults = result.groups.map((g) => `${g.name} ×${g.lrMult}`).join(', ');
+      return record(r, { steps: r.steps + result.steps, seconds: r.seconds + tuneSeconds, notes: `tune ${method}: ${result.steps} steps; ${mults}` });
     }
     case 'init-default': {
       const { init } = await initGroups(folder);
