@@ -22,7 +22,7 @@
  * there is skipped unless --force.
  */
 import * as tf from '@tensorflow/tfjs';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../src/core/atomic-write.ts';
@@ -227,16 +227,25 @@ async function prepareSeed(task: Task, seed: number): Promise<SeedFolder> {
   mkdirSync(dir, { recursive: true });
   const modelDir = path.join(dir, 'model');
   if (!existsSync(path.join(modelDir, 'model.json'))) cpSync(task.modelDir, modelDir, { recursive: true });
-  const o: FewShotOptions = {
-    classes: task.classes,
-    trainPerClass: task.trainPerClass,
-    valPerClass: task.valPerClass,
-    testPerClass: task.testPerClass,
-    seed,
-    outDir: path.join(dir, 'data'),
-    ...(task.invert ? { transform: (px: Uint8Array) => px.map((v) => 255 - v) } : {}),
-  };
-  writeFewShot(o);
+  const dataDir = path.join(dir, 'data');
+  if (!existsSync(path.join(dataDir, 'complete'))) {
+    // written aside and renamed: another study process may be training on this seed's data
+    const scratch = path.join(dir, `data-${process.pid}`);
+    rmSync(scratch, { recursive: true, force: true });
+    const o: FewShotOptions = {
+      classes: task.classes,
+      trainPerClass: task.trainPerClass,
+      valPerClass: task.valPerClass,
+      testPerClass: task.testPerClass,
+      seed,
+      outDir: scratch,
+      ...(task.invert ? { transform: (px: Uint8Array) => px.map((v) => 255 - v) } : {}),
+    };
+    writeFewShot(o);
+    writeFileSync(path.join(scratch, 'complete'), '');
+    rmSync(dataDir, { recursive: true, force: true });
+    renameSync(scratch, dataDir);
+  }
   // the test set through the engine's own loader, sized for the model's input
   const model = await loadModel(path.join(modelDir, 'model.json'));
   const inputShape = model.inputs[0]!.shape;
@@ -365,7 +374,16 @@ async function runArm(task: Task, arm: Arm, seed: number, folder: SeedFolder): P
           training: { ...base.training, lr, schedule: { type: 'constant' } },
           groups: [{ name: 'all', layers: ['*'] }],
         };
-        const r = await trainPlan(plan, folder, `${arm.id}-${lr}`);
+        // a finished trial is kept beside the seed's data, so an interrupted grid resumes
+        const cache = path.join(folder.dir, 'trials', `${arm.id}-${lr}.json`);
+        let r: TrainResult;
+        if (existsSync(cache)) {
+          r = JSON.parse(readFileSync(cache, 'utf8')) as TrainResult;
+        } else {
+          r = await trainPlan(plan, folder, `${arm.id}-${lr}`);
+          mkdirSync(path.dirname(cache), { recursive: true });
+          writeFileSync(cache, JSON.stringify(r));
+        }
         trials.push({ ...r, lr });
         log(`    ${arm.id} lr ${lr}: best val ${r.bestValAccuracy.toFixed(3)} (epoch ${r.bestEpoch}), test ${r.testAccuracyBest.toFixed(3)}`);
       }
