@@ -58,6 +58,8 @@ interface Task {
   epochs: number;
   batchSize: number;
   invert?: boolean;
+  /** Input size the copied model is set to (the network is fully convolutional up to its pooling). */
+  inputSize?: number;
   /** The single-LR baseline's grid. */
   lrGrid: number[];
   /** Seeds run by default. */
@@ -72,12 +74,12 @@ function tasks(quick: boolean): Task[] {
   const q = <T>(full: T, short: T): T => (quick ? short : full);
   return [
     {
-      id: 't1-10', title: 'T1 MobileNetV2 → Fashion-MNIST, 10 labels/class', modelDir: mobilenet, cut: 'features',
+      id: 't1-10', title: 'T1 MobileNetV2 (48 px) → Fashion-MNIST, 10 labels/class', modelDir: mobilenet, cut: 'features', inputSize: 48,
       classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], trainPerClass: 10, valPerClass: q(10, 5), testPerClass: q(30, 10),
       epochs: q(8, 4), batchSize: 16, lrGrid: LR_GRID_BACKBONE, seeds: q(SEEDS_5, [1, 2]),
     },
     {
-      id: 't1-50', title: 'T1 MobileNetV2 → Fashion-MNIST, 50 labels/class', modelDir: mobilenet, cut: 'features',
+      id: 't1-50', title: 'T1 MobileNetV2 (48 px) → Fashion-MNIST, 50 labels/class', modelDir: mobilenet, cut: 'features', inputSize: 48,
       classes: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], trainPerClass: 50, valPerClass: q(10, 5), testPerClass: q(30, 10),
       epochs: q(8, 4), batchSize: 16, lrGrid: LR_GRID_BACKBONE, seeds: q([1, 2, 3], [1]),
     },
@@ -129,6 +131,12 @@ const ARMS: Arm[] = [
 ];
 
 const BASELINE_ARM = 'full-grid';
+
+/** The order a seed's arms run in: cheap and most informative first, so a cut-short study still pairs. */
+const RUN_ORDER = [
+  'probe', 'init-default', 'lpft-bn', 'ulmfit', 'full-grid', 'lpft', 'ulmfit-bn', 'full-grid-bn',
+  'tune-rgn', 'tune-rgn-bn', 'tune-search', 'tune-search-bn',
+];
 
 /** Arms that need no search (no grid, no range test, no tune): candidates for `init`'s default. */
 const NO_SEARCH: ReadonlySet<ArmKind> = new Set(['probe', 'lpft', 'init-default']);
@@ -226,7 +234,10 @@ async function prepareSeed(task: Task, seed: number): Promise<SeedFolder> {
   const dir = path.join(workRoot, task.id, `seed-${seed}`);
   mkdirSync(dir, { recursive: true });
   const modelDir = path.join(dir, 'model');
-  if (!existsSync(path.join(modelDir, 'model.json'))) cpSync(task.modelDir, modelDir, { recursive: true });
+  if (!existsSync(path.join(modelDir, 'model.json'))) {
+    cpSync(task.modelDir, modelDir, { recursive: true });
+    if (task.inputSize !== undefined) setInputSize(path.join(modelDir, 'model.json'), task.inputSize);
+  }
   const dataDir = path.join(dir, 'data');
   if (!existsSync(path.join(dataDir, 'complete'))) {
     // written aside and renamed: another study process may be training on this seed's data
@@ -253,6 +264,18 @@ async function prepareSeed(task: Task, seed: number): Promise<SeedFolder> {
   const planFile = path.join(dir, 'test.layerwise.json');
   const loaded = await loadData({ model: 'model/model.json', data: { train: 'data/test', format: 'imagefolder' } }, planFile, dir, inputShape);
   return { dir, modelPath: 'model/model.json', test: loaded.train };
+}
+
+/** Rewrites the input layer's batch_input_shape (Keras topology) to size × size. */
+function setInputSize(modelJson: string, size: number): void {
+  const json = JSON.parse(readFileSync(modelJson, 'utf8')) as {
+    modelTopology: { model_config: { config: { layers: Array<{ class_name: string; config: Record<string, unknown> }> } } };
+  };
+  const input = json.modelTopology.model_config.config.layers[0];
+  const shape = input?.config['batch_input_shape'];
+  if (input?.class_name !== 'InputLayer' || !Array.isArray(shape) || shape.length !== 4) throw new Error(`${modelJson}: the first layer is not an image InputLayer`);
+  input.config['batch_input_shape'] = [null, size, size, shape[3]];
+  writeFileSync(modelJson, JSON.stringify(json));
 }
 
 function basePlan(task: Task, seed: number, bnInference: boolean): Plan {
@@ -637,7 +660,9 @@ async function main(): Promise<void> {
     for (const seed of seedList ?? task.seeds) {
       const arms = ARMS.filter((a) => armIds === undefined || armIds.includes(a.id));
       const done = new Set(readResults(file).map(keyOf));
-      const todo = arms.filter((a) => force || !done.has(keyOf({ task: task.id, arm: a.id, seed })));
+      const todo = arms
+        .filter((a) => force || !done.has(keyOf({ task: task.id, arm: a.id, seed })))
+        .sort((a, b) => RUN_ORDER.indexOf(a.id) - RUN_ORDER.indexOf(b.id));
       if (todo.length === 0) continue;
       log(`${task.id} seed ${seed}: preparing data`);
       const folder = await prepareSeed(task, seed);
