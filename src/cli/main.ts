@@ -6,7 +6,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-write.ts';
 import { cliWorkspaceRoot } from '../core/paths.ts';
-import { initPlan } from '../core/autogroup.ts';
+import { initPlan } from '../core/init-plan.ts';
+import { RECIPES } from '../core/presets.ts';
 import { formatProblem, LayerwiseError } from '../core/errors.ts';
 import { EXPORT_TARGETS, exportPlan } from '../core/export/index.ts';
 import { resolveGroups } from '../core/groups.ts';
@@ -30,7 +31,9 @@ commands:
   inspect <plan|model.json>   parameter groups: group → layer → parameter, with the rule that decided each
   train <plan>                fine-tune; writes the model + report.json into a run folder and results into the plan
   find-lr <plan>              LR range test (ratios between groups kept); --apply sets the suggestion in the plan
-  init <model.json>           write a plan with automatic groups and a preset
+  init <model.json>           write a plan with automatic groups, a preset and a recipe:
+                              --recipe lp-ft|gradual (default lp-ft), --preset, --epochs N,
+                              --keep-top (no new head), --data DIR|FILE, --out FILE
   export <plan> --to pytorch|hf-trainer|mmengine [--out FILE]
                               the plan as PyTorch code (param groups, schedule, stages) or an MMEngine config
 
@@ -70,7 +73,9 @@ async function main(argv: string[]): Promise<number> {
         }),
       );
     case 'init':
-      return initCommand(parseArgs(rest, { ...common, preset: { value: true }, out: { value: true }, data: { value: true } }));
+      return initCommand(
+        parseArgs(rest, { ...common, preset: { value: true }, recipe: { value: true }, epochs: { value: true }, 'keep-top': { value: false }, out: { value: true }, data: { value: true } }),
+      );
     case 'export':
       return exportCommand(parseArgs(rest, { ...common, to: { value: true }, out: { value: true } }));
     case undefined:
@@ -298,11 +303,21 @@ async function initCommand(args: ParsedArgs): Promise<number> {
   const plan = initPlan(info, {
     modelPath: rel,
     preset: flagString(args, 'preset'),
+    recipe: flagChoice(args, 'recipe', RECIPES.map((r) => r.id)),
+    epochs: flagNumber(args, 'epochs'),
+    keepTop: args.flags.has('keep-top'),
     data: data === undefined ? undefined : { train: relative(dirname(out), resolve(data)).split('\\').join('/') },
   });
   writeFileAtomic(out, renderPlan(plan));
   if (args.flags.has('json')) process.stdout.write(JSON.stringify({ planFile: out, plan }, null, 2) + '\n');
-  else process.stdout.write(`wrote ${out} with ${plan.groups?.length ?? 0} groups (${plan.groups?.map((g) => g.name).join(', ')})\n`);
+  else {
+    const stages = plan.unfreeze !== undefined && 'stages' in plan.unfreeze ? plan.unfreeze.stages : [];
+    process.stdout.write(
+      `wrote ${out} with ${plan.groups?.length ?? 0} groups (${plan.groups?.map((g) => g.name).join(', ')})` +
+        `${plan.head?.cut === undefined ? '' : `, a new head on ${plan.head.cut}`}, ${stages.length} stage(s): ` +
+        `${stages.map((s) => `${s.epochs} epoch(s) ${s.train === 'all' ? 'all' : s.train.join('+')}${s.lr === undefined ? '' : ` at ${s.lr}`}`).join(', then ')}\n`,
+    );
+  }
   return 0;
 }
 

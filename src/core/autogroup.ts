@@ -1,16 +1,12 @@
 /**
  * Automatic grouping: reads a model's block structure from its layer names (the only structure
  * a converted model keeps) and proposes a few groups, bottom → top, for a preset to spread
- * multipliers over. Also builds the plan `layerwise init` writes.
+ * multipliers over. (The plan `layerwise init` writes is built in init-plan.ts.)
  */
 import { LayerwiseError } from './errors.ts';
-import { resolveGroups } from './groups.ts';
 import { isNormLayer, layerParamCount, type LayerInfo, type ModelInfo } from './model-info.ts';
 import { compilePattern, escapeGlob, isWildcardPattern } from './patterns.ts';
-import { DEFAULT_GROUP, DEFAULTS, type DataSpec, type GroupSpec, type HeadSpec, type Plan, type Task } from './plan.ts';
-// presets.ts imports this module too; the cycle is safe because neither module calls the other
-// while loading (only inside functions).
-import { DEFAULT_PRESET, getPreset } from './presets.ts';
+import { DEFAULT_GROUP, type GroupSpec } from './plan.ts';
 
 export const HEAD_GROUP = 'head';
 export const EMBEDDINGS_GROUP = 'embeddings';
@@ -254,7 +250,7 @@ function blockDrafts(units: readonly StructureUnit[], slots: number, family: Blo
   const drafts: Draft[] = runs.map((run, c) => {
     const first = run[0]!;
     const last = run[run.length - 1]!;
-    const parts = [run.length === 1 ? `${family.slice(0, -1)} ${first.n}` : `${family} ${first.n}–${last.n}`];
+    const parts = [run.length === 1 ? `${family.slice(0, -1)} ${first.n}` : `${family} ${first.n}-${last.n}`];
     const layers = run.flatMap((u) => u.layers);
     if (c === 0) {
       parts.unshift(...below.map((u) => u.kind));
@@ -281,7 +277,7 @@ function paramDrafts(units: readonly StructureUnit[], slots: number): Draft[] {
     const first = chunk[0]!;
     const last = chunk[chunk.length - 1]!;
     const name = (u: StructureUnit): string => (u.kind === 'embeddings' ? EMBEDDINGS_GROUP : u.layers[0]!.name);
-    return { name: chunk.length === 1 ? name(first) : `${name(first)}–${name(last)}`, layers };
+    return { name: chunk.length === 1 ? name(first) : `${name(first)}-${name(last)}`, layers };
   });
 }
 
@@ -424,64 +420,4 @@ function globPatterns(
 
 function hasWeights(l: LayerInfo): boolean {
   return l.weights.length > 0;
-}
-
-export interface InitPlanOptions {
-  /** The model's `model.json`, relative to the plan file's folder. */
-  modelPath: string;
-  /** A preset id from PRESETS (default "ulmfit"). */
-  preset?: string;
-  data?: DataSpec;
-  head?: HeadSpec;
-  task?: Task;
-  maxGroups?: number;
-  /** Total epochs; default one per unfreezing stage plus one with every group training. */
-  epochs?: number;
-  /** The `$schema` reference written at the top. */
-  schema?: string;
-}
-
-
-/**
- * The plan `layerwise init` writes: the model, groups from `autoGroups`, the chosen preset, and
- * the training defaults written out so the user sees what will run.
- */
-export function initPlan(model: ModelInfo, opts: InitPlanOptions): Plan {
-  const preset = getPreset(opts.preset ?? DEFAULT_PRESET);
-  const draft: Plan = {
-    model: opts.modelPath,
-    training: {
-      lr: DEFAULTS.lr,
-      batchSize: DEFAULTS.batchSize,
-      optimizer: 'adamw',
-      schedule: { type: 'stlr' },
-    },
-    groups: autoGroups(model, opts.maxGroups === undefined ? {} : { maxGroups: opts.maxGroups }),
-  };
-  const applied = preset.apply(draft, model);
-  const stages = resolveGroups(model, applied).groups.filter((g) => !g.frozen).length;
-  const perStage = DEFAULTS.epochsPerStage;
-  // The last stage (every group) gets two epochs; timeline needs at least (stages − 1)·perStage + 1.
-  const epochs = opts.epochs ?? Math.max(0, stages - 1) * perStage + 2;
-  const training = applied.training ?? {};
-  return {
-    // no $schema by default: the extension maps plan files to the bundled schema by name, and a
-    // made-up URL would only earn an "unable to load schema" warning
-    ...(opts.schema !== undefined && { $schema: opts.schema }),
-    model: opts.modelPath,
-    ...(opts.head === undefined ? {} : { head: opts.head }),
-    ...(opts.data === undefined ? {} : { data: opts.data }),
-    ...(opts.task === undefined ? {} : { task: opts.task }),
-    training: {
-      lr: training.lr ?? DEFAULTS.lr,
-      epochs,
-      batchSize: training.batchSize ?? DEFAULTS.batchSize,
-      optimizer: training.optimizer ?? 'adamw',
-      schedule: training.schedule ?? { type: 'stlr' },
-    },
-    groups: applied.groups ?? [],
-    ...(applied.discriminative === undefined ? {} : { discriminative: applied.discriminative }),
-    unfreeze: { mode: 'gradual', epochsPerStage: perStage },
-    output: DEFAULTS.output,
-  };
 }

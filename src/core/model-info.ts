@@ -22,6 +22,8 @@ export interface LayerInfo {
   weights: WeightInfo[];
   /** True for layers added by the plan's `head`. */
   isNewHead?: boolean;
+  /** The layer's output shape with the batch dimension (tfjs models; unknown sizes are null). */
+  outputShape?: Array<number | null>;
 }
 
 export interface ModelInfo {

@@ -1,12 +1,13 @@
 /**
  * Presets: pure functions from a plan to a new plan (never mutating it) that set how the
  * learning rate is spread over the groups — ULMFiT, layer-wise decay, fastai's slice, or the
- * seed's base/extra/head split.
+ * seed's base/extra/head split. Recipes: what `layerwise init` puts around the groups — which
+ * groups train in which stage, at which rate, with which schedule and BatchNorm mode.
  */
 import { autoGroups, groupPatterns, modelStructure } from './autogroup.ts';
 import { LayerwiseError } from './errors.ts';
 import type { LayerInfo, ModelInfo } from './model-info.ts';
-import { DEFAULTS, type DiscriminativeSpec, type GroupSpec, type Plan } from './plan.ts';
+import { DEFAULTS, type BatchNormPolicy, type DiscriminativeSpec, type GroupSpec, type Plan, type UnfreezeStageSpec } from './plan.ts';
 
 /**
  * Sets `plan.discriminative` and removes every group's explicit `lrMult`, because an explicit
@@ -146,4 +147,100 @@ export function getPreset(id: string): Preset {
 
 export function applyPreset(plan: Plan, model: ModelInfo, id: string): Plan {
   return getPreset(id).apply(plan, model);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recipes
+
+export type RecipeId = 'lp-ft' | 'gradual';
+
+/**
+ * What `layerwise init` and "Create Plan from Model…" write unless told otherwise. LP-FT won
+ * the preliminary study (nsfwjs MobileNetV2, few-shot Fashion-MNIST; notes/effectiveness.md):
+ * head alone, then everything, BatchNorm statistics fixed.
+ */
+export const DEFAULT_RECIPE: RecipeId = 'lp-ft';
+
+/**
+ * LP-FT (linear probe, then fine-tune; Kumar et al., 2022): the study's best arm trained the
+ * head 4 epochs at 3e-3, then every group 4 epochs at 1e-4, BatchNorm in inference mode.
+ */
+export const LP_FT = { headEpochs: 4, allEpochs: 4, lr: 1e-4, headLrFactor: 30 } as const;
+
+/** BatchNorm mode both recipes write: batch statistics from few-shot batches halved accuracy in the study. */
+export const RECIPE_BATCH_NORM: BatchNormPolicy = 'inference';
+
+export interface RecipeInput {
+  /** The plan's groups, bottom → top; the last one holds the head. */
+  groups: readonly GroupSpec[];
+  /** training.lr already chosen (a preset may set one, as "seed" does). */
+  lr?: number;
+  /** Total epochs over every stage; default: the recipe's own. */
+  epochs?: number;
+}
+
+export interface RecipeOutput {
+  lr: number;
+  schedule: NonNullable<NonNullable<Plan['training']>['schedule']>;
+  batchNorm: BatchNormPolicy;
+  stages: UnfreezeStageSpec[];
+}
+
+export interface Recipe {
+  id: RecipeId;
+  label: string;
+  description: string;
+  /** Explicit stages, so the plan runs as written whatever training.epochs says. */
+  build(input: RecipeInput): RecipeOutput;
+}
+
+function requireEpochs(epochs: number, stages: number, recipe: RecipeId): void {
+  if (!Number.isInteger(epochs) || epochs < stages) {
+    throw new LayerwiseError(`the ${recipe} recipe has ${stages} stage${stages === 1 ? '' : 's'}: it needs a whole number of epochs ≥ ${stages} (got ${epochs})`, {
+      field: 'epochs',
+    });
+  }
+}
+
+export const RECIPES: readonly Recipe[] = [
+  {
+    id: 'lp-ft',
+    label: 'LP-FT: head alone, then everything',
+    description: `Stage 1 trains only the top group (the new head) at ${LP_FT.headLrFactor}× the base LR; stage 2 trains every group at the base LR spread by the preset; slanted triangular schedule per stage; BatchNorm statistics fixed (inference mode).`,
+    build: ({ groups, lr, epochs }) => {
+      const base = lr ?? LP_FT.lr;
+      const total = epochs ?? LP_FT.headEpochs + LP_FT.allEpochs;
+      requireEpochs(total, 2, 'lp-ft');
+      const head = groups[groups.length - 1];
+      const headEpochs = epochs === undefined ? LP_FT.headEpochs : Math.floor(total / 2);
+      const stages: UnfreezeStageSpec[] = [
+        ...(head === undefined || groups.length < 2 ? [] : [{ epochs: headEpochs, train: [head.name], lr: Number((base * LP_FT.headLrFactor).toPrecision(6)) }]),
+        { epochs: head === undefined || groups.length < 2 ? total : total - headEpochs, train: 'all' },
+      ];
+      return { lr: base, schedule: { type: 'stlr' }, batchNorm: RECIPE_BATCH_NORM, stages };
+    },
+  },
+  {
+    id: 'gradual',
+    label: 'Gradual unfreezing (ULMFiT)',
+    description: 'Stage k trains the top k groups, one epoch each, then every group for the remaining epochs (two by default), all at the base LR spread by the preset; slanted triangular schedule per stage; BatchNorm statistics fixed.',
+    build: ({ groups, lr, epochs }) => {
+      const n = Math.max(1, groups.length);
+      const total = epochs ?? n + 1;
+      requireEpochs(total, n, 'gradual');
+      const stages: UnfreezeStageSpec[] = [];
+      for (let k = 1; k < n; k++) stages.push({ epochs: DEFAULTS.epochsPerStage, train: groups.slice(n - k).map((g) => g.name) });
+      stages.push({ epochs: total - (n - 1) * DEFAULTS.epochsPerStage, train: 'all' });
+      return { lr: lr ?? DEFAULTS.lr, schedule: { type: 'stlr' }, batchNorm: RECIPE_BATCH_NORM, stages };
+    },
+  },
+];
+
+/** The recipe with this id; throws a LayerwiseError naming it and the known ones. */
+export function getRecipe(id: string): Recipe {
+  const recipe = RECIPES.find((r) => r.id === id);
+  if (recipe === undefined) {
+    throw new LayerwiseError(`unknown recipe ${JSON.stringify(id)} (known recipes: ${RECIPES.map((r) => r.id).join(', ')})`, { field: 'recipe' });
+  }
+  return recipe;
 }

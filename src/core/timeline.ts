@@ -5,7 +5,7 @@
  */
 import { LayerwiseError } from './errors.ts';
 import type { GroupAudit, Resolution } from './groups.types.ts';
-import { DEFAULTS, type Plan } from './plan.ts';
+import { DEFAULT_GROUP, DEFAULTS, type Plan } from './plan.ts';
 import type { GroupLr } from './progress.ts';
 import { scheduleFactor } from './schedule.ts';
 
@@ -64,7 +64,8 @@ export function resolveStages(plan: Plan, resolution: Resolution, file?: string)
       lr: baseLr,
     }));
   }
-  const known = new Set(resolution.groups.map((g) => g.name));
+  // "default" may always be named: it is the group of whatever no pattern matches, even when that is nothing now
+  const known = new Set([...resolution.groups.map((g) => g.name), DEFAULT_GROUP]);
   return unfreeze.stages.map((s, i) => {
     let names: string[];
     if (s.train === 'all') names = candidates;

@@ -133,7 +133,7 @@ export async function findLrPrepared(run: PreparedRun, o: LrFinderOptions, opts:
     const suggested = Number(pickSuggestion(suggestions, o.method).toPrecision(3));
     const apply =
       sweptGroup === undefined
-        ? { field: 'training.lr', path: ['training', 'lr'], value: suggested }
+        ? globalApply(run.plan, stageIndex, suggested)
         : groupApply(run, sweptGroup, Number((suggested / baseLr).toPrecision(3)));
     const outcome: LrFinderOutcome = { mode: o.mode, group: sweptGroup, points, suggestions, method: o.method, suggested, apply, stoppedEarly };
 
@@ -182,6 +182,18 @@ export async function findLrPrepared(run: PreparedRun, o: LrFinderOptions, opts:
 function groupMult(run: { resolution: { groups: Array<{ name: string; lrMult: number }> } }, name: string): number {
   const g = run.resolution.groups.find((x) => x.name === name);
   return g && g.lrMult > 0 ? g.lrMult : 1;
+}
+
+/**
+ * Where a global sweep's suggestion goes: the swept stage's own `lr` when it has one (LP-FT's
+ * head stage), else `training.lr`, the base LR of every stage without one.
+ */
+function globalApply(plan: PreparedRun['plan'], stageIndex: number, value: number): LrFinderOutcome['apply'] {
+  const stages = plan.unfreeze !== undefined && 'stages' in plan.unfreeze ? plan.unfreeze.stages : undefined;
+  if (stages?.[stageIndex]?.lr !== undefined) {
+    return { field: `unfreeze.stages[${stageIndex}].lr`, path: ['unfreeze', 'stages', stageIndex, 'lr'], value };
+  }
+  return { field: 'training.lr', path: ['training', 'lr'], value };
 }
 
 function groupApply(run: { plan: { groups?: Array<{ name: string }> } }, group: string, mult: number): LrFinderOutcome['apply'] {

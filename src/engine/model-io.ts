@@ -339,6 +339,8 @@ export function describeModel(model: tf.LayersModel, source: string, newHeadLaye
     });
     const info: LayerInfo = { name: layer.name, className: layer.getClassName(), depth, weights };
     if (newHeadLayers?.has(layer.name)) info.isNewHead = true;
+    const shape = layer.outputShape;
+    if (Array.isArray(shape) && !shape.some(Array.isArray)) info.outputShape = [...(shape as Array<number | null>)];
     return info;
   });
   return {

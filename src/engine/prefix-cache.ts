@@ -7,8 +7,13 @@
  * builds a new cache; nothing is kept between stages.
  *
  * When it applies, and why:
- * - Single-path models only (each layer reads the one before it, one input, one output), where
- *   "the layers below the cut" is well defined; anything with branches or skips trains as before.
+ * - The cut is the deepest layer whose output every path from the input to the output passes
+ *   through, with nothing that trains at or below it (core/layer-graph.ts): in a single-path
+ *   model the layer under the lowest trainable one; in a residual network (MobileNetV2) the add
+ *   or pooling below the lowest trainable block. When no single tensor carries everything above
+ *   (a skip from below the trainable layers to above them), the stage trains without a cache.
+ * - One input and one output, no layer used twice and none with several outputs: what the
+ *   stage's dataset and forward pass can express.
  * - Not when a layer below the cut is random in training mode (Dropout, SpatialDropout,
  *   GaussianNoise, GaussianDropout, AlphaDropout with a non-zero rate). Training without a cache
  *   draws fresh noise there every step, and frozen does not mean noise-free in Keras or PyTorch;
@@ -16,11 +21,14 @@
  *   the semantics wins over the speed-up.
  * - Not when the cache would exceed a memory budget (default 512 MB of float32 activations).
  * - Not for masking layers (Masking, Embedding with maskZero): the mask would not cross the cut.
+ * - A BatchNorm layer whose gamma/beta train this stage is never below the cut, even with
+ *   `batchNorm: "inference"`: deterministic is not enough, its output changes every step.
  * The prefix runs with `training: false`, which is what ModeControl gives frozen layers anyway,
  * so with or without the cache every step sees the same activations (test/engine/prefix-cache.test.ts
  * checks that whole runs give identical weights).
  */
 import * as tf from '@tensorflow/tfjs';
+import { frozenCut, type GraphNode } from '../core/layer-graph.ts';
 import { batchTensors, type Dataset } from './data.ts';
 
 /** Layer classes that draw random numbers in training mode. */
@@ -29,25 +37,35 @@ const STOCHASTIC = new Set(['Dropout', 'SpatialDropout1D', 'SpatialDropout2D', '
 export const DEFAULT_CACHE_BUDGET_BYTES = 512 * 1024 * 1024;
 
 export type PrefixPlan =
-  | { cache: true; prefix: tf.layers.Layer[]; suffix: tf.layers.Layer[] }
+  | { cache: true; prefix: tf.layers.Layer[]; suffix: tf.layers.Layer[]; cut: tf.layers.Layer }
   | { cache: false; reason: string };
 
-/** The model's layers as one chain in order, or why they are not one. */
-function chain(model: tf.LayersModel): tf.layers.Layer[] | string {
+interface Inbound {
+  inboundLayers: tf.layers.Layer[];
+  callArgs?: Record<string, unknown>;
+}
+
+const inboundOf = (layer: tf.layers.Layer): Inbound[] => (layer as unknown as { inboundNodes: Inbound[] }).inboundNodes;
+
+/** The model's layer graph (every layer reachable from its output), or why it cannot be cut. */
+function layerGraph(model: tf.LayersModel): { nodes: GraphNode[]; layers: Map<string, tf.layers.Layer>; output: string } | string {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) return 'the model has several inputs or outputs';
-  const layers = model.layers.filter((l) => l.getClassName() !== 'InputLayer');
-  for (let i = 0; i < layers.length; i++) {
-    const layer = layers[i]!;
-    const nodes = (layer as unknown as { inboundNodes: Array<{ inboundLayers: tf.layers.Layer[] }> }).inboundNodes;
-    if (nodes.length !== 1) return `layer ${layer.name} is used more than once`;
-    const from = nodes[0]!.inboundLayers;
-    if (from.length !== 1) return `layer ${layer.name} reads ${from.length} inputs`;
-    const expected = i === 0 ? undefined : layers[i - 1];
-    if (i === 0 ? from[0]!.getClassName() !== 'InputLayer' : from[0] !== expected) {
-      return `layer ${layer.name} does not read the layer before it`;
-    }
+  const layers = new Map<string, tf.layers.Layer>();
+  const nodes: GraphNode[] = [];
+  const outputLayer = model.outputs[0]!.sourceLayer as tf.layers.Layer;
+  const stack = [outputLayer];
+  while (stack.length > 0) {
+    const layer = stack.pop()!;
+    if (layers.has(layer.name)) continue;
+    layers.set(layer.name, layer);
+    const inbound = inboundOf(layer);
+    if (inbound.length !== 1) return `layer ${layer.name} is used more than once`;
+    const from = inbound[0]!.inboundLayers;
+    if (Array.isArray(layer.output) && layer.output.length !== 1) return `layer ${layer.name} has several outputs`;
+    nodes.push({ name: layer.name, inputs: layer.getClassName() === 'InputLayer' ? [] : from.map((l) => l.name) });
+    stack.push(...from);
   }
-  return layers;
+  return { nodes, layers, output: outputLayer.name };
 }
 
 function isStochastic(layer: tf.layers.Layer): boolean {
@@ -64,28 +82,42 @@ function masks(layer: tf.layers.Layer): boolean {
 
 /**
  * Where to cut for a stage that trains the layers named in `trainingLayers` (layers with a
- * weight that trains this stage), or why not to.
+ * weight that trains this stage), or why not to. A BatchNorm layer whose gamma/beta train is in
+ * `trainingLayers` and so never below the cut, whatever its batchNorm mode; frozen and
+ * not-yet-training ones below it run in inference mode with or without the cache (forward.ts).
  */
 export function planPrefix(model: tf.LayersModel, trainingLayers: ReadonlySet<string>): PrefixPlan {
-  const layers = chain(model);
-  if (typeof layers === 'string') return { cache: false, reason: `not a single-path model (${layers})` };
-  const cut = layers.findIndex((l) => trainingLayers.has(l.name));
-  if (cut < 0) return { cache: false, reason: 'no layer trains in this stage' };
-  if (cut === 0) return { cache: false, reason: 'the first layer trains' };
-  const prefix = layers.slice(0, cut);
+  const graph = layerGraph(model);
+  if (typeof graph === 'string') return { cache: false, reason: `the layer graph cannot be cut (${graph})` };
+  const found = frozenCut(graph.nodes, [graph.output], trainingLayers);
+  if (found.cut === undefined) return { cache: false, reason: found.reason };
+  const prefix = found.prefix.map((n) => graph.layers.get(n)!);
   const random = prefix.filter(isStochastic);
   if (random.length > 0) {
     return { cache: false, reason: `a frozen layer is random in training mode (${random.map((l) => l.name).join(', ')})` };
   }
-  const masking = layers.filter(masks);
+  const masking = [...graph.layers.values()].filter(masks);
   if (masking.length > 0) return { cache: false, reason: `masking layers (${masking.map((l) => l.name).join(', ')})` };
-  return { cache: true, prefix, suffix: layers.slice(cut) };
+  return { cache: true, prefix, suffix: found.suffix.map((n) => graph.layers.get(n)!), cut: graph.layers.get(found.cut)! };
 }
 
-function applyAll(layers: readonly tf.layers.Layer[], x: tf.Tensor, training: boolean): tf.Tensor {
-  let h = x;
-  for (const layer of layers) h = layer.apply(h, { training }) as tf.Tensor;
-  return h;
+/**
+ * Runs `layers` (bottom first, each reading only layers in the list or `from`) on `x`, the
+ * output of `from` (or of the model's input layer), and returns the last one's output.
+ */
+function runGraph(layers: readonly tf.layers.Layer[], from: tf.layers.Layer | undefined, x: tf.Tensor, training: boolean): tf.Tensor {
+  const values = new Map<string, tf.Tensor>();
+  if (from !== undefined) values.set(from.name, x);
+  let last = x;
+  for (const layer of layers) {
+    const node = inboundOf(layer)[0]!;
+    const args = node.inboundLayers.map((l) => values.get(l.name) ?? (l.getClassName() === 'InputLayer' ? x : undefined));
+    if (args.some((a) => a === undefined)) throw new Error(`layer ${layer.name} reads a tensor outside the cached part of the graph`);
+    const input = args.length === 1 ? args[0]! : (args as tf.Tensor[]);
+    last = layer.apply(input, { ...(node.callArgs ?? {}), training }) as tf.Tensor;
+    values.set(layer.name, last);
+  }
+  return last;
 }
 
 /** A stage's frozen prefix, computed once: the dataset of its outputs and the forward pass above it. */
@@ -115,7 +147,7 @@ export function buildFrozenPrefix(
 ): PrefixOutcome {
   const plan = planPrefix(model, trainingLayers);
   if (!plan.cache) return { cached: undefined, reason: plan.reason };
-  const last = plan.prefix[plan.prefix.length - 1]!;
+  const last = plan.cut;
   const shape = (last.outputShape as Array<number | null>).slice(1);
   if (shape.some((d) => typeof d !== 'number')) return { cached: undefined, reason: `layer ${last.name} has an output of unknown size` };
   const sampleShape = shape as number[];
@@ -130,7 +162,7 @@ export function buildFrozenPrefix(
     const indices = Array.from({ length: Math.min(batchSize, train.n - start) }, (_, i) => start + i);
     const { x, y } = batchTensors(train, indices);
     try {
-      const h = tf.tidy(() => applyAll(plan.prefix, x, false));
+      const h = tf.tidy(() => runGraph(plan.prefix, undefined, x, false));
       activations.set(h.dataSync() as Float32Array, start * sampleSize);
       h.dispose();
     } finally {
@@ -138,14 +170,14 @@ export function buildFrozenPrefix(
       y.dispose();
     }
   }
-  const suffix = plan.suffix;
+  const { suffix, cut } = plan;
   return {
     cached: {
       dataset: { ...train, x: activations, sampleShape, source: `${train.source} (through ${last.name}, cached)` },
       cachedLayers: plan.prefix.map((l) => l.name),
       bytes,
       seconds: (performance.now() - started) / 1000,
-      forward: (h) => applyAll(suffix, h, true),
+      forward: (h) => runGraph(suffix, cut, h, true),
     },
   };
 }

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { initPlan } from '../core/autogroup.ts';
+import { initPlan } from '../core/init-plan.ts';
 import { EXPORT_TARGETS, exportPlan, type ExportTarget } from '../core/export/index.ts';
 import { resolveGroups } from '../core/groups.ts';
 import type { ModelInfo } from '../core/model-info.ts';
@@ -103,7 +103,8 @@ export function registerCommands(d: CommandDeps): vscode.Disposable[] {
       const node = d.tree.node(entry.key);
       if (node !== undefined) await revealSoon(d.treeView, node);
     }),
-    reg('layerwise.createPlan', () => createPlan(d)),
+    // from the Explorer's context menu on a model.json, the model comes as the argument
+    reg('layerwise.createPlan', (arg) => createPlan(d, arg instanceof vscode.Uri ? arg : undefined)),
     reg('layerwise.exportPlan', async (arg) => {
       const uri = await plan(arg, 'export');
       if (uri !== undefined) await exportPlanCommand(d, uri);
@@ -283,7 +284,14 @@ async function pickEntry(entries: PlanEntry[], placeHolder: string): Promise<Pla
 
 // ---- Create Plan from Model… ----------------------------------------------------------------
 
-async function createPlan(d: CommandDeps): Promise<void> {
+async function createPlan(d: CommandDeps, fromExplorer: vscode.Uri | undefined): Promise<void> {
+  let modelUri = fromExplorer;
+  if (modelUri === undefined) modelUri = await pickModel();
+  if (modelUri === undefined) return;
+  await createPlanFor(d, modelUri);
+}
+
+async function pickModel(): Promise<vscode.Uri | undefined> {
   const models = await vscode.workspace.findFiles('**/model.json', '**/{node_modules,.git}/**', 200);
   // run outputs hold fine-tuned copies; offer the original models first
   models.sort((a, b) => Number(isRunOutput(a)) - Number(isRunOutput(b)) || a.fsPath.localeCompare(b.fsPath));
@@ -303,7 +311,10 @@ async function createPlan(d: CommandDeps): Promise<void> {
     );
     modelUri = choice?.uri;
   }
-  if (modelUri === undefined) return;
+  return modelUri;
+}
+
+async function createPlanFor(d: CommandDeps, modelUri: vscode.Uri): Promise<void> {
   const folder = vscode.workspace.getWorkspaceFolder(modelUri);
   if (folder === undefined) {
     void vscode.window.showErrorMessage('Layerwise: the model must be inside a folder of this workspace (a plan may only name files inside it).');

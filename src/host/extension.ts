@@ -7,6 +7,7 @@ import * as vscode from 'vscode';
 import { ModelDescriber } from './describer.ts';
 import { PlanEditor } from './edits.ts';
 import { registerCommands } from './commands.ts';
+import { registerOnboarding } from './onboarding.ts';
 import { lastReportFile, PlanPanels } from './panel.ts';
 import { PlanStore } from './plans.ts';
 import { TrainingSessions } from './session.ts';
@@ -60,6 +61,7 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.commands.executeCommand('setContext', 'layerwise.running', sessions.anyRunning());
     }),
     ...registerCommands({ context, log, store, editor, sessions, panels, tree, treeView, describer, openReport }),
+    ...registerOnboarding({ context, log, describer }),
   );
 
   // after activation: find the plans (for the tree, the diagnostics and the `when` clauses)

@@ -259,7 +259,7 @@ test('CSV validation label that the training data does not have', async () => {
   const val = path.join(ws.root, 'data/mlp/val.csv');
   editCsv(val, (l) => { l[4] = l[4]!.replace(/[a-z]+$/, 'delta'); });
   await expectProblem(ws.root, () => loadData(plan({ train: 'data/mlp/train.csv', validation: 'data/mlp/val.csv' }), ws.planFile, ws.root, [null, 6]), {
-    file: val, field: 'line 5, column "species"', message: /class "delta" does not occur in the training data/,
+    file: val, field: 'line 5, column "species"', message: /class "delta" in data\.validation does not occur in the training data/,
   });
 });
 

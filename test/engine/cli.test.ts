@@ -162,6 +162,12 @@ test('usage errors exit 2; init writes a plan and never overwrites one', () => {
   const plan = parse(readFileSync(join(ws, 'new.layerwise.json'), 'utf8')) as { model: string; groups: unknown[] };
   assert.equal(plan.model, 'model/model.json');
   assert.ok(plan.groups.length >= 2);
+  assert.match(r.stdout, /2 stage\(s\): 4 epoch\(s\) head at 0\.003, then 4 epoch\(s\) all/);
+  const gradual = cli(['init', 'model/model.json', '--recipe', 'gradual', '--epochs', '7', '--out', 'gradual.layerwise.json'], ws);
+  assert.equal(gradual.code, 0, gradual.stderr);
+  const stages = (parse(readFileSync(join(ws, 'gradual.layerwise.json'), 'utf8')) as { unfreeze: { stages: Array<{ epochs: number }> } }).unfreeze.stages;
+  assert.equal(stages.reduce((n, s) => n + s.epochs, 0), 7);
+  assert.equal(cli(['init', 'model/model.json', '--recipe', 'fastest', '--out', 'x.layerwise.json'], ws).code, 2);
   const again = cli(['init', 'model/model.json', '--out', 'layerwise.json'], ws);
   assert.equal(again.code, 1);
   assert.equal(readFileSync(join(ws, 'layerwise.json'), 'utf8'), PLAN);

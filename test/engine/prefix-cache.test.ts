@@ -9,7 +9,12 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../src/engine/backend.ts';
 import type { Dataset } from '../../src/engine/data.ts';
+import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { loadModel, saveModel } from '../../src/engine/model-io.ts';
 import { buildFrozenPrefix, planPrefix } from '../../src/engine/prefix-cache.ts';
+import { train } from '../../src/engine/trainer.ts';
 import { runExample, stagedPlanText } from './example-runs.ts';
 
 const L = tf.layers;
@@ -54,7 +59,7 @@ test('no cache when the first layer trains, when nothing trains, or when a froze
   above.dispose();
 });
 
-test('no cache for a model with a skip connection', () => {
+test('a model with a skip connection is cut at the add; no cache when a layer on one side of it trains and the other side reads the input', () => {
   const input = L.input({ shape: [4] });
   const a = L.dense({ units: 4, name: 'a' }).apply(input) as tf.SymbolicTensor;
   const b = L.dense({ units: 4, name: 'b' }).apply(a) as tf.SymbolicTensor;
@@ -62,9 +67,23 @@ test('no cache for a model with a skip connection', () => {
   const out = L.dense({ units: 2, name: 'out' }).apply(sum) as tf.SymbolicTensor;
   const model = tf.model({ inputs: input, outputs: out });
   const plan = planPrefix(model, new Set(['out']));
-  assert.equal(plan.cache, false);
-  assert.match(!plan.cache ? plan.reason : '', /single-path/);
+  assert.ok(plan.cache);
+  assert.deepEqual(plan.prefix.map((l) => l.name), ['a', 'b', 'sum']);
+  assert.deepEqual(plan.suffix.map((l) => l.name), ['out']);
+  // b trains: a feeds both sides of the add, so it is the cut
+  const mid = planPrefix(model, new Set(['b', 'out']));
+  assert.ok(mid.cache);
+  assert.equal(mid.cut.name, 'a');
+  assert.deepEqual(mid.suffix.map((l) => l.name), ['b', 'sum', 'out']);
   model.dispose();
+  // two branches straight from the input: nothing below the trainable branch carries both
+  const x = L.input({ shape: [4] });
+  const left = L.dense({ units: 4, name: 'left' }).apply(x) as tf.SymbolicTensor;
+  const right = L.dense({ units: 4, name: 'right' }).apply(x) as tf.SymbolicTensor;
+  const both = L.add({ name: 'both' }).apply([left, right]) as tf.SymbolicTensor;
+  const wide = tf.model({ inputs: x, outputs: L.dense({ units: 2, name: 'top' }).apply(both) as tf.SymbolicTensor });
+  assert.deepEqual(planPrefix(wide, new Set(['left', 'top'])), { cache: false, reason: 'the first layer trains' });
+  wide.dispose();
 });
 
 test('cached activations equal the prefix run in inference mode, and the budget is respected', () => {
@@ -119,5 +138,73 @@ test('on cpu, three frozen-prefix stages train to bit-identical weights with and
     compared += w.length;
   }
   assert.ok(compared > 1000);
+  assert.deepEqual(cached.losses, plain.losses);
+});
+
+/**
+ * A small residual network (conv, BatchNorm, add, as MobileNetV2 is built) saved beside a copy
+ * of the example's images, with groups for the stem + block 1, block 2 and the head.
+ */
+async function residualWorkspace(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'layerwise-residual-'));
+  cpSync(resolve('examples/fashion/data'), join(dir, 'data'), { recursive: true });
+  const conv = (name: string) => L.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name, kernelInitializer: tf.initializers.glorotUniform({ seed: 7 }) });
+  const x = L.input({ shape: [28, 28, 1], name: 'image' });
+  let s = L.reLU({ name: 'stem_relu' }).apply(L.batchNormalization({ name: 'stem_bn' }).apply(conv('stem_conv').apply(x))) as tf.SymbolicTensor;
+  const b1 = L.batchNormalization({ name: 'b1_bn' }).apply(conv('b1_conv').apply(s)) as tf.SymbolicTensor;
+  s = L.reLU({ name: 'b1_relu' }).apply(L.add({ name: 'b1_add' }).apply([s, b1])) as tf.SymbolicTensor;
+  const p = L.maxPooling2d({ poolSize: 2, name: 'pool1' }).apply(s) as tf.SymbolicTensor;
+  const b2 = L.batchNormalization({ name: 'b2_bn' }).apply(conv('b2_conv').apply(p)) as tf.SymbolicTensor;
+  s = L.reLU({ name: 'b2_relu' }).apply(L.add({ name: 'b2_add' }).apply([p, b2])) as tf.SymbolicTensor;
+  const f = L.dense({ units: 8, activation: 'relu', name: 'features', kernelInitializer: tf.initializers.glorotUniform({ seed: 8 }) }).apply(L.globalAveragePooling2d({ name: 'gap' }).apply(s));
+  const out = L.dense({ units: 4, name: 'out', kernelInitializer: tf.initializers.glorotUniform({ seed: 9 }) }).apply(f) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: x, outputs: out });
+  await saveModel(model, join(dir, 'model'));
+  model.dispose();
+  const plan = {
+    model: 'model/model.json',
+    data: { train: 'data/train', validation: 'data/val', shuffle: true, seed: 3 },
+    groups: [
+      { name: 'trunk', layers: ['image', 'stem_*', 'b1_*', 'pool1'] },
+      { name: 'block2', layers: ['b2_*', 'gap'], batchNorm: 'inference' },
+      { name: 'head', layers: ['features', 'out'] },
+    ],
+    discriminative: { type: 'ulmfit', factor: 2.6 },
+    training: { batchSize: 16, lr: 3e-3, schedule: { type: 'stlr' } },
+    unfreeze: { stages: [{ epochs: 2, train: ['head'] }, { epochs: 2, train: ['block2', 'head'] }, { epochs: 1, train: 'all' }] },
+  };
+  writeFileSync(join(dir, 'layerwise.json'), JSON.stringify(plan, null, 2));
+  return dir;
+}
+
+test('on cpu, a residual model (conv, BatchNorm, add) trains to bit-identical weights with and without the cache, cut at the pooling and at the block below the trainable one', async () => {
+  const dir = await residualWorkspace();
+  const run = async (cache: boolean) => {
+    const logs: string[] = [];
+    const outDir = join(dir, 'runs', cache ? 'cached' : 'plain');
+    const outcome = await train({ planFile: join(dir, 'layerwise.json'), backend: 'cpu', outDir, frozenPrefixCache: cache, onEvent: (e) => void (e.kind === 'log' && logs.push(e.message)) });
+    assert.equal(outcome.report.stopped, 'completed');
+    assert.ok(outcome.report.frozenCheck.unchanged);
+    const model = await loadModel(join(outDir, 'model.json'));
+    const weights = new Map<string, Float32Array>();
+    for (const l of model.layers) for (const w of l.weights) weights.set(w.originalName, (w.read().dataSync() as Float32Array).slice());
+    model.dispose();
+    return { logs, weights, losses: outcome.report.epochs.flatMap((e) => [e.trainLoss, e.valLoss ?? NaN]) };
+  };
+  const plain = await run(false);
+  const cached = await run(true);
+  const used = cached.logs.filter((m) => /were computed once/.test(m));
+  assert.equal(used.length, 2, cached.logs.join('\n'));
+  assert.match(used[0]!, /stage 1: the frozen layers stem_conv … gap \(13\)/);
+  assert.match(used[1]!, /stage 2: the frozen layers stem_conv … pool1 \(8\)/);
+  assert.equal(plain.logs.filter((m) => /computed once/.test(m)).length, 0);
+  assert.deepEqual([...cached.weights.keys()].sort(), [...plain.weights.keys()].sort());
+  let compared = 0;
+  for (const [name, w] of plain.weights) {
+    const c = cached.weights.get(name)!;
+    for (let i = 0; i < w.length; i++) assert.ok(Object.is(c[i], w[i]), `${name}[${i}]: ${c[i]} with the cache, ${w[i]} without`);
+    compared += w.length;
+  }
+  assert.ok(compared > 300);
   assert.deepEqual(cached.losses, plain.losses);
 });

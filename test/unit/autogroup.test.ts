@@ -1,12 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { autoGroups, blockOf, initPlan, splitByParams } from '../../src/core/autogroup.ts';
+import { autoGroups, blockOf, splitByParams } from '../../src/core/autogroup.ts';
 import { LayerwiseError } from '../../src/core/errors.ts';
 import { resolveGroups } from '../../src/core/groups.ts';
 import { layerParamCount, type LayerInfo, type ModelInfo } from '../../src/core/model-info.ts';
 import { compilePattern } from '../../src/core/patterns.ts';
 import type { GroupSpec } from '../../src/core/plan.ts';
-import { resolveStages } from '../../src/core/timeline.ts';
 
 type WeightSpec = [shortName: string, shape: number[], trainable?: boolean];
 type LayerDraft = Omit<LayerInfo, 'depth'>;
@@ -121,23 +120,23 @@ test('MobileNetV2-like: runs of blocks with readable globs, stem and top in the 
   const groups = autoGroups(m);
   assertWellFormed(m, groups);
   // 8 blocks in 3 runs: 3, 3, 2 (the larger runs at the bottom)
-  assert.deepEqual(namesOf(groups), ['stem + blocks 1–3', 'blocks 4–6', 'blocks 7–8 + top', 'head']);
+  assert.deepEqual(namesOf(groups), ['stem + blocks 1-3', 'blocks 4-6', 'blocks 7-8 + top', 'head']);
   assert.deepEqual(groups[1]!.layers, ['block_4_*', 'block_5_*', 'block_6_*']);
   assert.deepEqual(groups[3]!.layers, ['predictions']);
-  assert.equal(groupOf(m, groups, 'input_1'), 'stem + blocks 1–3');
-  assert.equal(groupOf(m, groups, 'expanded_conv_project'), 'stem + blocks 1–3');
-  assert.equal(groupOf(m, groups, 'block_2_add'), 'stem + blocks 1–3');
-  assert.equal(groupOf(m, groups, 'Conv_1_bn'), 'blocks 7–8 + top');
-  assert.equal(groupOf(m, groups, 'global_average_pooling2d'), 'blocks 7–8 + top');
+  assert.equal(groupOf(m, groups, 'input_1'), 'stem + blocks 1-3');
+  assert.equal(groupOf(m, groups, 'expanded_conv_project'), 'stem + blocks 1-3');
+  assert.equal(groupOf(m, groups, 'block_2_add'), 'stem + blocks 1-3');
+  assert.equal(groupOf(m, groups, 'Conv_1_bn'), 'blocks 7-8 + top');
+  assert.equal(groupOf(m, groups, 'global_average_pooling2d'), 'blocks 7-8 + top');
 });
 
 test('block_1_* never takes block_10 … block_12', () => {
   const m = mobileNetV2(12);
   const groups = autoGroups(m);
   assertWellFormed(m, groups);
-  assert.deepEqual(namesOf(groups), ['stem + blocks 1–4', 'blocks 5–8', 'blocks 9–12 + top', 'head']);
+  assert.deepEqual(namesOf(groups), ['stem + blocks 1-4', 'blocks 5-8', 'blocks 9-12 + top', 'head']);
   assert.ok(groups[0]!.layers.includes('block_1_*'));
-  assert.equal(groupOf(m, groups, 'block_10_expand'), 'blocks 9–12 + top');
+  assert.equal(groupOf(m, groups, 'block_10_expand'), 'blocks 9-12 + top');
 });
 
 test('BERT-like module paths: embeddings at the bottom, encoder layers, pooler with the top run', () => {
@@ -146,8 +145,8 @@ test('BERT-like module paths: embeddings at the bottom, encoder layers, pooler w
   assertWellFormed(m, groups);
   assert.deepEqual(groups, [
     { name: 'embeddings', layers: ['bert.embeddings.word_embeddings', 'bert.embeddings.LayerNorm'] },
-    { name: 'layers 0–2', layers: ['bert.encoder.layer.0.*', 'bert.encoder.layer.1.*', 'bert.encoder.layer.2.*'] },
-    { name: 'layers 3–5 + top', layers: ['bert.encoder.layer.3.*', 'bert.encoder.layer.4.*', 'bert.encoder.layer.5.*', 'bert.pooler.dense'] },
+    { name: 'layers 0-2', layers: ['bert.encoder.layer.0.*', 'bert.encoder.layer.1.*', 'bert.encoder.layer.2.*'] },
+    { name: 'layers 3-5 + top', layers: ['bert.encoder.layer.3.*', 'bert.encoder.layer.4.*', 'bert.encoder.layer.5.*', 'bert.pooler.dense'] },
     { name: 'head', layers: ['classifier'] },
   ]);
 });
@@ -156,7 +155,7 @@ test('with maxGroups 2 the embeddings join the body', () => {
   const m = bertLike(4);
   const groups = autoGroups(m, { maxGroups: 2 });
   assertWellFormed(m, groups, 2);
-  assert.deepEqual(namesOf(groups), ['embeddings + layers 0–3 + top', 'head']);
+  assert.deepEqual(namesOf(groups), ['embeddings + layers 0-3 + top', 'head']);
 });
 
 test('more groups than blocks: one group per block, then the top and the stem alone', () => {
@@ -236,7 +235,7 @@ test('EfficientNet-like: sub-blocks 2a, 2b are one stage', () => {
   const groups = autoGroups(m);
   assertWellFormed(m, groups);
   assert.deepEqual(groups, [
-    { name: 'stem + blocks 1–2', layers: ['input_1', 'stem_conv', 'stem_bn', 'block1a_*', 'block2a_*', 'block2b_*'] },
+    { name: 'stem + blocks 1-2', layers: ['input_1', 'stem_conv', 'stem_bn', 'block1a_*', 'block2a_*', 'block2b_*'] },
     { name: 'block 3', layers: ['block3a_*', 'block3b_*'] },
     { name: 'block 4 + top', layers: ['block4a_*', 'top_conv', 'top_dropout'] },
     { name: 'head', layers: ['predictions'] },
@@ -260,8 +259,8 @@ test('ResNet-like: conv2_block1_… groups by stage', () => {
   const groups = autoGroups(m);
   assertWellFormed(m, groups);
   assert.deepEqual(groups, [
-    { name: 'stages 1–2', layers: ['input_1', 'conv1_*', 'conv2_*'] },
-    { name: 'stages 3–4', layers: ['conv3_*', 'conv4_*'] },
+    { name: 'stages 1-2', layers: ['input_1', 'conv1_*', 'conv2_*'] },
+    { name: 'stages 3-4', layers: ['conv3_*', 'conv4_*'] },
     { name: 'stage 5', layers: ['conv5_*', 'avg_pool'] },
     { name: 'head', layers: ['predictions'] },
   ]);
@@ -274,7 +273,7 @@ test('MobileNet v1: conv_dw_N and conv_pw_N are one block; conv1 is the stem; ac
   const m = model(ls);
   const groups = autoGroups(m);
   assertWellFormed(m, groups);
-  assert.deepEqual(namesOf(groups), ['stem + blocks 1–2', 'blocks 3–4', 'blocks 5–6', 'head']);
+  assert.deepEqual(namesOf(groups), ['stem + blocks 1-2', 'blocks 3-4', 'blocks 5-6', 'head']);
   assert.deepEqual(groups[1]!.layers, ['conv_dw_3', 'conv_dw_3_*', 'conv_pw_3', 'conv_pw_3_*', 'conv_dw_4', 'conv_dw_4_*', 'conv_pw_4', 'conv_pw_4_*']);
   assert.deepEqual(groups[3]!.layers, ['conv_preds', 'act_softmax']);
 });
@@ -302,7 +301,7 @@ test('Keras CNN without block names: chunks of about equal parameter count', () 
   // sizes 40, 296, 1168, 64064 in 3 chunks: [40+296][1168][64064] beats [40][296+1168][64064]
   assert.deepEqual(bestSplit([40, 296, 1168, 64064], 3), [2, 3]);
   assert.deepEqual(groups, [
-    { name: 'conv2d_1–conv2d_2', layers: ['conv2d_1_input', 'conv2d_1', 'max_pooling2d_1', 'conv2d_2'] },
+    { name: 'conv2d_1-conv2d_2', layers: ['conv2d_1_input', 'conv2d_1', 'max_pooling2d_1', 'conv2d_2'] },
     { name: 'conv2d_3', layers: ['conv2d_3', 'flatten_1'] },
     { name: 'dense_1', layers: ['dense_1'] },
     { name: 'head', layers: ['dense_2'] },
@@ -358,8 +357,8 @@ test('names with no structure: contiguous chunks, embeddings still found at the 
   assert.deepEqual(bestSplit(sizes, 2), [3]);
   assert.deepEqual(groups, [
     { name: 'embeddings', layers: ['token_embedding'] },
-    { name: 'alpha–charlie', layers: ['alpha', 'bravo', 'charlie'] },
-    { name: 'delta–foxtrot', layers: ['delta', 'echo', 'foxtrot'] },
+    { name: 'alpha-charlie', layers: ['alpha', 'bravo', 'charlie'] },
+    { name: 'delta-foxtrot', layers: ['delta', 'echo', 'foxtrot'] },
     { name: 'head', layers: ['out'] },
   ]);
   assert.equal(layerParamCount(m.layers[4]!), 40);
@@ -371,7 +370,7 @@ test('one block number is not a structure', () => {
   assertWellFormed(m, groups);
   // 584, 584, 584, 72 parameters in 3 chunks
   assert.deepEqual(bestSplit([584, 584, 584, 72], 3), [1, 2]);
-  assert.deepEqual(namesOf(groups), ['stage1_a', 'stage1_b', 'stage1_c–fc', 'head']);
+  assert.deepEqual(namesOf(groups), ['stage1_a', 'stage1_b', 'stage1_c-fc', 'head']);
 });
 
 test('the new head (isNewHead) is the head group, with its dropout', () => {
@@ -389,7 +388,7 @@ test('the new head (isNewHead) is the head group, with its dropout', () => {
   const groups = autoGroups(m, { maxGroups: 3 });
   assertWellFormed(m, groups, 3);
   assert.deepEqual(groups, [
-    { name: 'blocks 1–2', layers: ['input_1', 'block_1_*', 'block_2_*'] },
+    { name: 'blocks 1-2', layers: ['input_1', 'block_1_*', 'block_2_*'] },
     { name: 'block 3', layers: ['block_3_*', 'flatten'] },
     { name: 'head', layers: ['head_dropout', 'head_dense_1', 'head_dropout_2', 'head_dense_2'] },
   ]);
@@ -411,63 +410,10 @@ test('edge cases: no weights, one weighted layer, maxGroups 1, bad maxGroups', (
   assert.deepEqual(autoGroups(kerasCnn, { maxGroups: 1 }), [{ name: 'model', layers: ['*'] }]);
   const two = autoGroups(kerasCnn, { maxGroups: 2 });
   assertWellFormed(kerasCnn, two, 2);
-  assert.deepEqual(namesOf(two), ['conv2d_1–dense_1', 'head']);
+  assert.deepEqual(namesOf(two), ['conv2d_1-dense_1', 'head']);
   for (const bad of [0, 2.5, -1]) {
     assert.throws(() => autoGroups(kerasCnn, { maxGroups: bad }), (e: unknown) => e instanceof LayerwiseError && e.field === 'maxGroups');
   }
-});
-
-test('initPlan: model, auto groups, ulmfit, explicit training defaults, gradual unfreezing', () => {
-  const m = mobileNetV2(8);
-  const data = { train: 'data/train', validationSplit: 0.2 };
-  const p = initPlan(m, { modelPath: 'models/mobilenet/model.json', data });
-  assert.deepEqual(Object.keys(p), ['model', 'data', 'training', 'groups', 'discriminative', 'unfreeze', 'output']);
-  assert.equal(p.model, 'models/mobilenet/model.json');
-  assert.deepEqual(p.data, data);
-  // 4 groups → 4 unfreezing stages of 1 epoch, the last one 2 epochs: 5 in all
-  assert.deepEqual(p.training, { lr: 1e-3, epochs: 5, batchSize: 32, optimizer: 'adamw', schedule: { type: 'stlr' } });
-  assert.deepEqual(p.groups, autoGroups(m));
-  assert.deepEqual(p.discriminative, { type: 'ulmfit', factor: 2.6 });
-  assert.deepEqual(p.unfreeze, { mode: 'gradual', epochsPerStage: 1 });
-  assert.equal(p.output, 'runs');
-  assert.equal(p.$schema, undefined); // the extension maps plan files to the bundled schema by name
-  const r = resolveGroups(m, p);
-  assert.deepEqual(r.warnings, []);
-  // the trainer accepts the epochs: 4 stages, the last one (every group) 2 epochs
-  assert.deepEqual(
-    resolveStages(p, r).map((s) => [s.epochs, s.trainGroups.length]),
-    [
-      [1, 1],
-      [1, 2],
-      [1, 3],
-      [2, 4],
-    ],
-  );
-  const expected = [1 / 17.576, 1 / 6.76, 1 / 2.6, 1];
-  r.groups.forEach((g, i) => assert.ok(Math.abs(g.lrMult - expected[i]!) < 1e-15, `${g.name}: ${g.lrMult}`));
-});
-
-test('initPlan with the seed preset, options, and an unknown preset', () => {
-  const m = bertLike(6);
-  const p = initPlan(m, { modelPath: 'm/model.json', preset: 'seed', epochs: 9, task: 'classification', schema: './schema.json' });
-  assert.equal(p.$schema, './schema.json');
-  assert.equal(p.task, 'classification');
-  assert.equal(p.training?.lr, 1e-5);
-  assert.equal(p.training?.epochs, 9);
-  assert.equal(p.discriminative, undefined);
-  assert.deepEqual(
-    p.groups?.map((g) => [g.name, g.lrMult]),
-    [
-      ['embeddings', 0.01],
-      ['base', 0.1],
-      ['extra', 0.5],
-      ['head', 1],
-    ],
-  );
-  assert.throws(
-    () => initPlan(m, { modelPath: 'm/model.json', preset: 'fastest' }),
-    (e: unknown) => e instanceof LayerwiseError && /"fastest"/.test(e.message) && /ulmfit, layerDecay, geometric, seed, none/.test(e.message),
-  );
 });
 
 test('a PyTorch head module at the top (classifier.fc1, classifier.fc2) is the head group whole', () => {
