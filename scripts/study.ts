@@ -26,7 +26,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeF
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../src/core/atomic-write.ts';
-import { initPlan } from '../src/core/autogroup.ts';
+import { initPlan } from '../src/core/init-plan.ts';
 import { LR_FINDER_DEFAULTS } from '../src/core/lr-finder.ts';
 import type { GroupSpec, Plan } from '../src/core/plan.ts';
 import { parsePlanText } from '../src/core/validate.ts';
@@ -105,7 +105,7 @@ const PROBE_LR = 3e-3;
 const LPFT_HEAD_LR = 3e-3;
 const LPFT_ALL_LR = 1e-4;
 
-type ArmKind = 'probe' | 'full-grid' | 'lpft' | 'ulmfit' | 'tune-rgn' | 'tune-search' | 'init-default';
+type ArmKind = 'probe' | 'full-grid' | 'lpft' | 'ulmfit' | 'tune-rgn' | 'tune-search' | 'init-default' | 'retired';
 
 interface Arm {
   id: string;
@@ -128,6 +128,9 @@ const ARMS: Arm[] = [
   { id: 'tune-rgn-bn', kind: 'tune-rgn', bnInference: true, label: 'tune (rgn), BN inference' },
   { id: 'tune-search-bn', kind: 'tune-search', bnInference: true, label: 'tune (search), BN inference' },
   { id: 'init-default', kind: 'init-default', bnInference: false, label: '`init` default, unchanged' },
+  // recorded before the recipe branch changed init (new head in the implicit "default" group,
+  // gradual unfreezing, ULMFiT ÷2.6, STLR, lr 1e-3, BatchNorm training); no longer runnable
+  { id: 'init-v0', kind: 'retired', bnInference: false, label: '`init` default before the recipe change' },
 ];
 
 const BASELINE_ARM = 'full-grid';
@@ -139,7 +142,7 @@ const RUN_ORDER = [
 ];
 
 /** Arms that need no search (no grid, no range test, no tune): candidates for `init`'s default. */
-const NO_SEARCH: ReadonlySet<ArmKind> = new Set(['probe', 'lpft', 'init-default']);
+const NO_SEARCH: ReadonlySet<ArmKind> = new Set(['probe', 'lpft', 'init-default', 'retired']);
 
 // ─── records ───────────────────────────────────────────────────────────────────────────────────
 
@@ -293,13 +296,13 @@ function basePlan(task: Task, seed: number, bnInference: boolean): Plan {
 const HEAD_PATTERN = 'head_*';
 const NOT_HEAD = 're:(?!head_).*';
 
-/** init's automatic groups for the task's model, with the new head put into the top group. */
-async function initGroups(folder: SeedFolder): Promise<{ groups: GroupSpec[]; init: Plan }> {
+/** What `init` writes for the task's model, given the task's head and epoch budget; its groups with the new head in the top group. */
+async function initGroups(task: Task, folder: SeedFolder): Promise<{ groups: GroupSpec[]; init: Plan }> {
   const info = await describeModelFile(path.join(folder.dir, folder.modelPath), BACKEND);
-  const init = initPlan(info, { modelPath: folder.modelPath });
+  const init = initPlan(info, { modelPath: folder.modelPath, head: { cut: task.cut, outputs: 'auto' }, epochs: task.epochs });
   const groups = structuredClone(init.groups ?? []);
   const top = groups[groups.length - 1];
-  if (top !== undefined && !top.layers.some((p) => p === HEAD_PATTERN)) top.layers = [...top.layers, HEAD_PATTERN];
+  if (top !== undefined && !top.layers.some((p: string) => p === HEAD_PATTERN)) top.layers = [...top.layers, HEAD_PATTERN];
   return { groups, init };
 }
 
@@ -381,6 +384,8 @@ async function runArm(task: Task, arm: Arm, seed: number, folder: SeedFolder): P
     ...extra,
   });
   switch (arm.kind) {
+    case 'retired':
+      return { skip: 'recorded with an earlier version of init; kept for the record, not rerun' };
     case 'probe': {
       const plan: Plan = {
         ...base,
@@ -432,7 +437,7 @@ async function runArm(task: Task, arm: Arm, seed: number, folder: SeedFolder): P
       return record(await trainPlan(plan, folder, arm.id));
     }
     case 'ulmfit': {
-      const { groups } = await initGroups(folder);
+      const { groups } = await initGroups(task, folder);
       const plan: Plan = {
         ...base,
         training: { ...base.training, lr: 1e-3, schedule: { type: 'stlr' } },
@@ -449,7 +454,7 @@ async function runArm(task: Task, arm: Arm, seed: number, folder: SeedFolder): P
       const api = await tuneApi();
       if (api === undefined) return { skip: 'tune (src/engine/tune.ts, src/core/tune.ts) is not available in this engine yet' };
       // from init's groups (new head in the top group), every group training, STLR; tune decides the rest
-      const { groups } = await initGroups(folder);
+      const { groups } = await initGroups(task, folder);
       const plan: Plan = { ...base, training: { ...base.training, lr: 1e-3, schedule: { type: 'stlr' } }, groups };
       const planFile = path.join(folder.dir, `${arm.id}.layerwise.json`);
       const planText = JSON.stringify(plan, null, 2);
@@ -466,7 +471,7 @@ async function runArm(task: Task, arm: Arm, seed: number, folder: SeedFolder): P
       return record(r, { steps: r.steps + result.steps, seconds: r.seconds + tuneSeconds, notes: `tune ${method}: ${result.steps} steps; ${mults}` });
     }
     case 'init-default': {
-      const { init } = await initGroups(folder);
+      const { init } = await initGroups(task, folder);
       // everything init wrote, unchanged, except what the task fixes: head, data, epoch budget, batch, seed
       const plan: Plan = {
         ...init,
