@@ -296,10 +296,15 @@ function basePlan(task: Task, seed: number, bnInference: boolean): Plan {
 const HEAD_PATTERN = 'head_*';
 const NOT_HEAD = 're:(?!head_).*';
 
-/** What `init` writes for the task's model, given the task's head and epoch budget; its groups with the new head in the top group. */
+/**
+ * What `layerwise init model.json` writes for the task's model (with the task's epoch budget), as
+ * a user gets it: init proposes the head itself where the model ends in a classifier (the small
+ * CNN); for the converted MobileNetV2, which ends at its features, the user adds the head and the
+ * top group's catch-all "*" takes it. Its groups, with the new head in the top group.
+ */
 async function initGroups(task: Task, folder: SeedFolder): Promise<{ groups: GroupSpec[]; init: Plan }> {
   const info = await describeModelFile(path.join(folder.dir, folder.modelPath), BACKEND);
-  const init = initPlan(info, { modelPath: folder.modelPath, head: { cut: task.cut, outputs: 'auto' }, epochs: task.epochs });
+  const init = initPlan(info, { modelPath: folder.modelPath, epochs: task.epochs });
   const groups = structuredClone(init.groups ?? []);
   const top = groups[groups.length - 1];
   if (top !== undefined && !top.layers.some((p: string) => p === HEAD_PATTERN)) top.layers = [...top.layers, HEAD_PATTERN];
