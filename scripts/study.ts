@@ -105,7 +105,7 @@ const PROBE_LR = 3e-3;
 const LPFT_HEAD_LR = 3e-3;
 const LPFT_ALL_LR = 1e-4;
 
-type ArmKind = 'probe' | 'full-grid' | 'lpft' | 'ulmfit' | 'tune-rgn' | 'tune-search' | 'init-default' | 'retired';
+type ArmKind = 'probe' | 'full-grid' | 'lpft' | 'ulmfit' | 'tune-rgn' | 'tune-search' | 'init-default' | 'init-findlr' | 'retired';
 
 interface Arm {
   id: string;
@@ -128,6 +128,7 @@ const ARMS: Arm[] = [
   { id: 'tune-rgn-bn', kind: 'tune-rgn', bnInference: true, label: 'tune (rgn), BN inference' },
   { id: 'tune-search-bn', kind: 'tune-search', bnInference: true, label: 'tune (search), BN inference' },
   { id: 'init-default', kind: 'init-default', bnInference: false, label: '`init` default, unchanged' },
+  { id: 'init-findlr', kind: 'init-findlr', bnInference: false, label: '`init` default + `find-lr --apply`' },
   // recorded before the recipe branch changed init (new head in the implicit "default" group,
   // gradual unfreezing, ULMFiT ÷2.6, STLR, lr 1e-3, BatchNorm training); no longer runnable
   { id: 'init-v0', kind: 'retired', bnInference: false, label: '`init` default before the recipe change' },
@@ -137,12 +138,14 @@ const BASELINE_ARM = 'full-grid';
 
 /** The order a seed's arms run in: cheap and most informative first, so a cut-short study still pairs. */
 const RUN_ORDER = [
-  'probe', 'init-default', 'lpft-bn', 'ulmfit', 'full-grid', 'lpft', 'ulmfit-bn', 'full-grid-bn',
+  'probe', 'init-default', 'lpft-bn', 'init-findlr', 'ulmfit', 'full-grid', 'lpft', 'ulmfit-bn', 'full-grid-bn',
   'tune-rgn', 'tune-rgn-bn', 'tune-search', 'tune-search-bn',
 ];
 
 /** Arms that need no search (no grid, no range test, no tune): candidates for `init`'s default. */
 const NO_SEARCH: ReadonlySet<ArmKind> = new Set(['probe', 'lpft', 'init-default', 'retired']);
+/** Arms whose only search is one LR range test (about 100 steps, no extra training run). */
+const RANGE_TEST_ONLY: ReadonlySet<ArmKind> = new Set(['ulmfit', 'init-findlr']);
 
 // ─── records ───────────────────────────────────────────────────────────────────────────────────
 
@@ -353,7 +356,7 @@ async function trainPlan(plan: Plan, folder: SeedFolder, name: string): Promise<
 }
 
 /** The LR range test on the plan's first stage (the head's group), fastai's `valley`, as `find-lr --apply` does. */
-async function findLr(plan: Plan, folder: SeedFolder, name: string): Promise<{ lr: number; steps: number; seconds: number }> {
+async function findLr(plan: Plan, folder: SeedFolder, name: string): Promise<{ lr: number; steps: number; seconds: number; path: Array<string | number> }> {
   const planFile = path.join(folder.dir, `${name}.layerwise.json`);
   const planText = JSON.stringify(plan, null, 2);
   writeFileSync(planFile, planText);
@@ -362,7 +365,7 @@ async function findLr(plan: Plan, folder: SeedFolder, name: string): Promise<{ l
   const run = await prepareRun({ planFile, planText, workspaceRoot: folder.dir, backend: BACKEND });
   try {
     const r = await findLrPrepared(run, { ...LR_FINDER_DEFAULTS }, { outDir });
-    return { lr: r.outcome.suggested, steps: r.outcome.points.length, seconds: (performance.now() - started) / 1000 };
+    return { lr: r.outcome.suggested, steps: r.outcome.points.length, seconds: (performance.now() - started) / 1000, path: r.outcome.apply.path };
   } finally {
     run.model.dispose();
     rmSync(outDir, { recursive: true, force: true });
@@ -370,6 +373,29 @@ async function findLr(plan: Plan, folder: SeedFolder, name: string): Promise<{ l
 }
 
 type Skip = { skip: string };
+
+/** init's plan, unchanged except what the task fixes: head, data, epoch budget, batch, seed. */
+async function initDefaultPlan(task: Task, seed: number, folder: SeedFolder, base: Plan): Promise<Plan> {
+  const { init } = await initGroups(task, folder);
+  return {
+    ...init,
+    head: base.head,
+    data: { ...init.data, ...base.data!, train: base.data!.train },
+    training: { ...init.training, epochs: task.epochs, batchSize: task.batchSize, seed, diagnosticsEvery: 0 },
+    output: 'runs',
+  };
+}
+
+/** Sets a value at a JSON path (the LR finder's `apply.path`) in a plain object. */
+function setAtPath(target: Record<string, unknown>, at: ReadonlyArray<string | number>, value: unknown): void {
+  let node: Record<string | number, unknown> = target;
+  for (const key of at.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null) throw new Error(`the plan has nothing at ${at.join('.')}`);
+    node = next as Record<string | number, unknown>;
+  }
+  node[at[at.length - 1]!] = value;
+}
 
 async function runArm(task: Task, arm: Arm, seed: number, folder: SeedFolder): Promise<RunRecord | Skip> {
   if (arm.bnInference && !batchNormFieldAvailable()) return { skip: 'the plan field "batchNorm" is not available in this engine yet' };
@@ -475,16 +501,17 @@ async function runArm(task: Task, arm: Arm, seed: number, folder: SeedFolder): P
       const mults = result.groups.map((g) => `${g.name} ×${g.lrMult}`).join(', ');
       return record(r, { steps: r.steps + result.steps, seconds: r.seconds + tuneSeconds, notes: `tune ${method}: ${result.steps} steps; ${mults}` });
     }
+    case 'init-findlr': {
+      // the documented two steps: init, then find-lr --apply (on a staged plan it sets the first stage's lr)
+      const plan = await initDefaultPlan(task, seed, folder, base);
+      const found = await findLr(plan, folder, arm.id);
+      const applied = structuredClone(plan);
+      setAtPath(applied as unknown as Record<string, unknown>, found.path, found.lr);
+      const r = await trainPlan(applied, folder, arm.id);
+      return record(r, { lr: found.lr, steps: r.steps + found.steps, seconds: r.seconds + found.seconds, notes: `find-lr: ${found.steps} steps, ${found.path.join('.')} = ${found.lr}` });
+    }
     case 'init-default': {
-      const { init } = await initGroups(task, folder);
-      // everything init wrote, unchanged, except what the task fixes: head, data, epoch budget, batch, seed
-      const plan: Plan = {
-        ...init,
-        head: base.head,
-        data: { ...init.data, ...base.data!, train: base.data!.train },
-        training: { ...init.training, epochs: task.epochs, batchSize: task.batchSize, seed, diagnosticsEvery: 0 },
-        output: 'runs',
-      };
+      const plan = await initDefaultPlan(task, seed, folder, base);
       const r = await trainPlan(plan, folder, arm.id);
       return record(r, { lr: plan.training?.lr });
     }
@@ -571,10 +598,10 @@ function stripPlotSvg(title: string, records: RunRecord[], summaries: ArmSummary
     out.push(`<line x1="${tx}" y1="${top - 6}" x2="${tx}" y2="${axisY}" stroke="#eee"/>`);
     out.push(`<text x="${tx}" y="${axisY + 16}" text-anchor="middle">${p}</text>`);
   }
-  out.push(`<text x="${(left + width - right) / 2}" y="${axisY + 34}" text-anchor="middle">test accuracy % (best-validation epoch); dots: seeds, bar: mean</text>`);
+  out.push(`<text x="${(left + width - right) / 2}" y="${axisY + 34}" text-anchor="middle">test accuracy % (best-validation epoch); dots: seeds, bar: mean; red: tuned single LR, green: no search, purple: one LR range test</text>`);
   summaries.forEach((s, i) => {
     const y = top + rowH * i + rowH / 2;
-    const colour = s.arm.id === BASELINE_ARM ? '#d62728' : NO_SEARCH.has(s.arm.kind) ? '#2ca02c' : '#1f77b4';
+    const colour = s.arm.id === BASELINE_ARM ? '#d62728' : NO_SEARCH.has(s.arm.kind) ? '#2ca02c' : RANGE_TEST_ONLY.has(s.arm.kind) ? '#9467bd' : '#1f77b4';
     out.push(`<text x="${left - 8}" y="${y + 4}" text-anchor="end">${esc(s.arm.label)}</text>`);
     for (const r of records.filter((r) => r.arm === s.arm.id)) {
       out.push(`<circle cx="${x(r.testAccuracy).toFixed(1)}" cy="${y}" r="3.5" fill="${colour}" fill-opacity="0.6"/>`);
@@ -597,6 +624,7 @@ function report(quick: boolean): void {
     const svg = `${task.id}${suffix}.svg`;
     writeFileSync(path.join(studyDir, svg), stripPlotSvg(task.title, own, s));
     const noSearch = s.filter((a) => NO_SEARCH.has(a.arm.kind)).sort((a, b) => b.mean - a.mean)[0];
+    const rangeTest = s.filter((a) => NO_SEARCH.has(a.arm.kind) || RANGE_TEST_ONLY.has(a.arm.kind)).sort((a, b) => b.mean - a.mean)[0];
     sections.push([
       `## ${task.title}`,
       '',
@@ -605,7 +633,8 @@ function report(quick: boolean): void {
       '',
       markdownTable(s),
       '',
-      noSearch === undefined ? '' : `Best arm that needs no search: **${noSearch.arm.label}** (${pct(noSearch.mean)}%).`,
+      noSearch === undefined ? '' : `Best arm that needs no search: **${noSearch.arm.label}** (${pct(noSearch.mean)}%).` +
+        (rangeTest === undefined || rangeTest === noSearch ? '' : ` Best with at most one LR range test: **${rangeTest.arm.label}** (${pct(rangeTest.mean)}%).`),
       '',
       `![${task.title}](${svg})`,
       '',
