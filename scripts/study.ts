@@ -132,6 +132,10 @@ const ARMS: Arm[] = [
   // recorded before the recipe branch changed init (new head in the implicit "default" group,
   // gradual unfreezing, ULMFiT ÷2.6, STLR, lr 1e-3, BatchNorm training); no longer runnable
   { id: 'init-v0', kind: 'retired', bnInference: false, label: '`init` default before the recipe change' },
+  // init's first LP-FT default (head 4 epochs at 3e-3, then all 4 at 1e-4, ÷2.6, STLR, BN inference):
+  // recorded, then replaced as the default by the gradual recipe because of these figures
+  { id: 'init-lpft', kind: 'retired', bnInference: false, label: '`init --recipe lp-ft`, unchanged' },
+  { id: 'init-lpft-findlr', kind: 'retired', bnInference: false, label: '`init --recipe lp-ft` + `find-lr --apply`' },
 ];
 
 const BASELINE_ARM = 'full-grid';
@@ -333,11 +337,11 @@ async function trainPlan(plan: Plan, folder: SeedFolder, name: string): Promise<
     const { report } = await trainPrepared(run, { planFile, outDir, frozenPrefixCache: true });
     if (report.stopped !== 'completed') throw new Error(`${name}: the run stopped (${report.stopped}): ${report.message ?? ''}`);
     const spec = lossSpecFor(run.model, run.task);
-    const final = evaluate(run.model, spec, folder.test, 64).accuracy;
+    const final = (await evaluate(run.model, spec, folder.test, 64)).accuracy;
     let best = final;
     if (report.outputs.best !== undefined) {
       const bestModel = await loadModel(report.outputs.best);
-      best = evaluate(bestModel, spec, folder.test, 64).accuracy;
+      best = (await evaluate(bestModel, spec, folder.test, 64)).accuracy;
       bestModel.dispose();
     }
     return {

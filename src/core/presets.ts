@@ -155,11 +155,12 @@ export function applyPreset(plan: Plan, model: ModelInfo, id: string): Plan {
 export type RecipeId = 'lp-ft' | 'gradual';
 
 /**
- * What `layerwise init` and "Create Plan from Model…" write unless told otherwise. LP-FT won
- * the preliminary study (nsfwjs MobileNetV2, few-shot Fashion-MNIST; notes/effectiveness.md):
- * head alone, then everything, BatchNorm statistics fixed.
+ * What `layerwise init` and "Create Plan from Model…" write unless told otherwise. The study
+ * (docs/study/) chose it: gradual unfreezing with ULMFiT's ÷2.6 and BatchNorm in inference mode,
+ * with `find-lr --apply` as the second step, was best or tied on every task; LP-FT's fixed learning
+ * rates, the first default, fell below chance on the small CNN (docs/study/README.md).
  */
-export const DEFAULT_RECIPE: RecipeId = 'lp-ft';
+export const DEFAULT_RECIPE: RecipeId = 'gradual';
 
 /**
  * LP-FT (linear probe, then fine-tune; Kumar et al., 2022): the study's best arm trained the

@@ -157,7 +157,7 @@ test('usage errors exit 2; init writes a plan and never overwrites one', () => {
   assert.equal(cli(['train'], ws).code, 2);
   assert.equal(cli(['frobnicate'], ws).code, 2);
   assert.equal(cli(['train', 'layerwise.json', '--bogus'], ws).code, 2);
-  const r = cli(['init', 'model/model.json', '--out', 'new.layerwise.json'], ws);
+  const r = cli(['init', 'model/model.json', '--recipe', 'lp-ft', '--out', 'new.layerwise.json'], ws);
   assert.equal(r.code, 0, r.stderr);
   const plan = parse(readFileSync(join(ws, 'new.layerwise.json'), 'utf8')) as { model: string; groups: unknown[] };
   assert.equal(plan.model, 'model/model.json');

@@ -21,7 +21,7 @@ const PLAN_FILE = join(DIR, 'init-test.layerwise.json');
 
 test('init on the example model writes a plan that trains as written (cpu), and find-lr tunes the stage it sweeps', async () => {
   const info = await describeModelFile(join(DIR, 'model/model.json'), 'cpu');
-  const plan = initPlan(info, { modelPath: 'model/model.json', data: { train: 'data/train', validation: 'data/val' }, epochs: 2 });
+  const plan = initPlan(info, { modelPath: 'model/model.json', data: { train: 'data/train', validation: 'data/val' }, epochs: 2, recipe: 'lp-ft' });
   assert.deepEqual(plan.head, { cut: 'features', outputs: 'auto' });
   validatePlanValue(plan, PLAN_FILE);
   const planText = JSON.stringify({ ...plan, training: { ...plan.training, batchSize: 16 } }, null, 2);

@@ -18,11 +18,17 @@ import { dense, layer, mobileNetV2Like, model, withNewHead } from './model-build
 const groupOf = (r: ReturnType<typeof resolveGroups>, name: string): string | undefined =>
   r.groups.find((g) => g.layers.some((l) => l.name === name))?.name;
 
+test('the default recipe is the one the study chose: gradual unfreezing (docs/study/)', () => {
+  assert.equal(DEFAULT_RECIPE, 'gradual');
+  const p = initPlan(mobileNetV2Like(8), { modelPath: 'm.json' });
+  assert.deepEqual(p.unfreeze, initPlan(mobileNetV2Like(8), { modelPath: 'm.json', recipe: 'gradual' }).unfreeze);
+  assert.equal(p.batchNorm, 'inference');
+});
+
 test('init on a MobileNetV2-like model: a new head on the global pooling, LP-FT, BatchNorm in inference mode', () => {
-  assert.equal(DEFAULT_RECIPE, 'lp-ft');
   const m = mobileNetV2Like(8);
   const data = { train: 'data/train', validationSplit: 0.2 };
-  const p = initPlan(m, { modelPath: 'models/mobilenet/model.json', data });
+  const p = initPlan(m, { modelPath: 'models/mobilenet/model.json', data, recipe: 'lp-ft' });
   assert.deepEqual(Object.keys(p), ['model', 'head', 'data', 'training', 'groups', 'discriminative', 'batchNorm', 'unfreeze', 'output']);
   assert.deepEqual(p.head, { cut: 'global_average_pooling2d', outputs: 'auto' });
   assert.deepEqual(p.training, { lr: LP_FT.lr, batchSize: 32, optimizer: 'adamw', schedule: { type: 'stlr' } });
@@ -123,7 +129,7 @@ test('the gradual recipe: explicit stages, top k groups each, the rest of the ep
   assert.deepEqual(resolveStages(p, r).map((s) => s.trainGroups.length), [1, 2, 3, 4]);
   const nine = initPlan(m, { modelPath: 'm.json', recipe: 'gradual', epochs: 9 });
   assert.deepEqual(nine.unfreeze && 'stages' in nine.unfreeze ? nine.unfreeze.stages.map((s) => s.epochs) : [], [1, 1, 1, 6]);
-  const lpft = initPlan(m, { modelPath: 'm.json', epochs: 5 });
+  const lpft = initPlan(m, { modelPath: 'm.json', recipe: 'lp-ft', epochs: 5 });
   assert.deepEqual(lpft.unfreeze && 'stages' in lpft.unfreeze ? lpft.unfreeze.stages.map((s) => s.epochs) : [], [2, 3]);
 });
 
@@ -132,14 +138,14 @@ test('init refuses epochs that cannot run as written, and unknown recipes', () =
   const bad = (opts: { recipe?: string; epochs?: number }, re: RegExp) =>
     assert.throws(() => initPlan(m, { modelPath: 'm.json', ...opts }), (e: unknown) => e instanceof LayerwiseError && re.test(e.message));
   bad({ recipe: 'gradual', epochs: 3 }, /gradual recipe has 4 stages: it needs a whole number of epochs ≥ 4 \(got 3\)/);
-  bad({ epochs: 1 }, /lp-ft recipe has 2 stages/);
+  bad({ recipe: 'lp-ft', epochs: 1 }, /lp-ft recipe has 2 stages/);
   bad({ recipe: 'fastest' }, /unknown recipe "fastest" \(known recipes: lp-ft, gradual\)/);
   assert.equal(getRecipe('lp-ft').id, 'lp-ft');
 });
 
 test('the seed preset keeps its base LR under LP-FT; the head stage runs at 30× it', () => {
   const m = mobileNetV2Like(8);
-  const p = initPlan(m, { modelPath: 'm.json', preset: 'seed' });
+  const p = initPlan(m, { modelPath: 'm.json', preset: 'seed', recipe: 'lp-ft' });
   assert.equal(p.training?.lr, 1e-5);
   assert.equal(p.discriminative, undefined);
   assert.deepEqual(p.unfreeze, { stages: [{ epochs: 4, train: ['head'], lr: 3e-4 }, { epochs: 4, train: 'all' }] });
