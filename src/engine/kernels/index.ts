@@ -37,6 +37,7 @@ import type {
 import { registerOptimizerStepKernels } from './optimizer-step.ts';
 import { registerBatchNormTrainKernels } from './batch-norm-train.ts';
 import { registerLayerNormTrainKernels } from './layer-norm-train.ts';
+import { registerGeluKernels } from './gelu.ts';
 import { composeKernel } from './compose.ts';
 import { CLIP_GRADIENT_KERNEL, GRADIENTS, type ClipGradientAttrs } from './gradients.ts';
 import { captureStock, heapFloats, runStock, type BackendWasm } from './heap.ts';
@@ -373,5 +374,6 @@ export function registerTrainingKernels(): void {
   }
   registerBatchNormTrainKernels();
   registerLayerNormTrainKernels();
+  registerGeluKernels();
   registerOptimizerStepKernels();
 }
