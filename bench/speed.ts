@@ -7,10 +7,11 @@
  * with the spread), the ratio against the faster PyTorch, and GFLOP/s against the machine's peak.
  *
  * Run: npx tsx bench/speed.ts [--models mlp,cnn,separable,transformer,example,encoder,mobilenet96,mobilenet224,mobilenet224-top] [--rounds 7]
- *      [--seconds 0.7] [--backend auto|wasm|cpu] [--no-torch] [--no-native] [--no-threads] [--no-fast-layers] [--profile [--profile-shapes]]
+ *      [--seconds 0.7] [--backend auto|wasm|cpu] [--no-torch] [--no-native] [--no-threads] [--no-take-back] [--no-fast-layers] [--profile [--profile-shapes]]
  *
  * --no-native: the composed conv gradients instead of the engine's SIMD wasm kernels, to compare.
  * --no-threads: the engine's kernels on one thread (no kernel threads), to compare.
+ * --no-take-back: the calling thread always waits for a kernel thread, never runs a part the thread has not started.
  * --no-fast-layers: tfjs-layers' own BatchNormalization, LayerNormalization and Conv2D calls (src/engine/fast-layers.ts), to compare.
  *
  * Models (same layers, sizes and batch in both frameworks; AdamW lr 1e-4; cross-entropy from logits):
@@ -522,6 +523,7 @@ async function main(): Promise<void> {
   const backend = await selectBackend(BACKEND, { trainableClassNames: classes });
   if (flag('no-native')) useNativeKernels(false);
   if (flag('no-threads')) useKernelThreads(false);
+  if (flag('no-take-back')) useKernelThreads(true, { takeBack: false });
   if (flag('no-fast-layers')) useFastLayers(false);
   if (!flag('no-threads')) console.log(`kernel threads ready: ${kernelThreads()?.ready() ?? 0} (${kernelThreadStatus().note})`);
   const torch = await startTorch();
@@ -567,7 +569,9 @@ async function main(): Promise<void> {
     }
     rows.push(row);
     const torchText = [...row.torch].map(([label, xs]) => `torch ${label} ${fmtRate(xs)}`).join(', ');
-    console.log(`${name}: engine ${fmtRate(row.engine)} steps/s (CPU ${median(engine.cpuMs.slice(-ROUNDS)).toFixed(1)} ms/step)${torchText ? `, ${torchText}` : ''}${m.note ? ` [${m.note}]` : ''}`);
+    const taken = kernelThreads()?.takenBack;
+    console.log(`${name}: engine ${fmtRate(row.engine)} steps/s (CPU ${median(engine.cpuMs.slice(-ROUNDS)).toFixed(1)} ms/step` +
+      `${taken === undefined ? '' : `; ${taken} thread calls taken back so far`})${torchText ? `, ${torchText}` : ''}${m.note ? ` [${m.note}]` : ''}`);
     if (profiler) {
       const totals = profiler.take();
       const stepMs = 1000 / median(row.engine);
