@@ -596,6 +596,30 @@ export function nativeBinary(backend: BackendWasm, op: BinaryOp, a: TensorInfo, 
   return out;
 }
 
+interface SliceExports {
+  slice4(x: number, out: number, d1: number, d2: number, d3: number, b0: number, b1: number, b2: number, b3: number,
+    s0: number, s1: number, s2: number, s3: number): void;
+}
+
+/**
+ * Slice of a float32 or int32 tensor of rank 1–4 (begin and size already resolved), as one
+ * SIMD copy; undefined for other dtypes and ranks, or when the kernels are not loaded.
+ */
+export function nativeSlice(backend: BackendWasm, x: TensorInfo, begin: number[], size: number[]): TensorInfo | undefined {
+  const k = nativeFunctions<SliceExports>(backend, ['slice4']);
+  const rank = x.shape.length;
+  if (k === undefined || (x.dtype !== 'float32' && x.dtype !== 'int32') || rank < 1 || rank > 4) return undefined;
+  const pad = <T>(xs: T[], fill: T): T[] => [...new Array<T>(4 - rank).fill(fill), ...xs];
+  const d = pad(x.shape.slice(), 1);
+  const b = pad(begin, 0);
+  const s = pad(size, 1);
+  const out = backend.makeOutput(size.slice(), x.dtype);
+  if (sizeOf(size) > 0) {
+    k.slice4(offset(backend, x), offset(backend, out), d[1]!, d[2]!, d[3]!, b[0]!, b[1]!, b[2]!, b[3]!, s[0]!, s[1]!, s[2]!, s[3]!);
+  }
+  return out;
+}
+
 /** MaxPoolGrad, NHWC, from the pool's input and dy; undefined when the kernels are not loaded. */
 export function nativeMaxPoolGradient(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, info: Conv2DInfo): TensorInfo | undefined {
   const k = kernelsFor(backend);
