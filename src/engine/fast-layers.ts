@@ -29,6 +29,8 @@
  *   forward and one back (kernels/gelu.ts) instead of five ops and their tape gradients, Erf and
  *   Exp among them. Where the kernels do not run (cpu, tfjs-node, not float32) tfjs's own ops do.
  *
+ * - ReLU with maxValue 6: one relu6 instead of relu + clipByValue (reluCall).
+ *
  * ModeControl (forward.ts) binds a BatchNormalization layer's `call` when it is constructed:
  * install these patches first (selectBackend does, before any model exists) so that its
  * inference-mode override wraps the patched call, and frozen layers keep their statistics.
@@ -198,6 +200,21 @@ function conv2dCall(original: CallFn): CallFn {
   };
 }
 
+/**
+ * ReLU with maxValue 6 (Keras's ReLU(6.), all through MobileNetV2): tfjs-layers runs relu and
+ * then clipByValue, two passes forward and two gradients back; relu6 is one of each with the same
+ * values and the same gradient mask (0 < x ≤ 6: relu's step times clip's 0 ≤ relu(x) ≤ 6).
+ */
+function reluCall(original: CallFn): CallFn {
+  return function (this: tf.layers.Layer, inputs, kwargs) {
+    const x = singleTensor(inputs);
+    if (!enabled || x === undefined || (this as unknown as { maxValue?: number | null }).maxValue !== 6) {
+      return original.call(this, inputs, kwargs);
+    }
+    return tf.relu6(x);
+  };
+}
+
 type ApplyFn = (this: unknown, x: tf.Tensor, alpha?: number) => tf.Tensor;
 
 function geluApply(original: ApplyFn): ApplyFn {
@@ -211,6 +228,7 @@ const PATCHES: ReadonlyArray<{ className: string; method: 'call' | 'apply'; make
   { className: 'LayerNormalization', method: 'call', make: layerNormalizationCall },
   { className: 'Conv2D', method: 'call', make: conv2dCall },
   { className: 'gelu', method: 'apply', make: geluApply },
+  { className: 'ReLU', method: 'call', make: reluCall },
 ];
 
 /**

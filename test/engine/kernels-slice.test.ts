@@ -44,8 +44,8 @@ function paddingGradient(): Float32Array {
 
 let cpu: Array<Float32Array | Int32Array> = [];
 let wasm: Array<Float32Array | Int32Array> = [];
-let cpuPad = new Float32Array();
-let wasmPad = new Float32Array();
+let cpuPad: Float32Array = new Float32Array();
+let wasmPad: Float32Array = new Float32Array();
 
 before(async () => {
   assert.ok(await tf.setBackend('cpu'));
