@@ -7,10 +7,11 @@
  * with the spread), the ratio against the faster PyTorch, and GFLOP/s against the machine's peak.
  *
  * Run: npx tsx bench/speed.ts [--models mlp,cnn,separable,transformer,example,encoder,mobilenet96,mobilenet224,mobilenet224-top] [--rounds 7]
- *      [--seconds 0.7] [--backend auto|wasm|cpu] [--no-torch] [--no-native] [--no-threads] [--no-fast-layers] [--profile [--profile-shapes]]
+ *      [--seconds 0.7] [--backend auto|wasm|cpu] [--no-torch] [--no-native] [--no-threads] [--no-take-back] [--no-fast-layers] [--profile [--profile-shapes]]
  *
  * --no-native: the composed conv gradients instead of the engine's SIMD wasm kernels, to compare.
  * --no-threads: the engine's kernels on one thread (no kernel threads), to compare.
+ * --no-take-back: the calling thread always waits for a kernel thread, never runs a part the thread has not started.
  * --no-fast-layers: tfjs-layers' own BatchNormalization, LayerNormalization and Conv2D calls (src/engine/fast-layers.ts), to compare.
  *
  * Models (same layers, sizes and batch in both frameworks; AdamW lr 1e-4; cross-entropy from logits):
@@ -336,6 +337,11 @@ function trainableParams(model: tf.LayersModel): BoundParam[] {
 interface Stepper {
   /** Runs `steps` optimizer steps, returns seconds. */
   run(steps: number): number;
+  /**
+   * CPU ms per step of each run (user + system, every thread of this process): less moved by
+   * other work on the machine than wall time, so the figure to compare A/B runs with under load.
+   */
+  cpuMs: number[];
   dispose(): void;
 }
 
@@ -343,6 +349,7 @@ function engineStepper(m: BenchModel, params: BoundParam[], optimizer: GroupedOp
   const lossSpec: LossSpec = lossSpecFor(m.model, 'classification');
   const batches = Math.max(1, Math.floor(m.data.n / m.batch));
   let i = 0;
+  const cpuMs: number[] = [];
   const one = (): void => {
     const start = (i++ % batches) * m.batch;
     const indices = Array.from({ length: m.batch }, (_, k) => start + k);
@@ -352,9 +359,13 @@ function engineStepper(m: BenchModel, params: BoundParam[], optimizer: GroupedOp
   return {
     run(steps) {
       const t0 = performance.now();
+      const c0 = process.cpuUsage();
       for (let s = 0; s < steps; s++) one();
+      const c = process.cpuUsage(c0);
+      cpuMs.push((c.user + c.system) / 1000 / steps);
       return (performance.now() - t0) / 1000;
     },
+    cpuMs,
     dispose() {
       optimizer.dispose();
     },
@@ -441,13 +452,14 @@ async function startTorch(): Promise<TorchProcess[]> {
  * Wraps every kernel of the backend to add up time spent in top-level kernels, by name. `wrap`
  * again after anything re-registers kernels (prepareRun does, through selectBackend).
  */
-function makeProfiler(backend: string): { wrap: () => void; take: () => Map<string, number> } {
+function makeProfiler(backend: string): { wrap: () => void; take: () => Map<string, { ms: number; cpuMs: number }> } {
   let depth = 0;
-  let totals = new Map<string, number>();
+  let totals = new Map<string, { ms: number; cpuMs: number }>();
   const wrappers = new WeakSet<tf.KernelFunc>();
   const timed = (name: string, inner: tf.KernelFunc): tf.KernelFunc => (args) => {
     depth++;
     const t0 = performance.now();
+    const c0 = depth === 1 ? process.cpuUsage() : undefined;
     try {
       return inner(args);
     } finally {
@@ -457,7 +469,9 @@ function makeProfiler(backend: string): { wrap: () => void; take: () => Map<stri
         const key = flag('profile-shapes')
           ? `${name} ${Object.values(args.inputs).map((t) => `[${t?.shape.join('×')}]`).join(' ')} ${JSON.stringify(args.attrs ?? {}).slice(0, 60)}`
           : name;
-        totals.set(key, (totals.get(key) ?? 0) + performance.now() - t0);
+        const c = process.cpuUsage(c0);
+        const t = totals.get(key) ?? { ms: 0, cpuMs: 0 };
+        totals.set(key, { ms: t.ms + performance.now() - t0, cpuMs: t.cpuMs + (c.user + c.system) / 1000 });
       }
     }
   };
@@ -509,6 +523,7 @@ async function main(): Promise<void> {
   const backend = await selectBackend(BACKEND, { trainableClassNames: classes });
   if (flag('no-native')) useNativeKernels(false);
   if (flag('no-threads')) useKernelThreads(false);
+  if (flag('no-take-back')) useKernelThreads(true, { takeBack: false });
   if (flag('no-fast-layers')) useFastLayers(false);
   if (!flag('no-threads')) console.log(`kernel threads ready: ${kernelThreads()?.ready() ?? 0} (${kernelThreadStatus().note})`);
   const torch = await startTorch();
@@ -554,14 +569,22 @@ async function main(): Promise<void> {
     }
     rows.push(row);
     const torchText = [...row.torch].map(([label, xs]) => `torch ${label} ${fmtRate(xs)}`).join(', ');
-    console.log(`${name}: engine ${fmtRate(row.engine)} steps/s${torchText ? `, ${torchText}` : ''}${m.note ? ` [${m.note}]` : ''}`);
+    const taken = kernelThreads()?.takenBack;
+    console.log(`${name}: engine ${fmtRate(row.engine)} steps/s (CPU ${median(engine.cpuMs.slice(-ROUNDS)).toFixed(1)} ms/step` +
+      `${taken === undefined ? '' : `; ${taken} thread calls taken back so far`})${torchText ? `, ${torchText}` : ''}${m.note ? ` [${m.note}]` : ''}`);
     if (profiler) {
       const totals = profiler.take();
       const stepMs = 1000 / median(row.engine);
-      const perStep = [...totals].map(([k, ms]) => [k, ms / (ROUNDS * steps)] as const).sort((a, b) => b[1] - a[1]);
+      const n = ROUNDS * steps;
+      // sorted by CPU time: under load wall time mostly measures who else got the cores
+      const perStep = [...totals].map(([k, t]) => [k, t.ms / n, t.cpuMs / n] as const).sort((a, b) => b[2] - a[2]);
       const inKernels = perStep.reduce((a, [, ms]) => a + ms, 0);
-      console.log(`  profile: ${stepMs.toFixed(2)} ms/step, ${inKernels.toFixed(2)} ms in kernels`);
-      for (const [k, ms] of perStep.slice(0, flag('profile-shapes') ? 30 : 14)) console.log(`    ${k.padEnd(36)} ${ms.toFixed(3)} ms`);
+      const cpuInKernels = perStep.reduce((a, [, , cpu]) => a + cpu, 0);
+      console.log(`  profile: ${stepMs.toFixed(2)} ms/step (${median(engine.cpuMs.slice(-ROUNDS)).toFixed(2)} ms CPU), ` +
+        `${inKernels.toFixed(2)} ms in kernels (${cpuInKernels.toFixed(2)} ms CPU); per kernel: wall ms, CPU ms (all threads)`);
+      for (const [k, ms, cpu] of perStep.slice(0, flag('profile-shapes') ? 30 : 14)) {
+        console.log(`    ${k.padEnd(36)} ${ms.toFixed(3).padStart(9)} ${cpu.toFixed(3).padStart(9)}`);
+      }
     }
     engine.dispose();
     if (m.dispose) m.dispose();

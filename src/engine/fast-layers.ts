@@ -25,12 +25,19 @@
  *   step on wasm; the bias add it costs, 0.5 ms). DepthwiseConv2D and SeparableConv2D already
  *   use unfused ops, whose gradients are lazy.
  *
+ * - the 'gelu' activation (erf form; a Dense layer applies it after its product): one kernel
+ *   forward and one back (kernels/gelu.ts) instead of five ops and their tape gradients, Erf and
+ *   Exp among them. Where the kernels do not run (cpu, tfjs-node, not float32) tfjs's own ops do.
+ *
+ * - ReLU with maxValue 6: one relu6 instead of relu + clipByValue (reluCall).
+ *
  * ModeControl (forward.ts) binds a BatchNormalization layer's `call` when it is constructed:
  * install these patches first (selectBackend does, before any model exists) so that its
  * inference-mode override wraps the patched call, and frozen layers keep their statistics.
  */
 import * as tf from '@tensorflow/tfjs';
 import { batchNormTrain, batchNormTrainApplies } from './kernels/batch-norm-train.ts';
+import { gelu } from './kernels/gelu.ts';
 import { layerNormTrain, layerNormTrainApplies } from './kernels/layer-norm-train.ts';
 
 type Kwargs = Record<string, unknown>;
@@ -193,10 +200,35 @@ function conv2dCall(original: CallFn): CallFn {
   };
 }
 
-const PATCHES: ReadonlyArray<{ className: string; make: (original: CallFn) => CallFn }> = [
-  { className: 'BatchNormalization', make: batchNormalizationCall },
-  { className: 'LayerNormalization', make: layerNormalizationCall },
-  { className: 'Conv2D', make: conv2dCall },
+/**
+ * ReLU with maxValue 6 (Keras's ReLU(6.), all through MobileNetV2): tfjs-layers runs relu and
+ * then clipByValue, two passes forward and two gradients back; relu6 is one of each with the same
+ * values and the same gradient mask (0 < x ≤ 6: relu's step times clip's 0 ≤ relu(x) ≤ 6).
+ */
+function reluCall(original: CallFn): CallFn {
+  return function (this: tf.layers.Layer, inputs, kwargs) {
+    const x = singleTensor(inputs);
+    if (!enabled || x === undefined || (this as unknown as { maxValue?: number | null }).maxValue !== 6) {
+      return original.call(this, inputs, kwargs);
+    }
+    return tf.relu6(x);
+  };
+}
+
+type ApplyFn = (this: unknown, x: tf.Tensor, alpha?: number) => tf.Tensor;
+
+function geluApply(original: ApplyFn): ApplyFn {
+  return function (this: unknown, x, alpha) {
+    return (enabled ? gelu(x) : undefined) ?? original.call(this, x, alpha);
+  };
+}
+
+const PATCHES: ReadonlyArray<{ className: string; method: 'call' | 'apply'; make: (original: CallFn & ApplyFn) => CallFn | ApplyFn }> = [
+  { className: 'BatchNormalization', method: 'call', make: batchNormalizationCall },
+  { className: 'LayerNormalization', method: 'call', make: layerNormalizationCall },
+  { className: 'Conv2D', method: 'call', make: conv2dCall },
+  { className: 'gelu', method: 'apply', make: geluApply },
+  { className: 'ReLU', method: 'call', make: reluCall },
 ];
 
 /**
@@ -204,14 +236,14 @@ const PATCHES: ReadonlyArray<{ className: string; make: (original: CallFn) => Ca
  * for a model; selectBackend calls it.
  */
 export function installFastLayers(): void {
-  for (const { className, make } of PATCHES) {
+  for (const { className, method, make } of PATCHES) {
     if (originals.has(className)) continue;
     // the class from the registry: making an instance would take a layer name from tfjs's counter
     const entry = tf.serialization.SerializationMap.getMap().classNameMap[className];
-    const proto = (entry?.[0] as { prototype?: { call?: CallFn } } | undefined)?.prototype;
-    if (proto?.call === undefined) throw new Error(`tfjs-layers has no ${className} class to patch`);
-    const original = proto.call;
-    originals.set(className, original);
-    proto.call = make(original);
+    const proto = (entry?.[0] as { prototype?: Record<string, unknown> } | undefined)?.prototype;
+    const original = proto?.[method];
+    if (proto === undefined || typeof original !== 'function') throw new Error(`tfjs-layers has no ${className} class to patch`);
+    originals.set(className, original as CallFn);
+    proto[method] = make(original as CallFn & ApplyFn);
   }
 }

@@ -143,6 +143,7 @@ let oddReference: Results[] = [];
 let oddMatMul: MatMulCase[] = [];
 let oddMatMulReference: Results[] = [];
 const manyLanes: Array<{ lanes: number; up: number; conv: Results[]; matMul: Results[] }> = [];
+const takeBackRuns: Array<{ lanes: number; up: number; conv: Results[]; matMul: Results[]; takenBack: number }> = [];
 
 before(async () => {
   assert.ok(await tf.setBackend('cpu'));
@@ -182,6 +183,20 @@ before(async () => {
         up,
         conv: oddCases().map((c, i) => results(c, 300 + 100 * i)),
         matMul: oddMatMul.map((c, i) => matMulResults(c, 9000 + 10 * i)),
+      });
+    } finally {
+      useKernelThreads(true);
+    }
+    // again, with this thread taking back every call no kernel thread has started yet
+    useKernelThreads(true, { minWork: 0, takeBackAfterMs: 0 });
+    const takenBefore = kernelThreads()?.takenBack ?? 0;
+    try {
+      takeBackRuns.push({
+        lanes,
+        up,
+        conv: oddCases().map((c, i) => results(c, 300 + 100 * i)),
+        matMul: oddMatMul.map((c, i) => matMulResults(c, 9000 + 10 * i)),
+        takenBack: (kernelThreads()?.takenBack ?? 0) - takenBefore,
       });
     } finally {
       useKernelThreads(true);
@@ -234,6 +249,20 @@ test('over 3 and 7 threads, odd batches and odd product sides split correctly (c
   }
 });
 
+test('calls taken back from kernel threads that had not started them give the same bits (conv, depthwise, rows, columns, products)', () => {
+  assert.equal(takeBackRuns.length, MANY_LANES.length);
+  takeBackRuns.forEach((run, r) => {
+    assert.ok(run.takenBack > 0, `${run.lanes} threads: no call was taken back`);
+    const split = manyLanes[r]!;
+    run.conv.forEach((res, i) => {
+      for (const [name, values] of Object.entries(res)) assert.deepEqual(values, split.conv[i]![name], `${run.lanes} threads, conv case ${i}: ${name}`);
+    });
+    run.matMul.forEach((res, i) => {
+      for (const [name, values] of Object.entries(res)) assert.deepEqual(values, split.matMul[i]![name], `${run.lanes} threads, product case ${i}: ${name}`);
+    });
+  });
+});
+
 test('kernel threads are up when selectBackend returns (every step splits alike), and the reason says so', { skip: availableParallelism() < 2 ? 'one core: no kernel threads' : false }, () => {
   assert.ok(threadsUp >= 1, kernelThreadStatus().note);
   assert.equal(upAtSelect, threadsUp);
@@ -261,7 +290,7 @@ test('a kernel that traps in a thread is reported as an error, and the thread ke
   assert.ok(threads !== undefined && threads.ready() >= 1);
   // a pointer far past the end of the shared memory traps (memory access out of bounds)
   threads.post('depthwise_input_grad', [2 ** 31, 2 ** 31, 2 ** 31, 1, 4, 4, 1, 1, 4, 4, 3, 3, 1, 1, 1, 1, 1, 1]);
-  assert.throws(() => threads.join(), /a kernel thread failed: .*out of bounds/);
+  assert.throws(() => threads.join(false), /a kernel thread failed: .*out of bounds/);
   assert.ok(threads.ready() >= 1);
   useKernelThreads(true, { minWork: 0 });
   try {

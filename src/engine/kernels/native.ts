@@ -335,44 +335,76 @@ function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): vo
       call.whole.forEach((t, i) => {
         if (t !== undefined) shared.set(heapFloats(backend, t), wholeAt[i]);
       });
-      parts.forEach((part, p) => {
+      const lanesOf = parts.map((part, p) => {
         const l = layout[p]!;
         call.sliced.forEach((t, i) => {
           const from = part.start * t.perImage;
           shared.set(views[i]!.subarray(from, from + part.images * t.perImage), l.sliced[i]);
         });
-        threads.post(call.kernel, call.args(
+        return threads.post(call.kernel, call.args(
           [...l.sliced.map((f) => f * 4), ...wholeAt.map((f) => (f < 0 ? 0 : f * 4)), l.out * 4, l.scratch * 4],
           part.images,
           part.start,
           false,
         ));
       });
+      let takenBack = new Set<number>();
       try {
         run(here(work, mine));
       } finally {
-        threads.join();
+        takenBack = threads.join();
       }
-      const out = heapFloats(backend, call.out.info);
-      parts.forEach((part, p) => {
-        const l = layout[p]!;
-        if ('summed' in call.out) {
-          for (let i = 0; i < call.out.summed; i++) out[i] = out[i]! + shared[l.out + i]!;
-        } else if ('columns' in call.out) {
-          const { rows, width } = call.out.columns;
-          for (let r = 0; r < rows; r++) {
-            const from = l.out + r * part.images;
-            out.set(shared.subarray(from, from + part.images), r * width + part.start);
-          }
-        } else {
-          out.set(shared.subarray(l.out, l.out + part.images * call.out.perImage), part.start * call.out.perImage);
-        }
-      });
+      // parts no kernel thread started run here, in place, with the same images: the same bits
+      const mineToo = parts.filter((_, p) => takenBack.has(lanesOf[p]!));
+      const summedHere = mineToo.length > 0 && 'summed' in call.out
+        ? (backend.wasm as unknown as WasmModuleInternals)._malloc(call.out.summed * 4 * mineToo.length) : 0;
+      try {
+        mineToo.forEach((part, j) => {
+          const perImage = 'perImage' in call.out ? call.out.perImage : 'columns' in call.out ? 1 : 0;
+          const outAt = 'summed' in call.out ? summedHere + j * call.out.summed * 4
+            : offset(backend, call.out.info) + part.start * perImage * 4;
+          withWork(backend, call.scratch(part.images), (partWork) => run(call.args(
+            [...call.sliced.map((t) => offset(backend, t.info) + part.start * t.perImage * 4),
+              ...call.whole.map((t) => (t === undefined ? 0 : offset(backend, t))), outAt, partWork],
+            part.images,
+            part.start,
+            true,
+          )));
+        });
+        copyBack(shared, mineToo, summedHere);
+      } finally {
+        if (summedHere !== 0) (backend.wasm as unknown as WasmModuleInternals)._free(summedHere);
+      }
     });
   } catch (e) {
     // the caller made the output for this call; nobody will own it now
     backend.disposeData(call.out.info.dataId);
     throw e;
+  }
+
+  /** The kernel threads' results into the output; parts in `mineToo` ran here (summed ones into `summedHere`). */
+  function copyBack(shared: Float32Array, mineToo: Array<{ start: number; images: number }>, summedHere: number): void {
+    const out = heapFloats(backend, call.out.info);
+    const heap = new Float32Array(out.buffer);
+    parts.forEach((part, p) => {
+      const l = layout[p]!;
+      const here = mineToo.indexOf(part);
+      if (here >= 0 && !('summed' in call.out)) return;
+      if ('summed' in call.out) {
+        // in the parts' order whoever computed them: float sums depend on it
+        const from = here >= 0 ? heap : shared;
+        const at = here >= 0 ? summedHere / 4 + here * call.out.summed : l.out;
+        for (let i = 0; i < call.out.summed; i++) out[i] = out[i]! + from[at + i]!;
+      } else if ('columns' in call.out) {
+        const { rows, width } = call.out.columns;
+        for (let r = 0; r < rows; r++) {
+          const from = l.out + r * part.images;
+          out.set(shared.subarray(from, from + part.images), r * width + part.start);
+        }
+      } else {
+        out.set(shared.subarray(l.out, l.out + part.images * call.out.perImage), part.start * call.out.perImage);
+      }
+    });
   }
 }
 
@@ -561,6 +593,30 @@ export function nativeBinary(backend: BackendWasm, op: BinaryOp, a: TensorInfo, 
   const channels = whole ? total : (outShape[outShape.length - 1] ?? 1);
   const out = backend.makeOutput(outShape, 'float32');
   k.binary(BINARY_OPS[op], offset(backend, a), offset(backend, b), offset(backend, out), total / channels, channels, aMode, bMode);
+  return out;
+}
+
+interface SliceExports {
+  slice4(x: number, out: number, d1: number, d2: number, d3: number, b0: number, b1: number, b2: number, b3: number,
+    s0: number, s1: number, s2: number, s3: number): void;
+}
+
+/**
+ * Slice of a float32 or int32 tensor of rank 1–4 (begin and size already resolved), as one
+ * SIMD copy; undefined for other dtypes and ranks, or when the kernels are not loaded.
+ */
+export function nativeSlice(backend: BackendWasm, x: TensorInfo, begin: number[], size: number[]): TensorInfo | undefined {
+  const k = nativeFunctions<SliceExports>(backend, ['slice4']);
+  const rank = x.shape.length;
+  if (k === undefined || (x.dtype !== 'float32' && x.dtype !== 'int32') || rank < 1 || rank > 4) return undefined;
+  const pad = <T>(xs: T[], fill: T): T[] => [...new Array<T>(4 - rank).fill(fill), ...xs];
+  const d = pad(x.shape.slice(), 1);
+  const b = pad(begin, 0);
+  const s = pad(size, 1);
+  const out = backend.makeOutput(size.slice(), x.dtype);
+  if (sizeOf(size) > 0) {
+    k.slice4(offset(backend, x), offset(backend, out), d[1]!, d[2]!, d[3]!, b[0]!, b[1]!, b[2]!, b[3]!, s[0]!, s[1]!, s[2]!, s[3]!);
+  }
   return out;
 }
 

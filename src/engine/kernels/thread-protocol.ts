@@ -9,8 +9,12 @@
 export const LANE = { state: 0, op: 1, count: 2 } as const;
 export const LANE_WORDS = 4;
 
-/** Values of the lane's state word. */
-export const STATE = { starting: 0, idle: 1, work: 2, done: 3, failed: 4, stop: 5 } as const;
+/**
+ * Values of the lane's state word. A posted call is `work` until the kernel thread claims it
+ * (`running`, by compare-and-exchange); until then the calling thread may take it back (`idle`)
+ * and run it itself, when the kernel thread has not been scheduled (threads.ts, join).
+ */
+export const STATE = { starting: 0, idle: 1, work: 2, done: 3, failed: 4, stop: 5, running: 6 } as const;
 
 export const MAX_ARGS = 32;
 export const PROBLEM_BYTES = 512;

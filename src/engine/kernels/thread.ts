@@ -31,6 +31,8 @@ for (;;) {
     state = Atomics.load(lane, LANE.state);
   }
   if (state === STATE.stop) break;
+  // claim the call; the calling thread may have taken it back while this thread was not running
+  if (Atomics.compareExchange(lane, LANE.state, STATE.work, STATE.running) !== STATE.work) continue;
   try {
     const f = functions[Atomics.load(lane, LANE.op)];
     if (f === undefined) throw new Error(`no kernel number ${Atomics.load(lane, LANE.op)}`);

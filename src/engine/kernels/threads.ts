@@ -62,6 +62,8 @@ export class KernelThreads {
   private stopped = false;
   /** Calls posted so far (tests check that a split really happened). */
   posted = 0;
+  /** Posted calls that `join` took back unstarted and the calling thread ran. */
+  takenBack = 0;
 
   constructor(module: WebAssembly.Module, script: string, count: number) {
     this.memory = new WebAssembly.Memory({ initial: 256, maximum: MAX_PAGES, shared: true });
@@ -144,10 +146,14 @@ export class KernelThreads {
     return this.floats;
   }
 
-  /** Starts kernel `name` on the next ready thread (call at most `ready()` times before `join`). */
-  post(name: ThreadedKernel, args: readonly number[]): void {
+  /**
+   * Starts kernel `name` on the next ready thread (call at most `ready()` times before `join`);
+   * returns the lane's number, by which `join` names calls it took back.
+   */
+  post(name: ThreadedKernel, args: readonly number[]): number {
     if (args.length > MAX_ARGS) throw new Error(`${name}: ${args.length} arguments, at most ${MAX_ARGS}`);
-    const lane = this.lanes.find((l) => Atomics.load(l.words, LANE.state) === STATE.idle);
+    const index = this.lanes.findIndex((l) => Atomics.load(l.words, LANE.state) === STATE.idle);
+    const lane = this.lanes[index];
     if (lane === undefined) throw new Error(`${name}: no kernel thread is ready`);
     lane.args.set(args);
     Atomics.store(lane.words, LANE.op, THREADED_KERNELS.indexOf(name));
@@ -155,25 +161,38 @@ export class KernelThreads {
     Atomics.store(lane.words, LANE.state, STATE.work);
     Atomics.notify(lane.words, LANE.state);
     this.posted++;
+    return index;
   }
 
   /**
-   * Waits for every call posted since the last join; throws what a thread reported. A thread
-   * that dies mid-call cannot say so while this thread is blocked here (its exit event needs
-   * the event loop), so a call that takes longer than JOIN_LIMIT_MS is given up as lost.
+   * Waits for every call posted since the last join; throws what a thread reported. Returns the
+   * lanes whose call this thread took back, unstarted, after polling JOIN_POLL_MS: the caller
+   * must run those itself. On a busy machine a kernel thread can wait many milliseconds for a
+   * core while this one, which already has one, would otherwise sleep. A thread that dies
+   * mid-call cannot say so while this thread is blocked here (its exit event needs the event
+   * loop), so a call that takes longer than JOIN_LIMIT_MS is given up as lost.
    */
-  join(): void {
+  join(takeBack = true): Set<number> {
     let failure: string | undefined;
-    for (const lane of this.lanes) {
+    const takenBack = new Set<number>();
+    for (const [index, lane] of this.lanes.entries()) {
       let state = Atomics.load(lane.words, LANE.state);
       const since = performance.now();
       // poll first: this thread has nothing else to do, and waking from Atomics.wait takes a while
-      const pollUntil = since + JOIN_POLL_MS;
-      while (state === STATE.work && performance.now() < pollUntil) state = Atomics.load(lane.words, LANE.state);
-      while (state === STATE.work) {
-        Atomics.wait(lane.words, LANE.state, STATE.work, 1000);
+      const pollUntil = since + (takeBackAfterMs ?? JOIN_POLL_MS);
+      while ((state === STATE.work || state === STATE.running) && performance.now() < pollUntil) {
         state = Atomics.load(lane.words, LANE.state);
-        if (state === STATE.work && performance.now() - since > JOIN_LIMIT_MS) {
+      }
+      if (takeBack && takeBackOn && state === STATE.work && Atomics.compareExchange(lane.words, LANE.state, STATE.work, STATE.idle) === STATE.work) {
+        takenBack.add(index);
+        this.takenBack++;
+        continue;
+      }
+      state = Atomics.load(lane.words, LANE.state);
+      while (state === STATE.work || state === STATE.running) {
+        Atomics.wait(lane.words, LANE.state, state, 1000);
+        state = Atomics.load(lane.words, LANE.state);
+        if (state === STATE.running && performance.now() - since > JOIN_LIMIT_MS) {
           // never hand this lane work again; the run fails with a message rather than hanging
           Atomics.store(lane.words, LANE.state, STATE.stop);
           failure ??= `no answer after ${JOIN_LIMIT_MS / 1000} s (the thread died or hangs)`;
@@ -187,6 +206,7 @@ export class KernelThreads {
       if (state === STATE.done || state === STATE.failed) Atomics.store(lane.words, LANE.state, STATE.idle);
     }
     if (failure !== undefined) throw new Error(`a kernel thread failed: ${failure}`);
+    return takenBack;
   }
 
   async stop(): Promise<void> {
@@ -218,6 +238,10 @@ let enabled = true;
 export const SPLIT_MIN_WORK = 6e6;
 /** Set by tests to split every call, however small. */
 let minWorkOverride: number | undefined;
+/** Set by tests to take unstarted calls back sooner (0: at once, so nearly always). */
+let takeBackAfterMs: number | undefined;
+/** Off: join always waits for the kernel threads (benches compare both). */
+let takeBackOn = true;
 
 /**
  * How many kernel threads to run: LAYERWISE_KERNEL_THREADS when set (0 turns them off; for
@@ -286,9 +310,13 @@ export function threadsCanSplit(batch: number, work: number): boolean {
 
 /**
  * Switches splitting off and on, for tests that check both paths and benches that compare
- * them; `minWork` (multiply-adds) lets tests split calls too small to be worth it.
+ * them; `minWork` (multiply-adds) lets tests split calls too small to be worth it, and
+ * `takeBackAfterMs` lets them make the calling thread take posted calls back (see join);
+ * `takeBack: false` makes it always wait for the kernel threads instead.
  */
-export function useKernelThreads(on: boolean, options: { minWork?: number } = {}): void {
+export function useKernelThreads(on: boolean, options: { minWork?: number; takeBackAfterMs?: number; takeBack?: boolean } = {}): void {
   enabled = on;
   minWorkOverride = options.minWork;
+  takeBackAfterMs = options.takeBackAfterMs;
+  takeBackOn = options.takeBack ?? true;
 }

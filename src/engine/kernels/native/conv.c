@@ -59,6 +59,37 @@ static inline void block_4x8(int k, const float *restrict a, const float *restri
   wasm_v128_store(c + 3 * ldc, c30), wasm_v128_store(c + 3 * ldc + 4, c31);
 }
 
+/*
+ * block_4x8 with the 4 rows of a read where they lie (row r at a + r·lda, k-contiguous) instead of
+ * from a packed panel: the same operations in the same order, so the same bits, without the pass
+ * that packs a. For operands already row-major over k: a 1×1 convolution's input pixels, the
+ * output gradient's pixels in the input gradient. Rows past `rows` (a last partial panel) repeat
+ * row 0; their results are garbage the caller never reads.
+ */
+static inline void block_4x8_rows(int k, const float *restrict a, int lda, int rows, const float *restrict b,
+                                  float *restrict c, int ldc) {
+  const float *a0 = a, *a1 = rows > 1 ? a + lda : a, *a2 = rows > 2 ? a + 2 * lda : a, *a3 = rows > 3 ? a + 3 * lda : a;
+  v128_t c00, c01, c10, c11, c20, c21, c30, c31;
+  c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = wasm_f32x4_splat(0.0f);
+  for (int p = 0; p < k; p++, b += NR) {
+    const v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
+    const v128_t v0 = wasm_v128_load32_splat(a0 + p), v1 = wasm_v128_load32_splat(a1 + p);
+    const v128_t v2 = wasm_v128_load32_splat(a2 + p), v3 = wasm_v128_load32_splat(a3 + p);
+    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(v0, b0));
+    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(v0, b1));
+    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(v1, b0));
+    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(v1, b1));
+    c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(v2, b0));
+    c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(v2, b1));
+    c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(v3, b0));
+    c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(v3, b1));
+  }
+  wasm_v128_store(c, c00), wasm_v128_store(c + 4, c01);
+  wasm_v128_store(c + ldc, c10), wasm_v128_store(c + ldc + 4, c11);
+  wasm_v128_store(c + 2 * ldc, c20), wasm_v128_store(c + 2 * ldc + 4, c21);
+  wasm_v128_store(c + 3 * ldc, c30), wasm_v128_store(c + 3 * ldc + 4, c31);
+}
+
 /* op(a) rows [row0, row0 + rows) into 4-row panels (panel ⌊r/4⌋ holds op(a)[row0 + r, p] at
  * [p][r mod 4], rows past the end zero); a is m × k, or k × m when trans_a. Both loop orders
  * read a along its rows, so a transposed operand costs no strided reads. */
@@ -137,7 +168,14 @@ void EXPORT(conv2d_filter_grad)(const float *x, const float *dy, float *dw, floa
           const int w = ow * sw + j * dw_ - left, r0 = (i * fw + j) * in_c;
           const int inside = h >= 0 && h < in_h && w >= 0 && w < in_w;
           const float *src = x + ((n * in_h + h) * in_w + w) * in_c;
-          for (int c = 0; c < in_c; c++) {
+          int c = 0;
+          if (r0 % MR == 0) {
+            // 4 channels fill one panel slot: one vector each
+            for (; c + MR <= in_c; c += MR) {
+              wasm_v128_store(dst + ((r0 + c) / MR) * pc * MR, inside ? wasm_v128_load(src + c) : wasm_f32x4_splat(0.0f));
+            }
+          }
+          for (; c < in_c; c++) {
             const int r = r0 + c;
             dst[(r / MR) * pc * MR + r % MR] = inside ? src[c] : 0.0f;
           }
@@ -147,7 +185,12 @@ void EXPORT(conv2d_filter_grad)(const float *x, const float *dy, float *dw, floa
     }
     for (int q = 0; q < pc; q++) {
       const float *src = dy + (p0 + q) * out_c;
-      for (int c = 0; c < np; c++) bpack[(c / NR) * pc * NR + q * NR + c % NR] = c < out_c ? src[c] : 0.0f;
+      int c = 0;
+      for (; c + NR <= out_c; c += NR) {
+        float *dst = bpack + (c / NR) * pc * NR + q * NR;
+        wasm_v128_store(dst, wasm_v128_load(src + c)), wasm_v128_store(dst + 4, wasm_v128_load(src + c + 4));
+      }
+      for (; c < np; c++) bpack[(c / NR) * pc * NR + q * NR + c % NR] = c < out_c ? src[c] : 0.0f;
     }
     for (int nb = 0; nb < np / NR; nb++) {
       for (int mb = 0; mb < mp / MR; mb++) {
@@ -165,7 +208,7 @@ void EXPORT(conv2d_filter_grad)(const float *x, const float *dy, float *dw, floa
 int EXPORT(conv2d_input_grad_work)(int taps, int out_c) {
   const int n = round_up(taps, NR);
   const int chunk = round_up(chunk_pixels(n), MR);
-  return n * out_c + chunk * out_c + chunk * n;
+  return n * out_c + chunk * n;
 }
 
 /* dx [batch, in_h, in_w, in_c] from dy [batch, out_h, out_w, out_c] and filter [fh, fw, in_c, out_c];
@@ -175,7 +218,7 @@ void EXPORT(conv2d_input_grad)(const float *dy, const float *filter, float *dx, 
                                int dh, int dw_, int top, int left) {
   const int taps = fh * fw * in_c, np = round_up(taps, NR);
   const int chunk = round_up(chunk_pixels(np), MR), pixels = batch * out_h * out_w;
-  float *bpack = work, *apack = bpack + np * out_c, *cols = apack + chunk * out_c;
+  float *bpack = work, *cols = bpack + np * out_c;
   // Wᵀ in 8-column panels, once: panel ⌊t/8⌋ holds W[t, co] at [co][t mod 8]
   for (int t = 0; t < np; t++) {
     for (int co = 0; co < out_c; co++) {
@@ -185,19 +228,11 @@ void EXPORT(conv2d_input_grad)(const float *dy, const float *filter, float *dx, 
   fill_zero(dx, batch * in_h * in_w * in_c);
   for (int p0 = 0; p0 < pixels; p0 += chunk) {
     const int pc = min_int(chunk, pixels - p0), pcp = round_up(pc, MR);
-    // dy rows in 4-pixel panels: panel ⌊q/4⌋ holds dy[q, co] at [co][q mod 4]
-    for (int q = 0; q < pcp; q++) {
-      const float *src = dy + (p0 + q) * out_c;
-      float *dst = apack + (q / MR) * out_c * MR + q % MR;
-      if (q < pc) {
-        for (int co = 0; co < out_c; co++) dst[co * MR] = src[co];
-      } else {
-        for (int co = 0; co < out_c; co++) dst[co * MR] = 0.0f;
-      }
-    }
+    // dy's pixel rows are the product's rows as they lie: no packing
     for (int mb = 0; mb < pcp / MR; mb++) {
+      const float *rows = dy + (p0 + mb * MR) * out_c;
       for (int nb = 0; nb < np / NR; nb++) {
-        block_4x8(out_c, apack + mb * out_c * MR, bpack + nb * out_c * NR, cols + mb * MR * np + nb * NR, np, 0);
+        block_4x8_rows(out_c, rows, out_c, pc - mb * MR, bpack + nb * out_c * NR, cols + mb * MR * np + nb * NR, np);
       }
     }
     // col2im: each tap's column slice adds into the input pixel it read
@@ -244,10 +279,20 @@ void EXPORT(conv2d_forward)(const float *x, const float *filter, const float *bi
   // W [taps, out_c] in 8-column panels, once
   pack_columns(filter, bpack, taps, out_c, 0, 0, out_c);
   const v128_t lo = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+  // a 1×1 convolution with stride 1 and no padding: its im2col is x itself, read as it lies
+  const int pointwise = fh == 1 && fw == 1 && sh == 1 && sw == 1 && top == 0 && left == 0 && in_h == out_h && in_w == out_w;
   for (int p0 = 0; p0 < pixels; p0 += chunk) {
     const int pc = min_int(chunk, pixels - p0), pcp = round_up(pc, MR);
+    if (pointwise) {
+      for (int mb = 0; mb < pcp / MR; mb++) {
+        const float *rows = x + (p0 + mb * MR) * in_c;
+        for (int nb = 0; nb < np / NR; nb++) {
+          block_4x8_rows(taps, rows, in_c, pc - mb * MR, bpack + nb * taps * NR, cols + mb * MR * np + nb * NR, np);
+        }
+      }
+    }
     // im2col in 4-pixel panels: panel ⌊q/4⌋ holds col[q, t] at [t][q mod 4]
-    for (int q = 0; q < pcp; q++) {
+    for (int q = 0; q < (pointwise ? 0 : pcp); q++) {
       float *dst = apack + (q / MR) * taps * MR + q % MR;
       if (q >= pc) {
         for (int t = 0; t < taps; t++) dst[t * MR] = 0.0f;
@@ -268,7 +313,7 @@ void EXPORT(conv2d_forward)(const float *x, const float *filter, const float *bi
         }
       }
     }
-    for (int mb = 0; mb < pcp / MR; mb++) {
+    for (int mb = 0; mb < (pointwise ? 0 : pcp / MR); mb++) {
       for (int nb = 0; nb < np / NR; nb++) {
         block_4x8(taps, apack + mb * taps * MR, bpack + nb * taps * NR, cols + mb * MR * np + nb * NR, np, 0);
       }
@@ -570,11 +615,13 @@ void EXPORT(batch_matmul)(const float *a, const float *b, float *out, float *wor
   for (int t = 0; t < batch; t++) {
     const float *at = a + t * m * k, *bt = b + t * k * n;
     float *o = out + t * m * n;
-    pack_rows(at, apack, m, k, trans_a, 0, m);
+    if (trans_a) pack_rows(at, apack, m, k, trans_a, 0, m);
     pack_columns(bt, bpack, k, n, trans_b, 0, n);
     for (int mb = 0; mb < mp / MR; mb++) {
       for (int nb = 0; nb < np / NR; nb++) {
-        block_4x8(k, apack + mb * k * MR, bpack + nb * k * NR, c + mb * MR * np + nb * NR, np, 0);
+        float *cb = c + mb * MR * np + nb * NR;
+        if (trans_a) block_4x8(k, apack + mb * k * MR, bpack + nb * k * NR, cb, np, 0);
+        else block_4x8_rows(k, at + mb * MR * k, k, m - mb * MR, bpack + nb * k * NR, cb, np);
       }
     }
     for (int i = 0; i < m; i++) {
@@ -597,11 +644,14 @@ void EXPORT(matmul_part)(const float *a, const float *b, float *out, float *work
                          int trans_b, int row0, int rows, int col0, int cols, int ldo) {
   const int mp = round_up(rows, MR), np = round_up(cols, NR);
   float *apack = work, *bpack = apack + mp * k, *c = bpack + k * np;
-  pack_rows(a, apack, m, k, trans_a, row0, rows);
+  // an untransposed a is read as it lies (block_4x8_rows), a transposed one packed
+  if (trans_a) pack_rows(a, apack, m, k, trans_a, row0, rows);
   pack_columns(b, bpack, k, n, trans_b, col0, cols);
   for (int mb = 0; mb < mp / MR; mb++) {
     for (int nb = 0; nb < np / NR; nb++) {
-      block_4x8(k, apack + mb * k * MR, bpack + nb * k * NR, c + mb * MR * np + nb * NR, np, 0);
+      float *cb = c + mb * MR * np + nb * NR;
+      if (trans_a) block_4x8(k, apack + mb * k * MR, bpack + nb * k * NR, cb, np, 0);
+      else block_4x8_rows(k, a + (row0 + mb * MR) * k, k, rows - mb * MR, bpack + nb * k * NR, cb, np);
     }
   }
   for (int r = 0; r < rows; r++) {
