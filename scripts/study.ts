@@ -113,6 +113,8 @@ interface Arm {
   /** BatchNorm in inference mode everywhere (plan field `batchNorm`, when the engine has it). */
   bnInference: boolean;
   label: string;
+  /** For a retired arm: what it spent besides training (its kind no longer says). */
+  retiredCompute?: 'none' | 'rangeTest';
 }
 
 const ARMS: Arm[] = [
@@ -131,11 +133,11 @@ const ARMS: Arm[] = [
   { id: 'init-findlr', kind: 'init-findlr', bnInference: false, label: '`init` default + `find-lr --apply`' },
   // recorded before the recipe branch changed init (new head in the implicit "default" group,
   // gradual unfreezing, ULMFiT ÷2.6, STLR, lr 1e-3, BatchNorm training); no longer runnable
-  { id: 'init-v0', kind: 'retired', bnInference: false, label: '`init` default before the recipe change' },
+  { id: 'init-v0', kind: 'retired', bnInference: false, label: '`init` default before the recipe change', retiredCompute: 'none' },
   // init's first LP-FT default (head 4 epochs at 3e-3, then all 4 at 1e-4, ÷2.6, STLR, BN inference):
   // recorded, then replaced as the default by the gradual recipe because of these figures
-  { id: 'init-lpft', kind: 'retired', bnInference: false, label: '`init --recipe lp-ft`, unchanged' },
-  { id: 'init-lpft-findlr', kind: 'retired', bnInference: false, label: '`init --recipe lp-ft` + `find-lr --apply`' },
+  { id: 'init-lpft', kind: 'retired', bnInference: false, label: '`init --recipe lp-ft`, unchanged', retiredCompute: 'none' },
+  { id: 'init-lpft-findlr', kind: 'retired', bnInference: false, label: '`init --recipe lp-ft` + `find-lr --apply`', retiredCompute: 'rangeTest' },
 ];
 
 const BASELINE_ARM = 'full-grid';
@@ -147,9 +149,11 @@ const RUN_ORDER = [
 ];
 
 /** Arms that need no search (no grid, no range test, no tune): candidates for `init`'s default. */
-const NO_SEARCH: ReadonlySet<ArmKind> = new Set(['probe', 'lpft', 'init-default', 'retired']);
+const NO_SEARCH: ReadonlySet<ArmKind> = new Set(['probe', 'lpft', 'init-default']);
 /** Arms whose only search is one LR range test (about 100 steps, no extra training run). */
 const RANGE_TEST_ONLY: ReadonlySet<ArmKind> = new Set(['ulmfit', 'init-findlr']);
+const needsNoSearch = (a: Arm): boolean => NO_SEARCH.has(a.kind) || a.retiredCompute === 'none';
+const needsOnlyRangeTest = (a: Arm): boolean => RANGE_TEST_ONLY.has(a.kind) || a.retiredCompute === 'rangeTest';
 
 // ─── records ───────────────────────────────────────────────────────────────────────────────────
 
@@ -605,7 +609,7 @@ function stripPlotSvg(title: string, records: RunRecord[], summaries: ArmSummary
   out.push(`<text x="${(left + width - right) / 2}" y="${axisY + 34}" text-anchor="middle">test accuracy % (best-validation epoch); dots: seeds, bar: mean; red: tuned single LR, green: no search, purple: one LR range test</text>`);
   summaries.forEach((s, i) => {
     const y = top + rowH * i + rowH / 2;
-    const colour = s.arm.id === BASELINE_ARM ? '#d62728' : NO_SEARCH.has(s.arm.kind) ? '#2ca02c' : RANGE_TEST_ONLY.has(s.arm.kind) ? '#9467bd' : '#1f77b4';
+    const colour = s.arm.id === BASELINE_ARM ? '#d62728' : needsNoSearch(s.arm) ? '#2ca02c' : needsOnlyRangeTest(s.arm) ? '#9467bd' : '#1f77b4';
     out.push(`<text x="${left - 8}" y="${y + 4}" text-anchor="end">${esc(s.arm.label)}</text>`);
     for (const r of records.filter((r) => r.arm === s.arm.id)) {
       out.push(`<circle cx="${x(r.testAccuracy).toFixed(1)}" cy="${y}" r="3.5" fill="${colour}" fill-opacity="0.6"/>`);
@@ -627,8 +631,8 @@ function report(quick: boolean): void {
     const s = summarise(records, task.id);
     const svg = `${task.id}${suffix}.svg`;
     writeFileSync(path.join(studyDir, svg), stripPlotSvg(task.title, own, s));
-    const noSearch = s.filter((a) => NO_SEARCH.has(a.arm.kind)).sort((a, b) => b.mean - a.mean)[0];
-    const rangeTest = s.filter((a) => NO_SEARCH.has(a.arm.kind) || RANGE_TEST_ONLY.has(a.arm.kind)).sort((a, b) => b.mean - a.mean)[0];
+    const noSearch = s.filter((a) => needsNoSearch(a.arm)).sort((a, b) => b.mean - a.mean)[0];
+    const rangeTest = s.filter((a) => needsNoSearch(a.arm) || needsOnlyRangeTest(a.arm)).sort((a, b) => b.mean - a.mean)[0];
     sections.push([
       `## ${task.title}`,
       '',
