@@ -2,14 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { codeLensOffset, completionsAt, groupNamesIn, patternHover, spotAt } from '../../src/core/plan-language.ts';
 import type { Plan } from '../../src/core/plan.ts';
-import { conv, dense, layer, model } from './builders.ts';
+import { conv, dense, layer, model } from './model-builders.ts';
 
 const net = model([
   layer('input_1', 'InputLayer'),
-  conv('block1_conv1', 4),
-  conv('block1_conv2', 4),
-  conv('block2_conv1', 4),
-  conv('block2_conv2', 4),
+  conv('block1_conv1', 3, 4, 4),
+  conv('block1_conv2', 3, 4, 4),
+  conv('block2_conv1', 3, 4, 4),
+  conv('block2_conv2', 3, 4, 4),
   layer('flatten', 'Flatten'),
   dense('head', 16, 3),
 ]);

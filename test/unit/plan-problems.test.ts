@@ -2,15 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseTree } from 'jsonc-parser';
 import { fixedText, parseFieldPath, planDiagnostics, rangeOfPath, suggestPattern, type PlanDiagnostic } from '../../src/core/plan-problems.ts';
-import { conv, dense, layer, model } from './builders.ts';
+import { conv, dense, layer, model } from './model-builders.ts';
 
 // input → block1_conv1 → block1_conv2 → block2_conv1 → block3_conv1 → flatten → head
 const net = model([
   layer('input_1', 'InputLayer'),
-  conv('block1_conv1', 4),
-  conv('block1_conv2', 4),
-  conv('block2_conv1', 4),
-  conv('block3_conv1', 4),
+  conv('block1_conv1', 3, 4, 4),
+  conv('block1_conv2', 3, 4, 4),
+  conv('block2_conv1', 3, 4, 4),
+  conv('block3_conv1', 3, 4, 4),
   layer('flatten', 'Flatten'),
   dense('head', 16, 3),
 ]);
