@@ -21,6 +21,7 @@ import { DEFAULTS } from '../core/plan.ts';
 import { textWithSuggestedLr } from './plan-requests.ts';
 import type { PlanEntry, PlanStore } from './plans.ts';
 import { describeExit, WorkerProcess, type WorkerExit } from './worker-process.ts';
+import { refusedInRestrictedMode } from './trust.ts';
 
 /** How long a stopped run may take to wind down before its process is killed. */
 export const STOP_GRACE_MS = 1000;
@@ -120,14 +121,7 @@ export class TrainingSessions implements vscode.Disposable {
   /** Starts a run. Refuses (with a message, resolving false) in untrusted workspaces, for a plan with problems, or while the plan runs. */
   async start(job: JobKind, planUri: vscode.Uri, opts: { resumeFrom?: string } = {}): Promise<boolean> {
     const what = job === 'train' ? 'Training' : 'The LR range test';
-    if (!vscode.workspace.isTrusted) {
-      const choice = await vscode.window.showWarningMessage(
-        `Layerwise: ${what} is disabled in Restricted Mode: it loads the workspace's model and data. Trust this workspace to run it.`,
-        'Manage Workspace Trust',
-      );
-      if (choice !== undefined) void vscode.commands.executeCommand('workbench.trust.manage');
-      return false;
-    }
+    if (await refusedInRestrictedMode(what, "it loads the workspace's model and data")) return false;
     const entry = await this.store.open(planUri);
     await this.store.reloadNow(entry.key);
     if (this.runs.has(entry.key)) {

@@ -12,6 +12,7 @@ import type { PlanEditor } from './edits.ts';
 import type { PlanStore } from './plans.ts';
 import { readRunSettings } from './session.ts';
 import { describeExit, WorkerProcess } from './worker-process.ts';
+import { refusedInRestrictedMode } from './trust.ts';
 
 export interface SuggestionChange {
   planKey: string;
@@ -37,14 +38,7 @@ export class TuneSessions implements vscode.Disposable {
 
   /** Measures in a worker; refused (resolving false) in untrusted workspaces, for a plan with problems, or while one runs. */
   async suggest(planUri: vscode.Uri, method: TuneMethod): Promise<boolean> {
-    if (!vscode.workspace.isTrusted) {
-      const choice = await vscode.window.showWarningMessage(
-        'Layerwise: Suggest Multipliers is disabled in Restricted Mode: it loads and runs the workspace’s model on its data. Trust this workspace to run it.',
-        'Manage Workspace Trust',
-      );
-      if (choice !== undefined) void vscode.commands.executeCommand('workbench.trust.manage');
-      return false;
-    }
+    if (await refusedInRestrictedMode('Suggest Multipliers', 'it loads and runs the workspace’s model on its data')) return false;
     const entry = await this.store.open(planUri);
     await this.store.reloadNow(entry.key);
     if (this.workers.has(entry.key)) {
