@@ -7,7 +7,9 @@
  * whole process group is killed on the way out, so no rank outlives the run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-write.ts';
 import { LayerwiseError } from '../core/errors.ts';
@@ -252,7 +254,13 @@ async function launchRunner(prepared: PytorchPrepared, opts: PlanTrainOptions, l
   if (nproc > 1) writeFileSync(launcherFile, LAUNCHER);
   const args = nproc === 1
     ? [runnerFile, configFile]
-    : [launcherFile, '--standalone', '--nnodes', '1', '--nproc_per_node', String(nproc), '--max_restarts', '0', '--monitor_interval', '1', runnerFile, configFile];
+    : [
+        launcherFile,
+        // --standalone would always rendezvous on localhost:29400: two runs at once (two plans, a
+        // test beside a run) would meet in one store. A free port per run keeps them apart.
+        '--rdzv_backend', 'c10d', '--rdzv_endpoint', `localhost:${await freePort()}`, '--rdzv_id', randomUUID(),
+        '--nnodes', '1', '--nproc_per_node', String(nproc), '--max_restarts', '0', '--monitor_interval', '1', runnerFile, configFile,
+      ];
   emit({ kind: 'log', level: 'info', message: `${python} (Python ${probe.python}, torch ${probe.torch}): ${nproc === 1 ? '1 process' : `${nproc} processes under torch.distributed.run`}` });
   try {
     return await runRanks(python, args, dirname(entryFile), opts, stopFile);
@@ -491,5 +499,17 @@ function lines(stream: NodeJS.ReadableStream | null, onLine: (line: string) => v
   stream.on('end', () => {
     if (buffer !== '') onLine(buffer);
     buffer = '';
+  });
+}
+
+/** A TCP port nothing listens on now, for torch.distributed's rendezvous store. */
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address !== null ? resolvePort(address.port) : reject(new Error('no free port'))));
+    });
   });
 }
