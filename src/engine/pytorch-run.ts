@@ -63,7 +63,7 @@ export async function trainPlan(opts: PlanTrainOptions): Promise<TrainOutcome> {
     if (opts.outDir !== undefined && resolve(opts.outDir) !== outDir) {
       throw new LayerwiseError('a resumed run continues in its own folder; leave out --out', { file: outDir });
     }
-    resume = checkTorchResume(prepared, outDir, fingerprint);
+    resume = checkTorchResume(prepared, outDir, fingerprint, opts.onEvent);
   }
   const outputRoot = resolvePlanPath(prepared.planFile, plan.output ?? DEFAULTS.output, 'output', prepared.workspaceRoot);
   const lock = acquireRunLock(outputRoot, prepared.planFile, outDir);
@@ -103,7 +103,7 @@ export function torchFingerprint(prepared: PytorchPrepared): RunFingerprint {
 }
 
 /** The checkpoint.pt to continue from in `folder`, or a refusal naming what changed since that run started. */
-function checkTorchResume(prepared: PytorchPrepared, folder: string, now: RunFingerprint): string {
+function checkTorchResume(prepared: PytorchPrepared, folder: string, now: RunFingerprint, onEvent: PlanTrainOptions['onEvent']): string {
   const where = relative(dirname(prepared.planFile), folder) || folder;
   const manifestFile = join(folder, CHECKPOINT_FILE);
   if (!existsSync(manifestFile)) {
@@ -124,8 +124,14 @@ function checkTorchResume(prepared: PytorchPrepared, folder: string, now: RunFin
   const changes = describeFingerprintChanges(manifest.fingerprint, now);
   if (changes.length > 0) throw new LayerwiseError(`cannot resume ${where}: ${changes.join('; ')}`, { file: prepared.planFile, field: 'resume' });
   const checkpoint = join(folder, basename(manifest.checkpoint));
-  if (!existsSync(checkpoint)) throw new LayerwiseError(`cannot resume ${where}: ${basename(checkpoint)} is missing`, { file: folder, field: 'resume' });
-  return checkpoint;
+  if (existsSync(checkpoint)) return checkpoint;
+  // a crash between keeping the old checkpoint and renaming the new one into place: the previous one is whole
+  const previous = join(folder, 'checkpoint-previous.pt');
+  if (existsSync(previous)) {
+    onEvent?.({ kind: 'log', level: 'warn', message: `${basename(checkpoint)} is missing in ${where}; resuming from the previous checkpoint (checkpoint-previous.pt)` });
+    return previous;
+  }
+  throw new LayerwiseError(`cannot resume ${where}: ${basename(checkpoint)} is missing`, { file: folder, field: 'resume' });
 }
 
 /** The LR range test on any plan: tfjs in this process, a PyTorch plan with a `pytorch` entry on one torch process. */

@@ -369,16 +369,15 @@ def train(cfg):
         lrs = group_lrs(optimizer, cfg)
         # a DataLoader's iterator draws its seed from torch's RNG: an epoch-end checkpoint was written
         # before that draw, a mid-epoch one after it
-        if resumed is not None and skip == 0:
+        if resumed is not None and partial is None:
             torch.set_rng_state(resumed["torchRng"])
             random.setstate(resumed["pythonRng"])
         batches = iter(loader)
         done_batches = 0
         if resumed is not None:
-            if skip > 0:
+            if partial is not None:
                 torch.set_rng_state(resumed["torchRng"])
                 random.setstate(resumed["pythonRng"])
-            if partial is not None:
                 loss_sum, count, correct, classified = partial["lossSum"], partial["count"], partial["correct"], partial["classified"]
                 epoch_clock -= partial["seconds"]
             for _ in range(skip):
