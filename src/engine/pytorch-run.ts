@@ -7,8 +7,8 @@
  * whole process group is killed on the way out, so no rank outlives the run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-write.ts';
@@ -19,7 +19,10 @@ import { DEFAULTS, defaultWeightDecay, type PlanResults } from '../core/plan.ts'
 import type { RunReport, StepEvent, TrainEvent } from '../core/progress.ts';
 import { planOnlyFormat } from '../core/pytorch-model.ts';
 import { resolveStages } from '../core/timeline.ts';
-import { isRunnerMessage, type RunnerDone, type RunnerError, type RunnerStarted } from '../protocol/runner.ts';
+import { CHECKPOINT_FILE } from '../core/interrupted-runs.ts';
+import { describeFingerprintChanges, runFingerprint, type RunFingerprint } from '../core/run-fingerprint.ts';
+import { acquireRunLock } from '../core/run-lock.ts';
+import { isRunnerMessage, isTorchCheckpointManifest, type RunnerDone, type RunnerError, type RunnerStarted } from '../protocol/runner.ts';
 import { LossSmoother, shouldStop, sweepLr, type LrCurvePoint } from '../core/lr-finder.ts';
 import { findLr, finishLrFinder, groupApply, groupMult, lrFinderOptions, type FindLrOptions, type FindLrResult } from './lr-finder.ts';
 import { prepareModel, readPlan, type PreparedModel } from './session.ts';
@@ -51,16 +54,85 @@ export async function trainPlan(opts: PlanTrainOptions): Promise<TrainOutcome> {
       { file: opts.planFile, field: 'pytorch' },
     );
   }
-  if (opts.resumeFrom !== undefined) {
-    // the torch runner writes no checkpoint yet: say so rather than start over in the old folder
-    throw new LayerwiseError('a PyTorch run cannot be resumed yet (the torch runner writes no checkpoint); start a new run', {
-      file: opts.planFile,
-      field: 'resume',
-    });
-  }
   const prepared = await prepareModel(opts, { withData: false });
   if (prepared.kind !== 'pytorch') throw new Error('a plan-only model prepared as tfjs');
-  return trainPytorch(prepared, opts);
+  let outDir = opts.outDir ?? defaultOutDir(prepared);
+  const fingerprint = torchFingerprint(prepared);
+  let resume: string | undefined;
+  if (opts.resumeFrom !== undefined) {
+    outDir = resolve(opts.resumeFrom);
+    if (opts.outDir !== undefined && resolve(opts.outDir) !== outDir) {
+      throw new LayerwiseError('a resumed run continues in its own folder; leave out --out', { file: outDir });
+    }
+    resume = checkTorchResume(prepared, outDir, fingerprint, opts.onEvent);
+  }
+  const outputRoot = resolvePlanPath(prepared.planFile, plan.output ?? DEFAULTS.output, 'output', prepared.workspaceRoot);
+  const lock = acquireRunLock(outputRoot, prepared.planFile, outDir);
+  try {
+    return await trainPytorch(prepared, { ...opts, outDir }, { fingerprint, resume });
+  } finally {
+    lock.release();
+  }
+}
+
+/** The checkpoint files the runner writes into its run folder (runner.ts save_checkpoint). */
+const TORCH_CHECKPOINT_FILES = [CHECKPOINT_FILE, 'checkpoint.json.tmp', 'checkpoint.pt', 'checkpoint.pt.tmp', 'checkpoint-previous.pt'];
+
+/**
+ * What a PyTorch run's numbers depend on: the engine's fingerprint (core/run-fingerprint.ts) of the
+ * plan, with the plan-only model's file, and the entry (its file builds the model, data and loss)
+ * in place of the data the engine measures itself.
+ */
+export function torchFingerprint(prepared: PytorchPrepared): RunFingerprint {
+  const { plan, planFile, workspaceRoot, resolution } = prepared;
+  const id = (file: string): string => {
+    try {
+      const bytes = readFileSync(file);
+      return `size ${bytes.length} bytes, sha256 ${createHash('sha256').update(bytes).digest('hex')}`;
+    } catch (e) {
+      return `unreadable (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
+    }
+  };
+  const modelFiles: Record<string, string> = { [plan.model]: id(resolvePlanPath(planFile, plan.model, 'model', workspaceRoot)) };
+  const spec = plan.pytorch;
+  const entryRel = spec === undefined ? undefined : spec.entry.slice(0, spec.entry.lastIndexOf(':'));
+  const entryFile = entryRel === undefined ? undefined : resolvePlanPath(planFile, entryRel, 'pytorch.entry', workspaceRoot);
+  const fp = runFingerprint(plan, resolution, resolveStages(plan, resolution, planFile), { modelFiles, trainData: '(built by pytorch.entry)', trainSamples: 0 });
+  fp.model['pytorch.entry'] = spec?.entry ?? null;
+  if (entryRel !== undefined && entryFile !== undefined) fp.model[entryRel] = id(entryFile);
+  return fp;
+}
+
+/** The checkpoint.pt to continue from in `folder`, or a refusal naming what changed since that run started. */
+function checkTorchResume(prepared: PytorchPrepared, folder: string, now: RunFingerprint, onEvent: PlanTrainOptions['onEvent']): string {
+  const where = relative(dirname(prepared.planFile), folder) || folder;
+  const manifestFile = join(folder, CHECKPOINT_FILE);
+  if (!existsSync(manifestFile)) {
+    throw new LayerwiseError(`cannot resume ${where}: it holds no checkpoint (${CHECKPOINT_FILE}); a run that finished removes its checkpoint`, { file: folder, field: 'resume' });
+  }
+  let manifest: unknown;
+  try {
+    manifest = JSON.parse(readFileSync(manifestFile, 'utf8'));
+  } catch (e) {
+    throw new LayerwiseError(`cannot resume ${where}: ${CHECKPOINT_FILE} is not readable JSON (${(e as Error).message})`, { file: manifestFile, field: 'resume' });
+  }
+  if (!isTorchCheckpointManifest(manifest)) {
+    throw new LayerwiseError(`cannot resume ${where}: ${CHECKPOINT_FILE} is not a checkpoint of a PyTorch run`, { file: manifestFile, field: 'resume' });
+  }
+  if (resolve(manifest.planFile) !== resolve(prepared.planFile)) {
+    throw new LayerwiseError(`cannot resume ${where}: it is a run of ${manifest.planFile}, not of this plan`, { file: prepared.planFile, field: 'resume' });
+  }
+  const changes = describeFingerprintChanges(manifest.fingerprint, now);
+  if (changes.length > 0) throw new LayerwiseError(`cannot resume ${where}: ${changes.join('; ')}`, { file: prepared.planFile, field: 'resume' });
+  const checkpoint = join(folder, basename(manifest.checkpoint));
+  if (existsSync(checkpoint)) return checkpoint;
+  // a crash between keeping the old checkpoint and renaming the new one into place: the previous one is whole
+  const previous = join(folder, 'checkpoint-previous.pt');
+  if (existsSync(previous)) {
+    onEvent?.({ kind: 'log', level: 'warn', message: `${basename(checkpoint)} is missing in ${where}; resuming from the previous checkpoint (checkpoint-previous.pt)` });
+    return previous;
+  }
+  throw new LayerwiseError(`cannot resume ${where}: ${basename(checkpoint)} is missing`, { file: folder, field: 'resume' });
 }
 
 /** The LR range test on any plan: tfjs in this process, a PyTorch plan with a `pytorch` entry on one torch process. */
@@ -189,6 +261,10 @@ interface RunnerLaunch {
   outDir: string;
   /** Ranks to start (find-lr: always 1). */
   nproc: number;
+  /** Written into every checkpoint manifest (train only). */
+  fingerprint?: RunFingerprint;
+  /** The checkpoint.pt to continue from. */
+  resume?: string;
 }
 
 /** Writes the runner, its configuration (and the launcher) into the run folder and runs it to the end. */
@@ -230,6 +306,9 @@ async function launchRunner(prepared: PytorchPrepared, opts: PlanTrainOptions, l
     JSON.stringify(
       {
         mode: launch.mode,
+        planFile,
+        fingerprint: launch.fingerprint ?? null,
+        resume: launch.resume ?? null,
         entry: spec.entry,
         entryFile,
         entryFunction,
@@ -269,14 +348,21 @@ async function launchRunner(prepared: PytorchPrepared, opts: PlanTrainOptions, l
   }
 }
 
-export async function trainPytorch(prepared: PytorchPrepared, opts: PlanTrainOptions): Promise<TrainOutcome> {
+export async function trainPytorch(prepared: PytorchPrepared, opts: PlanTrainOptions, run: { fingerprint?: RunFingerprint; resume?: string } = {}): Promise<TrainOutcome> {
   const { plan, planFile, resolution } = prepared;
   const emit = opts.onEvent ?? (() => undefined);
   const training = plan.training ?? {};
   const batchSize = training.batchSize ?? DEFAULTS.batchSize;
   const outDir = opts.outDir ?? defaultOutDir(prepared);
   const startedAt = new Date();
-  const { started, done } = await launchRunner(prepared, opts, { mode: { kind: 'train' }, outDir, nproc: plan.pytorch?.nproc ?? 1 });
+  if (run.resume !== undefined) emit({ kind: 'log', level: 'info', message: `resuming the run in ${outDir}` });
+  const { started, done } = await launchRunner(prepared, opts, {
+    mode: { kind: 'train' },
+    outDir,
+    nproc: plan.pytorch?.nproc ?? 1,
+    fingerprint: run.fingerprint ?? torchFingerprint(prepared),
+    ...(run.resume !== undefined && { resume: run.resume }),
+  });
 
   const finishedAt = new Date();
   const task = plan.task ?? (done.epochs.some((e) => e.trainAccuracy !== undefined) ? 'classification' : 'regression');
@@ -321,11 +407,13 @@ export async function trainPytorch(prepared: PytorchPrepared, opts: PlanTrainOpt
     frozenCheck: done.frozenCheck,
     timings: { loadSeconds: started.loadSeconds, trainSeconds: done.trainSeconds, steps: done.steps, stepsPerSecond: done.steps / Math.max(done.trainSeconds, 1e-9) },
     ...(done.lastDiagnostics !== null ? { lastDiagnostics: done.lastDiagnostics } : {}),
-    outputs: { folder: outDir, model: done.model },
+    outputs: { folder: outDir, model: done.model, ...(done.stopped === 'cancelled' && existsSync(join(outDir, CHECKPOINT_FILE)) && { checkpoint: join(outDir, CHECKPOINT_FILE) }) },
     distributed: { nproc: started.world, backend: started.backend, replicasEqual, replicas: done.replicas },
   };
   const reportFile = join(outDir, 'report.json');
   writeFileAtomic(reportFile, JSON.stringify(report, null, 2) + '\n');
+  // the model and report are on disk: nothing is left to resume, so the checkpoint's space is freed
+  if (done.stopped !== 'cancelled') for (const f of TORCH_CHECKPOINT_FILES) rmSync(join(outDir, f), { force: true });
   const last = done.epochs[done.epochs.length - 1];
   const results: PlanResults = {
     lastRun: {

@@ -4,6 +4,7 @@
  * the guards below, field by field, before the engine forwards anything from it.
  */
 import type { DiagnosticsEvent, EpochMetrics, FrozenCheck, GroupLr, LayerDiagnostic, StageReport, StepEvent, TrainEvent } from '../core/progress.ts';
+import { FINGERPRINT_AREAS, type FingerprintValue, type RunFingerprint } from '../core/run-fingerprint.ts';
 import { isNum, isObj, isStr, type Obj } from './guards.ts';
 
 export interface RunnerStarted {
@@ -166,4 +167,43 @@ export function isRunnerMessage(x: unknown): x is RunnerMessage {
     default:
       return false;
   }
+}
+
+/** checkpoint.json as the runner writes it beside checkpoint.pt (read back on --resume). */
+export interface TorchCheckpointManifest {
+  format: 'layerwise-torch-checkpoint';
+  version: 1;
+  reason: 'epoch' | 'stopped';
+  writtenAt: string;
+  planFile: string;
+  checkpoint: string;
+  fingerprint: RunFingerprint;
+  /** 0-based stage and epoch of the next batch, its index in that epoch, and the optimizer steps done. */
+  position: { stage: number; epoch: number; batch: number; globalStep: number };
+}
+
+const isFingerprintValue = (x: unknown): x is FingerprintValue => x === null || isStr(x) || typeof x === 'number' || typeof x === 'boolean';
+
+export function isRunFingerprint(x: unknown): x is RunFingerprint {
+  return isObj(x) && FINGERPRINT_AREAS.every((area) => {
+    const table = x[area];
+    return isObj(table) && Object.values(table).every(isFingerprintValue);
+  });
+}
+
+export function isTorchCheckpointManifest(x: unknown): x is TorchCheckpointManifest {
+  if (!isObj(x) || x['format'] !== 'layerwise-torch-checkpoint' || x['version'] !== 1) return false;
+  const p = x['position'];
+  return (
+    (x['reason'] === 'epoch' || x['reason'] === 'stopped') &&
+    isStr(x['writtenAt']) &&
+    isStr(x['planFile']) &&
+    isStr(x['checkpoint']) &&
+    isRunFingerprint(x['fingerprint']) &&
+    isObj(p) &&
+    isInt(p['stage']) &&
+    isInt(p['epoch']) &&
+    isInt(p['batch']) &&
+    isInt(p['globalStep'])
+  );
 }

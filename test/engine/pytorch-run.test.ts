@@ -16,7 +16,7 @@ import { pathToFileURL } from 'node:url';
 import { LayerwiseError } from '../../src/core/errors.ts';
 import type { StepEvent, TrainEvent } from '../../src/core/progress.ts';
 import { buildTimeline, groupLrsAt, resolveStages } from '../../src/core/timeline.ts';
-import { isRunnerMessage } from '../../src/protocol/runner.ts';
+import { isRunnerMessage, isTorchCheckpointManifest } from '../../src/protocol/runner.ts';
 import { isWorkerToHost, type WorkerToHost } from '../../src/protocol/worker.ts';
 import { deathMessage, findLrPlan, trainPlan } from '../../src/engine/pytorch-run.ts';
 import { sweepLr } from '../../src/core/lr-finder.ts';
@@ -50,6 +50,16 @@ def build():
 
 def build_slow():
     return {"model": TinyBert(), "train": Slow(128, seed=1), "validation": None, "loss": torch.nn.CrossEntropyLoss()}
+
+
+class Paced(TokenTask):
+    def __getitem__(self, i):
+        time.sleep(0.005)
+        return super().__getitem__(i)
+
+
+def build_paced():
+    return {"model": TinyBert(), "train": Paced(128, seed=1), "validation": TokenTask(32, seed=2), "loss": torch.nn.CrossEntropyLoss()}
 
 
 def build_wrong():
@@ -313,7 +323,118 @@ test('the runner protocol guard refuses malformed lines, and a dead torch.distri
   assert.equal(isRunnerMessage({ kind: 'event', event: { kind: 'log', level: 'debug', message: 'x' } }), false);
   assert.equal(isRunnerMessage({ kind: 'error', rank: 0, message: 'x', field: null, file: null }), true);
   assert.equal(isRunnerMessage({ kind: 'done', stopped: 'exploded' }), false);
+  const fingerprint = { model: {}, head: {}, groups: { 'base.lrMult': 0.1 }, parameters: {}, stages: {}, optimizer: {}, training: {}, data: {} };
+  const manifest = { format: 'layerwise-torch-checkpoint', version: 1, reason: 'epoch', writtenAt: 'x', planFile: 'p', checkpoint: 'checkpoint.pt', fingerprint, position: { stage: 0, epoch: 1, batch: 0, globalStep: 8 } };
+  assert.equal(isTorchCheckpointManifest(manifest), true);
+  assert.equal(isTorchCheckpointManifest({ ...manifest, position: { stage: 0, epoch: 1, globalStep: 8 } }), false);
+  assert.equal(isTorchCheckpointManifest({ ...manifest, fingerprint: { ...fingerprint, groups: { 'base.lrMult': [0.1] } } }), false);
   const stderr = ['Root Cause (first observed failure):', '[0]:', '  time      : 2026-12-05_04:10:00', '  host      : box', '  rank      : 1 (local_rank: 1)', '  exitcode  : -9 (pid: 123)'];
   assert.equal(deathMessage(1, null, stderr), 'rank 1 was killed by signal 9; torch.distributed.run stopped the other ranks');
   assert.equal(deathMessage(1, null, ['Traceback', 'ValueError: boom']), 'the PyTorch run exited with code 1: ValueError: boom');
+});
+
+/** Stops a run mid-way through stage 2, refuses a resume of a changed plan, resumes it, and compares with an uninterrupted run. */
+async function stopAndResume(nproc: number) {
+  const pytorch = { nproc, backend: 'gloo', entry: 'entry.py:build_paced' };
+  const whole = await run(pytorch);
+  const { dir, planFile } = workspace(pytorch);
+  const outDir = join(dir, 'run');
+  const controller = new AbortController();
+  const first: StepEvent[] = [];
+  const stopped = await trainPlan({
+    planFile,
+    outDir,
+    progressIntervalMs: 0,
+    signal: controller.signal,
+    onEvent: (e) => {
+      if (e.kind !== 'step') return;
+      first.push(e);
+      if (e.step === 11) controller.abort();
+    },
+  });
+  assert.equal(stopped.report.stopped, 'cancelled');
+  const at = stopped.report.timings.steps;
+  assert.ok(at >= 11 && at < 24, `stopped after ${at} steps`);
+  assert.equal(stopped.report.outputs.checkpoint, join(outDir, 'checkpoint.json'));
+  const manifest = JSON.parse(readFileSync(join(outDir, 'checkpoint.json'), 'utf8')) as { reason: string; position: { stage: number; epoch: number; batch: number; globalStep: number } };
+  assert.deepEqual(manifest.position, { stage: 1, epoch: Math.floor(at / 8), batch: at % 8, globalStep: at });
+  assert.equal(manifest.reason, 'stopped');
+  // the epoch-end checkpoint before the stop is kept as the previous one
+  assert.ok(existsSync(join(outDir, 'checkpoint.pt')) && existsSync(join(outDir, 'checkpoint-previous.pt')));
+
+  // (b) a changed plan is refused, naming the change
+  const original = readFileSync(planFile, 'utf8');
+  const changed = JSON.parse(original) as { groups: Array<{ lrMult?: number }> };
+  changed.groups[1]!.lrMult = 0.2;
+  writeFileSync(planFile, JSON.stringify(changed));
+  await assert.rejects(trainPlan({ planFile, resumeFrom: outDir }), (e: unknown) => {
+    assert.ok(e instanceof LayerwiseError, String(e));
+    assert.equal(e.field, 'resume');
+    assert.match(e.problem, /^cannot resume run: groups changed since the run started \(base\.lrMult 0\.1 → 0\.2\)/);
+    return true;
+  });
+  writeFileSync(planFile, original);
+
+  const second: StepEvent[] = [];
+  const resumed = await trainPlan({ planFile, resumeFrom: outDir, progressIntervalMs: 0, onEvent: (e) => e.kind === 'step' && second.push(e) });
+  assert.equal(resumed.report.stopped, 'completed');
+  assert.equal(resumed.report.timings.steps, 24);
+  assert.deepEqual(second.map((s) => s.step), Array.from({ length: 24 - at }, (_, i) => at + 1 + i));
+  const steps = [...first.slice(0, at), ...second];
+  assert.deepEqual(steps.map((s) => s.groupLrs), whole.steps.map((s) => s.groupLrs), 'per-step LRs');
+  steps.forEach((s, i) => assert.ok(Math.abs(s.loss - whole.steps[i]!.loss) <= 1e-6, `loss at step ${s.step}: ${s.loss} vs ${whole.steps[i]!.loss}`));
+  assert.deepEqual(resumed.report.stages, whole.outcome.report.stages);
+  assert.deepEqual(resumed.report.epochs.map((e) => [e.stage, e.epoch, e.valLoss]), whole.outcome.report.epochs.map((e) => [e.stage, e.epoch, e.valLoss]));
+  resumed.report.epochs.forEach((e, i) => assert.ok(Math.abs(e.trainLoss - whole.outcome.report.epochs[i]!.trainLoss) <= 1e-6, `epoch ${e.epoch} train loss`));
+  assert.deepEqual(resumed.report.frozenCheck, { weightsChecked: 4, unchanged: true, changed: [] });
+  const diff = maxWeightDiff(whole.outcome.report.outputs.model, resumed.report.outputs.model);
+  console.log(`nproc ${nproc}: max weight difference stopped at step ${at} and resumed vs uninterrupted: ${diff.maxDiff}`);
+  assert.ok(diff.maxDiff <= 1e-6, `weights differ by up to ${diff.maxDiff}`);
+  // a finished run frees its checkpoint, as the tfjs engine does
+  for (const f of ['checkpoint.json', 'checkpoint.pt', 'checkpoint-previous.pt']) assert.equal(existsSync(join(outDir, f)), false, f);
+  assert.deepEqual(processesOf(dir), []);
+}
+
+test('resume (nproc 1): stopped in stage 2 mid-epoch, a changed lrMult refused by name, then resumed to the weights and per-step LRs of an uninterrupted run', async () => {
+  await stopAndResume(1);
+});
+
+test('resume (2 gloo ranks): the same', async () => {
+  await stopAndResume(2);
+});
+
+test('resume after a crash (the CLI killed outright once the epoch-1 checkpoint exists): `train --resume` continues from the epoch end to the uninterrupted weights', async () => {
+  const pytorch = { nproc: 1, entry: 'entry.py:build_paced' };
+  const whole = await run(pytorch);
+  const { dir, planFile } = workspace(pytorch);
+  const outDir = join(dir, 'run');
+  const cli = (extra: string[]) =>
+    spawn(process.execPath, ['--import', 'tsx', join(repo, 'src', 'cli', 'main.ts'), 'train', planFile, ...extra, '--json', '--no-write-back'], { cwd: repo, stdio: ['ignore', 'ignore', 'pipe'] });
+  const first = cli(['--out', outDir]);
+  const manifestFile = join(outDir, 'checkpoint.json');
+  for (let i = 0; i < 600 && !existsSync(manifestFile); i++) await new Promise((r) => setTimeout(r, 50));
+  const exited = new Promise((r) => first.once('exit', r));
+  first.kill('SIGKILL');
+  await exited;
+  for (let i = 0; i < 100 && processesOf(dir).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(processesOf(dir), []);
+  const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { reason: string; position: { batch: number; globalStep: number } };
+  assert.equal(manifest.reason, 'epoch');
+  assert.equal(manifest.position.batch, 0);
+  assert.ok(manifest.position.globalStep % 8 === 0 && manifest.position.globalStep < 24, JSON.stringify(manifest.position));
+  assert.equal(existsSync(join(outDir, 'report.json')), false);
+  // the dead CLI's run lock is stale: the resume takes it over
+  const second = cli(['--resume', outDir]);
+  let stderr = '';
+  second.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const code = await new Promise((r) => second.once('exit', r));
+  assert.equal(code, 0, stderr);
+  const report = JSON.parse(readFileSync(join(outDir, 'report.json'), 'utf8')) as { stopped: string; timings: { steps: number }; outputs: { model: string }; epochs: Array<{ trainLoss: number }> };
+  assert.equal(report.stopped, 'completed');
+  assert.equal(report.timings.steps, 24);
+  assert.equal(report.epochs.length, 3);
+  const diff = maxWeightDiff(whole.outcome.report.outputs.model, report.outputs.model);
+  console.log(`crash at step ${manifest.position.globalStep}, resumed: max weight difference ${diff.maxDiff}`);
+  assert.ok(diff.maxDiff <= 1e-6, `weights differ by up to ${diff.maxDiff}`);
+  assert.equal(existsSync(manifestFile), false);
 });

@@ -19,7 +19,7 @@ The plan's param groups, stages and schedule (the --to pytorch export), then the
     python -m torch.distributed.run --standalone --nproc_per_node N layerwise_runner.py layerwise_run.json
 Do not edit: the next run writes a new one.
 """`;
-  return [header, `${PYTORCH_IMPORTS}\nimport hashlib\nimport importlib.util\nimport os\nimport sys\nimport time`, pytorchCore(input), RUNNER_DRIVER].join('\n\n\n') + '\n';
+  return [header, `${PYTORCH_IMPORTS}\nimport hashlib\nimport importlib.util\nimport os\nimport random\nimport sys\nimport time`, pytorchCore(input), RUNNER_DRIVER].join('\n\n\n') + '\n';
 }
 
 /**
@@ -245,6 +245,44 @@ def evaluate(model, dataset, loss_fn, batch, device):
     return total / max(1, n), (correct / max(1, n) if classified else None)
 
 
+CHECKPOINT = "checkpoint.pt"
+PREVIOUS_CHECKPOINT = "checkpoint-previous.pt"
+MANIFEST = "checkpoint.json"
+
+
+def _fsync_replace(tmp, final):
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+
+
+def save_checkpoint(cfg, state, reason):
+    """Rank 0: checkpoint.pt (torch.save, via .tmp + fsync + os.replace; the one before kept as
+    checkpoint-previous.pt), then the checkpoint.json manifest Layerwise reads to resume."""
+    if RANK != 0:
+        return
+    out = cfg["outDir"]
+    final = os.path.join(out, CHECKPOINT)
+    tmp = final + ".tmp"
+    torch.save(state, tmp)
+    if os.path.exists(final):
+        os.replace(final, os.path.join(out, PREVIOUS_CHECKPOINT))
+    _fsync_replace(tmp, final)
+    manifest = {"format": "layerwise-torch-checkpoint", "version": 1, "reason": reason,
+                "writtenAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "planFile": cfg["planFile"],
+                "checkpoint": CHECKPOINT, "fingerprint": cfg["fingerprint"],
+                "position": {"stage": state["stage"], "epoch": state["epoch"], "batch": state["batch"], "globalStep": state["globalStep"]}}
+    mtmp = os.path.join(out, MANIFEST + ".tmp")
+    with open(mtmp, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2)
+    _fsync_replace(mtmp, os.path.join(out, MANIFEST))
+
+
+def group_layout(optimizer):
+    return [{"group": pg["layerwise_group"], "lr_mult": pg["lr_mult"], "weight_decay": pg["weight_decay"], "params": len(pg["params"])}
+            for pg in optimizer.param_groups]
+
+
 def train(cfg):
     backend = cfg["backend"]
     if backend == "auto":
@@ -275,6 +313,19 @@ def train(cfg):
     validation = built.get("validation")
     every = cfg["diagnosticsEvery"]
     layer_group = {s["layer"]: s["group"] for s in settings}
+    resumed = None
+    if cfg.get("resume"):
+        resumed = torch.load(cfg["resume"], map_location="cpu")
+        # the saved stage's param groups first: its optimizer state only loads into its own layout
+        for j in range(1, resumed["stage"] + 1):
+            apply_stage(model, optimizer, j)
+        if group_layout(optimizer) != resumed["layout"]:
+            raise RunError("the checkpoint's param groups (%s) are not the ones this plan builds for stage %d (%s)"
+                           % (resumed["layout"], resumed["stage"] + 1, group_layout(optimizer)), field="resume", file=cfg["resume"])
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.last_epoch = resumed["globalStep"]
+        scheduler.refresh()
     emit({"kind": "started", "stepsPerEpoch": steps_per_epoch, "totalSteps": total_steps, "world": WORLD,
           "backend": backend, "torch": torch.__version__, "python": sys.version.split()[0],
           "loadSeconds": time.time() - load_start, "trainSamples": len(built["train"])})
@@ -282,17 +333,32 @@ def train(cfg):
     stopped, message, best, last_diag = "completed", None, None, None
     epochs, stage_reports = [], []
     global_step, wrapped, since_best = 0, None, 0
-    train_start = time.time()
+    first_epoch, skip, partial, seconds_before = 0, 0, None, 0.0
+    if resumed is not None:
+        global_step, since_best, best = resumed["globalStep"], resumed["sinceBest"], resumed["best"]
+        epochs, stage_reports, last_diag = resumed["epochs"], resumed["stageReports"], resumed["lastDiagnostics"]
+        first_epoch, skip, partial, seconds_before = resumed["epoch"], resumed["batch"], resumed["partial"], resumed["trainSeconds"]
+    train_start = time.time() - seconds_before
     es = cfg.get("earlyStopping")
-    for epoch in range(TOTAL_EPOCHS):
+
+    def checkpoint(reason, epoch, batch, sums):
+        save_checkpoint(cfg, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "stage": optimizer.layerwise_stage,
+            "layout": group_layout(optimizer), "epoch": epoch, "batch": batch, "globalStep": global_step,
+            "scheduleStep": scheduler.last_epoch, "epochs": epochs, "stageReports": stage_reports, "best": best,
+            "sinceBest": since_best, "lastDiagnostics": last_diag, "partial": sums, "trainSeconds": time.time() - train_start,
+            "torchRng": torch.get_rng_state(), "pythonRng": random.getstate()}, reason)
+
+    for epoch in range(first_epoch, TOTAL_EPOCHS):
         k = stage_of_epoch(epoch)
         if wrapped is None or k != optimizer.layerwise_stage:
             if k != optimizer.layerwise_stage:
                 apply_stage(model, optimizer, k)
             wrapped = wrap(model, device)
             stage = STAGES[k]
-            stage_reports.append({"stage": k + 1, "epochs": stage["epochs"], "trainGroups": stage["train"], "lr": stage["lr"],
-                                  "steps": stage["epochs"] * steps_per_epoch})
+            if not (stage_reports and stage_reports[-1]["stage"] == k + 1):
+                stage_reports.append({"stage": k + 1, "epochs": stage["epochs"], "trainGroups": stage["train"], "lr": stage["lr"],
+                                      "steps": stage["epochs"] * steps_per_epoch})
             emit({"kind": "event", "event": {"kind": "stage", "stage": k + 1, "stages": len(STAGES), "epochs": stage["epochs"],
                                              "trainGroups": stage["train"], "lr": stage["lr"]}})
         sampler.set_epoch(epoch)
@@ -301,10 +367,28 @@ def train(cfg):
         epoch_start = {n: t.detach().clone() for n, t in model.state_dict().items()}
         loss_sum, count, correct, classified = 0.0, 0.0, 0.0, False
         lrs = group_lrs(optimizer, cfg)
-        for inputs, targets in loader:
+        # a DataLoader's iterator draws its seed from torch's RNG: an epoch-end checkpoint was written
+        # before that draw, a mid-epoch one after it
+        if resumed is not None and partial is None:
+            torch.set_rng_state(resumed["torchRng"])
+            random.setstate(resumed["pythonRng"])
+        batches = iter(loader)
+        done_batches = 0
+        if resumed is not None:
+            if partial is not None:
+                torch.set_rng_state(resumed["torchRng"])
+                random.setstate(resumed["pythonRng"])
+                loss_sum, count, correct, classified = partial["lossSum"], partial["count"], partial["correct"], partial["classified"]
+                epoch_clock -= partial["seconds"]
+            for _ in range(skip):
+                next(batches)
+            done_batches, resumed, partial, skip = skip, None, None, 0
+        for inputs, targets in batches:
             stop = 1.0 if RANK == 0 and os.path.exists(cfg["stopFile"]) else 0.0
             if all_sum([stop], device)[0] > 0:
                 stopped, message = "cancelled", "cancelled by the user"
+                checkpoint("stopped", epoch, done_batches, {"lossSum": loss_sum, "count": count, "correct": correct,
+                                                            "classified": classified, "seconds": time.time() - epoch_clock})
                 break
             inputs, targets = to_device(inputs, device), to_device(targets, device)
             lrs = group_lrs(optimizer, cfg)
@@ -334,6 +418,7 @@ def train(cfg):
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             global_step += 1
+            done_batches += 1
             loss_sum += stats[0]
             count += stats[1]
             correct += stats[2]
@@ -378,6 +463,7 @@ def train(cfg):
                     decision = [1.0]
         epochs.append(metrics)
         emit({"kind": "event", "event": dict(kind="epoch", **metrics)})
+        checkpoint("epoch", epoch + 1, 0, None)
         if all_sum(decision, device)[0] > 0:
             stopped = "earlyStopping"
             message = "stopped early: %s did not improve for %d epoch(s); best at epoch %d" % (es.get("metric", "valLoss"), es["patience"], best["epoch"])
