@@ -560,7 +560,12 @@ function endsEpoch(e: StepEvent, stepsPerEpoch: number): boolean {
 /** What a dead run says: which rank died and how (torch.distributed.run's summary), else the last traceback line. */
 export function deathMessage(code: number | null, signal: NodeJS.Signals | null, stderr: readonly string[]): string {
   const text = stderr.join('\n');
-  const rank = /rank\s*:\s*(\d+)[^\n]*\n?[^\n]*?exitcode\s*:\s*(-?\d+)/.exec(text) ?? /rank\s*:\s*(\d+)\s*\(local_rank[^)]*\)\s*\n\s*exitcode\s*:\s*(-?\d+)/.exec(text);
+  // torch.distributed.run lists every failed rank ("Failures:", then "Root Cause"); the order says
+  // when each death was noticed, not which came first. A rank killed by a signal is the cause the
+  // others followed (they fail on the broken collective), so name it; else the root cause.
+  const blocks = [...text.matchAll(/rank\s*:\s*(\d+)[^\n]*\n?[^\n]*?exitcode\s*:\s*(-?\d+)/g)];
+  const rootAt = text.search(/Root Cause/);
+  const rank = blocks.find((m) => Number(m[2]) < 0) ?? blocks.find((m) => (m.index ?? 0) > rootAt && rootAt >= 0) ?? blocks[0] ?? null;
   const how = signal !== null ? `was killed by ${signal}` : `exited with code ${code}`;
   const last = [...stderr].reverse().find((l) => /^\w*(Error|Exception)\b|Error:/.test(l.trim()))?.trim() ?? stderr[stderr.length - 1]?.trim() ?? '';
   if (rank !== null) {

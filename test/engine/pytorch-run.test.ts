@@ -331,6 +331,14 @@ test('the runner protocol guard refuses malformed lines, and a dead torch.distri
   const stderr = ['Root Cause (first observed failure):', '[0]:', '  time      : 2026-12-05_04:10:00', '  host      : box', '  rank      : 1 (local_rank: 1)', '  exitcode  : -9 (pid: 123)'];
   assert.equal(deathMessage(1, null, stderr), 'rank 1 was killed by signal 9; torch.distributed.run stopped the other ranks');
   assert.equal(deathMessage(1, null, ['Traceback', 'ValueError: boom']), 'the PyTorch run exited with code 1: ValueError: boom');
+  // the survivor, failing on the broken collective, may be listed (even as root cause) before the killed rank
+  const both = [
+    'Failures:', '[1]:', '  rank      : 0 (local_rank: 0)', '  exitcode  : -9 (pid: 122)',
+    'Root Cause (first observed failure):', '[0]:', '  rank      : 1 (local_rank: 1)', '  exitcode  : 1 (pid: 123)',
+  ];
+  assert.equal(deathMessage(1, null, both), 'rank 0 was killed by signal 9; torch.distributed.run stopped the other ranks');
+  const noSignal = ['Failures:', '  rank      : 0 (local_rank: 0)', '  exitcode  : 2 (pid: 1)', 'Root Cause (first observed failure):', '  rank      : 1 (local_rank: 1)', '  exitcode  : 1 (pid: 2)'];
+  assert.equal(deathMessage(1, null, noSignal), 'rank 1 exited with code 1; torch.distributed.run stopped the other ranks');
 });
 
 /** Stops a run mid-way through stage 2, refuses a resume of a changed plan, resumes it, and compares with an uninterrupted run. */
