@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../core/atomic-write.ts';
 import { LayerwiseError } from '../core/errors.ts';
 import { exportRunner, LAUNCHER, RUNNER_LINE_PREFIX } from '../core/export/runner.ts';
 import { resolvePlanPath } from '../core/paths.ts';
-import { DEFAULTS, defaultWeightDecay, type PlanResults } from '../core/plan.ts';
+import { DEFAULTS, type PlanResults } from '../core/plan.ts';
 import type { RunReport, StepEvent, TrainEvent } from '../core/progress.ts';
 import { planOnlyFormat } from '../core/pytorch-model.ts';
 import { resolveStages } from '../core/timeline.ts';
@@ -26,7 +26,7 @@ import { isRunnerMessage, isTorchCheckpointManifest, type RunnerDone, type Runne
 import { LossSmoother, shouldStop, sweepLr, type LrCurvePoint } from '../core/lr-finder.ts';
 import { findLr, finishLrFinder, groupApply, groupMult, lrFinderOptions, type FindLrOptions, type FindLrResult } from './lr-finder.ts';
 import { prepareModel, readPlan, type PreparedModel } from './session.ts';
-import { defaultOutDir, train, type TrainOptions, type TrainOutcome } from './trainer.ts';
+import { defaultOutDir, resolvedPlan, train, type TrainOptions, type TrainOutcome } from './trainer.ts';
 
 export interface PlanTrainOptions extends TrainOptions {
   /** The Python interpreter; wins over the plan's `pytorch.python` (CLI --python, setting layerwise.pythonPath). */
@@ -371,26 +371,11 @@ export async function trainPytorch(prepared: PytorchPrepared, opts: PlanTrainOpt
   const replicasEqual = done.replicas.every((h) => h === done.replicas[0]);
   if (!done.frozenCheck.unchanged) emit({ kind: 'log', level: 'error', message: `frozen weights changed: ${done.frozenCheck.changed.join(', ')}` });
   if (!replicasEqual) emit({ kind: 'log', level: 'error', message: `the ${done.replicas.length} ranks ended with different weights` });
-  const optimizer = training.optimizer ?? DEFAULTS.optimizer;
   const backendName = started.world > 1 ? `torch.distributed ${started.backend} ×${started.world}` : 'torch';
   const report: RunReport = {
     version: 1,
     planFile,
-    plan: {
-      ...plan,
-      task,
-      training: {
-        ...training,
-        batchSize,
-        lr: training.lr ?? DEFAULTS.lr,
-        optimizer,
-        betas: training.betas ?? DEFAULTS.betas,
-        eps: training.eps ?? DEFAULTS.eps,
-        weightDecay: training.weightDecay ?? defaultWeightDecay(optimizer),
-        noDecay: training.noDecay ?? [...DEFAULTS.noDecay],
-      },
-      results: undefined,
-    },
+    plan: resolvedPlan(plan, task),
     task,
     backend: {
       name: backendName,

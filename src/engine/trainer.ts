@@ -548,7 +548,7 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions, resume
   const report: RunReport = {
     version: 1,
     planFile: run.planFile,
-    plan: resolvedPlan(run),
+    plan: resolvedPlan(run.plan, run.task),
     task: run.task,
     classes: data.classes,
     backend: { name: run.backend.name, reason: run.backend.reason },
@@ -616,15 +616,14 @@ function outputError(e: unknown, what: string, outDir: string): Error {
 }
 
 /** The plan with the defaults the run used made explicit, for the report. */
-function resolvedPlan(run: PreparedRun): RunReport['plan'] {
-  const t = run.plan.training ?? {};
+export function resolvedPlan(plan: PreparedRun['plan'], task: PreparedRun['task']): RunReport['plan'] {
+  const t = plan.training ?? {};
   const optimizer = t.optimizer ?? DEFAULTS.optimizer;
   return {
-    ...run.plan,
-    task: run.task,
+    ...plan,
+    task,
     training: {
       ...t,
-      epochs: t.epochs,
       batchSize: t.batchSize ?? DEFAULTS.batchSize,
       lr: t.lr ?? DEFAULTS.lr,
       optimizer,
