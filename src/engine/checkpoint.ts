@@ -106,6 +106,16 @@ export interface LoadedCheckpoint {
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
+/** A file as a run fingerprint records it: its size and sha256, or why it could not be read. */
+export function fileIdentity(file: string): string {
+  try {
+    const bytes = readFileSync(file);
+    return `size ${bytes.length} bytes, sha256 ${sha256(bytes)}`;
+  } catch (e) {
+    return `unreadable (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
+  }
+}
+
 /** A file-system error in the user's words (disk full, file-size limit). */
 export function errnoText(e: unknown): string {
   const err = e as NodeJS.ErrnoException;

@@ -7,7 +7,7 @@
  * whole process group is killed on the way out, so no rank outlives the run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { basename, dirname, join, relative, resolve } from 'node:path';
@@ -22,6 +22,7 @@ import { resolveStages } from '../core/timeline.ts';
 import { CHECKPOINT_FILE } from '../core/interrupted-runs.ts';
 import { describeFingerprintChanges, runFingerprint, type RunFingerprint } from '../core/run-fingerprint.ts';
 import { acquireRunLock } from '../core/run-lock.ts';
+import { fileIdentity } from './checkpoint.ts';
 import { isRunnerMessage, isTorchCheckpointManifest, type RunnerDone, type RunnerError, type RunnerStarted } from '../protocol/runner.ts';
 import { LossSmoother, shouldStop, sweepLr, type LrCurvePoint } from '../core/lr-finder.ts';
 import { findLr, finishLrFinder, groupApply, groupMult, lrFinderOptions, type FindLrOptions, type FindLrResult } from './lr-finder.ts';
@@ -85,21 +86,13 @@ const TORCH_CHECKPOINT_FILES = [CHECKPOINT_FILE, 'checkpoint.json.tmp', 'checkpo
  */
 export function torchFingerprint(prepared: PytorchPrepared): RunFingerprint {
   const { plan, planFile, workspaceRoot, resolution } = prepared;
-  const id = (file: string): string => {
-    try {
-      const bytes = readFileSync(file);
-      return `size ${bytes.length} bytes, sha256 ${createHash('sha256').update(bytes).digest('hex')}`;
-    } catch (e) {
-      return `unreadable (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
-    }
-  };
-  const modelFiles: Record<string, string> = { [plan.model]: id(resolvePlanPath(planFile, plan.model, 'model', workspaceRoot)) };
+  const modelFiles: Record<string, string> = { [plan.model]: fileIdentity(resolvePlanPath(planFile, plan.model, 'model', workspaceRoot)) };
   const spec = plan.pytorch;
   const entryRel = spec === undefined ? undefined : spec.entry.slice(0, spec.entry.lastIndexOf(':'));
   const entryFile = entryRel === undefined ? undefined : resolvePlanPath(planFile, entryRel, 'pytorch.entry', workspaceRoot);
   const fp = runFingerprint(plan, resolution, resolveStages(plan, resolution, planFile), { modelFiles, trainData: '(built by pytorch.entry)', trainSamples: 0 });
   fp.model['pytorch.entry'] = spec?.entry ?? null;
-  if (entryRel !== undefined && entryFile !== undefined) fp.model[entryRel] = id(entryFile);
+  if (entryRel !== undefined && entryFile !== undefined) fp.model[entryRel] = fileIdentity(entryFile);
   return fp;
 }
 

@@ -31,6 +31,7 @@ import { saveModel } from './model-io.ts';
 import {
   CHECKPOINT_FILE,
   errnoText,
+  fileIdentity,
   hasCheckpoint,
   readCheckpoint,
   removeCheckpoint,
@@ -133,20 +134,12 @@ export function fingerprintOf(run: PreparedRun): RunFingerprint {
 function measureInputs(run: PreparedRun): MeasuredInputs {
   const modelFile = resolvePlanPath(run.planFile, run.plan.model, 'model', run.workspaceRoot);
   const modelFiles: Record<string, string> = {};
-  const id = (file: string): string => {
-    try {
-      const bytes = readFileSync(file);
-      return `size ${bytes.length} bytes, sha256 ${createHash('sha256').update(bytes).digest('hex')}`;
-    } catch (e) {
-      return `unreadable (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
-    }
-  };
-  modelFiles[run.plan.model] = id(modelFile);
+  modelFiles[run.plan.model] = fileIdentity(modelFile);
   try {
     const json = JSON.parse(readFileSync(modelFile, 'utf8')) as { weightsManifest?: Array<{ paths?: unknown }> };
     for (const group of json.weightsManifest ?? []) {
       for (const p of Array.isArray(group.paths) ? group.paths : []) {
-        if (typeof p === 'string') modelFiles[`weights ${p}`] = id(join(dirname(modelFile), p));
+        if (typeof p === 'string') modelFiles[`weights ${p}`] = fileIdentity(join(dirname(modelFile), p));
       }
     }
   } catch {
