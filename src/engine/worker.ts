@@ -31,7 +31,11 @@ const running = new Map<string, AbortController>();
 
 async function handle(m: HostToWorker): Promise<void> {
   if (m.type === 'cancel') {
-    running.get(m.id)?.abort();
+    const job = running.get(m.id);
+    if (job !== undefined && !job.signal.aborted) {
+      job.abort();
+      send({ type: 'stopping', id: m.id });
+    }
     return;
   }
   const controller = new AbortController();

@@ -23,8 +23,13 @@ import type { PlanEntry, PlanStore } from './plans.ts';
 import { describeExit, WorkerProcess, type WorkerExit } from './worker-process.ts';
 import { refusedInRestrictedMode } from './trust.ts';
 
-/** How long a stopped run may take to wind down before its process is killed. */
-export const STOP_GRACE_MS = 1000;
+/**
+ * How long a stopped run may take to answer the cancel before its process is killed: the worker
+ * reads it between batches, and one batch of a large model takes seconds.
+ */
+export const STOP_ANSWER_MS = 10_000;
+/** How long a run that answered may take to end its batch and write its checkpoint. */
+export const STOP_SAVE_MS = 120_000;
 /** A cap on the events kept for replay (step events are throttled to a few per second). */
 const MAX_REPLAY_EVENTS = 20_000;
 
@@ -68,6 +73,8 @@ interface Run {
   scope: vscode.Disposable[];
   stopRequested: boolean;
   finished: boolean;
+  /** Kills the process when a stop takes too long; replaced when the worker answers the cancel. */
+  stopTimer?: ReturnType<typeof setTimeout>;
 }
 
 export class TrainingSessions implements vscode.Disposable {
@@ -178,25 +185,34 @@ export class TrainingSessions implements vscode.Disposable {
     return true;
   }
 
-  /** Asks the run to stop; kills its process if it has not ended within STOP_GRACE_MS. */
+  /**
+   * Asks the run to stop at its next batch (a training run writes a checkpoint first); a second
+   * stop, or no answer within STOP_ANSWER_MS, or no end within STOP_SAVE_MS of the answer, kills
+   * its process.
+   */
   stop(planKey: string): boolean {
     const run = this.runs.get(planKey);
     if (run === undefined || run.finished) return false;
     if (run.stopRequested) {
+      this.log.warn(`${run.entry.label}: stopped again; killing the worker`);
       run.worker.stop(true);
       return true;
     }
     run.stopRequested = true;
     this.log.info(`${run.entry.label}: stop requested`);
     run.worker.send({ type: 'cancel', id: run.id });
-    const timer = setTimeout(() => {
-      if (!run.finished) {
-        this.log.warn(`${run.entry.label}: the worker did not stop within ${STOP_GRACE_MS} ms; killing it`);
-        run.worker.stop(true);
-      }
-    }, STOP_GRACE_MS);
-    run.scope.push({ dispose: () => clearTimeout(timer) });
+    this.killAfter(run, STOP_ANSWER_MS, 'did not answer the stop');
+    run.scope.push({ dispose: () => clearTimeout(run.stopTimer) });
     return true;
+  }
+
+  private killAfter(run: Run, ms: number, why: string): void {
+    clearTimeout(run.stopTimer);
+    run.stopTimer = setTimeout(() => {
+      if (run.finished) return;
+      this.log.warn(`${run.entry.label}: the worker ${why} within ${ms / 1000} s; killing it`);
+      run.worker.stop(true);
+    }, ms);
   }
 
   private async onMessage(run: Run, m: WorkerToHost): Promise<void> {
@@ -204,6 +220,11 @@ export class TrainingSessions implements vscode.Disposable {
     const key = run.entry.key;
     switch (m.type) {
       case 'ready':
+        return;
+      case 'stopping':
+        this.log.info(`${run.entry.label}: stopping at the end of this batch${run.job === 'train' ? ', after writing a checkpoint' : ''} (Stop again ends it at once)`);
+        vscode.window.setStatusBarMessage(`Layerwise: stopping ${run.entry.label}… (Stop again ends it at once)`, 5000);
+        this.killAfter(run, STOP_SAVE_MS, 'did not finish stopping');
         return;
       case 'event': {
         const buffer = this.runEvents.get(key)?.events;

@@ -97,6 +97,8 @@ export interface ProblemInfo {
 
 export type WorkerToHost =
   | { type: 'ready'; pid: number }
+  /** A cancel was received: the job ends at its next batch (a training run writes a checkpoint first). */
+  | { type: 'stopping'; id: string }
   | { type: 'event'; id: string; event: TrainEvent }
   | { type: 'trained'; id: string; report: RunReport; reportFile: string; results: PlanResults }
   | { type: 'lrFound'; id: string; outcome: LrFinderOutcome; curveFile: string; results: PlanResults }
@@ -152,6 +154,8 @@ export function isWorkerToHost(x: unknown): x is WorkerToHost {
   switch (x['type']) {
     case 'ready':
       return isNum(x['pid']);
+    case 'stopping':
+      return isStr(x['id']);
     case 'event':
       return isStr(x['id']) && isObj(x['event']) && TRAIN_EVENT_KINDS.has(String(x['event']['kind']));
     case 'trained':

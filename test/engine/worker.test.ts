@@ -106,6 +106,9 @@ test('cancel stops a run within a batch; the worker stays usable', { timeout: 12
   assert.equal(done.type, 'trained');
   if (done.type === 'trained') assert.equal(done.report.stopped, 'cancelled');
   assert.ok(latency < 1000, `cancel took ${latency.toFixed(0)} ms`);
+  // the worker answers the cancel before it ends the run (the host then waits for the checkpoint)
+  const order = w.messages.filter((m) => 'id' in m && m.id === 'long' && (m.type === 'stopping' || m.type === 'trained')).map((m) => m.type);
+  assert.deepEqual(order, ['stopping', 'trained']);
   assert.equal(existsSync(join(ws, 'runs', 'long', 'model.json')), false);
   // still alive and answering
   w.send({ type: 'describe', id: 'd', planFile: join(ws, 'layerwise.json'), workspaceRoot: ws, backend: 'auto' });

@@ -43,6 +43,7 @@ test('host → worker: every request kind passes, malformed ones do not', () => 
 test('worker → host: every message kind passes, malformed ones do not', () => {
   const good: WorkerToHost[] = [
     { type: 'ready', pid: 12 },
+    { type: 'stopping', id: 'a' },
     { type: 'event', id: 'a', event: { kind: 'log', level: 'info', message: 'x' } },
     { type: 'failed', id: 'a', problem: { message: 'boom' }, cancelled: false },
     { type: 'described', id: 'a', model: { source: 'm', kind: 'tfjs', layers: [] } },
@@ -58,6 +59,7 @@ test('worker → host: every message kind passes, malformed ones do not', () => 
     undefined,
     { type: 'ready' },
     { type: 'ready', pid: '12' },
+    { type: 'stopping' },
     { type: 'event', id: 'a', event: { kind: 'tensor' } },
     { type: 'event', id: 'a' },
     { type: 'trained', id: 'a', report: {}, results: {} },
