@@ -6,6 +6,7 @@
  */
 import { autoGroups, groupPatterns, modelStructure } from './autogroup.ts';
 import { LayerwiseError } from './errors.ts';
+import { resolveGroups } from './groups.ts';
 import type { LayerInfo, ModelInfo } from './model-info.ts';
 import { DEFAULTS, type BatchNormPolicy, type DiscriminativeSpec, type GroupSpec, type Plan, type UnfreezeStageSpec } from './plan.ts';
 
@@ -244,4 +245,98 @@ export function getRecipe(id: string): Recipe {
     throw new LayerwiseError(`unknown recipe ${JSON.stringify(id)} (known recipes: ${RECIPES.map((r) => r.id).join(', ')})`, { field: 'recipe' });
   }
   return recipe;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a preset changes, and which preset the plan follows
+
+/** One setting a preset would change: the plan field, its value now and after (`undefined`: absent). */
+export interface PresetChange {
+  field: string;
+  before: string | undefined;
+  after: string | undefined;
+  /** A value the user set by hand (a group's multiplier or freeze) that the preset drops or replaces. */
+  handSet: boolean;
+}
+
+const shown = (v: unknown): string | undefined => (v === undefined ? undefined : JSON.stringify(v));
+
+/**
+ * Every setting applying preset `id` to `plan` would change, in plan order: the spread
+ * (`discriminative`), the base LR and optimizer (the seed's preset), and per group its
+ * multiplier and freeze — matched by name, so a preset that replaces the groups lists what the
+ * old ones set by hand and that the new ones do not keep.
+ */
+export function presetChanges(plan: Plan, model: ModelInfo, id: string): PresetChange[] {
+  const next = applyPreset(plan, model, id);
+  const out: PresetChange[] = [];
+  const add = (field: string, before: unknown, after: unknown, handSet: boolean): void => {
+    const b = shown(before);
+    const a = shown(after);
+    if (b !== a) out.push({ field, before: b, after: a, handSet });
+  };
+  add('discriminative', plan.discriminative, next.discriminative, false);
+  add('training.lr', plan.training?.lr, next.training?.lr, false);
+  add('training.optimizer', plan.training?.optimizer, next.training?.optimizer, false);
+  const oldGroups = plan.groups ?? [];
+  const newGroups = next.groups ?? [];
+  const sameNames = oldGroups.length === newGroups.length && oldGroups.every((g, i) => g.name === newGroups[i]?.name && sameList(g.layers, newGroups[i]?.layers));
+  if (!sameNames) {
+    add('groups', oldGroups.map((g) => g.name), newGroups.map((g) => g.name), false);
+  }
+  oldGroups.forEach((g, i) => {
+    const after = newGroups.find((n) => n.name === g.name);
+    const field = `groups[${i}] ${JSON.stringify(g.name)}`;
+    if (g.lrMult !== undefined) add(`${field}.lrMult`, g.lrMult, after?.lrMult, true);
+    if (g.frozen !== undefined) add(`${field}.frozen`, g.frozen, after?.frozen, true);
+  });
+  return out;
+}
+
+function sameList(a: readonly string[], b: readonly string[] | undefined): boolean {
+  return b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * The presets the plan already follows: those whose application would leave every layer's
+ * multiplier and freeze, and the base LR, as they are (the plan's text may differ — a preset
+ * would write `discriminative` where the plan has the same multipliers by hand). Several can
+ * match (with one group every spread is ×1); a plan that matches none was set by hand.
+ */
+export function activePresets(plan: Plan, model: ModelInfo): PresetId[] {
+  let now: ResolvedRates;
+  try {
+    now = resolveGroups(model, plan);
+  } catch {
+    return [];
+  }
+  const out: PresetId[] = [];
+  for (const p of PRESETS) {
+    try {
+      if (sameRates(now, resolveGroups(model, p.apply(plan, model)))) out.push(p.id);
+    } catch {
+      // a preset the plan cannot take (no weighted layers…) is not the one it follows
+    }
+  }
+  return out;
+}
+
+/** What `activePresets` compares: the base LR and each layer's multiplier and freeze. */
+interface ResolvedRates {
+  baseLr: number;
+  groups: ReadonlyArray<{ layers: ReadonlyArray<{ name: string; lrMult: number; frozen: boolean }> }>;
+}
+
+function sameRates(a: ResolvedRates, b: ResolvedRates): boolean {
+  const close = (x: number, y: number): boolean => Math.abs(x - y) <= 1e-9 * Math.max(Math.abs(x), Math.abs(y));
+  if (!close(a.baseLr, b.baseLr)) return false;
+  const layers = (r: ResolvedRates): Map<string, { lrMult: number; frozen: boolean }> => new Map(r.groups.flatMap((g) => g.layers.map((l) => [l.name, l] as const)));
+  const la = layers(a);
+  const lb = layers(b);
+  if (la.size !== lb.size) return false;
+  for (const [name, x] of la) {
+    const y = lb.get(name);
+    if (y === undefined || x.frozen !== y.frozen || !close(x.lrMult, y.lrMult)) return false;
+  }
+  return true;
 }
