@@ -301,6 +301,8 @@ function describeEdit(e: PlanEditRequest): string {
       return `apply the preset "${e.preset}"`;
     case 'moveLayer':
       return `move layer ${JSON.stringify(e.layer)} to groups[${e.toGroupIndex}]`;
+    case 'setData':
+      return `set data.${e.field} to ${v(e.value)}`;
   }
 }
 
