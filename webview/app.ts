@@ -593,7 +593,7 @@ export class PanelApp {
     const f = this.fields;
     f.preset.element.hidden = s.presets.length === 0;
     // the preset the plan's rates already follow, when one does (core/presets.ts activePresets)
-    const active = s.model === undefined ? [] : activePresets(s.plan, s.model);
+    const active = s.model === undefined || this.derived.resolution === undefined ? [] : activePresets(s.plan, s.model, this.derived.resolution);
     this.activePreset = active[0] ?? '';
     f.preset.show(this.pendingPreset ?? this.activePreset, [
       { value: '', label: 'Set by hand (no preset)', description: 'The plan’s multipliers match no preset: pick one to apply it' },

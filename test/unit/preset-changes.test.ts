@@ -39,6 +39,15 @@ test('hand-set multipliers equal to a preset\'s spread count as that preset; one
   assert.deepEqual(activePresets(withLayer, net), ['ulmfit']);
 });
 
+test('a group multiplier that no layer follows (each has its own) does not count against a preset', () => {
+  const plan = { ...applyPreset(threeGroups(), net, 'ulmfit'), layers: { d3: { lrMult: 0.3 } } };
+  plan.groups![1]!.lrMult = 0.9;
+  assert.deepEqual(activePresets(plan, net), ['ulmfit']);
+  // the seed's split at another base LR is never current
+  assert.ok(!activePresets(applyPreset(threeGroups(), net, 'seed'), net).includes('ulmfit'));
+  assert.ok(activePresets(applyPreset(threeGroups(), net, 'seed'), net).includes('seed'));
+});
+
 test('with one group every spread is ×1: all spreads match', () => {
   const plan: Plan = { model: 'model.json', groups: [{ name: 'all', layers: ['*'] }] };
   assert.deepEqual(activePresets(plan, net), ['ulmfit', 'layerDecay', 'geometric', 'none']);

@@ -1,0 +1,61 @@
+/**
+ * The plan editor on the real 162-layer MobileNetV2 (examples/mobilenet-fashion) in a real VS Code
+ * (code-server), as issue 11's review used it: Ctrl+F in the panel goes to the filter box, which
+ * finds a layer deep in a folded tree; the picker shows the preset the plan follows; applying
+ * another one first lists what it overwrites and asks, and writes only once confirmed.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import type { Frame } from 'playwright-core';
+import { openSession, shots, until, type Session } from './harness.ts';
+
+let s: Session;
+let frame: Frame;
+
+before(async () => {
+  s = await openSession('panel', { trusted: true, example: 'mobilenet-fashion' });
+});
+
+after(async () => {
+  await s?.close();
+});
+
+const dirtyTab = (): Promise<number> => s.page.locator('.tabs-container .tab.dirty[aria-label*="layerwise.json"]').count();
+
+test('on MobileNetV2 the filter finds a layer deep in the folded tree; Ctrl+F goes to it', { timeout: 300_000 }, async () => {
+  await s.palette('Layerwise: Open Plan Editor');
+  frame = await s.panelFrame();
+  await frame.locator('tr[data-key="g:head"]').waitFor({ timeout: 180_000 });
+  // every group folded: the deep layer is not in the page
+  assert.equal(await frame.locator('tr[data-key="l:block_16_project_BN"]').count(), 0);
+  await frame.locator('tr[data-key="g:head"]').focus();
+  await s.page.keyboard.press('Control+F');
+  const ctrlF = await until('Ctrl+F handled', async () =>
+    (await frame.evaluate(() => document.activeElement?.className)) === 'tree-filter' ? 'filter' : (await s.page.locator('.find-widget.visible').count()) > 0 ? 'vscode-find' : undefined,
+  );
+  assert.equal(ctrlF, 'filter', 'Ctrl+F in the panel focuses its filter box, not VS Code’s find widget');
+  await s.page.keyboard.type('block_16_project');
+  await frame.locator('tr[data-key="l:block_16_project_BN"]').waitFor({ timeout: 30_000 });
+  assert.match((await frame.locator('.filter-count').textContent()) ?? '', /^2 of \d+ layers match$/);
+  await s.page.screenshot({ path: join(shots, 'e2e-panel-filter.png') });
+  await s.page.keyboard.press('Escape');
+  await until('Esc clears the filter', async () => (await frame.locator('tr[data-key="l:block_16_project_BN"]').count()) === 0 || undefined);
+});
+
+test('the picker shows ULMFiT as current; another preset lists what it overwrites and asks before writing', { timeout: 180_000 }, async () => {
+  const disk = s.plan();
+  const picker = frame.locator('#field-preset');
+  await until('ULMFiT shown as the current preset', async () => (await picker.evaluate((p) => (p as HTMLSelectElement).value)) === 'ulmfit' || undefined);
+  await picker.click();
+  await picker.getByRole('option', { name: /^Layer-wise decay/ }).click();
+  const confirm = frame.locator('.preset-confirm');
+  await confirm.waitFor({ timeout: 30_000 });
+  assert.match((await confirm.textContent()) ?? '', /discriminative \{"type":"ulmfit","factor":2\.6\} → \{"type":"layerDecay","gamma":0\.75\}/);
+  await s.page.screenshot({ path: join(shots, 'e2e-panel-preset-confirm.png') });
+  assert.equal(await dirtyTab(), 0, 'nothing is edited while the question is open');
+  assert.equal(s.plan(), disk);
+  await confirm.locator('vscode-button', { hasText: 'Apply preset' }).click();
+  await until('the preset edits the plan (unsaved)', async () => (await dirtyTab()) > 0 || undefined);
+  await until('the picker follows: layer-wise decay is current', async () => (await picker.evaluate((p) => (p as HTMLSelectElement).value)) === 'layerDecay' || undefined);
+});
