@@ -62,25 +62,25 @@ interface FocusKeep {
  * be cut off carries the full text in its title.
  */
 export const COLUMNS: ReadonlyArray<{ label: string; col: string; title?: string; width?: number; min: number }> = [
-  { label: 'Group / layer', col: 'name', width: 240, min: 120 },
+  { label: 'Group / layer', col: 'name', width: 224, min: 120 },
   {
     label: 'Layer’s group',
     col: 'group',
     title: 'The group a layer belongs to. Pick another to move the layer there: the plan’s patterns are rewritten so that only that group matches it.',
-    width: 140,
+    width: 128,
     min: 70,
   },
-  { label: 'Params', col: 'params', width: 56, min: 40 },
+  { label: 'Params', col: 'params', width: 64, min: 40 },
   { label: 'LR multiplier', col: 'mult', title: 'Multiplier of the base learning rate. Empty a layer’s field to let it follow its group.', width: 150, min: 150 },
-  { label: 'Effective LR', col: 'lr', title: 'training.lr × multiplier, before the schedule', width: 76, min: 50 },
+  { label: 'Effective LR', col: 'lr', title: 'training.lr × multiplier, before the schedule', width: 84, min: 50 },
   {
     label: 'Weight decay',
     col: 'wd',
     title: 'Weight decay of the row’s optimized weights. Empty a field to remove the row’s own setting. A group’s value spares biases and normalisation weights (training.noDecay); a layer’s own value applies to all its weights.',
-    width: 90,
+    width: 96,
     min: 60,
   },
-  { label: 'Trains', col: 'trains', title: 'Checked: the row trains. Unchecked (🔒): frozen — no gradient, weights unchanged. The Layers view’s checkboxes mean the same.', width: 56, min: 48 },
+  { label: 'Trains', col: 'trains', title: 'Checked: the row trains. Unchecked (🔒): frozen — no gradient, weights unchanged. The Layers view’s checkboxes mean the same.', width: 60, min: 48 },
   { label: 'Decided by', col: 'rule', title: 'The plan field (or default) that decided each setting; hover a cell for all of it.', min: 120 },
   { label: '', col: 'warn', title: 'Warnings', width: 32, min: 28 },
 ];
