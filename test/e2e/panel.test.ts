@@ -1,11 +1,13 @@
 /**
  * The plan editor on the real 162-layer MobileNetV2 (examples/mobilenet-fashion) in a real VS Code
  * (code-server), as issue 11's review used it: Ctrl+F in the panel goes to the filter box, which
- * finds a layer deep in a folded tree; the picker shows the preset the plan follows; applying
- * another one first lists what it overwrites and asks, and writes only once confirmed.
+ * finds a layer deep in a folded tree; an LR suggestion leaves the status bar once the model is
+ * missing; the picker shows the preset the plan follows; applying another one first lists what it
+ * overwrites and asks, and writes only once confirmed.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Frame } from 'playwright-core';
 import { openSession, shots, until, type Session } from './harness.ts';
@@ -41,6 +43,22 @@ test('on MobileNetV2 the filter finds a layer deep in the folded tree; Ctrl+F go
   await s.page.screenshot({ path: join(shots, 'e2e-panel-filter.png') });
   await s.page.keyboard.press('Escape');
   await until('Esc clears the filter', async () => (await frame.locator('tr[data-key="l:block_16_project_BN"]').count()) === 0 || undefined);
+});
+
+test('the status bar drops an LR suggestion once the plan\'s model is missing', { timeout: 600_000 }, async () => {
+  await frame.locator('vscode-button', { hasText: 'Find LR' }).click();
+  await until('the LR range test suggests a rate in the status bar', async () => (/suggested LR \d/.test(await s.statusText()) ? true : undefined), 480_000);
+  assert.match((await frame.locator('.status').textContent()) ?? '', /LR range test finished: suggested LR/);
+  // the test wrote its results into the plan (saved); now the plan names a model that is not there
+  await until('the plan saved with the results', () => /"lrFinder"/.test(s.plan()) || undefined);
+  const saved = s.plan();
+  writeFileSync(s.planFile, saved.replace('"model/model.json"', '"model/missing.json"'));
+  await until('the status bar no longer offers the suggestion', async () => (!/suggested LR/.test(await s.statusText()) ? true : undefined));
+  await until('the panel says the model is missing', async () => ((await frame.locator('.problems').textContent()) ?? '').includes('Model:') || undefined);
+  assert.equal(await frame.locator('.status').textContent(), 'Idle');
+  await s.page.screenshot({ path: join(shots, 'e2e-panel-stale-status.png') });
+  writeFileSync(s.planFile, saved);
+  await frame.locator('tr[data-key="g:head"]').waitFor({ timeout: 180_000 });
 });
 
 test('the picker shows ULMFiT as current; another preset lists what it overwrites and asks before writing', { timeout: 180_000 }, async () => {
