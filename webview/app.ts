@@ -128,6 +128,8 @@ export class PanelApp {
   private treeCollapsed = false;
   /** A preset picked in the picker, waiting for the user to confirm what it overwrites. */
   private pendingPreset: string | undefined;
+  /** The preset the plan follows ('' when none), shown in the picker. */
+  private activePreset = '';
   /** A finished run's status the header no longer shows, because a newer run (or a suggestion) began. */
   private supersededStatus: string | undefined;
   private run: RunData | undefined;
@@ -137,6 +139,7 @@ export class PanelApp {
 
   private readonly tree: LayerTree;
   private readonly augmentStrip = new AugmentStrip();
+  private readonly dataSection: DataSection;
   private readonly fields: SettingsFields;
   private readonly els: {
     title: HTMLElement;
@@ -218,8 +221,6 @@ export class PanelApp {
       true,
     );
   }
-
-  private readonly dataSection: DataSection;
 
   /** Says `ready`; until the host answers with `state`, the panel posts nothing else. */
   start(): void {
@@ -611,8 +612,6 @@ export class PanelApp {
     f.batchSize.show(training.batchSize);
     f.weightDecay.show(training.weightDecay);
   }
-
-  private activePreset = '';
 
   /** A preset picked: nothing happens until the user has seen what it overwrites and confirmed. */
   private pickPreset(id: string): void {

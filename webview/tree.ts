@@ -132,6 +132,8 @@ export class LayerTree {
   private expanded = new Set<string>();
   /** The filter box's text: while it holds words, the tree shows only what matches, every group open. */
   private filter = '';
+  /** How many layers the filter matched at the last rebuild. */
+  private filterMatches = 0;
   private readonly cols = new Map<string, HTMLTableColElement>();
   private widths: Record<string, number> = {};
   private scrollQueued = false;
@@ -206,8 +208,6 @@ export class LayerTree {
     }
     return { matches: this.filterMatches, total: this.model?.layerCount ?? 0 };
   }
-
-  private filterMatches = 0;
 
   /** Moves the focus to the first layer shown (the first row when no layer is), from the filter box. */
   focusFirst(): void {

@@ -77,3 +77,17 @@ test('the picker shows ULMFiT as current; another preset lists what it overwrite
   await until('the preset edits the plan (unsaved)', async () => (await dirtyTab()) > 0 || undefined);
   await until('the picker follows: layer-wise decay is current', async () => (await picker.evaluate((p) => (p as HTMLSelectElement).value)) === 'layerDecay' || undefined);
 });
+
+test('the data section edits data.augment through the document, and the strip of augmented samples follows', { timeout: 300_000 }, async () => {
+  assert.equal(await frame.locator('.augment-strip img').count(), 0, 'no strip without data.augment');
+  await frame.locator('.data-summary').click();
+  await frame.locator('#data-hflip').check();
+  await frame.locator('#data-rotation').fill('15');
+  await frame.locator('#data-rotation').press('Enter');
+  await until('the summary shows the plan’s new augmentation', async () => /augment h-flip, rotation ±15°/.test((await frame.locator('.data-summary').textContent()) ?? '') || undefined);
+  // the worker renders the samples under the new settings; the tree stays meanwhile
+  await until('the strip of augmented samples', async () => (await frame.locator('.augment-strip img').count()) > 0 || undefined, 180_000);
+  assert.ok((await frame.locator('tr[data-key="g:head"]').count()) > 0);
+  assert.ok((await dirtyTab()) > 0, 'an unsaved edit of the plan');
+  await s.page.screenshot({ path: join(shots, 'e2e-panel-data-section.png') });
+});

@@ -901,6 +901,12 @@ test('the strip of augmented samples shows each class\'s images as data: URLs wi
   await p.page.waitForSelector('.augment-strip:not([hidden]) .augment-row img');
   assert.deepEqual(await p.page.$$eval('.augment-row', (rows) => rows.map((r) => [r.querySelector('.augment-label')?.textContent, r.querySelectorAll('img').length])), [['circle', 5], ['cross', 5]]);
   assert.equal(await p.page.getAttribute('.augment-row img.augment-plain', 'alt'), 'circle: unaugmented');
+  // it folds to its title (so the tree and the charts move up), and stays folded across states
+  await p.page.click('.augment-title');
+  assert.equal(await p.page.locator('.augment-row img').first().isVisible(), false);
+  await p.send({ type: 'state', state: { ...panelState(), augmentPreview } });
+  await p.page.waitForFunction(() => document.querySelector('.tree-summary')?.textContent !== '');
+  assert.equal(await p.page.locator('.augment-row img').first().isVisible(), false);
   await p.send({ type: 'state', state: panelState() });
   await p.page.waitForSelector('.augment-strip[hidden]', { state: 'attached' });
   await assertClean(p);
