@@ -22,6 +22,7 @@ import { resolveGroups } from '../src/core/groups.ts';
 import type { Resolution } from '../src/core/groups.types.ts';
 import type { LrFinderOutcome } from '../src/core/lr-finder.ts';
 import { DEFAULTS, type ScheduleSpec, type ScheduleType, type TrainingSpec } from '../src/core/plan.ts';
+import { activePresets, presetChanges, type PresetChange, type PresetId } from '../src/core/presets.ts';
 import type { RunReport } from '../src/core/progress.ts';
 import { buildTimeline, lrPreview, resolveStages } from '../src/core/timeline.ts';
 import {
@@ -40,6 +41,7 @@ import {
   type WebviewToHost,
 } from '../src/protocol/webview.ts';
 import { AugmentStrip } from './augment-strip.ts';
+import { DataSection } from './data-section.ts';
 import { barChart, lineChart, type LineSeries, type VerticalMarker } from './charts.ts';
 import type { HostChannel } from './host-channel.ts';
 import { RunData } from './run-data.ts';
@@ -122,6 +124,14 @@ export class PanelApp {
   private status: TrainingStatus = { state: 'idle' };
   private tab: PanelTab = 'rates';
   private expanded = new Set<string>();
+  private columnWidths: Record<string, number> = {};
+  private treeCollapsed = false;
+  /** A preset picked in the picker, waiting for the user to confirm what it overwrites. */
+  private pendingPreset: string | undefined;
+  /** The preset the plan follows ('' when none), shown in the picker. */
+  private activePreset = '';
+  /** A finished run's status the header no longer shows, because a newer run (or a suggestion) began. */
+  private supersededStatus: string | undefined;
   private run: RunData | undefined;
   private lrOutcome: LrFinderOutcome | undefined;
   private suggestion: SuggestionState = { state: 'none' };
@@ -129,6 +139,7 @@ export class PanelApp {
 
   private readonly tree: LayerTree;
   private readonly augmentStrip = new AugmentStrip();
+  private readonly dataSection: DataSection;
   private readonly fields: SettingsFields;
   private readonly els: {
     title: HTMLElement;
@@ -146,6 +157,10 @@ export class PanelApp {
     settings: HTMLElement;
     treeBox: HTMLElement;
     treeSummary: HTMLElement;
+    fold: HTMLButtonElement;
+    filter: HTMLInputElement;
+    filterCount: HTMLElement;
+    presetConfirm: HTMLElement;
     tabs: VscodeTabs;
     rates: HTMLElement;
     training: HTMLElement;
@@ -165,6 +180,8 @@ export class PanelApp {
     if (isPersistedPanelState(saved)) {
       this.expanded = new Set(saved.expandedGroups);
       this.tab = saved.tab;
+      this.columnWidths = { ...(saved.columnWidths ?? {}) };
+      this.treeCollapsed = saved.treeCollapsed ?? false;
     }
     this.tree = new LayerTree({
       edit: (edit) => this.edit(edit),
@@ -172,9 +189,37 @@ export class PanelApp {
         this.expanded = new Set(expanded);
         this.persist();
       },
+      columnsChanged: (widths) => {
+        this.columnWidths = { ...widths };
+        this.persist();
+      },
     });
+    this.tree.setColumnWidths(this.columnWidths);
     this.fields = this.settingsFields();
+    this.dataSection = new DataSection((field, value) => this.edit({ kind: 'setData', field, value }));
     this.els = this.layout();
+    // Ctrl+F / ⌘F finds a layer: the tree draws only the rows in view, so the page's own find
+    // (VS Code's find widget) cannot reach the others; the filter box can
+    document.addEventListener(
+      'keydown',
+      (e) => {
+        // Esc answers an open preset question with "no", wherever the focus is
+        if (e.key === 'Escape' && this.pendingPreset !== undefined) {
+          e.preventDefault();
+          e.stopPropagation();
+          this.cancelPreset();
+          return;
+        }
+        if ((e.ctrlKey || e.metaKey) && !e.altKey && !e.shiftKey && e.key.toLowerCase() === 'f' && !this.els.treeBox.hidden) {
+          e.preventDefault();
+          e.stopPropagation();
+          this.setTreeCollapsed(false);
+          this.els.filter.focus();
+          this.els.filter.select();
+        }
+      },
+      true,
+    );
   }
 
   /** Says `ready`; until the host answers with `state`, the panel posts nothing else. */
@@ -216,6 +261,7 @@ export class PanelApp {
       this.queueRedraw('training');
     },
     runStarted: (m) => {
+      this.supersede();
       if (m.job === 'train') {
         this.run = new RunData('train');
         this.selectTab('training');
@@ -228,6 +274,7 @@ export class PanelApp {
     },
     report: (m) => this.showReport(m.report),
     suggestion: (m) => {
+      if (m.suggestion.state === 'running') this.supersede();
       this.suggestion = m.suggestion;
       this.renderSuggestion();
       this.renderRunControls();
@@ -257,6 +304,7 @@ export class PanelApp {
     this.renderRunControls();
     this.renderProblems();
     this.renderSettings();
+    this.dataSection.show(state.plan);
     this.augmentStrip.show(state.augmentPreview);
     this.renderTree();
     this.renderSuggestion();
@@ -276,7 +324,13 @@ export class PanelApp {
 
   private persist(): void {
     if (this.state === undefined) return;
-    const saved: PersistedPanelState = { planUri: this.state.planUri, expandedGroups: [...this.expanded], tab: this.tab };
+    const saved: PersistedPanelState = {
+      planUri: this.state.planUri,
+      expandedGroups: [...this.expanded],
+      tab: this.tab,
+      ...(Object.keys(this.columnWidths).length > 0 ? { columnWidths: this.columnWidths } : {}),
+      ...(this.treeCollapsed ? { treeCollapsed: true } : {}),
+    };
     this.host.saveUiState(saved);
   }
 
@@ -327,13 +381,45 @@ export class PanelApp {
     const f = this.fields;
     settings.append(...[f.preset, f.lr, f.optimizer, f.schedule, f.warmup, f.epochs, f.batchSize, f.weightDecay].map((x) => x.element));
 
+    const presetConfirm = el('section', 'preset-confirm');
+    presetConfirm.setAttribute('aria-label', 'Confirm the preset');
+    presetConfirm.setAttribute('role', 'alertdialog');
+    presetConfirm.hidden = true;
+
     const suggestionBox = el('section', 'suggestion');
     suggestionBox.setAttribute('aria-label', 'Suggested multipliers');
     suggestionBox.hidden = true;
     const treeBox = el('section', 'tree-box');
     treeBox.setAttribute('aria-label', 'Layer tree');
+    const treeBar = el('div', 'tree-bar');
+    const fold = el('button', 'tree-fold');
+    fold.type = 'button';
+    fold.addEventListener('click', () => this.setTreeCollapsed(!this.treeCollapsed));
     const treeSummary = el('p', 'tree-summary');
-    treeBox.append(treeSummary, this.tree.element);
+    const filter = el('input', 'tree-filter');
+    filter.type = 'search';
+    filter.placeholder = 'Filter layers by name, type or group (Ctrl+F)';
+    filter.setAttribute('aria-label', 'Filter layers by name, type or group');
+    filter.spellcheck = false;
+    filter.autocomplete = 'off';
+    const filterCount = el('span', 'filter-count');
+    filterCount.setAttribute('role', 'status');
+    filterCount.setAttribute('aria-live', 'polite');
+    filter.addEventListener('input', () => this.applyFilter());
+    filter.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        e.stopPropagation();
+        filter.value = '';
+        this.applyFilter();
+      } else if (e.key === 'Enter' || e.key === 'ArrowDown') {
+        // to the first match, where the arrow keys go on
+        e.preventDefault();
+        this.tree.focusFirst();
+      }
+    });
+    treeBar.append(fold, treeSummary, filter, filterCount);
+    treeBox.append(treeBar, this.tree.element);
 
     const tabs = document.createElement('vscode-tabs');
     tabs.setAttribute('panel', '');
@@ -356,8 +442,14 @@ export class PanelApp {
         this.persist();
       }
     });
+    // the tree and the charts side by side on a wide panel (media/webview.css), one above the other otherwise
+    const workspace = el('div', 'workspace');
+    const chartsBox = el('section', 'charts-box');
+    chartsBox.setAttribute('aria-label', 'Charts');
+    chartsBox.append(tabs);
+    workspace.append(treeBox, chartsBox);
 
-    this.root.replaceChildren(header, progress, notice, problems, settings, this.augmentStrip.element, suggestionBox, treeBox, tabs);
+    this.root.replaceChildren(header, progress, notice, problems, settings, presetConfirm, this.dataSection.element, this.augmentStrip.element, suggestionBox, workspace);
     return {
       title,
       status,
@@ -374,6 +466,10 @@ export class PanelApp {
       settings,
       treeBox,
       treeSummary,
+      fold,
+      filter,
+      filterCount,
+      presetConfirm,
       tabs,
       rates: panels.rates,
       training: panels.training,
@@ -418,8 +514,9 @@ export class PanelApp {
     const untrusted = this.state !== undefined && !this.state.trusted;
     notice.hidden = !untrusted;
     notice.textContent = untrusted ? (c.reason ?? '') : '';
-    status.textContent = statusText(this.status);
-    status.dataset['state'] = this.status.state;
+    const shown = this.headerStatus();
+    status.textContent = this.suggestion.state === 'running' && shown.state === 'idle' ? 'Suggesting multipliers…' : statusText(shown);
+    status.dataset['state'] = shown.state;
     if (this.status.state === 'running') {
       progress.hidden = false;
       progress.indeterminate = false;
@@ -471,11 +568,7 @@ export class PanelApp {
   private settingsFields(): SettingsFields {
     const training = (): TrainingSpec => this.state?.plan?.training ?? {};
     return {
-      preset: this.select('preset', 'Preset', (value, sel) => {
-        if (value === '') return;
-        this.edit({ kind: 'applyPreset', preset: value });
-        sel.value = '';
-      }),
+      preset: this.select('preset', 'Preset', (value) => this.pickPreset(value)),
       lr: this.numberField('lr', 'Base LR', DEFAULTS.lr, positive, (v) => this.setTraining('lr', v)),
       optimizer: this.select('optimizer', 'Optimizer', (v) => this.setTraining('optimizer', v), OPTIMIZERS),
       schedule: this.select('schedule', 'Schedule', (v) => this.setTraining('schedule', { ...(training().schedule ?? {}), type: v as ScheduleType }), SCHEDULES),
@@ -500,7 +593,14 @@ export class PanelApp {
     const schedule = training.schedule;
     const f = this.fields;
     f.preset.element.hidden = s.presets.length === 0;
-    f.preset.show('', [{ value: '', label: 'Apply a preset…' }, ...s.presets.map((p) => ({ value: p.id, label: p.label, description: p.description }))]);
+    // the preset the plan's rates already follow, when one does (core/presets.ts activePresets)
+    const active = s.model === undefined || this.derived.resolution === undefined ? [] : activePresets(s.plan, s.model, this.derived.resolution);
+    this.activePreset = active[0] ?? '';
+    f.preset.show(this.pendingPreset ?? this.activePreset, [
+      { value: '', label: 'Set by hand (no preset)', description: 'The plan’s multipliers match no preset: pick one to apply it' },
+      ...s.presets.map((p) => ({ value: p.id, label: `${p.label}${active.includes(p.id as PresetId) ? ' — current' : ''}`, description: p.description })),
+    ]);
+    this.renderPresetConfirm();
     f.lr.show(training.lr);
     f.optimizer.show(training.optimizer ?? DEFAULTS.optimizer);
     f.schedule.show(schedule?.type ?? 'constant');
@@ -511,6 +611,83 @@ export class PanelApp {
     f.epochs.show(training.epochs);
     f.batchSize.show(training.batchSize);
     f.weightDecay.show(training.weightDecay);
+  }
+
+  /** A preset picked: nothing happens until the user has seen what it overwrites and confirmed. */
+  private pickPreset(id: string): void {
+    if (id === '' || id === this.activePreset) {
+      this.pendingPreset = undefined;
+    } else this.pendingPreset = id;
+    this.renderPresetConfirm();
+    // after the select has closed its list and taken the focus back
+    if (this.pendingPreset !== undefined) requestAnimationFrame(() => this.els.presetConfirm.querySelector<HTMLElement>('.confirm-apply')?.focus());
+    else this.fields.preset.show(this.activePreset);
+  }
+
+  private renderPresetConfirm(): void {
+    const box = this.els.presetConfirm;
+    const s = this.state;
+    const id = this.pendingPreset;
+    const preset = s?.presets.find((p) => p.id === id);
+    if (id === undefined || preset === undefined || !s?.plan) {
+      box.hidden = true;
+      box.replaceChildren();
+      return;
+    }
+    let changes: PresetChange[] | undefined;
+    let problem: string | undefined;
+    try {
+      changes = s.model === undefined ? undefined : presetChanges(s.plan, s.model, id);
+    } catch (e) {
+      problem = e instanceof Error ? e.message : String(e);
+    }
+    const cancel = (): void => this.cancelPreset();
+    const title = el('p', 'confirm-title');
+    title.append('Apply the preset ', el('strong', '', `“${preset.label}”`), '?');
+    const body: HTMLElement[] = [title];
+    if (problem !== undefined) body.push(el('p', 'error', problem));
+    else if (changes === undefined) body.push(el('p', 'hint', 'The model is not loaded yet: what the preset changes cannot be listed.'));
+    else if (changes.length === 0) body.push(el('p', 'hint', 'It changes nothing: the plan already has these rates.'));
+    else {
+      const handSet = changes.filter((c) => c.handSet).length;
+      body.push(
+        el(
+          'p',
+          handSet > 0 ? 'warning' : 'hint',
+          handSet > 0
+            ? `It overwrites ${handSet} setting${handSet === 1 ? '' : 's'} made by hand (marked below) and changes ${changes.length} in all:`
+            : `It changes ${changes.length} setting${changes.length === 1 ? '' : 's'}:`,
+        ),
+      );
+      const ul = el('ul', 'preset-changes');
+      for (const c of changes.slice(0, 30)) {
+        const li = el('li', c.handSet ? 'hand-set' : '');
+        li.append(el('code', '', c.field), ` ${c.before ?? '(not set)'} → ${c.after ?? '(removed)'}`);
+        if (c.handSet) li.append(el('span', 'tag', 'set by hand'));
+        ul.append(li);
+      }
+      if (changes.length > 30) ul.append(el('li', 'hint', `… ${changes.length - 30} more`));
+      body.push(ul);
+    }
+    const row = el('div', 'confirm-actions');
+    const apply = button('Apply preset', () => {
+      this.pendingPreset = undefined;
+      this.renderPresetConfirm();
+      this.edit({ kind: 'applyPreset', preset: id });
+    });
+    apply.classList.add('confirm-apply');
+    apply.disabled = problem !== undefined || changes?.length === 0;
+    const no = button('Cancel', cancel, true);
+    no.classList.add('confirm-cancel');
+    row.append(apply, no);
+    box.replaceChildren(...body, row);
+    box.hidden = false;
+  }
+
+  private cancelPreset(): void {
+    this.pendingPreset = undefined;
+    this.renderPresetConfirm();
+    this.fields.preset.show(this.activePreset);
   }
 
   /** `null` removes the setting from the plan (the default applies again). */
@@ -527,7 +704,7 @@ export class PanelApp {
     sel.id = `field-${id}`;
     sel.label = label;
     let shown = '';
-    const setOptions = (options: readonly Choice[]): void => {
+    const setOptions = (options: readonly Choice[], value?: string): void => {
       const key = JSON.stringify(options);
       if (key === shown) return;
       shown = key;
@@ -537,6 +714,8 @@ export class PanelApp {
           opt.value = o.value;
           opt.textContent = o.label;
           if (o.description !== undefined) opt.description = o.description;
+          // new options are read by the select after this task: the one to show says so itself
+          if (value !== undefined && o.value === value) opt.selected = true;
           return opt;
         }),
       );
@@ -547,7 +726,7 @@ export class PanelApp {
     return {
       element: wrap,
       show(value, options) {
-        if (options) setOptions(options);
+        if (options) setOptions(options, value);
         // only a new value re-renders the select (and each of its renders measures the page)
         if (sel.value !== value) sel.value = value;
       },
@@ -621,6 +800,49 @@ export class PanelApp {
     if (tree.hiddenLayerCount > 0) parts.push(`${n(tree.hiddenLayerCount, 'layer')} without weights in no group, not shown`);
     this.els.treeSummary.textContent = `${parts.join(' · ')} — bottom (input) to top (output)`;
     this.tree.render(tree, this.expanded);
+    this.showFilterCount(this.tree.setFilter(this.els.filter.value));
+    this.showTreeCollapsed();
+  }
+
+  private applyFilter(): void {
+    this.showFilterCount(this.tree.setFilter(this.els.filter.value));
+  }
+
+  private showFilterCount(c: { matches: number; total: number }): void {
+    const on = this.els.filter.value.trim() !== '';
+    this.els.filterCount.textContent = on ? `${c.matches} of ${c.total} layer${c.total === 1 ? '' : 's'} match${c.matches === 0 ? ' — Esc clears' : ''}` : '';
+    this.els.treeBox.classList.toggle('filtered', on);
+  }
+
+  private setTreeCollapsed(collapsed: boolean): void {
+    if (this.treeCollapsed === collapsed) return;
+    this.treeCollapsed = collapsed;
+    this.showTreeCollapsed();
+    this.persist();
+  }
+
+  private showTreeCollapsed(): void {
+    const { fold, treeBox } = this.els;
+    treeBox.classList.toggle('collapsed', this.treeCollapsed);
+    fold.textContent = this.treeCollapsed ? '▸ Show layers' : '▾ Hide layers';
+    fold.setAttribute('aria-expanded', String(!this.treeCollapsed));
+    fold.title = this.treeCollapsed ? 'Show the layer tree' : 'Fold the layer tree away: the charts move up';
+  }
+
+  /** A new run or suggestion began: the header stops showing how the last run ended. */
+  private supersede(): void {
+    const s = this.status.state;
+    if (s === 'failed' || s === 'succeeded' || s === 'cancelled') this.supersededStatus = JSON.stringify(this.status);
+    this.renderRunControls();
+  }
+
+  /** The status the header shows: the run's, unless a newer run or suggestion made it old news. */
+  private headerStatus(): TrainingStatus {
+    if (this.supersededStatus !== undefined && JSON.stringify(this.status) === this.supersededStatus) {
+      return { state: 'idle' };
+    }
+    this.supersededStatus = undefined;
+    return this.status;
   }
 
   // ---- charts ------------------------------------------------------------------------------------

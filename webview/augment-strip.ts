@@ -6,15 +6,23 @@
 import type { AugmentPreview } from '../src/protocol/worker.ts';
 
 export class AugmentStrip {
-  readonly element: HTMLElement;
+  /** Open until the user folds it (its summary stays, so the tree and charts can move up). */
+  readonly element: HTMLDetailsElement;
+  private readonly body: HTMLElement;
   /** The preview on screen, so an unchanged state does not rebuild the images. */
   private shown: AugmentPreview | undefined;
 
   constructor() {
-    this.element = document.createElement('section');
+    this.element = document.createElement('details');
     this.element.className = 'augment-strip';
+    this.element.open = true;
     this.element.setAttribute('aria-label', 'Augmented training samples');
     this.element.hidden = true;
+    const title = document.createElement('summary');
+    title.className = 'augment-title';
+    title.textContent = 'Augmented training samples (data.augment)';
+    this.body = document.createElement('div');
+    this.element.append(title, this.body);
   }
 
   show(preview: AugmentPreview | undefined): void {
@@ -22,11 +30,9 @@ export class AugmentStrip {
     this.shown = preview;
     this.element.hidden = preview === undefined || preview.samples.length === 0;
     if (preview === undefined) {
-      this.element.replaceChildren();
+      this.body.replaceChildren();
       return;
     }
-    const title = document.createElement('h2');
-    title.textContent = 'Augmented training samples (data.augment)';
     const note = document.createElement('p');
     note.className = 'augment-note';
     note.textContent = 'First: as the model sees the image without augmentation. Then: random draws, one per epoch. Validation images are never augmented.';
@@ -49,6 +55,6 @@ export class AugmentStrip {
       });
       return row;
     });
-    this.element.replaceChildren(title, note, ...rows);
+    this.body.replaceChildren(note, ...rows);
   }
 }

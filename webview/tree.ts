@@ -12,6 +12,7 @@
 import type { PlanEditRequest } from '../src/protocol/webview.ts';
 import {
   decayBlockedReason,
+  filterTree,
   formatNumber,
   formatParams,
   trainsEdit,
@@ -35,6 +36,8 @@ import {
 export interface LayerTreeEvents {
   edit(edit: PlanEditRequest): void;
   expandedChanged(expanded: ReadonlySet<string>): void;
+  /** The user dragged a column edge (widths in px by column name). */
+  columnsChanged(widths: Readonly<Record<string, number>>): void;
 }
 
 type Control = 'row' | 'mult' | 'dec' | 'inc' | 'decay' | 'trains' | 'move';
@@ -52,25 +55,34 @@ interface FocusKeep {
   end?: number | null;
 }
 
-/** One entry per cell of a row, in order; `col` names the cell (`td[data-col]`) for styles and tests. */
-const COLUMNS: ReadonlyArray<{ label: string; col: string; title?: string }> = [
-  { label: 'Group / layer', col: 'name' },
+/**
+ * One entry per cell of a row, in order; `col` names the cell (`td[data-col]`) for styles and
+ * tests. `width` is the column's starting width in px (none: it takes what is left), `min` the
+ * narrowest a drag can make it; the defaults fit a 1,000 px panel, and every cell whose text can
+ * be cut off carries the full text in its title.
+ */
+export const COLUMNS: ReadonlyArray<{ label: string; col: string; title?: string; width?: number; min: number }> = [
+  { label: 'Group / layer', col: 'name', width: 224, min: 120 },
   {
     label: 'Layer’s group',
     col: 'group',
     title: 'The group a layer belongs to. Pick another to move the layer there: the plan’s patterns are rewritten so that only that group matches it.',
+    width: 128,
+    min: 70,
   },
-  { label: 'Params', col: 'params' },
-  { label: 'LR multiplier', col: 'mult', title: 'Multiplier of the base learning rate. Empty a layer’s field to let it follow its group.' },
-  { label: 'Effective LR', col: 'lr', title: 'training.lr × multiplier, before the schedule' },
+  { label: 'Params', col: 'params', width: 64, min: 40 },
+  { label: 'LR multiplier', col: 'mult', title: 'Multiplier of the base learning rate. Empty a layer’s field to let it follow its group.', width: 150, min: 150 },
+  { label: 'Effective LR', col: 'lr', title: 'training.lr × multiplier, before the schedule', width: 84, min: 50 },
   {
     label: 'Weight decay',
     col: 'wd',
     title: 'Weight decay of the row’s optimized weights. Empty a field to remove the row’s own setting. A group’s value spares biases and normalisation weights (training.noDecay); a layer’s own value applies to all its weights.',
+    width: 96,
+    min: 60,
   },
-  { label: 'Trains', col: 'trains', title: 'Checked: the row trains. Unchecked (🔒): frozen — no gradient, weights unchanged. The Layers view’s checkboxes mean the same.' },
-  { label: 'Decided by', col: 'rule' },
-  { label: '', col: 'warn', title: 'Warnings' },
+  { label: 'Trains', col: 'trains', title: 'Checked: the row trains. Unchecked (🔒): frozen — no gradient, weights unchanged. The Layers view’s checkboxes mean the same.', width: 60, min: 48 },
+  { label: 'Decided by', col: 'rule', title: 'The plan field (or default) that decided each setting; hover a cell for all of it.', min: 120 },
+  { label: '', col: 'warn', title: 'Warnings', width: 32, min: 28 },
 ];
 
 /** Fixed row height (px, media/webview.css) that lets the tree draw only the rows in view. */
@@ -118,6 +130,12 @@ export class LayerTree {
   private activeKey: string | undefined;
   private model: TreeModel | undefined;
   private expanded = new Set<string>();
+  /** The filter box's text: while it holds words, the tree shows only what matches, every group open. */
+  private filter = '';
+  /** How many layers the filter matched at the last rebuild. */
+  private filterMatches = 0;
+  private readonly cols = new Map<string, HTMLTableColElement>();
+  private widths: Record<string, number> = {};
   private scrollQueued = false;
   private redrawing = false;
   /** The scroller's scrollTop as of the last scroll event (reading it would force a layout). */
@@ -139,13 +157,20 @@ export class LayerTree {
       const col = document.createElement('col');
       col.className = `col-${c.col}`;
       colgroup.append(col);
+      this.cols.set(c.col, col);
       const th = document.createElement('th');
       th.setAttribute('role', 'columnheader');
-      th.textContent = c.label;
-      if (c.title !== undefined) th.title = c.title;
+      th.dataset['col'] = c.col;
+      const label = document.createElement('span');
+      label.className = 'th-label';
+      label.textContent = c.label;
+      th.append(label);
+      th.title = c.title ?? c.label;
+      if (c.col !== 'rule' && c.col !== 'warn') th.append(this.resizer(c.col, c.label, c.min));
       hr.append(th);
     }
     this.table.prepend(colgroup);
+    this.setColumnWidths({});
     this.body = this.table.createTBody();
     this.template = rowTemplate();
     this.topSpacer = spacerRow();
@@ -169,6 +194,82 @@ export class LayerTree {
     return this.expanded;
   }
 
+  /**
+   * Shows only the layers whose name, type or group holds every word of `text` (every group with
+   * a match open), or the whole tree again when it is empty. Returns how many layers match.
+   */
+  setFilter(text: string): { matches: number; total: number } {
+    const next = text.trim();
+    if (next !== this.filter) {
+      this.filter = next;
+      this.element.scrollTop = 0;
+      this.scrollTop = 0;
+      this.rebuild();
+    }
+    return { matches: this.filterMatches, total: this.model?.layerCount ?? 0 };
+  }
+
+  /** Moves the focus to the first layer shown (the first row when no layer is), from the filter box. */
+  focusFirst(): void {
+    const first = this.flat.find((f) => f.row.kind === 'layer') ?? this.flat[0];
+    if (first !== undefined) this.setActive(first.row.key, true);
+  }
+
+  /** Column widths (px by column name) the user chose; the others take their defaults. */
+  setColumnWidths(widths: Readonly<Record<string, number>>): void {
+    this.widths = {};
+    let total = 0;
+    for (const c of COLUMNS) {
+      const w = widths[c.col];
+      const width = w !== undefined && Number.isFinite(w) ? Math.max(c.min, Math.round(w)) : c.width;
+      if (w !== undefined && width !== undefined) this.widths[c.col] = width;
+      const col = this.cols.get(c.col);
+      if (col) col.style.width = width === undefined ? '' : `${width}px`;
+      total += width ?? c.min;
+    }
+    // wider than the panel: the tree scrolls sideways instead of squeezing "Decided by" away
+    this.table.style.minWidth = `${total}px`;
+  }
+
+  /** A drag handle on a header's right edge (←/→ when focused), which resizes that column. */
+  private resizer(colName: string, label: string, min: number): HTMLElement {
+    const handle = document.createElement('span');
+    handle.className = 'col-resize';
+    handle.setAttribute('role', 'separator');
+    handle.setAttribute('aria-orientation', 'vertical');
+    handle.setAttribute('aria-label', `Resize column ${label || colName}`);
+    handle.title = 'Drag to resize; ←/→ when focused';
+    handle.tabIndex = 0;
+    const current = (): number => this.cols.get(colName)?.getBoundingClientRect().width ?? min;
+    const set = (w: number, done: boolean): void => {
+      this.setColumnWidths({ ...this.widths, [colName]: w });
+      if (done) this.events.columnsChanged(this.widths);
+    };
+    handle.addEventListener('pointerdown', (e) => {
+      e.preventDefault();
+      e.stopPropagation();
+      const startX = e.clientX;
+      const startW = current();
+      handle.setPointerCapture(e.pointerId);
+      const move = (m: PointerEvent): void => set(startW + m.clientX - startX, false);
+      const up = (u: PointerEvent): void => {
+        handle.removeEventListener('pointermove', move);
+        handle.removeEventListener('pointerup', up);
+        handle.removeEventListener('pointercancel', up);
+        set(startW + u.clientX - startX, true);
+      };
+      handle.addEventListener('pointermove', move);
+      handle.addEventListener('pointerup', up);
+      handle.addEventListener('pointercancel', up);
+    });
+    handle.addEventListener('keydown', (e) => {
+      if (e.key !== 'ArrowLeft' && e.key !== 'ArrowRight') return;
+      e.preventDefault();
+      set(current() + (e.key === 'ArrowRight' ? 16 : -16), true);
+    });
+    return handle;
+  }
+
   render(model: TreeModel, expanded: ReadonlySet<string>): void {
     this.model = model;
     this.expanded = new Set(expanded);
@@ -182,11 +283,21 @@ export class LayerTree {
     if (model === undefined) return;
     this.flat = [];
     this.index.clear();
-    model.groups.forEach((g, gi) => {
-      const open = this.expanded.has(g.name);
-      this.push({ row: g, level: 1, pos: gi + 1, size: model.groups.length, open });
-      if (open) g.layers.forEach((l, li) => this.push({ row: l, level: 2, pos: li + 1, size: g.layers.length, open: undefined }));
-    });
+    if (this.filter !== '') {
+      const found = filterTree(model, this.filter);
+      this.filterMatches = found.matches;
+      found.groups.forEach(({ group, layers }, gi) => {
+        this.push({ row: group, level: 1, pos: gi + 1, size: found.groups.length, open: true });
+        layers.forEach((l, li) => this.push({ row: l, level: 2, pos: li + 1, size: layers.length, open: undefined }));
+      });
+    } else {
+      this.filterMatches = 0;
+      model.groups.forEach((g, gi) => {
+        const open = this.expanded.has(g.name);
+        this.push({ row: g, level: 1, pos: gi + 1, size: model.groups.length, open });
+        if (open) g.layers.forEach((l, li) => this.push({ row: l, level: 2, pos: li + 1, size: g.layers.length, open: undefined }));
+      });
+    }
     this.table.setAttribute('aria-rowcount', String(this.flat.length + 1));
     if (this.activeKey === undefined || !this.index.has(this.activeKey)) this.activeKey = this.flat[0]?.row.key;
     this.drawWindow(true);
@@ -515,7 +626,8 @@ export class LayerTree {
   }
 
   private toggleGroup(name: string, open: boolean): void {
-    if (this.expanded.has(name) === open) return;
+    // a filter shows every group with a match open; folding waits until it is cleared
+    if (this.filter !== '' || this.expanded.has(name) === open) return;
     if (open) this.expanded.add(name);
     else this.expanded.delete(name);
     this.rebuild();
@@ -538,7 +650,9 @@ export class LayerTree {
       this.post(multiplierEdit(hit.row, next));
       return;
     }
-    if (hit.row.kind === 'group' && target.closest('.cell-name')) {
+    // anywhere on a group row but its controls opens or closes it: a click meant for the row does
+    // something harmless (no edit), and ÷2 / ×2 need a click on the button itself
+    if (hit.row.kind === 'group' && control === 'row' && !(target instanceof HTMLInputElement || target instanceof HTMLButtonElement || target instanceof HTMLSelectElement)) {
       this.setActive(hit.row.key, true);
       this.toggleGroup(hit.row.name, !this.expanded.has(hit.row.name));
     }

@@ -372,3 +372,35 @@ export function statusText(status: TrainingStatus): string {
       return assertNever(status, 'training status');
   }
 }
+
+// ---- filter -----------------------------------------------------------------------------------
+
+export interface FilteredTree {
+  /** The groups with something that matches, each with its matching layers (all of them when the group's name matches). */
+  groups: Array<{ group: GroupRow; layers: LayerRow[] }>;
+  /** Layers shown because they match (by name, type or group). */
+  matches: number;
+}
+
+/**
+ * The rows a filter shows: a layer matches when its name, its type (class name) or its group's
+ * name holds every word of the query, case-insensitively (`block_16 conv` finds
+ * block_16_depthwise's Conv2D neighbours); an empty query matches nothing (the caller shows the
+ * whole tree instead).
+ */
+export function filterTree(model: Pick<TreeModel, 'groups'>, query: string): FilteredTree {
+  const words = query.toLowerCase().split(/\s+/).filter((w) => w !== '');
+  const groups: FilteredTree['groups'] = [];
+  let matches = 0;
+  if (words.length === 0) return { groups, matches };
+  for (const group of model.groups) {
+    const groupName = group.name.toLowerCase();
+    const layers = group.layers.filter((l) => {
+      const text = `${l.name.toLowerCase()} ${l.className.toLowerCase()} ${groupName}`;
+      return words.every((w) => text.includes(w));
+    });
+    if (layers.length > 0 || words.every((w) => groupName.includes(w))) groups.push({ group, layers });
+    matches += layers.length;
+  }
+  return { groups, matches };
+}

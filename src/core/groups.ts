@@ -350,6 +350,17 @@ interface DiscriminativeMult {
   detail: string;
 }
 
+/**
+ * Each plan group's multiplier before per-layer overrides, in file order: the group's own
+ * `lrMult`, else its share of `discriminative`, else 1 — the rule `resolveGroups` applies, without
+ * matching any layer (core/presets.ts compares presets with it).
+ */
+export function planGroupMultipliers(plan: Plan, file?: string): number[] {
+  const groups = plan.groups ?? [];
+  const spread = discriminativeMultipliers(plan.discriminative, groups.length, file);
+  return groups.map((g, i) => g.lrMult ?? spread[i]?.value ?? 1);
+}
+
 /** The preset's multiplier for each plan group (bottom → top, file order). */
 function discriminativeMultipliers(
   spec: DiscriminativeSpec | undefined,

@@ -12,8 +12,8 @@
 import { applyEdits, findNodeAtLocation, modify, parseTree, type Edit, type Node, type ParseError } from 'jsonc-parser';
 import { LayerwiseError, jsonPath } from './errors.ts';
 import { compilePattern, escapeGlob, escapeRegex } from './patterns.ts';
-import type { GroupSpec, LayerOverride, PlanResults, TrainingSpec } from './plan.ts';
-import { lineColumn } from './validate.ts';
+import type { DataField, GroupSpec, LayerOverride, PlanResults, TrainingSpec } from './plan.ts';
+import { collectPlanProblems, lineColumn } from './validate.ts';
 
 export type { Edit } from 'jsonc-parser';
 export type EditPath = Array<string | number>;
@@ -98,6 +98,25 @@ export function mergeResults(text: string, results: PlanResults, file?: string):
 
 export function setTrainingField<K extends keyof TrainingSpec>(text: string, key: K, value: TrainingSpec[K] | undefined): string {
   return setPlanValue(text, ['training', key], value);
+}
+
+
+/**
+ * Sets (or, with `undefined`, removes) one image-folder setting under `data`; `data.augment` goes
+ * once it holds nothing. A value the schema refuses throws a LayerwiseError naming the file and
+ * the field (`data.augment.rotation: must be ≤ 180`), and the text is left as it was.
+ */
+export function setDataField(text: string, field: DataField, value: unknown, file?: string): string {
+  const path: EditPath = ['data', ...field.split('.')];
+  let edited = setPlanValue(text, path, value, { file });
+  if (value === undefined && field.startsWith('augment.')) {
+    const root = parseTree(edited);
+    const augment = root && findNodeAtLocation(root, ['data', 'augment']);
+    if (augment?.type === 'object' && (augment.children ?? []).length === 0) edited = setPlanValue(edited, ['data', 'augment'], undefined, { file });
+  }
+  const wrong = collectPlanProblems(edited, file ?? '').find((p) => p.field === `data.${field}` || p.field.startsWith(`data.${field}.`) || p.field.startsWith(`data.${field}[`));
+  if (wrong !== undefined) throw new LayerwiseError(wrong.message, { ...(file === undefined ? {} : { file }), field: wrong.field });
+  return edited;
 }
 
 /** Sets (or, with `undefined`, removes) one setting of `layers[layer]`; drops the entry once empty. */

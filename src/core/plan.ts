@@ -80,6 +80,20 @@ export interface AugmentSpec {
   contrast?: number;
 }
 
+/** The image-folder settings the plan editor's data section edits, as paths under `data`. */
+export const DATA_FIELDS = [
+  'normalize',
+  'onBadImage',
+  'augment.randomResizedCrop',
+  'augment.horizontalFlip',
+  'augment.verticalFlip',
+  'augment.rotation',
+  'augment.translate',
+  'augment.brightness',
+  'augment.contrast',
+] as const satisfies ReadonlyArray<'normalize' | 'onBadImage' | `augment.${keyof AugmentSpec}`>;
+export type DataField = (typeof DATA_FIELDS)[number];
+
 export interface ScheduleSpec {
   type: ScheduleType;
   /** Fraction of the scope's steps (< 1, rounded up) or a whole number of steps (≥ 1). */

@@ -6,6 +6,8 @@
  */
 import { autoGroups, groupPatterns, modelStructure } from './autogroup.ts';
 import { LayerwiseError } from './errors.ts';
+import { planGroupMultipliers, resolveGroups } from './groups.ts';
+import type { Resolution } from './groups.types.ts';
 import type { LayerInfo, ModelInfo } from './model-info.ts';
 import { DEFAULTS, type BatchNormPolicy, type DiscriminativeSpec, type GroupSpec, type Plan, type UnfreezeStageSpec } from './plan.ts';
 
@@ -77,6 +79,8 @@ export interface Preset {
   description: string;
   /** A new plan with the preset applied; a plan without groups gets `autoGroups` first. */
   apply(plan: Plan, model: ModelInfo): Plan;
+  /** The base LR the preset writes, when it writes one. */
+  lr?: number;
 }
 
 export const DEFAULT_PRESET: PresetId = 'ulmfit';
@@ -116,6 +120,7 @@ export const PRESETS: readonly Preset[] = [
   {
     id: 'seed',
     label: 'Base / extra / head (×0.1 / ×0.5 / ×1)',
+    lr: SEED_LR,
     description: `The seed's split: base ×${SEED_MULTIPLIERS.base} (embeddings ×${SEED_MULTIPLIERS.embeddings}), the top third of the body ×${SEED_MULTIPLIERS.extra}, the head ×${SEED_MULTIPLIERS.head}; AdamW at base LR ${SEED_LR}. Replaces the plan's groups.`,
     apply: (plan, model) => ({
       ...withoutDiscriminative(plan),
@@ -244,4 +249,122 @@ export function getRecipe(id: string): Recipe {
     throw new LayerwiseError(`unknown recipe ${JSON.stringify(id)} (known recipes: ${RECIPES.map((r) => r.id).join(', ')})`, { field: 'recipe' });
   }
   return recipe;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a preset changes, and which preset the plan follows
+
+/** One setting a preset would change: the plan field, its value now and after (`undefined`: absent). */
+export interface PresetChange {
+  field: string;
+  before: string | undefined;
+  after: string | undefined;
+  /** A value the user set by hand (a group's multiplier or freeze) that the preset drops or replaces. */
+  handSet: boolean;
+}
+
+const shown = (v: unknown): string | undefined => (v === undefined ? undefined : JSON.stringify(v));
+
+/**
+ * Every setting applying preset `id` to `plan` would change, in plan order: the spread
+ * (`discriminative`), the base LR and optimizer (the seed's preset), and per group its
+ * multiplier and freeze — matched by name, so a preset that replaces the groups lists what the
+ * old ones set by hand and that the new ones do not keep.
+ */
+export function presetChanges(plan: Plan, model: ModelInfo, id: string): PresetChange[] {
+  const next = applyPreset(plan, model, id);
+  const out: PresetChange[] = [];
+  const add = (field: string, before: unknown, after: unknown, handSet: boolean): void => {
+    const b = shown(before);
+    const a = shown(after);
+    if (b !== a) out.push({ field, before: b, after: a, handSet });
+  };
+  add('discriminative', plan.discriminative, next.discriminative, false);
+  add('training.lr', plan.training?.lr, next.training?.lr, false);
+  add('training.optimizer', plan.training?.optimizer, next.training?.optimizer, false);
+  const oldGroups = plan.groups ?? [];
+  const newGroups = next.groups ?? [];
+  const sameNames = oldGroups.length === newGroups.length && oldGroups.every((g, i) => g.name === newGroups[i]?.name && sameList(g.layers, newGroups[i]?.layers));
+  if (!sameNames) {
+    add('groups', oldGroups.map((g) => g.name), newGroups.map((g) => g.name), false);
+  }
+  oldGroups.forEach((g, i) => {
+    const after = newGroups.find((n) => n.name === g.name);
+    const field = `groups[${i}] ${JSON.stringify(g.name)}`;
+    if (g.lrMult !== undefined) add(`${field}.lrMult`, g.lrMult, after?.lrMult, true);
+    if (g.frozen !== undefined) add(`${field}.frozen`, g.frozen, after?.frozen, true);
+  });
+  return out;
+}
+
+function sameList(a: readonly string[], b: readonly string[] | undefined): boolean {
+  return b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * The presets the plan already follows: those whose application would leave every layer's
+ * multiplier and freeze, and the base LR, as they are (the plan's text may differ — a preset
+ * would write `discriminative` where the plan has the same multipliers by hand). Several can
+ * match (with one group every spread is ×1); a plan that matches none was set by hand.
+ * `current` is the plan's resolution when the caller has it (the panel does).
+ *
+ * A preset that changes only the spread and the groups' own multipliers (every one but the
+ * seed's) keeps each layer's group and override, so comparing the multipliers of the groups
+ * whose layers follow them is enough: no second resolution of a thousand layers per preset.
+ */
+export function activePresets(plan: Plan, model: ModelInfo, current?: Resolution): PresetId[] {
+  let now: Resolution;
+  try {
+    now = current ?? resolveGroups(model, plan);
+  } catch {
+    return [];
+  }
+  // plan groups with at least one layer that takes the group's multiplier (no layers[…].lrMult)
+  const followers = new Set(now.groups.filter((g) => g.planIndex !== undefined && g.layers.some((l) => l.lrMultRule.source !== 'layers')).map((g) => g.planIndex));
+  const out: PresetId[] = [];
+  for (const p of PRESETS) {
+    // another base LR moves every rate: no need to build the preset's groups to know
+    if (p.lr !== undefined && p.lr !== now.baseLr) continue;
+    try {
+      const next = p.apply(plan, model);
+      if (onlyMultipliersDiffer(plan, next)) {
+        const a = planGroupMultipliers(plan);
+        const b = planGroupMultipliers(next);
+        if (a.every((m, i) => !followers.has(i) || close(m, b[i] ?? NaN))) out.push(p.id);
+      } else if ((next.training?.lr ?? DEFAULTS.lr) === now.baseLr && sameRates(now, resolveGroups(model, next))) out.push(p.id);
+    } catch {
+      // a preset the plan cannot take (no weighted layers…) is not the one it follows
+    }
+  }
+  return out;
+}
+
+const close = (x: number, y: number): boolean => Math.abs(x - y) <= 1e-9 * Math.max(Math.abs(x), Math.abs(y));
+
+/** Do two plans differ in nothing but `discriminative` and their groups' own `lrMult`? */
+function onlyMultipliersDiffer(a: Plan, b: Plan): boolean {
+  const strip = (p: Plan): string => {
+    const { discriminative: _d, groups, ...rest } = p;
+    return JSON.stringify({ ...rest, groups: groups?.map(({ lrMult: _m, ...g }) => g) });
+  };
+  return (a.groups?.length ?? 0) === (b.groups?.length ?? 0) && strip(a) === strip(b);
+}
+
+/** What `activePresets` compares: the base LR and each layer's multiplier and freeze. */
+interface ResolvedRates {
+  baseLr: number;
+  groups: ReadonlyArray<{ layers: ReadonlyArray<{ name: string; lrMult: number; frozen: boolean }> }>;
+}
+
+function sameRates(a: ResolvedRates, b: ResolvedRates): boolean {
+  if (!close(a.baseLr, b.baseLr)) return false;
+  const layers = (r: ResolvedRates): Map<string, { lrMult: number; frozen: boolean }> => new Map(r.groups.flatMap((g) => g.layers.map((l) => [l.name, l] as const)));
+  const la = layers(a);
+  const lb = layers(b);
+  if (la.size !== lb.size) return false;
+  for (const [name, x] of la) {
+    const y = lb.get(name);
+    if (y === undefined || x.frozen !== y.frozen || !close(x.lrMult, y.lrMult)) return false;
+  }
+  return true;
 }

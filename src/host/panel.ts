@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { assertNever } from '../core/errors.ts';
 import type { LrFinderOutcome } from '../core/lr-finder.ts';
+import type { ModelInfo } from '../core/model-info.ts';
 import { isInside } from '../core/paths.ts';
 import { DEFAULTS } from '../core/plan.ts';
 import { PRESETS } from '../core/presets.ts';
@@ -27,6 +28,7 @@ import {
   type PlanEditRequest,
   type WebviewToHost,
 } from '../protocol/webview.ts';
+import type { AugmentPreview } from '../protocol/worker.ts';
 import { panelHtml } from '../../webview/page.ts';
 import type { PlanEditor } from './edits.ts';
 import { textAfterRequest } from './plan-requests.ts';
@@ -108,6 +110,8 @@ function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions {
 class PlanPanel {
   /** True between the page's `ready` and its next reload: the only time posting makes sense. */
   private ready = false;
+  /** The last description of the plan's model the page was sent, and which `model` path it was of. */
+  private lastDescribed: { model: ModelInfo; path: string | undefined; augmentPreview: AugmentPreview | undefined } | undefined;
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(readonly panel: vscode.WebviewPanel, readonly uri: vscode.Uri, private readonly deps: PanelDeps) {
@@ -252,7 +256,12 @@ class PlanPanel {
     const last = this.deps.sessions.lastOutcome(entry.key);
     const lastReport = last.report ?? readLastReport(entry);
     const lastLrFinder = last.lrFinder ?? readLastLrFinder(entry);
-    const model = entry.model.state === 'ready' ? entry.model.model : undefined;
+    // while the model is described again (a data.augment edit re-renders the sample strip), the
+    // page keeps the last description of the same model file instead of losing its tree meanwhile
+    if (entry.model.state === 'ready') this.lastDescribed = { model: entry.model.model, path: entry.plan?.model, augmentPreview: entry.augmentPreview };
+    else if (entry.model.state === 'failed' || this.lastDescribed?.path !== entry.plan?.model) this.lastDescribed = undefined;
+    const model = this.lastDescribed?.model;
+    const augmentPreview = entry.model.state === 'ready' ? entry.augmentPreview : this.lastDescribed?.augmentPreview;
     const modelProblem = entry.model.state === 'failed' ? entry.model.message : undefined;
     const interrupted = this.deps.sessions.interruptedRuns(entry)[0];
     return {
@@ -263,7 +272,7 @@ class PlanPanel {
       ...(model === undefined ? {} : { model }),
       ...(modelProblem === undefined ? {} : { modelProblem }),
       ...optionalSteps(entry, lastReport),
-      ...(entry.augmentPreview === undefined ? {} : { augmentPreview: entry.augmentPreview }),
+      ...(augmentPreview === undefined ? {} : { augmentPreview }),
       trusted: vscode.workspace.isTrusted,
       presets: PRESETS.map((p) => ({ id: p.id, label: p.label, description: p.description })),
       status: this.deps.sessions.statusOf(entry.key),
@@ -301,6 +310,8 @@ function describeEdit(e: PlanEditRequest): string {
       return `apply the preset "${e.preset}"`;
     case 'moveLayer':
       return `move layer ${JSON.stringify(e.layer)} to groups[${e.toGroupIndex}]`;
+    case 'setData':
+      return `set data.${e.field} to ${v(e.value)}`;
   }
 }
 

@@ -7,7 +7,7 @@
 import { LayerwiseError, assertNever } from '../core/errors.ts';
 import type { LrFinderOutcome } from '../core/lr-finder.ts';
 import type { ModelInfo } from '../core/model-info.ts';
-import { moveLayerToGroup, setGroupField, setLayerOverride, setPlanValue, setTrainingField, type EditPath } from '../core/plan-edit.ts';
+import { moveLayerToGroup, setDataField, setGroupField, setLayerOverride, setPlanValue, setTrainingField, type EditPath } from '../core/plan-edit.ts';
 import type { OptimizerName, Plan, ScheduleSpec } from '../core/plan.ts';
 import { resolveGroups } from '../core/groups.ts';
 import { getPreset } from '../core/presets.ts';
@@ -135,6 +135,8 @@ export function textAfterRequest(text: string, request: PlanEditRequest, ctx: Re
     }
     case 'moveLayer':
       return moveLayerToGroup(text, request.layer, request.toGroupIndex);
+    case 'setData':
+      return setDataField(text, request.field, request.value ?? undefined, ctx.file);
     default:
       return assertNever(request, 'plan edit');
   }

@@ -98,7 +98,29 @@ export class TrainingSessions implements vscode.Disposable {
     private readonly editor: PlanEditor,
     private readonly log: vscode.LogOutputChannel,
     private readonly hooks: { openPanel(uri: vscode.Uri): void; openReport(file: string): void },
-  ) {}
+  ) {
+    this.storeListener = store.onDidChange((entry) => {
+      for (const e of entry === undefined ? store.list() : [entry]) this.dropStaleLrSuggestion(e);
+    });
+  }
+
+  private readonly storeListener: vscode.Disposable;
+  /** The plan's `model` an LR range test's suggestion was measured on, per plan. */
+  private readonly lrSuggestionModel = new Map<string, string>();
+
+  /**
+   * An LR range test's suggestion holds for the model it swept: once the plan's model cannot be
+   * read or the plan names another one, the status bar stops offering it (the status goes idle).
+   */
+  private dropStaleLrSuggestion(entry: PlanEntry): void {
+    const status = this.statusOf(entry.key);
+    if (status.state !== 'succeeded' || status.job !== 'findLr' || this.runs.has(entry.key)) return;
+    const measuredOn = this.lrSuggestionModel.get(entry.key);
+    if (entry.model.state !== 'failed' && entry.plan !== undefined && entry.plan.model === measuredOn) return;
+    this.lrSuggestionModel.delete(entry.key);
+    this.log.info(`${entry.label}: the LR suggestion is dropped: ${entry.model.state === 'failed' ? 'the model cannot be read' : 'the plan names another model'}`);
+    this.setStatus(entry.key, { state: 'idle' });
+  }
 
   statusOf(planKey: string): TrainingStatus {
     return this.statuses.get(planKey) ?? { state: 'idle' };
@@ -256,6 +278,7 @@ export class TrainingSessions implements vscode.Disposable {
       case 'lrFound': {
         this.finish(run);
         this.rememberOutcome(key, { lrFinder: m.outcome });
+        if (run.entry.plan !== undefined) this.lrSuggestionModel.set(key, run.entry.plan.model);
         this.post(key, { type: 'lrResult', outcome: m.outcome });
         const summary = lrSummary(m.outcome);
         this.log.info(`${run.entry.label}: ${summary}; curve ${m.curveFile}`);
@@ -422,6 +445,7 @@ export class TrainingSessions implements vscode.Disposable {
       run.worker.stop();
     }
     this.runs.clear();
+    this.storeListener.dispose();
     this.statusChanged.dispose();
     this.posted.dispose();
   }

@@ -6,7 +6,7 @@
 import type { InterruptedRun } from '../core/interrupted-runs.ts';
 import type { LrFinderOutcome } from '../core/lr-finder.ts';
 import type { ModelInfo } from '../core/model-info.ts';
-import type { Plan } from '../core/plan.ts';
+import { DATA_FIELDS, type DataField, type Plan } from '../core/plan.ts';
 import type { RunReport, TrainEvent } from '../core/progress.ts';
 import type { JobKind, TrainingStatus } from '../core/status.ts';
 import type { AugmentPreview } from './worker.ts';
@@ -73,7 +73,9 @@ export type PlanEditRequest =
   | { kind: 'setGroup'; groupIndex: number; key: LayerKey; value: number | boolean | null }
   | { kind: 'setTraining'; key: TrainingKey; value: unknown }
   | { kind: 'applyPreset'; preset: string }
-  | { kind: 'moveLayer'; layer: string; toGroupIndex: number };
+  | { kind: 'moveLayer'; layer: string; toGroupIndex: number }
+  /** One image-folder setting under `data`; `null` removes it (the default applies). */
+  | { kind: 'setData'; field: DataField; value: unknown };
 
 export type PanelCommand =
   | 'train'
@@ -135,6 +137,8 @@ export function isPlanEditRequest(x: unknown): x is PlanEditRequest {
       return typeof x['preset'] === 'string';
     case 'moveLayer':
       return typeof x['layer'] === 'string' && Number.isInteger(x['toGroupIndex']) && (x['toGroupIndex'] as number) >= 0;
+    case 'setData':
+      return (DATA_FIELDS as readonly unknown[]).includes(x['field']) && 'value' in x;
     default:
       return false;
   }
@@ -195,6 +199,10 @@ export interface PersistedPanelState {
   /** Names of the groups whose layers are shown. */
   expandedGroups: string[];
   tab: PanelTab;
+  /** Layer-tree column widths (px) the user dragged, by column name. */
+  columnWidths?: Record<string, number>;
+  /** The layer tree folded away, so the charts sit under the settings. */
+  treeCollapsed?: boolean;
 }
 
 export function isPersistedPanelState(x: unknown): x is PersistedPanelState {
@@ -203,6 +211,8 @@ export function isPersistedPanelState(x: unknown): x is PersistedPanelState {
     typeof x['planUri'] === 'string' &&
     Array.isArray(x['expandedGroups']) &&
     x['expandedGroups'].every((g) => typeof g === 'string') &&
-    PANEL_TABS.includes(String(x['tab']))
+    PANEL_TABS.includes(String(x['tab'])) &&
+    (x['columnWidths'] === undefined || (isObj(x['columnWidths']) && Object.values(x['columnWidths']).every((w) => typeof w === 'number' && Number.isFinite(w) && w > 0))) &&
+    (x['treeCollapsed'] === undefined || typeof x['treeCollapsed'] === 'boolean')
   );
 }

@@ -499,7 +499,7 @@ test('the panel runs under the host CSP: an inline script is refused and reporte
   await p.close();
 });
 
-test('selects post optimizer, schedule and preset edits', async () => {
+test('selects post optimizer, schedule and preset edits; a preset asks first, listing the hand-set values it overwrites', async () => {
   const p = await openWithState();
   const choose = async (id: string, option: string): Promise<void> => {
     await p.page.click(`#${id}`);
@@ -507,7 +507,23 @@ test('selects post optimizer, schedule and preset edits', async () => {
   };
   await choose('field-optimizer', 'SGD');
   await choose('field-schedule', 'one-cycle');
+  // the seed's split with hand-set multipliers follows no preset
+  assert.equal(await p.page.$eval('#field-preset', (s) => (s as HTMLSelectElement).value), '');
   await choose('field-preset', 'ULMFiT (÷2.6 per group)');
+  const confirm = p.page.locator('.preset-confirm');
+  await confirm.waitFor();
+  const listed = await confirm.locator('li').allTextContents();
+  // base ×0.1, extra ×0.5 and head ×1 are set by hand: ULMFiT removes all three
+  for (const [i, name, v] of [[0, 'base', '0.1'], [1, 'extra', '0.5'], [2, 'head', '1']] as const) {
+    assert.ok(listed.some((t) => t.includes(`groups[${i}] "${name}".lrMult ${v} → (removed)`) && t.includes('set by hand')), listed.join('\n'));
+  }
+  assert.ok(listed.some((t) => t.startsWith('discriminative (not set) →')));
+  // nothing is posted before the answer; Cancel posts nothing and puts the picker back
+  await p.page.locator('.preset-confirm vscode-button', { hasText: 'Cancel' }).click();
+  await confirm.waitFor({ state: 'hidden' });
+  assert.equal(await p.page.$eval('#field-preset', (s) => (s as HTMLSelectElement).value), '');
+  await choose('field-preset', 'ULMFiT (÷2.6 per group)');
+  await p.page.locator('.preset-confirm vscode-button', { hasText: 'Apply preset' }).click();
   const got = await waitForPosts(p, 4);
   assert.deepEqual(got.slice(1), [
     { type: 'edit', edit: { kind: 'setTraining', key: 'optimizer', value: 'sgd' } },
@@ -885,6 +901,12 @@ test('the strip of augmented samples shows each class\'s images as data: URLs wi
   await p.page.waitForSelector('.augment-strip:not([hidden]) .augment-row img');
   assert.deepEqual(await p.page.$$eval('.augment-row', (rows) => rows.map((r) => [r.querySelector('.augment-label')?.textContent, r.querySelectorAll('img').length])), [['circle', 5], ['cross', 5]]);
   assert.equal(await p.page.getAttribute('.augment-row img.augment-plain', 'alt'), 'circle: unaugmented');
+  // it folds to its title (so the tree and the charts move up), and stays folded across states
+  await p.page.click('.augment-title');
+  assert.equal(await p.page.locator('.augment-row img').first().isVisible(), false);
+  await p.send({ type: 'state', state: { ...panelState(), augmentPreview } });
+  await p.page.waitForFunction(() => document.querySelector('.tree-summary')?.textContent !== '');
+  assert.equal(await p.page.locator('.augment-row img').first().isVisible(), false);
   await p.send({ type: 'state', state: panelState() });
   await p.page.waitForSelector('.augment-strip[hidden]', { state: 'attached' });
   await assertClean(p);
