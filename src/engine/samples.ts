@@ -1,11 +1,15 @@
 /**
- * From image files to model inputs, for one batch: read, decode, augment (training), normalise.
- * Pure over its inputs (file bytes, recipe, epoch, sample ids): a decode thread and the calling
- * thread give the same floats, which is what makes batches independent of the thread count.
+ * From files to model inputs, for one batch: images read, decoded, augmented (training) and
+ * normalised; CSV rows read and parsed (csv.ts). Pure over its inputs (file bytes, recipe, epoch,
+ * sample ids): a decode thread and the calling thread give the same floats, which is what makes
+ * batches independent of the thread count.
  */
 import { readFileSync } from 'node:fs';
+import { assertNever } from '../core/errors.ts';
 import type { AugmentSpec } from '../core/plan.ts';
 import { drawAugment, sampleRng, toModelInput, type Normalization } from './augment.ts';
+import { readCsvRows } from './csv.ts';
+import type { DecodeTask } from './decode-protocol.ts';
 import { decodeImageWith, ImageDecodeError, toChannels, type DecoderName } from './image.ts';
 
 /** How every sample of a dataset becomes a model input. Plain data: it is posted to threads. */
@@ -41,6 +45,19 @@ export interface DecodedBatch {
 
 export function sampleSize(recipe: Pick<SampleRecipe, 'size' | 'channels'>): number {
   return recipe.size[0] * recipe.size[1] * recipe.channels;
+}
+
+/** One batch of either kind: the only entry point of the pool and its threads. */
+export async function runDecodeTask(task: DecodeTask): Promise<DecodedBatch> {
+  switch (task.kind) {
+    case 'images':
+      return decodeBatch(task.recipe, task.job);
+    case 'csv':
+      // a bad row stops the run (it was checked when indexed, so the file changed): nothing to skip
+      return { x: readCsvRows(task.job), bad: [] };
+    default:
+      return assertNever(task, 'decode task');
+  }
 }
 
 export async function decodeBatch(recipe: SampleRecipe, job: DecodeJob): Promise<DecodedBatch> {
