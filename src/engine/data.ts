@@ -12,16 +12,16 @@
  * one-hot column of a class does not depend on file order or locale.
  */
 import * as tf from '@tensorflow/tfjs';
-import { closeSync, openSync, readFileSync, readdirSync, readSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { assertNever, LayerwiseError } from '../core/errors.ts';
 import { resolvePlanPath } from '../core/paths.ts';
-import { augmentIsOn, DEFAULTS, type DataSpec, type Plan, type Task } from '../core/plan.ts';
+import { augmentIsOn, DEFAULTS, type AugmentSpec, type DataSpec, type Plan, type Task } from '../core/plan.ts';
 import type { DataEvent, DataPipelineReport } from '../core/progress.ts';
 import { permutation, seededRng } from '../core/random.ts';
 import { normalization } from './augment.ts';
 import { DecodePool, defaultDecodeThreads } from './decode-pool.ts';
-import { ImageDecodeError, loadSharp, PROBE_BYTES, probeImage, type DecoderName } from './image.ts';
+import { loadSharp, type DecoderName } from './image.ts';
 import { Growing, indexCsv, parseNumber, type CsvColumns, type CsvRowIndex, type IndexedCsv } from './csv.ts';
 import { sampleSize, type SampleRecipe } from './samples.ts';
 
@@ -129,6 +129,14 @@ export async function loadData(
   if (valPath !== undefined) checkKind(valPath, format, planFile, 'data.validation');
   const testPath = spec.test === undefined ? undefined : resolvePlanPath(planFile, spec.test, 'data.test', workspaceRoot);
   if (testPath !== undefined) checkKind(testPath, format, planFile, 'data.test');
+  // the plan's validation sees these only when data.format is written; a format read from data.train is checked here
+  const foreign = format === 'csv' ? (['size', 'channels', 'scale', 'normalize', 'augment', 'onBadImage'] as const) : (['label', 'features'] as const);
+  for (const key of foreign) {
+    if (spec[key] !== undefined) {
+      throw new LayerwiseError(`applies to ${format === 'csv' ? 'image folders' : 'CSV data'} only, but data.train is ${format === 'csv' ? 'a CSV file' : 'an image folder'}`,
+        { file: planFile, field: `data.${key}` });
+    }
+  }
   const heldOut = (path: string | undefined, field: HeldOut['field']): HeldOut | undefined => (path === undefined ? undefined : { path, field });
   const val = heldOut(valPath, 'data.validation');
   const test = heldOut(testPath, 'data.test');
@@ -443,6 +451,7 @@ async function loadCsvData(
   else if (inMemory) reason = `the features take ${megabytes(bytes)}, within the in-memory limit of ${megabytes(limit)}`;
   else reason = `the features would take ${megabytes(bytes)}, above the in-memory limit of ${megabytes(limit)}`;
   const pool = inMemory ? undefined : new DecodePool(opts.decodeThreads ?? defaultDecodeThreads());
+  pool?.warm();
   const build = ({ read, y }: { read: IndexedCsv; y: Float32Array }, source: string): Dataset => {
     const ds: Dataset = { x: read.x ?? new Float32Array(0), sampleShape, y, targetSize: width, n: read.index.starts.length, source };
     if (pool !== undefined) ds.stream = { kind: 'csv', index: read.index, columns: read.columns, sha256: read.sha256, pool };
@@ -580,7 +589,6 @@ async function loadImageData(
   if (typeof norm === 'object' && [norm.mean, norm.std].some((v) => v.length !== 1 && v.length !== channels)) {
     throw new LayerwiseError(`mean and std need 1 or ${channels} values (one per channel)`, { file: planFile, field: 'data.normalize' });
   }
-  const emit = opts.onEvent ?? (() => undefined);
   const onBad = spec.onBadImage ?? DEFAULTS.onBadImage;
   const augment = augmentIsOn(spec.augment) ? spec.augment : undefined;
   const decoder: DecoderName = opts.decoder ?? (loadSharp() !== undefined ? 'sharp' : 'js');
@@ -592,10 +600,37 @@ async function loadImageData(
     decoder,
   };
   if (augment !== undefined) recipe.augment = augment;
-  const classes = listClassFolders(trainPath, planFile, 'data.train');
+  // the threads start now, while the folders are listed: their start-up is off the path to the first step
+  const pool = new DecodePool(opts.decodeThreads ?? defaultDecodeThreads());
+  pool.warm();
+  try {
+    return await listAndLoadImages(planFile, trainPath, [val, test], opts, { recipe, pool, onBad, augment, size, channels, decoder });
+  } catch (e) {
+    await pool.close();
+    throw e;
+  }
+}
 
-  // counting, then checking every header: a bad file is named now, not in the middle of epoch 7
-  const skipped: string[] = [];
+/** What loadImageData settled before the files are listed. */
+interface ImageSetup {
+  recipe: SampleRecipe;
+  pool: DecodePool;
+  onBad: 'error' | 'skip';
+  augment: AugmentSpec | undefined;
+  size: [number, number];
+  channels: 1 | 3;
+  decoder: DecoderName;
+}
+
+async function listAndLoadImages(
+  planFile: string,
+  trainPath: string,
+  [val, test]: [HeldOut | undefined, HeldOut | undefined],
+  opts: LoadOptions,
+  { recipe, pool, onBad, augment, size, channels, decoder }: ImageSetup,
+): Promise<LoadedData> {
+  const emit = opts.onEvent ?? (() => undefined);
+  const classes = listClassFolders(trainPath, planFile, 'data.train');
   const lists: Array<{ root: string; field: string; folders: string[] }> = [{ root: trainPath, field: 'data.train', folders: classes }];
   for (const h of [val, test]) {
     if (h === undefined) continue;
@@ -607,6 +642,8 @@ async function loadImageData(
     }
     lists.push({ root: h.path, field: h.field, folders });
   }
+  // counting only: each file's header and pixels are checked when it is decoded (by the threads),
+  // so the first step does not wait for a pass over every file of a big folder
   let counted = 0;
   const listed = lists.map(({ root, field, folders }) => {
     const out: ImageList = { files: [], classOf: [] };
@@ -619,39 +656,12 @@ async function loadImageData(
       counted += images.length;
       emit({ kind: 'data', phase: 'counting', done: counted, total: 0, skipped: 0 });
     }
-    return { field, list: out };
+    return { root, field, list: out };
   });
   const total = counted;
-  let checked = 0;
-  let lastEmit = 0;
-  const head = Buffer.alloc(PROBE_BYTES);
-  const checkedLists = listed.map(({ field, list }) => {
-    const kept: ImageList = { files: [], classOf: [] };
-    list.files.forEach((file, i) => {
-      const problem = checkImageHeader(file, head);
-      checked++;
-      if (problem === undefined) {
-        kept.files.push(file);
-        kept.classOf.push(list.classOf[i]!);
-      } else {
-        if (onBad === 'error') throw new LayerwiseError(`cannot decode image: ${problem} (data.onBadImage is "error"; "skip" leaves such files out)`, { file, field });
-        skipped.push(file);
-        opts.onWarn?.(`${file}: ${problem}; left out`);
-      }
-      const now = performance.now();
-      if (now - lastEmit > 200 || checked === total) {
-        lastEmit = now;
-        emit({ kind: 'data', phase: 'checking', done: checked, total, skipped: skipped.length });
-      }
-    });
-    if (kept.files.length === 0) {
-      throw new LayerwiseError(`every image of ${lists.find((l) => l.field === field)?.root ?? trainPath} is unreadable`, { file: planFile, field });
-    }
-    return { field, list: kept };
-  });
 
   // memory or stream: augmentation needs the source images each epoch; a big set does not fit
-  const floats = checkedLists.reduce((a, l) => a + l.list.files.length, 0) * sampleSize(recipe);
+  const floats = total * sampleSize(recipe);
   const limit = opts.memoryLimitBytes ?? DEFAULT_MEMORY_LIMIT_BYTES;
   let mode: 'memory' | 'stream';
   let reason: string;
@@ -671,9 +681,10 @@ async function loadImageData(
     mode = 'memory';
     reason = `the decoded images take ${megabytes(floats * 4)}, within the in-memory limit of ${megabytes(limit)}`;
   }
-  const pool = new DecodePool(opts.decodeThreads ?? defaultDecodeThreads());
-  const stream: Omit<ImageStream, 'files' | 'field'> = { kind: 'images', recipe, pool, onBad, skipped: new Set(skipped), onWarn: opts.onWarn };
-  const build = async ({ field, list }: { field: string; list: ImageList }, root: string): Promise<Dataset> => {
+  const stream: Omit<ImageStream, 'files' | 'field'> = { kind: 'images', recipe, pool, onBad, skipped: new Set(), onWarn: opts.onWarn };
+  let decoded = 0;
+  let lastEmit = 0;
+  const build = async ({ root, field, list }: { root: string; field: string; list: ImageList }): Promise<Dataset> => {
     const n = list.files.length;
     const y = new Float32Array(n * classes.length);
     list.classOf.forEach((c, i) => (y[i * classes.length + c] = 1));
@@ -682,21 +693,29 @@ async function loadImageData(
       stream: { ...stream, files: list.files, field },
     };
     if (mode === 'stream') return streamed;
-    // in memory: decoded once, by the same threads and function as a stream, in batch-sized jobs
+    // in memory: decoded once, by the same threads and function as a stream, in batch-sized jobs;
+    // this pass checks every file, so it is the "checking" the progress shows
     const order = Array.from({ length: n }, (_, i) => i);
     const feed = new BatchFeed(streamed, order, 64, { epoch: 0, augment: false });
-    const x = new Float32Array(n * sampleSize(recipe));
+    const one = sampleSize(recipe);
+    const x = new Float32Array(n * one);
     const keep: number[] = [];
     for (let b = 0; b < feed.batches; b++) {
       const batch = await feed.get(b);
       batch.indices.forEach((row) => {
-        const s = batch.samples[row]!;
-        x.set(batch.ds.x.subarray(row * sampleSize(recipe), (row + 1) * sampleSize(recipe)), keep.length * sampleSize(recipe));
-        keep.push(s);
+        x.set(batch.ds.x.subarray(row * one, (row + 1) * one), keep.length * one);
+        keep.push(batch.samples[row]!);
       });
+      decoded += Math.min(64, n - b * 64);
+      const now = performance.now();
+      if (now - lastEmit > 200 || decoded === total) {
+        lastEmit = now;
+        emit({ kind: 'data', phase: 'checking', done: decoded, total, skipped: stream.skipped.size });
+      }
     }
+    if (keep.length === 0) throw new LayerwiseError(`every image of ${root} is unreadable`, { file: planFile, field });
     const ds: Dataset = {
-      x: keep.length === n ? x : x.slice(0, keep.length * sampleSize(recipe)),
+      x: keep.length === n ? x : x.slice(0, keep.length * one),
       sampleShape: [size[0], size[1], channels],
       y: keep.length === n ? y : gatherRows(y, keep, classes.length),
       targetSize: classes.length,
@@ -706,11 +725,11 @@ async function loadImageData(
     };
     return ds;
   };
-  const out: LoadedData = { task: 'classification', train: await build(checkedLists[0]!, trainPath), classes, pool };
+  const out: LoadedData = { task: 'classification', train: await build(listed[0]!), classes, pool };
   for (const [i, h] of [val, test].filter((h): h is HeldOut => h !== undefined).entries()) {
-    const list = checkedLists[i + 1]!;
-    if (h.field === 'data.validation') out.validation = await build(list, h.path);
-    else out.test = await build(list, h.path);
+    const ds = await build(listed[i + 1]!);
+    if (h.field === 'data.validation') out.validation = ds;
+    else out.test = ds;
   }
   if (mode === 'memory') await pool.close();
   const allSkipped = [...stream.skipped];
@@ -719,27 +738,8 @@ async function loadImageData(
   };
   // the set object keeps collecting files found bad while streaming; the report reads it at the end
   out.badFiles = stream.skipped;
-  emit({ kind: 'data', phase: 'ready', done: checked, total, skipped: allSkipped.length });
+  emit({ kind: 'data', phase: 'ready', done: mode === 'memory' ? decoded : total, total, skipped: allSkipped.length });
   return out;
-}
-
-/** Why a file cannot be used, from its header (the pixels are checked when decoded), or undefined. */
-function checkImageHeader(file: string, head: Buffer): string | undefined {
-  try {
-    // open + one read + close: a stat per file would add a third of the time for 50,000 files
-    const fd = openSync(file, 'r');
-    let got: number;
-    try {
-      got = readSync(fd, head, 0, head.length, 0);
-    } finally {
-      closeSync(fd);
-    }
-    if (probeImage(head.subarray(0, got), got < head.length) === undefined) probeImage(readFileSync(file), true);
-    return undefined;
-  } catch (e) {
-    if (e instanceof ImageDecodeError) return e.message;
-    return `cannot read the file (${(e as NodeJS.ErrnoException).code ?? String(e)})`;
-  }
 }
 
 function gatherRows(src: Float32Array, rows: number[], width: number): Float32Array {
@@ -795,6 +795,12 @@ export class BatchFeed {
     const batch = this.pending.get(b)!;
     this.pending.delete(b);
     return batch;
+  }
+
+  /** Waits for the batches decoding ahead: a pass stopped early leaves them in flight. */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.pending.values()]);
+    this.pending.clear();
   }
 
   private async decode(b: number): Promise<Batch> {

@@ -59,6 +59,11 @@ export class DecodePool {
     });
   }
 
+  /** Starts the threads ahead of the first batch (their start-up then overlaps other work). */
+  warm(): void {
+    if (this.threads > 0) this.start();
+  }
+
   /** Stops the threads; a later `decode` starts new ones. */
   async close(): Promise<void> {
     const lanes = this.lanes;

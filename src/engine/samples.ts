@@ -10,7 +10,7 @@ import type { AugmentSpec } from '../core/plan.ts';
 import { drawAugment, sampleRng, toModelInput, type Normalization } from './augment.ts';
 import { readCsvRows } from './csv.ts';
 import type { DecodeTask } from './decode-protocol.ts';
-import { decodeImageWith, ImageDecodeError, toChannels, type DecoderName } from './image.ts';
+import { decodeImageWith, ImageDecodeError, probeImage, toChannels, type DecoderName } from './image.ts';
 
 /** How every sample of a dataset becomes a model input. Plain data: it is posted to threads. */
 export interface SampleRecipe {
@@ -79,7 +79,10 @@ export async function decodeBatch(recipe: SampleRecipe, job: DecodeJob): Promise
 
 /** One file to one sample; `at` draws the sample's augmentation for that epoch. */
 export async function decodeSample(recipe: SampleRecipe, file: string, at?: { epoch: number; sample: number }): Promise<Float32Array> {
-  const img = await decodeImageWith(recipe.decoder, readFileSync(file));
+  const bytes = readFileSync(file);
+  // the header first: a mode the decoders would misread (CMYK, 12-bit, lossless) is named as such
+  probeImage(bytes);
+  const img = await decodeImageWith(recipe.decoder, bytes);
   const draw = at !== undefined && recipe.augment !== undefined
     ? drawAugment(recipe.augment, sampleRng(recipe.seed, at.epoch, at.sample), img.height, img.width, recipe.size)
     : undefined;

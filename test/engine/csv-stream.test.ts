@@ -229,3 +229,11 @@ test('labels: many distinct numbers are regression targets without keeping their
   await assert.rejects(load(ws, plan({ train: 'mixed.csv' }), {}, [null, 1]), (e: Error & { field?: string }) =>
     e.field === 'line 70002, column "y"' && /label "oops" is not a number, but the 70,000 before it are/.test(e.message));
 });
+
+test('image settings on a CSV file, or CSV columns on an image folder, are named when the format comes from data.train', async () => {
+  const ws = workspace();
+  await assert.rejects(load(ws, plan({ augment: { horizontalFlip: true } }), {}), (e: Error & { file?: string; field?: string }) =>
+    e.file === ws.planFile && e.field === 'data.augment' && /applies to image folders only, but data\.train is a CSV file/.test(e.message));
+  await assert.rejects(load(ws, plan({ train: 'data/shapes/train', label: 'species' }), {}, [null, 8, 8, 1]), (e: Error & { file?: string; field?: string }) =>
+    e.file === ws.planFile && e.field === 'data.label' && /applies to CSV data only, but data\.train is an image folder/.test(e.message));
+});
