@@ -38,6 +38,7 @@ import { normalization } from '../src/engine/augment.ts';
 import { selectBackend } from '../src/engine/backend.ts';
 import { readCsvRows } from '../src/engine/csv.ts';
 import { BatchFeed, batchTensors, epochOrder, loadData, type Dataset, type LoadedData, type LoadOptions } from '../src/engine/data.ts';
+import { defaultDecodeThreads } from '../src/engine/decode-pool.ts';
 import { loadSharp, type DecoderName } from '../src/engine/image.ts';
 import { saveModel } from '../src/engine/model-io.ts';
 import { decodeSample, type SampleRecipe } from '../src/engine/samples.ts';
@@ -348,9 +349,15 @@ async function main(): Promise<void> {
 
     const decode = await decoderTimes(files);
     const step = stepMs(conv, [SIZE, SIZE, 3], CLASSES);
+    const chosen = decode[`${loadSharp() === undefined ? 'js' : 'sharp'} jpg`]! / 2 + decode[`${loadSharp() === undefined ? 'js' : 'sharp'} png`]! / 2;
     console.log(`\ntraining step (batch ${BATCH}, ${SIZE}×${SIZE}×3, tiny conv net): ${step.toFixed(1)} ms; CSV MLP step (batch ${BATCH}, ${CSV_FEATURES} features): ${stepMs(table, [CSV_FEATURES], CSV_CLASSES).toFixed(2)} ms`);
     console.log('decode + resize to 96 px, one thread, ms per image (× 32 = per batch):');
     for (const [k, v] of Object.entries(decode)) console.log(`  ${k.padEnd(10)} ${v.toFixed(2)} ms  (${(v * BATCH).toFixed(0)} ms per batch)`);
+    // the threads decode the next batches while the training thread steps: they keep up when a batch decodes faster than a step
+    const threads = threadsFlag ?? defaultDecodeThreads();
+    const batchMs = (chosen * BATCH) / threads;
+    console.log(`  ${threads} decoding thread(s): a batch (half PNG, half JPEG) decodes in ${batchMs.toFixed(0)} ms against a ${step.toFixed(0)} ms step, so streaming keeps up ` +
+      `${batchMs <= step ? 'when the threads have cores of their own' : `at best at ${(step / batchMs).toFixed(2)}× (more cores: more threads)`}`);
 
     const opts: LoadOptions = threadsFlag === undefined ? {} : { decodeThreads: threadsFlag };
     t0 = performance.now();
@@ -387,7 +394,10 @@ async function main(): Promise<void> {
       await streamed.pool?.close();
       const m = median(r.memory);
       const s = median(r.stream);
-      console.log(`  ${label}: streamed ${s.toFixed(2)} vs in memory ${m.toFixed(2)} steps/s: ${(s / m).toFixed(2)}× (goal ≥ 0.9×; ${streamed.pipeline?.decodeThreads} thread(s))`);
+      // each round's two runs are minutes apart at most: their ratio is the least moved by a busy machine
+      const paired = median(r.stream.map((v, i) => v / r.memory[i]!));
+      console.log(`  ${label}: streamed ${s.toFixed(2)} vs in memory ${m.toFixed(2)} steps/s: ${(s / m).toFixed(2)}×; median of the rounds' ratios ${paired.toFixed(2)}× ` +
+        `(goal ≥ 0.9×; ${streamed.pipeline?.decodeThreads} thread(s))`);
       console.log(`    rounds streamed [${r.stream.map((v) => v.toFixed(1)).join(', ')}], in memory [${r.memory.map((v) => v.toFixed(1)).join(', ')}]`);
     }
     console.log(`\nload average at the end ${loadAverage()}`);
