@@ -13,12 +13,12 @@
  *   time from the start of `train` to the first step (goal ≤ 5 s) and where it went, steps/s;
  * - the same for the CSV file streamed and held in memory (peak RSS, time to the first step);
  * - steps/s streamed vs in memory (goal ≥ 0.9×), for a 2,000-image subset and for the CSV: both
- *   loaded in one process, then `--rounds` rounds of `--round-steps` steps, alternating the two,
- *   reporting the median of each — one busy moment on a shared machine moves one round, not the
- *   ratio.
+ *   loaded in one process, then `--rounds` rounds of about `--round-seconds` each, alternating the
+ *   two, reporting the median of each and of the rounds' ratios — one busy moment on a shared
+ *   machine moves one round, not the ratio.
  *
  * Run: nice -n 10 npx tsx bench/data-scale.ts [--images 50000] [--subset 2000] [--csv-rows 300000]
- *      [--threads N] [--steps N] [--rounds 5] [--round-steps 20]
+ *      [--threads N] [--steps N] [--rounds 5] [--round-seconds 3]
  * `--steps N` stops the big runs after N steps (a cancel) where a whole epoch takes too long on a
  * busy machine; memory is bounded by design, so peak RSS is reached within the first batches.
  * Hard links share their page-cache pages: reading is cheaper than for 50,000 distinct files
@@ -135,7 +135,7 @@ interface ChildResult {
   maxRssMb: number;
   firstStepSeconds: number;
   /** Seconds from the start of `train` to each preparation milestone (absent when not reached). */
-  phases: { listed?: number; headers?: number; ready?: number; prepared?: number };
+  phases: { listed?: number; ready?: number; prepared?: number };
   stepsPerSecond: number;
   steps: number;
   report: Pick<RunReport, 'data' | 'backend'>;
@@ -174,9 +174,8 @@ async function child(workDir: string, data: string, modelDir: string, opts: Load
     progressIntervalMs: 0,
     dataOptions: opts,
     onEvent: (e) => {
-      // counting ends when checking starts; then every header is checked; then (in memory) every image decoded
-      if (e.kind === 'data' && e.phase === 'checking') phases.listed ??= since();
-      if (e.kind === 'data' && e.phase === 'checking' && e.done === e.total) phases.headers ??= since();
+      // the last class folder counted ends the listing; in memory, every image is then decoded before "ready"
+      if (e.kind === 'data' && e.phase === 'counting') phases.listed = since();
       if (e.kind === 'data' && e.phase === 'ready') phases.ready ??= since();
       // the trainer's first message comes once the model and data are prepared
       if (e.kind === 'log' && e.message.startsWith('backend ')) phases.prepared ??= since();
@@ -245,9 +244,10 @@ const median = (v: number[]): number => {
 
 /**
  * Steps/s of the same training loop over a dataset held in memory and the same one streamed, in
- * alternating rounds (the order swaps every round) after a warm-up round of each; the medians.
+ * alternating rounds of about `seconds` each (the order swaps every round) after a warm-up round of
+ * each.
  */
-async function alternate(memory: Dataset, streamed: Dataset, model: tf.LayersModel, rounds: number, steps: number): Promise<{ memory: number[]; stream: number[] }> {
+async function alternate(memory: Dataset, streamed: Dataset, model: tf.LayersModel, rounds: number, seconds: number): Promise<{ memory: number[]; stream: number[] }> {
   const step = trainStepFor(model);
   const out = { memory: [] as number[], stream: [] as number[] };
   for (let r = -1; r < rounds; r++) {
@@ -255,9 +255,10 @@ async function alternate(memory: Dataset, streamed: Dataset, model: tf.LayersMod
     if (r % 2 !== 0) order.reverse();
     for (const [mode, ds] of order) {
       const feed = new BatchFeed(ds, epochOrder(ds.n, true, 0, r + 1), BATCH, { epoch: r + 1, augment: true });
-      const n = Math.min(steps, feed.batches);
       const t0 = performance.now();
-      for (let b = 0; b < n; b++) {
+      let n = 0;
+      // at least 5 steps, then until the round has lasted `seconds` (a round of tiny steps is too short to time)
+      for (let b = 0; b < feed.batches && (b < 5 || performance.now() - t0 < seconds * 1000); b++, n++) {
         const batch = await feed.get(b);
         const { x, y } = batchTensors(batch.ds, batch.indices);
         step(x, y);
@@ -290,7 +291,6 @@ function phaseText(c: ChildResult): string {
   if (p.listed === undefined) add('backend, model and indexing the file', p.prepared);
   else {
     add('backend, model and listing the files', p.listed);
-    add('checking their headers', p.headers);
     add(c.report.data?.mode === 'memory' ? 'decoding them all' : 'making the streams', p.ready);
     add('the rest of the preparation', p.prepared);
   }
@@ -324,7 +324,7 @@ async function main(): Promise<void> {
   const threadsFlag = process.argv.indexOf('--threads') >= 0 ? flag('threads', 1) : undefined;
   const maxSteps = flag('steps', 0);
   const rounds = flag('rounds', 5);
-  const roundSteps = flag('round-steps', 20);
+  const roundSeconds = flag('round-seconds', 3);
   console.log(`node ${process.version}, ${availableParallelism()} cores, load average ${loadAverage()} (1, 5, 15 min)`);
   console.log(`command: ${['npx tsx bench/data-scale.ts', ...process.argv.slice(2)].join(' ')}`);
   const work = mkdtempSync(path.join(tmpdir(), 'layerwise-data-scale-'));
@@ -386,11 +386,11 @@ async function main(): Promise<void> {
       [`${subset.toLocaleString('en-US')} images`, { model: 'model/model.json', data: { train: 'small', seed: 0 } }, [null, SIZE, SIZE, 3], conv],
       [`${csvRows.toLocaleString('en-US')}-row CSV`, { model: 'csv-model/model.json', data: { train: 'table.csv', seed: 0 } }, [null, CSV_FEATURES], table],
     ];
-    console.log(`\nsteps/s streamed vs in memory: ${rounds} alternating rounds of ${roundSteps} steps each (after a warm-up round), medians:`);
+    console.log(`\nsteps/s streamed vs in memory: ${rounds} alternating rounds of ${roundSeconds} s each (after a warm-up round), medians:`);
     for (const [label, plan, shape, model] of cases) {
       const [memory, streamed] = await both(plan, shape);
       if (streamed.train.stream?.kind === 'csv') console.log(`  reading a batch of ${BATCH} rows at random places: ${csvBatchMs(streamed.train).toFixed(2)} ms on one thread`);
-      const r = await alternate(memory.train, streamed.train, model, rounds, roundSteps);
+      const r = await alternate(memory.train, streamed.train, model, rounds, roundSeconds);
       await streamed.pool?.close();
       const m = median(r.memory);
       const s = median(r.stream);
