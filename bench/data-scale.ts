@@ -18,7 +18,8 @@
  *   machine moves one round, not the ratio.
  *
  * Run: nice -n 10 npx tsx bench/data-scale.ts [--images 50000] [--subset 2000] [--csv-rows 300000]
- *      [--threads N] [--steps N] [--rounds 5] [--round-seconds 3]
+ *      [--threads N] [--steps N] [--rounds 5] [--round-seconds 3] [--ratio-only]
+ * `--ratio-only` skips the child runs (the big folder, the CSV runs) and measures the ratios.
  * `--steps N` stops the big runs after N steps (a cancel) where a whole epoch takes too long on a
  * busy machine; memory is bounded by design, so peak RSS is reached within the first batches.
  * Hard links share their page-cache pages: reading is cheaper than for 50,000 distinct files
@@ -312,6 +313,26 @@ function csvBatchMs(streamed: Dataset): number {
   return (performance.now() - t0) / batches;
 }
 
+/** The runs in child processes: the big image folder, the CSV streamed and in memory. */
+async function children(work: string, count: number, csvRows: number, csvFile: string, opts: LoadOptions, maxSteps: number): Promise<void> {
+  const t0 = performance.now();
+  const big = runChild(work, path.join(work, 'big'), 'model', opts, maxSteps);
+  const bigSeconds = (performance.now() - t0) / 1000;
+  const d = big.report.data;
+  console.log(`\n${maxSteps > 0 ? `the first ${maxSteps} steps of ` : ''}1 epoch over ${count.toLocaleString('en-US')} images (${d?.mode}: ${d?.reason}; decoder ${d?.decoder}, ${d?.decodeThreads} thread(s); backend ${big.report.backend.name}):`);
+  console.log(`  peak RSS ${big.maxRssMb.toFixed(0)} MB (goal ≤ 1024; in memory the floats alone: ${((count * SIZE * SIZE * 3 * 4) / 2 ** 30).toFixed(1)} GB)`);
+  console.log(`  first step after ${big.firstStepSeconds.toFixed(2)} s (goal ≤ 5): ${phaseText(big)}`);
+  console.log(`  ${big.steps} of ${Math.ceil(count / BATCH)} steps, ${big.stepsPerSecond.toFixed(2)} steps/s, whole child ${bigSeconds.toFixed(0)} s`);
+
+  console.log(`\n${csvRows.toLocaleString('en-US')}-row CSV, ${maxSteps > 0 ? `the first ${maxSteps} steps of ` : ''}1 epoch:`);
+  for (const pipeline of ['stream', 'memory'] as const) {
+    const c = runChild(work, csvFile, 'csv-model', { ...opts, pipeline }, maxSteps);
+    console.log(`  ${pipeline === 'stream' ? 'streamed ' : 'in memory'}: peak RSS ${c.maxRssMb.toFixed(0)} MB, first step after ${c.firstStepSeconds.toFixed(2)} s (${phaseText(c)}), ` +
+      `${c.stepsPerSecond.toFixed(1)} steps/s; ${c.report.data?.decodeThreads} reading thread(s)`);
+  }
+  console.log(`  (the features in memory: ${((csvRows * CSV_FEATURES * 4) / 2 ** 20).toFixed(0)} MB; streamed, the row index holds 16 bytes a row)`);
+}
+
 async function main(): Promise<void> {
   if (process.argv[2] === '--child') {
     const [workDir, data, modelDir, opts, steps] = process.argv.slice(3);
@@ -325,6 +346,7 @@ async function main(): Promise<void> {
   const maxSteps = flag('steps', 0);
   const rounds = flag('rounds', 5);
   const roundSeconds = flag('round-seconds', 3);
+  const ratioOnly = process.argv.includes('--ratio-only');
   console.log(`node ${process.version}, ${availableParallelism()} cores, load average ${loadAverage()} (1, 5, 15 min)`);
   console.log(`command: ${['npx tsx bench/data-scale.ts', ...process.argv.slice(2)].join(' ')}`);
   const work = mkdtempSync(path.join(tmpdir(), 'layerwise-data-scale-'));
@@ -360,22 +382,7 @@ async function main(): Promise<void> {
       `${batchMs <= step ? 'when the threads have cores of their own' : `at best at ${(step / batchMs).toFixed(2)}× (more cores: more threads)`}`);
 
     const opts: LoadOptions = threadsFlag === undefined ? {} : { decodeThreads: threadsFlag };
-    t0 = performance.now();
-    const big = runChild(work, path.join(work, 'big'), 'model', opts, maxSteps);
-    const bigSeconds = (performance.now() - t0) / 1000;
-    const d = big.report.data;
-    console.log(`\n${maxSteps > 0 ? `the first ${maxSteps} steps of ` : ''}1 epoch over ${count.toLocaleString('en-US')} images (${d?.mode}: ${d?.reason}; decoder ${d?.decoder}, ${d?.decodeThreads} thread(s); backend ${big.report.backend.name}):`);
-    console.log(`  peak RSS ${big.maxRssMb.toFixed(0)} MB (goal ≤ 1024; in memory the floats alone: ${((count * SIZE * SIZE * 3 * 4) / 2 ** 30).toFixed(1)} GB)`);
-    console.log(`  first step after ${big.firstStepSeconds.toFixed(2)} s (goal ≤ 5): ${phaseText(big)}`);
-    console.log(`  ${big.steps} of ${Math.ceil(count / BATCH)} steps, ${big.stepsPerSecond.toFixed(2)} steps/s, whole child ${bigSeconds.toFixed(0)} s`);
-
-    console.log(`\n${csvRows.toLocaleString('en-US')}-row CSV, ${maxSteps > 0 ? `the first ${maxSteps} steps of ` : ''}1 epoch:`);
-    for (const pipeline of ['stream', 'memory'] as const) {
-      const c = runChild(work, csvFile, 'csv-model', { ...opts, pipeline }, maxSteps);
-      console.log(`  ${pipeline === 'stream' ? 'streamed ' : 'in memory'}: peak RSS ${c.maxRssMb.toFixed(0)} MB, first step after ${c.firstStepSeconds.toFixed(2)} s (${phaseText(c)}), ` +
-        `${c.stepsPerSecond.toFixed(1)} steps/s; ${c.report.data?.decodeThreads} reading thread(s)`);
-    }
-    console.log(`  (the features in memory: ${((csvRows * CSV_FEATURES * 4) / 2 ** 20).toFixed(0)} MB; streamed, the row index holds 16 bytes a row)`);
+    if (!ratioOnly) await children(work, count, csvRows, csvFile, opts, maxSteps);
 
     const planFile = path.join(work, 'bench-plan.json');
     const both = async (plan: Plan, shape: Array<number | null>): Promise<[LoadedData, LoadedData]> => [
