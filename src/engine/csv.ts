@@ -212,10 +212,39 @@ function checkHeader(cells: string[], file: string, line: number): string[] {
   return header;
 }
 
+function wrongWidth(cells: number, header: string[], file: string, line: number): LayerwiseError {
+  return new LayerwiseError(`row has ${cells} cells but the header has ${header.length}`, { file, field: `line ${line}` });
+}
+
 function checkWidth(cells: string[], header: string[], file: string, line: number): void {
-  if (cells.length !== header.length) {
-    throw new LayerwiseError(`row has ${cells.length} cells but the header has ${header.length}`, { file, field: `line ${line}` });
+  if (cells.length !== header.length) throw wrongWidth(cells.length, header, file, line);
+}
+
+/**
+ * The cells of a record without quotes, `text[from, to)` without its line break: each cell's
+ * [start, end) into `bounds` (while there is room), and the cell count.
+ */
+function plainCells(text: string, from: number, to: number, bounds: Int32Array): number {
+  let count = 0;
+  let start = from;
+  for (;;) {
+    let comma = text.indexOf(',', start);
+    if (comma < 0 || comma > to) comma = to;
+    if (2 * count + 1 < bounds.length) {
+      bounds[2 * count] = start;
+      bounds[2 * count + 1] = comma;
+    }
+    count++;
+    if (comma === to) return count;
+    start = comma + 1;
   }
+}
+
+/** The number in cell `col` of a record cut by `plainCells`. */
+function boundedNumber(text: string, bounds: Int32Array, col: number): number | undefined {
+  const from = bounds[2 * col]!;
+  const to = bounds[2 * col + 1]!;
+  return plainDecimal(text, from, to) ?? cellNumber(text.slice(from, to));
 }
 
 /** A whole CSV text (UTF-8, as a JS string) parsed: the header and every row. Blank lines are skipped. */
@@ -355,6 +384,17 @@ export function indexCsv(file: string, opts: IndexOptions): IndexedCsv {
   // byte offset of text[0] in the file, and the line it starts on
   let base = 0;
   let line = 1;
+  const special = /[\r\n"]/g;
+  // each cell's [start, end) in a quote-free record
+  let bounds = new Int32Array(0);
+  const addRow = (start: number, end: number, label: string): void => {
+    opts.onLabel(utf8(label), line);
+    starts.push(base + start);
+    lengths.push(end - start);
+    lines.push(line);
+    if (floats !== undefined && floats.length * 4 > opts.keepFloatsBytes) floats = undefined;
+    if (lines.length % 8192 === 0) opts.onProgress?.(lines.length);
+  };
   let fd: number;
   try {
     fd = openSync(file, 'r');
@@ -374,12 +414,38 @@ export function indexCsv(file: string, opts: IndexOptions): IndexedCsv {
         if (text.startsWith(BOM)) i = BOM.length;
       } else if (first) continue;
       while (i < text.length) {
+        if (header !== undefined) {
+          // most records have no quotes: find the line break, cut at commas, no string per cell
+          special.lastIndex = i;
+          const at = special.exec(text)?.index ?? text.length;
+          const c = at < text.length ? text.charCodeAt(at) : -1;
+          if (c !== 0x22) {
+            // the record may go on in the next chunk (or a CRLF was cut between the two)
+            if (!final && (at === text.length || (c === 0x0d && at + 1 === text.length))) break;
+            const ending = c < 0 ? 0 : c === 0x0d && text.charCodeAt(at + 1) === 0x0a ? 2 : 1;
+            const count = plainCells(text, i, at, bounds);
+            if (count > 1 || text.slice(i, at).trim() !== '') {
+              if (count !== header.length) throw wrongWidth(count, header, file, line);
+              const cols = columns!;
+              for (let j = 0; j < cols.features.length; j++) {
+                const v = boundedNumber(text, bounds, cols.features[j]!);
+                if (v === undefined) throw notANumber(text.slice(bounds[2 * cols.features[j]!], bounds[2 * cols.features[j]! + 1]), file, line, cols.names[j]!);
+                floats?.push(v);
+              }
+              addRow(i, at + ending, text.slice(bounds[2 * cols.label], bounds[2 * cols.label + 1]));
+            }
+            i = at + ending;
+            if (ending > 0) line++;
+            continue;
+          }
+        }
         const r = readRecord(text, i, final, file, line);
         if (r === undefined) break;
         if (!r.blank) {
           if (header === undefined) {
             header = checkHeader(r.cells, file, line);
             columns = opts.columns(header);
+            bounds = new Int32Array(2 * header.length);
           } else {
             checkWidth(r.cells, header, file, line);
             const cols = columns!;
@@ -389,12 +455,7 @@ export function indexCsv(file: string, opts: IndexOptions): IndexedCsv {
               if (v === undefined) throw notANumber(raw, file, line, cols.names[j]!);
               floats?.push(v);
             }
-            opts.onLabel(utf8(r.cells[cols.label]!), line);
-            starts.push(base + i);
-            lengths.push(r.end - i);
-            lines.push(line);
-            if (floats !== undefined && floats.length * 4 > opts.keepFloatsBytes) floats = undefined;
-            if (lines.length % 8192 === 0) opts.onProgress?.(lines.length);
+            addRow(i, r.end, r.cells[cols.label]!);
           }
         }
         i = r.end;
@@ -434,9 +495,7 @@ export interface CsvJob {
 export function readCsvRows(job: CsvJob): Float32Array {
   const { file, columns } = job;
   const width = columns.features.length;
-  // column → its place among the features, or -1
-  const featureAt = new Int32Array(columns.width).fill(-1);
-  columns.features.forEach((col, j) => (featureAt[col] = j));
+  const bounds = new Int32Array(2 * columns.width);
   const x = new Float32Array(job.starts.length * width);
   let buf = Buffer.alloc(Math.max(256, ...job.lengths));
   const fd = openSync(file, 'r');
@@ -454,21 +513,13 @@ export function readCsvRows(job: CsvJob): Float32Array {
         const br = text.search(/[\r\n]/);
         const content = br < 0 ? length : br;
         const ending = br < 0 ? 0 : text.charCodeAt(br) === 0x0d && text.charCodeAt(br + 1) === 0x0a ? 2 : 1;
-        if (content + ending !== length) throw changed();
-        let col = 0;
-        let start = 0;
-        for (let i = 0; i <= content; i++) {
-          if (i < content && text.charCodeAt(i) !== 0x2c) continue;
-          const j = col < featureAt.length ? featureAt[col]! : -1;
-          if (j >= 0) {
-            const v = plainDecimal(text, start, i) ?? cellNumber(text.slice(start, i));
-            if (v === undefined) throw notANumber(text.slice(start, i), file, line, columns.names[j]!);
-            x[row * width + j] = v;
-          }
-          col++;
-          start = i + 1;
+        if (content + ending !== length || plainCells(text, 0, content, bounds) !== columns.width) throw changed();
+        for (let j = 0; j < width; j++) {
+          const col = columns.features[j]!;
+          const v = boundedNumber(text, bounds, col);
+          if (v === undefined) throw notANumber(text.slice(bounds[2 * col], bounds[2 * col + 1]), file, line, columns.names[j]!);
+          x[row * width + j] = v;
         }
-        if (col !== columns.width) throw changed();
         continue;
       }
       const r = readRecord(text, 0, true, file, line);

@@ -49,7 +49,7 @@ async function batches(ds: Dataset, epoch: number, batchSize = 7): Promise<Float
   return out;
 }
 
-/** A CSV with every shape of cell the parser knows: BOM, CRLF, quotes, a quoted line break, blank lines, UTF-8. */
+/** A CSV with every shape of cell the parser knows: BOM, CRLF, CR, quotes, a quoted line break, blank lines, UTF-8. */
 const AWKWARD =
   '\ufeffid,"a",b,c,label\r\n' +
   '1, 1.5 ,"-2",3e-1,"spät"\r\n' +
@@ -58,6 +58,8 @@ const AWKWARD =
   '3,-7,"8","9\u00a0",plain\n' +
   '4,1,2,3,"spät"\r\n' +
   '5,6,7,8,"with ""quotes"""\n' +
+  '   \n' +
+  '7, 1 ,2,3,x\r' +
   '6,0,0,0,plain';
 
 test('the indexing pass finds the same rows and lines whatever the chunk size, as parseCsv does', () => {
@@ -78,9 +80,9 @@ test('the indexing pass finds the same rows and lines whatever the chunk size, a
   for (const chunk of [1, 2, 3, 5, 7, 64]) assert.deepEqual(index(chunk), whole, `chunks of ${chunk} bytes`);
   assert.deepEqual(whole.header, table.header);
   assert.deepEqual(whole.lines, table.rows.map((r) => r.line));
-  assert.deepEqual(whole.lines, [2, 4, 6, 7, 8, 9]);
+  assert.deepEqual(whole.lines, [2, 4, 6, 7, 8, 10, 11]);
   assert.deepEqual(whole.labels, table.rows.map((r) => r.cells[4]));
-  assert.deepEqual(whole.labels, ['spät', 'two\nlines', 'plain', 'spät', 'with "quotes"', 'plain']);
+  assert.deepEqual(whole.labels, ['spät', 'two\nlines', 'plain', 'spät', 'with "quotes"', 'x', 'plain']);
   // a U+00A0 after a number is trimmed, as the decoded text is
   assert.deepEqual(whole.x.slice(0, 9), [1.5, -2, Math.fround(0.3), 0.25, 4, 5, -7, 8, 9]);
   // each byte range holds its row: the bytes of row 2 are the two lines of its quoted label
@@ -116,7 +118,7 @@ test('streamed and in memory: the same batches in every epoch, with 0, 1 or 3 re
   assert.equal(memory.pipeline?.mode, 'memory');
   assert.equal(memory.pipeline?.format, 'csv');
   assert.match(memory.pipeline!.reason, /within the in-memory limit/);
-  assert.deepEqual(memory.classes, ['plain', 'spät', 'two\nlines', 'with "quotes"']);
+  assert.deepEqual(memory.classes, ['plain', 'spät', 'two\nlines', 'with "quotes"', 'x']);
   for (const decodeThreads of [0, 1, 3]) {
     const streamed = await load(ws, p, { decodeThreads, memoryLimitBytes: 16 }, [null, 3]);
     assert.equal(streamed.pipeline?.mode, 'stream');
