@@ -52,7 +52,7 @@ export interface ImageStream {
   onBad: 'error' | 'skip';
   /** The plan field that named these files, for messages. */
   field: string;
-  /** Files left out so far (header checks, then decoding); shared by the splits of one load. */
+  /** Files found bad when decoded so far; shared by the splits of one load. */
   skipped: Set<string>;
   onWarn: ((message: string) => void) | undefined;
 }
@@ -544,7 +544,7 @@ export function listImages(classDir: string, field: string): string[] {
   return files.map((f) => path.join(classDir, f));
 }
 
-/** Where one image folder's files stand after listing and checking. */
+/** One image folder's files, listed, with each file's class. */
 interface ImageList {
   files: string[];
   classOf: number[];
