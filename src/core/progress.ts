@@ -99,9 +99,12 @@ export interface FrozenCheck {
 }
 
 export interface DataPipelineReport {
+  format: 'imagefolder' | 'csv';
   mode: 'memory' | 'stream';
   reason: string;
-  decoder: 'sharp' | 'js';
+  /** Image folders: the image decoder. */
+  decoder?: 'sharp' | 'js';
+  /** Threads that read streamed batches (0 when held in memory or read on the training thread). */
   decodeThreads: number;
   /** Images left out as corrupt or unsupported (data.onBadImage "skip"), with the first few named. */
   skipped: number;

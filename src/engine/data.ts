@@ -1,7 +1,8 @@
 /**
- * Datasets for fine-tuning: a CSV table or an image folder (`<root>/<class>/*.png|jpg`), loaded
- * into flat float arrays (no tensors until a batch is built, so loading is backend-independent),
- * with a deterministic validation split and per-epoch order.
+ * Datasets for fine-tuning: a CSV table or an image folder (`<root>/<class>/*.png|jpg`), held in
+ * flat float arrays or, when too big (or augmented), read from their files per batch (BatchFeed);
+ * no tensors until a batch is built, so loading is backend-independent. A deterministic validation
+ * split and per-epoch order.
  *
  * Task inference when the plan has no `task`: any non-numeric label → classification; numeric
  * labels → classification when every label is a whole number and there are at most 20 distinct
@@ -11,16 +12,17 @@
  * one-hot column of a class does not depend on file order or locale.
  */
 import * as tf from '@tensorflow/tfjs';
-import { closeSync, openSync, readFileSync, readdirSync, readSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { LayerwiseError } from '../core/errors.ts';
+import { assertNever, LayerwiseError } from '../core/errors.ts';
 import { resolvePlanPath } from '../core/paths.ts';
-import { augmentIsOn, DEFAULTS, type DataSpec, type Plan, type Task } from '../core/plan.ts';
+import { augmentIsOn, DEFAULTS, type AugmentSpec, type DataSpec, type Plan, type Task } from '../core/plan.ts';
 import type { DataEvent, DataPipelineReport } from '../core/progress.ts';
 import { permutation, seededRng } from '../core/random.ts';
 import { normalization } from './augment.ts';
 import { DecodePool, defaultDecodeThreads } from './decode-pool.ts';
-import { ImageDecodeError, loadSharp, PROBE_BYTES, probeImage, type DecoderName } from './image.ts';
+import { loadSharp, type DecoderName } from './image.ts';
+import { Growing, indexCsv, parseNumber, type CsvColumns, type CsvRowIndex, type IndexedCsv } from './csv.ts';
 import { sampleSize, type SampleRecipe } from './samples.ts';
 
 export interface Dataset {
@@ -34,12 +36,15 @@ export interface Dataset {
   classes?: string[];
   /** Where the samples came from, for messages and reports. */
   source: string;
-  /** Set when samples are decoded from files per batch (BatchFeed) instead of held in `x`. */
-  stream?: ImageStream;
+  /** Set when samples are read from files per batch (BatchFeed) instead of held in `x`. */
+  stream?: SampleStream;
 }
+
+export type SampleStream = ImageStream | CsvStream;
 
 /** An image folder read lazily: file names and labels are in memory, pixels are not. */
 export interface ImageStream {
+  kind: 'images';
   /** One file per sample. */
   files: string[];
   recipe: SampleRecipe;
@@ -47,9 +52,19 @@ export interface ImageStream {
   onBad: 'error' | 'skip';
   /** The plan field that named these files, for messages. */
   field: string;
-  /** Files left out so far (header checks, then decoding); shared by the splits of one load. */
+  /** Files found bad when decoded so far; shared by the splits of one load. */
   skipped: Set<string>;
   onWarn: ((message: string) => void) | undefined;
+}
+
+/** A CSV file read lazily: where each row is and its label are in memory, its features are not. */
+export interface CsvStream {
+  kind: 'csv';
+  index: CsvRowIndex;
+  columns: CsvColumns;
+  /** The file's sha256 when it was indexed: the run's fingerprint of features it does not hold. */
+  sha256: string;
+  pool: DecodePool;
 }
 
 /** A data set read beside the training data, in its format and with its classes. */
@@ -65,11 +80,11 @@ export interface LoadedData {
   /** data.test: evaluated once after the last epoch, never used to select anything. */
   test?: Dataset;
   classes?: string[];
-  /** Image folders: how samples reach the model, and why (the run report's `data`). */
+  /** How samples reach the model, and why (the run report's `data`). */
   pipeline?: DataPipelineReport;
   /** Image folders: every file left out so far, including ones found bad while streaming. */
   badFiles?: ReadonlySet<string>;
-  /** Image folders: the decoding threads; closed when the run ends (they restart on demand). */
+  /** Streamed data: the reading threads; closed when the run ends (they restart on demand). */
   pool?: DecodePool;
 }
 
@@ -77,7 +92,7 @@ export interface LoadOptions {
   onEvent?: (e: DataEvent) => void;
   /** A skipped image, named. */
   onWarn?: (message: string) => void;
-  /** Decoding threads (0: on the calling thread). Batches are the same for any count. */
+  /** Threads that read streamed batches (0: on the calling thread). Batches are the same for any count. */
   decodeThreads?: number;
   /** Force a decoder (default: sharp when it loads, else jpeg-js/pngjs). */
   decoder?: DecoderName;
@@ -86,7 +101,7 @@ export interface LoadOptions {
   memoryLimitBytes?: number;
 }
 
-/** Decoded image sets up to this size are held in memory (faster, and the frozen-prefix cache needs it). */
+/** Data sets whose samples take up to this many bytes are held in memory (faster, and the frozen-prefix cache needs it). */
 export const DEFAULT_MEMORY_LIMIT_BYTES = 512 * 2 ** 20;
 
 /** Numeric labels with at most this many distinct whole values are read as class ids. */
@@ -114,6 +129,14 @@ export async function loadData(
   if (valPath !== undefined) checkKind(valPath, format, planFile, 'data.validation');
   const testPath = spec.test === undefined ? undefined : resolvePlanPath(planFile, spec.test, 'data.test', workspaceRoot);
   if (testPath !== undefined) checkKind(testPath, format, planFile, 'data.test');
+  // the plan's validation sees these only when data.format is written; a format read from data.train is checked here
+  const foreign = format === 'csv' ? (['size', 'channels', 'scale', 'normalize', 'augment', 'onBadImage'] as const) : (['label', 'features'] as const);
+  for (const key of foreign) {
+    if (spec[key] !== undefined) {
+      throw new LayerwiseError(`applies to ${format === 'csv' ? 'image folders' : 'CSV data'} only, but data.train is ${format === 'csv' ? 'a CSV file' : 'an image folder'}`,
+        { file: planFile, field: `data.${key}` });
+    }
+  }
   const heldOut = (path: string | undefined, field: HeldOut['field']): HeldOut | undefined => (path === undefined ? undefined : { path, field });
   const val = heldOut(valPath, 'data.validation');
   const test = heldOut(testPath, 'data.test');
@@ -121,7 +144,7 @@ export async function loadData(
   let loaded: LoadedData;
   switch (format) {
     case 'csv':
-      loaded = loadCsvData(spec, plan.task, planFile, trainPath, [val, test], modelInputShape);
+      loaded = await loadCsvData(spec, plan.task, planFile, trainPath, [val, test], modelInputShape, opts);
       break;
     case 'imagefolder':
       loaded = await loadImageData(spec, plan.task, planFile, trainPath, [val, test], modelInputShape, opts);
@@ -213,11 +236,7 @@ export function splitDataset(
 
 function subset(ds: Dataset, indices: number[], source: string): Dataset {
   if (ds.stream !== undefined) {
-    const out: Dataset = {
-      ...ds, x: new Float32Array(0), y: gatherRows(ds.y, indices, ds.targetSize), n: indices.length, source,
-      stream: { ...ds.stream, files: indices.map((i) => ds.stream!.files[i]!) },
-    };
-    return out;
+    return { ...ds, x: new Float32Array(0), y: gatherRows(ds.y, indices, ds.targetSize), n: indices.length, source, stream: selectSamples(ds.stream, indices) };
   }
   const sampleSize = ds.sampleShape.reduce((a, b) => a * b, 1);
   const x = new Float32Array(indices.length * sampleSize);
@@ -229,6 +248,22 @@ function subset(ds: Dataset, indices: number[], source: string): Dataset {
   const out: Dataset = { x, sampleShape: ds.sampleShape, y, targetSize: ds.targetSize, n: indices.length, source };
   if (ds.classes !== undefined) out.classes = ds.classes;
   return out;
+}
+
+function selectSamples(stream: SampleStream, indices: number[]): SampleStream {
+  switch (stream.kind) {
+    case 'images':
+      return { ...stream, files: indices.map((i) => stream.files[i]!) };
+    case 'csv': {
+      const { file, starts, lengths, lines } = stream.index;
+      return {
+        ...stream,
+        index: { file, starts: Float64Array.from(indices, (i) => starts[i]!), lengths: Uint32Array.from(indices, (i) => lengths[i]!), lines: Uint32Array.from(indices, (i) => lines[i]!) },
+      };
+    }
+    default:
+      return assertNever(stream, 'sample stream');
+  }
 }
 
 function argmaxRow(y: Float32Array, row: number, width: number): number {
@@ -264,191 +299,183 @@ function statOrUndefined(p: string): ReturnType<typeof statSync> | undefined {
 
 // ---------------------------------------------------------------- CSV
 
-interface CsvRow {
-  /** 1-based line where the row starts. */
-  line: number;
-  cells: string[];
-}
+/** Above this many distinct numeric labels, an unset task is regression: their strings are not kept. */
+const MAX_DISTINCT_NUMERIC_LABELS = 65_536;
 
-interface CsvTable {
-  header: string[];
-  rows: CsvRow[];
-}
+/** The training file's labels as they are read: distinct strings and each row's id and value. */
+class TrainLabels {
+  /** Label text → id in first-seen order; dropped when the labels can only be regression targets. */
+  distinct: Map<string, number> | undefined = new Map();
+  readonly ids = new Growing((n) => new Uint32Array(n));
+  readonly values = new Growing((n) => new Float64Array(n));
+  private allNumeric = true;
 
-/** RFC 4180: comma separated, double-quoted cells with "" escapes, CRLF or LF; blank lines skipped. */
-export function parseCsv(text: string, file: string): CsvTable {
-  const records: CsvRow[] = [];
-  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
-  let line = 1;
-  let cells: string[] = [];
-  let cell = '';
-  let rowLine = 1;
-  let rowHasContent = false;
-  const endRow = (): void => {
-    cells.push(cell);
-    if (rowHasContent || cells.length > 1 || cell.trim() !== '') records.push({ line: rowLine, cells });
-    cells = [];
-    cell = '';
-    rowHasContent = false;
-  };
-  while (i < text.length) {
-    const ch = text[i]!;
-    if (ch === '"' && cell.trim() === '') {
-      const start = line;
-      cell = '';
-      i++;
-      for (;;) {
-        if (i >= text.length) {
-          throw new LayerwiseError('a quoted cell is never closed', { file, field: `line ${start}` });
-        }
-        const c = text[i]!;
-        if (c === '"') {
-          if (text[i + 1] === '"') {
-            cell += '"';
-            i += 2;
-            continue;
-          }
-          i++;
-          break;
-        }
-        if (c === '\n') line++;
-        cell += c;
-        i++;
+  constructor(private readonly task: Task | undefined, private readonly file: string, private readonly column: string) {}
+
+  add(raw: string, line: number): void {
+    const where = { file: this.file, field: `line ${line}, column "${this.column}"` };
+    const label = raw.trim();
+    if (label === '') throw new LayerwiseError('the label is empty', where);
+    const v = parseNumber(label);
+    if (v === undefined) {
+      if (this.task === 'regression') throw new LayerwiseError(`label ${JSON.stringify(label)} is not a number (task is regression)`, where);
+      if (this.distinct === undefined) {
+        throw new LayerwiseError(`label ${JSON.stringify(label)} is not a number, but the ${this.values.length.toLocaleString('en-US')} before it are, ` +
+          `with more than ${MAX_DISTINCT_NUMERIC_LABELS.toLocaleString('en-US')} distinct values: set "task" in the plan`, where);
       }
-      rowHasContent = true;
-      // anything but spaces between the closing quote and the separator is malformed
-      while (i < text.length && text[i] === ' ') i++;
-      if (i < text.length && text[i] !== ',' && text[i] !== '\n' && text[i] !== '\r') {
-        throw new LayerwiseError('unexpected text after a closing quote', { file, field: `line ${line}` });
-      }
-      continue;
+      this.allNumeric = false;
     }
-    if (ch === ',') {
-      cells.push(cell);
-      cell = '';
-      rowHasContent = true;
-      i++;
-    } else if (ch === '\r' || ch === '\n') {
-      endRow();
-      i += ch === '\r' && text[i + 1] === '\n' ? 2 : 1;
-      line++;
-      rowLine = line;
-    } else {
-      cell += ch;
-      i++;
+    if (this.task !== 'classification') this.values.push(v ?? NaN);
+    if (this.task === 'regression' || this.distinct === undefined) return;
+    let id = this.distinct.get(label);
+    if (id === undefined) {
+      id = this.distinct.size;
+      this.distinct.set(label, id);
+      if (this.task === undefined && this.allNumeric && this.distinct.size > MAX_DISTINCT_NUMERIC_LABELS) this.distinct = undefined;
     }
+    this.ids.push(id);
   }
-  if (cell !== '' || cells.length > 0 || rowHasContent) endRow();
-  const [head, ...rows] = records;
-  if (head === undefined) throw new LayerwiseError('the CSV file is empty: a header row is required', { file, field: 'line 1' });
-  const header = head.cells.map((c) => c.trim());
-  const seen = new Set<string>();
-  header.forEach((name, col) => {
-    if (name === '') throw new LayerwiseError(`column ${col + 1} of the header has no name`, { file, field: `line ${head.line}` });
-    if (seen.has(name)) throw new LayerwiseError(`column "${name}" appears twice in the header`, { file, field: `line ${head.line}` });
-    seen.add(name);
-  });
-  for (const row of rows) {
-    if (row.cells.length !== header.length) {
-      throw new LayerwiseError(`row has ${row.cells.length} cells but the header has ${header.length}`, { file, field: `line ${row.line}` });
-    }
-  }
-  return { header, rows };
-}
 
-function readText(file: string, planFile: string, field: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new LayerwiseError(`cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { file: planFile, field });
+  resolvedTask(): Task {
+    return this.task ?? (this.distinct === undefined ? 'regression' : inferTask([...this.distinct.keys()]));
   }
 }
 
-function parseNumber(cell: string): number | undefined {
-  const t = cell.trim();
-  if (t === '') return undefined;
-  const v = Number(t);
-  return Number.isFinite(v) ? v : undefined;
+/** The columns of the training file, resolved from its header; held-out files are matched by name. */
+interface CsvLayout {
+  labelName: string;
+  featureNames: string[];
+  sampleShape: number[];
 }
 
-function loadCsvData(
+async function loadCsvData(
   spec: DataSpec,
   task: Task | undefined,
   planFile: string,
   trainPath: string,
   [val, test]: [HeldOut | undefined, HeldOut | undefined],
   modelInputShape: Array<number | null>,
-): LoadedData {
-  const train = parseCsv(readText(trainPath, planFile, 'data.train'), trainPath);
-  const labelName = spec.label ?? train.header[train.header.length - 1]!;
-  const labelCol = train.header.indexOf(labelName);
-  if (labelCol < 0) {
-    throw new LayerwiseError(`no column "${labelName}" in ${trainPath}; its header has ${train.header.map((h) => `"${h}"`).join(', ')}`,
-      { file: planFile, field: 'data.label' });
-  }
-  const featureNames = spec.features ?? train.header.filter((_, i) => i !== labelCol);
-  const featureCols = featureNames.map((name, i) => {
-    const col = train.header.indexOf(name);
-    if (col < 0) throw new LayerwiseError(`no column "${name}" in ${trainPath}`, { file: planFile, field: `data.features[${i}]` });
-    if (col === labelCol) throw new LayerwiseError(`"${name}" is the label column and cannot be a feature`, { file: planFile, field: `data.features[${i}]` });
-    return col;
-  });
-  if (featureCols.length === 0) throw new LayerwiseError(`${trainPath} has no feature columns`, { file: planFile, field: 'data.features' });
-  if (train.rows.length === 0) throw new LayerwiseError('the CSV file has a header but no rows', { file: trainPath, field: 'line 2' });
-
-  const sampleShape = csvSampleShape(featureCols.length, modelInputShape, trainPath, planFile);
-  const labels = train.rows.map((r) => r.cells[labelCol]!.trim());
-  const resolvedTask = task ?? inferTask(labels);
-  const classes = resolvedTask === 'classification' ? sortClasses(labels) : undefined;
-
-  const build = (table: CsvTable, file: string, field: 'data.train' | HeldOut['field']): Dataset => {
-    const label = table.header.indexOf(labelName);
-    if (label < 0) throw new LayerwiseError(`no label column "${labelName}" (data.label)`, { file, field: 'line 1' });
-    const cols = featureNames.map((name) => {
-      const col = table.header.indexOf(name);
-      if (col < 0) throw new LayerwiseError(`no feature column "${name}" (the training data has it)`, { file, field: 'line 1' });
-      return col;
-    });
-    const n = table.rows.length;
-    const x = new Float32Array(n * cols.length);
-    const width = classes === undefined ? 1 : classes.length;
-    const y = new Float32Array(n * width);
-    const classIndex = new Map((classes ?? []).map((c, i) => [c, i]));
-    table.rows.forEach((row, r) => {
-      cols.forEach((col, j) => {
-        const raw = row.cells[col]!;
-        const v = parseNumber(raw);
-        if (v === undefined) {
-          throw new LayerwiseError(`cell ${JSON.stringify(raw)} is not a number`, { file, field: `line ${row.line}, column "${table.header[col]}"` });
-        }
-        x[r * cols.length + j] = v;
-      });
-      const raw = row.cells[label]!.trim();
-      const where = { file, field: `line ${row.line}, column "${labelName}"` };
-      if (raw === '') throw new LayerwiseError('the label is empty', where);
-      if (classes === undefined) {
-        const v = parseNumber(raw);
-        if (v === undefined) throw new LayerwiseError(`label ${JSON.stringify(raw)} is not a number (task is regression)`, where);
-        y[r] = v;
-      } else {
-        const k = classIndex.get(raw);
-        if (k === undefined) {
-          throw new LayerwiseError(`class ${JSON.stringify(raw)}${field === 'data.train' ? '' : ` in ${field}`} does not occur in the training data (${trainPath})`, where);
-        }
-        y[r * width + k] = 1;
+  opts: LoadOptions,
+): Promise<LoadedData> {
+  const limit = opts.memoryLimitBytes ?? DEFAULT_MEMORY_LIMIT_BYTES;
+  // features are kept while reading as long as they may still be held: no second pass for a small file
+  let budget = opts.pipeline === 'stream' ? 0 : opts.pipeline === 'memory' ? Infinity : limit;
+  const keep = (read: IndexedCsv): void => {
+    budget = read.x === undefined ? 0 : budget - read.x.length * 4;
+  };
+  let layout: CsvLayout | undefined;
+  let labels: TrainLabels | undefined;
+  const train = indexCsv(trainPath, {
+    keepFloatsBytes: budget,
+    columns: (header) => {
+      const labelName = spec.label ?? header[header.length - 1]!;
+      const label = header.indexOf(labelName);
+      if (label < 0) {
+        throw new LayerwiseError(`no column "${labelName}" in ${trainPath}; its header has ${header.map((h) => `"${h}"`).join(', ')}`,
+          { file: planFile, field: 'data.label' });
       }
+      const featureNames = spec.features ?? header.filter((_, i) => i !== label);
+      const features = featureNames.map((name, i) => {
+        const col = header.indexOf(name);
+        if (col < 0) throw new LayerwiseError(`no column "${name}" in ${trainPath}`, { file: planFile, field: `data.features[${i}]` });
+        if (col === label) throw new LayerwiseError(`"${name}" is the label column and cannot be a feature`, { file: planFile, field: `data.features[${i}]` });
+        return col;
+      });
+      if (features.length === 0) throw new LayerwiseError(`${trainPath} has no feature columns`, { file: planFile, field: 'data.features' });
+      layout = { labelName, featureNames, sampleShape: csvSampleShape(features.length, modelInputShape, trainPath, planFile) };
+      labels = new TrainLabels(task, trainPath, labelName);
+      return { width: header.length, features, names: featureNames, label };
+    },
+    onLabel: (raw, line) => labels!.add(raw, line),
+  });
+  keep(train);
+  const n = train.index.starts.length;
+  if (n === 0) throw new LayerwiseError('the CSV file has a header but no rows', { file: trainPath, field: 'line 2' });
+  const { labelName, featureNames, sampleShape } = layout!;
+  const resolvedTask = labels!.resolvedTask();
+  const classes = resolvedTask === 'classification' ? sortClasses([...labels!.distinct!.keys()]) : undefined;
+  const width = classes === undefined ? 1 : classes.length;
+
+  const trainY = new Float32Array(n * width);
+  if (classes === undefined) trainY.set(labels!.values.done());
+  else {
+    const rank = new Uint32Array(labels!.distinct!.size);
+    for (const [label, id] of labels!.distinct!) rank[id] = classes.indexOf(label);
+    labels!.ids.done().forEach((id, r) => (trainY[r * width + rank[id]!] = 1));
+  }
+
+  const classIndex = new Map((classes ?? []).map((c, i) => [c, i]));
+  const readHeldOut = (h: HeldOut): { read: IndexedCsv; y: Float32Array } => {
+    const targets = new Growing((k) => new Float64Array(k));
+    const read = indexCsv(h.path, {
+      keepFloatsBytes: budget,
+      columns: (header) => {
+        const label = header.indexOf(labelName);
+        if (label < 0) throw new LayerwiseError(`no label column "${labelName}" (data.label)`, { file: h.path, field: 'line 1' });
+        const features = featureNames.map((name) => {
+          const col = header.indexOf(name);
+          if (col < 0) throw new LayerwiseError(`no feature column "${name}" (the training data has it)`, { file: h.path, field: 'line 1' });
+          return col;
+        });
+        return { width: header.length, features, names: featureNames, label };
+      },
+      onLabel: (raw, line) => {
+        const label = raw.trim();
+        const where = { file: h.path, field: `line ${line}, column "${labelName}"` };
+        if (label === '') throw new LayerwiseError('the label is empty', where);
+        if (classes === undefined) {
+          const v = parseNumber(label);
+          if (v === undefined) throw new LayerwiseError(`label ${JSON.stringify(label)} is not a number (task is regression)`, where);
+          targets.push(v);
+        } else {
+          const k = classIndex.get(label);
+          if (k === undefined) throw new LayerwiseError(`class ${JSON.stringify(label)} in ${h.field} does not occur in the training data (${trainPath})`, where);
+          targets.push(k);
+        }
+      },
     });
-    const ds: Dataset = { x, sampleShape, y, targetSize: width, n, source: file };
+    keep(read);
+    const t = targets.done();
+    const y = new Float32Array(t.length * width);
+    if (classes === undefined) y.set(t);
+    else t.forEach((k, r) => (y[r * width + k] = 1));
+    return { read, y };
+  };
+  const held = [val, test].map((h) => (h === undefined ? undefined : { h, ...readHeldOut(h) }));
+
+  const all = [{ read: train, y: trainY }, ...held.filter((p) => p !== undefined)];
+  const bytes = all.reduce((a, p) => a + p.read.index.starts.length, 0) * featureNames.length * 4;
+  const inMemory = all.every((p) => p.read.x !== undefined);
+  let reason: string;
+  if (opts.pipeline === 'stream' || opts.pipeline === 'memory') reason = `asked for ${opts.pipeline === 'stream' ? 'streaming' : 'in memory'}`;
+  else if (inMemory) reason = `the features take ${megabytes(bytes)}, within the in-memory limit of ${megabytes(limit)}`;
+  else reason = `the features would take ${megabytes(bytes)}, above the in-memory limit of ${megabytes(limit)}`;
+  const pool = inMemory ? undefined : new DecodePool(opts.decodeThreads ?? defaultDecodeThreads());
+  pool?.warm();
+  const build = ({ read, y }: { read: IndexedCsv; y: Float32Array }, source: string): Dataset => {
+    const ds: Dataset = { x: read.x ?? new Float32Array(0), sampleShape, y, targetSize: width, n: read.index.starts.length, source };
+    if (pool !== undefined) ds.stream = { kind: 'csv', index: read.index, columns: read.columns, sha256: read.sha256, pool };
     if (classes !== undefined) ds.classes = classes;
     return ds;
   };
 
-  const out: LoadedData = { task: resolvedTask, train: build(train, trainPath, 'data.train') };
-  const read = (h: HeldOut): Dataset => build(parseCsv(readText(h.path, planFile, h.field), h.path), h.path, h.field);
-  if (val !== undefined) out.validation = read(val);
-  if (test !== undefined) out.test = read(test);
+  const out: LoadedData = {
+    task: resolvedTask,
+    train: build(all[0]!, trainPath),
+    pipeline: { format: 'csv', mode: inMemory ? 'memory' : 'stream', reason, decodeThreads: pool?.threads ?? 0, skipped: 0, skippedFiles: [], augment: false },
+  };
+  for (const p of held) {
+    if (p === undefined) continue;
+    if (p.h.field === 'data.validation') out.validation = build(p, p.h.path);
+    else out.test = build(p, p.h.path);
+  }
   if (classes !== undefined) out.classes = classes;
+  if (pool !== undefined) out.pool = pool;
   return out;
+}
+
+function megabytes(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 2 : 0)} MB`;
 }
 
 /** The model's per-sample shape when it holds exactly the CSV's feature count. */
@@ -517,7 +544,7 @@ export function listImages(classDir: string, field: string): string[] {
   return files.map((f) => path.join(classDir, f));
 }
 
-/** Where one image folder's files stand after listing and checking. */
+/** One image folder's files, listed, with each file's class. */
 interface ImageList {
   files: string[];
   classOf: number[];
@@ -562,7 +589,6 @@ async function loadImageData(
   if (typeof norm === 'object' && [norm.mean, norm.std].some((v) => v.length !== 1 && v.length !== channels)) {
     throw new LayerwiseError(`mean and std need 1 or ${channels} values (one per channel)`, { file: planFile, field: 'data.normalize' });
   }
-  const emit = opts.onEvent ?? (() => undefined);
   const onBad = spec.onBadImage ?? DEFAULTS.onBadImage;
   const augment = augmentIsOn(spec.augment) ? spec.augment : undefined;
   const decoder: DecoderName = opts.decoder ?? (loadSharp() !== undefined ? 'sharp' : 'js');
@@ -574,10 +600,37 @@ async function loadImageData(
     decoder,
   };
   if (augment !== undefined) recipe.augment = augment;
-  const classes = listClassFolders(trainPath, planFile, 'data.train');
+  // the threads start now, while the folders are listed: their start-up is off the path to the first step
+  const pool = new DecodePool(opts.decodeThreads ?? defaultDecodeThreads());
+  pool.warm();
+  try {
+    return await listAndLoadImages(planFile, trainPath, [val, test], opts, { recipe, pool, onBad, augment, size, channels, decoder });
+  } catch (e) {
+    await pool.close();
+    throw e;
+  }
+}
 
-  // counting, then checking every header: a bad file is named now, not in the middle of epoch 7
-  const skipped: string[] = [];
+/** What loadImageData settled before the files are listed. */
+interface ImageSetup {
+  recipe: SampleRecipe;
+  pool: DecodePool;
+  onBad: 'error' | 'skip';
+  augment: AugmentSpec | undefined;
+  size: [number, number];
+  channels: 1 | 3;
+  decoder: DecoderName;
+}
+
+async function listAndLoadImages(
+  planFile: string,
+  trainPath: string,
+  [val, test]: [HeldOut | undefined, HeldOut | undefined],
+  opts: LoadOptions,
+  { recipe, pool, onBad, augment, size, channels, decoder }: ImageSetup,
+): Promise<LoadedData> {
+  const emit = opts.onEvent ?? (() => undefined);
+  const classes = listClassFolders(trainPath, planFile, 'data.train');
   const lists: Array<{ root: string; field: string; folders: string[] }> = [{ root: trainPath, field: 'data.train', folders: classes }];
   for (const h of [val, test]) {
     if (h === undefined) continue;
@@ -589,6 +642,8 @@ async function loadImageData(
     }
     lists.push({ root: h.path, field: h.field, folders });
   }
+  // counting only: each file's header and pixels are checked when it is decoded (by the threads),
+  // so the first step does not wait for a pass over every file of a big folder
   let counted = 0;
   const listed = lists.map(({ root, field, folders }) => {
     const out: ImageList = { files: [], classOf: [] };
@@ -601,41 +656,13 @@ async function loadImageData(
       counted += images.length;
       emit({ kind: 'data', phase: 'counting', done: counted, total: 0, skipped: 0 });
     }
-    return { field, list: out };
+    return { root, field, list: out };
   });
   const total = counted;
-  let checked = 0;
-  let lastEmit = 0;
-  const head = Buffer.alloc(PROBE_BYTES);
-  const checkedLists = listed.map(({ field, list }) => {
-    const kept: ImageList = { files: [], classOf: [] };
-    list.files.forEach((file, i) => {
-      const problem = checkImageHeader(file, head);
-      checked++;
-      if (problem === undefined) {
-        kept.files.push(file);
-        kept.classOf.push(list.classOf[i]!);
-      } else {
-        if (onBad === 'error') throw new LayerwiseError(`cannot decode image: ${problem} (data.onBadImage is "error"; "skip" leaves such files out)`, { file, field });
-        skipped.push(file);
-        opts.onWarn?.(`${file}: ${problem}; left out`);
-      }
-      const now = performance.now();
-      if (now - lastEmit > 200 || checked === total) {
-        lastEmit = now;
-        emit({ kind: 'data', phase: 'checking', done: checked, total, skipped: skipped.length });
-      }
-    });
-    if (kept.files.length === 0) {
-      throw new LayerwiseError(`every image of ${lists.find((l) => l.field === field)?.root ?? trainPath} is unreadable`, { file: planFile, field });
-    }
-    return { field, list: kept };
-  });
 
   // memory or stream: augmentation needs the source images each epoch; a big set does not fit
-  const floats = checkedLists.reduce((a, l) => a + l.list.files.length, 0) * sampleSize(recipe);
+  const floats = total * sampleSize(recipe);
   const limit = opts.memoryLimitBytes ?? DEFAULT_MEMORY_LIMIT_BYTES;
-  const mb = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 2 : 0)} MB`;
   let mode: 'memory' | 'stream';
   let reason: string;
   if (opts.pipeline === 'stream' || opts.pipeline === 'memory') {
@@ -649,14 +676,15 @@ async function loadImageData(
     reason = 'data.augment is on: each epoch decodes and transforms the training images again';
   } else if (floats * 4 > limit) {
     mode = 'stream';
-    reason = `the decoded images would take ${mb(floats * 4)}, above the in-memory limit of ${mb(limit)}`;
+    reason = `the decoded images would take ${megabytes(floats * 4)}, above the in-memory limit of ${megabytes(limit)}`;
   } else {
     mode = 'memory';
-    reason = `the decoded images take ${mb(floats * 4)}, within the in-memory limit of ${mb(limit)}`;
+    reason = `the decoded images take ${megabytes(floats * 4)}, within the in-memory limit of ${megabytes(limit)}`;
   }
-  const pool = new DecodePool(opts.decodeThreads ?? defaultDecodeThreads());
-  const stream: Omit<ImageStream, 'files' | 'field'> = { recipe, pool, onBad, skipped: new Set(skipped), onWarn: opts.onWarn };
-  const build = async ({ field, list }: { field: string; list: ImageList }, root: string): Promise<Dataset> => {
+  const stream: Omit<ImageStream, 'files' | 'field'> = { kind: 'images', recipe, pool, onBad, skipped: new Set(), onWarn: opts.onWarn };
+  let decoded = 0;
+  let lastEmit = 0;
+  const build = async ({ root, field, list }: { root: string; field: string; list: ImageList }): Promise<Dataset> => {
     const n = list.files.length;
     const y = new Float32Array(n * classes.length);
     list.classOf.forEach((c, i) => (y[i * classes.length + c] = 1));
@@ -665,21 +693,29 @@ async function loadImageData(
       stream: { ...stream, files: list.files, field },
     };
     if (mode === 'stream') return streamed;
-    // in memory: decoded once, by the same threads and function as a stream, in batch-sized jobs
+    // in memory: decoded once, by the same threads and function as a stream, in batch-sized jobs;
+    // this pass checks every file, so it is the "checking" the progress shows
     const order = Array.from({ length: n }, (_, i) => i);
     const feed = new BatchFeed(streamed, order, 64, { epoch: 0, augment: false });
-    const x = new Float32Array(n * sampleSize(recipe));
+    const one = sampleSize(recipe);
+    const x = new Float32Array(n * one);
     const keep: number[] = [];
     for (let b = 0; b < feed.batches; b++) {
       const batch = await feed.get(b);
       batch.indices.forEach((row) => {
-        const s = batch.samples[row]!;
-        x.set(batch.ds.x.subarray(row * sampleSize(recipe), (row + 1) * sampleSize(recipe)), keep.length * sampleSize(recipe));
-        keep.push(s);
+        x.set(batch.ds.x.subarray(row * one, (row + 1) * one), keep.length * one);
+        keep.push(batch.samples[row]!);
       });
+      decoded += Math.min(64, n - b * 64);
+      const now = performance.now();
+      if (now - lastEmit > 200 || decoded === total) {
+        lastEmit = now;
+        emit({ kind: 'data', phase: 'checking', done: decoded, total, skipped: stream.skipped.size });
+      }
     }
+    if (keep.length === 0) throw new LayerwiseError(`every image of ${root} is unreadable`, { file: planFile, field });
     const ds: Dataset = {
-      x: keep.length === n ? x : x.slice(0, keep.length * sampleSize(recipe)),
+      x: keep.length === n ? x : x.slice(0, keep.length * one),
       sampleShape: [size[0], size[1], channels],
       y: keep.length === n ? y : gatherRows(y, keep, classes.length),
       targetSize: classes.length,
@@ -689,40 +725,21 @@ async function loadImageData(
     };
     return ds;
   };
-  const out: LoadedData = { task: 'classification', train: await build(checkedLists[0]!, trainPath), classes, pool };
+  const out: LoadedData = { task: 'classification', train: await build(listed[0]!), classes, pool };
   for (const [i, h] of [val, test].filter((h): h is HeldOut => h !== undefined).entries()) {
-    const list = checkedLists[i + 1]!;
-    if (h.field === 'data.validation') out.validation = await build(list, h.path);
-    else out.test = await build(list, h.path);
+    const ds = await build(listed[i + 1]!);
+    if (h.field === 'data.validation') out.validation = ds;
+    else out.test = ds;
   }
   if (mode === 'memory') await pool.close();
   const allSkipped = [...stream.skipped];
   out.pipeline = {
-    mode, reason, decoder, decodeThreads: pool.threads, skipped: allSkipped.length, skippedFiles: allSkipped.slice(0, 10), augment: augment !== undefined,
+    format: 'imagefolder', mode, reason, decoder, decodeThreads: pool.threads, skipped: allSkipped.length, skippedFiles: allSkipped.slice(0, 10), augment: augment !== undefined,
   };
   // the set object keeps collecting files found bad while streaming; the report reads it at the end
   out.badFiles = stream.skipped;
-  emit({ kind: 'data', phase: 'ready', done: checked, total, skipped: allSkipped.length });
+  emit({ kind: 'data', phase: 'ready', done: mode === 'memory' ? decoded : total, total, skipped: allSkipped.length });
   return out;
-}
-
-/** Why a file cannot be used, from its header (the pixels are checked when decoded), or undefined. */
-function checkImageHeader(file: string, head: Buffer): string | undefined {
-  try {
-    // open + one read + close: a stat per file would add a third of the time for 50,000 files
-    const fd = openSync(file, 'r');
-    let got: number;
-    try {
-      got = readSync(fd, head, 0, head.length, 0);
-    } finally {
-      closeSync(fd);
-    }
-    if (probeImage(head.subarray(0, got), got < head.length) === undefined) probeImage(readFileSync(file), true);
-    return undefined;
-  } catch (e) {
-    if (e instanceof ImageDecodeError) return e.message;
-    return `cannot read the file (${(e as NodeJS.ErrnoException).code ?? String(e)})`;
-  }
 }
 
 function gatherRows(src: Float32Array, rows: number[], width: number): Float32Array {
@@ -780,11 +797,34 @@ export class BatchFeed {
     return batch;
   }
 
+  /** Waits for the batches decoding ahead: a pass stopped early leaves them in flight. */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.pending.values()]);
+    this.pending.clear();
+  }
+
   private async decode(b: number): Promise<Batch> {
     const stream = this.ds.stream!;
     const samples = this.order.slice(b * this.batchSize, (b + 1) * this.batchSize);
+    switch (stream.kind) {
+      case 'csv': {
+        const { file, starts, lengths, lines } = stream.index;
+        const x = (await stream.pool.decode({
+          kind: 'csv',
+          job: { file, starts: samples.map((s) => starts[s]!), lengths: samples.map((s) => lengths[s]!), lines: samples.map((s) => lines[s]!), columns: stream.columns },
+        })).x;
+        return { ds: this.batchSet(x, samples), indices: samples.map((_, i) => i), samples };
+      }
+      case 'images':
+        return this.decodeImages(stream, samples);
+      default:
+        return assertNever(stream, 'sample stream');
+    }
+  }
+
+  private async decodeImages(stream: ImageStream, samples: number[]): Promise<Batch> {
     const files = samples.map((s) => stream.files[s]!);
-    const r = await stream.pool.decode(stream.recipe, { files, samples, epoch: this.at.epoch, augment: this.at.augment });
+    const r = await stream.pool.decode({ kind: 'images', recipe: stream.recipe, job: { files, samples, epoch: this.at.epoch, augment: this.at.augment } });
     const size = this.ds.sampleShape.reduce((a, c) => a * c, 1);
     const badRows = new Set(r.bad.map((bad) => bad.row));
     for (const bad of r.bad) {
@@ -799,15 +839,21 @@ export class BatchFeed {
     const kept = samples.flatMap((s, row) => (badRows.has(row) ? [] : [{ s, row }]));
     const x = kept.length === samples.length ? r.x : new Float32Array(kept.length * size);
     if (x !== r.x) kept.forEach(({ row }, i) => x.set(r.x.subarray(row * size, (row + 1) * size), i * size));
+    const keptSamples = kept.map((k) => k.s);
+    return { ds: this.batchSet(x, keptSamples), indices: kept.map((_, i) => i), samples: keptSamples };
+  }
+
+  /** The batch's samples `x` (in `samples` order) with their targets, as a dataset of its own. */
+  private batchSet(x: Float32Array, samples: number[]): Dataset {
     const ds: Dataset = {
       x,
       sampleShape: this.ds.sampleShape,
-      y: gatherRows(this.ds.y, kept.map((k) => k.s), this.ds.targetSize),
+      y: gatherRows(this.ds.y, samples, this.ds.targetSize),
       targetSize: this.ds.targetSize,
-      n: kept.length,
+      n: samples.length,
       source: this.ds.source,
     };
     if (this.ds.classes !== undefined) ds.classes = this.ds.classes;
-    return { ds, indices: kept.map((_, i) => i), samples: kept.map((k) => k.s) };
+    return ds;
   }
 }

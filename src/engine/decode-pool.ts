@@ -1,5 +1,6 @@
 /**
- * Worker threads that decode batches of image files (samples.ts) off the training thread. A
+ * Worker threads that read batches from files (samples.ts: images decoded, CSV rows parsed) off
+ * the training thread. A
  * batch goes whole to the thread with the fewest batches in hand; its floats come back as a
  * transferred buffer, placed by the caller by batch index, so order never depends on which
  * thread finished first. With 0 threads (or where threads cannot start) batches are decoded on
@@ -9,8 +10,9 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { isDecodeReply, type DecodeRequest } from './decode-protocol.ts';
-import { decodeBatch, type DecodedBatch, type DecodeJob, type SampleRecipe } from './samples.ts';
+import { LayerwiseError } from '../core/errors.ts';
+import { isDecodeReply, type DecodeRequest, type DecodeTask } from './decode-protocol.ts';
+import { runDecodeTask, type DecodedBatch } from './samples.ts';
 
 /** Threads when the caller does not say: the cores but one (the training thread's), at most 4. */
 export function defaultDecodeThreads(): number {
@@ -25,6 +27,8 @@ function threadScript(): string | undefined {
 interface Lane {
   worker: Worker;
   inHand: number;
+  /** Set by close: the worker stays ref'd until it has exited. */
+  closing: boolean;
 }
 
 export class DecodePool {
@@ -38,12 +42,12 @@ export class DecodePool {
     const script = threads > 0 ? threadScript() : undefined;
     if (threads > 0 && script === undefined) {
       this.threads = 0;
-      this.note = 'decode-thread.js is not built (npm run build): images are decoded on the training thread';
-    } else this.note = threads === 0 ? 'images are decoded on the training thread' : `${threads} decoding thread${threads === 1 ? '' : 's'}`;
+      this.note = 'decode-thread.js is not built (npm run build): batches are read on the training thread';
+    } else this.note = threads === 0 ? 'batches are read on the training thread' : `${threads} decoding thread${threads === 1 ? '' : 's'}`;
   }
 
-  decode(recipe: SampleRecipe, job: DecodeJob): Promise<DecodedBatch> {
-    if (this.threads === 0) return decodeBatch(recipe, job);
+  decode(task: DecodeTask): Promise<DecodedBatch> {
+    if (this.threads === 0) return runDecodeTask(task);
     this.start();
     const lane = this.lanes.reduce((a, b) => (b.inHand < a.inHand ? b : a));
     const id = this.nextId++;
@@ -51,16 +55,26 @@ export class DecodePool {
     if (lane.inHand === 1) lane.worker.ref();
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { lane, resolve, reject });
-      lane.worker.postMessage({ id, recipe, job } satisfies DecodeRequest);
+      lane.worker.postMessage({ id, task } satisfies DecodeRequest);
     });
+  }
+
+  /** Starts the threads ahead of the first batch (their start-up then overlaps other work). */
+  warm(): void {
+    if (this.threads > 0) this.start();
   }
 
   /** Stops the threads; a later `decode` starts new ones. */
   async close(): Promise<void> {
     const lanes = this.lanes;
     this.lanes = [];
-    // an unref'd thread's termination does not keep Node running: hold it until it has exited
-    await Promise.all(lanes.map((l) => (l.worker.ref(), l.worker.terminate())));
+    // an unref'd thread's termination does not keep Node running: hold it until it has exited (a
+    // reply that arrives meanwhile must not unref it again, or Node may exit with close pending)
+    await Promise.all(lanes.map((l) => {
+      l.closing = true;
+      l.worker.ref();
+      return l.worker.terminate();
+    }));
   }
 
   private start(): void {
@@ -74,15 +88,16 @@ export class DecodePool {
         : new Worker(script, { stdout: false, stderr: false });
       // an idle pool never keeps a finished run's process alive
       worker.unref();
-      const lane: Lane = { worker, inHand: 0 };
+      const lane: Lane = { worker, inHand: 0, closing: false };
       worker.on('message', (m: unknown) => {
         if (!isDecodeReply(m)) return;
         const w = this.waiting.get(m.id);
         if (w === undefined) return;
         this.waiting.delete(m.id);
-        if (--lane.inHand === 0) worker.unref();
-        if (m.error !== undefined) w.reject(new Error(`decoding thread: ${m.error}`));
-        else w.resolve({ x: m.x, bad: m.bad });
+        if (--lane.inHand === 0 && !lane.closing) worker.unref();
+        if (m.error === undefined) w.resolve({ x: m.x, bad: m.bad });
+        else if (m.file !== undefined || m.field !== undefined) w.reject(new LayerwiseError(m.error, { file: m.file, field: m.field }));
+        else w.reject(new Error(`decoding thread: ${m.error}`));
       });
       const fail = (why: string): void => {
         for (const [id, w] of this.waiting) {

@@ -1,21 +1,36 @@
 /** Messages between the decode pool and its threads. */
+import type { CsvJob } from './csv.ts';
 import type { BadSample, DecodeJob, SampleRecipe } from './samples.ts';
+
+/** One batch to read: image files to decode, or CSV rows to parse. */
+export type DecodeTask =
+  | { kind: 'images'; recipe: SampleRecipe; job: DecodeJob }
+  | { kind: 'csv'; job: CsvJob };
 
 export interface DecodeRequest {
   id: number;
-  recipe: SampleRecipe;
-  job: DecodeJob;
+  task: DecodeTask;
 }
 
+/** An error names the file and field (a CSV line) when it is a problem with the data. */
 export type DecodeReply =
   | { id: number; x: Float32Array; bad: BadSample[]; error?: undefined }
-  | { id: number; error: string };
+  | { id: number; error: string; file?: string; field?: string };
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 
+function isDecodeTask(t: unknown): t is DecodeTask {
+  if (!isRecord(t) || !isRecord(t.job)) return false;
+  const job = t.job;
+  if (t.kind === 'images') return isRecord(t.recipe) && Array.isArray(job.files) && Array.isArray(job.samples) && typeof job.epoch === 'number';
+  if (t.kind === 'csv') {
+    return typeof job.file === 'string' && Array.isArray(job.starts) && Array.isArray(job.lengths) && Array.isArray(job.lines) && isRecord(job.columns);
+  }
+  return false;
+}
+
 export function isDecodeRequest(m: unknown): m is DecodeRequest {
-  return isRecord(m) && typeof m.id === 'number' && isRecord(m.recipe) && isRecord(m.job) &&
-    Array.isArray(m.job.files) && Array.isArray(m.job.samples) && typeof m.job.epoch === 'number';
+  return isRecord(m) && typeof m.id === 'number' && isDecodeTask(m.task);
 }
 
 export function isDecodeReply(m: unknown): m is DecodeReply {

@@ -1,9 +1,10 @@
 /**
- * A decoding thread (decode-pool.ts): decodes the batches it is sent and transfers the floats
- * back. Bundled as dist/decode-thread.js; run from source under tsx in development and tests.
+ * A decoding thread (decode-pool.ts): reads the batches it is sent (images or CSV rows) and
+ * transfers the floats back. Bundled as dist/decode-thread.js; run from source under tsx in development and tests.
  */
 import { parentPort } from 'node:worker_threads';
-import { decodeBatch } from './samples.ts';
+import { LayerwiseError } from '../core/errors.ts';
+import { runDecodeTask } from './samples.ts';
 import { isDecodeRequest, type DecodeReply } from './decode-protocol.ts';
 
 const port = parentPort;
@@ -13,8 +14,10 @@ port.on('message', (m: unknown) => {
     port.postMessage({ id: -1, error: 'malformed decode request' } satisfies DecodeReply);
     return;
   }
-  decodeBatch(m.recipe, m.job).then(
+  runDecodeTask(m.task).then(
     (r) => port.postMessage({ id: m.id, x: r.x, bad: r.bad } satisfies DecodeReply, [r.x.buffer as ArrayBuffer]),
-    (e: unknown) => port.postMessage({ id: m.id, error: e instanceof Error ? e.message : String(e) } satisfies DecodeReply),
+    (e: unknown) => port.postMessage((e instanceof LayerwiseError
+      ? { id: m.id, error: e.problem, ...(e.file === undefined ? {} : { file: e.file }), ...(e.field === undefined ? {} : { field: e.field }) }
+      : { id: m.id, error: e instanceof Error ? e.message : String(e) }) satisfies DecodeReply),
   );
 });

@@ -128,16 +128,12 @@ export interface ImageHeader {
   height: number;
 }
 
-/** Bytes `probeImage` reads first; a JPEG whose frame header lies further (a big EXIF block) is read again in full. */
-export const PROBE_BYTES = 4096;
-
 /**
- * Checks an image's header: a PNG's IHDR, or a JPEG's markers up to its frame header. Throws
+ * Checks an image file's header: a PNG's IHDR, or a JPEG's markers up to its frame header. Throws
  * `ImageDecodeError` for a file that is not an image, is cut short before its header ends, or has
  * a mode the decoders do not read (a CMYK or 12-bit JPEG, an unknown PNG colour type).
- * Returns undefined when `head` ends before a JPEG's frame header (read more).
  */
-export function probeImage(head: Uint8Array, complete: boolean): ImageHeader | undefined {
+export function probeImage(head: Uint8Array): ImageHeader {
   if (PNG_MAGIC.every((b, i) => head[i] === b)) {
     if (head.length < 33) throw new ImageDecodeError('truncated PNG: the header is cut short');
     const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
@@ -183,8 +179,7 @@ export function probeImage(head: Uint8Array, complete: boolean): ImageHeader | u
       if (marker === 0xd9 || marker === 0xda) throw new ImageDecodeError('corrupt JPEG: no frame header before the image data');
       i += 2 + length;
     }
-    if (complete) throw new ImageDecodeError('truncated JPEG: the file ends before its frame header');
-    return undefined;
+    throw new ImageDecodeError('truncated JPEG: the file ends before its frame header');
   }
   if (head.length === 0) throw new ImageDecodeError('empty file');
   throw new ImageDecodeError('not a PNG or JPEG file');

@@ -1,12 +1,16 @@
 /**
- * From image files to model inputs, for one batch: read, decode, augment (training), normalise.
- * Pure over its inputs (file bytes, recipe, epoch, sample ids): a decode thread and the calling
- * thread give the same floats, which is what makes batches independent of the thread count.
+ * From files to model inputs, for one batch: images read, decoded, augmented (training) and
+ * normalised; CSV rows read and parsed (csv.ts). Pure over its inputs (file bytes, recipe, epoch,
+ * sample ids): a decode thread and the calling thread give the same floats, which is what makes
+ * batches independent of the thread count.
  */
 import { readFileSync } from 'node:fs';
+import { assertNever } from '../core/errors.ts';
 import type { AugmentSpec } from '../core/plan.ts';
 import { drawAugment, sampleRng, toModelInput, type Normalization } from './augment.ts';
-import { decodeImageWith, ImageDecodeError, toChannels, type DecoderName } from './image.ts';
+import { readCsvRows } from './csv.ts';
+import type { DecodeTask } from './decode-protocol.ts';
+import { decodeImageWith, ImageDecodeError, probeImage, toChannels, type DecoderName } from './image.ts';
 
 /** How every sample of a dataset becomes a model input. Plain data: it is posted to threads. */
 export interface SampleRecipe {
@@ -43,6 +47,19 @@ export function sampleSize(recipe: Pick<SampleRecipe, 'size' | 'channels'>): num
   return recipe.size[0] * recipe.size[1] * recipe.channels;
 }
 
+/** One batch of either kind: the only entry point of the pool and its threads. */
+export async function runDecodeTask(task: DecodeTask): Promise<DecodedBatch> {
+  switch (task.kind) {
+    case 'images':
+      return decodeBatch(task.recipe, task.job);
+    case 'csv':
+      // a bad row stops the run (it was checked when indexed, so the file changed): nothing to skip
+      return { x: readCsvRows(task.job), bad: [] };
+    default:
+      return assertNever(task, 'decode task');
+  }
+}
+
 export async function decodeBatch(recipe: SampleRecipe, job: DecodeJob): Promise<DecodedBatch> {
   const size = sampleSize(recipe);
   const x = new Float32Array(job.files.length * size);
@@ -62,7 +79,10 @@ export async function decodeBatch(recipe: SampleRecipe, job: DecodeJob): Promise
 
 /** One file to one sample; `at` draws the sample's augmentation for that epoch. */
 export async function decodeSample(recipe: SampleRecipe, file: string, at?: { epoch: number; sample: number }): Promise<Float32Array> {
-  const img = await decodeImageWith(recipe.decoder, readFileSync(file));
+  const bytes = readFileSync(file);
+  // the header first: a mode the decoders would misread (CMYK, 12-bit, lossless) is named as such
+  probeImage(bytes);
+  const img = await decodeImageWith(recipe.decoder, bytes);
   const draw = at !== undefined && recipe.augment !== undefined
     ? drawAugment(recipe.augment, sampleRng(recipe.seed, at.epoch, at.sample), img.height, img.width, recipe.size)
     : undefined;

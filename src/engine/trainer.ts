@@ -145,8 +145,12 @@ function measureInputs(run: PreparedRun): MeasuredInputs {
   } catch {
     // model.json changed into something unreadable: its own entry already differs
   }
-  const hashData = (ds: Dataset): string =>
-    createHash('sha256').update(new Uint8Array(ds.x.buffer, ds.x.byteOffset, ds.x.byteLength)).update(new Uint8Array(ds.y.buffer, ds.y.byteOffset, ds.y.byteLength)).digest('hex');
+  const hashData = (ds: Dataset): string => {
+    const h = createHash('sha256').update(new Uint8Array(ds.x.buffer, ds.x.byteOffset, ds.x.byteLength)).update(new Uint8Array(ds.y.buffer, ds.y.byteOffset, ds.y.byteLength));
+    // a streamed CSV holds no features: its file's hash and the rows taken stand for them
+    if (ds.stream?.kind === 'csv') h.update(ds.stream.sha256).update(new Uint8Array(ds.stream.index.starts.buffer, ds.stream.index.starts.byteOffset, ds.stream.index.starts.byteLength));
+    return h.digest('hex');
+  };
   return {
     modelFiles,
     trainData: hashData(run.data.train),
@@ -340,7 +344,9 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions, resume
   emit({ kind: 'log', level: 'info', message: `backend ${run.backend.name}: ${run.backend.reason}` });
   if (data.pipeline !== undefined) {
     const p = data.pipeline;
-    emit({ kind: 'log', level: 'info', message: `data: ${p.mode === 'stream' ? 'streamed from files per batch' : 'held in memory'} because ${p.reason}; decoder ${p.decoder}, ${p.decodeThreads} decoding thread(s)` });
+    const how = p.mode === 'stream' ? `streamed from ${p.format === 'csv' ? 'the file' : 'files'} per batch` : 'held in memory';
+    const threads = p.mode === 'stream' ? `, ${p.decodeThreads} reading thread(s)` : '';
+    emit({ kind: 'log', level: 'info', message: `data: ${how} because ${p.reason}${p.decoder === undefined ? '' : `; decoder ${p.decoder}`}${threads}` });
   }
   const trainStart = performance.now();
   // the fingerprint of the run's start: a resume has already checked the current one equals it
@@ -687,9 +693,9 @@ function pipelineReport(data: PreparedRun['data']): NonNullable<RunReport['data'
   return { ...data.pipeline!, skipped: bad.length, skippedFiles: bad.slice(0, 10) };
 }
 
-/** A streamed training set (augmentation, or too big for memory) has no fixed inputs to cache. */
+/** A streamed training set (augmentation, or too big for memory) has no inputs in memory to cache. */
 function noPrefix(run: PreparedRun, stageNumber: number, emit: (e: TrainEvent) => void): undefined {
-  const why = run.data.pipeline?.augment === true ? 'data.augment is on, so the inputs differ every epoch' : 'the training images are streamed from files';
+  const why = run.data.pipeline?.augment === true ? 'data.augment is on, so the inputs differ every epoch' : 'the training samples are streamed from files';
   emit({ kind: 'log', level: 'info', message: `stage ${stageNumber}: frozen layers not cached: ${why}` });
   return undefined;
 }

@@ -51,8 +51,8 @@ export async function tune(opts: TuneOptions): Promise<TuneResult> {
   const run = await prepareRun(opts, opts.onEvent);
   try {
     if (run.data.train.stream !== undefined) {
-      // tune's batches come straight from the decoded set; a streamed one (augmentation on, or too big) has none
-      throw new LayerwiseError(`tune needs the training images in memory, and this run streams them (${run.data.pipeline?.reason ?? 'streamed'})`, {
+      // tune's batches come straight from the samples in memory; a streamed set (augmentation on, or too big) has none
+      throw new LayerwiseError(`tune needs the training samples in memory, and this run streams them (${run.data.pipeline?.reason ?? 'streamed'})`, {
         file: run.planFile,
         field: 'data',
       });

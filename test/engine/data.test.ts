@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { PNG } from 'pngjs';
 import type { Plan } from '../../src/core/plan.ts';
-import { batchTensors, epochOrder, loadData, parseCsv, type Dataset } from '../../src/engine/data.ts';
+import { parseCsv } from '../../src/engine/csv.ts';
+import { batchTensors, epochOrder, loadData, type Dataset } from '../../src/engine/data.ts';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const planFile = path.join(fixtures, 'layerwise.json'); // never read: paths resolve against its folder
