@@ -113,63 +113,102 @@ export function nearestIndex(points: ReadonlyArray<Point>, x: number): number {
   return x - before <= after - x ? i - 1 : i;
 }
 
+/** [lo, hi] widened to round numbers (about `count` steps of 1, 2 or 5 × 10^k), as ticks would fall. */
+export function niceDomain(lo: number, hi: number, count = 10): [number, number] {
+  if (!(hi > lo)) return [lo, hi];
+  const raw = (hi - lo) / count;
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => (hi - lo) / s <= count + 1) ?? 10 * mag;
+  return [Number((Math.floor(lo / step) * step).toPrecision(12)), Number((Math.ceil(hi / step) * step).toPrecision(12))];
+}
+
 /**
- * The points worth drawing, in runs split where a point cannot be drawn (`drawable` false): of
- * every pixel column (`column(x)`) only the first, lowest, highest and last point of a run (M4),
- * in their order. A 20,000-step curve drawn 570 columns wide keeps at most ~2,300 vertices and
- * looks the same as with all of them. Points must be sorted by x; those outside [x0, x1] are
- * dropped except the nearest one on each side, so the line runs to the plot's edges. `drawn`
- * counts the drawable points looked at.
+ * The points of a growing series worth drawing, taken in as they arrive: of every pixel column
+ * (`column(x)`) only the first, lowest, highest and last point of a run (M4), in their order, in
+ * runs split where a point cannot be drawn (`drawable` false). A 20,000-step curve drawn 570
+ * columns wide keeps at most ~2,300 vertices and looks the same as with all of them, and each
+ * `update()` looks only at the points added since the last one. Points must be sorted by x;
+ * those outside [x0, x1] are left out except the nearest one on each side, so the line runs to
+ * the plot's edges. A new x range or scale needs a new envelope.
  */
-export function columnEnvelope(
-  points: ReadonlyArray<Point>,
-  x0: number,
-  x1: number,
-  column: (x: number) => number,
-  drawable: (p: Point) => boolean,
-): { runs: Point[][]; drawn: number } {
-  const from = Math.max(0, lowerBound(points, x0) - 1);
-  let past = lowerBound(points, x1);
-  while (past < points.length && points[past]?.[0] === x1) past++;
-  const to = Math.min(points.length, past + 1);
-  const runs: Point[][] = [];
-  let run: Point[] = [];
-  let drawn = 0;
+export class ColumnEnvelope {
+  /** Drawable points taken in, and the range of their y inside [x0, x1]. */
+  drawn = 0;
+  yMin = Infinity;
+  yMax = -Infinity;
+  private readonly done: Point[][] = [];
+  private open: Point[] = [];
+  private next = -1;
+  private closed = false;
   // the pixel column being collected: its first, lowest, highest and last point (by index)
-  let col = NaN;
-  let first = -1;
-  let low = -1;
-  let high = -1;
-  let last = -1;
-  const flush = (): void => {
-    if (first < 0) return;
-    for (const i of [...new Set([first, low, high, last])].sort((a, b) => a - b)) run.push(points[i] as Point);
-    first = -1;
-  };
-  for (let i = from; i < to; i++) {
-    const p = points[i] as Point;
-    if (!drawable(p)) {
-      flush();
-      if (run.length > 0) runs.push(run);
-      run = [];
-      col = NaN;
-      continue;
-    }
-    drawn += 1;
-    const c = column(p[0]);
-    if (c !== col || first < 0) {
-      flush();
-      col = c;
-      first = low = high = last = i;
-      continue;
-    }
-    last = i;
-    if (p[1] < (points[low] as Point)[1]) low = i;
-    if (p[1] > (points[high] as Point)[1]) high = i;
+  private col = NaN;
+  private first = -1;
+  private low = -1;
+  private high = -1;
+  private last = -1;
+
+  constructor(
+    readonly points: ReadonlyArray<Point>,
+    private readonly x0: number,
+    private readonly x1: number,
+    private readonly column: (x: number) => number,
+    private readonly drawable: (p: Point) => boolean,
+  ) {}
+
+  /** How many points have been looked at; an envelope of a series that shrank is stale. */
+  get seen(): number {
+    return this.next;
   }
-  flush();
-  if (run.length > 0) runs.push(run);
-  return { runs, drawn };
+
+  /** Takes in the points added to the series since the last call. */
+  update(): this {
+    const pts = this.points;
+    if (this.next < 0) this.next = Math.max(0, lowerBound(pts, this.x0) - 1);
+    while (!this.closed && this.next < pts.length) {
+      const i = this.next++;
+      const p = pts[i] as Point;
+      // the first point past the right edge is the last one the line needs
+      if (p[0] > this.x1) this.closed = true;
+      if (!this.drawable(p)) {
+        this.flush();
+        if (this.open.length > 0) this.done.push(this.open);
+        this.open = [];
+        continue;
+      }
+      this.drawn += 1;
+      if (p[0] >= this.x0 && p[0] <= this.x1) {
+        if (p[1] < this.yMin) this.yMin = p[1];
+        if (p[1] > this.yMax) this.yMax = p[1];
+      }
+      const c = this.column(p[0]);
+      if (c !== this.col || this.first < 0) {
+        this.flush();
+        this.col = c;
+        this.first = this.low = this.high = this.last = i;
+        continue;
+      }
+      this.last = i;
+      if (p[1] < (pts[this.low] as Point)[1]) this.low = i;
+      if (p[1] > (pts[this.high] as Point)[1]) this.high = i;
+    }
+    return this;
+  }
+
+  /** The runs to draw so far, the column still being collected included. */
+  runs(): Point[][] {
+    const tail = [...this.open, ...this.columnPoints()];
+    return tail.length > 0 ? [...this.done, tail] : [...this.done];
+  }
+
+  private columnPoints(): Point[] {
+    if (this.first < 0) return [];
+    return [...new Set([this.first, this.low, this.high, this.last])].sort((a, b) => a - b).map((i) => this.points[i] as Point);
+  }
+
+  private flush(): void {
+    this.open.push(...this.columnPoints());
+    this.first = -1;
+  }
 }
 
 export interface ReadoutSeries {

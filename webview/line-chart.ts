@@ -13,13 +13,13 @@
 import type { ChartExport, ChartExportFormat } from '../src/protocol/webview.ts';
 import {
   axes,
-  columnEnvelope,
-  extent,
+  ColumnEnvelope,
   H,
   linearScale,
   logScale,
   lowerBound,
   M,
+  niceDomain,
   readoutAt,
   readoutNumber,
   seriesCsv,
@@ -105,6 +105,10 @@ export class LineChart {
   private readonly logButton: HTMLButtonElement;
   private readonly resetButton: HTMLButtonElement;
   private series: SVGPathElement[] = [];
+  /** What each series' path is drawn from, kept while the x range and scales stay. */
+  private envelopes: ColumnEnvelope[] = [];
+  private envelopeKey = '';
+  private plotted = false;
   private dots: SVGGElement[] = [];
   private x: Scale = linearScale([0, 1], [M.left, W - M.right]);
   private y: Scale = linearScale([0, 1], [H - M.bottom, M.top]);
@@ -185,8 +189,6 @@ export class LineChart {
 
   // ---- drawing ---------------------------------------------------------------------------------
 
-  private plotted = false;
-
   private hasData(): boolean {
     return this.plotted;
   }
@@ -212,22 +214,28 @@ export class LineChart {
     const yLabel = yLog && toggle && !/\(log\)/.test(spec.yLabel) ? `${spec.yLabel} (log)` : spec.yLabel;
 
     const fullX = this.fullDomain();
-    const xDom = this.zoom ?? fullX;
+    // a linear x axis ends on round numbers, so it stays put while steps arrive and the
+    // envelopes of the series only take in the new points
+    const xDom = this.zoom ?? (fullX === undefined || xLog ? fullX : niceDomain(fullX[0], fullX[1]));
+    const xRange = [M.left, W - M.right] as const;
+    const yRange = [H - M.bottom, M.top] as const;
+    const x = xDom === undefined ? this.x : xLog ? logScale(xDom, xRange) : linearScale(xDom, xRange);
     const ok = this.drawable(xLog, yLog);
+    const envKey = `${x.domain.join()}|${xLog}|${yLog}`;
+    this.envelopes = spec.series.map((s, i) => {
+      const kept = this.envelopes[i];
+      const env =
+        kept !== undefined && kept.points === s.points && this.envelopeKey === envKey && kept.seen <= s.points.length
+          ? kept
+          : new ColumnEnvelope(s.points, x.domain[0], x.domain[1], (v) => Math.floor(x(v)), ok);
+      return env.update();
+    });
+    this.envelopeKey = envKey;
     // y fits what is visible
-    const ysVisible: number[] = [];
-    if (xDom !== undefined) {
-      for (const s of spec.series) {
-        const from = lowerBound(s.points, xDom[0]);
-        for (let i = from; i < s.points.length; i++) {
-          const p = s.points[i] as Point;
-          if (p[0] > xDom[1]) break;
-          if (ok(p)) ysVisible.push(p[1]);
-        }
-      }
-    }
-    let ys = extent(ysVisible, yLog);
-    if (fullX === undefined || xDom === undefined || ys === undefined) {
+    const yMin = Math.min(...this.envelopes.map((e) => e.yMin));
+    const yMax = Math.max(...this.envelopes.map((e) => e.yMax));
+    let ys: [number, number] | undefined = xDom !== undefined && yMin <= yMax ? [yMin, yMax] : undefined;
+    if (fullX === undefined || ys === undefined) {
       this.setPlotted(false);
       this.empty.textContent = this.zoom !== undefined && fullX !== undefined ? 'Nothing in the zoomed range: double-click to reset.' : (spec.emptyText ?? 'No data yet.');
       this.tools.hidden = fullX === undefined;
@@ -240,13 +248,14 @@ export class LineChart {
     this.resetButton.hidden = this.zoom === undefined;
     if (yLog && spec.yFloorRatio !== undefined) ys = [Math.max(ys[0], ys[1] / spec.yFloorRatio), ys[1]];
     if (spec.yClipQuantile !== undefined) {
-      const sorted = ysVisible.sort((a, b) => a - b);
+      // a short sweep (the LR range test): every visible value, sorted
+      const [x0, x1] = x.domain;
+      const sorted = spec.series
+        .flatMap((s) => s.points.filter((p) => p[0] >= x0 && p[0] <= x1 && ok(p)).map((p) => p[1]))
+        .sort((a, b) => a - b);
       const q = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * spec.yClipQuantile))];
       if (q !== undefined && q > ys[0]) ys = [ys[0], q + (q - ys[0]) * 0.05];
     }
-    const xRange = [M.left, W - M.right] as const;
-    const yRange = [H - M.bottom, M.top] as const;
-    const x = xLog ? logScale(xDom, xRange) : linearScale(xDom, xRange);
     const y = yLog ? logScale(ys, yRange) : linearScale(ys, yRange);
     this.x = x;
     this.y = y;
@@ -265,7 +274,6 @@ export class LineChart {
     const spec = this.spec;
     const { x, y } = this;
     const [yLo, yHi] = y.domain;
-    const ok = this.drawable(spec.xLog === true, y.log);
     const px = (p: Point): string => `${x(p[0]).toFixed(1)} ${y(Math.min(Math.max(p[1], y.log ? yLo : -Infinity), yHi)).toFixed(1)}`;
     // one path (and one group of dots) per series, kept from draw to draw
     while (this.series.length > spec.series.length) {
@@ -284,7 +292,9 @@ export class LineChart {
     spec.series.forEach((s, i) => {
       const path = this.series[i] as SVGPathElement;
       const dotBox = this.dots[i] as SVGGElement;
-      const { runs, drawn } = columnEnvelope(s.points, x.domain[0], x.domain[1], (v) => Math.floor(x(v)), ok);
+      const env = this.envelopes[i] as ColumnEnvelope;
+      const runs = env.runs();
+      const drawn = env.drawn;
       total += drawn;
       let d = '';
       const dots: Point[] = [];
@@ -427,13 +437,22 @@ export class LineChart {
     else this.setZoom([lo, hi]);
   }
 
-  /** The x range of all of the data. */
+  /** The x range of all of the data: each series' first and last x that can be drawn (they are sorted). */
   private fullDomain(): [number, number] | undefined {
     const xLog = this.spec.xLog === true;
-    return extent(
-      this.spec.series.flatMap((s) => s.points.map((p) => p[0])),
-      xLog,
-    );
+    const fits = (v: number | undefined): v is number => v !== undefined && Number.isFinite(v) && (!xLog || v > 0);
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const { points } of this.spec.series) {
+      let i = 0;
+      while (i < points.length && !fits(points[i]?.[0])) i++;
+      let j = points.length - 1;
+      while (j >= i && !fits(points[j]?.[0])) j--;
+      if (j < i) continue;
+      lo = Math.min(lo, (points[i] as Point)[0]);
+      hi = Math.max(hi, (points[j] as Point)[0]);
+    }
+    return lo <= hi ? [lo, hi] : undefined;
   }
 
   /** Shift the x range shown by `px` viewBox units, as the scale `from` drew it. */
