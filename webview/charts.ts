@@ -102,15 +102,18 @@ export function lowerBound(points: ReadonlyArray<Point>, x: number): number {
   return lo;
 }
 
-/** Index of the point nearest to `x` along x, in points sorted by x; -1 when there are none. */
-export function nearestIndex(points: ReadonlyArray<Point>, x: number): number {
+export type Distance = (a: number, b: number) => number;
+const along: Distance = (a, b) => Math.abs(a - b);
+
+/** Index of the point nearest to `x` (by `distance`, e.g. on screen), in points sorted by x; -1 when there are none. */
+export function nearestIndex(points: ReadonlyArray<Point>, x: number, distance: Distance = along): number {
   if (points.length === 0) return -1;
   const i = lowerBound(points, x);
   if (i >= points.length) return points.length - 1;
   if (i === 0) return 0;
   const before = points[i - 1]?.[0] ?? -Infinity;
   const after = points[i]?.[0] ?? Infinity;
-  return x - before <= after - x ? i - 1 : i;
+  return distance(before, x) <= distance(after, x) ? i - 1 : i;
 }
 
 /** [lo, hi] widened to round numbers (about `count` steps of 1, 2 or 5 × 10^k), as ticks would fall. */
@@ -225,10 +228,10 @@ export interface Readout {
 }
 
 /** What a hover at `x` reads: the nearest x any series has a point at, and every series' value there. */
-export function readoutAt(series: readonly ReadoutSeries[], x: number, distance: (a: number, b: number) => number = (a, b) => Math.abs(a - b)): Readout | undefined {
+export function readoutAt(series: readonly ReadoutSeries[], x: number, distance: Distance = along): Readout | undefined {
   let best: number | undefined;
   for (const s of series) {
-    const p = s.points[nearestIndex(s.points, x)];
+    const p = s.points[nearestIndex(s.points, x, distance)];
     if (p !== undefined && (best === undefined || distance(p[0], x) < distance(best, x))) best = p[0];
   }
   if (best === undefined) return undefined;

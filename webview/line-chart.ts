@@ -174,12 +174,6 @@ export class LineChart {
     if (spec.yLog !== this.spec.yLog) this.yLog = spec.yLog === true;
     this.spec = spec;
     this.draw();
-    // the panel moves the chart into a new grid on each redraw; keyboard focus goes with it
-    if (this.focused) {
-      queueMicrotask(() => {
-        if (this.root.isConnected && document.activeElement !== this.root) this.root.focus({ preventScroll: true });
-      });
-    }
   }
 
   /** The x range shown: the zoom, or all of the data; undefined when nothing can be drawn. */
@@ -381,8 +375,10 @@ export class LineChart {
     const detail = this.spec.xDetail;
     const d = detail?.of(r.x);
     const head = el('span', 'readout-x', `${this.xName()} ${readoutNumber(r.x)}${detail !== undefined && d !== undefined ? ` · ${detail.name} ${readoutNumber(d)}` : ''}`);
-    const parts: HTMLElement[] = [head];
+    // spaces between the parts: the readout is read out as one sentence
+    const parts: Array<HTMLElement | string> = [head];
     for (const v of r.values) {
+      parts.push(' ');
       const item = el('span', 'readout-value');
       item.dataset['series'] = v.label;
       item.append(el('span', `swatch ${v.color}`), document.createTextNode(`${v.label} `), el('b', '', v.y === undefined ? '–' : readoutNumber(v.y)));
@@ -525,16 +521,24 @@ export class LineChart {
     root.addEventListener('focus', () => {
       this.focused = true;
       if (this.readX === undefined && this.hasData()) {
-        this.readX = this.x.domain[0];
+        this.readX = readoutAt(this.spec.series, this.x.domain[0])?.x;
         this.showReadout();
       }
     });
     root.addEventListener('blur', () => {
-      // taken out of the page by a redraw: it comes back with the focus (see update)
-      if (!root.isConnected) return;
-      this.focused = false;
-      this.readX = undefined;
-      this.showReadout();
+      // the panel's redraws move the chart into a new grid, which takes the focus away from it:
+      // once the redraw is done, a chart that moved and left the focus to nobody takes it back
+      const parent = this.element.parentNode;
+      queueMicrotask(() => {
+        const active = document.activeElement;
+        if (this.element.parentNode !== parent && root.isConnected && (active === null || active === document.body)) {
+          root.focus({ preventScroll: true });
+          return;
+        }
+        this.focused = false;
+        this.readX = undefined;
+        this.showReadout();
+      });
     });
     root.addEventListener('keydown', (ev) => {
       if (!this.hasData()) return;
