@@ -74,7 +74,9 @@ export interface LineChartSpec {
 /** Where a chart's exports go (the panel posts them to the host). */
 export type ChartExportSink = (file: ChartExport) => void;
 
-const IDLE_HINT = 'Hover or focus the chart to read values · drag to zoom · Shift+drag to pan · double-click to reset';
+const IDLE_HINT = 'Hover for values · drag to zoom · Shift+drag to pan · double-click to reset';
+/** The keys a focused chart answers to, for screen readers (its aria-label) and its tooltip. */
+const KEYS_HINT = 'Keys: ←/→ step through the values, Home/End first/last, +/− zoom, Shift+←/→ pan, Escape resets';
 const STYLE_PROPS = ['stroke', 'stroke-width', 'stroke-dasharray', 'stroke-linecap', 'stroke-linejoin', 'fill', 'fill-opacity', 'opacity', 'font-family', 'font-size', 'font-weight'];
 
 let chartCount = 0;
@@ -314,7 +316,7 @@ export class LineChart {
         }),
       );
     });
-    this.root.setAttribute('aria-label', `${spec.title}: ${spec.series.map((s) => s.label).join(', ')}; ${total} points. ${IDLE_HINT}.`);
+    this.root.setAttribute('aria-label', `${spec.title}: ${spec.series.map((s) => s.label).join(', ')}; ${total} points. ${KEYS_HINT}.`);
   }
 
   private drawMarkers(): void {

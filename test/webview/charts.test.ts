@@ -91,7 +91,7 @@ test('hovering the loss curve reads the step, its epoch and the loss there; leav
   assert.equal(await readout(p, epochChart), 'epoch 2 train loss 1.2 validation loss 1.4');
 
   await p.page.mouse.move(1, 1);
-  assert.match(await readout(p, stepChart), /^Hover or focus the chart/);
+  assert.match(await readout(p, stepChart), /^Hover for values/);
   await assertClean(p);
   await p.close();
 });
