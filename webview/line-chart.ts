@@ -103,6 +103,7 @@ export class LineChart {
   private readonly readout: HTMLElement;
   private readonly empty: HTMLElement;
   private readonly legend: HTMLElement;
+  private readonly caption: HTMLElement;
   private readonly tools: HTMLElement;
   private readonly logButton: HTMLButtonElement;
   private readonly resetButton: HTMLButtonElement;
@@ -129,10 +130,9 @@ export class LineChart {
     this.yLog = spec.yLog === true;
     const id = `lw-clip-${++chartCount}`;
     this.element = el('figure', 'chart line-chart');
-    const caption = el('figcaption', '', spec.title);
+    this.caption = el('figcaption');
     this.tools = el('div', 'chart-tools');
     this.tools.setAttribute('role', 'toolbar');
-    this.tools.setAttribute('aria-label', `${spec.title}: chart tools`);
     this.logButton = tool('log y', 'Switch the y axis between log and linear', () => {
       this.yLog = !this.yLog;
       this.draw();
@@ -166,7 +166,7 @@ export class LineChart {
     this.readout = el('p', 'chart-readout');
     this.readout.setAttribute('aria-live', 'polite');
     this.legend = el('ul', 'legend');
-    this.element.append(caption, this.tools, body, this.readout, this.legend);
+    this.element.append(this.caption, this.tools, body, this.readout, this.legend);
     this.listen();
     this.draw();
   }
@@ -178,16 +178,7 @@ export class LineChart {
     this.draw();
   }
 
-  /** The x range shown: the zoom, or all of the data; undefined when nothing can be drawn. */
-  get domain(): readonly [number, number] | undefined {
-    return this.hasData() ? this.x.domain : undefined;
-  }
-
   // ---- drawing ---------------------------------------------------------------------------------
-
-  private hasData(): boolean {
-    return this.plotted;
-  }
 
   private setPlotted(plotted: boolean): void {
     this.plotted = plotted;
@@ -202,6 +193,10 @@ export class LineChart {
 
   private draw(): void {
     const spec = this.spec;
+    if (this.caption.textContent !== spec.title) {
+      this.caption.textContent = spec.title;
+      this.tools.setAttribute('aria-label', `${spec.title}: chart tools`);
+    }
     const xLog = spec.xLog === true;
     const yLog = this.yLog;
     const toggle = spec.yLogToggle === true;
@@ -233,7 +228,7 @@ export class LineChart {
     let ys: [number, number] | undefined = xDom !== undefined && yMin <= yMax ? [yMin, yMax] : undefined;
     if (fullX === undefined || ys === undefined) {
       this.setPlotted(false);
-      this.empty.textContent = this.zoom !== undefined && fullX !== undefined ? 'Nothing in the zoomed range: double-click to reset.' : (spec.emptyText ?? 'No data yet.');
+      this.empty.textContent = this.zoom !== undefined && fullX !== undefined ? 'Nothing in the zoomed range: “reset zoom” shows all of it.' : (spec.emptyText ?? 'No data yet.');
       this.tools.hidden = fullX === undefined;
       this.resetButton.hidden = this.zoom === undefined;
       this.renderLegend();
@@ -367,7 +362,7 @@ export class LineChart {
   private showReadout(): void {
     const at = this.readX;
     const r = at === undefined ? undefined : readoutAt(this.spec.series, at, (a, b) => Math.abs(this.x(a) - this.x(b)));
-    if (r === undefined || !this.hasData()) {
+    if (r === undefined || !this.plotted) {
       this.readout.classList.add('idle');
       this.readout.textContent = IDLE_HINT;
       this.cursor.replaceChildren();
@@ -471,7 +466,7 @@ export class LineChart {
   private listen(): void {
     const root = this.root;
     root.addEventListener('pointermove', (ev) => {
-      if (this.drag !== undefined || !this.hasData()) return;
+      if (this.drag !== undefined || !this.plotted) return;
       const px = this.viewX(ev);
       this.readX = px >= M.left && px <= W - M.right ? this.x.invert(px) : undefined;
       this.showReadout();
@@ -482,7 +477,7 @@ export class LineChart {
       this.showReadout();
     });
     root.addEventListener('pointerdown', (ev) => {
-      if (ev.button !== 0 || !this.hasData()) return;
+      if (ev.button !== 0 || !this.plotted) return;
       const startPx = this.viewX(ev);
       if (startPx < M.left || startPx > W - M.right) return;
       ev.preventDefault();
@@ -522,7 +517,7 @@ export class LineChart {
     root.addEventListener('dblclick', () => this.setZoom(undefined));
     root.addEventListener('focus', () => {
       this.focused = true;
-      if (this.readX === undefined && this.hasData()) {
+      if (this.readX === undefined && this.plotted) {
         this.readX = readoutAt(this.spec.series, this.x.domain[0])?.x;
         this.showReadout();
       }
@@ -543,7 +538,7 @@ export class LineChart {
       });
     });
     root.addEventListener('keydown', (ev) => {
-      if (!this.hasData()) return;
+      if (!this.plotted) return;
       const x = this.x;
       const span = (W - M.left - M.right) / 4;
       let handled = true;
