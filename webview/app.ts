@@ -42,7 +42,8 @@ import {
 } from '../src/protocol/webview.ts';
 import { AugmentStrip } from './augment-strip.ts';
 import { DataSection } from './data-section.ts';
-import { barChart, lineChart, type LineSeries, type VerticalMarker } from './charts.ts';
+import { barChart } from './charts.ts';
+import { LineCharts, type LineSeries, type VerticalMarker } from './line-chart.ts';
 import type { HostChannel } from './host-channel.ts';
 import { RunData } from './run-data.ts';
 import { button, el } from './dom.ts';
@@ -136,6 +137,8 @@ export class PanelApp {
   private lrOutcome: LrFinderOutcome | undefined;
   private suggestion: SuggestionState = { state: 'none' };
   private readonly dirty = new Set<PanelTab>();
+  /** Line charts live across redraws (zoom, scale, readout); their exports go to the host to save. */
+  private readonly charts = new LineCharts((file) => this.post({ type: 'saveChart', file }));
 
   private readonly tree: LayerTree;
   private readonly augmentStrip = new AugmentStrip();
@@ -905,7 +908,7 @@ export class PanelApp {
         .filter((st) => st.index > 0)
         .map((st) => ({ x: st.startStep, label: `stage ${st.index + 1}`, kind: 'stage' }));
       grid.append(
-        lineChart({
+        this.charts.show('rates.schedule', {
           title: 'Schedule preview: each group’s learning rate',
           xLabel: 'optimizer step',
           yLabel: 'LR (log)',
@@ -971,12 +974,15 @@ export class PanelApp {
       .filter((st) => st.stage > 1)
       .map((st) => ({ x: st.epoch - 0.5, label: `stage ${st.stage}`, kind: 'stage' }));
     const grid = el('div', 'chart-grid');
+    const stepEpoch = { name: 'epoch', of: (step: number) => run.epochAt(step) };
     if (run.stepLoss.length > 0) {
       grid.append(
-        lineChart({
+        this.charts.show('training.stepLoss', {
           title: 'Training loss per step',
           xLabel: 'step',
           yLabel: 'loss',
+          yLogToggle: true,
+          xDetail: stepEpoch,
           series: [{ label: 'train loss', color: 'c0', points: run.stepLoss }],
           markers: stepMarkers,
         }),
@@ -991,10 +997,11 @@ export class PanelApp {
     const intTicks = (v: number): string => (Number.isInteger(v) ? String(v) : '');
     if (epochs.length > 0) {
       grid.append(
-        lineChart({
+        this.charts.show('training.epochLoss', {
           title: 'Loss per epoch',
           xLabel: 'epoch',
           yLabel: 'loss',
+          yLogToggle: true,
           xFormat: intTicks,
           series: [
             { label: 'train loss', color: 'c0', points: byEpoch((e) => e.trainLoss), dots: true },
@@ -1008,19 +1015,19 @@ export class PanelApp {
         { label: 'validation accuracy', color: 'c3', points: byEpoch((e) => e.valAccuracy), dots: true, dashed: true },
       ].filter((s) => s.points.length > 0);
       if (acc.length > 0) {
-        grid.append(lineChart({ title: 'Accuracy per epoch', xLabel: 'epoch', yLabel: 'accuracy', xFormat: intTicks, series: acc, markers: epochMarkers }));
+        grid.append(this.charts.show('training.epochAccuracy', { title: 'Accuracy per epoch', xLabel: 'epoch', yLabel: 'accuracy', xFormat: intTicks, series: acc, markers: epochMarkers }));
       }
     }
     if (run.groupLrs.size > 0) {
       const perStep = run.groupLrAxis === 'step';
       grid.append(
-        lineChart({
+        this.charts.show('training.groupLr', {
           title: `Learning rate per group${perStep ? '' : ' (end of each epoch)'}`,
           xLabel: perStep ? 'step' : 'epoch',
           yLabel: 'LR (log)',
           yLog: true,
           yFloorRatio: 1e4,
-          ...(perStep ? {} : { xFormat: intTicks }),
+          ...(perStep ? { xDetail: stepEpoch } : { xFormat: intTicks }),
           series: [...run.groupLrs].map(([group, points], i) => ({ label: group, color: colorOf(group, i), points, dots: !perStep })),
           markers: perStep ? stepMarkers : epochMarkers,
         }),
@@ -1081,10 +1088,12 @@ export class PanelApp {
     const markers: VerticalMarker[] = [{ x: o.suggested, label: `${o.method} ${formatNumber(o.suggested)}`, kind: 'suggestion' }];
     for (const [v, methods] of others) markers.push({ x: v, label: `${methods.join(' = ')} ${formatNumber(v)}`, kind: 'other' });
     box.append(
-      lineChart({
+      this.charts.show('lrFinder.curve', {
         title: `LR range test: loss vs ${what}`,
+        fileStem: 'lr-range-test',
         xLabel: 'learning rate (log)',
         yLabel: 'loss',
+        yLogToggle: true,
         xLog: true,
         yClipQuantile: 0.95,
         series: [

@@ -1,9 +1,11 @@
 /**
- * Small SVG charts for the panel: line charts (linear or log axes, gaps where a value cannot be
- * drawn, vertical markers) and bar charts (log y). Colours come from classes (`.c0` … `.c7`,
- * `alt` for a second round) that media/webview.css maps to a palette per theme kind, so charts
- * follow the theme and nothing sets an inline style the CSP would refuse.
+ * What the panel's SVG charts share: scales, ticks and the pure work behind the line charts
+ * (downsampling to the pixel columns drawn, the value readout, the CSV export), the axes, and the
+ * bar charts (log y). The interactive line chart is webview/line-chart.ts. Colours come from
+ * classes (`.c0` … `.c7`, `alt` for a second round) that media/webview.css maps to a palette per
+ * theme kind, so charts follow the theme and nothing sets an inline style the CSP would refuse.
  */
+import { el as html } from './dom.ts';
 import { formatNumber } from './view-model.ts';
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -15,6 +17,8 @@ export interface Scale {
   readonly log: boolean;
   readonly domain: readonly [number, number];
   ticks(): number[];
+  /** The value drawn at a position of the range. */
+  invert(px: number): number;
 }
 
 export function linearScale(domain: readonly [number, number], range: readonly [number, number]): Scale {
@@ -26,7 +30,8 @@ export function linearScale(domain: readonly [number, number], range: readonly [
   }
   const [r0, r1] = range;
   const f = (v: number): number => r0 + ((v - d0) / (d1 - d0)) * (r1 - r0);
-  return Object.assign(f, { log: false, domain: [d0, d1] as const, ticks: () => linearTicks(d0, d1, 5) });
+  const invert = (px: number): number => d0 + ((px - r0) / (r1 - r0)) * (d1 - d0);
+  return Object.assign(f, { log: false, domain: [d0, d1] as const, ticks: () => linearTicks(d0, d1, 5), invert });
 }
 
 /** log10 scale; the domain must be positive (callers drop values ≤ 0 first). */
@@ -41,7 +46,8 @@ export function logScale(domain: readonly [number, number], range: readonly [num
   const l1 = Math.log10(d1);
   const [r0, r1] = range;
   const f = (v: number): number => r0 + ((Math.log10(v) - l0) / (l1 - l0)) * (r1 - r0);
-  return Object.assign(f, { log: true, domain: [d0, d1] as const, ticks: () => logTicks(d0, d1) });
+  const invert = (px: number): number => Math.pow(10, l0 + ((px - r0) / (r1 - r0)) * (l1 - l0));
+  return Object.assign(f, { log: true, domain: [d0, d1] as const, ticks: () => logTicks(d0, d1), invert });
 }
 
 /** About `count` round numbers (1, 2 or 5 × 10^k apart) inside [min, max]. */
@@ -80,25 +86,222 @@ export function extent(values: Iterable<number>, log: boolean): [number, number]
   return lo <= hi ? [lo, hi] : undefined;
 }
 
+// ---- line data (pure) ----------------------------------------------------------------------------
+
+export type Point = readonly [number, number];
+
+/** First index whose x is ≥ `x` in points sorted by x (points.length when none is). */
+export function lowerBound(points: ReadonlyArray<Point>, x: number): number {
+  let lo = 0;
+  let hi = points.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((points[mid]?.[0] ?? Infinity) < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export type Distance = (a: number, b: number) => number;
+const along: Distance = (a, b) => Math.abs(a - b);
+
+/** Index of the point nearest to `x` (by `distance`, e.g. on screen), in points sorted by x; -1 when there are none. */
+export function nearestIndex(points: ReadonlyArray<Point>, x: number, distance: Distance = along): number {
+  if (points.length === 0) return -1;
+  const i = lowerBound(points, x);
+  if (i >= points.length) return points.length - 1;
+  if (i === 0) return 0;
+  const before = points[i - 1]?.[0] ?? -Infinity;
+  const after = points[i]?.[0] ?? Infinity;
+  return distance(before, x) <= distance(after, x) ? i - 1 : i;
+}
+
+/** [lo, hi] widened to round numbers (about `count` steps of 1, 2 or 5 × 10^k), as ticks would fall. */
+export function niceDomain(lo: number, hi: number, count = 10): [number, number] {
+  if (!(hi > lo)) return [lo, hi];
+  const raw = (hi - lo) / count;
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => (hi - lo) / s <= count + 1) ?? 10 * mag;
+  return [Number((Math.floor(lo / step) * step).toPrecision(12)), Number((Math.ceil(hi / step) * step).toPrecision(12))];
+}
+
+/**
+ * The points of a growing series worth drawing, taken in as they arrive: of every pixel column
+ * (`column(x)`) only the first, lowest, highest and last point of a run (M4), in their order, in
+ * runs split where a point cannot be drawn (`drawable` false). A 20,000-step curve drawn 570
+ * columns wide keeps at most ~2,300 vertices and looks the same as with all of them, and each
+ * `update()` looks only at the points added since the last one. Points must be sorted by x;
+ * those outside [x0, x1] are left out except the nearest one on each side, so the line runs to
+ * the plot's edges. A new x range or scale needs a new envelope.
+ */
+export class ColumnEnvelope {
+  /** Drawable points taken in, and the range of their y inside [x0, x1]. */
+  drawn = 0;
+  yMin = Infinity;
+  yMax = -Infinity;
+  private readonly done: Point[][] = [];
+  private open: Point[] = [];
+  private next = -1;
+  private closed = false;
+  // the pixel column being collected: its first, lowest, highest and last point (by index)
+  private col = NaN;
+  private first = -1;
+  private low = -1;
+  private high = -1;
+  private last = -1;
+
+  constructor(
+    readonly points: ReadonlyArray<Point>,
+    private readonly x0: number,
+    private readonly x1: number,
+    private readonly column: (x: number) => number,
+    private readonly drawable: (p: Point) => boolean,
+  ) {}
+
+  /** How many points have been looked at; an envelope of a series that shrank is stale. */
+  get seen(): number {
+    return this.next;
+  }
+
+  /** Takes in the points added to the series since the last call. */
+  update(): this {
+    const pts = this.points;
+    if (this.next < 0) this.next = Math.max(0, lowerBound(pts, this.x0) - 1);
+    while (!this.closed && this.next < pts.length) {
+      const i = this.next++;
+      const p = pts[i] as Point;
+      // the first point past the right edge is the last one the line needs
+      if (p[0] > this.x1) this.closed = true;
+      if (!this.drawable(p)) {
+        this.flush();
+        if (this.open.length > 0) this.done.push(this.open);
+        this.open = [];
+        continue;
+      }
+      this.drawn += 1;
+      if (p[0] >= this.x0 && p[0] <= this.x1) {
+        if (p[1] < this.yMin) this.yMin = p[1];
+        if (p[1] > this.yMax) this.yMax = p[1];
+      }
+      const c = this.column(p[0]);
+      if (c !== this.col || this.first < 0) {
+        this.flush();
+        this.col = c;
+        this.first = this.low = this.high = this.last = i;
+        continue;
+      }
+      this.last = i;
+      if (p[1] < (pts[this.low] as Point)[1]) this.low = i;
+      if (p[1] > (pts[this.high] as Point)[1]) this.high = i;
+    }
+    return this;
+  }
+
+  /** The runs to draw so far, the column still being collected included. */
+  runs(): Point[][] {
+    const tail = [...this.open, ...this.columnPoints()];
+    return tail.length > 0 ? [...this.done, tail] : [...this.done];
+  }
+
+  private columnPoints(): Point[] {
+    if (this.first < 0) return [];
+    return [...new Set([this.first, this.low, this.high, this.last])].sort((a, b) => a - b).map((i) => this.points[i] as Point);
+  }
+
+  private flush(): void {
+    this.open.push(...this.columnPoints());
+    this.first = -1;
+  }
+}
+
+export interface ReadoutSeries {
+  label: string;
+  color: string;
+  points: ReadonlyArray<Point>;
+}
+
+export interface Readout {
+  /** The x of the data point nearest to where the pointer is. */
+  x: number;
+  /** Each series' value at that x; undefined where the series has no point there. */
+  values: Array<{ label: string; color: string; y: number | undefined }>;
+}
+
+/** What a hover at `x` reads: the nearest x any series has a point at, and every series' value there. */
+export function readoutAt(series: readonly ReadoutSeries[], x: number, distance: Distance = along): Readout | undefined {
+  let best: number | undefined;
+  for (const s of series) {
+    const p = s.points[nearestIndex(s.points, x, distance)];
+    if (p !== undefined && (best === undefined || distance(p[0], x) < distance(best, x))) best = p[0];
+  }
+  if (best === undefined) return undefined;
+  const at = best;
+  return {
+    x: at,
+    values: series.map((s) => {
+      const p = s.points[nearestIndex(s.points, at)];
+      return { label: s.label, color: s.color, y: p !== undefined && p[0] === at ? p[1] : undefined };
+    }),
+  };
+}
+
+/** A number as the readout and CSV want it: integers whole, others to 4 significant digits. */
+export function readoutNumber(v: number): string {
+  if (Number.isInteger(v) && Math.abs(v) < 1e7) return String(v);
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  if (a >= 1e5 || a < 1e-3) return v.toExponential(3).replace(/\.?0+e/, 'e').replace('e+', 'e');
+  return String(Number(v.toPrecision(4)));
+}
+
+const csvField = (s: string): string => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+
+/**
+ * The curves as CSV: a header (the x name, an optional detail column such as the epoch of a
+ * step, one column per series), then one row per x that any series has, ascending; a series
+ * without a point at that x leaves its cell empty. Values are written in full (shortest exact
+ * form); a non-finite loss stays visible as NaN or Infinity.
+ */
+export function seriesCsv(
+  xName: string,
+  series: ReadonlyArray<{ label: string; points: ReadonlyArray<Point> }>,
+  detail?: { name: string; of(x: number): number | string | undefined },
+): string {
+  const rows = new Map<number, Array<number | undefined>>();
+  series.forEach((s, j) => {
+    for (const [x, y] of s.points) {
+      let row = rows.get(x);
+      if (row === undefined) {
+        row = new Array<number | undefined>(series.length).fill(undefined);
+        rows.set(x, row);
+      }
+      row[j] = y;
+    }
+  });
+  const header = [xName, ...(detail ? [detail.name] : []), ...series.map((s) => s.label)].map(csvField).join(',');
+  const lines = [header];
+  for (const x of [...rows.keys()].sort((a, b) => a - b)) {
+    const d = detail?.of(x);
+    const cells = [String(x), ...(detail ? [d === undefined ? '' : csvField(String(d))] : []), ...(rows.get(x) ?? []).map((v) => (v === undefined ? '' : String(v)))];
+    lines.push(cells.join(','));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 // ---- DOM helpers -------------------------------------------------------------------------------
 
-function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>, text?: string): SVGElementTagNameMap[K] {
+export function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>, text?: string): SVGElementTagNameMap[K] {
   const el = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
   if (text !== undefined) el.textContent = text;
   return el;
 }
 
-function html<K extends keyof HTMLElementTagNameMap>(tag: K, className: string, text?: string): HTMLElementTagNameMap[K] {
-  const el = document.createElement(tag);
-  if (className !== '') el.className = className;
-  if (text !== undefined) el.textContent = text;
-  return el;
-}
 
-const W = 640;
-const H = 220;
-const M = { left: 58, right: 14, top: 12, bottom: 36 };
+/** The charts' viewBox and the plot area's margins inside it. */
+export const W = 640;
+export const H = 220;
+export const M = { left: 58, right: 14, top: 12, bottom: 36 };
 
 export interface LegendEntry {
   label: string;
@@ -107,7 +310,7 @@ export interface LegendEntry {
   dashed?: boolean;
 }
 
-function figure(title: string, legend: readonly LegendEntry[]): { fig: HTMLElement; body: HTMLElement } {
+export function figure(title: string, legend: readonly LegendEntry[]): { fig: HTMLElement; body: HTMLElement } {
   const fig = html('figure', 'chart');
   fig.append(html('figcaption', '', title));
   const body = html('div', 'chart-body');
@@ -124,14 +327,15 @@ function figure(title: string, legend: readonly LegendEntry[]): { fig: HTMLEleme
   return { fig, body };
 }
 
-function emptyChart(title: string, text: string): HTMLElement {
+export function emptyChart(title: string, text: string): HTMLElement {
   const { fig, body } = figure(title, []);
   fig.classList.add('empty');
   body.append(html('p', 'chart-empty', text));
   return fig;
 }
 
-function axes(root: SVGSVGElement, x: Scale, y: Scale, xLabel: string, yLabel: string, xFormat: (v: number) => string): void {
+/** Grid, ticks, tick labels and axis titles, as one group. */
+export function axes(x: Scale, y: Scale, xLabel: string, yLabel: string, xFormat: (v: number) => string): SVGGElement {
   const g = svg('g', { class: 'axes' });
   const bottom = H - M.bottom;
   for (const t of y.ticks()) {
@@ -148,135 +352,11 @@ function axes(root: SVGSVGElement, x: Scale, y: Scale, xLabel: string, yLabel: s
   g.append(svg('line', { class: 'axis', x1: M.left, x2: M.left, y1: M.top, y2: bottom }));
   g.append(svg('text', { class: 'label', x: (M.left + W - M.right) / 2, y: H - 4, 'text-anchor': 'middle' }, xLabel));
   g.append(svg('text', { class: 'label', transform: `translate(12 ${(M.top + bottom) / 2}) rotate(-90)`, 'text-anchor': 'middle' }, yLabel));
-  root.append(g);
+  return g;
 }
 
-function chartSvg(label: string): SVGSVGElement {
+export function chartSvg(label: string): SVGSVGElement {
   return svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label, preserveAspectRatio: 'xMidYMid meet' });
-}
-
-// ---- line chart --------------------------------------------------------------------------------
-
-export interface LineSeries {
-  label: string;
-  color: string;
-  points: ReadonlyArray<readonly [number, number]>;
-  dashed?: boolean;
-  /** Also draw a dot at every point (short per-epoch series). */
-  dots?: boolean;
-}
-
-export interface VerticalMarker {
-  x: number;
-  label: string;
-  /** `stage` boundaries are faint, a `suggestion` stands out. */
-  kind: 'stage' | 'suggestion' | 'other';
-}
-
-export interface LineChartSpec {
-  title: string;
-  xLabel: string;
-  yLabel: string;
-  xLog?: boolean;
-  yLog?: boolean;
-  /** On a log y axis, values below max / yFloorRatio are drawn at that floor (0 → gap). */
-  yFloorRatio?: number;
-  /** Clip the y axis at this quantile of the values (a loss that explodes at the end of a sweep). */
-  yClipQuantile?: number;
-  series: readonly LineSeries[];
-  markers?: readonly VerticalMarker[];
-  emptyText?: string;
-  xFormat?: (v: number) => string;
-}
-
-export function lineChart(spec: LineChartSpec): HTMLElement {
-  const xLog = spec.xLog === true;
-  const yLog = spec.yLog === true;
-  const xs = extent(spec.series.flatMap((s) => s.points.map((p) => p[0])), xLog);
-  const ysAll = spec.series.flatMap((s) => s.points.map((p) => p[1]));
-  let ys = extent(ysAll, yLog);
-  if (xs === undefined || ys === undefined) return emptyChart(spec.title, spec.emptyText ?? 'No data yet.');
-  if (yLog && spec.yFloorRatio !== undefined) ys = [Math.max(ys[0], ys[1] / spec.yFloorRatio), ys[1]];
-  if (spec.yClipQuantile !== undefined) {
-    const sorted = ysAll.filter((v) => Number.isFinite(v) && (!yLog || v > 0)).sort((a, b) => a - b);
-    const q = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * spec.yClipQuantile))];
-    if (q !== undefined && q > ys[0]) ys = [ys[0], q + (q - ys[0]) * 0.05];
-  }
-  const xRange = [M.left, W - M.right] as const;
-  const yRange = [H - M.bottom, M.top] as const;
-  const x = xLog ? logScale(xs, xRange) : linearScale(xs, xRange);
-  const y = yLog ? logScale(ys, yRange) : linearScale(ys, yRange);
-  const [yLo, yHi] = y.domain;
-
-  const total = spec.series.reduce((n, s) => n + s.points.length, 0);
-  const root = chartSvg(`${spec.title}: ${spec.series.map((s) => s.label).join(', ')}; ${total} points`);
-  axes(root, x, y, spec.xLabel, spec.yLabel, spec.xFormat ?? formatNumber);
-
-  let labelRow = 0;
-  let lastStageLabel = -Infinity;
-  for (const m of spec.markers ?? []) {
-    if (!Number.isFinite(m.x) || (xLog && m.x <= 0) || m.x < x.domain[0] || m.x > x.domain[1]) continue;
-    const px = x(m.x);
-    const g = svg('g', { class: `marker ${m.kind}`, 'data-x': m.x });
-    g.append(svg('line', { x1: px, x2: px, y1: M.top, y2: H - M.bottom }));
-    // labels near the right edge go on the left of their line; rows keep close labels apart
-    const right = px > W - M.right - 90;
-    const ty = m.kind === 'stage' ? M.top + 12 : M.top + 12 + 13 * labelRow++;
-    // many stages: lines for all, labels only where they do not run into the previous one
-    const crowded = m.kind === 'stage' && px - lastStageLabel < 56;
-    if (!crowded) g.append(svg('text', { x: right ? px - 4 : px + 4, y: ty, 'text-anchor': right ? 'end' : 'start' }, m.label));
-    if (m.kind === 'stage' && !crowded) lastStageLabel = px;
-    root.append(g);
-  }
-
-  spec.series.forEach((s) => {
-    let d = '';
-    let drawn = 0;
-    const dots: string[] = [];
-    // a run of drawable points; a lone point (a group that trained for one step) gets a dot,
-    // since a path of one point draws nothing
-    let run: string[] = [];
-    const endRun = (): void => {
-      if (run.length === 1 && s.dots !== true) dots.push(...run);
-      run = [];
-    };
-    for (const [vx, vy] of s.points) {
-      const okX = Number.isFinite(vx) && (!xLog || vx > 0);
-      let v = vy;
-      if (Number.isFinite(v) && yLog && v > 0 && v < yLo) v = yLo;
-      const okY = Number.isFinite(v) && (!yLog || v > 0);
-      if (!okX || !okY) {
-        endRun();
-        continue;
-      }
-      const px = x(vx).toFixed(1);
-      const py = y(Math.min(v, yHi)).toFixed(1);
-      d += `${run.length > 0 ? 'L' : 'M'}${px} ${py}`;
-      run.push(`${px} ${py}`);
-      drawn += 1;
-      if (s.dots === true) dots.push(`${px} ${py}`);
-    }
-    endRun();
-    const cls = `series ${s.color}${s.dashed === true ? ' dashed' : ''}`;
-    const path = svg('path', { class: cls, d: d === '' ? 'M0 0' : d, 'data-series': s.label, 'data-points': drawn });
-    path.append(svg('title', {}, s.label));
-    root.append(path);
-    if (dots.length > 0) {
-      const g = svg('g', { class: `dots ${s.color}` });
-      for (const p of dots) {
-        const [cx = '0', cy = '0'] = p.split(' ');
-        g.append(svg('circle', { cx, cy, r: 2.5 }));
-      }
-      root.append(g);
-    }
-  });
-
-  const { fig, body } = figure(
-    spec.title,
-    spec.series.map((s) => ({ label: s.label, color: s.color, ...(s.dashed === true ? { dashed: true } : {}) })),
-  );
-  body.append(root);
-  return fig;
 }
 
 // ---- bar chart ---------------------------------------------------------------------------------
@@ -314,12 +394,13 @@ export function barChart(spec: BarChartSpec): HTMLElement {
   const xTicks: Scale = Object.assign((v: number) => x(v + 0.5), {
     log: false,
     domain: [0, n] as const,
+    invert: (px: number) => x.invert(px) - 0.5,
     ticks: () => linearTicks(0, n - 1, Math.min(n - 1, 8)).filter((t) => Number.isInteger(t)),
   });
   const root = chartSvg(`${spec.title}: ${n} bars`);
   // a few bars are named; many are numbered by position
   const short = (t: string): string => (t.length > 14 ? `${t.slice(0, 13)}…` : t);
-  axes(root, xTicks, y, spec.xLabel, spec.yLabel, (v) => (n <= 8 ? short(spec.bars[v]?.label ?? String(v)) : String(v)));
+  root.append(axes(xTicks, y, spec.xLabel, spec.yLabel, (v) => (n <= 8 ? short(spec.bars[v]?.label ?? String(v)) : String(v))));
 
   const paths = new Map<string, string>();
   const bottom = H - M.bottom;

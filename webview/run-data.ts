@@ -8,7 +8,9 @@ import type { JobKind } from '../src/protocol/webview.ts';
 import { adviseRun, type Advice } from '../src/core/advice.ts';
 import type { EpochMetrics, LayerDiagnostic, LogEvent, RunReport, TrainEvent } from '../src/core/progress.ts';
 
-export type Point = readonly [number, number];
+import type { Point } from './charts.ts';
+
+export type { Point };
 
 export interface StageStart {
   stage: number;
@@ -31,6 +33,8 @@ export interface StepProgress {
 
 export class RunData {
   readonly stepLoss: Point[] = [];
+  /** [step, epoch] where each epoch's steps begin (as step events count them). */
+  private readonly epochStarts: Point[] = [];
   /** Each group's LR per step (x = step), or per epoch when drawn from a report. */
   readonly groupLrs = new Map<string, Point[]>();
   groupLrAxis: 'step' | 'epoch' = 'step';
@@ -67,6 +71,7 @@ export class RunData {
           this.pendingStage = undefined;
         }
         this.stepLoss.push([event.step, event.loss]);
+        if (this.epochStarts[this.epochStarts.length - 1]?.[1] !== event.epoch) this.epochStarts.push([event.step, event.epoch]);
         for (const g of event.groupLrs) {
           const list = this.groupLrs.get(g.group);
           const p: Point = [event.step, g.trains ? g.lr : 0];
@@ -97,6 +102,20 @@ export class RunData {
       default:
         assertNever(event, 'train event');
     }
+  }
+
+  /** The epoch a live step belongs to; undefined before the first step or without live steps. */
+  epochAt(step: number): number | undefined {
+    const starts = this.epochStarts;
+    // the last start at or before the step
+    let lo = 0;
+    let hi = starts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((starts[mid]?.[0] ?? Infinity) <= step) lo = mid + 1;
+      else hi = mid;
+    }
+    return starts[lo - 1]?.[1];
   }
 
   /** The report's advice once the run ended; while it runs, the same rules over the live figures. */

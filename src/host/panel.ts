@@ -9,7 +9,7 @@
  * compiler checks for completeness.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { assertNever } from '../core/errors.ts';
@@ -23,6 +23,7 @@ import {
   isWebviewToHost,
   type Handlers,
   type HostToWebview,
+  type ChartExport,
   type PanelCommand,
   type PanelState,
   type PlanEditRequest,
@@ -183,6 +184,7 @@ class PlanPanel {
     command: (m) => this.command(m.command),
     // the page keeps its own UI state with setState; nothing for the host to do
     persist: () => undefined,
+    saveChart: (m) => saveChart(m.file, defaultExportFolder(this.deps.store, this.uri)),
   };
 
   private async receive(raw: unknown): Promise<void> {
@@ -313,6 +315,26 @@ function describeEdit(e: PlanEditRequest): string {
     case 'setData':
       return `set data.${e.field} to ${v(e.value)}`;
   }
+}
+
+/** Where a chart export is proposed: the last run's folder when it exists, else the plan's. */
+async function defaultExportFolder(store: PlanStore, uri: vscode.Uri): Promise<string> {
+  const entry = await store.open(uri);
+  const report = lastReportFile(entry);
+  return report !== undefined && existsSync(path.dirname(report)) ? path.dirname(report) : path.dirname(entry.file);
+}
+
+/** A chart's CSV, SVG or PNG, written where the user says. */
+async function saveChart(file: ChartExport, folder: Promise<string>): Promise<void> {
+  const kind = file.format.toUpperCase();
+  const target = await vscode.window.showSaveDialog({
+    defaultUri: vscode.Uri.file(path.join(await folder, file.fileName)),
+    filters: { [kind]: [file.format] },
+    title: `Save the chart as ${kind}`,
+  });
+  if (target === undefined) return;
+  await vscode.workspace.fs.writeFile(target, Buffer.from(file.content, file.format === 'png' ? 'base64' : 'utf8'));
+  vscode.window.setStatusBarMessage(`Layerwise: saved ${path.basename(target.fsPath)}`, 5000);
 }
 
 /** A JSON file the plan's `results` names, read only when it lies inside the workspace. */

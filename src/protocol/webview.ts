@@ -89,11 +89,23 @@ export type PanelCommand =
   | 'applySuggestion'
   | 'discardSuggestion';
 
+/** A chart's curves or picture, for the host to save where the user says. */
+export interface ChartExport {
+  /** The name the save dialog proposes, e.g. `training-loss-per-step.csv`. */
+  fileName: string;
+  format: ChartExportFormat;
+  /** The file's text (csv, svg) or its bytes in base64 (png). */
+  content: string;
+}
+export type ChartExportFormat = 'csv' | 'svg' | 'png';
+export const CHART_EXPORT_FORMATS: readonly ChartExportFormat[] = ['csv', 'svg', 'png'];
+
 export type WebviewToHost =
   | { type: 'ready' }
   | { type: 'edit'; edit: PlanEditRequest }
   | { type: 'command'; command: PanelCommand }
-  | { type: 'persist'; state: unknown };
+  | { type: 'persist'; state: unknown }
+  | { type: 'saveChart'; file: ChartExport };
 
 /** A handler table the compiler checks for completeness: one entry per message type. */
 export type Handlers<M extends { type: string }> = { [K in M['type']]: (m: Extract<M, { type: K }>) => void | Promise<void> };
@@ -144,6 +156,20 @@ export function isPlanEditRequest(x: unknown): x is PlanEditRequest {
   }
 }
 
+/** A plain file name (no folder) with its format's extension; content as a string. */
+export function isChartExport(x: unknown): x is ChartExport {
+  if (!isObj(x)) return false;
+  const format = x['format'];
+  const name = x['fileName'];
+  return (
+    (CHART_EXPORT_FORMATS as readonly unknown[]).includes(format) &&
+    typeof name === 'string' &&
+    /^[^\\/:*?"<>|]{1,120}$/.test(name) &&
+    name.endsWith(`.${String(format)}`) &&
+    typeof x['content'] === 'string'
+  );
+}
+
 export function isWebviewToHost(x: unknown): x is WebviewToHost {
   if (!isObj(x)) return false;
   switch (x['type']) {
@@ -155,6 +181,8 @@ export function isWebviewToHost(x: unknown): x is WebviewToHost {
       return COMMANDS.includes(String(x['command']));
     case 'persist':
       return 'state' in x;
+    case 'saveChart':
+      return isChartExport(x['file']);
     default:
       return false;
   }
