@@ -34,7 +34,11 @@
  *                mobilenet_v2 (Debian python3-torchvision), the same architecture.
  *   mobilenet224-top
  *                the same at 224 px with only the top blocks training (Keras block_15, block_16, Conv_1 and the
- *                head; torchvision features[16:] and the classifier); nothing below gets a gradient.
+ *                head; torchvision features[16:] and the classifier); nothing below gets a gradient, and the
+ *                frozen trunk's BatchNorm runs in inference mode on both sides (what the engine's trainer does
+ *                with frozen layers, Keras semantics; torch: features[:16].eval()). Both run the trunk's
+ *                forward every step: the trainer's frozen-prefix cache (prefix-cache.ts), which computes it
+ *                once per stage, is off here so that the step is the same work as PyTorch's.
  */
 import * as tf from '@tensorflow/tfjs';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -48,7 +52,7 @@ import { useNativeKernels } from '../src/engine/kernels/native.ts';
 import { useFastLayers } from '../src/engine/fast-layers.ts';
 import { kernelThreadStatus, kernelThreads, useKernelThreads } from '../src/engine/kernels/threads.ts';
 import type { Dataset } from '../src/engine/data.ts';
-import { lossSpecFor, type LossSpec } from '../src/engine/forward.ts';
+import { lossSpecFor, ModeControl, type LossSpec } from '../src/engine/forward.ts';
 import { GroupedOptimizer } from '../src/engine/optimizer.ts';
 import { loadModel } from '../src/engine/model-io.ts';
 import { prepareRun, trainingParams, type BoundParam } from '../src/engine/session.ts';
@@ -124,6 +128,8 @@ interface BenchModel {
   note: string;
   /** The parameters the engine trains (default: every trainable weight). */
   params?: BoundParam[];
+  /** Layers whose BatchNorm runs in training mode (default: all); the others in inference mode, as the trainer runs frozen ones. */
+  trainingLayers?: ReadonlySet<string>;
   makeOptimizer?: () => GroupedOptimizer;
   dispose?: () => void;
 }
@@ -296,6 +302,7 @@ async function buildMobilenet(name: MobilenetName): Promise<BenchModel> {
     trainFlops: top ? forwardFlops + 2 * 2 * batch * macsPerSample(model, (l) => MOBILENET_TOP.test(l)) : undefined,
     note: `${model.layers.length} layers, ${params.length} of ${all.length} weights training`,
     params,
+    trainingLayers: top ? new Set(params.map((p) => p.layerName)) : undefined,
   };
 }
 
@@ -347,6 +354,8 @@ interface Stepper {
 
 function engineStepper(m: BenchModel, params: BoundParam[], optimizer: GroupedOptimizer): Stepper {
   const lossSpec: LossSpec = lossSpecFor(m.model, 'classification');
+  const modes = m.trainingLayers === undefined ? undefined : new ModeControl(m.model);
+  if (m.trainingLayers !== undefined) modes?.trainOnly(m.trainingLayers);
   const batches = Math.max(1, Math.floor(m.data.n / m.batch));
   let i = 0;
   const cpuMs: number[] = [];
@@ -367,6 +376,7 @@ function engineStepper(m: BenchModel, params: BoundParam[], optimizer: GroupedOp
     },
     cpuMs,
     dispose() {
+      modes?.restore();
       optimizer.dispose();
     },
   };
