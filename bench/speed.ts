@@ -7,11 +7,12 @@
  * with the spread), the ratio against the faster PyTorch, and GFLOP/s against the machine's peak.
  *
  * Run: npx tsx bench/speed.ts [--models mlp,cnn,separable,transformer,example,encoder,mobilenet96,mobilenet224,mobilenet224-top] [--rounds 7]
- *      [--seconds 0.7] [--backend auto|wasm|cpu] [--no-torch] [--no-native] [--no-threads] [--no-take-back] [--no-fast-layers] [--profile [--profile-shapes]]
+ *      [--seconds 0.7] [--backend auto|wasm|cpu] [--no-torch] [--no-native] [--no-threads] [--no-take-back] [--no-fast-layers] [--no-bn-relu6] [--profile [--profile-shapes]]
  *
  * --no-native: the composed conv gradients instead of the engine's SIMD wasm kernels, to compare.
  * --no-threads: the engine's kernels on one thread (no kernel threads), to compare.
  * --no-take-back: the calling thread always waits for a kernel thread, never runs a part the thread has not started.
+ * --no-bn-relu6: ReLU6 after a training BatchNorm as its own op and gradient pass, not fused into the BatchNorm's (fast-layers.ts), to compare.
  * --no-fast-layers: tfjs-layers' own BatchNormalization, LayerNormalization and Conv2D calls (src/engine/fast-layers.ts), to compare.
  *
  * Models (same layers, sizes and batch in both frameworks; AdamW lr 1e-4; cross-entropy from logits):
@@ -49,7 +50,7 @@ import { createInterface, type Interface } from 'node:readline';
 import type { ParamAudit } from '../src/core/groups.types.ts';
 import { selectBackend, type BackendPreference } from '../src/engine/backend.ts';
 import { useNativeKernels } from '../src/engine/kernels/native.ts';
-import { useFastLayers } from '../src/engine/fast-layers.ts';
+import { useBatchNormRelu6Fusion, useFastLayers } from '../src/engine/fast-layers.ts';
 import { kernelThreadStatus, kernelThreads, useKernelThreads } from '../src/engine/kernels/threads.ts';
 import type { Dataset } from '../src/engine/data.ts';
 import { lossSpecFor, ModeControl, type LossSpec } from '../src/engine/forward.ts';
@@ -535,6 +536,7 @@ async function main(): Promise<void> {
   if (flag('no-threads')) useKernelThreads(false);
   if (flag('no-take-back')) useKernelThreads(true, { takeBack: false });
   if (flag('no-fast-layers')) useFastLayers(false);
+  if (flag('no-bn-relu6')) useBatchNormRelu6Fusion(false);
   if (!flag('no-threads')) console.log(`kernel threads ready: ${kernelThreads()?.ready() ?? 0} (${kernelThreadStatus().note})`);
   const torch = await startTorch();
   const profiler = flag('profile') ? makeProfiler(backend.name) : undefined;
