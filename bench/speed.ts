@@ -49,7 +49,7 @@ import { join, resolve } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import type { ParamAudit } from '../src/core/groups.types.ts';
 import { selectBackend, type BackendPreference } from '../src/engine/backend.ts';
-import { useNativeKernels } from '../src/engine/kernels/native.ts';
+import { sharedCopies, useNativeKernels } from '../src/engine/kernels/native.ts';
 import { useBatchNormRelu6Fusion, useFastLayers } from '../src/engine/fast-layers.ts';
 import { kernelThreadStatus, kernelThreads, useKernelThreads } from '../src/engine/kernels/threads.ts';
 import type { Dataset } from '../src/engine/data.ts';
@@ -561,6 +561,7 @@ async function main(): Promise<void> {
     const probe = engine.run(3) / 3;
     const steps = Math.max(2, Math.round(ROUND_SECONDS / probe));
     profiler?.take();
+    const copiesBefore = { ...sharedCopies };
     const row: Row = { model: name, engine: [], torch: new Map(), trainFlops: m.trainFlops ?? 3 * m.forwardFlops };
     for (const p of torch) {
       await p.run(name, 3); // warm-up: first steps allocate and pick algorithms
@@ -594,6 +595,9 @@ async function main(): Promise<void> {
       const cpuInKernels = perStep.reduce((a, [, , cpu]) => a + cpu, 0);
       console.log(`  profile: ${stepMs.toFixed(2)} ms/step (${median(engine.cpuMs.slice(-ROUNDS)).toFixed(2)} ms CPU), ` +
         `${inKernels.toFixed(2)} ms in kernels (${cpuInKernels.toFixed(2)} ms CPU); per kernel: wall ms, CPU ms (all threads)`);
+      const copies = { copied: sharedCopies.copied - copiesBefore.copied, reused: sharedCopies.reused - copiesBefore.reused };
+      console.log(`  inputs copied to the kernel threads: ${(copies.copied / n / 1e6).toFixed(1)} M floats/step, ` +
+        `${(copies.reused / n / 1e6).toFixed(1)} M found there already`);
       for (const [k, ms, cpu] of perStep.slice(0, flag('profile-shapes') ? 30 : 14)) {
         console.log(`    ${k.padEnd(36)} ${ms.toFixed(3).padStart(9)} ${cpu.toFixed(3).padStart(9)}`);
       }
