@@ -1,9 +1,10 @@
 /**
  * The engine's conv and product kernels one at a time on the shapes of the real architectures
- * (bench/speed.ts --models mobilenet96, encoder; depthwise forward is XNNPACK, the rest the engine's), on one thread, each repeated and timed by its
- * fastest run: on a machine shared with other work the fastest of many runs is the figure that
- * other work moves least, so two builds of the kernels can be compared by running this after
- * each (the whole-model bench's steps/s spread 2× within minutes under load).
+ * (bench/speed.ts --models mobilenet96, encoder; the depthwise forward is XNNPACK's, the rest
+ * the engine's), on one thread, each repeated and timed by its fastest run: on a machine shared
+ * with other work the fastest of many runs is the figure that other work moves least, so two
+ * builds of the kernels can be compared by running this after each (the whole-model bench's
+ * steps/s spread 2× within minutes under load).
  *
  * Run: npx tsx bench/kernels.ts [--reps 15] [--threads]
  */
