@@ -232,7 +232,9 @@ function reluCall(original: CallFn): CallFn {
       return original.call(this, inputs, kwargs);
     }
     const bn = fuseBatchNormRelu6 ? batchNormOutputs.get(x) : undefined;
-    return (bn !== undefined && !x.isDisposed ? batchNormRelu6(bn) : undefined) ?? tf.relu6(x);
+    // a y kept past its step outlives the statistics it was made with: then plain relu6
+    const usable = bn !== undefined && [bn.y, bn.x, bn.mean, bn.variance].every((t) => !t.isDisposed);
+    return (usable ? batchNormRelu6(bn) : undefined) ?? tf.relu6(x);
   };
 }
 
