@@ -7,11 +7,12 @@
  * with the spread), the ratio against the faster PyTorch, and GFLOP/s against the machine's peak.
  *
  * Run: npx tsx bench/speed.ts [--models mlp,cnn,separable,transformer,example,encoder,mobilenet96,mobilenet224,mobilenet224-top] [--rounds 7]
- *      [--seconds 0.7] [--backend auto|wasm|cpu] [--no-torch] [--no-native] [--no-threads] [--no-take-back] [--no-fast-layers] [--profile [--profile-shapes]]
+ *      [--seconds 0.7] [--backend auto|wasm|cpu] [--no-torch] [--no-native] [--no-threads] [--no-take-back] [--no-fast-layers] [--no-bn-relu6] [--profile [--profile-shapes]]
  *
  * --no-native: the composed conv gradients instead of the engine's SIMD wasm kernels, to compare.
  * --no-threads: the engine's kernels on one thread (no kernel threads), to compare.
  * --no-take-back: the calling thread always waits for a kernel thread, never runs a part the thread has not started.
+ * --no-bn-relu6: ReLU6 after a training BatchNorm as its own op and gradient pass, not fused into the BatchNorm's (fast-layers.ts), to compare.
  * --no-fast-layers: tfjs-layers' own BatchNormalization, LayerNormalization and Conv2D calls (src/engine/fast-layers.ts), to compare.
  *
  * Models (same layers, sizes and batch in both frameworks; AdamW lr 1e-4; cross-entropy from logits):
@@ -34,7 +35,11 @@
  *                mobilenet_v2 (Debian python3-torchvision), the same architecture.
  *   mobilenet224-top
  *                the same at 224 px with only the top blocks training (Keras block_15, block_16, Conv_1 and the
- *                head; torchvision features[16:] and the classifier); nothing below gets a gradient.
+ *                head; torchvision features[16:] and the classifier); nothing below gets a gradient, and the
+ *                frozen trunk's BatchNorm runs in inference mode on both sides (what the engine's trainer does
+ *                with frozen layers, Keras semantics; torch: features[:16].eval()). Both run the trunk's
+ *                forward every step: the trainer's frozen-prefix cache (prefix-cache.ts), which computes it
+ *                once per stage, is off here so that the step is the same work as PyTorch's.
  */
 import * as tf from '@tensorflow/tfjs';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -44,11 +49,11 @@ import { join, resolve } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import type { ParamAudit } from '../src/core/groups.types.ts';
 import { selectBackend, type BackendPreference } from '../src/engine/backend.ts';
-import { useNativeKernels } from '../src/engine/kernels/native.ts';
-import { useFastLayers } from '../src/engine/fast-layers.ts';
+import { sharedCopies, useNativeKernels } from '../src/engine/kernels/native.ts';
+import { useBatchNormRelu6Fusion, useFastLayers } from '../src/engine/fast-layers.ts';
 import { kernelThreadStatus, kernelThreads, useKernelThreads } from '../src/engine/kernels/threads.ts';
 import type { Dataset } from '../src/engine/data.ts';
-import { lossSpecFor, type LossSpec } from '../src/engine/forward.ts';
+import { lossSpecFor, ModeControl, type LossSpec } from '../src/engine/forward.ts';
 import { GroupedOptimizer } from '../src/engine/optimizer.ts';
 import { loadModel } from '../src/engine/model-io.ts';
 import { prepareRun, trainingParams, type BoundParam } from '../src/engine/session.ts';
@@ -124,6 +129,8 @@ interface BenchModel {
   note: string;
   /** The parameters the engine trains (default: every trainable weight). */
   params?: BoundParam[];
+  /** Layers whose BatchNorm runs in training mode (default: all); the others in inference mode, as the trainer runs frozen ones. */
+  trainingLayers?: ReadonlySet<string>;
   makeOptimizer?: () => GroupedOptimizer;
   dispose?: () => void;
 }
@@ -296,6 +303,7 @@ async function buildMobilenet(name: MobilenetName): Promise<BenchModel> {
     trainFlops: top ? forwardFlops + 2 * 2 * batch * macsPerSample(model, (l) => MOBILENET_TOP.test(l)) : undefined,
     note: `${model.layers.length} layers, ${params.length} of ${all.length} weights training`,
     params,
+    trainingLayers: top ? new Set(params.map((p) => p.layerName)) : undefined,
   };
 }
 
@@ -347,6 +355,8 @@ interface Stepper {
 
 function engineStepper(m: BenchModel, params: BoundParam[], optimizer: GroupedOptimizer): Stepper {
   const lossSpec: LossSpec = lossSpecFor(m.model, 'classification');
+  const modes = m.trainingLayers === undefined ? undefined : new ModeControl(m.model);
+  if (m.trainingLayers !== undefined) modes?.trainOnly(m.trainingLayers);
   const batches = Math.max(1, Math.floor(m.data.n / m.batch));
   let i = 0;
   const cpuMs: number[] = [];
@@ -367,6 +377,7 @@ function engineStepper(m: BenchModel, params: BoundParam[], optimizer: GroupedOp
     },
     cpuMs,
     dispose() {
+      modes?.restore();
       optimizer.dispose();
     },
   };
@@ -525,6 +536,7 @@ async function main(): Promise<void> {
   if (flag('no-threads')) useKernelThreads(false);
   if (flag('no-take-back')) useKernelThreads(true, { takeBack: false });
   if (flag('no-fast-layers')) useFastLayers(false);
+  if (flag('no-bn-relu6')) useBatchNormRelu6Fusion(false);
   if (!flag('no-threads')) console.log(`kernel threads ready: ${kernelThreads()?.ready() ?? 0} (${kernelThreadStatus().note})`);
   const torch = await startTorch();
   const profiler = flag('profile') ? makeProfiler(backend.name) : undefined;
@@ -549,6 +561,7 @@ async function main(): Promise<void> {
     const probe = engine.run(3) / 3;
     const steps = Math.max(2, Math.round(ROUND_SECONDS / probe));
     profiler?.take();
+    const copiesBefore = { ...sharedCopies };
     const row: Row = { model: name, engine: [], torch: new Map(), trainFlops: m.trainFlops ?? 3 * m.forwardFlops };
     for (const p of torch) {
       await p.run(name, 3); // warm-up: first steps allocate and pick algorithms
@@ -582,6 +595,9 @@ async function main(): Promise<void> {
       const cpuInKernels = perStep.reduce((a, [, , cpu]) => a + cpu, 0);
       console.log(`  profile: ${stepMs.toFixed(2)} ms/step (${median(engine.cpuMs.slice(-ROUNDS)).toFixed(2)} ms CPU), ` +
         `${inKernels.toFixed(2)} ms in kernels (${cpuInKernels.toFixed(2)} ms CPU); per kernel: wall ms, CPU ms (all threads)`);
+      const copies = { copied: sharedCopies.copied - copiesBefore.copied, reused: sharedCopies.reused - copiesBefore.reused };
+      console.log(`  inputs copied to the kernel threads: ${(copies.copied / n / 1e6).toFixed(1)} M floats/step, ` +
+        `${(copies.reused / n / 1e6).toFixed(1)} M found there already`);
       for (const [k, ms, cpu] of perStep.slice(0, flag('profile-shapes') ? 30 : 14)) {
         console.log(`    ${k.padEnd(36)} ${ms.toFixed(3).padStart(9)} ${cpu.toFixed(3).padStart(9)}`);
       }

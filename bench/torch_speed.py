@@ -146,7 +146,8 @@ class Encoder(nn.Module):
 
 def mobilenet(top_only=False):
     """torchvision's MobileNetV2 (the Keras one's architecture), 10 classes; with top_only, only features[16:]
-    (Keras block_15, block_16, Conv_1) and the classifier get gradients."""
+    (Keras block_15, block_16, Conv_1) and the classifier get gradients, and the frozen features[:16] run in
+    eval mode (BatchNorm on its running statistics), as the engine runs frozen layers."""
     import torchvision  # Debian python3-torchvision; only these benches need it
     m = torchvision.models.mobilenet_v2(num_classes=10)
     if top_only:
@@ -155,6 +156,7 @@ def mobilenet(top_only=False):
         for part in (m.features[16:], m.classifier):
             for p in part.parameters():
                 p.requires_grad_(True)
+        m.frozen_below = 16  # a plain int: Bench puts features[:16] in eval mode after train()
     return m
 
 
@@ -178,6 +180,8 @@ class Bench:
         torch.manual_seed(0)
         self.model = factory()
         self.model.train()
+        if hasattr(self.model, 'frozen_below'):
+            self.model.features[:self.model.frozen_below].eval()
         self.opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=1e-4)
         self.batches = [(torch.randn(batch, *shape), torch.randint(0, classes, (batch,))) for _ in range(4)]
         self.i = 0

@@ -29,14 +29,17 @@
  *   forward and one back (kernels/gelu.ts) instead of five ops and their tape gradients, Erf and
  *   Exp among them. Where the kernels do not run (cpu, tfjs-node, not float32) tfjs's own ops do.
  *
- * - ReLU with maxValue 6: one relu6 instead of relu + clipByValue (reluCall).
+ * - ReLU with maxValue 6: one relu6 instead of relu + clipByValue (reluCall); and on the output
+ *   of a training BatchNormalization, while gradients are recorded, one op with the batch norm
+ *   whose gradient masks inside the BatchNorm gradient instead of making a masked copy first
+ *   (kernels/batch-norm-train.ts batchNormRelu6).
  *
  * ModeControl (forward.ts) binds a BatchNormalization layer's `call` when it is constructed:
  * install these patches first (selectBackend does, before any model exists) so that its
  * inference-mode override wraps the patched call, and frozen layers keep their statistics.
  */
 import * as tf from '@tensorflow/tfjs';
-import { batchNormTrain, batchNormTrainApplies } from './kernels/batch-norm-train.ts';
+import { batchNormRelu6, batchNormTrain, batchNormTrainApplies, type BatchNormTraining } from './kernels/batch-norm-train.ts';
 import { gelu } from './kernels/gelu.ts';
 import { layerNormTrain, layerNormTrainApplies } from './kernels/layer-norm-train.ts';
 
@@ -75,11 +78,23 @@ interface ConvFields {
 }
 
 let enabled = true;
+let fuseBatchNormRelu6 = true;
 const originals = new Map<string, CallFn>();
+
+/**
+ * Training BatchNormalization outputs (recorded while gradients are recorded) and what made
+ * them, for a ReLU6 that reads one (reluCall). Weak: an entry goes with its tensor.
+ */
+const batchNormOutputs = new WeakMap<tf.Tensor, BatchNormTraining>();
 
 /** Switches the patched paths off (tfjs-layers' own calls run) and back on: for tests and benches that compare both. */
 export function useFastLayers(on: boolean): void {
   enabled = on;
+}
+
+/** Switches the fused BatchNorm → ReLU6 (reluCall) off and back on, for tests and benches that compare both. */
+export function useBatchNormRelu6Fusion(on: boolean): void {
+  fuseBatchNormRelu6 = on;
 }
 
 function singleTensor(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor | undefined {
@@ -134,13 +149,18 @@ function batchNormalizationCall(original: CallFn): CallFn {
         return normalizeComposed(x, mean, variance, gamma, beta, layer.epsilon);
       });
     }
-    return tf.tidy(() => {
+    // the statistics outlive this call only while a gradient is recorded: a following ReLU6 then
+    // reads them (reluCall), and the recording's scope disposes them with the step
+    const recording = fuseBatchNormRelu6 && tf.engine().state.gradientDepth > 0;
+    const { y, mean, variance } = tf.tidy((): { y: tf.Tensor; mean?: tf.Tensor; variance?: tf.Tensor } => {
       const r = batchNormTrain(x, gamma, beta, layer.epsilon);
       if (r === undefined) throw new Error(`${this.name}: the training batch-norm kernel refused inputs it accepted`);
       movingAverage(layer.movingMean, r.mean, layer.momentum);
       movingAverage(layer.movingVariance, r.variance, layer.momentum);
-      return r.y;
+      return recording ? r : { y: r.y };
     });
+    if (mean !== undefined && variance !== undefined) batchNormOutputs.set(y, { y, x, gamma, beta, mean, variance, epsilon: layer.epsilon });
+    return y;
   };
 }
 
@@ -211,7 +231,10 @@ function reluCall(original: CallFn): CallFn {
     if (!enabled || x === undefined || (this as unknown as { maxValue?: number | null }).maxValue !== 6) {
       return original.call(this, inputs, kwargs);
     }
-    return tf.relu6(x);
+    const bn = fuseBatchNormRelu6 ? batchNormOutputs.get(x) : undefined;
+    // a y kept past its step outlives the statistics it was made with: then plain relu6
+    const usable = bn !== undefined && [bn.y, bn.x, bn.mean, bn.variance].every((t) => !t.isDisposed);
+    return (usable ? batchNormRelu6(bn) : undefined) ?? tf.relu6(x);
   };
 }
 

@@ -17,6 +17,7 @@ import { offset as heapOffset, ownKernelRuns, registerOwnKernels, requireNativeF
 
 export const BATCH_NORM_TRAIN = 'LayerwiseBatchNormTrain';
 export const BATCH_NORM_TRAIN_GRAD = 'LayerwiseBatchNormTrainGrad';
+export const BATCH_NORM_RELU6_GRAD = 'LayerwiseBatchNormRelu6Grad';
 
 export interface BatchNormTrainAttrs {
   varianceEpsilon: number;
@@ -28,9 +29,12 @@ interface BatchNormTrainExports {
     variance: number, rows: number, channels: number, work: number): void;
   batch_norm_train_grad(x: number, dy: number, mean: number, variance: number, scale: number, epsilon: number,
     dx: number, dscale: number, doffset: number, rows: number, channels: number, work: number): void;
+  batch_norm_relu6_grad(x: number, dz: number, mean: number, variance: number, scale: number, offset: number, epsilon: number,
+    dx: number, dscale: number, doffset: number, rows: number, channels: number, work: number): void;
 }
 
 const FUNCTIONS = ['batch_norm_train', 'batch_norm_train_grad'] as const satisfies ReadonlyArray<keyof BatchNormTrainExports>;
+const RELU6_FUNCTIONS = ['batch_norm_relu6_grad'] as const satisfies ReadonlyArray<keyof BatchNormTrainExports>;
 
 /** Inputs x, scale (one per channel) and optionally offset; outputs [y, mean, variance]. */
 const batchNormTrainKernel: KernelFunc = ({ inputs, backend, attrs }) => {
@@ -69,6 +73,25 @@ const batchNormTrainGradKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   return [dx, dscale, doffset];
 };
 
+/** Inputs x, dz, mean, variance, scale and optionally offset; outputs [dx, dscale, doffset]. */
+const batchNormRelu6GradKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const wasm = backend as BackendWasm;
+  const [x, dz, mean, variance, scale] = ['x', 'dz', 'mean', 'variance', 'scale'].map((n) =>
+    requiredInput(inputs, n, BATCH_NORM_RELU6_GRAD)) as [TensorInfo, TensorInfo, TensorInfo, TensorInfo, TensorInfo];
+  const shift = inputs.offset;
+  const k = requireNativeFunctions<BatchNormTrainExports>(wasm, RELU6_FUNCTIONS, BATCH_NORM_RELU6_GRAD);
+  const { varianceEpsilon } = attrs as unknown as BatchNormTrainAttrs;
+  const { rows, channels } = rowsAndChannels(x);
+  const dx = wasm.makeOutput(x.shape.slice(), 'float32');
+  const dscale = wasm.makeOutput([channels], 'float32');
+  const doffset = wasm.makeOutput([channels], 'float32');
+  const at = (t: TensorInfo): number => heapOffset(wasm, t);
+  withWork(wasm, 4 * channels, (work) =>
+    k.batch_norm_relu6_grad(at(x), at(dz), at(mean), at(variance), at(scale), shift === undefined ? 0 : at(shift), varianceEpsilon,
+      at(dx), at(dscale), at(doffset), rows, channels, work));
+  return [dx, dscale, doffset];
+};
+
 /**
  * One backward kernel for all three gradients, run when the tape reaches the node; the tape
  * then takes the ones it needs (an input that no trained variable feeds is pruned) and disposes
@@ -89,6 +112,7 @@ const batchNormTrainGradient: GradConfig = {
 const KERNELS: readonly KernelConfig[] = [
   { kernelName: BATCH_NORM_TRAIN, backendName: 'wasm', kernelFunc: batchNormTrainKernel },
   { kernelName: BATCH_NORM_TRAIN_GRAD, backendName: 'wasm', kernelFunc: batchNormTrainGradKernel },
+  { kernelName: BATCH_NORM_RELU6_GRAD, backendName: 'wasm', kernelFunc: batchNormRelu6GradKernel },
 ];
 
 /** Registers both kernels on wasm and the forward kernel's gradient; safe to call any number of times. */
@@ -124,4 +148,54 @@ export function batchNormTrain(
   const attrs: BatchNormTrainAttrs = { varianceEpsilon: epsilon };
   const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_TRAIN, inputs, { ...attrs }) as Tensor[];
   return { y: y!, mean: mean!, variance: variance! };
+}
+
+/** What batchNormRelu6 needs of a training batch's normalisation: its output, input, weights and statistics. */
+export interface BatchNormTraining {
+  y: Tensor;
+  x: Tensor;
+  gamma: Tensor | undefined;
+  beta: Tensor | undefined;
+  mean: Tensor;
+  variance: Tensor;
+  epsilon: number;
+}
+
+/**
+ * ReLU6 of a BatchNormalization layer's training output y (MobileNetV2's BN → ReLU6, 35 times)
+ * as one op on the tape whose inputs are the layer's x, gamma and beta: forward it is relu6(y),
+ * backward the BatchNorm gradient with the ReLU6 mask applied inside its two passes (y
+ * recomputed from x), in one pass less than the ReLU6 gradient followed by the BatchNorm
+ * gradient and with the same bits. The gradient reaches x, gamma and beta through the batch
+ * statistics as well (they are saved, not tape inputs). A y that other layers also read gets
+ * their gradient through the BatchNorm kernel as before and the tape adds the two: the same sum
+ * up to rounding (the gradient is linear in dy), no longer the same bits. Undefined where the
+ * kernel does not run.
+ */
+export function batchNormRelu6(bn: BatchNormTraining): Tensor | undefined {
+  const { y, x, gamma, beta, mean, variance, epsilon } = bn;
+  if (!ownKernelRuns<BatchNormTrainExports>(BATCH_NORM_RELU6_GRAD, RELU6_FUNCTIONS) || !perChannelParamsFit(x, gamma, beta)) return undefined;
+  const attrs: BatchNormTrainAttrs = { varianceEpsilon: epsilon };
+  const scale = gamma ?? tf.ones([x.shape[x.rank - 1]!]);
+  // customGrad: the tape sees one op with inputs x, scale (and offset); y and the statistics are not its inputs
+  const op = tf.customGrad((...args: Array<Tensor | tf.GradSaveFunc>) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [xs, scales, offsets] = args as [Tensor, Tensor, Tensor | undefined];
+    save(offsets === undefined ? [xs, scales, mean, variance] : [xs, scales, mean, variance, offsets]);
+    return {
+      value: tf.relu6(y),
+      gradFunc: (dz: Tensor, saved: Tensor[]) => {
+        const [sx, sscale, smean, svariance, soffset] = saved as [Tensor, Tensor, Tensor, Tensor, Tensor | undefined];
+        const inputs: tf.NamedTensorMap = { x: sx, dz, mean: smean, variance: svariance, scale: sscale };
+        if (soffset !== undefined) inputs['offset'] = soffset;
+        const [dx, dscale, doffset] = tf.engine().runKernel(BATCH_NORM_RELU6_GRAD, inputs, { ...attrs }) as Tensor[];
+        if (soffset === undefined) {
+          doffset!.dispose();
+          return [dx!, dscale!];
+        }
+        return [dx!, dscale!, doffset!];
+      },
+    };
+  });
+  return beta === undefined ? op(x, scale) : op(x, scale, beta);
 }

@@ -289,6 +289,24 @@ export function splitBatch(batch: number, lanes: number): { mine: number; parts:
 /** The shared memory's first floats stay unused, so no region starts at 0 (a null pointer to the C kernels). */
 const RESERVED_FLOATS = 16;
 
+/**
+ * The images of sliced inputs the last split call copied into the threads' shared memory, where
+ * they stay until a later call lays out its own: a gradient's second kernel reads the same dy as
+ * its first (Conv2DBackpropInput then Conv2DBackpropFilter, and the depthwise pair, one after the
+ * other on the tape), and finds its parts already there. Tensors are immutable and a dataId is
+ * never reused, so the same dataId split into the same parts is the same data.
+ */
+let copied: {
+  threads: object;
+  inputs: Array<{ dataId: object; perImage: number; at: number[] }>;
+  parts: Array<{ start: number; images: number }>;
+  /** One past the last float the call laid out: a call that keeps an input lays out its own from here. */
+  end: number;
+} | undefined;
+
+/** Floats of sliced input copied into the shared memory, and floats found there already (bench/speed.ts --profile). */
+export const sharedCopies = { copied: 0, reused: 0 };
+
 function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): void {
   const run = (args: number[]): void => (k[call.kernel] as (...a: number[]) => void)(...args);
   const threads = call.batch >= 2 ? kernelThreads(call.work) : undefined;
@@ -308,8 +326,12 @@ function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): vo
     return;
   }
   const { mine, parts } = splitBatch(call.batch, lanes);
-  // shared memory: the whole inputs once, then per part its slices, its output and its scratch
-  let at = RESERVED_FLOATS;
+  const sameParts = copied !== undefined && copied.threads === threads && copied.parts.length === parts.length &&
+    copied.parts.every((p, i) => p.start === parts[i]!.start && p.images === parts[i]!.images);
+  const kept = call.sliced.map((t) =>
+    sameParts ? copied!.inputs.find((c) => c.dataId === t.info.dataId && c.perImage === t.perImage) : undefined);
+  // shared memory: the whole inputs once, then per part its slices (unless kept), its output and its scratch
+  let at = kept.some((c) => c !== undefined) ? copied!.end : RESERVED_FLOATS;
   const take = (floats: number): number => {
     const start = at;
     at += align4(floats);
@@ -318,16 +340,18 @@ function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): vo
   const wholeAt = call.whole.map((t) => (t === undefined ? -1 : take(sizeOf(t.shape))));
   const outFloats = (images: number): number => ('summed' in call.out ? call.out.summed
     : 'columns' in call.out ? call.out.columns.rows * images : call.out.perImage * images);
-  const layout = parts.map((part) => ({
-    sliced: call.sliced.map((t) => take(t.perImage * part.images)),
+  const layout = parts.map((part, p) => ({
+    sliced: call.sliced.map((t, i) => kept[i]?.at[p] ?? take(t.perImage * part.images)),
     out: take(outFloats(part.images)),
     scratch: take(call.scratch(part.images)),
   }));
   const shared = threads.heap(at);
+  copied = undefined;
   if (shared === undefined) {
     withWork(backend, call.scratch(call.batch), (work) => run(here(work, call.batch)));
     return;
   }
+  const end = at;
   try {
     withWork(backend, call.scratch(mine), (work) => {
       // views after the scratch allocation, which may have grown (and detached) the heap
@@ -338,8 +362,14 @@ function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): vo
       const lanesOf = parts.map((part, p) => {
         const l = layout[p]!;
         call.sliced.forEach((t, i) => {
+          const floats = part.images * t.perImage;
+          if (kept[i] !== undefined) {
+            sharedCopies.reused += floats;
+            return;
+          }
           const from = part.start * t.perImage;
-          shared.set(views[i]!.subarray(from, from + part.images * t.perImage), l.sliced[i]);
+          shared.set(views[i]!.subarray(from, from + floats), l.sliced[i]);
+          sharedCopies.copied += floats;
         });
         return threads.post(call.kernel, call.args(
           [...l.sliced.map((f) => f * 4), ...wholeAt.map((f) => (f < 0 ? 0 : f * 4)), l.out * 4, l.scratch * 4],
@@ -348,6 +378,13 @@ function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): vo
           false,
         ));
       });
+      // every part's slices are in place now
+      copied = {
+        threads,
+        inputs: call.sliced.map((t, i) => ({ dataId: t.info.dataId, perImage: t.perImage, at: layout.map((l) => l.sliced[i]!) })),
+        parts,
+        end,
+      };
       let takenBack = new Set<number>();
       try {
         run(here(work, mine));

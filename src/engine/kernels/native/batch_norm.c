@@ -87,11 +87,22 @@ void EXPORT(batch_norm_train)(const float *x, const float *scale, const float *o
  *   doffset = Σ dy,  dscale = Σ dy · x̂,  dx = scale · invstd · (dy − doffset/N − x̂ · dscale/N).
  * The last two terms of dx are the gradient through the batch mean and variance; the statistics
  * the layer hands to its moving averages feed no loss, so this is the whole gradient. dx is
- * computed as a·dy + k·(x − mean) + b with per-channel a, k, b. work holds 3·channels floats. */
-void EXPORT(batch_norm_train_grad)(const float *x, const float *dy, const float *mean, const float *variance,
-                                   const float *scale, float epsilon, float *dx, float *dscale, float *doffset,
-                                   int rows, int channels, float *work) {
+ * computed as a·dy + k·(x − mean) + b with per-channel a, k, b. work holds 3·channels floats.
+ *
+ * With `gain` (not 0), dy is the gradient of ReLU6 applied to the layer's output y = (x − mean) ·
+ * gain + offset (gain = scale · invstd, as batch_norm_train computes them): each dy is first
+ * masked to where 0 < y ≤ 6 (a NaN y passes nothing), exactly what clip_grad would have made of
+ * it, so the results are the same bits as clip_grad followed by this gradient, in one pass less. */
+static inline __attribute__((always_inline)) void batch_norm_grad(
+    const float *x, const float *dy, const float *mean, const float *variance, const float *scale, float epsilon,
+    float *dx, float *dscale, float *doffset, int rows, int channels, float *work, const float *gain,
+    const float *offset) {
   float *partial_dy = work, *partial_dyxc = work + channels, *total_dyxc = work + 2 * channels;
+  const v128_t zero = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
+#define MASKED(G, D, C)                                                                                         \
+  (gain ? wasm_v128_and(G, wasm_v128_and(wasm_f32x4_gt(relu_input(D, C), zero), wasm_f32x4_le(relu_input(D, C), six))) : G)
+#define relu_input(D, C) \
+  (offset ? wasm_f32x4_add(wasm_f32x4_mul(D, wasm_v128_load(gain + C)), wasm_v128_load(offset + C)) : wasm_f32x4_mul(D, wasm_v128_load(gain + C)))
   fill_zero(doffset, channels);
   fill_zero(total_dyxc, channels);
   for (int r0 = 0; r0 < rows; r0 += BLOCK_ROWS) {
@@ -102,14 +113,20 @@ void EXPORT(batch_norm_train_grad)(const float *x, const float *dy, const float 
       const float *xs = x + r * channels, *gs = dy + r * channels;
       int c = 0;
       for (; c + 4 <= channels; c += 4) {
-        const v128_t g = wasm_v128_load(gs + c);
         const v128_t d = wasm_f32x4_sub(wasm_v128_load(xs + c), wasm_v128_load(mean + c));
+        const v128_t g = MASKED(wasm_v128_load(gs + c), d, c);
         wasm_v128_store(partial_dy + c, wasm_f32x4_add(wasm_v128_load(partial_dy + c), g));
         wasm_v128_store(partial_dyxc + c, wasm_f32x4_add(wasm_v128_load(partial_dyxc + c), wasm_f32x4_mul(g, d)));
       }
       for (; c < channels; c++) {
-        partial_dy[c] += gs[c];
-        partial_dyxc[c] += gs[c] * (xs[c] - mean[c]);
+        const float d = xs[c] - mean[c];
+        float g = gs[c];
+        if (gain) {
+          const float y = d * gain[c] + (offset ? offset[c] : 0.0f);
+          if (!(y > 0.0f && y <= 6.0f)) g = 0.0f;
+        }
+        partial_dy[c] += g;
+        partial_dyxc[c] += g * d;
       }
     }
     add_into(doffset, partial_dy, channels);
@@ -132,10 +149,41 @@ void EXPORT(batch_norm_train_grad)(const float *x, const float *dy, const float 
     int c = 0;
     for (; c + 4 <= channels; c += 4) {
       const v128_t d = wasm_f32x4_sub(wasm_v128_load(xs + c), wasm_v128_load(mean + c));
-      v128_t v = wasm_f32x4_mul(wasm_v128_load(ka + c), wasm_v128_load(gs + c));
+      v128_t v = wasm_f32x4_mul(wasm_v128_load(ka + c), MASKED(wasm_v128_load(gs + c), d, c));
       v = wasm_f32x4_add(v, wasm_f32x4_mul(wasm_v128_load(kk + c), d));
       wasm_v128_store(out + c, wasm_f32x4_add(v, wasm_v128_load(kb + c)));
     }
-    for (; c < channels; c++) out[c] = ka[c] * gs[c] + kk[c] * (xs[c] - mean[c]) + kb[c];
+    for (; c < channels; c++) {
+      const float d = xs[c] - mean[c];
+      float g = gs[c];
+      if (gain) {
+        const float y = d * gain[c] + (offset ? offset[c] : 0.0f);
+        if (!(y > 0.0f && y <= 6.0f)) g = 0.0f;
+      }
+      out[c] = ka[c] * g + kk[c] * d + kb[c];
+    }
   }
+#undef MASKED
+#undef relu_input
+}
+
+void EXPORT(batch_norm_train_grad)(const float *x, const float *dy, const float *mean, const float *variance,
+                                   const float *scale, float epsilon, float *dx, float *dscale, float *doffset,
+                                   int rows, int channels, float *work) {
+  batch_norm_grad(x, dy, mean, variance, scale, epsilon, dx, dscale, doffset, rows, channels, work, 0, 0);
+}
+
+/* ---------- BatchNorm followed by ReLU6 ---------- */
+
+/* The gradient of z = ReLU6(y) for y the output batch_norm_train made from x (with the batch
+ * statistics' own gradient, as batch_norm_train_grad), given dz: the ReLU6 mask is applied inside
+ * the BatchNorm gradient's two passes (batch_norm_grad), y recomputed from x with the forward
+ * pass's operations. offset 0 means absent; work holds 4·channels floats. */
+void EXPORT(batch_norm_relu6_grad)(const float *x, const float *dz, const float *mean, const float *variance,
+                                   const float *scale, const float *offset, float epsilon, float *dx, float *dscale,
+                                   float *doffset, int rows, int channels, float *work) {
+  float *gain = work + 3 * channels;
+  // as batch_norm_train computes it
+  for (int c = 0; c < channels; c++) gain[c] = scale[c] / __builtin_sqrtf(variance[c] + epsilon);
+  batch_norm_grad(x, dz, mean, variance, scale, epsilon, dx, dscale, doffset, rows, channels, work, gain, offset);
 }
