@@ -159,7 +159,7 @@ export class KernelThreads {
     Atomics.store(lane.words, LANE.op, THREADED_KERNELS.indexOf(name));
     Atomics.store(lane.words, LANE.count, args.length);
     Atomics.store(lane.words, LANE.state, STATE.work);
-    Atomics.notify(lane.words, LANE.state);
+    if (wakeThreads) Atomics.notify(lane.words, LANE.state);
     this.posted++;
     return index;
   }
@@ -242,6 +242,8 @@ let minWorkOverride: number | undefined;
 let takeBackAfterMs: number | undefined;
 /** Off: join always waits for the kernel threads (benches compare both). */
 let takeBackOn = true;
+/** Off in tests only: posted calls do not wake a sleeping kernel thread, as when it waits for a core. */
+let wakeThreads = true;
 
 /**
  * How many kernel threads to run: LAYERWISE_KERNEL_THREADS when set (0 turns them off; for
@@ -312,11 +314,13 @@ export function threadsCanSplit(batch: number, work: number): boolean {
  * Switches splitting off and on, for tests that check both paths and benches that compare
  * them; `minWork` (multiply-adds) lets tests split calls too small to be worth it, and
  * `takeBackAfterMs` lets them make the calling thread take posted calls back (see join);
- * `takeBack: false` makes it always wait for the kernel threads instead.
+ * `takeBack: false` makes it always wait for the kernel threads instead; `wake: false` posts
+ * calls without waking a sleeping kernel thread, so tests see calls taken back on any machine.
  */
-export function useKernelThreads(on: boolean, options: { minWork?: number; takeBackAfterMs?: number; takeBack?: boolean } = {}): void {
+export function useKernelThreads(on: boolean, options: { minWork?: number; takeBackAfterMs?: number; takeBack?: boolean; wake?: boolean } = {}): void {
   enabled = on;
   minWorkOverride = options.minWork;
   takeBackAfterMs = options.takeBackAfterMs;
   takeBackOn = options.takeBack ?? true;
+  wakeThreads = options.wake ?? true;
 }
