@@ -1143,7 +1143,9 @@ function reportSummary(r: RunReport): HTMLElement {
     'p',
     fc.unchanged ? 'ok' : 'error',
     fc.unchanged
-      ? `Frozen weights checked: ${fc.weightsChecked} unchanged, bit for bit.`
+      ? fc.weightsChecked === 0
+        ? 'Frozen weights: none stayed frozen for the whole run, so none to check.'
+        : `Frozen weights checked: ${fc.weightsChecked} unchanged, bit for bit.`
       : `Frozen weights changed: ${fc.changed.slice(0, 5).join(', ')}${fc.changed.length > 5 ? ' …' : ''}`,
   );
   box.append(check);
