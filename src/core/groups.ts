@@ -96,14 +96,10 @@ export function resolveGroups(model: ModelInfo, plan: Plan, file?: string): Reso
     matches: compilePattern(token, { file, field: jsonPath(['training', 'noDecay', k]) }),
   }));
 
-  const groupLrMult = (s: PlanGroupState): Ruled<number> => {
-    if (s.spec.lrMult !== undefined) {
-      return { value: s.spec.lrMult, rule: groupRule(s, 'lrMult'), field: jsonPath(['groups', s.planIndex, 'lrMult']) };
-    }
-    const d = discriminative[s.planIndex];
-    if (d !== undefined) return { value: d.value, rule: { source: 'discriminative', detail: d.detail }, field: 'discriminative' };
-    return { value: 1, rule: { source: 'default', detail: 'default (1)' } };
-  };
+  const groupLrMult = (s: PlanGroupState): Ruled<number> =>
+    s.spec.lrMult !== undefined
+      ? { value: s.spec.lrMult, rule: groupRule(s, 'lrMult'), field: jsonPath(['groups', s.planIndex, 'lrMult']) }
+      : spreadOrDefault(discriminative[s.planIndex]);
   const groupFrozen = (s: PlanGroupState): Ruled<boolean> =>
     s.spec.frozen !== undefined
       ? { value: s.spec.frozen, rule: groupRule(s, 'frozen'), field: jsonPath(['groups', s.planIndex, 'frozen']) }
@@ -358,7 +354,14 @@ interface DiscriminativeMult {
 export function planGroupMultipliers(plan: Plan, file?: string): number[] {
   const groups = plan.groups ?? [];
   const spread = discriminativeMultipliers(plan.discriminative, groups.length, file);
-  return groups.map((g, i) => g.lrMult ?? spread[i]?.value ?? 1);
+  return groups.map((g, i) => g.lrMult ?? spreadOrDefault(spread[i]).value);
+}
+
+/** A group without its own `lrMult`: its share of `discriminative`, else 1. */
+function spreadOrDefault(d: DiscriminativeMult | undefined): Ruled<number> {
+  return d !== undefined
+    ? { value: d.value, rule: { source: 'discriminative', detail: d.detail }, field: 'discriminative' }
+    : { value: 1, rule: { source: 'default', detail: 'default (1)' } };
 }
 
 /** The preset's multiplier for each plan group (bottom → top, file order). */
