@@ -267,8 +267,11 @@ async function trainCommand(args: ParsedArgs): Promise<number> {
     process.stdout.write(
       `backend ${report.backend.name} (${report.backend.reason}) · ${report.timings.steps} steps in ${report.timings.trainSeconds.toFixed(1)}s (${report.timings.stepsPerSecond.toFixed(1)} steps/s)\n`,
     );
+    const fc = report.frozenCheck;
     process.stdout.write(
-      `frozen check: ${report.frozenCheck.weightsChecked} frozen weight(s) compared byte for byte — ${report.frozenCheck.unchanged ? 'unchanged' : `CHANGED: ${report.frozenCheck.changed.join(', ')}`}\n`,
+      fc.weightsChecked === 0
+        ? 'frozen check: no weight stayed frozen for the whole run, none to compare\n'
+        : `frozen check: ${fc.weightsChecked} frozen weight(s) compared byte for byte — ${fc.unchanged ? 'unchanged' : `CHANGED: ${fc.changed.join(', ')}`}\n`,
     );
     if (report.test) process.stdout.write(`${testLine(report.test)}\n`);
     if (report.distributed && report.distributed.nproc > 1) {

@@ -3,21 +3,13 @@
  * keyboard readouts, drag zoom, pan and reset, the log/linear switch, updates in place while a
  * run streams, and the exports the panel posts to the host.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { epochEvent, panelState, stepEvent } from './fixtures.ts';
-import { resultsDir, startHarness, type Harness, type PanelPage } from './harness.ts';
+import { resultsDir, useHarness, type PanelPage } from './harness.ts';
 
-let harness: Harness;
-
-before(async () => {
-  harness = await startHarness();
-});
-
-after(async () => {
-  await harness?.close();
-});
+const harness = useHarness();
 
 const STEPS = 300;
 const lossAt = (step: number): number => 2 * Math.exp(-step / 100) + 0.1 + (step % 7) * 0.01;

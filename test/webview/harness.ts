@@ -4,9 +4,10 @@
  * Host messages are dispatched with `window.postMessage`, as VS Code delivers them.
  */
 import * as esbuild from 'esbuild';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { dirname, join } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { panelHtml } from '../../webview/page.ts';
@@ -88,6 +89,32 @@ export interface Harness {
   origin: string;
   open(opts?: { persisted?: unknown; width?: number; height?: number }): Promise<PanelPage>;
   close(): Promise<void>;
+}
+
+/** The harness of one test file: started (and the results folder made) before its tests, closed after. */
+export function useHarness(): Pick<Harness, 'open'> {
+  let harness: Harness | undefined;
+  before(async () => {
+    harness = await startHarness();
+    mkdirSync(resultsDir, { recursive: true });
+  });
+  after(async () => {
+    await harness?.close();
+  });
+  return {
+    open: (opts) => {
+      if (harness === undefined) throw new Error('the webview harness is not started: open pages inside tests');
+      return harness.open(opts);
+    },
+  };
+}
+
+export type Posted = Array<{ type: string; [k: string]: unknown }>;
+
+/** Waits until the page has posted `n` messages to the host; returns them all. */
+export async function waitForPosts(p: PanelPage, n: number): Promise<Posted> {
+  await p.page.waitForFunction((count) => (window as unknown as { __posted: unknown[] }).__posted.length >= count, n);
+  return (await p.posted()) as Posted;
 }
 
 export async function startHarness(): Promise<Harness> {

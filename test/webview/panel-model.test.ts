@@ -3,32 +3,16 @@
  * hover, click targets, the charts next to (or under) an open tree, the active preset, the
  * header after a new run, and the data section (issue 12). Real bundle, real Chromium.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Plan } from '../../src/core/plan.ts';
 import type { PanelState } from '../../src/protocol/webview.ts';
 import { bigModel, bigPlan, panelState, smallPlan } from './fixtures.ts';
-import { resultsDir, startHarness, type Harness, type PanelPage } from './harness.ts';
+import { resultsDir, useHarness, waitForPosts, type PanelPage } from './harness.ts';
 
-let harness: Harness;
+const harness = useHarness();
 
-before(async () => {
-  harness = await startHarness();
-  mkdirSync(resultsDir, { recursive: true });
-});
-
-after(async () => {
-  await harness?.close();
-});
-
-type Posted = Array<{ type: string; [k: string]: unknown }>;
-
-async function waitForPosts(p: PanelPage, n: number): Promise<Posted> {
-  await p.page.waitForFunction((count) => (window as unknown as { __posted: unknown[] }).__posted.length >= count, n);
-  return (await p.posted()) as Posted;
-}
 
 async function open(state: PanelState, opts: { persisted?: unknown; width?: number; height?: number } = {}): Promise<PanelPage> {
   const p = await harness.open(opts);

@@ -2,36 +2,19 @@
  * The plan-editor webview in headless Chromium, loaded from its real bundle in the page the
  * host serves (same CSP), talking to a fake host that records every message.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { textAfterRequest } from '../../src/host/plan-requests.ts';
 import type { PanelState } from '../../src/protocol/webview.ts';
 import { closestPair, contrast, parseCssColor, simulate, type Rgb } from './colour.ts';
 import { bigModel, bigPlan, epochEvent, groupLrs, lrOutcome, panelState, smallPlan, stepEvent } from './fixtures.ts';
-import { resultsDir, startHarness, type Harness, type PanelPage } from './harness.ts';
+import { resultsDir, useHarness, waitForPosts, type Posted, type PanelPage } from './harness.ts';
 
-let harness: Harness;
-
-before(async () => {
-  harness = await startHarness();
-  mkdirSync(resultsDir, { recursive: true });
-});
-
-after(async () => {
-  await harness?.close();
-});
-
-type Posted = Array<{ type: string; [k: string]: unknown }>;
+const harness = useHarness();
 
 async function posted(p: PanelPage): Promise<Posted> {
   return (await p.posted()) as Posted;
-}
-
-async function waitForPosts(p: PanelPage, n: number): Promise<Posted> {
-  await p.page.waitForFunction((count) => (window as unknown as { __posted: unknown[] }).__posted.length >= count, n);
-  return posted(p);
 }
 
 /** Opens the panel, waits for `ready`, sends `state` and waits for the tree. */

@@ -4,32 +4,16 @@
  * host (which writes the plan), and advice — live from the diagnostics while a run goes, then
  * from the report — with a one-click Apply that posts the usual group edit.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TuneResult } from '../../src/core/tune.ts';
 import type { PanelState } from '../../src/protocol/webview.ts';
 import { epochEvent, panelState, stepEvent } from './fixtures.ts';
-import { resultsDir, startHarness, type Harness, type PanelPage } from './harness.ts';
+import { resultsDir, useHarness, waitForPosts, type PanelPage } from './harness.ts';
 
-let harness: Harness;
+const harness = useHarness();
 
-before(async () => {
-  harness = await startHarness();
-  mkdirSync(resultsDir, { recursive: true });
-});
-
-after(async () => {
-  await harness?.close();
-});
-
-type Posted = Array<{ type: string; [k: string]: unknown }>;
-
-async function waitForPosts(p: PanelPage, n: number): Promise<Posted> {
-  await p.page.waitForFunction((count) => (window as unknown as { __posted: unknown[] }).__posted.length >= count, n);
-  return (await p.posted()) as Posted;
-}
 
 async function openWithState(state: PanelState = panelState()): Promise<PanelPage> {
   const p = await harness.open({});
