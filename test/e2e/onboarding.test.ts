@@ -47,6 +47,9 @@ async function openExampleAndTrain(): Promise<void> {
   await s.page.locator('.quick-input-widget .monaco-button', { hasText: 'Copy the Example Here' }).click();
   const target = join(parent, 'layerwise-example');
   await until('the example copied', () => existsSync(join(target, 'layerwise.json')) || undefined, 60_000);
+  // the notification comes once the copy is complete, run folders and results removed (the file
+  // exists a moment before, with whatever results a demo run left in the bundled example)
+  await s.page.locator('.notification-toast', { hasText: 'the example is in' }).first().waitFor({ timeout: 60_000 });
   const copied = readFileSync(join(target, 'layerwise.json'), 'utf8');
   assert.doesNotMatch(copied, /"results"/, 'the copy starts without results');
   assert.ok(existsSync(join(target, 'model', 'model.json')));
