@@ -42,11 +42,20 @@ test('a panel edit is unsaved: the tab is dirty, Ctrl+Z in the panel undoes it (
   frame = await s.panelFrame();
   const field = frame.locator('[aria-label="LR multiplier of group block2"]');
   await field.waitFor({ timeout: 90_000 });
-  await field.click();
-  await field.press('Control+A');
-  await field.pressSequentially('0.2');
-  await field.press('Enter');
-  await until('the plan editor tab shows unsaved changes', async () => (await dirtyTab()) > 0 || undefined);
+  // a state message can still re-render the panel while it settles (one run in three on a loaded
+  // machine lost the first edit): type again, at most three times, until the document changes
+  for (let attempt = 1; ; attempt++) {
+    await field.click();
+    await field.press('Control+A');
+    await field.pressSequentially('0.2');
+    await field.press('Enter');
+    try {
+      await until('the plan editor tab shows unsaved changes', async () => (await dirtyTab()) > 0 || undefined, 20_000);
+      break;
+    } catch (e) {
+      if (attempt === 3) throw e;
+    }
+  }
   assert.equal(s.plan(), disk, 'nothing is written before Save');
 
   // the panel's checkbox means what the tree's means: checked = trains
