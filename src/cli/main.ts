@@ -278,7 +278,9 @@ async function trainCommand(args: ParsedArgs): Promise<number> {
       process.stdout.write(`ranks: ${report.distributed.nproc} (${report.distributed.backend}) — weights ${report.distributed.replicasEqual ? 'identical on every rank' : 'DIFFER between ranks'}\n`);
     }
     if (report.message) process.stdout.write(`${report.message}\n`);
-    process.stdout.write(`model: ${report.outputs.model || '(none: cancelled)'}\nreport: ${outcome.reportFile}\n`);
+    process.stdout.write(`model: ${report.outputs.model || '(none: cancelled)'}\n`);
+    if (report.outputs.best) process.stdout.write(`best validation epoch (${report.best?.epoch ?? '?'}): ${report.outputs.best}\n`);
+    process.stdout.write(`report: ${outcome.reportFile}\n`);
     if (report.outputs.checkpoint) process.stdout.write(`resume with: layerwise train ${relative(process.cwd(), planFile) || planFile} --resume ${relative(process.cwd(), report.outputs.folder) || '.'}\n`);
   }
   if (report.stopped === 'cancelled') return 130;

@@ -13,7 +13,7 @@
  * sha256 in the manifest catch a torn or damaged .bin, and then the previous checkpoint is used.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-write.ts';
 import { LayerwiseError } from '../core/errors.ts';
@@ -106,11 +106,25 @@ export interface LoadedCheckpoint {
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
+/** A file's size and sha256, read in 4 MiB pieces (checkpoints and weights can outgrow one Buffer). Throws what the disk says. */
+export function fileSha256(file: string): { bytes: number; sha256: string } {
+  const hash = createHash('sha256');
+  const piece = Buffer.allocUnsafe(1 << 22);
+  const fd = openSync(file, 'r');
+  let bytes = 0;
+  try {
+    for (let n; (n = readSync(fd, piece, 0, piece.length, null)) > 0; bytes += n) hash.update(piece.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return { bytes, sha256: hash.digest('hex') };
+}
+
 /** A file as a run fingerprint records it: its size and sha256, or why it could not be read. */
 export function fileIdentity(file: string): string {
   try {
-    const bytes = readFileSync(file);
-    return `size ${bytes.length} bytes, sha256 ${sha256(bytes)}`;
+    const { bytes, sha256: hash } = fileSha256(file);
+    return `size ${bytes} bytes, sha256 ${hash}`;
   } catch (e) {
     return `unreadable (${(e as NodeJS.ErrnoException).code ?? 'error'})`;
   }

@@ -22,7 +22,7 @@ import { resolveStages } from '../core/timeline.ts';
 import { CHECKPOINT_FILE } from '../core/interrupted-runs.ts';
 import { describeFingerprintChanges, runFingerprint, type RunFingerprint } from '../core/run-fingerprint.ts';
 import { acquireRunLock } from '../core/run-lock.ts';
-import { fileIdentity } from './checkpoint.ts';
+import { errnoText, fileIdentity, fileSha256 } from './checkpoint.ts';
 import { isRunnerMessage, isTorchCheckpointManifest, type RunnerDone, type RunnerError, type RunnerStarted } from '../protocol/runner.ts';
 import { LossSmoother, shouldStop, sweepLr, type LrCurvePoint } from '../core/lr-finder.ts';
 import { findLr, finishLrFinder, groupApply, groupMult, lrFinderOptions, type FindLrOptions, type FindLrResult } from './lr-finder.ts';
@@ -118,14 +118,43 @@ function checkTorchResume(prepared: PytorchPrepared, folder: string, now: RunFin
   const changes = describeFingerprintChanges(manifest.fingerprint, now);
   if (changes.length > 0) throw new LayerwiseError(`cannot resume ${where}: ${changes.join('; ')}`, { file: prepared.planFile, field: 'resume' });
   const checkpoint = join(folder, basename(manifest.checkpoint));
-  if (existsSync(checkpoint)) return checkpoint;
-  // a crash between keeping the old checkpoint and renaming the new one into place: the previous one is whole
   const previous = join(folder, 'checkpoint-previous.pt');
-  if (existsSync(previous)) {
-    onEvent?.({ kind: 'log', level: 'warn', message: `${basename(checkpoint)} is missing in ${where}; resuming from the previous checkpoint (checkpoint-previous.pt)` });
+  const warn = (message: string): void => onEvent?.({ kind: 'log', level: 'warn', message });
+  if (manifest.data === undefined) {
+    // version 1 (no identities): a crash between keeping the old checkpoint and renaming the new one into place leaves the previous one whole
+    if (existsSync(checkpoint)) return checkpoint;
+    if (existsSync(previous)) {
+      warn(`${basename(checkpoint)} is missing in ${where}; resuming from the previous checkpoint (checkpoint-previous.pt)`);
+      return previous;
+    }
+    throw new LayerwiseError(`cannot resume ${where}: ${basename(checkpoint)} is missing`, { file: folder, field: 'resume' });
+  }
+  const data = manifest.data;
+  const state = (file: string, want: { bytes: number; sha256: string }): string | undefined => {
+    if (!existsSync(file)) return 'is missing';
+    let got: { bytes: number; sha256: string };
+    try {
+      got = fileSha256(file);
+    } catch (e) {
+      return `cannot be read (${errnoText(e)})`;
+    }
+    if (got.bytes !== want.bytes) return `is ${got.bytes} bytes, not the ${want.bytes} ${CHECKPOINT_FILE} records (damaged)`;
+    return got.sha256 === want.sha256 ? undefined : `does not match the sha256 ${CHECKPOINT_FILE} records (damaged)`;
+  };
+  const problem = state(checkpoint, data);
+  if (problem === undefined) return checkpoint;
+  // killed between renaming the new checkpoint into place and writing its manifest: the one the manifest names was just kept as the previous one
+  if (existsSync(previous) && state(previous, data) === undefined) return previous;
+  const before = manifest.previous;
+  const previousProblem = before ? state(previous, before) : 'was not kept';
+  if (before && previousProblem === undefined) {
+    warn(`${basename(checkpoint)} in ${where} ${problem}; resuming from the previous checkpoint (checkpoint-previous.pt, step ${before.position.globalStep} instead of ${manifest.position.globalStep})`);
     return previous;
   }
-  throw new LayerwiseError(`cannot resume ${where}: ${basename(checkpoint)} is missing`, { file: folder, field: 'resume' });
+  throw new LayerwiseError(`cannot resume ${where}: ${basename(checkpoint)} ${problem}, and the previous checkpoint (checkpoint-previous.pt) ${previousProblem}`, {
+    file: checkpoint,
+    field: 'resume',
+  });
 }
 
 /** The LR range test on any plan: tfjs in this process, a PyTorch plan with a `pytorch` entry on one torch process. */
@@ -385,7 +414,7 @@ export async function trainPytorch(prepared: PytorchPrepared, opts: PlanTrainOpt
     frozenCheck: done.frozenCheck,
     timings: { loadSeconds: started.loadSeconds, trainSeconds: done.trainSeconds, steps: done.steps, stepsPerSecond: done.steps / Math.max(done.trainSeconds, 1e-9) },
     ...(done.lastDiagnostics !== null ? { lastDiagnostics: done.lastDiagnostics } : {}),
-    outputs: { folder: outDir, model: done.model, ...(done.stopped === 'cancelled' && existsSync(join(outDir, CHECKPOINT_FILE)) && { checkpoint: join(outDir, CHECKPOINT_FILE) }) },
+    outputs: { folder: outDir, model: done.model, ...(done.bestModel !== '' && { best: done.bestModel }), ...(done.stopped === 'cancelled' && existsSync(join(outDir, CHECKPOINT_FILE)) && { checkpoint: join(outDir, CHECKPOINT_FILE) }) },
     distributed: { nproc: started.world, backend: started.backend, replicasEqual, replicas: done.replicas },
   };
   const reportFile = join(outDir, 'report.json');

@@ -37,6 +37,8 @@ export interface RunnerDone {
   lastDiagnostics: LayerDiagnostic[] | null;
   /** Absolute path of the saved weights ('' when cancelled). */
   model: string;
+  /** Absolute path of the best validation epoch's weights in best/ ('' when that epoch is the last, or none). */
+  bestModel: string;
   /** sha256 of every rank's weights at the end, rank order. */
   replicas: string[];
 }
@@ -160,6 +162,7 @@ export function isRunnerMessage(x: unknown): x is RunnerMessage {
         isNum(x['trainSeconds']) &&
         nullOr(x['lastDiagnostics'], isDiagnostics) &&
         isStr(x['model']) &&
+        isStr(x['bestModel']) &&
         isStrs(x['replicas'])
       );
     case 'error':
@@ -169,18 +172,41 @@ export function isRunnerMessage(x: unknown): x is RunnerMessage {
   }
 }
 
-/** checkpoint.json as the runner writes it beside checkpoint.pt (read back on --resume). */
+/** A checkpoint file by size and sha256, and (for the previous one) the position it holds. */
+export interface TorchCheckpointFile {
+  file: string;
+  bytes: number;
+  sha256: string;
+}
+
+/**
+ * checkpoint.json as the runner writes it beside checkpoint.pt (read back on --resume). Version 2
+ * names checkpoint.pt and the checkpoint-previous.pt it kept by size and sha256; version 1 (no
+ * identities) is still read.
+ */
 export interface TorchCheckpointManifest {
   format: 'layerwise-torch-checkpoint';
-  version: 1;
+  version: 1 | 2;
   reason: 'epoch' | 'stopped';
   writtenAt: string;
   planFile: string;
   checkpoint: string;
   fingerprint: RunFingerprint;
   /** 0-based stage and epoch of the next batch, its index in that epoch, and the optimizer steps done. */
-  position: { stage: number; epoch: number; batch: number; globalStep: number };
+  position: TorchCheckpointPosition;
+  data?: TorchCheckpointFile;
+  previous?: (TorchCheckpointFile & { position: TorchCheckpointPosition }) | null;
 }
+
+export interface TorchCheckpointPosition {
+  stage: number;
+  epoch: number;
+  batch: number;
+  globalStep: number;
+}
+
+const isPosition = (p: unknown): p is TorchCheckpointPosition => isObj(p) && isInt(p['stage']) && isInt(p['epoch']) && isInt(p['batch']) && isInt(p['globalStep']);
+const isCheckpointFile = (x: unknown): x is TorchCheckpointFile => isObj(x) && isStr(x['file']) && isInt(x['bytes']) && isStr(x['sha256']) && /^[0-9a-f]{64}$/.test(x['sha256']);
 
 const isFingerprintValue = (x: unknown): x is FingerprintValue => x === null || isStr(x) || typeof x === 'number' || typeof x === 'boolean';
 
@@ -192,18 +218,16 @@ export function isRunFingerprint(x: unknown): x is RunFingerprint {
 }
 
 export function isTorchCheckpointManifest(x: unknown): x is TorchCheckpointManifest {
-  if (!isObj(x) || x['format'] !== 'layerwise-torch-checkpoint' || x['version'] !== 1) return false;
-  const p = x['position'];
+  if (!isObj(x) || x['format'] !== 'layerwise-torch-checkpoint' || (x['version'] !== 1 && x['version'] !== 2)) return false;
+  const previous = x['previous'];
   return (
     (x['reason'] === 'epoch' || x['reason'] === 'stopped') &&
     isStr(x['writtenAt']) &&
     isStr(x['planFile']) &&
     isStr(x['checkpoint']) &&
     isRunFingerprint(x['fingerprint']) &&
-    isObj(p) &&
-    isInt(p['stage']) &&
-    isInt(p['epoch']) &&
-    isInt(p['batch']) &&
-    isInt(p['globalStep'])
+    isPosition(x['position']) &&
+    (x['version'] === 1 ||
+      (isCheckpointFile(x['data']) && (previous === null || (isCheckpointFile(previous) && isObj(previous) && isPosition(previous['position'])))))
   );
 }

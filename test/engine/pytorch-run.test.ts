@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { fork, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { LayerwiseError } from '../../src/core/errors.ts';
 import type { StepEvent, TrainEvent } from '../../src/core/progress.ts';
@@ -60,6 +60,32 @@ class Paced(TokenTask):
 
 def build_paced():
     return {"model": TinyBert(), "train": Paced(128, seed=1), "validation": TokenTask(32, seed=2), "loss": torch.nn.CrossEntropyLoss()}
+
+
+class Noisy(TinyBert):
+    """Dropout on the logits: every step draws from torch's RNG, which build_noisy seeds per rank."""
+
+    def forward(self, ids):
+        return torch.nn.functional.dropout(super().forward(ids), 0.3, self.training)
+
+
+def build_noisy():
+    import os
+    torch.manual_seed(100 + int(os.environ.get("RANK", "0")))
+    return {"model": Noisy(), "train": Paced(128, seed=1), "validation": TokenTask(32, seed=2), "loss": torch.nn.CrossEntropyLoss()}
+
+
+class Contrary(TokenTask):
+    """The training task's samples with every label flipped: the better a model fits the training
+    set, the worse its loss here, so the best validation epoch is an early one."""
+
+    def __init__(self, n, seed):
+        super().__init__(n, seed)
+        self.labels = 1 - self.labels
+
+
+def build_contrary():
+    return {"model": TinyBert(), "train": TokenTask(128, seed=1), "validation": Contrary(128, seed=1), "loss": torch.nn.CrossEntropyLoss()}
 
 
 def build_wrong():
@@ -328,6 +354,14 @@ test('the runner protocol guard refuses malformed lines, and a dead torch.distri
   assert.equal(isTorchCheckpointManifest(manifest), true);
   assert.equal(isTorchCheckpointManifest({ ...manifest, position: { stage: 0, epoch: 1, globalStep: 8 } }), false);
   assert.equal(isTorchCheckpointManifest({ ...manifest, fingerprint: { ...fingerprint, groups: { 'base.lrMult': [0.1] } } }), false);
+  // version 2 names both checkpoint files by size and sha256
+  const data = { file: 'checkpoint.pt', bytes: 10, sha256: 'a'.repeat(64) };
+  const v2 = { ...manifest, version: 2, data, previous: { ...data, file: 'checkpoint-previous.pt', position: manifest.position } };
+  assert.equal(isTorchCheckpointManifest(v2), true);
+  assert.equal(isTorchCheckpointManifest({ ...v2, previous: null }), true);
+  assert.equal(isTorchCheckpointManifest({ ...v2, data: undefined }), false);
+  assert.equal(isTorchCheckpointManifest({ ...v2, data: { ...data, sha256: 'xyz' } }), false);
+  assert.equal(isTorchCheckpointManifest({ ...v2, previous: data }), false);
   const stderr = ['Root Cause (first observed failure):', '[0]:', '  time      : 2026-12-05_04:10:00', '  host      : box', '  rank      : 1 (local_rank: 1)', '  exitcode  : -9 (pid: 123)'];
   assert.equal(deathMessage(1, null, stderr), 'rank 1 was killed by signal 9; torch.distributed.run stopped the other ranks');
   assert.equal(deathMessage(1, null, ['Traceback', 'ValueError: boom']), 'the PyTorch run exited with code 1: ValueError: boom');
@@ -341,9 +375,51 @@ test('the runner protocol guard refuses malformed lines, and a dead torch.distri
   assert.equal(deathMessage(1, null, noSignal), 'rank 1 exited with code 1; torch.distributed.run stopped the other ranks');
 });
 
-/** Stops a run mid-way through stage 2, refuses a resume of a changed plan, resumes it, and compares with an uninterrupted run. */
-async function stopAndResume(nproc: number) {
-  const pytorch = { nproc, backend: 'gloo', entry: 'entry.py:build_paced' };
+test('a best validation epoch before the last: its weights in best/ (their validation loss is the best one), the last ones as the model', async () => {
+  const { dir, outcome } = await run({ nproc: 1, entry: 'entry.py:build_contrary' });
+  const { report } = outcome;
+  const last = report.epochs[report.epochs.length - 1]!;
+  assert.ok(report.best !== undefined && report.best.epoch < last.epoch, `best ${JSON.stringify(report.best)}, last epoch ${last.epoch}`);
+  assert.equal(report.outputs.best, join(dir, 'run', 'best', basename(report.outputs.model)));
+  // evaluated here, independently of the runner: the saved files' validation loss
+  const valLoss = (file: string): number => {
+    const r = spawnSync(PYTHON, ['-c', `import sys, torch
+sys.path.insert(0, sys.argv[1])
+from entry import build_contrary
+b = build_contrary()
+state = torch.load(sys.argv[2]) if sys.argv[2].endswith(".pt") else __import__("safetensors.torch").torch.load_file(sys.argv[2])
+b["model"].load_state_dict(state)
+b["model"].eval()
+ids = torch.stack([b["validation"][i][0] for i in range(len(b["validation"]))])
+labels = torch.stack([b["validation"][i][1] for i in range(len(b["validation"]))])
+with torch.no_grad():
+    print(float(b["loss"](b["model"](ids), labels)))`, dir, file], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return Number(r.stdout.trim());
+  };
+  const best = valLoss(report.outputs.best!);
+  const final = valLoss(report.outputs.model);
+  assert.ok(Math.abs(best - report.best.valLoss!) <= 1e-5, `best/ evaluates to ${best}, the report's best epoch to ${report.best.valLoss}`);
+  assert.ok(Math.abs(final - last.valLoss!) <= 1e-5, `the model evaluates to ${final}, the last epoch to ${last.valLoss}`);
+  assert.ok(best < final);
+});
+
+/** Flips one byte in the middle of a file (a second flip mends it). */
+function flipByte(file: string): void {
+  const bytes = readFileSync(file);
+  const at = bytes.length >> 1;
+  bytes[at] = bytes[at]! ^ 0xff;
+  writeFileSync(file, bytes);
+}
+
+/**
+ * Stops a run mid-way through stage 2, refuses a resume of a changed plan, resumes it, and
+ * compares with an uninterrupted run. `damage`: before resuming, both checkpoint files are
+ * damaged (refused, naming both), then the previous one is mended, and the resume continues from
+ * it (the epoch end before the stop) with a warning.
+ */
+async function stopAndResume(nproc: number, { entry = 'entry.py:build_paced', damage = false } = {}) {
+  const pytorch = { nproc, backend: 'gloo', entry };
   const whole = await run(pytorch);
   const { dir, planFile } = workspace(pytorch);
   const outDir = join(dir, 'run');
@@ -364,9 +440,13 @@ async function stopAndResume(nproc: number) {
   const at = stopped.report.timings.steps;
   assert.ok(at >= 11 && at < 24, `stopped after ${at} steps`);
   assert.equal(stopped.report.outputs.checkpoint, join(outDir, 'checkpoint.json'));
-  const manifest = JSON.parse(readFileSync(join(outDir, 'checkpoint.json'), 'utf8')) as { reason: string; position: { stage: number; epoch: number; batch: number; globalStep: number } };
+  const manifest: unknown = JSON.parse(readFileSync(join(outDir, 'checkpoint.json'), 'utf8'));
+  assert.ok(isTorchCheckpointManifest(manifest) && manifest.version === 2, JSON.stringify(manifest));
   assert.deepEqual(manifest.position, { stage: 1, epoch: Math.floor(at / 8), batch: at % 8, globalStep: at });
   assert.equal(manifest.reason, 'stopped');
+  // the kept one is the epoch end before the stop (its stage: the one of the epoch that ended)
+  const { stage: _, ...kept } = manifest.previous?.position ?? { stage: -1 };
+  assert.deepEqual(kept, { epoch: Math.floor(at / 8), batch: 0, globalStep: Math.floor(at / 8) * 8 });
   // the epoch-end checkpoint before the stop is kept as the previous one
   assert.ok(existsSync(join(outDir, 'checkpoint.pt')) && existsSync(join(outDir, 'checkpoint-previous.pt')));
 
@@ -383,12 +463,42 @@ async function stopAndResume(nproc: number) {
   });
   writeFileSync(planFile, original);
 
+  let from = at;
+  const warnings: string[] = [];
+  if (damage) {
+    flipByte(join(outDir, 'checkpoint.pt'));
+    flipByte(join(outDir, 'checkpoint-previous.pt'));
+    await assert.rejects(trainPlan({ planFile, resumeFrom: outDir }), (e: unknown) => {
+      assert.ok(e instanceof LayerwiseError, String(e));
+      assert.equal(e.field, 'resume');
+      assert.equal(e.file, join(outDir, 'checkpoint.pt'));
+      assert.equal(
+        e.problem,
+        'cannot resume run: checkpoint.pt does not match the sha256 checkpoint.json records (damaged), and the previous checkpoint (checkpoint-previous.pt) does not match the sha256 checkpoint.json records (damaged)',
+      );
+      return true;
+    });
+    flipByte(join(outDir, 'checkpoint-previous.pt'));
+    from = Math.floor(at / 8) * 8;
+  }
   const second: StepEvent[] = [];
-  const resumed = await trainPlan({ planFile, resumeFrom: outDir, progressIntervalMs: 0, onEvent: (e) => e.kind === 'step' && second.push(e) });
+  const resumed = await trainPlan({
+    planFile,
+    resumeFrom: outDir,
+    progressIntervalMs: 0,
+    onEvent: (e) => {
+      if (e.kind === 'step') second.push(e);
+      if (e.kind === 'log' && e.level === 'warn') warnings.push(e.message);
+    },
+  });
+  assert.deepEqual(
+    warnings,
+    damage ? [`checkpoint.pt in run does not match the sha256 checkpoint.json records (damaged); resuming from the previous checkpoint (checkpoint-previous.pt, step ${from} instead of ${at})`] : [],
+  );
   assert.equal(resumed.report.stopped, 'completed');
   assert.equal(resumed.report.timings.steps, 24);
-  assert.deepEqual(second.map((s) => s.step), Array.from({ length: 24 - at }, (_, i) => at + 1 + i));
-  const steps = [...first.slice(0, at), ...second];
+  assert.deepEqual(second.map((s) => s.step), Array.from({ length: 24 - from }, (_, i) => from + 1 + i));
+  const steps = [...first.slice(0, from), ...second];
   assert.deepEqual(steps.map((s) => s.groupLrs), whole.steps.map((s) => s.groupLrs), 'per-step LRs');
   steps.forEach((s, i) => assert.ok(Math.abs(s.loss - whole.steps[i]!.loss) <= 1e-6, `loss at step ${s.step}: ${s.loss} vs ${whole.steps[i]!.loss}`));
   assert.deepEqual(resumed.report.stages, whole.outcome.report.stages);
@@ -398,17 +508,19 @@ async function stopAndResume(nproc: number) {
   const diff = maxWeightDiff(whole.outcome.report.outputs.model, resumed.report.outputs.model);
   console.log(`nproc ${nproc}: max weight difference stopped at step ${at} and resumed vs uninterrupted: ${diff.maxDiff}`);
   assert.ok(diff.maxDiff <= 1e-6, `weights differ by up to ${diff.maxDiff}`);
+  assert.equal(resumed.report.outputs.best === undefined, whole.outcome.report.outputs.best === undefined, 'a best/ copy in one run only');
+  if (resumed.report.outputs.best !== undefined) assert.ok(maxWeightDiff(whole.outcome.report.outputs.best!, resumed.report.outputs.best).maxDiff <= 1e-6, 'best/ weights');
   // a finished run frees its checkpoint, as the tfjs engine does
   for (const f of ['checkpoint.json', 'checkpoint.pt', 'checkpoint-previous.pt']) assert.equal(existsSync(join(outDir, f)), false, f);
   assert.deepEqual(processesOf(dir), []);
 }
 
-test('resume (nproc 1): stopped in stage 2 mid-epoch, a changed lrMult refused by name, then resumed to the weights and per-step LRs of an uninterrupted run', async () => {
-  await stopAndResume(1);
+test('resume (nproc 1): stopped in stage 2 mid-epoch, a changed lrMult refused by name, both checkpoint files damaged refused, then resumed from the mended previous one to the weights and per-step LRs of an uninterrupted run', async () => {
+  await stopAndResume(1, { damage: true });
 });
 
-test('resume (2 gloo ranks): the same', async () => {
-  await stopAndResume(2);
+test('resume (2 gloo ranks, each rank seeded differently and drawing dropout masks): the same, each rank continuing its own random stream', async () => {
+  await stopAndResume(2, { entry: 'entry.py:build_noisy' });
 });
 
 test('resume after a crash (the CLI killed outright once the epoch-1 checkpoint exists): `train --resume` continues from the epoch end to the uninterrupted weights', async () => {

@@ -256,26 +256,72 @@ def _fsync_replace(tmp, final):
     os.replace(tmp, final)
 
 
-def save_checkpoint(cfg, state, reason):
+def file_identity(path):
+    """A checkpoint file's size and sha256, as checkpoint.json records it (checked on --resume)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return {"bytes": os.path.getsize(path), "sha256": h.hexdigest()}
+
+
+# rank 0: what the last save wrote (the next one keeps it as checkpoint-previous.pt)
+_last_saved = None
+
+
+def save_checkpoint(cfg, state, reason, resumed_from=None):
     """Rank 0: checkpoint.pt (torch.save, via .tmp + fsync + os.replace; the one before kept as
-    checkpoint-previous.pt), then the checkpoint.json manifest Layerwise reads to resume."""
+    checkpoint-previous.pt), then the checkpoint.json manifest Layerwise reads to resume, naming
+    both files by size and sha256 so a damaged one is found and the other used."""
+    global _last_saved
     if RANK != 0:
         return
     out = cfg["outDir"]
     final = os.path.join(out, CHECKPOINT)
     tmp = final + ".tmp"
     torch.save(state, tmp)
+    data = dict(file=CHECKPOINT, **file_identity(tmp))
+    position = {"stage": state["stage"], "epoch": state["epoch"], "batch": state["batch"], "globalStep": state["globalStep"]}
+    previous = None
     if os.path.exists(final):
+        # the file being kept: this process's last save, else (the first save after --resume) the one resumed from
+        before = _last_saved if _last_saved is not None else resumed_from
         os.replace(final, os.path.join(out, PREVIOUS_CHECKPOINT))
+        if before is not None:
+            previous = dict(before, file=PREVIOUS_CHECKPOINT)
     _fsync_replace(tmp, final)
-    manifest = {"format": "layerwise-torch-checkpoint", "version": 1, "reason": reason,
+    _last_saved = {"bytes": data["bytes"], "sha256": data["sha256"], "position": position}
+    manifest = {"format": "layerwise-torch-checkpoint", "version": 2, "reason": reason,
                 "writtenAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "planFile": cfg["planFile"],
-                "checkpoint": CHECKPOINT, "fingerprint": cfg["fingerprint"],
-                "position": {"stage": state["stage"], "epoch": state["epoch"], "batch": state["batch"], "globalStep": state["globalStep"]}}
+                "checkpoint": CHECKPOINT, "fingerprint": cfg["fingerprint"], "position": position,
+                "data": data, "previous": previous}
     mtmp = os.path.join(out, MANIFEST + ".tmp")
     with open(mtmp, "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=2)
     _fsync_replace(mtmp, os.path.join(out, MANIFEST))
+
+
+def every_rank_state(value):
+    """value from every rank, rank order (a collective: every rank calls it at the same point)."""
+    if WORLD == 1:
+        return [value]
+    values = [None] * WORLD
+    torch.distributed.all_gather_object(values, value)
+    return values
+
+
+def save_state_dict(state, folder, stem):
+    """The weights as <stem>.safetensors when safetensors is installed, else <stem>.pt; returns the path."""
+    os.makedirs(folder, exist_ok=True)
+    try:
+        from safetensors.torch import save_file
+    except ImportError:
+        path = os.path.join(folder, stem + ".pt")
+        torch.save(state, path)
+        return path
+    path = os.path.join(folder, stem + ".safetensors")
+    save_file({n: t.contiguous() for n, t in state.items()}, path)
+    return path
 
 
 def group_layout(optimizer):
@@ -313,9 +359,11 @@ def train(cfg):
     validation = built.get("validation")
     every = cfg["diagnosticsEvery"]
     layer_group = {s["layer"]: s["group"] for s in settings}
-    resumed = None
+    resumed, resumed_from = None, None
     if cfg.get("resume"):
         resumed = torch.load(cfg["resume"], map_location="cpu")
+        if RANK == 0:
+            resumed_from = dict(file_identity(cfg["resume"]), position={k: resumed[k] for k in ("stage", "epoch", "batch", "globalStep")})
         # the saved stage's param groups first: its optimizer state only loads into its own layout
         for j in range(1, resumed["stage"] + 1):
             apply_stage(model, optimizer, j)
@@ -331,23 +379,33 @@ def train(cfg):
           "loadSeconds": time.time() - load_start, "trainSamples": len(built["train"])})
 
     stopped, message, best, last_diag = "completed", None, None, None
+    # rank 0: a CPU copy of the weights at the best validation epoch, written to best/ when that is not the last
+    best_state = None
     epochs, stage_reports = [], []
     global_step, wrapped, since_best = 0, None, 0
     first_epoch, skip, partial, seconds_before = 0, 0, None, 0.0
     if resumed is not None:
         global_step, since_best, best = resumed["globalStep"], resumed["sinceBest"], resumed["best"]
+        best_state = resumed.get("bestModel")
         epochs, stage_reports, last_diag = resumed["epochs"], resumed["stageReports"], resumed["lastDiagnostics"]
         first_epoch, skip, partial, seconds_before = resumed["epoch"], resumed["batch"], resumed["partial"], resumed["trainSeconds"]
     train_start = time.time() - seconds_before
     es = cfg.get("earlyStopping")
 
     def checkpoint(reason, epoch, batch, sums):
+        # each rank's own random state: an entry may seed its ranks differently (augmentation, dropout)
+        torch_rngs, python_rngs = every_rank_state(torch.get_rng_state()), every_rank_state(random.getstate())
         save_checkpoint(cfg, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "stage": optimizer.layerwise_stage,
             "layout": group_layout(optimizer), "epoch": epoch, "batch": batch, "globalStep": global_step,
             "scheduleStep": scheduler.last_epoch, "epochs": epochs, "stageReports": stage_reports, "best": best,
             "sinceBest": since_best, "lastDiagnostics": last_diag, "partial": sums, "trainSeconds": time.time() - train_start,
-            "torchRng": torch.get_rng_state(), "pythonRng": random.getstate()}, reason)
+            "torchRngs": torch_rngs, "pythonRngs": python_rngs, "bestModel": best_state}, reason, resumed_from)
+
+    def restore_rng(state):
+        # a checkpoint written before per-rank states (checkpoint.json version 1) holds rank 0's
+        torch.set_rng_state(state["torchRngs"][RANK] if "torchRngs" in state else state["torchRng"])
+        random.setstate(state["pythonRngs"][RANK] if "pythonRngs" in state else state["pythonRng"])
 
     for epoch in range(first_epoch, TOTAL_EPOCHS):
         k = stage_of_epoch(epoch)
@@ -370,14 +428,12 @@ def train(cfg):
         # a DataLoader's iterator draws its seed from torch's RNG: an epoch-end checkpoint was written
         # before that draw, a mid-epoch one after it
         if resumed is not None and partial is None:
-            torch.set_rng_state(resumed["torchRng"])
-            random.setstate(resumed["pythonRng"])
+            restore_rng(resumed)
         batches = iter(loader)
         done_batches = 0
         if resumed is not None:
             if partial is not None:
-                torch.set_rng_state(resumed["torchRng"])
-                random.setstate(resumed["pythonRng"])
+                restore_rng(resumed)
                 loss_sum, count, correct, classified = partial["lossSum"], partial["count"], partial["correct"], partial["classified"]
                 epoch_clock -= partial["seconds"]
             for _ in range(skip):
@@ -454,6 +510,7 @@ def train(cfg):
             best_value = math.inf if best is None else (-(best.get("valAccuracy") or 0.0) if metric == "valAccuracy" else best["valLoss"])
             if value < best_value - (es or {}).get("minDelta", 0.0):
                 best = {"epoch": epoch + 1, "valLoss": val_loss}
+                best_state = {n: t.detach().cpu().clone() for n, t in model.state_dict().items()}
                 if val_acc is not None:
                     best["valAccuracy"] = val_acc
                 since_best = 0
@@ -477,19 +534,14 @@ def train(cfg):
     if WORLD > 1:
         digests = [None] * WORLD
         torch.distributed.all_gather_object(digests, digest)
-    model_file = ""
+    model_file, best_file = "", ""
     if stopped != "cancelled" and RANK == 0:
-        model_file = os.path.join(cfg["outDir"], "model.pt")
-        state = {n: t.detach().cpu() for n, t in model.state_dict().items()}
-        try:
-            from safetensors.torch import save_file
-            model_file = os.path.join(cfg["outDir"], "model.safetensors")
-            save_file({n: t.contiguous() for n, t in state.items()}, model_file)
-        except ImportError:
-            torch.save(state, model_file)
+        model_file = save_state_dict({n: t.detach().cpu() for n, t in model.state_dict().items()}, cfg["outDir"], "model")
+        if best is not None and best_state is not None and epochs and best["epoch"] != epochs[-1]["epoch"]:
+            best_file = save_state_dict(best_state, os.path.join(cfg["outDir"], "best"), "model")
     emit({"kind": "done", "stopped": stopped, "message": message, "stages": stage_reports, "epochs": epochs, "best": best,
           "frozenCheck": {"weightsChecked": len(frozen), "unchanged": not changed, "changed": changed},
-          "steps": global_step, "trainSeconds": train_seconds, "lastDiagnostics": last_diag, "model": model_file,
+          "steps": global_step, "trainSeconds": train_seconds, "lastDiagnostics": last_diag, "model": model_file, "bestModel": best_file,
           "replicas": digests})
     if WORLD > 1:
         torch.distributed.barrier()
@@ -546,7 +598,7 @@ def find_lr(cfg):
                                              "totalSteps": len(sweep), "loss": value, "groupLrs": lrs, "etaSeconds": 0.0}})
     emit({"kind": "done", "stopped": "completed", "message": None, "stages": [], "epochs": [], "best": None,
           "frozenCheck": {"weightsChecked": 0, "unchanged": True, "changed": []}, "steps": step, "trainSeconds": time.time() - start,
-          "lastDiagnostics": None, "model": "", "replicas": []})
+          "lastDiagnostics": None, "model": "", "bestModel": "", "replicas": []})
 
 
 ${DIE_WITH_PARENT}
