@@ -51,8 +51,11 @@ export interface OverfittingAdvice {
 
 export type Advice = UpdateRatioAdvice | OverfittingAdvice;
 
+/** One diagnostics sample: the optimizer step and every training layer's figures. */
+export type DiagnosticSample = Pick<DiagnosticsEvent, 'step' | 'layers'>;
+
 export interface AdviceInput {
-  diagnostics: readonly DiagnosticsEvent[] | ReadonlyArray<Pick<DiagnosticsEvent, 'step' | 'layers'>>;
+  diagnostics: readonly DiagnosticSample[];
   epochs: readonly EpochMetrics[];
   /** Each group's multiplier as the run used it. */
   groups: ReadonlyArray<{ name: string; lrMult: number }>;
@@ -69,6 +72,29 @@ const round3 = (x: number): number => Number(x.toPrecision(3));
 
 export function adviseRun(input: AdviceInput): Advice[] {
   return [...updateRatioAdvice(input), ...overfittingAdvice(input.epochs)];
+}
+
+/**
+ * The samples `updateRatioAdvice` reads, in order: each group's last `window` samples in which it
+ * trained. A run keeps only these (memory stays bounded however long it runs) and its checkpoint
+ * carries them, so a resumed run's advice is the uninterrupted one's.
+ */
+export function adviceWindow<T extends DiagnosticSample>(samples: readonly T[]): T[] {
+  const wanted = new Map<string, number>();
+  const kept: T[] = [];
+  for (let i = samples.length - 1; i >= 0; i--) {
+    const sample = samples[i]!;
+    let keep = false;
+    for (const group of new Set(sample.layers.map((l) => l.group))) {
+      const n = wanted.get(group) ?? 0;
+      if (n < ADVICE_LIMITS.window) {
+        wanted.set(group, n + 1);
+        keep = true;
+      }
+    }
+    if (keep) kept.push(sample);
+  }
+  return kept.reverse();
 }
 
 export function updateRatioAdvice(input: AdviceInput): UpdateRatioAdvice[] {

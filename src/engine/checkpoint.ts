@@ -19,6 +19,7 @@ import { writeFileAtomic } from '../core/atomic-write.ts';
 import { LayerwiseError } from '../core/errors.ts';
 import type { EpochMetrics, LayerDiagnostic, RunReport, StageReport } from '../core/progress.ts';
 import type { RunFingerprint } from '../core/run-fingerprint.ts';
+import type { DiagnosticSample } from '../core/advice.ts';
 
 import { CHECKPOINT_FILE, PREVIOUS_CHECKPOINT_FILE } from '../core/interrupted-runs.ts';
 
@@ -46,6 +47,8 @@ export interface LoopProgress {
   best?: RunReport['best'];
   sinceBest: number;
   lastDiagnostics?: LayerDiagnostic[];
+  /** The diagnostics samples the run's advice still reads (core/advice.ts adviceWindow); absent in older checkpoints. */
+  adviceSamples?: DiagnosticSample[];
   /** Params that trained in the current stage: one paused and trained again restarts fresh. */
   trainedBefore: string[];
   /** sha256 of every plan-frozen weight at the run's true start, for the final frozen check. */

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { adviseRun } from '../core/advice.ts';
+import { ADVICE_LIMITS, adviceWindow, adviseRun } from '../core/advice.ts';
 import { writeFileAtomic } from '../core/atomic-write.ts';
 import { LayerwiseError } from '../core/errors.ts';
 import { batchNormInferenceLayers } from '../core/groups.ts';
@@ -359,8 +359,6 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions, resume
   let stopped: StopReason = 'completed';
   let message: string | undefined;
   let lastEmit = 0;
-  // the diagnostics of this process (a resumed run's advice covers the steps since the resume)
-  const diagnosticsSeries: Array<{ step: number; layers: LayerDiagnostic[] }> = [];
   const allVars = params.map((p) => p.variable);
   const secondsBefore = state.trainSeconds;
   const checkpoint = (reason: CheckpointManifest['reason']) =>
@@ -432,7 +430,9 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions, resume
           state.position = { epoch: epochIndex, batch: b + 1, globalStep: globalStep + 1 };
           if (step.diagnostics) {
             state.lastDiagnostics = step.diagnostics;
-            diagnosticsSeries.push({ step: state.position.globalStep, layers: step.diagnostics });
+            // only what the advice reads is kept (and checkpointed, so a resume advises as the whole run would)
+            const samples = [...(state.adviceSamples ?? []), { step: state.position.globalStep, layers: step.diagnostics }];
+            state.adviceSamples = samples.length > 2 * ADVICE_LIMITS.window ? adviceWindow(samples) : samples;
             emit({ kind: 'diagnostics', step: state.position.globalStep, layers: step.diagnostics });
           }
           const now = performance.now();
@@ -569,7 +569,7 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions, resume
     },
     ...(data.pipeline === undefined ? {} : { data: pipelineReport(data) }),
     lastDiagnostics: state.lastDiagnostics,
-    advice: adviseRun({ diagnostics: diagnosticsSeries, epochs, groups: resolution.groups }),
+    advice: adviseRun({ diagnostics: state.adviceSamples ?? [], epochs, groups: resolution.groups }),
     ...(state.resumes.length > 0 && { resumes: state.resumes }),
     outputs: {
       folder: outDir,

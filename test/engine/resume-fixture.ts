@@ -31,6 +31,8 @@ export interface PlanOptions {
   epochs?: number;
   batchSize?: number;
   earlyStopping?: boolean;
+  /** body's multiplier (0.38): far lower gives an update-ratio advice for body. */
+  bodyLrMult?: number;
 }
 
 export function planText(o: PlanOptions = {}): string {
@@ -48,7 +50,7 @@ export function planText(o: PlanOptions = {}): string {
     "diagnosticsEvery": 3
   },
   "groups": [
-    { "name": "body", "layers": ["dense", "batch_normalization"], "lrMult": 0.38 },
+    { "name": "body", "layers": ["dense", "batch_normalization"], "lrMult": ${o.bodyLrMult ?? 0.38} },
     { "name": "head", "layers": ["head_*"] }
   ],
   "unfreeze": { "mode": "gradual" },

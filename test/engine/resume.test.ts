@@ -80,6 +80,8 @@ function assertSameRun(a: { outcome: TrainOutcome; c: Collected }, b: { outcome:
   assert.deepEqual(b.outcome.report.stages, a.outcome.report.stages);
   assert.deepEqual(b.outcome.report.groupLrByEpoch, a.outcome.report.groupLrByEpoch);
   assert.deepEqual(b.outcome.report.frozenCheck, a.outcome.report.frozenCheck);
+  assert.deepEqual(b.outcome.report.lastDiagnostics, a.outcome.report.lastDiagnostics);
+  assert.deepEqual(b.outcome.report.advice, a.outcome.report.advice, 'the advice reads the diagnostics from before the resume too');
   assert.equal(b.outcome.report.timings.steps, a.outcome.report.timings.steps);
   assert.ok(weightsOf(b.outcome.outDir).equals(weightsOf(a.outcome.outDir)), 'final weights (incl. BatchNorm statistics) byte for byte');
   // the run is over: its checkpoint is gone, its report says where it was resumed
@@ -88,8 +90,10 @@ function assertSameRun(a: { outcome: TrainOutcome; c: Collected }, b: { outcome:
 
 for (const backend of ['cpu', 'wasm'] as const) {
   test(`${backend}: cancelled at a stage boundary and mid-epoch, resumed twice: losses, metrics and weights equal an uninterrupted run bit for bit`, async () => {
-    const { ws, planFile } = workspace(100, { earlyStopping: true });
+    // body's tiny multiplier: advice that needs the diagnostics from before the resume at step 23
+    const { ws, planFile } = workspace(100, { earlyStopping: true, bodyLrMult: 0.001 });
     const a = await uninterrupted(planFile, join(ws, 'runs', 'a'), backend);
+    assert.deepEqual(a.outcome.report.advice?.map((x) => x.kind === 'updateRatio' && [x.group, x.direction]), [['body', 'low']]);
     const stepsPerEpoch = Math.ceil(80 / 8);
     assert.equal(a.c.steps.length, 4 * stepsPerEpoch);
     // step 10 ends stage 1 (head only); step 23 is in the middle of epoch 3 (stage 2)

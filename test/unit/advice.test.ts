@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADVICE_LIMITS, adviseRun, overfittingAdvice, updateRatioAdvice } from '../../src/core/advice.ts';
+import { ADVICE_LIMITS, adviceWindow, adviseRun, overfittingAdvice, updateRatioAdvice } from '../../src/core/advice.ts';
 import type { EpochMetrics, LayerDiagnostic } from '../../src/core/progress.ts';
 
 /** Diagnostics every `every` steps; each group's layers at the given ratios (a function of the sample index). */
@@ -39,6 +39,22 @@ test('a group far below the band gets a warning with current × target / median'
   assert.equal(a.samples, ADVICE_LIMITS.window);
   assert.deepEqual(a.steps, [55, 150]);
   assert.match(a.message, /group "body": update ratio ‖Δθ‖\/‖θ‖ 3\.0e-6 .* far below .* lrMult 0\.1 → 33\.3/);
+});
+
+test('adviceWindow keeps only what the advice reads: each group\'s last samples, also of a group that trained only early', () => {
+  // head trains throughout; body only in the first 30 samples (a stage that froze it again), far below the band
+  const early = series(30, 5, { conv: { group: 'body', ratio: () => 2e-6 }, dense: { group: 'head', ratio: () => 0.05 } });
+  const late = series(200, 5, { dense: { group: 'head', ratio: (i) => (i < 150 ? 1e-3 : 0.04) } }).map((d) => ({ ...d, step: d.step + 150 }));
+  const all = [...early, ...late];
+  const kept = adviceWindow(all);
+  assert.equal(kept.length, 2 * ADVICE_LIMITS.window, 'body\'s last 20 (steps 55–150) and head\'s last 20');
+  assert.deepEqual(kept.map((d) => d.step), [...early.slice(-20), ...late.slice(-20)].map((d) => d.step));
+  const full = updateRatioAdvice({ diagnostics: all, epochs: [], groups });
+  assert.deepEqual(full.map((a) => [a.group, a.direction]), [['body', 'low'], ['head', 'high']]);
+  assert.deepEqual(updateRatioAdvice({ diagnostics: kept, epochs: [], groups }), full);
+  // trimming again, or in pieces as a run does, changes nothing
+  assert.deepEqual(adviceWindow(kept), kept);
+  assert.deepEqual(adviceWindow([...adviceWindow(all.slice(0, 100)), ...all.slice(100)]), kept);
 });
 
 test('far above the band: a smaller multiplier', () => {
