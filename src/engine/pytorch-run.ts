@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { basename, dirname, join, relative, resolve } from 'node:path';
+import { ADVICE_LIMITS, adviseRun } from '../core/advice.ts';
 import { writeFileAtomic } from '../core/atomic-write.ts';
 import { LayerwiseError } from '../core/errors.ts';
 import { exportRunner, LAUNCHER, RUNNER_LINE_PREFIX } from '../core/export/runner.ts';
@@ -342,6 +343,7 @@ async function launchRunner(prepared: PytorchPrepared, opts: PlanTrainOptions, l
         seed: plan.data?.seed ?? training.seed ?? DEFAULTS.seed,
         shuffle: plan.data?.shuffle ?? DEFAULTS.shuffle,
         diagnosticsEvery: training.diagnosticsEvery ?? DEFAULTS.diagnosticsEvery,
+        adviceWindow: ADVICE_LIMITS.window,
         earlyStopping: training.earlyStopping ?? null,
         groups: resolution.groups.map((g) => ({ name: g.name, lrMult: g.lrMult })),
         planParams: resolution.params.filter((p) => p.trainable).map((p) => ({ name: p.name, shape: p.shape ?? null })),
@@ -414,6 +416,7 @@ export async function trainPytorch(prepared: PytorchPrepared, opts: PlanTrainOpt
     frozenCheck: done.frozenCheck,
     timings: { loadSeconds: started.loadSeconds, trainSeconds: done.trainSeconds, steps: done.steps, stepsPerSecond: done.steps / Math.max(done.trainSeconds, 1e-9) },
     ...(done.lastDiagnostics !== null ? { lastDiagnostics: done.lastDiagnostics } : {}),
+    advice: adviseRun({ diagnostics: done.adviceSamples, epochs: done.epochs, groups: resolution.groups }),
     outputs: { folder: outDir, model: done.model, ...(done.bestModel !== '' && { best: done.bestModel }), ...(done.stopped === 'cancelled' && existsSync(join(outDir, CHECKPOINT_FILE)) && { checkpoint: join(outDir, CHECKPOINT_FILE) }) },
     distributed: { nproc: started.world, backend: started.backend, replicasEqual, replicas: done.replicas },
   };

@@ -35,6 +35,8 @@ export interface RunnerDone {
   steps: number;
   trainSeconds: number;
   lastDiagnostics: LayerDiagnostic[] | null;
+  /** The diagnostics samples the advice reads (core/advice.ts adviceWindow), carried across a resume. */
+  adviceSamples: Array<{ step: number; layers: LayerDiagnostic[] }>;
   /** Absolute path of the saved weights ('' when cancelled). */
   model: string;
   /** Absolute path of the best validation epoch's weights in best/ ('' when that epoch is the last, or none). */
@@ -161,6 +163,8 @@ export function isRunnerMessage(x: unknown): x is RunnerMessage {
         isInt(x['steps']) &&
         isNum(x['trainSeconds']) &&
         nullOr(x['lastDiagnostics'], isDiagnostics) &&
+        Array.isArray(x['adviceSamples']) &&
+        x['adviceSamples'].every((d) => isObj(d) && isInt(d['step']) && isDiagnostics(d['layers'])) &&
         isStr(x['model']) &&
         isStr(x['bestModel']) &&
         isStrs(x['replicas'])

@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { LayerwiseError } from '../../src/core/errors.ts';
-import type { StepEvent, TrainEvent } from '../../src/core/progress.ts';
+import type { DiagnosticsEvent, StepEvent, TrainEvent } from '../../src/core/progress.ts';
+import { adviseRun } from '../../src/core/advice.ts';
 import { buildTimeline, groupLrsAt, resolveStages } from '../../src/core/timeline.ts';
 import { isRunnerMessage, isTorchCheckpointManifest } from '../../src/protocol/runner.ts';
 import { isWorkerToHost, type WorkerToHost } from '../../src/protocol/worker.ts';
@@ -124,8 +125,8 @@ function workspace(pytorch: Record<string, unknown>, extra: Record<string, unkno
   return { dir, planFile };
 }
 
-async function run(pytorch: Record<string, unknown>, signal?: AbortSignal, onEvent?: (e: TrainEvent) => void) {
-  const { dir, planFile } = workspace(pytorch);
+async function run(pytorch: Record<string, unknown>, signal?: AbortSignal, onEvent?: (e: TrainEvent) => void, extra: Record<string, unknown> = {}) {
+  const { dir, planFile } = workspace(pytorch, extra);
   const events: TrainEvent[] = [];
   const outcome = await trainPlan({
     planFile,
@@ -418,10 +419,10 @@ function flipByte(file: string): void {
  * damaged (refused, naming both), then the previous one is mended, and the resume continues from
  * it (the epoch end before the stop) with a warning.
  */
-async function stopAndResume(nproc: number, { entry = 'entry.py:build_paced', damage = false } = {}) {
+async function stopAndResume(nproc: number, { entry = 'entry.py:build_paced', damage = false, extra = {} as Record<string, unknown> } = {}) {
   const pytorch = { nproc, backend: 'gloo', entry };
-  const whole = await run(pytorch);
-  const { dir, planFile } = workspace(pytorch);
+  const whole = await run(pytorch, undefined, undefined, extra);
+  const { dir, planFile } = workspace(pytorch, extra);
   const outDir = join(dir, 'run');
   const controller = new AbortController();
   const first: StepEvent[] = [];
@@ -508,6 +509,11 @@ async function stopAndResume(nproc: number, { entry = 'entry.py:build_paced', da
   const diff = maxWeightDiff(whole.outcome.report.outputs.model, resumed.report.outputs.model);
   console.log(`nproc ${nproc}: max weight difference stopped at step ${at} and resumed vs uninterrupted: ${diff.maxDiff}`);
   assert.ok(diff.maxDiff <= 1e-6, `weights differ by up to ${diff.maxDiff}`);
+  // the runner's own window (Python) loses nothing: advice from every diagnostics event of the whole run is the same
+  const allSamples = whole.events.filter((e): e is DiagnosticsEvent => e.kind === 'diagnostics');
+  assert.deepEqual(whole.outcome.report.advice, adviseRun({ diagnostics: allSamples, epochs: whole.outcome.report.epochs, groups: whole.outcome.resolution.groups }));
+  if (extra['groups'] !== undefined) assert.ok(whole.outcome.report.advice?.some((a) => a.kind === 'updateRatio' && a.group === 'head' && a.direction === 'low'), JSON.stringify(whole.outcome.report.advice));
+  assert.deepEqual(resumed.report.advice, whole.outcome.report.advice, 'the advice reads the diagnostics from before the resume too');
   assert.equal(resumed.report.outputs.best === undefined, whole.outcome.report.outputs.best === undefined, 'a best/ copy in one run only');
   if (resumed.report.outputs.best !== undefined) assert.ok(maxWeightDiff(whole.outcome.report.outputs.best!, resumed.report.outputs.best).maxDiff <= 1e-6, 'best/ weights');
   // a finished run frees its checkpoint, as the tfjs engine does
@@ -515,8 +521,11 @@ async function stopAndResume(nproc: number, { entry = 'entry.py:build_paced', da
   assert.deepEqual(processesOf(dir), []);
 }
 
-test('resume (nproc 1): stopped in stage 2 mid-epoch, a changed lrMult refused by name, both checkpoint files damaged refused, then resumed from the mended previous one to the weights and per-step LRs of an uninterrupted run', async () => {
-  await stopAndResume(1, { damage: true });
+test('resume (nproc 1): stopped in stage 2 mid-epoch, a changed lrMult refused by name, both checkpoint files damaged refused, then resumed from the mended previous one to the weights, per-step LRs and advice of an uninterrupted run', async () => {
+  // the head's tiny multiplier and diagnostics every 2 steps: an update-ratio advice that needs the samples from before the resume
+  const plan = JSON.parse(readFileSync(workspace({}).planFile, 'utf8')) as { groups: Array<{ name: string; lrMult?: number }>; training: Record<string, unknown> };
+  const groups = plan.groups.map((g) => (g.name === 'head' ? { ...g, lrMult: 0.001 } : g));
+  await stopAndResume(1, { damage: true, extra: { groups, training: { ...plan.training, diagnosticsEvery: 2 } } });
 });
 
 test('resume (2 gloo ranks, each rank seeded differently and drawing dropout masks): the same, each rank continuing its own random stream', async () => {

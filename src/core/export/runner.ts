@@ -301,6 +301,21 @@ def save_checkpoint(cfg, state, reason, resumed_from=None):
     _fsync_replace(mtmp, os.path.join(out, MANIFEST))
 
 
+def advice_window(samples, window):
+    """core/advice.ts adviceWindow: the samples the advice reads (each group's last window in which it trained)."""
+    wanted, kept = {}, []
+    for sample in reversed(samples):
+        keep = False
+        for group in set(l["group"] for l in sample["layers"]):
+            if wanted.get(group, 0) < window:
+                wanted[group] = wanted.get(group, 0) + 1
+                keep = True
+        if keep:
+            kept.append(sample)
+    kept.reverse()
+    return kept
+
+
 def every_rank_state(value):
     """value from every rank, rank order (a collective: every rank calls it at the same point)."""
     if WORLD == 1:
@@ -381,12 +396,15 @@ def train(cfg):
     stopped, message, best, last_diag = "completed", None, None, None
     # rank 0: a CPU copy of the weights at the best validation epoch, written to best/ when that is not the last
     best_state = None
+    # the diagnostics samples the run's advice reads (Layerwise computes the advice from them)
+    advice_samples = []
     epochs, stage_reports = [], []
     global_step, wrapped, since_best = 0, None, 0
     first_epoch, skip, partial, seconds_before = 0, 0, None, 0.0
     if resumed is not None:
         global_step, since_best, best = resumed["globalStep"], resumed["sinceBest"], resumed["best"]
         best_state = resumed.get("bestModel")
+        advice_samples = resumed.get("adviceSamples", [])
         epochs, stage_reports, last_diag = resumed["epochs"], resumed["stageReports"], resumed["lastDiagnostics"]
         first_epoch, skip, partial, seconds_before = resumed["epoch"], resumed["batch"], resumed["partial"], resumed["trainSeconds"]
     train_start = time.time() - seconds_before
@@ -400,7 +418,8 @@ def train(cfg):
             "layout": group_layout(optimizer), "epoch": epoch, "batch": batch, "globalStep": global_step,
             "scheduleStep": scheduler.last_epoch, "epochs": epochs, "stageReports": stage_reports, "best": best,
             "sinceBest": since_best, "lastDiagnostics": last_diag, "partial": sums, "trainSeconds": time.time() - train_start,
-            "torchRngs": torch_rngs, "pythonRngs": python_rngs, "bestModel": best_state}, reason, resumed_from)
+            "torchRngs": torch_rngs, "pythonRngs": python_rngs, "bestModel": best_state,
+            "adviceSamples": advice_samples}, reason, resumed_from)
 
     def restore_rng(state):
         # a checkpoint written before per-rank states (checkpoint.json version 1) holds rank 0's
@@ -488,6 +507,9 @@ def train(cfg):
                 last_diag = [{"layer": name, "group": layer_group[name], "gradNorm": math.sqrt(e[0]),
                               "updateRatio": math.sqrt(e[1]) / math.sqrt(e[2]) if e[2] > 0 else 0.0} for name, e in layers.items()]
                 emit({"kind": "event", "event": {"kind": "diagnostics", "step": global_step, "layers": last_diag}})
+                advice_samples.append({"step": global_step, "layers": last_diag})
+                if len(advice_samples) > 2 * cfg["adviceWindow"]:
+                    advice_samples = advice_window(advice_samples, cfg["adviceWindow"])
             elapsed = time.time() - train_start
             emit({"kind": "event", "event": {
                 "kind": "step", "stage": k + 1, "stages": len(STAGES), "epoch": epoch + 1, "epochs": TOTAL_EPOCHS,
@@ -541,7 +563,8 @@ def train(cfg):
             best_file = save_state_dict(best_state, os.path.join(cfg["outDir"], "best"), "model")
     emit({"kind": "done", "stopped": stopped, "message": message, "stages": stage_reports, "epochs": epochs, "best": best,
           "frozenCheck": {"weightsChecked": len(frozen), "unchanged": not changed, "changed": changed},
-          "steps": global_step, "trainSeconds": train_seconds, "lastDiagnostics": last_diag, "model": model_file, "bestModel": best_file,
+          "steps": global_step, "trainSeconds": train_seconds, "lastDiagnostics": last_diag, "adviceSamples": advice_window(advice_samples, cfg["adviceWindow"]),
+          "model": model_file, "bestModel": best_file,
           "replicas": digests})
     if WORLD > 1:
         torch.distributed.barrier()
@@ -598,7 +621,7 @@ def find_lr(cfg):
                                              "totalSteps": len(sweep), "loss": value, "groupLrs": lrs, "etaSeconds": 0.0}})
     emit({"kind": "done", "stopped": "completed", "message": None, "stages": [], "epochs": [], "best": None,
           "frozenCheck": {"weightsChecked": 0, "unchanged": True, "changed": []}, "steps": step, "trainSeconds": time.time() - start,
-          "lastDiagnostics": None, "model": "", "bestModel": "", "replicas": []})
+          "lastDiagnostics": None, "adviceSamples": [], "model": "", "bestModel": "", "replicas": []})
 
 
 ${DIE_WITH_PARENT}
