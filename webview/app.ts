@@ -914,6 +914,7 @@ export class PanelApp {
           yLabel: 'LR (log)',
           yLog: true,
           yFloorRatio: 1e4,
+          xEnd: timeline.totalSteps,
           series,
           markers,
           emptyText: 'No steps to preview.',
@@ -974,6 +975,8 @@ export class PanelApp {
       .filter((st) => st.stage > 1)
       .map((st) => ({ x: st.epoch - 0.5, label: `stage ${st.stage}`, kind: 'stage' }));
     const grid = el('div', 'chart-grid');
+    // the step axes end at the run's planned steps while it trains, at its last step once it ended
+    const stepEnd = run.report === undefined ? p?.totalSteps : run.stepLoss[run.stepLoss.length - 1]?.[0];
     const stepEpoch = { name: 'epoch', of: (step: number) => run.epochAt(step) };
     if (run.stepLoss.length > 0) {
       grid.append(
@@ -983,6 +986,7 @@ export class PanelApp {
           yLabel: 'loss',
           yLogToggle: true,
           xDetail: stepEpoch,
+          xEnd: stepEnd,
           series: [{ label: 'train loss', color: 'c0', points: run.stepLoss }],
           markers: stepMarkers,
         }),
@@ -995,6 +999,7 @@ export class PanelApp {
         return v === undefined ? [] : [[e.epoch, v] as const];
       });
     const intTicks = (v: number): string => (Number.isInteger(v) ? String(v) : '');
+    const epochEnd = run.report === undefined ? p?.epochs : epochs[epochs.length - 1]?.epoch;
     if (epochs.length > 0) {
       grid.append(
         this.charts.show('training.epochLoss', {
@@ -1003,6 +1008,7 @@ export class PanelApp {
           yLabel: 'loss',
           yLogToggle: true,
           xFormat: intTicks,
+          xEnd: epochEnd,
           series: [
             { label: 'train loss', color: 'c0', points: byEpoch((e) => e.trainLoss), dots: true },
             { label: 'validation loss', color: 'c1', points: byEpoch((e) => e.valLoss), dots: true, dashed: true },
@@ -1015,7 +1021,7 @@ export class PanelApp {
         { label: 'validation accuracy', color: 'c3', points: byEpoch((e) => e.valAccuracy), dots: true, dashed: true },
       ].filter((s) => s.points.length > 0);
       if (acc.length > 0) {
-        grid.append(this.charts.show('training.epochAccuracy', { title: 'Accuracy per epoch', xLabel: 'epoch', yLabel: 'accuracy', xFormat: intTicks, series: acc, markers: epochMarkers }));
+        grid.append(this.charts.show('training.epochAccuracy', { title: 'Accuracy per epoch', xLabel: 'epoch', yLabel: 'accuracy', xFormat: intTicks, xEnd: epochEnd, series: acc, markers: epochMarkers }));
       }
     }
     if (run.groupLrs.size > 0) {
@@ -1027,7 +1033,7 @@ export class PanelApp {
           yLabel: 'LR (log)',
           yLog: true,
           yFloorRatio: 1e4,
-          ...(perStep ? { xDetail: stepEpoch } : { xFormat: intTicks }),
+          ...(perStep ? { xDetail: stepEpoch, xEnd: stepEnd } : { xFormat: intTicks, xEnd: epochEnd }),
           series: [...run.groupLrs].map(([group, points], i) => ({ label: group, color: colorOf(group, i), points, dots: !perStep })),
           markers: perStep ? stepMarkers : epochMarkers,
         }),

@@ -65,6 +65,12 @@ export interface LineChartSpec {
   markers?: readonly VerticalMarker[];
   emptyText?: string;
   xFormat?: (v: number) => string;
+  /**
+   * Where a linear x axis ends when the data is known to stop there (a run's planned steps while
+   * it trains, its last step once it ended): the axis stays put while points arrive and has no
+   * blank room past the end. Without it, or with data beyond it, the axis ends on a round number.
+   */
+  xEnd?: number;
   /** A second name for an x, shown in the readout and written as a CSV column (the epoch of a step). */
   xDetail?: { name: string; of(x: number): number | undefined };
   /** The exported files' name without extension; from the title when not given. */
@@ -80,6 +86,12 @@ const KEYS_HINT = 'Keys: ←/→ step through the values, Home/End first/last, +
 const STYLE_PROPS = ['stroke', 'stroke-width', 'stroke-dasharray', 'stroke-linecap', 'stroke-linejoin', 'fill', 'fill-opacity', 'opacity', 'font-family', 'font-size', 'font-weight'];
 
 let chartCount = 0;
+
+/** A linear x domain: from a round number below the data to `end` when the data stays within it, else to a round number. */
+function linearDomain([lo, hi]: readonly [number, number], end: number | undefined): [number, number] {
+  if (end === undefined || !(end >= hi) || !(end > lo)) return niceDomain(lo, hi);
+  return [niceDomain(lo, end)[0], end];
+}
 
 /** `Loss per epoch` → `loss-per-epoch`. */
 export function fileStem(title: string): string {
@@ -205,9 +217,9 @@ export class LineChart {
     const yLabel = yLog && toggle && !/\(log\)/.test(spec.yLabel) ? `${spec.yLabel} (log)` : spec.yLabel;
 
     const fullX = this.fullDomain();
-    // a linear x axis ends on round numbers, so it stays put while steps arrive and the
-    // envelopes of the series only take in the new points
-    const xDom = this.zoom ?? (fullX === undefined || xLog ? fullX : niceDomain(fullX[0], fullX[1]));
+    // a linear x axis ends where the data will (xEnd) or on a round number, so it stays put
+    // while steps arrive and the envelopes of the series only take in the new points
+    const xDom = this.zoom ?? (fullX === undefined || xLog ? fullX : linearDomain(fullX, spec.xEnd));
     const xRange = [M.left, W - M.right] as const;
     const yRange = [H - M.bottom, M.top] as const;
     const x = xDom === undefined ? this.x : xLog ? logScale(xDom, xRange) : linearScale(xDom, xRange);

@@ -131,6 +131,39 @@ test('dragging across a chart zooms into that range of steps; Shift+drag pans; d
   await p.close();
 });
 
+test('while a run trains, the step axis ends at its planned steps: the curve so far fills that share of the plot, and the axis stays put', async () => {
+  const p = await harness.open();
+  await p.page.waitForFunction(() => (window as unknown as { __posted: unknown[] }).__posted.length > 0);
+  await p.send({ type: 'state', state: panelState() });
+  await p.send({ type: 'runStarted', job: 'train' });
+  const planned = 20_100;
+  const send = (from: number, to: number) =>
+    p.page.evaluate(
+      ([events]) => {
+        for (const event of events) window.postMessage({ type: 'trainEvent', event }, '*');
+      },
+      [Array.from({ length: to - from + 1 }, (_, i) => stepEvent(from + i, lossAt(from + i), { totalSteps: planned, epochs: 201 }))] as const,
+    );
+  await send(1, 5000);
+  await p.page.locator(`${lossPath}[data-points]`).waitFor();
+  await p.page.locator('p.hint', { hasText: `Step 5000/${planned}` }).waitFor();
+  const plot = [58, 640 - 14];
+  const lastX = async (): Promise<number> => (await vertices(p, lossPath)).at(-1)![0];
+  const at5000 = await lastX();
+  assert.ok(Math.abs(at5000 - (plot[0]! + (5000 / planned) * (plot[1]! - plot[0]!))) < 1, `step 5000 drawn at x ${at5000}`);
+  const ticks = async (): Promise<number[]> =>
+    p.page.$$eval(`${stepChart} .axes text[text-anchor="middle"]:not(.label)`, (ts) => ts.map((t) => Number((t.textContent ?? '').replace(/[^\d.]/g, ''))));
+  const before = await ticks();
+  assert.ok(before.length >= 3 && before.every((t) => t <= planned), `ticks ${before.join(' ')}`);
+  // the last planned step lands on the plot's right edge, not short of a round 22,000
+  await send(5001, planned);
+  await p.page.locator('p.hint', { hasText: `Step ${planned}/${planned}` }).waitFor();
+  assert.ok(Math.abs((await lastX()) - plot[1]!) < 1, `the last step is drawn at x ${await lastX()}`);
+  assert.deepEqual(await ticks(), before, 'the axis did not move while steps arrived');
+  await assertClean(p);
+  await p.close();
+});
+
 test('the loss charts switch between linear and log y; the LR chart stays log', async () => {
   const p = await trainedPanel();
   const label = async (): Promise<string> => (await p.page.textContent(`${stepChart} .axes text.label[transform]`)) ?? '';
