@@ -139,6 +139,8 @@ export class PanelApp {
   private readonly dirty = new Set<PanelTab>();
   /** Line charts live across redraws (zoom, scale, readout); their exports go to the host to save. */
   private readonly charts = new LineCharts((file) => this.post({ type: 'saveChart', file }));
+  /** The Training tab's parts as last built, with what they showed (renderTraining). */
+  private readonly trainingParts = new Map<string, { key: string; node: HTMLElement }>();
 
   private readonly tree: LayerTree;
   private readonly augmentStrip = new AugmentStrip();
@@ -944,29 +946,45 @@ export class PanelApp {
     });
   }
 
+  /**
+   * The Training tab, redrawn every frame while a run streams: each part is built again only when
+   * what it shows changed, and the tab's children are replaced only when the list of parts did —
+   * so a button (an advice's Apply) keeps the focus and a click that spans a redraw lands.
+   */
   private renderTraining(): void {
-    const box = this.els.training;
-    box.replaceChildren();
+    const parts: HTMLElement[] = [];
+    const part = (name: string, key: string, build: () => HTMLElement | undefined): void => {
+      const kept = this.trainingParts.get(name);
+      const node = kept !== undefined && kept.key === key ? kept.node : build();
+      if (node === undefined) {
+        this.trainingParts.delete(name);
+        return;
+      }
+      this.trainingParts.set(name, { key, node });
+      parts.push(node);
+    };
     const run = this.run;
     if (run === undefined || run.isEmpty) {
-      box.append(el('p', 'hint', 'Live curves appear here while a run trains; a finished run’s curves stay here afterwards.'));
+      part('empty', '', () => el('p', 'hint', 'Live curves appear here while a run trains; a finished run’s curves stay here afterwards.'));
+      this.showTrainingParts(parts);
       return;
     }
     const colors = this.derived.resolution === undefined ? new Map<string, string>() : groupColors(this.derived.resolution);
     const colorOf = (group: string, i: number): string => colors.get(group) ?? colorClass(i);
 
-    if (run.report) box.append(reportSummary(run.report));
+    const report = run.report;
+    if (report) part('summary', `${report.planFile}|${report.finishedAt}|${report.stopped}`, () => reportSummary(report));
     const res = this.derived.resolution;
-    const advice = adviceList(
-      run.advice(res?.groups ?? []),
-      (group) => res?.groups.find((g) => g.name === group)?.planIndex,
-      (groupIndex, lrMult) => this.edit({ kind: 'setGroup', groupIndex, key: 'lrMult', value: lrMult }),
+    const advice = run.advice(res?.groups ?? []);
+    const planIndexOf = (group: string): number | undefined => res?.groups.find((g) => g.name === group)?.planIndex;
+    part('advice', JSON.stringify([advice, advice.map((a) => (a.kind === 'updateRatio' ? planIndexOf(a.group) : undefined))]), () =>
+      adviceList(advice, planIndexOf, (groupIndex, lrMult) => this.edit({ kind: 'setGroup', groupIndex, key: 'lrMult', value: lrMult })),
     );
-    if (advice !== undefined) box.append(advice);
     const p = run.progress;
     if (p && run.report === undefined) {
       const eta = p.etaSeconds > 0 ? ` · about ${Math.ceil(p.etaSeconds)} s left` : '';
-      box.append(el('p', 'hint', `Step ${p.step}/${p.totalSteps} · epoch ${p.epoch}/${p.epochs}${p.stages > 1 ? ` · stage ${p.stage}/${p.stages}` : ''}${eta}`));
+      const text = `Step ${p.step}/${p.totalSteps} · epoch ${p.epoch}/${p.epochs}${p.stages > 1 ? ` · stage ${p.stage}/${p.stages}` : ''}${eta}`;
+      part('progress', text, () => el('p', 'hint', text));
     }
     const stepMarkers: VerticalMarker[] = run.stageStarts
       .filter((st) => st.stage > 1)
@@ -974,7 +992,8 @@ export class PanelApp {
     const epochMarkers: VerticalMarker[] = run.stageStarts
       .filter((st) => st.stage > 1)
       .map((st) => ({ x: st.epoch - 0.5, label: `stage ${st.stage}`, kind: 'stage' }));
-    const grid = el('div', 'chart-grid');
+    const charts: HTMLElement[] = [];
+    const grid = { append: (node: HTMLElement): void => void charts.push(node) };
     // the step axes end at the run's planned steps while it trains, at its last step once it ended
     const stepEnd = run.report === undefined ? p?.totalSteps : run.stepLoss[run.stepLoss.length - 1]?.[0];
     const stepEpoch = { name: 'epoch', of: (step: number) => run.epochAt(step) };
@@ -1039,11 +1058,12 @@ export class PanelApp {
         }),
       );
     }
-    if (run.diagnostics && run.diagnostics.layers.length > 0) {
-      const d = run.diagnostics;
+    const d = run.diagnostics;
+    if (d && d.layers.length > 0) {
       const groups = [...new Set(d.layers.map((l) => l.group))];
-      grid.append(
-        barChart({
+      const ratios = this.trainingParts.get('ratios');
+      const ratioKey = JSON.stringify([d.step, d.layers, [...colors]]);
+      const bars = ratios !== undefined && ratios.key === ratioKey ? ratios.node : barChart({
           title: `Update-to-weight ratio per layer${d.step !== undefined ? ` (step ${d.step})` : ' (last measured)'}`,
           xLabel: 'layer (input → output)',
           yLabel: '‖Δθ‖/‖θ‖ (log)',
@@ -1055,16 +1075,25 @@ export class PanelApp {
             detail: `ratio ${formatNumber(l.updateRatio)}, ‖g‖ ${formatNumber(l.gradNorm)} (${l.group})`,
           })),
           emptyText: 'No layer was updated in the measured step.',
-        }),
-      );
+        });
+      this.trainingParts.set('ratios', { key: ratioKey, node: bars });
+      grid.append(bars);
     }
-    box.append(grid);
+    const chartGrid = this.trainingParts.get('grid')?.node ?? el('div', 'chart-grid');
+    placeChildren(chartGrid, charts);
+    part('grid', '', () => chartGrid);
     const notes = run.messages.filter((m) => m.level !== 'info').slice(-5);
-    if (notes.length > 0) {
+    part('notes', JSON.stringify(notes.map((m) => [m.level, m.message])), () => {
+      if (notes.length === 0) return undefined;
       const ul = el('ul', 'run-log');
       for (const m of notes) ul.append(el('li', m.level, m.message));
-      box.append(ul);
-    }
+      return ul;
+    });
+    this.showTrainingParts(parts);
+  }
+
+  private showTrainingParts(parts: readonly HTMLElement[]): void {
+    placeChildren(this.els.training, parts);
   }
 
   private renderLrFinder(): void {
@@ -1159,3 +1188,15 @@ function reportSummary(r: RunReport): HTMLElement {
   return box;
 }
 
+/**
+ * Makes `nodes` the children of `parent`, in order, without taking out a child that stays:
+ * removing a node, even to put it back at once, takes the focus from inside it.
+ */
+function placeChildren(parent: HTMLElement, nodes: readonly Element[]): void {
+  const keep = new Set(nodes);
+  for (const child of [...parent.children]) if (!keep.has(child)) child.remove();
+  nodes.forEach((node, i) => {
+    const at = parent.children[i];
+    if (at !== node) parent.insertBefore(node, at ?? null);
+  });
+}

@@ -109,7 +109,15 @@ test('advice appears live from the diagnostics, and its Apply posts the group ed
   assert.match(text, /group "extra": update ratio ‖Δθ‖\/‖θ‖ 2\.0e-6 .* far below/);
   assert.doesNotMatch(text, /"head"/);
   // the run used ×0.5 for "extra" (its group multiplier): 0.5 × 1e-3 / 2e-6 = 250
-  await p.page.locator('ul.advice vscode-button', { hasText: 'Set extra to ×250' }).click();
+  const apply = p.page.locator('ul.advice vscode-button', { hasText: 'Set extra to ×250' });
+  // steps keep streaming while the user reaches for the button: the advice (unchanged) is not rebuilt
+  await apply.focus();
+  const marked = await apply.evaluate((b) => ((b as HTMLElement).dataset['seen'] = 'yes'));
+  assert.equal(marked, 'yes');
+  for (let s = 26; s <= 40; s++) await p.send({ type: 'trainEvent', event: stepEvent(s, 1 / s) });
+  await p.page.locator('p.hint', { hasText: 'Step 40/' }).waitFor();
+  assert.equal(await p.page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset['seen']), 'yes', 'the focused Apply button survived the redraws');
+  await apply.click();
   const got = await waitForPosts(p, 2);
   assert.deepEqual(got[1], { type: 'edit', edit: { kind: 'setGroup', groupIndex: 1, key: 'lrMult', value: 250 } });
 
