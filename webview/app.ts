@@ -42,8 +42,9 @@ import {
 } from '../src/protocol/webview.ts';
 import { AugmentStrip } from './augment-strip.ts';
 import { DataSection } from './data-section.ts';
-import { barChart } from './charts.ts';
+import { barChart, type BarChartSpec } from './bar-chart.ts';
 import { LineCharts, type LineSeries, type VerticalMarker } from './line-chart.ts';
+import type { ChartExportSink } from './chart-file.ts';
 import type { HostChannel } from './host-channel.ts';
 import { RunData } from './run-data.ts';
 import { button, el } from './dom.ts';
@@ -138,7 +139,9 @@ export class PanelApp {
   private suggestion: SuggestionState = { state: 'none' };
   private readonly dirty = new Set<PanelTab>();
   /** Line charts live across redraws (zoom, scale, readout); their exports go to the host to save. */
-  private readonly charts = new LineCharts((file) => this.post({ type: 'saveChart', file }));
+  /** Where every chart's exports go: the host asks where to save them. */
+  private readonly saveChart: ChartExportSink = (file) => this.post({ type: 'saveChart', file });
+  private readonly charts = new LineCharts(this.saveChart);
   /** The Training tab's parts as last built, with what they showed (renderTraining). */
   private readonly trainingParts = new Map<string, { key: string; node: HTMLElement }>();
 
@@ -871,22 +874,23 @@ export class PanelApp {
     const legend = res.groups.filter((g) => drawn.has(g.name)).map((g) => ({ label: g.name, color: colorOf(g.name, g.index) }));
     const grid = el('div', 'chart-grid');
     box.append(grid);
-    grid.append(
-      barChart({
-        title: 'Effective learning rate by depth',
-        xLabel: 'layer (input → output)',
-        yLabel: 'LR (log)',
-        legend,
-        bars: layers.map(({ l, g }) => ({
-          label: l.name,
-          value: res.baseLr * l.lrMult,
-          color: colorOf(g.name, g.index),
-          hollow: l.frozen,
-          detail: `${formatNumber(res.baseLr * l.lrMult)} (×${formatNumber(l.lrMult)}, ${g.name}${l.frozen ? ', frozen' : ''})`,
-        })),
-        emptyText: 'The model has no trainable layers.',
-      }),
-    );
+    const depth: BarChartSpec = {
+      title: 'Effective learning rate by depth',
+      xLabel: 'layer (input → output)',
+      yLabel: 'LR (log)',
+      legend,
+      bars: layers.map(({ l, g }) => ({
+        label: l.name,
+        value: res.baseLr * l.lrMult,
+        color: colorOf(g.name, g.index),
+        hollow: l.frozen,
+        detail: `${formatNumber(res.baseLr * l.lrMult)} (×${formatNumber(l.lrMult)}, ${g.name}${l.frozen ? ', frozen' : ''})`,
+        fields: { group: g.name, lrMult: l.lrMult, frozen: String(l.frozen) },
+      })),
+      emptyText: 'The model has no trainable layers.',
+      csv: { label: 'layer', value: 'effective LR', fields: ['group', 'lrMult', 'frozen'] },
+    };
+    grid.append(barChart(depth, this.saveChart));
     const frozenLayers = layers.filter(({ l }) => l.frozen).length;
 
     let steps = s.stepsPerEpoch;
@@ -1061,9 +1065,10 @@ export class PanelApp {
     const d = run.diagnostics;
     if (d && d.layers.length > 0) {
       const groups = [...new Set(d.layers.map((l) => l.group))];
-      const ratios = this.trainingParts.get('ratios');
       const ratioKey = JSON.stringify([d.step, d.layers, [...colors]]);
-      const bars = ratios !== undefined && ratios.key === ratioKey ? ratios.node : barChart({
+      let ratios = this.trainingParts.get('ratios');
+      if (ratios?.key !== ratioKey) {
+        const spec: BarChartSpec = {
           title: `Update-to-weight ratio per layer${d.step !== undefined ? ` (step ${d.step})` : ' (last measured)'}`,
           xLabel: 'layer (input → output)',
           yLabel: '‖Δθ‖/‖θ‖ (log)',
@@ -1073,11 +1078,15 @@ export class PanelApp {
             value: l.updateRatio,
             color: colorOf(l.group, groups.indexOf(l.group)),
             detail: `ratio ${formatNumber(l.updateRatio)}, ‖g‖ ${formatNumber(l.gradNorm)} (${l.group})`,
+            fields: { group: l.group, gradNorm: l.gradNorm },
           })),
           emptyText: 'No layer was updated in the measured step.',
-        });
-      this.trainingParts.set('ratios', { key: ratioKey, node: bars });
-      grid.append(bars);
+          csv: { label: 'layer', value: 'update ratio', fields: ['group', 'gradNorm'] },
+        };
+        ratios = { key: ratioKey, node: barChart(spec, this.saveChart) };
+        this.trainingParts.set('ratios', ratios);
+      }
+      grid.append(ratios.node);
     }
     const chartGrid = this.trainingParts.get('grid')?.node ?? el('div', 'chart-grid');
     placeChildren(chartGrid, charts);

@@ -1,7 +1,7 @@
 /**
  * What the panel's SVG charts share: scales, ticks and the pure work behind the line charts
- * (downsampling to the pixel columns drawn, the value readout, the CSV export), the axes, and the
- * bar charts (log y). The interactive line chart is webview/line-chart.ts. Colours come from
+ * (downsampling to the pixel columns drawn, the value readout, the CSV export) and the axes.
+ * The interactive line chart is webview/line-chart.ts, the bar chart webview/bar-chart.ts. Colours come from
  * classes (`.c0` … `.c7`, `alt` for a second round) that media/webview.css maps to a palette per
  * theme kind, so charts follow the theme and nothing sets an inline style the CSP would refuse.
  */
@@ -254,7 +254,7 @@ export function readoutNumber(v: number): string {
   return String(Number(v.toPrecision(4)));
 }
 
-const csvField = (s: string): string => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+export const csvField = (s: string): string => (/[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
 
 /**
  * The curves as CSV: a header (the x name, an optional detail column such as the epoch of a
@@ -357,78 +357,4 @@ export function axes(x: Scale, y: Scale, xLabel: string, yLabel: string, xFormat
 
 export function chartSvg(label: string): SVGSVGElement {
   return svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label, preserveAspectRatio: 'xMidYMid meet' });
-}
-
-// ---- bar chart ---------------------------------------------------------------------------------
-
-export interface Bar {
-  label: string;
-  value: number;
-  color: string;
-  /** Drawn as an outline (a frozen layer: its rate does not apply). */
-  hollow?: boolean;
-  detail?: string;
-}
-
-export interface BarChartSpec {
-  title: string;
-  xLabel: string;
-  yLabel: string;
-  bars: readonly Bar[];
-  legend: readonly LegendEntry[];
-  emptyText?: string;
-}
-
-/**
- * Log-y bars, one per item, drawn as one path per colour so a thousand layers cost a handful
- * of elements; hovering shows the bar under the pointer.
- */
-export function barChart(spec: BarChartSpec): HTMLElement {
-  const ys = extent(spec.bars.map((b) => b.value), true);
-  if (ys === undefined || spec.bars.length === 0) return emptyChart(spec.title, spec.emptyText ?? 'Nothing to draw.');
-  const n = spec.bars.length;
-  const lo = ys[0] / 2;
-  const y = logScale([lo, ys[1] * 1.5], [H - M.bottom, M.top]);
-  const slot = (W - M.left - M.right) / n;
-  const x = linearScale([0, n], [M.left, W - M.right]);
-  const xTicks: Scale = Object.assign((v: number) => x(v + 0.5), {
-    log: false,
-    domain: [0, n] as const,
-    invert: (px: number) => x.invert(px) - 0.5,
-    ticks: () => linearTicks(0, n - 1, Math.min(n - 1, 8)).filter((t) => Number.isInteger(t)),
-  });
-  const root = chartSvg(`${spec.title}: ${n} bars`);
-  // a few bars are named; many are numbered by position
-  const short = (t: string): string => (t.length > 14 ? `${t.slice(0, 13)}…` : t);
-  root.append(axes(xTicks, y, spec.xLabel, spec.yLabel, (v) => (n <= 8 ? short(spec.bars[v]?.label ?? String(v)) : String(v))));
-
-  const paths = new Map<string, string>();
-  const bottom = H - M.bottom;
-  const gap = slot > 3 ? slot * 0.15 : 0;
-  spec.bars.forEach((b, i) => {
-    if (!(b.value > 0) || !Number.isFinite(b.value)) return;
-    const key = `${b.color}${b.hollow === true ? ' hollow' : ''}`;
-    const x0 = (x(i) + gap / 2).toFixed(2);
-    const w = Math.max(0.6, slot - gap).toFixed(2);
-    const top = y(b.value).toFixed(1);
-    paths.set(key, `${paths.get(key) ?? ''}M${x0} ${bottom}V${top}h${w}V${bottom}Z`);
-  });
-  for (const [key, d] of paths) root.append(svg('path', { class: `bars ${key}`, d }));
-
-  const hover = svg('text', { class: 'hover', x: W - M.right, y: M.top + 10, 'text-anchor': 'end' });
-  root.append(hover);
-  root.addEventListener('pointermove', (ev) => {
-    const box = root.getBoundingClientRect();
-    const vx = ((ev.clientX - box.left) / box.width) * W;
-    const i = Math.floor((vx - M.left) / slot);
-    const b = spec.bars[i];
-    hover.textContent = b === undefined ? '' : `${b.label}: ${b.detail ?? formatNumber(b.value)}`;
-  });
-  root.addEventListener('pointerleave', () => {
-    hover.textContent = '';
-  });
-
-  const { fig, body } = figure(spec.title, spec.legend);
-  body.append(root);
-  return fig;
 }

@@ -10,7 +10,6 @@
  * around the readout, double-click (or Escape) resets. Exports (CSV of every series, SVG, PNG)
  * go to the host, which asks where to save them.
  */
-import type { ChartExport, ChartExportFormat } from '../src/protocol/webview.ts';
 import {
   axes,
   ColumnEnvelope,
@@ -28,6 +27,7 @@ import {
   type Point,
   type Scale,
 } from './charts.ts';
+import { exportTools, fileStem, standaloneSvg, tool, type ChartExportSink, type ChartFile } from './chart-file.ts';
 import { el } from './dom.ts';
 import { formatNumber } from './view-model.ts';
 
@@ -77,13 +77,10 @@ export interface LineChartSpec {
   fileStem?: string;
 }
 
-/** Where a chart's exports go (the panel posts them to the host). */
-export type ChartExportSink = (file: ChartExport) => void;
 
 const IDLE_HINT = 'Hover for values · drag to zoom · Shift+drag to pan · double-click to reset';
 /** The keys a focused chart answers to, for screen readers (its aria-label) and its tooltip. */
 const KEYS_HINT = 'Keys: ←/→ step through the values, Home/End first/last, +/− zoom, Shift+←/→ pan, Escape resets';
-const STYLE_PROPS = ['stroke', 'stroke-width', 'stroke-dasharray', 'stroke-linecap', 'stroke-linejoin', 'fill', 'fill-opacity', 'opacity', 'font-family', 'font-size', 'font-weight'];
 
 let chartCount = 0;
 
@@ -93,15 +90,6 @@ function linearDomain([lo, hi]: readonly [number, number], end: number | undefin
   return [niceDomain(lo, end)[0], end];
 }
 
-/** `Loss per epoch` → `loss-per-epoch`. */
-export function fileStem(title: string): string {
-  return (
-    title
-      .toLowerCase()
-      .replace(/[^a-z0-9]+/g, '-')
-      .replace(/^-+|-+$/g, '') || 'chart'
-  );
-}
 
 export class LineChart {
   readonly element: HTMLElement;
@@ -137,7 +125,7 @@ export class LineChart {
   private focused = false;
   private drag: { mode: 'select' | 'pan'; startPx: number; scale: Scale } | undefined;
 
-  constructor(spec: LineChartSpec, private readonly sink?: ChartExportSink) {
+  constructor(spec: LineChartSpec, sink?: ChartExportSink) {
     this.spec = spec;
     this.yLog = spec.yLog === true;
     const id = `lw-clip-${++chartCount}`;
@@ -154,11 +142,14 @@ export class LineChart {
     this.resetButton.dataset['tool'] = 'reset';
     this.tools.append(this.logButton, this.resetButton);
     if (sink !== undefined) {
-      for (const format of ['csv', 'svg', 'png'] as const) {
-        const b = tool(format.toUpperCase(), `Save ${format === 'csv' ? 'every series of this chart as CSV' : `this chart as ${format.toUpperCase()}`}…`, () => void this.export(format));
-        b.dataset['tool'] = format;
-        this.tools.append(b);
-      }
+      this.tools.append(
+        ...exportTools(sink, {
+          stem: () => this.spec.fileStem ?? fileStem(this.spec.title),
+          csvTitle: 'Save every series of this chart as CSV…',
+          csv: () => seriesCsv(this.xName(), this.spec.series, this.spec.xDetail),
+          svg: () => this.standaloneSvg(),
+        }),
+      );
     }
     const body = el('div', 'chart-body');
     this.root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', preserveAspectRatio: 'xMidYMid meet', tabindex: 0 });
@@ -595,97 +586,12 @@ export class LineChart {
 
   // ---- export ------------------------------------------------------------------------------------
 
-  private async export(format: ChartExportFormat): Promise<void> {
-    if (this.sink === undefined) return;
-    const stem = this.spec.fileStem ?? fileStem(this.spec.title);
-    const fileName = `${stem}.${format}`;
-    switch (format) {
-      case 'csv':
-        this.sink({ fileName, format, content: seriesCsv(this.xName(), this.spec.series, this.spec.xDetail) });
-        return;
-      case 'svg':
-        this.sink({ fileName, format, content: this.standaloneSvg().text });
-        return;
-      case 'png':
-        this.sink({ fileName, format, content: await this.png() });
-        return;
-    }
+  /** The chart as a file of its own (what SVG and PNG exports save). */
+  standaloneSvg(): ChartFile {
+    return standaloneSvg(this.root, this.spec.title, this.spec.series.length > 1 ? this.legend : null);
+  }
   }
 
-  /**
-   * The chart as a file of its own: the drawing with its computed colours written onto each
-   * element (the theme's classes do not travel), the title above and the legend below, on the
-   * theme's background.
-   */
-  standaloneSvg(): { text: string; width: number; height: number } {
-    const clone = this.root.cloneNode(true) as SVGSVGElement;
-    const from = this.root.querySelectorAll('*');
-    const to = clone.querySelectorAll('*');
-    from.forEach((src, i) => {
-      const dst = to[i];
-      if (!(dst instanceof SVGElement)) return;
-      const cs = getComputedStyle(src);
-      for (const prop of STYLE_PROPS) dst.style.setProperty(prop, cs.getPropertyValue(prop));
-    });
-    for (const e of clone.querySelectorAll('.cursor, .zoom-selection, title')) e.remove();
-    const top = 24;
-    const legendRow = 16;
-    const height = top + H + (this.spec.series.length > 1 ? legendRow : 0) + 4;
-    const page = getComputedStyle(document.body);
-    const out = svg('svg', { xmlns: 'http://www.w3.org/2000/svg', viewBox: `0 0 ${W} ${height}`, width: W, height });
-    const bg = svg('rect', { width: W, height });
-    bg.style.setProperty('fill', page.backgroundColor);
-    const title = svg('text', { x: M.left, y: 16 }, this.spec.title);
-    title.style.setProperty('fill', page.color);
-    title.style.setProperty('font', `600 13px ${page.fontFamily}`);
-    const chart = svg('g', { transform: `translate(0 ${top})` });
-    clone.removeAttribute('tabindex');
-    chart.append(...Array.from(clone.childNodes));
-    out.append(bg, title, chart);
-    if (this.spec.series.length > 1) {
-      let lx = M.left;
-      for (const s of this.spec.series) {
-        const probe = this.legend.querySelector(`li:nth-child(${this.spec.series.indexOf(s) + 1}) .swatch`);
-        const colour = probe === null ? page.color : getComputedStyle(probe).color;
-        const sw = svg('rect', { x: lx, y: top + H + 4, width: 14, height: 3 });
-        sw.style.setProperty('fill', colour);
-        const t = svg('text', { x: lx + 19, y: top + H + 9 }, s.label);
-        t.style.setProperty('fill', page.color);
-        t.style.setProperty('font', `11px ${page.fontFamily}`);
-        out.append(sw, t);
-        lx += 19 + 7 * s.label.length + 16;
-      }
-    }
-    return { text: `<?xml version="1.0" encoding="UTF-8"?>\n${new XMLSerializer().serializeToString(out)}\n`, width: W, height };
-  }
-
-  /** The standalone SVG drawn at twice its size into a canvas, as PNG bytes in base64. */
-  private async png(): Promise<string> {
-    const { text, width, height } = this.standaloneSvg();
-    const img = new Image();
-    const loaded = new Promise<void>((resolve, reject) => {
-      img.onload = () => resolve();
-      img.onerror = () => reject(new Error('the chart could not be drawn as an image'));
-    });
-    img.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(text)}`;
-    await loaded;
-    const canvas = document.createElement('canvas');
-    canvas.width = width * 2;
-    canvas.height = height * 2;
-    const ctx = canvas.getContext('2d');
-    if (ctx === null) throw new Error('no 2D canvas');
-    ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
-    return canvas.toDataURL('image/png').replace(/^data:image\/png;base64,/, '');
-  }
-}
-
-function tool(label: string, title: string, onClick: () => void): HTMLButtonElement {
-  const b = el('button', 'chart-tool', label);
-  b.type = 'button';
-  b.title = title;
-  b.addEventListener('click', onClick);
-  return b;
-}
 
 /**
  * The panel's line charts by key, each made once and updated after: redrawing a tab moves the

@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ColumnEnvelope, linearScale, logScale, nearestIndex, niceDomain, readoutAt, readoutNumber, seriesCsv, type Point } from '../../webview/charts.ts';
-import { fileStem } from '../../webview/line-chart.ts';
+import { fileStem } from '../../webview/chart-file.ts';
+import { barsCsv } from '../../webview/bar-chart.ts';
 import { RunData } from '../../webview/run-data.ts';
 import { isChartExport, isWebviewToHost } from '../../src/protocol/webview.ts';
 import type { StepEvent } from '../../src/core/progress.ts';
@@ -165,6 +166,17 @@ test('CSV: one row per x of any series, empty cells where a series has no point,
   );
   assert.equal(csv, 'step,epoch,train loss,"lr, head"\n1,1,0.693147,\n2,1,0.5,0.00001\n3,2,NaN,\n4,,,0.000025\n');
   assert.equal(seriesCsv('epoch', [{ label: 'loss', points: [] }]), 'epoch,loss\n');
+});
+
+test('bars as CSV: one row per bar in drawing order, its value in full, its fields, awkward labels quoted', () => {
+  const csv = barsCsv({
+    csv: { label: 'layer', value: 'update ratio', fields: ['group', 'gradNorm'] },
+    bars: [
+      { label: 'conv1', value: 1.2345678e-5, color: 'c0', fields: { group: 'body', gradNorm: 0.5 } },
+      { label: 'head, "dense"', value: 0.001, color: 'c1', fields: { group: 'head' } },
+    ],
+  });
+  assert.equal(csv, 'layer,update ratio,group,gradNorm\nconv1,0.000012345678,body,0.5\n"head, ""dense""",0.001,head,\n');
 });
 
 test('scales invert what they draw; niceDomain ends on round numbers', () => {

@@ -214,7 +214,7 @@ test('the keyboard reads a focused chart step by step, and the focus survives li
   await p.close();
 });
 
-test('CSV, SVG and PNG exports are posted to the host with every series and the chart as drawn', async () => {
+test('CSV, SVG and PNG exports are posted to the host with every series (every bar) and the chart as drawn', async () => {
   const p = await trainedPanel();
   const saved = async (n: number): Promise<Array<{ type: string; file: { fileName: string; format: string; content: string } }>> => {
     await p.page.waitForFunction((count) => (window as unknown as { __posted: Array<{ type: string }> }).__posted.filter((m) => m.type === 'saveChart').length >= count, n);
@@ -249,6 +249,21 @@ test('CSV, SVG and PNG exports are posted to the host with every series and the 
   assert.deepEqual([...bytes.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   // twice the chart's size: 1280 wide
   assert.equal(bytes.readUInt32BE(16), 1280);
+
+  // the bar charts export too: every layer of the LR-by-depth chart, with its group and multiplier
+  await p.page.locator('[role="tab"]', { hasText: 'Learning rates' }).click();
+  const depthChart = 'figure.chart:has(figcaption:text-is("Effective learning rate by depth"))';
+  await p.page.locator(`${depthChart} [data-tool="csv"]`).click();
+  const depth = (await saved(5))[4]!;
+  assert.equal(depth.file.fileName, 'effective-learning-rate-by-depth.csv');
+  const rows = depth.file.content.trimEnd().split('\n');
+  assert.equal(rows[0], 'layer,effective LR,group,lrMult,frozen');
+  const bars = await p.page.$$eval(`${depthChart} path.bars`, (ps) => ps.reduce((n, path) => n + (path.getAttribute('d')?.match(/M/g)?.length ?? 0), 0));
+  assert.equal(rows.length - 1, bars, 'one row per bar drawn');
+  await p.page.locator(`${depthChart} [data-tool="svg"]`).click();
+  const depthSvg = (await saved(6))[5]!;
+  assert.match(depthSvg.file.content, /<text[^>]*>Effective learning rate by depth<\/text>/);
+  assert.match(depthSvg.file.content, /<path[^>]*class="bars [^"]*"[^>]*style="[^"]*fill: rgb\(/);
   await assertClean(p);
   await p.close();
 });
