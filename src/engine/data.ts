@@ -21,7 +21,7 @@ import type { DataEvent, DataPipelineReport } from '../core/progress.ts';
 import { permutation, seededRng } from '../core/random.ts';
 import { normalization } from './augment.ts';
 import { DecodePool, defaultDecodeThreads } from './decode-pool.ts';
-import { loadSharp, type DecoderName } from './image.ts';
+import { defaultDecoder, type DecoderName } from './image.ts';
 import { Growing, indexCsv, parseNumber, type CsvColumns, type CsvRowIndex, type IndexedCsv } from './csv.ts';
 import { sampleSize, type SampleRecipe } from './samples.ts';
 
@@ -94,7 +94,7 @@ export interface LoadOptions {
   onWarn?: (message: string) => void;
   /** Threads that read streamed batches (0: on the calling thread). Batches are the same for any count. */
   decodeThreads?: number;
-  /** Force a decoder (default: sharp when it loads, else jpeg-js/pngjs). */
+  /** Force a decoder (default: the fastest that loads, `defaultDecoder`). */
   decoder?: DecoderName;
   /** Force streaming or in-memory; default: the engine decides (augmentation, size). */
   pipeline?: 'auto' | 'stream' | 'memory';
@@ -591,7 +591,7 @@ async function loadImageData(
   }
   const onBad = spec.onBadImage ?? DEFAULTS.onBadImage;
   const augment = augmentIsOn(spec.augment) ? spec.augment : undefined;
-  const decoder: DecoderName = opts.decoder ?? (loadSharp() !== undefined ? 'sharp' : 'js');
+  const decoder: DecoderName = opts.decoder ?? defaultDecoder();
   const recipe: SampleRecipe = {
     size,
     channels,

@@ -130,25 +130,27 @@ test('streamed and in-memory loading give the same samples (no augmentation)', a
   await streamed.pool?.close();
 });
 
-test('PNG decodes to the same pixels with sharp and with pngjs', async () => {
+test('PNG decodes to the same pixels with each native decoder and with pngjs; JPEG within a few levels', async () => {
   const ws = imageFolder();
-  for (const channels of [1, 3] as const) {
-    const p: Plan = { model: 'models/cnn/model.json', data: { train: 'images', channels, scale: 1 } };
-    const shape = [null, 8, 8, channels];
-    const js = await loadData(p, ws.planFile, ws.root, shape, { decoder: 'js', pipeline: 'memory' });
-    const sharp = await loadData(p, ws.planFile, ws.root, shape, { decoder: 'sharp', pipeline: 'memory' });
-    assert.equal(sharp.pipeline?.decoder, 'sharp');
-    const files = js.train.n;
-    const size = 8 * 8 * channels;
-    let jpegDiff = 0;
-    for (let s = 0; s < files; s++) {
-      const a = js.train.x.subarray(s * size, (s + 1) * size);
-      const b = sharp.train.x.subarray(s * size, (s + 1) * size);
-      // every third file of a class is a JPEG (img_0, img_3, img_6; sorted names keep that order)
-      if (s % 8 % 3 === 0) jpegDiff = Math.max(jpegDiff, ...a.map((v, i) => Math.abs(v - b[i]!)));
-      else assert.deepEqual(a, b, `sample ${s} (PNG, ${channels} channel(s))`);
+  for (const decoder of ['sharp', 'image-rs'] as const) {
+    for (const channels of [1, 3] as const) {
+      const p: Plan = { model: 'models/cnn/model.json', data: { train: 'images', channels, scale: 1 } };
+      const shape = [null, 8, 8, channels];
+      const js = await loadData(p, ws.planFile, ws.root, shape, { decoder: 'js', pipeline: 'memory' });
+      const native = await loadData(p, ws.planFile, ws.root, shape, { decoder, pipeline: 'memory' });
+      assert.equal(native.pipeline?.decoder, decoder);
+      const files = js.train.n;
+      const size = 8 * 8 * channels;
+      let jpegDiff = 0;
+      for (let s = 0; s < files; s++) {
+        const a = js.train.x.subarray(s * size, (s + 1) * size);
+        const b = native.train.x.subarray(s * size, (s + 1) * size);
+        // every third file of a class is a JPEG (img_0, img_3, img_6; sorted names keep that order)
+        if (s % 8 % 3 === 0) jpegDiff = Math.max(jpegDiff, ...a.map((v, i) => Math.abs(v - b[i]!)));
+        else assert.deepEqual(a, b, `sample ${s} (PNG, ${channels} channel(s), ${decoder})`);
+      }
+      assert.ok(jpegDiff <= 4, `JPEG: ${decoder} and jpeg-js differ by up to ${jpegDiff} levels`);
     }
-    assert.ok(jpegDiff <= 4, `JPEG: sharp and jpeg-js differ by up to ${jpegDiff} levels`);
   }
 });
 
