@@ -132,13 +132,13 @@ export function cropResize(
   /** Values per source pixel: see `resample`. */
   pixelStride: number = channels,
 ): Float32Array {
-  return resample(src, width, pixelStride, channels, box, outHeight, outWidth, false, false, undefined);
+  return resample(src, width, pixelStride, channels, box, outHeight, outWidth, false, false, undefined, new Float32Array(outHeight * outWidth * channels));
 }
 
 /**
  * `cropResize`, mirrored as `flip` would, and normalised as `normalize` would when `norm` is
  * given — one pass, the same floats as the three steps (each value is rounded to float32 where
- * the steps would store it). A source pixel holds `pixelStride` values: with 3 or more, output
+ * the steps would store it) — into `out`. A source pixel holds `pixelStride` values: with 3 or more, output
  * channel c reads value c (so RGB reads straight from RGBA); with fewer it is grey (+ alpha), and
  * its first value feeds every output channel.
  */
@@ -153,8 +153,8 @@ function resample(
   flipH: boolean,
   flipV: boolean,
   norm: Normalization | undefined,
+  out: Float32Array,
 ): Float32Array {
-  const out = new Float32Array(outHeight * outWidth * channels);
   const sy = box.height / outHeight;
   const sx = box.width / outWidth;
   // per output column: where its two source pixels start, and the weight of the right one
@@ -297,7 +297,8 @@ export function normalize(px: Float32Array, channels: number, n: Normalization):
 /**
  * One decoded image (0–255: channel-adapted floats, or 8-bit values with `pixelStride` per pixel,
  * see `resample`) to a model input: the drawn transform when given (training), else the plain
- * resize (validation, inference), then normalisation.
+ * resize (validation, inference), then normalisation. Written into `out` when given (a batch's
+ * row), else into a new array.
  */
 export function toModelInput(
   src: Float32Array | Uint8Array,
@@ -308,16 +309,18 @@ export function toModelInput(
   norm: Normalization,
   draw?: AugmentDraw,
   pixelStride: number = channels,
+  out: Float32Array = new Float32Array(size[0] * size[1] * channels),
 ): Float32Array {
   const [oh, ow] = size;
   const box = draw?.crop ?? { top: 0, left: 0, height, width };
   const moves = draw !== undefined && (draw.angle !== 0 || draw.shiftX !== 0 || draw.shiftY !== 0);
   const jitters = draw !== undefined && (draw.brightness !== 1 || draw.contrast !== 1);
   // crop, resize, flips and normalisation are one pass; rotation and jitter work on the resized floats
-  if (!moves && !jitters) return resample(src, width, pixelStride, channels, box, oh, ow, draw?.flipH ?? false, draw?.flipV ?? false, norm);
-  let px = resample(src, width, pixelStride, channels, box, oh, ow, draw!.flipH, draw!.flipV, undefined);
+  if (!moves && !jitters) return resample(src, width, pixelStride, channels, box, oh, ow, draw?.flipH ?? false, draw?.flipV ?? false, norm, out);
+  let px = resample(src, width, pixelStride, channels, box, oh, ow, draw!.flipH, draw!.flipV, undefined, out);
   if (moves) px = rotateShift(px, oh, ow, channels, draw!.angle, draw!.shiftX, draw!.shiftY);
   jitter(px, channels, draw!.brightness, draw!.contrast);
   normalize(px, channels, norm);
-  return px;
+  if (px !== out) out.set(px);
+  return out;
 }

@@ -67,7 +67,7 @@ export async function decodeBatch(recipe: SampleRecipe, job: DecodeJob): Promise
   for (let row = 0; row < job.files.length; row++) {
     const file = job.files[row]!;
     try {
-      x.set(await decodeSample(recipe, file, job.augment ? { epoch: job.epoch, sample: job.samples[row]! } : undefined), row * size);
+      await decodeSample(recipe, file, job.augment ? { epoch: job.epoch, sample: job.samples[row]! } : undefined, x.subarray(row * size, (row + 1) * size));
     } catch (e) {
       if (e instanceof ImageDecodeError) bad.push({ row, file, message: e.message });
       else if (e instanceof Error && 'code' in e) bad.push({ row, file, message: `cannot read the file (${String((e as NodeJS.ErrnoException).code)})` });
@@ -77,8 +77,8 @@ export async function decodeBatch(recipe: SampleRecipe, job: DecodeJob): Promise
   return { x, bad };
 }
 
-/** One file to one sample; `at` draws the sample's augmentation for that epoch. */
-export async function decodeSample(recipe: SampleRecipe, file: string, at?: { epoch: number; sample: number }): Promise<Float32Array> {
+/** One file to one sample (into `out` when given); `at` draws the sample's augmentation for that epoch. */
+export async function decodeSample(recipe: SampleRecipe, file: string, at?: { epoch: number; sample: number }, out?: Float32Array): Promise<Float32Array> {
   const bytes = readFileSync(file);
   // the header first: a mode the decoders would misread (CMYK, 12-bit, lossless) is named as such
   const img = await decodeImageWith(recipe.decoder, bytes, probeImage(bytes));
@@ -88,6 +88,6 @@ export async function decodeSample(recipe: SampleRecipe, file: string, at?: { ep
   // the decoded bytes are read in place (no float copy of the full-size image), but a colour image
   // read as grey needs its luminance first
   return recipe.channels === 1 && img.channels >= 3
-    ? toModelInput(luminance(img), img.height, img.width, 1, recipe.size, recipe.norm, draw)
-    : toModelInput(img.pixels, img.height, img.width, recipe.channels, recipe.size, recipe.norm, draw, img.channels);
+    ? toModelInput(luminance(img), img.height, img.width, 1, recipe.size, recipe.norm, draw, 1, out)
+    : toModelInput(img.pixels, img.height, img.width, recipe.channels, recipe.size, recipe.norm, draw, img.channels, out);
 }
