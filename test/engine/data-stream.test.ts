@@ -70,22 +70,24 @@ async function load(ws: { root: string; planFile: string }, p: Plan, opts: LoadO
   return loadData(p, ws.planFile, ws.root, [null, 8, 8, 1], opts);
 }
 
-test('same seed, 1 or 4 decoding threads (or none): identical augmented batches in every epoch', async () => {
+test('same seed, 1 or 4 decoding threads (or none): identical augmented batches in every epoch, with each decoder', async () => {
   const ws = imageFolder();
   const p = plan({ augment: AUGMENT });
-  const runs = [];
-  for (const decodeThreads of [0, 1, 4]) {
-    const d = await load(ws, p, { decodeThreads, decoder: 'js' });
-    assert.equal(d.pipeline?.mode, 'stream');
-    assert.match(d.pipeline!.reason, /data\.augment is on/);
-    runs.push([...(await batches(d.train, 0, true)), ...(await batches(d.train, 1, true))]);
-    await d.pool?.close();
+  for (const decoder of ['js', 'image-rs'] as const) {
+    const runs = [];
+    for (const decodeThreads of [0, 1, 4]) {
+      const d = await load(ws, p, { decodeThreads, decoder });
+      assert.equal(d.pipeline?.mode, 'stream');
+      assert.match(d.pipeline!.reason, /data\.augment is on/);
+      runs.push([...(await batches(d.train, 0, true)), ...(await batches(d.train, 1, true))]);
+      await d.pool?.close();
+    }
+    assert.deepEqual(runs[1], runs[0], decoder);
+    assert.deepEqual(runs[2], runs[0], decoder);
+    // and the epochs differ: each (epoch, sample) draws its own transform
+    const perEpoch = runs[0]!.length / 2;
+    assert.notDeepEqual(runs[0]!.slice(0, perEpoch), runs[0]!.slice(perEpoch));
   }
-  assert.deepEqual(runs[1], runs[0]);
-  assert.deepEqual(runs[2], runs[0]);
-  // and the epochs differ: each (epoch, sample) draws its own transform
-  const perEpoch = runs[0]!.length / 2;
-  assert.notDeepEqual(runs[0]!.slice(0, perEpoch), runs[0]!.slice(perEpoch));
 });
 
 test('same seed, 1 or 4 decoding threads: identical final weights after training with augmentation', async () => {
@@ -93,7 +95,8 @@ test('same seed, 1 or 4 decoding threads: identical final weights after training
   writeFileSync(ws.planFile, JSON.stringify(plan({ augment: AUGMENT, validationSplit: 0.25 }, { training: { epochs: 2, batchSize: 4, seed: 3 } })));
   const outs = [];
   for (const decodeThreads of [1, 4]) {
-    const o = await train({ planFile: ws.planFile, backend: 'cpu', outDir: path.join(ws.root, 'runs', `t${decodeThreads}`), dataOptions: { decodeThreads, decoder: 'js' } });
+    // the default decoder: the fastest that loads here
+    const o = await train({ planFile: ws.planFile, backend: 'cpu', outDir: path.join(ws.root, 'runs', `t${decodeThreads}`), dataOptions: { decodeThreads } });
     assert.equal(o.report.data?.mode, 'stream');
     assert.equal(o.report.data?.augment, true);
     assert.equal(o.report.data?.decodeThreads, decodeThreads);
