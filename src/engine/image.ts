@@ -197,7 +197,8 @@ const loadNapiImage = optional<NapiImage>('@napi-rs/image');
 export const loadSharp = optional<SharpFactory & { concurrency(n: number): number; cache(on: boolean): unknown }>('sharp', (m) => {
   // one libvips thread per decoding thread: the pool provides the parallelism
   m.concurrency(1);
-  // every file is decoded once per epoch: libvips' operation cache only costs
+  // each file is decoded once per epoch: libvips' operation cache (up to 50 MB of results) would
+  // hold memory for nothing (its CPU effect was within the noise)
   m.cache(false);
 });
 
