@@ -42,7 +42,7 @@ import { selectBackend } from '../src/engine/backend.ts';
 import { readCsvRows } from '../src/engine/csv.ts';
 import { BatchFeed, batchTensors, epochOrder, loadData, type Dataset, type LoadedData, type LoadOptions } from '../src/engine/data.ts';
 import { defaultDecodeThreads } from '../src/engine/decode-pool.ts';
-import { loadSharp, type DecoderName } from '../src/engine/image.ts';
+import { defaultDecoder, loadSharp, type DecoderName } from '../src/engine/image.ts';
 import { loadModel, saveModel } from '../src/engine/model-io.ts';
 import { decodeSample, type SampleRecipe } from '../src/engine/samples.ts';
 import { train } from '../src/engine/trainer.ts';
@@ -212,7 +212,8 @@ async function child(workDir: string, data: string, modelDir: string, opts: Load
 /** ms per image through the pipeline's own per-sample function, on one thread. */
 async function decoderTimes(files: string[]): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  const decoders: DecoderName[] = loadSharp() === undefined ? ['js'] : ['js', 'sharp'];
+  // each decoder that loads here (one that does not would fall back to the pure-JS one)
+  const decoders = (['js', 'sharp', 'image-rs'] as DecoderName[]).filter((d) => d === 'js' || d === defaultDecoder() || (d === 'sharp' && loadSharp() !== undefined));
   for (const decoder of decoders) {
     const recipe: SampleRecipe = { size: [SIZE, SIZE], channels: 3, norm: normalization('unit', 3), seed: 0, decoder };
     for (const ext of ['.png', '.jpg']) {
@@ -384,16 +385,16 @@ async function main(): Promise<void> {
 
     const decode = await decoderTimes(files);
     const step = stepMs(conv, [SIZE, SIZE, 3], CLASSES);
-    const chosen = decode[`${loadSharp() === undefined ? 'js' : 'sharp'} jpg`]! / 2 + decode[`${loadSharp() === undefined ? 'js' : 'sharp'} png`]! / 2;
+    const chosen = decode[`${defaultDecoder()} jpg`]! / 2 + decode[`${defaultDecoder()} png`]! / 2;
     console.log(`\ntraining step (batch ${BATCH}, ${SIZE}×${SIZE}×3, tiny conv net): ${step.toFixed(1)} ms; CSV MLP step (batch ${BATCH}, ${CSV_FEATURES} features): ${stepMs(table, [CSV_FEATURES], CSV_CLASSES).toFixed(2)} ms`);
     console.log('decode + resize to 96 px, one thread, ms per image (× 32 = per batch):');
-    for (const [k, v] of Object.entries(decode)) console.log(`  ${k.padEnd(10)} ${v.toFixed(2)} ms  (${(v * BATCH).toFixed(0)} ms per batch)`);
+    for (const [k, v] of Object.entries(decode)) console.log(`  ${k.padEnd(13)} ${v.toFixed(2)} ms  (${(v * BATCH).toFixed(0)} ms per batch)`);
     // the kernel threads run a step on every core, so decoding does not come free: it takes its CPU from the steps
     const threads = threadsFlag ?? defaultDecodeThreads();
     const cores = availableParallelism();
     const decodeCpu = chosen * BATCH;
     const bound = (ms: number): string => ((ms * cores) / (ms * cores + decodeCpu)).toFixed(2);
-    console.log(`  a batch (half PNG, half JPEG) costs ${decodeCpu.toFixed(0)} ms of decoding on ${threads} thread(s); a step takes ${step.toFixed(0)} ms on ${cores} core(s): ` +
+    console.log(`  a batch (half PNG, half JPEG) costs ${decodeCpu.toFixed(0)} ms of decoding (${defaultDecoder()}) on ${threads} thread(s); a step takes ${step.toFixed(0)} ms on ${cores} core(s): ` +
       `streaming can reach about ${bound(step)}× of in memory (step × cores / (step × cores + decoding))`);
     const backbone = await backboneNet();
     const backboneStep = stepMs(backbone, [SIZE, SIZE, 3], CLASSES);

@@ -103,7 +103,7 @@ export interface DataPipelineReport {
   mode: 'memory' | 'stream';
   reason: string;
   /** Image folders: the image decoder. */
-  decoder?: 'sharp' | 'js';
+  decoder?: 'image-rs' | 'sharp' | 'js';
   /** Threads that read streamed batches (0 when held in memory or read on the training thread). */
   decodeThreads: number;
   /** Images left out as corrupt or unsupported (data.onBadImage "skip"), with the first few named. */

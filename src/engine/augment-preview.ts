@@ -11,7 +11,7 @@ import { resolvePlanPath } from '../core/paths.ts';
 import type { AugmentPreview } from '../protocol/worker.ts';
 import { normalization } from './augment.ts';
 import { listClassFolders, listImages } from './data.ts';
-import { loadSharp } from './image.ts';
+import { defaultDecoder } from './image.ts';
 import { decodeSample, type SampleRecipe } from './samples.ts';
 
 const CLASSES_SHOWN = 4;
@@ -30,7 +30,7 @@ export async function augmentPreview(plan: Plan, planFile: string, workspaceRoot
   // 0–255 pixels: the preview shows what augmentation does, not the normalised numbers
   const recipe: SampleRecipe = {
     size, channels, norm: normalization('unit', channels, 1), augment: spec.augment!, seed: spec.seed ?? DEFAULTS.seed,
-    decoder: loadSharp() !== undefined ? 'sharp' : 'js',
+    decoder: defaultDecoder(),
   };
   const samples: AugmentPreview['samples'] = [];
   let sampleId = 0;

@@ -1,9 +1,8 @@
 /**
  * Worker threads that read batches from files (samples.ts: images decoded, CSV rows parsed) off
- * the training thread. A
- * batch goes whole to the thread with the fewest batches in hand; its floats come back as a
- * transferred buffer, placed by the caller by batch index, so order never depends on which
- * thread finished first. With 0 threads (or where threads cannot start) batches are decoded on
+ * the training thread. A batch goes whole to the thread with the fewest batches in hand; its
+ * floats come back in a shared or transferred buffer, placed by the caller by batch index, so
+ * order never depends on which thread finished first. With 0 threads (or where threads cannot start) batches are decoded on
  * the calling thread — the same function, the same floats.
  */
 import { existsSync } from 'node:fs';

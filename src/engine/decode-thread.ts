@@ -1,6 +1,6 @@
 /**
  * A decoding thread (decode-pool.ts): reads the batches it is sent (images or CSV rows) and
- * transfers the floats back. Bundled as dist/decode-thread.js; run from source under tsx in development and tests.
+ * posts the floats back. Bundled as dist/decode-thread.js; run from source under tsx in development and tests.
  */
 import { parentPort } from 'node:worker_threads';
 import { LayerwiseError } from '../core/errors.ts';
@@ -15,7 +15,8 @@ port.on('message', (m: unknown) => {
     return;
   }
   runDecodeTask(m.task).then(
-    (r) => port.postMessage({ id: m.id, x: r.x, bad: r.bad } satisfies DecodeReply, [r.x.buffer as ArrayBuffer]),
+    // an image batch's floats are shared (samples.ts); a CSV batch's few KB are handed over
+    (r) => port.postMessage({ id: m.id, x: r.x, bad: r.bad } satisfies DecodeReply, r.x.buffer instanceof ArrayBuffer ? [r.x.buffer] : []),
     (e: unknown) => port.postMessage((e instanceof LayerwiseError
       ? { id: m.id, error: e.problem, ...(e.file === undefined ? {} : { file: e.file }), ...(e.field === undefined ? {} : { field: e.field }) }
       : { id: m.id, error: e instanceof Error ? e.message : String(e) }) satisfies DecodeReply),

@@ -1,26 +1,26 @@
 /**
- * Image decoding and the two adaptations a pre-trained model's input needs: channel count and
- * size. Pure JS over typed arrays (no tensors), so datasets load before and independent of the
- * backend.
+ * Image decoding to 8-bit pixels (typed arrays, no tensors, so datasets load before and
+ * independent of the backend), and the header check that names a file the decoders cannot read.
  */
 import { createRequire } from 'node:module';
 import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { assertNever } from '../core/errors.ts';
 
-export interface RgbaImage {
+/** Decoded 8-bit pixels, row-major: `channels` values per pixel — 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA. */
+export interface DecodedImage {
   width: number;
   height: number;
-  /** 8-bit RGBA, row-major. Grayscale sources have R = G = B. */
-  rgba: Uint8Array;
+  channels: 1 | 2 | 3 | 4;
+  pixels: Uint8Array;
 }
 
 export class ImageDecodeError extends Error {}
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
-/** Decodes a PNG or JPEG by its content (not its extension). */
-export function decodeImage(bytes: Uint8Array): RgbaImage {
+/** Decodes a PNG or JPEG by its content (not its extension) with pngjs (RGBA) or jpeg-js (RGB). */
+export function decodeImage(bytes: Uint8Array): DecodedImage {
   if (PNG_MAGIC.every((b, i) => bytes[i] === b)) {
     let png: { width: number; height: number; data: Buffer };
     try {
@@ -28,13 +28,13 @@ export function decodeImage(bytes: Uint8Array): RgbaImage {
     } catch (e) {
       throw new ImageDecodeError(`corrupt or truncated PNG (${(e as Error).message})`);
     }
-    return { width: png.width, height: png.height, rgba: new Uint8Array(png.data) };
+    return { width: png.width, height: png.height, channels: 4, pixels: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.byteLength) };
   }
   if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
     try {
       // tolerantDecoding (jpeg-js's default) would return garbage pixels for a damaged file
-      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, tolerantDecoding: false });
-      return { width: img.width, height: img.height, rgba: img.data };
+      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false });
+      return { width: img.width, height: img.height, channels: 3, pixels: img.data };
     } catch (e) {
       throw new ImageDecodeError(`corrupt JPEG (${e instanceof Error ? e.message : String(e)})`);
     }
@@ -43,80 +43,25 @@ export function decodeImage(bytes: Uint8Array): RgbaImage {
 }
 
 /**
- * RGBA → `channels` floats per pixel: 3 keeps RGB (alpha dropped), 1 takes the luminance
- * Y = 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601, as PIL's "L" mode); gray sources have R = G = B,
- * so gray → RGB is repetition and gray → gray is the identity.
+ * The luminance of each pixel as floats: Y = 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601, as PIL's
+ * "L" mode) of a colour pixel with R, G, B not all equal, else its grey value.
  */
-export function toChannels(img: RgbaImage, channels: 1 | 3): Float32Array {
+export function luminance(img: DecodedImage): Float32Array {
   const n = img.width * img.height;
-  const out = new Float32Array(n * channels);
-  const p = img.rgba;
+  const out = new Float32Array(n);
+  const p = img.pixels;
+  const k = img.channels;
   for (let i = 0; i < n; i++) {
-    const r = p[4 * i]!;
-    const g = p[4 * i + 1]!;
-    const b = p[4 * i + 2]!;
-    if (channels === 3) {
-      out[3 * i] = r;
-      out[3 * i + 1] = g;
-      out[3 * i + 2] = b;
-    } else {
-      out[i] = r === g && g === b ? r : 0.299 * r + 0.587 * g + 0.114 * b;
+    if (k < 3) {
+      out[i] = p[k * i]!;
+      continue;
     }
+    const r = p[k * i]!;
+    const g = p[k * i + 1]!;
+    const b = p[k * i + 2]!;
+    out[i] = r === g && g === b ? r : 0.299 * r + 0.587 * g + 0.114 * b;
   }
   return out;
-}
-
-/**
- * Bilinear resize with half-pixel centres and edge clamping, no antialiasing: the same as
- * `tf.image.resizeBilinear(x, size, false, true)`. HWC layout.
- */
-export function resizeBilinear(
-  src: Float32Array,
-  height: number,
-  width: number,
-  channels: number,
-  outHeight: number,
-  outWidth: number,
-): Float32Array {
-  if (height === outHeight && width === outWidth) return src.slice();
-  const out = new Float32Array(outHeight * outWidth * channels);
-  const sy = height / outHeight;
-  const sx = width / outWidth;
-  for (let y = 0; y < outHeight; y++) {
-    const fy = Math.min(Math.max((y + 0.5) * sy - 0.5, 0), height - 1);
-    const y0 = Math.floor(fy);
-    const y1 = Math.min(y0 + 1, height - 1);
-    const wy = fy - y0;
-    for (let x = 0; x < outWidth; x++) {
-      const fx = Math.min(Math.max((x + 0.5) * sx - 0.5, 0), width - 1);
-      const x0 = Math.floor(fx);
-      const x1 = Math.min(x0 + 1, width - 1);
-      const wx = fx - x0;
-      for (let c = 0; c < channels; c++) {
-        const a = src[(y0 * width + x0) * channels + c]!;
-        const b = src[(y0 * width + x1) * channels + c]!;
-        const d = src[(y1 * width + x0) * channels + c]!;
-        const e = src[(y1 * width + x1) * channels + c]!;
-        const top = a + (b - a) * wx;
-        const bottom = d + (e - d) * wx;
-        out[(y * outWidth + x) * channels + c] = top + (bottom - top) * wy;
-      }
-    }
-  }
-  return out;
-}
-
-/** Decoded, channel-adapted, resized and scaled: the floats one sample holds. */
-export function imageToSample(
-  bytes: Uint8Array,
-  size: [number, number],
-  channels: 1 | 3,
-  scale: number,
-): Float32Array {
-  const img = decodeImage(bytes);
-  const px = resizeBilinear(toChannels(img, channels), img.height, img.width, channels, size[0], size[1]);
-  for (let i = 0; i < px.length; i++) px[i] = px[i]! * scale;
-  return px;
 }
 
 // ---------------------------------------------------------------- header checks and decoders
@@ -126,6 +71,8 @@ export interface ImageHeader {
   format: 'png' | 'jpeg';
   width: number;
   height: number;
+  /** Bits per sample: a PNG's 1–16; 8 for a JPEG (the only depth read). */
+  depth: number;
 }
 
 /**
@@ -147,7 +94,7 @@ export function probeImage(head: Uint8Array): ImageHeader {
     if (!(depths[colour]?.includes(depth) ?? false)) {
       throw new ImageDecodeError(`unsupported PNG mode: colour type ${colour} at bit depth ${depth}`);
     }
-    return { format: 'png', width, height };
+    return { format: 'png', width, height, depth };
   }
   if (head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) {
     let i = 2;
@@ -174,7 +121,7 @@ export function probeImage(head: Uint8Array): ImageHeader {
           throw new ImageDecodeError(`unsupported JPEG mode: ${components} colour components${components === 4 ? ' (CMYK)' : ''}; save it as RGB or grey`);
         }
         if (width === 0 || height === 0) throw new ImageDecodeError(`corrupt JPEG: size ${width}×${height}`);
-        return { format: 'jpeg', width, height };
+        return { format: 'jpeg', width, height, depth: 8 };
       }
       if (marker === 0xd9 || marker === 0xda) throw new ImageDecodeError('corrupt JPEG: no frame header before the image data');
       i += 2 + length;
@@ -185,57 +132,128 @@ export function probeImage(head: Uint8Array): ImageHeader {
   throw new ImageDecodeError('not a PNG or JPEG file');
 }
 
-/** `js`: jpeg-js and pngjs (always there). `sharp`: libvips (libjpeg-turbo, libpng) when it loads. */
-export type DecoderName = 'sharp' | 'js';
+/**
+ * Whether a JPEG's entropy-coded data ends: an end-of-image marker after the first start-of-scan.
+ * A file cut short lacks it (0xFF 0xD9 cannot occur inside scan data, where 0xFF is stuffed).
+ */
+export function jpegHasEnd(bytes: Uint8Array): boolean {
+  let i = 2;
+  while (i + 4 <= bytes.length && bytes[i] === 0xff) {
+    const marker = bytes[i + 1]!;
+    if (marker === 0xff) {
+      i += 1;
+      continue;
+    }
+    if (marker === 0xda) {
+      const eoi = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).lastIndexOf(EOI);
+      return eoi > i;
+    }
+    i += 2 + ((bytes[i + 2]! << 8) | bytes[i + 3]!);
+  }
+  return false;
+}
+
+const EOI = Buffer.from([0xff, 0xd9]);
+
+/**
+ * `image-rs`: @napi-rs/image (the Rust image crate, prebuilt) when it loads. `sharp`: libvips
+ * (libjpeg-turbo, libpng) when it loads. `js`: jpeg-js and pngjs (always there).
+ */
+export type DecoderName = 'image-rs' | 'sharp' | 'js';
+
+type NapiImage = { Transformer: new (input: Uint8Array) => { rawPixelsSync(): Buffer } };
 
 interface SharpRaw {
   data: Buffer;
   info: { width: number; height: number; channels: number };
 }
-type SharpFactory = (input: Uint8Array, options: { failOn: 'warning' }) => {
-  toColourspace(space: 'srgb'): ReturnType<SharpFactory>;
-  ensureAlpha(): ReturnType<SharpFactory>;
-  raw(options: { depth: 'uchar' }): ReturnType<SharpFactory>;
+interface SharpPipeline {
+  toColourspace(space: 'srgb'): SharpPipeline;
+  ensureAlpha(): SharpPipeline;
+  raw(options: { depth: 'uchar' }): SharpPipeline;
   toBuffer(options: { resolveWithObject: true }): Promise<SharpRaw>;
-};
+}
+type SharpFactory = (input: Uint8Array, options: { failOn: 'warning' }) => SharpPipeline;
 
-let sharpModule: SharpFactory | null | undefined;
-
-/** sharp if its native part loads here (it is an optional dependency), else undefined. */
-export function loadSharp(): SharpFactory | undefined {
-  if (sharpModule === undefined) {
-    try {
-      const m = createRequire(__filename)('sharp') as SharpFactory & { concurrency(n: number): number };
-      // one libvips thread per decoding thread: the pool provides the parallelism
-      m.concurrency(1);
-      sharpModule = m;
-    } catch {
-      sharpModule = null;
+/** An optional dependency's module if its native part loads here, else null; required once. */
+function optional<T>(name: string, setUp: (m: T) => void = () => undefined): () => T | undefined {
+  let m: T | null | undefined;
+  return () => {
+    if (m === undefined) {
+      try {
+        m = createRequire(__filename)(name) as T;
+        setUp(m);
+      } catch {
+        m = null;
+      }
     }
-  }
-  return sharpModule ?? undefined;
+    return m ?? undefined;
+  };
 }
 
-/** Decodes with the named decoder; both give 8-bit RGBA with grey as R = G = B. */
-export async function decodeImageWith(decoder: DecoderName, bytes: Uint8Array): Promise<RgbaImage> {
+const loadNapiImage = optional<NapiImage>('@napi-rs/image');
+
+/** sharp if its native part loads here (it is an optional dependency), else undefined. */
+export const loadSharp = optional<SharpFactory & { concurrency(n: number): number; cache(on: boolean): unknown }>('sharp', (m) => {
+  // one libvips thread per decoding thread: the pool provides the parallelism
+  m.concurrency(1);
+  // each file is decoded once per epoch: libvips' operation cache (up to 50 MB of results) would
+  // hold memory for nothing (its CPU effect was within the noise)
+  m.cache(false);
+});
+
+/** The fastest decoder that loads here. */
+export function defaultDecoder(): DecoderName {
+  return loadNapiImage() !== undefined ? 'image-rs' : loadSharp() !== undefined ? 'sharp' : 'js';
+}
+
+/**
+ * Decodes with the named decoder (the pure-JS one when it does not load); `header` is the file's
+ * `probeImage`. Every decoder gives the file's own channels at 8 bits, alpha kept (callers drop it).
+ */
+export async function decodeImageWith(decoder: DecoderName, bytes: Uint8Array, header: ImageHeader): Promise<DecodedImage> {
+  const kind = header.format === 'png' ? 'corrupt or truncated PNG' : 'corrupt JPEG';
+  const failed = (e: unknown): ImageDecodeError => new ImageDecodeError(`${kind} (${e instanceof Error ? e.message.split('\n')[0] : String(e)})`);
   switch (decoder) {
     case 'js':
       return decodeImage(bytes);
+    case 'image-rs': {
+      const napi = loadNapiImage();
+      // a 16-bit PNG would come out at 16 bits: pngjs scales it
+      if (napi === undefined || header.depth > 8) return decodeImage(bytes);
+      // the Rust decoder fills a cut-short JPEG with grey instead of failing
+      if (header.format === 'jpeg' && !jpegHasEnd(bytes)) throw new ImageDecodeError('truncated JPEG: the file ends before its end-of-image marker');
+      let pixels: Buffer;
+      try {
+        pixels = new napi.Transformer(bytes).rawPixelsSync();
+      } catch (e) {
+        throw failed(e);
+      }
+      return withChannels(header, pixels);
+    }
     case 'sharp': {
       const sharp = loadSharp();
       if (sharp === undefined) return decodeImage(bytes);
-      const kind = PNG_MAGIC.every((b, i) => bytes[i] === b) ? 'PNG' : bytes[0] === 0xff && bytes[1] === 0xd8 ? 'JPEG' : undefined;
-      if (kind === undefined) throw new ImageDecodeError('not a PNG or JPEG file');
       let raw: SharpRaw;
       try {
-        raw = await sharp(bytes, { failOn: 'warning' }).toColourspace('srgb').ensureAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+        const pipeline = sharp(bytes, { failOn: 'warning' });
+        // 8-bit sources come out as they are; a 16-bit PNG is converted to 8-bit sRGB + alpha
+        raw = await (header.depth > 8 ? pipeline.toColourspace('srgb').ensureAlpha() : pipeline).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
       } catch (e) {
-        throw new ImageDecodeError(`${kind === 'PNG' ? 'corrupt or truncated PNG' : 'corrupt JPEG'} (${e instanceof Error ? e.message.split('\n')[0] : String(e)})`);
+        throw failed(e);
       }
-      if (raw.info.channels !== 4) throw new ImageDecodeError(`decoded to ${raw.info.channels} channels, expected RGBA`);
-      return { width: raw.info.width, height: raw.info.height, rgba: new Uint8Array(raw.data.buffer, raw.data.byteOffset, raw.data.byteLength) };
+      return withChannels(header, raw.data);
     }
     default:
       return assertNever(decoder, 'decoder');
   }
+}
+
+/** 8-bit pixels of the header's size, their channel count read from their length. */
+function withChannels(header: ImageHeader, pixels: Buffer): DecodedImage {
+  const channels = pixels.length / (header.width * header.height);
+  if (channels !== 1 && channels !== 2 && channels !== 3 && channels !== 4) {
+    throw new ImageDecodeError(`decoded to ${pixels.length} bytes, not 1–4 per pixel of ${header.width}×${header.height}`);
+  }
+  return { width: header.width, height: header.height, channels, pixels: new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength) };
 }

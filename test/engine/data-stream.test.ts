@@ -70,22 +70,24 @@ async function load(ws: { root: string; planFile: string }, p: Plan, opts: LoadO
   return loadData(p, ws.planFile, ws.root, [null, 8, 8, 1], opts);
 }
 
-test('same seed, 1 or 4 decoding threads (or none): identical augmented batches in every epoch', async () => {
+test('same seed, 1 or 4 decoding threads (or none): identical augmented batches in every epoch, with each decoder', async () => {
   const ws = imageFolder();
   const p = plan({ augment: AUGMENT });
-  const runs = [];
-  for (const decodeThreads of [0, 1, 4]) {
-    const d = await load(ws, p, { decodeThreads, decoder: 'js' });
-    assert.equal(d.pipeline?.mode, 'stream');
-    assert.match(d.pipeline!.reason, /data\.augment is on/);
-    runs.push([...(await batches(d.train, 0, true)), ...(await batches(d.train, 1, true))]);
-    await d.pool?.close();
+  for (const decoder of ['js', 'image-rs'] as const) {
+    const runs = [];
+    for (const decodeThreads of [0, 1, 4]) {
+      const d = await load(ws, p, { decodeThreads, decoder });
+      assert.equal(d.pipeline?.mode, 'stream');
+      assert.match(d.pipeline!.reason, /data\.augment is on/);
+      runs.push([...(await batches(d.train, 0, true)), ...(await batches(d.train, 1, true))]);
+      await d.pool?.close();
+    }
+    assert.deepEqual(runs[1], runs[0], decoder);
+    assert.deepEqual(runs[2], runs[0], decoder);
+    // and the epochs differ: each (epoch, sample) draws its own transform
+    const perEpoch = runs[0]!.length / 2;
+    assert.notDeepEqual(runs[0]!.slice(0, perEpoch), runs[0]!.slice(perEpoch));
   }
-  assert.deepEqual(runs[1], runs[0]);
-  assert.deepEqual(runs[2], runs[0]);
-  // and the epochs differ: each (epoch, sample) draws its own transform
-  const perEpoch = runs[0]!.length / 2;
-  assert.notDeepEqual(runs[0]!.slice(0, perEpoch), runs[0]!.slice(perEpoch));
 });
 
 test('same seed, 1 or 4 decoding threads: identical final weights after training with augmentation', async () => {
@@ -93,7 +95,8 @@ test('same seed, 1 or 4 decoding threads: identical final weights after training
   writeFileSync(ws.planFile, JSON.stringify(plan({ augment: AUGMENT, validationSplit: 0.25 }, { training: { epochs: 2, batchSize: 4, seed: 3 } })));
   const outs = [];
   for (const decodeThreads of [1, 4]) {
-    const o = await train({ planFile: ws.planFile, backend: 'cpu', outDir: path.join(ws.root, 'runs', `t${decodeThreads}`), dataOptions: { decodeThreads, decoder: 'js' } });
+    // the default decoder: the fastest that loads here
+    const o = await train({ planFile: ws.planFile, backend: 'cpu', outDir: path.join(ws.root, 'runs', `t${decodeThreads}`), dataOptions: { decodeThreads } });
     assert.equal(o.report.data?.mode, 'stream');
     assert.equal(o.report.data?.augment, true);
     assert.equal(o.report.data?.decodeThreads, decodeThreads);
@@ -130,25 +133,27 @@ test('streamed and in-memory loading give the same samples (no augmentation)', a
   await streamed.pool?.close();
 });
 
-test('PNG decodes to the same pixels with sharp and with pngjs', async () => {
+test('PNG decodes to the same pixels with each native decoder and with pngjs; JPEG within a few levels', async () => {
   const ws = imageFolder();
-  for (const channels of [1, 3] as const) {
-    const p: Plan = { model: 'models/cnn/model.json', data: { train: 'images', channels, scale: 1 } };
-    const shape = [null, 8, 8, channels];
-    const js = await loadData(p, ws.planFile, ws.root, shape, { decoder: 'js', pipeline: 'memory' });
-    const sharp = await loadData(p, ws.planFile, ws.root, shape, { decoder: 'sharp', pipeline: 'memory' });
-    assert.equal(sharp.pipeline?.decoder, 'sharp');
-    const files = js.train.n;
-    const size = 8 * 8 * channels;
-    let jpegDiff = 0;
-    for (let s = 0; s < files; s++) {
-      const a = js.train.x.subarray(s * size, (s + 1) * size);
-      const b = sharp.train.x.subarray(s * size, (s + 1) * size);
-      // every third file of a class is a JPEG (img_0, img_3, img_6; sorted names keep that order)
-      if (s % 8 % 3 === 0) jpegDiff = Math.max(jpegDiff, ...a.map((v, i) => Math.abs(v - b[i]!)));
-      else assert.deepEqual(a, b, `sample ${s} (PNG, ${channels} channel(s))`);
+  for (const decoder of ['sharp', 'image-rs'] as const) {
+    for (const channels of [1, 3] as const) {
+      const p: Plan = { model: 'models/cnn/model.json', data: { train: 'images', channels, scale: 1 } };
+      const shape = [null, 8, 8, channels];
+      const js = await loadData(p, ws.planFile, ws.root, shape, { decoder: 'js', pipeline: 'memory' });
+      const native = await loadData(p, ws.planFile, ws.root, shape, { decoder, pipeline: 'memory' });
+      assert.equal(native.pipeline?.decoder, decoder);
+      const files = js.train.n;
+      const size = 8 * 8 * channels;
+      let jpegDiff = 0;
+      for (let s = 0; s < files; s++) {
+        const a = js.train.x.subarray(s * size, (s + 1) * size);
+        const b = native.train.x.subarray(s * size, (s + 1) * size);
+        // every third file of a class is a JPEG (img_0, img_3, img_6; sorted names keep that order)
+        if (s % 8 % 3 === 0) jpegDiff = Math.max(jpegDiff, ...a.map((v, i) => Math.abs(v - b[i]!)));
+        else assert.deepEqual(a, b, `sample ${s} (PNG, ${channels} channel(s), ${decoder})`);
+      }
+      assert.ok(jpegDiff <= 4, `JPEG: ${decoder} and jpeg-js differ by up to ${jpegDiff} levels`);
     }
-    assert.ok(jpegDiff <= 4, `JPEG: sharp and jpeg-js differ by up to ${jpegDiff} levels`);
   }
 });
 
