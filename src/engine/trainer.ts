@@ -456,6 +456,14 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions, resume
           // let the event loop breathe so a cancel message can arrive between batches
           await new Promise((r) => setImmediate(r));
         }
+        if (state.partial.seen === 0) {
+          // streamed with onBadImage "skip", every file turned out unreadable: as in memory, an error, not an empty "completed" run
+          const bad = [...(data.badFiles ?? [])];
+          throw new LayerwiseError(
+            `no training sample could be read in epoch ${epochIndex + 1}: all ${train.n} were left out as unreadable${bad[0] === undefined ? '' : ` (e.g. ${bad[0]})`}; nothing was trained`,
+            { file: run.planFile, field: 'data.train' },
+          );
+        }
         const groupLrs = groupLrsAt(plan, resolution, timeline, state.position.globalStep - 1);
         for (const g of groupLrs) state.groupLrByEpoch[g.group]?.push(g.lr);
         const metrics: EpochMetrics = {

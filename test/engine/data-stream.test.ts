@@ -2,7 +2,7 @@
 // training, the same samples streamed as held in memory, and PNG decoders that agree.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -191,4 +191,19 @@ test('a file that breaks only when decoded, while streaming: named and left out 
   await assert.rejects(new BatchFeed(strict.train, epochOrder(24, false, 0, 0), 24, { epoch: 0, augment: false }).get(0), (e: Error & { file?: string; field?: string }) =>
     e.file === broken && e.field === 'data.train' && /cannot decode image: corrupt or truncated PNG/.test(e.message));
   await strict.pool?.close();
+});
+
+test('a streamed folder whose every file is unreadable stops with one error naming data.train (as in memory), not an empty "completed" run', async () => {
+  const ws = imageFolder();
+  // each file keeps its first 60 bytes: a PNG's header survives, its pixels do not; a JPEG is cut before its frame
+  for (const cls of ['a', 'b', 'c']) for (let i = 0; i < 8; i++) truncateSync(path.join(ws.root, 'images', cls, `img_${i}.${i % 3 === 0 ? 'jpg' : 'png'}`), 60);
+  writeFileSync(ws.planFile, JSON.stringify(plan({ augment: AUGMENT }, { training: { epochs: 1, batchSize: 4 } })));
+  const outDir = path.join(ws.root, 'runs', 'bad');
+  await assert.rejects(train({ planFile: ws.planFile, backend: 'cpu', outDir, dataOptions: { decodeThreads: 1 } }), (e: Error & { file?: string; field?: string }) => {
+    assert.equal(e.field, 'data.train');
+    assert.equal(e.file, ws.planFile);
+    assert.match(e.message, /no training sample could be read in epoch 1: all 24 were left out as unreadable \(e\.g\. .*img_\d\.(png|jpg)\); nothing was trained/);
+    return true;
+  });
+  assert.equal(existsSync(path.join(outDir, 'model.json')), false, 'no model written');
 });
