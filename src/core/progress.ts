@@ -75,13 +75,13 @@ export interface LogEvent {
   message: string;
 }
 
-/** Preparing an image folder: listing its files, checking each header, then ready to train. */
+/** Preparing the data: an image folder's files listed, then checked, then ready to train; a CSV file's rows read. */
 export interface DataEvent {
   kind: 'data';
-  phase: 'counting' | 'checking' | 'ready';
-  /** Files counted, or headers checked so far. */
+  phase: 'counting' | 'checking' | 'reading' | 'ready';
+  /** Files counted, headers checked, or CSV rows read so far. */
   done: number;
-  /** Files to check (0 while counting). */
+  /** Files to check (0 while counting or reading). */
   total: number;
   /** Images left out so far (data.onBadImage "skip"). */
   skipped: number;

@@ -152,6 +152,8 @@ export function dataProgressText(d: DataProgress): string {
       return `counting images ${d.done.toLocaleString('en-US')}`;
     case 'checking':
       return `checking images ${d.done.toLocaleString('en-US')}/${d.total.toLocaleString('en-US')}${skipped}`;
+    case 'reading':
+      return `reading CSV rows ${d.done.toLocaleString('en-US')}`;
     case 'ready':
       return `${d.total.toLocaleString('en-US')} images ready${skipped}`;
     default:

@@ -393,6 +393,8 @@ async function loadCsvData(
       return { width: header.length, features, names: featureNames, label };
     },
     onLabel: (raw, line) => labels!.add(raw, line),
+    // a file of millions of rows takes seconds to check: say how far it is
+    onProgress: (rows) => opts.onEvent?.({ kind: 'data', phase: 'reading', done: rows, total: 0, skipped: 0 }),
   });
   keep(train);
   const n = train.index.starts.length;

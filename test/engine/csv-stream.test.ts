@@ -202,14 +202,21 @@ test('a file changed during a streamed run: the batch that reads the changed row
   await d.pool?.close();
 });
 
-test('streamed, memory holds the row index and labels, not the features; at most the prefetched batches are in flight', async () => {
+test('streamed, memory holds the row index and labels, not the features; at most the prefetched batches are in flight; reading reports its progress', async () => {
   const rows = 20_000;
   const features = 50;
   const ws = workspace({ 'big.csv': generatedCsv(rows, features) });
   const featureBytes = rows * features * 4;
   // the engine decides: 3.8 MB of features over a 1 MB limit
-  const d = await load(ws, plan({ train: 'big.csv', validationSplit: 0.1 }), { memoryLimitBytes: 2 ** 20, decodeThreads: 1 }, [null, features]);
+  const progress: number[] = [];
+  const d = await load(ws, plan({ train: 'big.csv', validationSplit: 0.1 }), {
+    memoryLimitBytes: 2 ** 20,
+    decodeThreads: 1,
+    onEvent: (e) => e.phase === 'reading' && progress.push(e.done),
+  }, [null, features]);
   assert.equal(d.pipeline?.mode, 'stream');
+  // the reading pass says how far it is (the status bar and the CLI show it)
+  assert.deepEqual(progress, [8192, 16384]);
   assert.match(d.pipeline!.reason, /the features would take 4 MB, above the in-memory limit of 1 MB/);
   let held = 0;
   for (const ds of [d.train, d.validation!]) {

@@ -108,12 +108,14 @@ test('summaries of a run and of an LR range test', () => {
   assert.equal(lrSummary({ suggested: 0.0031622, method: 'valley' }), 'suggested LR 3.16e-3 (valley)');
 });
 
-test('preparing an image folder shows in the status bar until the first step', () => {
+test('preparing an image folder or a big CSV file shows in the status bar until the first step', () => {
   const starting: TrainingStatus = { state: 'starting', job: 'train', planFile: '/w/p.json' };
   const checking = statusAfterEvent(starting, { kind: 'data', phase: 'checking', done: 1200, total: 50000, skipped: 3 });
   assert.equal(statusBarView(checking).text, '$(sync~spin) Layerwise · checking images 1,200/50,000 · 3 skipped');
   const counting = statusAfterEvent(starting, { kind: 'data', phase: 'counting', done: 800, total: 0, skipped: 0 });
   assert.equal(statusBarView(counting).text, '$(sync~spin) Layerwise · counting images 800');
+  const reading = statusAfterEvent(starting, { kind: 'data', phase: 'reading', done: 1_200_000, total: 0, skipped: 0 });
+  assert.equal(statusBarView(reading).text, '$(sync~spin) Layerwise · reading CSV rows 1,200,000');
   // a warning about a skipped image keeps the preparation on screen
   assert.deepEqual(statusAfterEvent(checking, { kind: 'log', level: 'warn', message: 'x.png: corrupt JPEG; left out' }), checking);
   const ready = statusAfterEvent(checking, { kind: 'data', phase: 'ready', done: 50000, total: 50000, skipped: 4 });
