@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { TRAINING_KERNEL_NAMES, registerTrainingKernels } from '../../src/engine/kernels/index.ts';
 import { nativeKernelStatus, useNativeKernels } from '../../src/engine/kernels/native.ts';
+import { addonUnsupported } from '../../src/engine/kernels/native-addon.ts';
 import { assertClose, assertNoLeaks, matMulAndGradients, randomValues, RTOL, size, wasmDir, type Results } from './numeric.ts';
 
 type Pad = 'same' | 'valid' | tf.backend_util.ExplicitPadding;
@@ -670,9 +671,23 @@ before(async () => {
   }
 });
 
-test('the SIMD conv kernels are built and in use (npm run build compiles them)', () => {
+test('the SIMD conv kernels are built and in use (npm run build compiles them), natively where the CPU allows', () => {
   const status = nativeKernelStatus();
   assert.ok(status.loaded, status.loaded ? '' : status.problem);
+  // linux-x64 with AVX2 and FMA runs the addon unless LAYERWISE_NATIVE=0 (run this file both ways)
+  const unsupported = addonUnsupported();
+  if (unsupported === undefined) assert.ok('file' in status.addon, JSON.stringify(status.addon));
+  else assert.deepEqual(status.addon, { problem: unsupported });
+});
+
+test('the native kernels are for linux-x64 CPUs with AVX2 and FMA, and LAYERWISE_NATIVE=0 switches them off', () => {
+  const cpu = (flags: string) => (): string => `processor\t: 0\nflags\t\t: ${flags}\n`;
+  assert.equal(addonUnsupported({}, 'linux', 'x64', cpu('sse4_2 avx avx2 fma bmi2')), undefined);
+  assert.equal(addonUnsupported({ LAYERWISE_NATIVE: '0' }, 'linux', 'x64', cpu('avx2 fma')), 'native kernels switched off (LAYERWISE_NATIVE=0)');
+  assert.equal(addonUnsupported({}, 'linux', 'x64', cpu('sse4_2 avx')), 'the CPU lacks avx2 and fma');
+  assert.equal(addonUnsupported({}, 'linux', 'x64', cpu('avx2')), 'the CPU lacks fma');
+  assert.match(addonUnsupported({}, 'darwin', 'arm64', cpu('avx2 fma')) ?? '', /darwin-arm64/);
+  assert.match(addonUnsupported({}, 'linux', 'x64', () => { throw new Error('EACCES'); }) ?? '', /cpuinfo.*EACCES/);
 });
 
 test('stock wasm lacks the conv filter gradients this module exists for', () => {

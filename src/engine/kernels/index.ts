@@ -366,7 +366,8 @@ export async function startKernelThreadsAndWait(): Promise<void> {
 export function nativeKernelNote(): string {
   const status = nativeKernelStatus();
   if (!status.loaded) return status.problem;
-  return `convolutions, matrix products, normalisation and optimizer steps in the engine's SIMD wasm kernels${
+  const where = 'file' in status.addon ? 'native AVX2 kernels (linux-x64)' : `SIMD wasm kernels (${status.addon.problem})`;
+  return `convolutions, matrix products, normalisation and optimizer steps in the engine's ${where}${
     threadNote === undefined ? '' : `; ${threadNote}`}`;
 }
 

@@ -2,8 +2,10 @@
  * The engine's own SIMD kernels (native/*.c, built by scripts/build-wasm.mjs into
  * dist/kernels/kernels.wasm): convolution gradients, BatchNorm forward, broadcast element-wise
  * arithmetic and MaxPoolGrad. The module is instantiated over the tfjs
- * wasm backend's own memory, so tensors are passed as heap offsets and nothing is copied. When
- * the file is missing (a `tsx` run before `npm run build`) the composed kernels are used and
+ * wasm backend's own memory, so tensors are passed as heap offsets and nothing is copied. On
+ * linux-x64 with AVX2 and FMA the same kernels run from the native addon instead
+ * (native-addon.ts), over the same memory and with the same arguments. When the files are
+ * missing (a `tsx` run before `npm run build`) the composed kernels are used and
  * `nativeKernelStatus()` says why.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -12,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { backend_util } from '@tensorflow/tfjs';
 import type { GradConfig, KernelConfig, TensorInfo } from '@tensorflow/tfjs';
 import { heapFloats, type BackendWasm } from './heap.ts';
+import { activeAddon, addonStatus, bindAddon, isAddonBinding } from './native-addon.ts';
 import { kernelThreads, splitMinWork, startKernelThreads, type ThreadedKernel } from './threads.ts';
 
 type Conv2DInfo = import('@tensorflow/tfjs').backend_util.Conv2DInfo;
@@ -67,7 +70,8 @@ function candidates(file = FILE): string[] {
   return [path.join(__dirname, 'kernels', file), path.join(__dirname, '..', '..', '..', 'dist', 'kernels', file)];
 }
 
-export type NativeKernelStatus = { loaded: true; file: string } | { loaded: false; problem: string };
+/** `addon`: the native addon's file when its kernels run, else why the wasm ones do. */
+export type NativeKernelStatus = { loaded: true; file: string; addon: { file: string } | { problem: string } } | { loaded: false; problem: string };
 
 let compiled: { module: WebAssembly.Module; file: string } | { problem: string } | undefined;
 
@@ -104,13 +108,20 @@ export function startThreads(count?: number): string {
       sharedModule = undefined;
     }
   }
-  return startKernelThreads(sharedModule, count).note;
+  const addon = addonStatus();
+  return startKernelThreads(sharedModule, count, addon.loaded ? addon.file : undefined).note;
 }
 
 /** Whether the SIMD conv kernels are available, for the backend's reason. */
 export function nativeKernelStatus(): NativeKernelStatus {
   const c = compile();
-  return 'module' in c ? { loaded: true, file: c.file } : { loaded: false, problem: c.problem };
+  if (!('module' in c)) return { loaded: false, problem: c.problem };
+  const addon = addonStatus();
+  return {
+    loaded: true,
+    file: c.file,
+    addon: !addon.loaded ? { problem: addon.problem } : activeAddon() === undefined ? { problem: 'native kernels switched off' } : { file: addon.file },
+  };
 }
 
 interface WasmModuleInternals {
@@ -120,6 +131,7 @@ interface WasmModuleInternals {
 }
 
 const instances = new WeakMap<WebAssembly.Memory, ConvExports>();
+const addonBindings = new WeakMap<WebAssembly.Memory, ConvExports>();
 
 let enabled = true;
 
@@ -138,6 +150,15 @@ function kernelsFor(backend: BackendWasm): ConvExports | undefined {
   if (!('module' in c)) return undefined;
   const memory = (backend.wasm as unknown as WasmModuleInternals).asm?.memory;
   if (!(memory instanceof WebAssembly.Memory)) return undefined;
+  const addon = activeAddon();
+  if (addon !== undefined) {
+    let binding = addonBindings.get(memory);
+    if (binding === undefined) {
+      binding = bindAddon(addon, () => memory.buffer) as unknown as ConvExports;
+      addonBindings.set(memory, binding);
+    }
+    return binding;
+  }
   let exports = instances.get(memory);
   if (exports === undefined) {
     exports = new WebAssembly.Instance(c.module, { env: { memory } }).exports as unknown as ConvExports;
@@ -309,7 +330,10 @@ export const sharedCopies = { copied: 0, reused: 0 };
 
 function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): void {
   const run = (args: number[]): void => (k[call.kernel] as (...a: number[]) => void)(...args);
-  const threads = call.batch >= 2 ? kernelThreads(call.work) : undefined;
+  const addon = isAddonBinding(k);
+  const pool = call.batch >= 2 ? kernelThreads(call.work) : undefined;
+  // threads started without the addon cannot run its kernels (the switch flipped since)
+  const threads = pool !== undefined && (!addon || pool.addon) ? pool : undefined;
   // as many threads as are ready, as leave every part an image and half the threshold's work
   const perPart = splitMinWork() / 2;
   const worthwhile = perPart > 0 ? Math.floor(call.work / perPart) - 1 : Infinity;
@@ -376,7 +400,7 @@ function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): vo
           part.images,
           part.start,
           false,
-        ));
+        ), addon);
       });
       // every part's slices are in place now
       copied = {

@@ -6,6 +6,7 @@
  * Atomics.wait meanwhile, so the lane's shared words are the whole protocol.
  */
 import { workerData } from 'node:worker_threads';
+import { loadAddon } from './native-addon.ts';
 import { LANE, STATE, type ThreadData } from './thread-protocol.ts';
 
 const data = workerData as ThreadData;
@@ -15,6 +16,17 @@ const functions = data.names.map((name) => {
   if (typeof f !== 'function') throw new Error(`the kernels module has no export "${name}"`);
   return f as (...args: number[]) => unknown;
 });
+/** The same kernels from the addon, over the same shared memory (whose address never changes). */
+const addonFunctions = ((): Array<(args: Float64Array) => unknown> | undefined => {
+  if (data.addon === undefined) return undefined;
+  const addon = loadAddon(data.addon);
+  const base = addon.address(new Uint8Array(data.memory.buffer, 0, 1));
+  return data.names.map((name) => {
+    const index = addon.names.indexOf(name);
+    if (index < 0) throw new Error(`the kernel addon has no "${name}"`);
+    return (args) => addon.call(index, base, args);
+  });
+})();
 const lane = new Int32Array(data.lane);
 const args = new Float64Array(data.args);
 const problem = new Uint8Array(data.problem);
@@ -34,9 +46,16 @@ for (;;) {
   // claim the call; the calling thread may have taken it back while this thread was not running
   if (Atomics.compareExchange(lane, LANE.state, STATE.work, STATE.running) !== STATE.work) continue;
   try {
-    const f = functions[Atomics.load(lane, LANE.op)];
-    if (f === undefined) throw new Error(`no kernel number ${Atomics.load(lane, LANE.op)}`);
-    f(...args.subarray(0, Atomics.load(lane, LANE.count)));
+    const op = Atomics.load(lane, LANE.op);
+    if (Atomics.load(lane, LANE.addon) === 1) {
+      const f = addonFunctions?.[op];
+      if (f === undefined) throw new Error(`no addon kernel number ${op}`);
+      f(args);
+    } else {
+      const f = functions[op];
+      if (f === undefined) throw new Error(`no kernel number ${op}`);
+      f(...args.subarray(0, Atomics.load(lane, LANE.count)));
+    }
     Atomics.store(lane, LANE.state, STATE.done);
   } catch (e) {
     const text = new TextEncoder().encode(e instanceof Error ? e.message : String(e));
