@@ -60,6 +60,7 @@ import {
   nativeDepthwiseFilterGradient,
   nativeDepthwiseInputGradient,
   nativeConv2d,
+  nativeIsAddon,
   convWork,
   startThreads,
 } from './native.ts';
@@ -133,8 +134,9 @@ const conv2dBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
 
 /**
  * Conv2D and FusedConv2D (NHWC; no activation, ReLU or ReLU6 after the bias): the engine's
- * own product when the kernel threads can take part of the batch, XNNPACK otherwise (which
- * runs it on this thread alone, at about the speed of ours).
+ * own product when it is the native one (AVX2: twice XNNPACK's wasm speed) or the kernel threads
+ * can take part of the batch, XNNPACK otherwise (which runs it on this thread alone, at about
+ * the speed of our wasm one).
  */
 function conv2dForward(kernelName: string): KernelFunc {
   return ({ inputs, backend, attrs }) => {
@@ -151,7 +153,9 @@ function conv2dForward(kernelName: string): KernelFunc {
       const info = tf.backend_util.computeConv2DInfo(
         x.shape as Shape4D, filter.shape as Shape4D, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode);
       const perChannel = bias === undefined || bias.shape.reduce((p, d) => p * d, 1) === info.outChannels;
-      if (perChannel && threadsCanSplit(info.batchSize, convWork(info))) return nativeConv2d(wasm, x, filter, bias, activation, info);
+      if (perChannel && (nativeIsAddon(wasm) || threadsCanSplit(info.batchSize, convWork(info)))) {
+        return nativeConv2d(wasm, x, filter, bias, activation, info);
+      }
     }
     return runStock(kernelName, wasm, inputs, attrs);
   };

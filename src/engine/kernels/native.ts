@@ -171,6 +171,12 @@ export function nativeAvailable(backend: BackendWasm): boolean {
   return kernelsFor(backend) !== undefined;
 }
 
+/** Whether the kernels run from the native addon (AVX2) rather than the wasm module. */
+export function nativeIsAddon(backend: BackendWasm): boolean {
+  const k = kernelsFor(backend);
+  return k !== undefined && isAddonBinding(k);
+}
+
 /**
  * The kernels module bound to this backend's heap, typed by the caller's view of its exports
  * (for kernel files beside this one that add their own C functions to the module).
