@@ -581,11 +581,15 @@ async function main(): Promise<void> {
       row.torch.set(p.label, []);
     }
     const torchSteps = new Map<string, number>();
+    /** CPU ms per step of each round (all threads): under load, less moved by other work than steps/s. */
+    const cpu = { engine: [] as number[], wasm: [] as number[] };
     for (let r = 0; r < ROUNDS; r++) {
       row.engine.push(steps / engine.run(steps));
+      cpu.engine.push(engine.cpuMs.at(-1)!);
       if (abNative) {
         useNativeAddon(false);
         row.wasm.push(steps / engine.run(steps));
+        cpu.wasm.push(engine.cpuMs.at(-1)!);
         useNativeAddon(true);
       }
       for (const p of torch) {
@@ -601,12 +605,13 @@ async function main(): Promise<void> {
     rows.push(row);
     const torchText = [...row.torch].map(([label, xs]) => `torch ${label} ${fmtRate(xs)}`).join(', ');
     const taken = kernelThreads()?.takenBack;
-    console.log(`${name}: engine ${fmtRate(row.engine)} steps/s (CPU ${median(engine.cpuMs.slice(-ROUNDS)).toFixed(1)} ms/step` +
+    console.log(`${name}: engine ${fmtRate(row.engine)} steps/s (CPU ${median(cpu.engine).toFixed(1)} ms/step` +
       `${taken === undefined ? '' : `; ${taken} thread calls taken back so far`})${torchText ? `, ${torchText}` : ''}${m.note ? ` [${m.note}]` : ''}`);
     if (abNative) {
       const gflops = (xs: number[]): string => ((median(xs) * row.trainFlops) / 1e9).toFixed(1);
-      console.log(`  A/B: native ${fmtRate(row.engine)} (${gflops(row.engine)} GFLOP/s), wasm ${fmtRate(row.wasm)} ` +
-        `(${gflops(row.wasm)} GFLOP/s) steps/s → native/wasm ${(median(row.engine) / median(row.wasm)).toFixed(2)}×`);
+      console.log(`  A/B: native ${fmtRate(row.engine)} (${gflops(row.engine)} GFLOP/s, CPU ${median(cpu.engine).toFixed(1)} ms/step), ` +
+        `wasm ${fmtRate(row.wasm)} (${gflops(row.wasm)} GFLOP/s, CPU ${median(cpu.wasm).toFixed(1)} ms/step) steps/s → ` +
+        `native/wasm ${(median(row.engine) / median(row.wasm)).toFixed(2)}× (CPU time ${(median(cpu.wasm) / median(cpu.engine)).toFixed(2)}×)`);
     }
     if (profiler) {
       const totals = profiler.take();
@@ -616,7 +621,7 @@ async function main(): Promise<void> {
       const perStep = [...totals].map(([k, t]) => [k, t.ms / n, t.cpuMs / n] as const).sort((a, b) => b[2] - a[2]);
       const inKernels = perStep.reduce((a, [, ms]) => a + ms, 0);
       const cpuInKernels = perStep.reduce((a, [, , cpu]) => a + cpu, 0);
-      console.log(`  profile: ${stepMs.toFixed(2)} ms/step (${median(engine.cpuMs.slice(-ROUNDS)).toFixed(2)} ms CPU), ` +
+      console.log(`  profile: ${stepMs.toFixed(2)} ms/step (${median(cpu.engine).toFixed(2)} ms CPU), ` +
         `${inKernels.toFixed(2)} ms in kernels (${cpuInKernels.toFixed(2)} ms CPU); per kernel: wall ms, CPU ms (all threads)`);
       const copies = { copied: sharedCopies.copied - copiesBefore.copied, reused: sharedCopies.reused - copiesBefore.reused };
       console.log(`  inputs copied to the kernel threads: ${(copies.copied / n / 1e6).toFixed(1)} M floats/step, ` +

@@ -15,7 +15,7 @@ import { backend_util } from '@tensorflow/tfjs';
 import type { GradConfig, KernelConfig, TensorInfo } from '@tensorflow/tfjs';
 import { heapFloats, type BackendWasm } from './heap.ts';
 import { activeAddon, addonStatus, bindAddon, isAddonBinding } from './native-addon.ts';
-import { kernelThreads, splitMinWork, startKernelThreads, type ThreadedKernel } from './threads.ts';
+import { kernelThreads, splitMinWork, startKernelThreads, type KernelThreads, type ThreadedKernel } from './threads.ts';
 
 type Conv2DInfo = import('@tensorflow/tfjs').backend_util.Conv2DInfo;
 
@@ -356,6 +356,10 @@ function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): vo
     return;
   }
   const { mine, parts } = splitBatch(call.batch, lanes);
+  if (addon) {
+    runInPlace(backend, k, call, threads, mine, parts);
+    return;
+  }
   const sameParts = copied !== undefined && copied.threads === threads && copied.parts.length === parts.length &&
     copied.parts.every((p, i) => p.start === parts[i]!.start && p.images === parts[i]!.images);
   const kept = call.sliced.map((t) =>
@@ -472,6 +476,74 @@ function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): vo
         out.set(shared.subarray(l.out, l.out + part.images * call.out.perImage), part.start * call.out.perImage);
       }
     });
+  }
+}
+
+/**
+ * runBatchCall for the native kernels: they can read and write tfjs's heap from any thread, so
+ * every part works in place — no copies in or out — with pointers as addresses (the heap does
+ * not move meanwhile: nothing allocates between the posts and the join). Every part's scratch,
+ * and for a summed output its partial sum, is allocated in the heap first.
+ */
+function runInPlace(backend: BackendWasm, k: ConvExports, call: BatchCall, threads: KernelThreads, mine: number,
+  parts: Array<{ start: number; images: number }>): void {
+  const addon = activeAddon();
+  if (addon === undefined) throw new Error(`${call.kernel}: the native kernels are not loaded`);
+  const index = addon.names.indexOf(call.kernel);
+  const summed = 'summed' in call.out ? call.out.summed : 0;
+  const mineFloats = align4(call.scratch(mine));
+  const partFloats = parts.map((part) => align4(call.scratch(part.images)) + align4(summed));
+  try {
+    withWork(backend, mineFloats + partFloats.reduce((a, b) => a + b, 0), (work) => {
+      const memory = (backend.wasm as unknown as WasmModuleInternals).asm?.memory;
+      if (!(memory instanceof WebAssembly.Memory)) throw new Error(`${call.kernel}: no wasm heap`);
+      const base = addon.address(new Uint8Array(memory.buffer, 0, 1));
+      const address = (info: TensorInfo | undefined): number => (info === undefined ? 0 : base + offset(backend, info));
+      const perImage = 'perImage' in call.out ? call.out.perImage : 'columns' in call.out ? 1 : 0;
+      let at = work + mineFloats * 4;
+      const sums: number[] = [];
+      const partArgs = parts.map((part, p) => {
+        const scratch = call.scratch(part.images) > 0 ? base + at : 0;
+        const sum = at + align4(call.scratch(part.images)) * 4;
+        at += partFloats[p]! * 4;
+        sums.push(sum);
+        const out = summed > 0 ? base + sum : address(call.out.info) + part.start * perImage * 4;
+        return Float64Array.from(call.args(
+          [...call.sliced.map((t) => address(t.info) + part.start * t.perImage * 4), ...call.whole.map(address), out, scratch],
+          part.images,
+          part.start,
+          true,
+        ));
+      });
+      const lanesOf = partArgs.map((args) => threads.post(call.kernel, [...args], true));
+      let takenBack = new Set<number>();
+      try {
+        (k[call.kernel] as (...a: number[]) => void)(...call.args(
+          [...call.sliced.map((t) => offset(backend, t.info)), ...call.whole.map((t) => (t === undefined ? 0 : offset(backend, t))),
+            offset(backend, call.out.info), mineFloats > 0 ? work : 0],
+          mine,
+          0,
+          true,
+        ));
+      } finally {
+        takenBack = threads.join();
+      }
+      // parts no kernel thread started run here, with the same arguments: the same bits
+      partArgs.forEach((args, p) => {
+        if (takenBack.has(lanesOf[p]!)) addon.call(index, 0, args);
+      });
+      if (summed > 0) {
+        // in the parts' order, whoever computed them: float sums depend on it
+        const out = heapFloats(backend, call.out.info);
+        const heap = new Float32Array(out.buffer);
+        for (const sum of sums) {
+          for (let i = 0; i < summed; i++) out[i] = out[i]! + heap[sum / 4 + i]!;
+        }
+      }
+    });
+  } catch (e) {
+    backend.disposeData(call.out.info.dataId);
+    throw e;
   }
 }
 

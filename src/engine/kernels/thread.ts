@@ -16,15 +16,17 @@ const functions = data.names.map((name) => {
   if (typeof f !== 'function') throw new Error(`the kernels module has no export "${name}"`);
   return f as (...args: number[]) => unknown;
 });
-/** The same kernels from the addon, over the same shared memory (whose address never changes). */
+/**
+ * The same kernels from the addon. Their pointers are addresses (base 0): native code works in
+ * tfjs's own heap from this thread, in place (native.ts, runInPlace).
+ */
 const addonFunctions = ((): Array<(args: Float64Array) => unknown> | undefined => {
   if (data.addon === undefined) return undefined;
   const addon = loadAddon(data.addon);
-  const base = addon.address(new Uint8Array(data.memory.buffer, 0, 1));
   return data.names.map((name) => {
     const index = addon.names.indexOf(name);
     if (index < 0) throw new Error(`the kernel addon has no "${name}"`);
-    return (args) => addon.call(index, base, args);
+    return (args) => addon.call(index, 0, args);
   });
 })();
 const lane = new Int32Array(data.lane);
