@@ -245,9 +245,12 @@ void EXPORT(conv2d_filter_grad)(const float *x, const float *dy, float *dw, floa
               wasm_v128_store(dst + ((r0 + c) / MR) * pc * MR, inside ? wasm_v128_load(src + c) : wasm_f32x4_splat(0.0f));
             }
           }
-          for (; c < in_c; c++) {
-            const int r = r0 + c;
-            dst[(r / MR) * pc * MR + r % MR] = inside ? src[c] : 0.0f;
+          // the rest a panel slot at a time: one division per slot, not per channel
+          while (c < in_c) {
+            const int r = r0 + c, slot = r % MR, take = min_int(MR - slot, in_c - c);
+            float *d = dst + (r / MR) * pc * MR + slot;
+            for (int t = 0; t < take; t++) d[t] = inside ? src[c + t] : 0.0f;
+            c += take;
           }
         }
       }
