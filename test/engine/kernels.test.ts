@@ -89,6 +89,9 @@ function convCases(): ConvCase[] {
     { name: 'depthwise 6 channels stride 1 same', kind: 'depthwise', batch: 2, height: 9, width: 9, inChannels: 6, outChannels: 1, filter: [3, 3], strides: 1, pad: 'same' },
     { name: 'depthwise 6 channels stride 2 same', kind: 'depthwise', batch: 2, height: 9, width: 10, inChannels: 6, outChannels: 1, filter: [3, 3], strides: 2, pad: 'same' },
     { name: 'depthwise 5 channels ×3 stride 2 valid', kind: 'depthwise', batch: 1, height: 8, width: 8, inChannels: 5, outChannels: 3, filter: [3, 2], strides: 2, pad: 'valid' },
+    // 32 + 8 + 4 + 1 channels: every width of the native depthwise gradients' channel loops
+    { name: 'depthwise 45 channels stride 1 same', kind: 'depthwise', batch: 2, height: 7, width: 6, inChannels: 45, outChannels: 1, filter: [3, 3], strides: 1, pad: 'same' },
+    { name: 'depthwise 45 channels stride 2 valid', kind: 'depthwise', batch: 2, height: 9, width: 8, inChannels: 45, outChannels: 1, filter: [3, 3], strides: 2, pad: 'valid' },
   );
   return out;
 }

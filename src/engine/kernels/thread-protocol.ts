@@ -2,7 +2,7 @@
  * What a kernel thread (thread.ts) and the thread that calls it (threads.ts) share: the words
  * of a lane and their values. A lane is one Int32Array the calling thread writes a call into
  * and the kernel thread answers in; arguments travel as float64 (every C argument is an int or
- * a float32, both exact in a double).
+ * a float32, both exact in a double; so is an x86-64 address, which the native kernels take).
  */
 
 /** Word indices in a lane. */

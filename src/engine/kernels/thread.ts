@@ -1,7 +1,8 @@
 /**
  * The body of one kernel thread (a worker_threads Worker started by threads.ts; bundled by
  * scripts/build.mjs into dist/kernels/thread.js). It instantiates the kernels module over the
- * shared memory it is given and then only ever does one thing: wait for a call in its lane,
+ * shared memory it is given (and loads the native addon when the calling thread runs it) and
+ * then only ever does one thing: wait for a call in its lane,
  * run it, say it is done. No messages, no event loop work: the calling thread is blocked in
  * Atomics.wait meanwhile, so the lane's shared words are the whole protocol.
  */

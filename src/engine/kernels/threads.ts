@@ -6,7 +6,9 @@
  * on copies of its images; the calling thread works on its images in place, then waits
  * (Atomics.wait — the calling thread does nothing else meanwhile, as with any synchronous kernel)
  * and copies the workers' results back. Copies are memcpy speed (~0.3 ms for the largest
- * tensors of the bench's CNN) against several ms of convolution per half batch.
+ * tensors of the bench's CNN) against several ms of convolution per half batch. The native
+ * kernels (native-addon.ts) need none of that: native code reads tfjs's heap from any thread, so
+ * their calls carry addresses into it and every part works in place (native.ts, runInPlace).
  *
  * Threads start in the background when the kernels are registered and take work once they
  * report ready; until then, and wherever they cannot start (one core, no dist/kernels/thread.js,
