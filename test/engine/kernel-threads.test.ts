@@ -93,6 +93,8 @@ function results(c: Case, seed: number): Results {
       tf.sum(tf.mul(conv(xs as tf.Tensor4D, fs as tf.Tensor4D, 1), weight)))([x, f]);
     return {
       y: y.dataSync() as Float32Array,
+      // without bias or activation: the plain kernels (the engine's own depthwise forward, natively)
+      plain: conv(x, f, c.dilation).dataSync() as Float32Array,
       dx: dx!.dataSync() as Float32Array,
       dFilter: df!.dataSync() as Float32Array,
     };

@@ -187,7 +187,7 @@ function filterShape(c: ConvCase): [number, number, number, number] {
 
 // ---------- computations (run once per backend) ----------
 
-/** dx and every filter gradient of Σ (y ⊙ r) for a fixed random r, so dy is not uniform. */
+/** y, dx and every filter gradient of Σ (y ⊙ r) for a fixed random r, so dy is not uniform. */
 function convGradients(c: ConvCase, seed: number): Results {
   return tf.tidy(() => {
     const xShape = [c.batch, c.height, c.width, c.inChannels];
@@ -215,6 +215,7 @@ function convGradients(c: ConvCase, seed: number): Results {
       ? tf.grads(loss)([x, f, pointwise])
       : tf.grads((xs: tf.Tensor, fs: tf.Tensor) => loss(xs, fs))([x, f]);
     const out: Results = {
+      y: forward(x, f, pointwise).dataSync() as Float32Array,
       dx: dx!.dataSync() as Float32Array,
       dFilter: df!.dataSync() as Float32Array,
     };

@@ -23,6 +23,7 @@ import type {
   Conv2DBackpropFilterAttrs,
   Conv2DBackpropInputAttrs,
   DepthwiseConv2dNativeBackpropFilterAttrs,
+  DepthwiseConv2dNativeAttrs,
   DepthwiseConv2dNativeBackpropInputAttrs,
   FusedBatchNormAttrs,
   FusedConv2DAttrs,
@@ -60,6 +61,7 @@ import {
   nativeDepthwiseFilterGradient,
   nativeDepthwiseInputGradient,
   nativeConv2d,
+  nativeDepthwiseConv2d,
   nativeIsAddon,
   convWork,
   startThreads,
@@ -160,6 +162,24 @@ function conv2dForward(kernelName: string): KernelFunc {
     return runStock(kernelName, wasm, inputs, attrs);
   };
 }
+
+/**
+ * DepthwiseConv2dNative (NHWC, float32): the engine's own kernel when it is the native one
+ * (AVX2, and split over the kernel threads), XNNPACK's otherwise.
+ */
+const depthwiseForward: KernelFunc = ({ inputs, backend, attrs }) => {
+  const kernel = tf.DepthwiseConv2dNative;
+  const wasm = backend as BackendWasm;
+  const x = input(inputs, 'x', kernel);
+  const filter = input(inputs, 'filter', kernel);
+  const a = attrs as unknown as DepthwiseConv2dNativeAttrs;
+  if (a.dataFormat !== 'NCHW' && x.dtype === 'float32' && filter.dtype === 'float32' && nativeIsAddon(wasm)) {
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as Shape4D, filter.shape as Shape4D, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, true);
+    return nativeDepthwiseConv2d(wasm, x, filter, info);
+  }
+  return runStock(kernel, wasm, inputs, attrs);
+};
 
 const depthwiseBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   const kernel = tf.DepthwiseConv2dNativeBackpropFilter;
@@ -319,6 +339,7 @@ const TRAINING_KERNELS: readonly KernelConfig[] = [
   { kernelName: tf.Conv2DBackpropFilter, backendName: BACKEND, kernelFunc: conv2dBackpropFilter },
   { kernelName: tf.Conv2DBackpropInput, backendName: BACKEND, kernelFunc: conv2dBackpropInput },
   { kernelName: tf.DepthwiseConv2dNativeBackpropFilter, backendName: BACKEND, kernelFunc: depthwiseBackpropFilter },
+  { kernelName: tf.DepthwiseConv2dNative, backendName: BACKEND, kernelFunc: depthwiseForward },
   { kernelName: tf.DepthwiseConv2dNativeBackpropInput, backendName: BACKEND, kernelFunc: depthwiseBackpropInput },
   { kernelName: tf.MaxPoolGrad, backendName: BACKEND, kernelFunc: maxPoolGrad },
   { kernelName: tf.Tile, backendName: BACKEND, kernelFunc: tile },

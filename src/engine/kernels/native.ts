@@ -33,6 +33,7 @@ interface ConvExports {
   conv2d_filter_grad(x: number, dy: number, dw: number, work: number, ...g: Geometry): void;
   conv2d_input_grad_work(taps: number, outChannels: number): number;
   conv2d_input_grad(dy: number, filter: number, dx: number, work: number, ...g: Geometry): void;
+  depthwise_forward(x: number, filter: number, y: number, ...g: DepthwiseGeometry): void;
   depthwise_filter_grad(x: number, dy: number, dw: number, ...g: DepthwiseGeometry): void;
   depthwise_input_grad(dy: number, filter: number, dx: number, ...g: DepthwiseGeometry): void;
   batch_norm(x: number, mean: number, variance: number, offset: number, scale: number, epsilon: number,
@@ -618,6 +619,24 @@ export function nativeConv2dInputGradient(backend: BackendWasm, dy: TensorInfo, 
     out: { info: out, perImage: info.inHeight * info.inWidth * info.inChannels },
     scratch: () => k.conv2d_input_grad_work(taps, info.outChannels),
     args: ([dyp, fp, dxp, work], images) => [dyp!, fp!, dxp!, work!, ...withBatch(g, images)],
+  });
+  return out;
+}
+
+/** DepthwiseConv2dNative, NHWC: y from x and the filter [fh, fw, channels, multiplier]. */
+export function nativeDepthwiseConv2d(backend: BackendWasm, x: TensorInfo, filter: TensorInfo, info: Conv2DInfo): TensorInfo {
+  const k = kernels(backend);
+  const out = backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, info.outChannels], 'float32');
+  const g = depthwiseGeometry(info);
+  runBatchCall(backend, k, {
+    kernel: 'depthwise_forward',
+    batch: info.batchSize,
+    work: info.batchSize * info.outHeight * info.outWidth * info.outChannels * info.filterHeight * info.filterWidth,
+    sliced: [{ info: x, perImage: info.inHeight * info.inWidth * info.inChannels }],
+    whole: [filter],
+    out: { info: out, perImage: info.outHeight * info.outWidth * info.outChannels },
+    scratch: () => 0,
+    args: ([xp, fp, yp], images) => [xp!, fp!, yp!, ...withBatch(g, images)],
   });
   return out;
 }

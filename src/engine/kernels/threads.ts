@@ -25,6 +25,7 @@ export const THREADED_KERNELS = [
   'conv2d_forward',
   'conv2d_filter_grad',
   'conv2d_input_grad',
+  'depthwise_forward',
   'depthwise_filter_grad',
   'depthwise_input_grad',
   'matmul_part',

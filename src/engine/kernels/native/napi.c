@@ -60,6 +60,7 @@ static double call_conv2d_input_grad_work(const double *a, __attribute__((unused
 static double call_conv2d_input_grad(const double *a, __attribute__((unused)) char *base) { conv2d_input_grad(P(0), P(1), P(2), P(3), I(4), I(5), I(6), I(7), I(8), I(9), I(10), I(11), I(12), I(13), I(14), I(15), I(16), I(17), I(18)); return 0; }
 static double call_conv2d_forward_work(const double *a, __attribute__((unused)) char *base) { return conv2d_forward_work(I(0), I(1)); }
 static double call_conv2d_forward(const double *a, __attribute__((unused)) char *base) { conv2d_forward(P(0), P(1), P(2), P(3), P(4), I(5), I(6), I(7), I(8), I(9), I(10), I(11), I(12), I(13), I(14), I(15), I(16), I(17), I(18), I(19), I(20)); return 0; }
+static double call_depthwise_forward(const double *a, __attribute__((unused)) char *base) { depthwise_forward(P(0), P(1), P(2), I(3), I(4), I(5), I(6), I(7), I(8), I(9), I(10), I(11), I(12), I(13), I(14), I(15), I(16), I(17)); return 0; }
 static double call_depthwise_filter_grad(const double *a, __attribute__((unused)) char *base) { depthwise_filter_grad(P(0), P(1), P(2), I(3), I(4), I(5), I(6), I(7), I(8), I(9), I(10), I(11), I(12), I(13), I(14), I(15), I(16), I(17)); return 0; }
 static double call_depthwise_input_grad(const double *a, __attribute__((unused)) char *base) { depthwise_input_grad(P(0), P(1), P(2), I(3), I(4), I(5), I(6), I(7), I(8), I(9), I(10), I(11), I(12), I(13), I(14), I(15), I(16), I(17)); return 0; }
 static double call_batch_norm(const double *a, __attribute__((unused)) char *base) { batch_norm(P(0), P(1), P(2), P(3), P(4), F(5), P(6), I(7), I(8), P(9)); return 0; }
@@ -96,6 +97,7 @@ static const struct {
     {"conv2d_input_grad", 19, call_conv2d_input_grad},
     {"conv2d_forward_work", 2, call_conv2d_forward_work},
     {"conv2d_forward", 21, call_conv2d_forward},
+    {"depthwise_forward", 18, call_depthwise_forward},
     {"depthwise_filter_grad", 18, call_depthwise_filter_grad},
     {"depthwise_input_grad", 18, call_depthwise_input_grad},
     {"batch_norm", 10, call_batch_norm},
