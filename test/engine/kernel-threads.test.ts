@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../src/engine/backend.ts';
-import { sharedCopies, splitBatch, startThreads } from '../../src/engine/kernels/native.ts';
+import { startThreads } from '../../src/engine/kernels/native.ts';
+import { sharedCopies, splitBatch } from '../../src/engine/kernels/split-call.ts';
 import { activeAddon } from '../../src/engine/kernels/native-addon.ts';
 import {
   kernelThreadCount,
