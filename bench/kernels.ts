@@ -6,10 +6,14 @@
  * builds of the kernels can be compared by running this after each (the whole-model bench's
  * steps/s spread 2× within minutes under load).
  *
- * Run: npx tsx bench/kernels.ts [--reps 15] [--threads]
+ * Each shape is timed with the native AVX2 kernels (native-addon.ts; linux-x64) and, right after,
+ * with the wasm ones, so both see the same machine; the totals print as ms and GFLOP/s.
+ *
+ * Run: npx tsx bench/kernels.ts [--reps 15] [--threads] [--no-native]
  */
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/engine/backend.ts';
+import { activeAddon, useNativeAddon } from '../src/engine/kernels/native-addon.ts';
 import { useKernelThreads } from '../src/engine/kernels/threads.ts';
 
 const argv = process.argv.slice(2);
@@ -43,17 +47,33 @@ function fastest(run: () => tf.Tensor): number {
   return best;
 }
 
+type Group = 'forward' | 'inputGrad' | 'filterGrad' | 'depthwise' | 'depthwiseInputGrad' | 'depthwiseFilterGrad' | 'product' | 'productGrads';
+const variants = argv.includes('--no-native') || activeAddon() === undefined ? ['wasm'] : ['native', 'wasm'];
+const totals = new Map<string, { ms: number; flops: number }>();
+
+/** Times `run` (`flops` multiply-adds × 2, `count` times) with each kernel variant in turn. */
+function measure(group: Group, multiplyAdds: number, run: () => tf.Tensor, count = 1): void {
+  for (const variant of variants) {
+    useNativeAddon(variant === 'native');
+    const key = `${group} ${variant}`;
+    const t = totals.get(key) ?? { ms: 0, flops: 0 };
+    t.ms += count * fastest(run);
+    t.flops += count * 2 * multiplyAdds;
+    totals.set(key, t);
+  }
+}
+
 async function main(): Promise<void> {
   await selectBackend('wasm', { trainableClassNames: ['Conv2D', 'Dense'] });
   useKernelThreads(argv.includes('--threads'));
-  const totals = { forward: 0, inputGrad: 0, filterGrad: 0, depthwise: 0, depthwiseInputGrad: 0, depthwiseFilterGrad: 0, product: 0, productGrads: 0 };
   for (const [size, inC, outC] of POINTWISE) {
     const x = tf.randomNormal([16, size, size, inC]) as tf.Tensor4D;
     const f = tf.randomNormal([1, 1, inC, outC]) as tf.Tensor4D;
     const dy = tf.randomNormal([16, size, size, outC]) as tf.Tensor4D;
-    totals.forward += fastest(() => tf.conv2d(x, f, 1, 'same'));
-    totals.inputGrad += fastest(() => tf.conv2dTranspose(dy, f, x.shape, 1, 'same'));
-    totals.filterGrad += fastest(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy },
+    const work = 16 * size * size * inC * outC;
+    measure('forward', work, () => tf.conv2d(x, f, 1, 'same'));
+    measure('inputGrad', work, () => tf.conv2dTranspose(dy, f, x.shape, 1, 'same'));
+    measure('filterGrad', work, () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy },
       { strides: [1, 1], pad: 'same', dataFormat: 'NHWC', filterShape: f.shape }) as tf.Tensor);
     tf.dispose([x, f, dy]);
   }
@@ -64,23 +84,25 @@ async function main(): Promise<void> {
     const y = tf.depthwiseConv2d(x, f, stride, pad);
     const dy = tf.randomNormal(y.shape) as tf.Tensor4D;
     const attrs = { strides: [stride, stride], pad, dilations: 1 };
-    totals.depthwise += count * fastest(() => tf.depthwiseConv2d(x, f, stride, pad));
-    totals.depthwiseInputGrad += count * fastest(() => tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy, filter: f },
-      { ...attrs, inputShape: x.shape }) as tf.Tensor);
-    totals.depthwiseFilterGrad += count * fastest(() => tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy },
-      { ...attrs, filterShape: f.shape }) as tf.Tensor);
+    const work = y.size * 9;
+    measure('depthwise', work, () => tf.depthwiseConv2d(x, f, stride, pad), count);
+    measure('depthwiseInputGrad', work, () => tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy, filter: f },
+      { ...attrs, inputShape: x.shape }) as tf.Tensor, count);
+    measure('depthwiseFilterGrad', work, () => tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy },
+      { ...attrs, filterShape: f.shape }) as tf.Tensor, count);
     tf.dispose([x, f, y, dy]);
   }
   for (const [m, k, n] of PRODUCTS) {
     const a = tf.randomNormal([m, k]) as tf.Tensor2D;
     const b = tf.randomNormal([k, n]) as tf.Tensor2D;
     const dy = tf.randomNormal([m, n]) as tf.Tensor2D;
-    totals.product += fastest(() => tf.matMul(a, b));
-    totals.productGrads += fastest(() => tf.matMul(dy, b, false, true)) + fastest(() => tf.matMul(a, dy, true, false));
+    measure('product', m * k * n, () => tf.matMul(a, b));
+    measure('productGrads', m * k * n, () => tf.matMul(dy, b, false, true));
+    measure('productGrads', m * k * n, () => tf.matMul(a, dy, true, false));
     tf.dispose([a, b, dy]);
   }
-  const line = Object.entries(totals).map(([k, ms]) => `${k} ${ms.toFixed(2)} ms`).join(', ');
-  console.log(`fastest of ${reps}, summed over the shapes (${argv.includes('--threads') ? 'kernel threads on' : 'one thread'}): ${line}`);
+  console.log(`fastest of ${reps}, summed over the shapes (${argv.includes('--threads') ? 'kernel threads on' : 'one thread'}):`);
+  for (const [key, t] of totals) console.log(`  ${key.padEnd(28)} ${t.ms.toFixed(2).padStart(9)} ms ${(t.flops / t.ms / 1e6).toFixed(1).padStart(7)} GFLOP/s`);
   process.exit(0);
 }
 

@@ -7,9 +7,12 @@
  * with the spread), the ratio against the faster PyTorch, and GFLOP/s against the machine's peak.
  *
  * Run: npx tsx bench/speed.ts [--models mlp,cnn,separable,transformer,example,encoder,mobilenet96,mobilenet224,mobilenet224-top] [--rounds 7]
- *      [--seconds 0.7] [--backend auto|wasm|cpu] [--no-torch] [--no-native] [--no-threads] [--no-take-back] [--no-fast-layers] [--no-bn-relu6] [--profile [--profile-shapes]]
+ *      [--seconds 0.7] [--backend auto|wasm|cpu] [--no-torch] [--no-native] [--ab-native] [--no-own-kernels] [--no-threads] [--no-take-back] [--no-fast-layers] [--no-bn-relu6] [--profile [--profile-shapes]]
  *
- * --no-native: the composed conv gradients instead of the engine's SIMD wasm kernels, to compare.
+ * --no-native: the engine's SIMD wasm kernels instead of its native AVX2 ones (linux-x64; native-addon.ts), to compare.
+ * --ab-native: each round also runs the engine's steps with the wasm kernels, right after the native ones, and
+ *              prints both (the machine's other work hits both alike).
+ * --no-own-kernels: the composed conv gradients instead of the engine's own SIMD kernels, to compare.
  * --no-threads: the engine's kernels on one thread (no kernel threads), to compare.
  * --no-take-back: the calling thread always waits for a kernel thread, never runs a part the thread has not started.
  * --no-bn-relu6: ReLU6 after a training BatchNorm as its own op and gradient pass, not fused into the BatchNorm's (fast-layers.ts), to compare.
@@ -49,7 +52,9 @@ import { join, resolve } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import type { ParamAudit } from '../src/core/groups.types.ts';
 import { selectBackend, type BackendPreference } from '../src/engine/backend.ts';
-import { sharedCopies, useNativeKernels } from '../src/engine/kernels/native.ts';
+import { useNativeKernels } from '../src/engine/kernels/native.ts';
+import { sharedCopies } from '../src/engine/kernels/split-call.ts';
+import { useNativeAddon } from '../src/engine/kernels/native-addon.ts';
 import { useBatchNormRelu6Fusion, useFastLayers } from '../src/engine/fast-layers.ts';
 import { kernelThreadStatus, kernelThreads, useKernelThreads } from '../src/engine/kernels/threads.ts';
 import type { Dataset } from '../src/engine/data.ts';
@@ -516,6 +521,8 @@ const median = (xs: number[]): number => {
 interface Row {
   model: ModelName;
   engine: number[];
+  /** --ab-native: the engine with its wasm kernels, in the same rounds. */
+  wasm: number[];
   torch: Map<string, number[]>;
   trainFlops: number;
 }
@@ -532,7 +539,9 @@ async function main(): Promise<void> {
   const classes = ['Dense', 'Conv2D', 'BatchNormalization', 'ReLU', 'MaxPooling2D', 'Flatten', 'DepthwiseConv2D',
     'GlobalAveragePooling2D', 'LayerNormalization', 'Add', 'GlobalAveragePooling1D', 'ZeroPadding2D'];
   const backend = await selectBackend(BACKEND, { trainableClassNames: classes });
-  if (flag('no-native')) useNativeKernels(false);
+  if (flag('no-own-kernels')) useNativeKernels(false);
+  if (flag('no-native')) useNativeAddon(false);
+  const abNative = flag('ab-native') && !flag('no-native');
   if (flag('no-threads')) useKernelThreads(false);
   if (flag('no-take-back')) useKernelThreads(true, { takeBack: false });
   if (flag('no-fast-layers')) useFastLayers(false);
@@ -558,18 +567,32 @@ async function main(): Promise<void> {
     profiler?.wrap();
     const engine = engineStepper(m, params, optimizer);
     engine.run(2);
+    if (abNative) {
+      useNativeAddon(false);
+      engine.run(2);
+      useNativeAddon(true);
+    }
     const probe = engine.run(3) / 3;
     const steps = Math.max(2, Math.round(ROUND_SECONDS / probe));
     profiler?.take();
     const copiesBefore = { ...sharedCopies };
-    const row: Row = { model: name, engine: [], torch: new Map(), trainFlops: m.trainFlops ?? 3 * m.forwardFlops };
+    const row: Row = { model: name, engine: [], wasm: [], torch: new Map(), trainFlops: m.trainFlops ?? 3 * m.forwardFlops };
     for (const p of torch) {
       await p.run(name, 3); // warm-up: first steps allocate and pick algorithms
       row.torch.set(p.label, []);
     }
     const torchSteps = new Map<string, number>();
+    /** CPU ms per step of each round (all threads): under load, less moved by other work than steps/s. */
+    const cpu = { engine: [] as number[], wasm: [] as number[] };
     for (let r = 0; r < ROUNDS; r++) {
       row.engine.push(steps / engine.run(steps));
+      cpu.engine.push(engine.cpuMs.at(-1)!);
+      if (abNative) {
+        useNativeAddon(false);
+        row.wasm.push(steps / engine.run(steps));
+        cpu.wasm.push(engine.cpuMs.at(-1)!);
+        useNativeAddon(true);
+      }
       for (const p of torch) {
         let n = torchSteps.get(p.label);
         if (n === undefined) {
@@ -583,8 +606,14 @@ async function main(): Promise<void> {
     rows.push(row);
     const torchText = [...row.torch].map(([label, xs]) => `torch ${label} ${fmtRate(xs)}`).join(', ');
     const taken = kernelThreads()?.takenBack;
-    console.log(`${name}: engine ${fmtRate(row.engine)} steps/s (CPU ${median(engine.cpuMs.slice(-ROUNDS)).toFixed(1)} ms/step` +
+    console.log(`${name}: engine ${fmtRate(row.engine)} steps/s (CPU ${median(cpu.engine).toFixed(1)} ms/step` +
       `${taken === undefined ? '' : `; ${taken} thread calls taken back so far`})${torchText ? `, ${torchText}` : ''}${m.note ? ` [${m.note}]` : ''}`);
+    if (abNative) {
+      const gflops = (xs: number[]): string => ((median(xs) * row.trainFlops) / 1e9).toFixed(1);
+      console.log(`  A/B: native ${fmtRate(row.engine)} (${gflops(row.engine)} GFLOP/s, CPU ${median(cpu.engine).toFixed(1)} ms/step), ` +
+        `wasm ${fmtRate(row.wasm)} (${gflops(row.wasm)} GFLOP/s, CPU ${median(cpu.wasm).toFixed(1)} ms/step) steps/s → ` +
+        `native/wasm ${(median(row.engine) / median(row.wasm)).toFixed(2)}× (CPU time ${(median(cpu.wasm) / median(cpu.engine)).toFixed(2)}×)`);
+    }
     if (profiler) {
       const totals = profiler.take();
       const stepMs = 1000 / median(row.engine);
@@ -593,7 +622,7 @@ async function main(): Promise<void> {
       const perStep = [...totals].map(([k, t]) => [k, t.ms / n, t.cpuMs / n] as const).sort((a, b) => b[2] - a[2]);
       const inKernels = perStep.reduce((a, [, ms]) => a + ms, 0);
       const cpuInKernels = perStep.reduce((a, [, , cpu]) => a + cpu, 0);
-      console.log(`  profile: ${stepMs.toFixed(2)} ms/step (${median(engine.cpuMs.slice(-ROUNDS)).toFixed(2)} ms CPU), ` +
+      console.log(`  profile: ${stepMs.toFixed(2)} ms/step (${median(cpu.engine).toFixed(2)} ms CPU), ` +
         `${inKernels.toFixed(2)} ms in kernels (${cpuInKernels.toFixed(2)} ms CPU); per kernel: wall ms, CPU ms (all threads)`);
       const copies = { copied: sharedCopies.copied - copiesBefore.copied, reused: sharedCopies.reused - copiesBefore.reused };
       console.log(`  inputs copied to the kernel threads: ${(copies.copied / n / 1e6).toFixed(1)} M floats/step, ` +

@@ -1,5 +1,7 @@
-// The engine's own wasm kernels (src/engine/kernels/native/*.c) in dist/kernels/*.wasm, which the
-// engine loads at run time (it falls back to its composed kernels when a file is missing).
+// The engine's own kernels (src/engine/kernels/native/*.c) in dist/kernels/: wasm modules
+// (*.wasm), which the engine loads at run time (it falls back to its composed kernels when a file
+// is missing), and the same C as a Node-API addon for x86-64 with AVX2 and FMA
+// (kernels-linux-x64-avx2.node, from napi.c), which the engine prefers on such machines.
 //
 // The built binaries are committed in src/engine/kernels/prebuilt/ with the clang version and a
 // hash of the sources they came from, so a machine with only Node and npm builds and trains
@@ -14,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -26,7 +28,7 @@ const mode = process.argv.includes('--check') ? 'check' : process.argv.includes(
 
 const CLANG = process.env.CLANG ?? 'clang';
 
-const FLAGS = [
+const WASM_FLAGS = [
   '--target=wasm32',
   '-O3',
   '-msimd128',
@@ -44,6 +46,32 @@ const FLAGS = [
   // no shadow stack: a use of one would wrap below address 0 and trap rather than corrupt the heap
   '-Wl,-z,stack-size=0',
   '-Wl,--stack-first',
+  '-Wl,--strip-all',
+];
+
+/**
+ * The addon: freestanding (no libc, no node headers: napi.c declares the Node-API functions it
+ * calls, which resolve from the node binary at load), so any clang with lld builds the same
+ * bytes on any host; no build id, so the committed binary can be checked byte for byte.
+ */
+const NATIVE_FLAGS = [
+  '--target=x86_64-linux-gnu',
+  '-O3',
+  '-mavx2',
+  '-mfma',
+  // FMA only where the products' blocks ask for it, so the other kernels round as in wasm
+  '-ffp-contract=off',
+  '-fno-math-errno',
+  '-ffreestanding',
+  '-nostdlib',
+  '-fPIC',
+  '-fvisibility=hidden',
+  '-shared',
+  '-fuse-ld=lld',
+  '-Wall',
+  '-Wextra',
+  '-Werror',
+  '-Wl,--build-id=none',
   '-Wl,--strip-all',
 ];
 
@@ -80,7 +108,15 @@ function sectionIds(bytes) {
 }
 
 const sourceFiles = readdirSync(sources).filter((f) => f.endsWith('.c') || f.endsWith('.h')).sort();
-const files = sourceFiles.filter((f) => f.endsWith('.c')).map((f) => join(sources, f));
+/** napi.c is the addon's one translation unit: it includes every kernel file. */
+const ADDON_SOURCE = 'napi.c';
+const kernelFiles = sourceFiles.filter((f) => f.endsWith('.c') && f !== ADDON_SOURCE);
+const files = kernelFiles.map((f) => join(sources, f));
+const missingFromAddon = kernelFiles.filter((f) => !readFileSync(join(sources, ADDON_SOURCE), 'utf8').includes(`#include "${f}"`));
+if (missingFromAddon.length > 0) {
+  fail(`src/engine/kernels/native/${ADDON_SOURCE} does not include ${missingFromAddon.join(', ')}: ` +
+    'add the #include and its kernels to the KERNELS table');
+}
 
 /** One hash over every source file's name and bytes: what the committed binaries were built from. */
 function sourcesHash() {
@@ -93,23 +129,28 @@ function sourcesHash() {
  * One module from all the sources, twice: `kernels.wasm` imports the tfjs heap (a plain memory)
  * and runs on the thread tfjs runs on; `kernels-shared.wasm` imports a shared memory and runs
  * in the engine's kernel thread (threads.ts), which works on copies of its share of the batch.
+ * And the addon (native-addon.ts), for linux-x64 with AVX2 and FMA.
  */
 const VARIANTS = [
-  { name: 'kernels.wasm', flags: [] },
-  { name: 'kernels-shared.wasm', flags: ['-matomics', '-Wl,--shared-memory', '-Wl,--max-memory=4294967296'] },
-];
+  { name: 'kernels.wasm', args: [...WASM_FLAGS, ...files] },
+  {
+    name: 'kernels-shared.wasm',
+    args: [...WASM_FLAGS, '-matomics', '-Wl,--shared-memory', '-Wl,--max-memory=4294967296', ...files],
+  },
+  { name: 'kernels-linux-x64-avx2.node', args: [...NATIVE_FLAGS, join(sources, ADDON_SOURCE)] },
+].map((v) => ({ wasm: v.name.endsWith('.wasm'), ...v }));
 
 function compileInto(dir) {
   mkdirSync(dir, { recursive: true });
   for (const variant of VARIANTS) {
     const target = join(dir, variant.name);
-    const r = spawnSync(CLANG, [...FLAGS, ...variant.flags, '-o', target, ...files], { encoding: 'utf8' });
+    const r = spawnSync(CLANG, [...variant.args, '-o', target], { encoding: 'utf8' });
     if (r.status !== 0) {
-      const hint = /wasm-ld|unable to execute|No such file/.test(r.stderr) ? ' (is lld installed? apt-get install lld)' : '';
-      fail(`compiling ${variant.name} from ${files.map((f) => basename(f)).join(', ')} failed${hint}:\n${r.stderr}`);
+      const hint = /wasm-ld|ld\.lld|unable to execute|No such file|invalid linker/.test(r.stderr) ? ' (is lld installed? apt-get install lld)' : '';
+      fail(`compiling ${variant.name} failed${hint}:\n${r.stderr}`);
     }
     const DATA_SECTION = 11;
-    if (sectionIds(readFileSync(target)).includes(DATA_SECTION)) {
+    if (variant.wasm && sectionIds(readFileSync(target)).includes(DATA_SECTION)) {
       fail(`${variant.name} compiled to a module with static data, which would overwrite the tfjs heap it shares`);
     }
   }

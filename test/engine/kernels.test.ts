@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { TRAINING_KERNEL_NAMES, registerTrainingKernels } from '../../src/engine/kernels/index.ts';
 import { nativeKernelStatus, useNativeKernels } from '../../src/engine/kernels/native.ts';
+import { addonUnsupported } from '../../src/engine/kernels/native-addon.ts';
 import { assertClose, assertNoLeaks, matMulAndGradients, randomValues, RTOL, size, wasmDir, type Results } from './numeric.ts';
 
 type Pad = 'same' | 'valid' | tf.backend_util.ExplicitPadding;
@@ -88,6 +89,9 @@ function convCases(): ConvCase[] {
     { name: 'depthwise 6 channels stride 1 same', kind: 'depthwise', batch: 2, height: 9, width: 9, inChannels: 6, outChannels: 1, filter: [3, 3], strides: 1, pad: 'same' },
     { name: 'depthwise 6 channels stride 2 same', kind: 'depthwise', batch: 2, height: 9, width: 10, inChannels: 6, outChannels: 1, filter: [3, 3], strides: 2, pad: 'same' },
     { name: 'depthwise 5 channels ×3 stride 2 valid', kind: 'depthwise', batch: 1, height: 8, width: 8, inChannels: 5, outChannels: 3, filter: [3, 2], strides: 2, pad: 'valid' },
+    // 32 + 8 + 4 + 1 channels: every width of the native depthwise gradients' channel loops
+    { name: 'depthwise 45 channels stride 1 same', kind: 'depthwise', batch: 2, height: 7, width: 6, inChannels: 45, outChannels: 1, filter: [3, 3], strides: 1, pad: 'same' },
+    { name: 'depthwise 45 channels stride 2 valid', kind: 'depthwise', batch: 2, height: 9, width: 8, inChannels: 45, outChannels: 1, filter: [3, 3], strides: 2, pad: 'valid' },
   );
   return out;
 }
@@ -183,7 +187,7 @@ function filterShape(c: ConvCase): [number, number, number, number] {
 
 // ---------- computations (run once per backend) ----------
 
-/** dx and every filter gradient of Σ (y ⊙ r) for a fixed random r, so dy is not uniform. */
+/** y, dx and every filter gradient of Σ (y ⊙ r) for a fixed random r, so dy is not uniform. */
 function convGradients(c: ConvCase, seed: number): Results {
   return tf.tidy(() => {
     const xShape = [c.batch, c.height, c.width, c.inChannels];
@@ -211,6 +215,7 @@ function convGradients(c: ConvCase, seed: number): Results {
       ? tf.grads(loss)([x, f, pointwise])
       : tf.grads((xs: tf.Tensor, fs: tf.Tensor) => loss(xs, fs))([x, f]);
     const out: Results = {
+      y: forward(x, f, pointwise).dataSync() as Float32Array,
       dx: dx!.dataSync() as Float32Array,
       dFilter: df!.dataSync() as Float32Array,
     };
@@ -670,9 +675,23 @@ before(async () => {
   }
 });
 
-test('the SIMD conv kernels are built and in use (npm run build compiles them)', () => {
+test('the SIMD conv kernels are built and in use (npm run build compiles them), natively where the CPU allows', () => {
   const status = nativeKernelStatus();
   assert.ok(status.loaded, status.loaded ? '' : status.problem);
+  // linux-x64 with AVX2 and FMA runs the addon unless LAYERWISE_NATIVE=0 (run this file both ways)
+  const unsupported = addonUnsupported();
+  if (unsupported === undefined) assert.ok('file' in status.addon, JSON.stringify(status.addon));
+  else assert.deepEqual(status.addon, { problem: unsupported });
+});
+
+test('the native kernels are for linux-x64 CPUs with AVX2 and FMA, and LAYERWISE_NATIVE=0 switches them off', () => {
+  const cpu = (flags: string) => (): string => `processor\t: 0\nflags\t\t: ${flags}\n`;
+  assert.equal(addonUnsupported({}, 'linux', 'x64', cpu('sse4_2 avx avx2 fma bmi2')), undefined);
+  assert.equal(addonUnsupported({ LAYERWISE_NATIVE: '0' }, 'linux', 'x64', cpu('avx2 fma')), 'native kernels switched off (LAYERWISE_NATIVE=0)');
+  assert.equal(addonUnsupported({}, 'linux', 'x64', cpu('sse4_2 avx')), 'the CPU lacks avx2 and fma');
+  assert.equal(addonUnsupported({}, 'linux', 'x64', cpu('avx2')), 'the CPU lacks fma');
+  assert.match(addonUnsupported({}, 'darwin', 'arm64', cpu('avx2 fma')) ?? '', /darwin-arm64/);
+  assert.match(addonUnsupported({}, 'linux', 'x64', () => { throw new Error('EACCES'); }) ?? '', /cpuinfo.*EACCES/);
 });
 
 test('stock wasm lacks the conv filter gradients this module exists for', () => {

@@ -12,8 +12,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { GradConfig, KernelConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs';
-import { perChannelParamsFit, requiredInput, rowsAndChannels, type BackendWasm } from './heap.ts';
-import { offset as heapOffset, ownKernelRuns, registerOwnKernels, requireNativeFunctions, withWork } from './native.ts';
+import { perChannelParamsFit, requiredInput, rowsAndChannels, offset as heapOffset, withWork, type BackendWasm } from './heap.ts';
+import { ownKernelRuns, registerOwnKernels, requireNativeFunctions } from './native.ts';
 
 export const BATCH_NORM_TRAIN = 'LayerwiseBatchNormTrain';
 export const BATCH_NORM_TRAIN_GRAD = 'LayerwiseBatchNormTrainGrad';

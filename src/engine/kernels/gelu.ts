@@ -8,8 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { GradConfig, KernelConfig, KernelFunc, Tensor } from '@tensorflow/tfjs';
-import { requiredInput, type BackendWasm } from './heap.ts';
-import { offset, ownKernelRuns, registerOwnKernels, requireNativeFunctions } from './native.ts';
+import { requiredInput, offset, type BackendWasm } from './heap.ts';
+import { ownKernelRuns, registerOwnKernels, requireNativeFunctions } from './native.ts';
 
 export const GELU = 'LayerwiseGelu';
 export const GELU_GRAD = 'LayerwiseGeluGrad';

@@ -10,6 +10,37 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 export type { BackendWasm };
 
+/** What the engine reaches in tfjs's emscripten module: its memory and its allocator. */
+interface WasmModuleInternals {
+  asm?: { memory?: unknown };
+  _malloc(bytes: number): number;
+  _free(pointer: number): void;
+}
+
+export function heapModule(backend: BackendWasm): WasmModuleInternals {
+  return backend.wasm as unknown as WasmModuleInternals;
+}
+
+/** A tensor's byte offset in the wasm heap: what the C kernels take as a pointer. */
+export function offset(backend: BackendWasm, info: TensorInfo): number {
+  const data = backend.dataIdMap.get(info.dataId);
+  if (data === undefined) throw new Error('tensor not on the wasm backend');
+  return data.memoryOffset;
+}
+
+/** Runs `body` with `floats` of scratch on the tfjs heap. */
+export function withWork<T>(backend: BackendWasm, floats: number, body: (work: number) => T): T {
+  if (floats === 0) return body(0);
+  const heap = heapModule(backend);
+  const work = heap._malloc(floats * 4);
+  try {
+    return body(work);
+  } finally {
+    heap._free(work);
+  }
+}
+
+
 /**
  * A Float32Array over a tensor's bytes in the wasm heap. Any allocation (makeOutput, a kernel
  * call) may grow the heap and detach the views taken before it: allocate first, then view.

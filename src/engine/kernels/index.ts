@@ -23,6 +23,7 @@ import type {
   Conv2DBackpropFilterAttrs,
   Conv2DBackpropInputAttrs,
   DepthwiseConv2dNativeBackpropFilterAttrs,
+  DepthwiseConv2dNativeAttrs,
   DepthwiseConv2dNativeBackpropInputAttrs,
   FusedBatchNormAttrs,
   FusedConv2DAttrs,
@@ -60,6 +61,8 @@ import {
   nativeDepthwiseFilterGradient,
   nativeDepthwiseInputGradient,
   nativeConv2d,
+  nativeDepthwiseConv2d,
+  nativeIsAddon,
   convWork,
   startThreads,
 } from './native.ts';
@@ -133,8 +136,9 @@ const conv2dBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
 
 /**
  * Conv2D and FusedConv2D (NHWC; no activation, ReLU or ReLU6 after the bias): the engine's
- * own product when the kernel threads can take part of the batch, XNNPACK otherwise (which
- * runs it on this thread alone, at about the speed of ours).
+ * own product when it is the native one (AVX2: twice XNNPACK's wasm speed) or the kernel threads
+ * can take part of the batch, XNNPACK otherwise (which runs it on this thread alone, at about
+ * the speed of our wasm one).
  */
 function conv2dForward(kernelName: string): KernelFunc {
   return ({ inputs, backend, attrs }) => {
@@ -151,11 +155,31 @@ function conv2dForward(kernelName: string): KernelFunc {
       const info = tf.backend_util.computeConv2DInfo(
         x.shape as Shape4D, filter.shape as Shape4D, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode);
       const perChannel = bias === undefined || bias.shape.reduce((p, d) => p * d, 1) === info.outChannels;
-      if (perChannel && threadsCanSplit(info.batchSize, convWork(info))) return nativeConv2d(wasm, x, filter, bias, activation, info);
+      if (perChannel && (nativeIsAddon(wasm) || threadsCanSplit(info.batchSize, convWork(info)))) {
+        return nativeConv2d(wasm, x, filter, bias, activation, info);
+      }
     }
     return runStock(kernelName, wasm, inputs, attrs);
   };
 }
+
+/**
+ * DepthwiseConv2dNative (NHWC, float32): the engine's own kernel when it is the native one
+ * (AVX2, and split over the kernel threads), XNNPACK's otherwise.
+ */
+const depthwiseForward: KernelFunc = ({ inputs, backend, attrs }) => {
+  const kernel = tf.DepthwiseConv2dNative;
+  const wasm = backend as BackendWasm;
+  const x = input(inputs, 'x', kernel);
+  const filter = input(inputs, 'filter', kernel);
+  const a = attrs as unknown as DepthwiseConv2dNativeAttrs;
+  if (a.dataFormat !== 'NCHW' && x.dtype === 'float32' && filter.dtype === 'float32' && nativeIsAddon(wasm)) {
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as Shape4D, filter.shape as Shape4D, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, true);
+    return nativeDepthwiseConv2d(wasm, x, filter, info);
+  }
+  return runStock(kernel, wasm, inputs, attrs);
+};
 
 const depthwiseBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   const kernel = tf.DepthwiseConv2dNativeBackpropFilter;
@@ -315,6 +339,7 @@ const TRAINING_KERNELS: readonly KernelConfig[] = [
   { kernelName: tf.Conv2DBackpropFilter, backendName: BACKEND, kernelFunc: conv2dBackpropFilter },
   { kernelName: tf.Conv2DBackpropInput, backendName: BACKEND, kernelFunc: conv2dBackpropInput },
   { kernelName: tf.DepthwiseConv2dNativeBackpropFilter, backendName: BACKEND, kernelFunc: depthwiseBackpropFilter },
+  { kernelName: tf.DepthwiseConv2dNative, backendName: BACKEND, kernelFunc: depthwiseForward },
   { kernelName: tf.DepthwiseConv2dNativeBackpropInput, backendName: BACKEND, kernelFunc: depthwiseBackpropInput },
   { kernelName: tf.MaxPoolGrad, backendName: BACKEND, kernelFunc: maxPoolGrad },
   { kernelName: tf.Tile, backendName: BACKEND, kernelFunc: tile },
@@ -366,7 +391,8 @@ export async function startKernelThreadsAndWait(): Promise<void> {
 export function nativeKernelNote(): string {
   const status = nativeKernelStatus();
   if (!status.loaded) return status.problem;
-  return `convolutions, matrix products, normalisation and optimizer steps in the engine's SIMD wasm kernels${
+  const where = 'file' in status.addon ? 'native AVX2 kernels (linux-x64)' : `SIMD wasm kernels (${status.addon.problem})`;
+  return `convolutions, matrix products, normalisation and optimizer steps in the engine's ${where}${
     threadNote === undefined ? '' : `; ${threadNote}`}`;
 }
 

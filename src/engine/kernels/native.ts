@@ -2,8 +2,10 @@
  * The engine's own SIMD kernels (native/*.c, built by scripts/build-wasm.mjs into
  * dist/kernels/kernels.wasm): convolution gradients, BatchNorm forward, broadcast element-wise
  * arithmetic and MaxPoolGrad. The module is instantiated over the tfjs
- * wasm backend's own memory, so tensors are passed as heap offsets and nothing is copied. When
- * the file is missing (a `tsx` run before `npm run build`) the composed kernels are used and
+ * wasm backend's own memory, so tensors are passed as heap offsets and nothing is copied. On
+ * linux-x64 with AVX2 and FMA the same kernels run from the native addon instead
+ * (native-addon.ts), over the same memory and with the same arguments. When the files are
+ * missing (a `tsx` run before `npm run build`) the composed kernels are used and
  * `nativeKernelStatus()` says why.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -11,8 +13,10 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { backend_util } from '@tensorflow/tfjs';
 import type { GradConfig, KernelConfig, TensorInfo } from '@tensorflow/tfjs';
-import { heapFloats, type BackendWasm } from './heap.ts';
-import { kernelThreads, splitMinWork, startKernelThreads, type ThreadedKernel } from './threads.ts';
+import { heapModule, offset, withWork, type BackendWasm } from './heap.ts';
+import { runBatchCall } from './split-call.ts';
+import { activeAddon, addonStatus, bindAddon, isAddonBinding } from './native-addon.ts';
+import { startKernelThreads } from './threads.ts';
 
 type Conv2DInfo = import('@tensorflow/tfjs').backend_util.Conv2DInfo;
 
@@ -30,6 +34,7 @@ interface ConvExports {
   conv2d_filter_grad(x: number, dy: number, dw: number, work: number, ...g: Geometry): void;
   conv2d_input_grad_work(taps: number, outChannels: number): number;
   conv2d_input_grad(dy: number, filter: number, dx: number, work: number, ...g: Geometry): void;
+  depthwise_forward(x: number, filter: number, y: number, ...g: DepthwiseGeometry): void;
   depthwise_filter_grad(x: number, dy: number, dw: number, ...g: DepthwiseGeometry): void;
   depthwise_input_grad(dy: number, filter: number, dx: number, ...g: DepthwiseGeometry): void;
   batch_norm(x: number, mean: number, variance: number, offset: number, scale: number, epsilon: number,
@@ -67,7 +72,8 @@ function candidates(file = FILE): string[] {
   return [path.join(__dirname, 'kernels', file), path.join(__dirname, '..', '..', '..', 'dist', 'kernels', file)];
 }
 
-export type NativeKernelStatus = { loaded: true; file: string } | { loaded: false; problem: string };
+/** `addon`: the native addon's file when its kernels run, else why the wasm ones do. */
+export type NativeKernelStatus = { loaded: true; file: string; addon: { file: string } | { problem: string } } | { loaded: false; problem: string };
 
 let compiled: { module: WebAssembly.Module; file: string } | { problem: string } | undefined;
 
@@ -104,22 +110,24 @@ export function startThreads(count?: number): string {
       sharedModule = undefined;
     }
   }
-  return startKernelThreads(sharedModule, count).note;
+  const addon = addonStatus();
+  return startKernelThreads(sharedModule, count, addon.loaded ? addon.file : undefined).note;
 }
 
 /** Whether the SIMD conv kernels are available, for the backend's reason. */
 export function nativeKernelStatus(): NativeKernelStatus {
   const c = compile();
-  return 'module' in c ? { loaded: true, file: c.file } : { loaded: false, problem: c.problem };
-}
-
-interface WasmModuleInternals {
-  asm?: { memory?: unknown };
-  _malloc(bytes: number): number;
-  _free(pointer: number): void;
+  if (!('module' in c)) return { loaded: false, problem: c.problem };
+  const addon = addonStatus();
+  return {
+    loaded: true,
+    file: c.file,
+    addon: !addon.loaded ? { problem: addon.problem } : activeAddon() === undefined ? { problem: 'native kernels switched off' } : { file: addon.file },
+  };
 }
 
 const instances = new WeakMap<WebAssembly.Memory, ConvExports>();
+const addonBindings = new WeakMap<WebAssembly.Memory, ConvExports>();
 
 let enabled = true;
 
@@ -136,8 +144,17 @@ function kernelsFor(backend: BackendWasm): ConvExports | undefined {
   if (!enabled) return undefined;
   const c = compile();
   if (!('module' in c)) return undefined;
-  const memory = (backend.wasm as unknown as WasmModuleInternals).asm?.memory;
+  const memory = heapModule(backend).asm?.memory;
   if (!(memory instanceof WebAssembly.Memory)) return undefined;
+  const addon = activeAddon();
+  if (addon !== undefined) {
+    let binding = addonBindings.get(memory);
+    if (binding === undefined) {
+      binding = bindAddon(addon, () => memory.buffer) as unknown as ConvExports;
+      addonBindings.set(memory, binding);
+    }
+    return binding;
+  }
   let exports = instances.get(memory);
   if (exports === undefined) {
     exports = new WebAssembly.Instance(c.module, { env: { memory } }).exports as unknown as ConvExports;
@@ -148,6 +165,12 @@ function kernelsFor(backend: BackendWasm): ConvExports | undefined {
 
 export function nativeAvailable(backend: BackendWasm): boolean {
   return kernelsFor(backend) !== undefined;
+}
+
+/** Whether the kernels run from the native addon (AVX2) rather than the wasm module. */
+export function nativeIsAddon(backend: BackendWasm): boolean {
+  const k = kernelsFor(backend);
+  return k !== undefined && isAddonBinding(k);
 }
 
 /**
@@ -193,13 +216,6 @@ export function registerOwnKernels(kernels: readonly KernelConfig[], gradient?: 
   for (const config of kernels) if (tf.getKernel(config.kernelName, config.backendName) === undefined) tf.registerKernel(config);
 }
 
-/** A tensor's byte offset in the wasm heap: what the C kernels take as a pointer. */
-export function offset(backend: BackendWasm, info: TensorInfo): number {
-  const data = backend.dataIdMap.get(info.dataId);
-  if (data === undefined) throw new Error('tensor not on the wasm backend');
-  return data.memoryOffset;
-}
-
 function geometry(info: Conv2DInfo): Geometry {
   return [
     info.batchSize, info.inHeight, info.inWidth, info.inChannels, info.outHeight, info.outWidth, info.outChannels,
@@ -216,233 +232,10 @@ function depthwiseGeometry(info: Conv2DInfo): DepthwiseGeometry {
   ];
 }
 
-/** Runs `body` with `floats` of scratch on the tfjs heap. */
-export function withWork<T>(backend: BackendWasm, floats: number, body: (work: number) => T): T {
-  if (floats === 0) return body(0);
-  const heap = backend.wasm as unknown as WasmModuleInternals;
-  const work = heap._malloc(floats * 4);
-  try {
-    return body(work);
-  } finally {
-    heap._free(work);
-  }
-}
-
 function kernels(backend: BackendWasm): ConvExports {
   const k = kernelsFor(backend);
   if (k === undefined) throw new Error('the native conv kernels are not loaded');
   return k;
-}
-
-const align4 = (n: number): number => Math.ceil(n / 4) * 4;
-
-/**
- * One kernel call that may be split over the batch: the kernel threads take the last images,
- * on copies in their shared memory, and this thread the first ones in place.
- */
-interface BatchCall {
-  kernel: ThreadedKernel;
-  batch: number;
-  /** Multiply-adds of the whole call. */
-  work: number;
-  /** Inputs split by image, with their floats per image. */
-  sliced: Array<{ info: TensorInfo; perImage: number }>;
-  /** Inputs every part reads whole (a filter, a bias); undefined passes a null pointer. */
-  whole: Array<TensorInfo | undefined>;
-  /**
-   * The output: split by image; or one per part, summed (a filter gradient); or split by
-   * column of a `rows` × `width` matrix, each part's columns compact in its region.
-   */
-  out:
-    | { info: TensorInfo; perImage: number }
-    | { info: TensorInfo; summed: number }
-    | { info: TensorInfo; columns: { rows: number; width: number } };
-  /** Floats of scratch a part of `images` images needs. */
-  scratch(images: number): number;
-  /**
-   * The C arguments for `images` images from `first` on, given the pointers: sliced…, whole…,
-   * out, scratch (sliced ones and out already point at image `first`); `inPlace` when the
-   * part writes into the output tensor itself rather than a thread's region.
-   */
-  args(pointers: number[], images: number, first: number, inPlace: boolean): number[];
-}
-
-/**
- * How `batch` images split between this thread and `lanes` kernel threads: this thread takes
- * the first ⌊batch/(lanes+1)⌋ (it also makes the copies), each kernel thread that many or one
- * more, in order. Every part gets at least one image when lanes < batch.
- */
-export function splitBatch(batch: number, lanes: number): { mine: number; parts: Array<{ start: number; images: number }> } {
-  const base = Math.floor(batch / (lanes + 1));
-  const extra = batch - base * (lanes + 1);
-  const parts: Array<{ start: number; images: number }> = [];
-  let start = base;
-  for (let i = 0; i < lanes; i++) {
-    const images = base + (i < extra ? 1 : 0);
-    parts.push({ start, images });
-    start += images;
-  }
-  if (start !== batch || base < 1) throw new Error(`splitBatch(${batch}, ${lanes}): parts do not cover the batch`);
-  return { mine: base, parts };
-}
-
-/** The shared memory's first floats stay unused, so no region starts at 0 (a null pointer to the C kernels). */
-const RESERVED_FLOATS = 16;
-
-/**
- * The images of sliced inputs the last split call copied into the threads' shared memory, where
- * they stay until a later call lays out its own: a gradient's second kernel reads the same dy as
- * its first (Conv2DBackpropInput then Conv2DBackpropFilter, and the depthwise pair, one after the
- * other on the tape), and finds its parts already there. Tensors are immutable and a dataId is
- * never reused, so the same dataId split into the same parts is the same data.
- */
-let copied: {
-  threads: object;
-  inputs: Array<{ dataId: object; perImage: number; at: number[] }>;
-  parts: Array<{ start: number; images: number }>;
-  /** One past the last float the call laid out: a call that keeps an input lays out its own from here. */
-  end: number;
-} | undefined;
-
-/** Floats of sliced input copied into the shared memory, and floats found there already (bench/speed.ts --profile). */
-export const sharedCopies = { copied: 0, reused: 0 };
-
-function runBatchCall(backend: BackendWasm, k: ConvExports, call: BatchCall): void {
-  const run = (args: number[]): void => (k[call.kernel] as (...a: number[]) => void)(...args);
-  const threads = call.batch >= 2 ? kernelThreads(call.work) : undefined;
-  // as many threads as are ready, as leave every part an image and half the threshold's work
-  const perPart = splitMinWork() / 2;
-  const worthwhile = perPart > 0 ? Math.floor(call.work / perPart) - 1 : Infinity;
-  const lanes = threads === undefined ? 0 : Math.max(0, Math.min(threads.ready(), call.batch - 1, worthwhile));
-  const here = (work: number, images: number): number[] => call.args(
-    [...call.sliced.map((t) => offset(backend, t.info)), ...call.whole.map((t) => (t === undefined ? 0 : offset(backend, t))),
-      offset(backend, call.out.info), work],
-    images,
-    0,
-    true,
-  );
-  if (threads === undefined || lanes === 0) {
-    withWork(backend, call.scratch(call.batch), (work) => run(here(work, call.batch)));
-    return;
-  }
-  const { mine, parts } = splitBatch(call.batch, lanes);
-  const sameParts = copied !== undefined && copied.threads === threads && copied.parts.length === parts.length &&
-    copied.parts.every((p, i) => p.start === parts[i]!.start && p.images === parts[i]!.images);
-  const kept = call.sliced.map((t) =>
-    sameParts ? copied!.inputs.find((c) => c.dataId === t.info.dataId && c.perImage === t.perImage) : undefined);
-  // shared memory: the whole inputs once, then per part its slices (unless kept), its output and its scratch
-  let at = kept.some((c) => c !== undefined) ? copied!.end : RESERVED_FLOATS;
-  const take = (floats: number): number => {
-    const start = at;
-    at += align4(floats);
-    return start;
-  };
-  const wholeAt = call.whole.map((t) => (t === undefined ? -1 : take(sizeOf(t.shape))));
-  const outFloats = (images: number): number => ('summed' in call.out ? call.out.summed
-    : 'columns' in call.out ? call.out.columns.rows * images : call.out.perImage * images);
-  const layout = parts.map((part, p) => ({
-    sliced: call.sliced.map((t, i) => kept[i]?.at[p] ?? take(t.perImage * part.images)),
-    out: take(outFloats(part.images)),
-    scratch: take(call.scratch(part.images)),
-  }));
-  const shared = threads.heap(at);
-  copied = undefined;
-  if (shared === undefined) {
-    withWork(backend, call.scratch(call.batch), (work) => run(here(work, call.batch)));
-    return;
-  }
-  const end = at;
-  try {
-    withWork(backend, call.scratch(mine), (work) => {
-      // views after the scratch allocation, which may have grown (and detached) the heap
-      const views = call.sliced.map((t) => heapFloats(backend, t.info));
-      call.whole.forEach((t, i) => {
-        if (t !== undefined) shared.set(heapFloats(backend, t), wholeAt[i]);
-      });
-      const lanesOf = parts.map((part, p) => {
-        const l = layout[p]!;
-        call.sliced.forEach((t, i) => {
-          const floats = part.images * t.perImage;
-          if (kept[i] !== undefined) {
-            sharedCopies.reused += floats;
-            return;
-          }
-          const from = part.start * t.perImage;
-          shared.set(views[i]!.subarray(from, from + floats), l.sliced[i]);
-          sharedCopies.copied += floats;
-        });
-        return threads.post(call.kernel, call.args(
-          [...l.sliced.map((f) => f * 4), ...wholeAt.map((f) => (f < 0 ? 0 : f * 4)), l.out * 4, l.scratch * 4],
-          part.images,
-          part.start,
-          false,
-        ));
-      });
-      // every part's slices are in place now
-      copied = {
-        threads,
-        inputs: call.sliced.map((t, i) => ({ dataId: t.info.dataId, perImage: t.perImage, at: layout.map((l) => l.sliced[i]!) })),
-        parts,
-        end,
-      };
-      let takenBack = new Set<number>();
-      try {
-        run(here(work, mine));
-      } finally {
-        takenBack = threads.join();
-      }
-      // parts no kernel thread started run here, in place, with the same images: the same bits
-      const mineToo = parts.filter((_, p) => takenBack.has(lanesOf[p]!));
-      const summedHere = mineToo.length > 0 && 'summed' in call.out
-        ? (backend.wasm as unknown as WasmModuleInternals)._malloc(call.out.summed * 4 * mineToo.length) : 0;
-      try {
-        mineToo.forEach((part, j) => {
-          const perImage = 'perImage' in call.out ? call.out.perImage : 'columns' in call.out ? 1 : 0;
-          const outAt = 'summed' in call.out ? summedHere + j * call.out.summed * 4
-            : offset(backend, call.out.info) + part.start * perImage * 4;
-          withWork(backend, call.scratch(part.images), (partWork) => run(call.args(
-            [...call.sliced.map((t) => offset(backend, t.info) + part.start * t.perImage * 4),
-              ...call.whole.map((t) => (t === undefined ? 0 : offset(backend, t))), outAt, partWork],
-            part.images,
-            part.start,
-            true,
-          )));
-        });
-        copyBack(shared, mineToo, summedHere);
-      } finally {
-        if (summedHere !== 0) (backend.wasm as unknown as WasmModuleInternals)._free(summedHere);
-      }
-    });
-  } catch (e) {
-    // the caller made the output for this call; nobody will own it now
-    backend.disposeData(call.out.info.dataId);
-    throw e;
-  }
-
-  /** The kernel threads' results into the output; parts in `mineToo` ran here (summed ones into `summedHere`). */
-  function copyBack(shared: Float32Array, mineToo: Array<{ start: number; images: number }>, summedHere: number): void {
-    const out = heapFloats(backend, call.out.info);
-    const heap = new Float32Array(out.buffer);
-    parts.forEach((part, p) => {
-      const l = layout[p]!;
-      const here = mineToo.indexOf(part);
-      if (here >= 0 && !('summed' in call.out)) return;
-      if ('summed' in call.out) {
-        // in the parts' order whoever computed them: float sums depend on it
-        const from = here >= 0 ? heap : shared;
-        const at = here >= 0 ? summedHere / 4 + here * call.out.summed : l.out;
-        for (let i = 0; i < call.out.summed; i++) out[i] = out[i]! + from[at + i]!;
-      } else if ('columns' in call.out) {
-        const { rows, width } = call.out.columns;
-        for (let r = 0; r < rows; r++) {
-          const from = l.out + r * part.images;
-          out.set(shared.subarray(from, from + part.images), r * width + part.start);
-        }
-      } else {
-        out.set(shared.subarray(l.out, l.out + part.images * call.out.perImage), part.start * call.out.perImage);
-      }
-    });
-  }
 }
 
 /** A geometry (batch first) with another batch size: a part of a split call. */
@@ -516,6 +309,24 @@ export function nativeConv2dInputGradient(backend: BackendWasm, dy: TensorInfo, 
     out: { info: out, perImage: info.inHeight * info.inWidth * info.inChannels },
     scratch: () => k.conv2d_input_grad_work(taps, info.outChannels),
     args: ([dyp, fp, dxp, work], images) => [dyp!, fp!, dxp!, work!, ...withBatch(g, images)],
+  });
+  return out;
+}
+
+/** DepthwiseConv2dNative, NHWC: y from x and the filter [fh, fw, channels, multiplier]. */
+export function nativeDepthwiseConv2d(backend: BackendWasm, x: TensorInfo, filter: TensorInfo, info: Conv2DInfo): TensorInfo {
+  const k = kernels(backend);
+  const out = backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, info.outChannels], 'float32');
+  const g = depthwiseGeometry(info);
+  runBatchCall(backend, k, {
+    kernel: 'depthwise_forward',
+    batch: info.batchSize,
+    work: info.batchSize * info.outHeight * info.outWidth * info.outChannels * info.filterHeight * info.filterWidth,
+    sliced: [{ info: x, perImage: info.inHeight * info.inWidth * info.inChannels }],
+    whole: [filter],
+    out: { info: out, perImage: info.outHeight * info.outWidth * info.outChannels },
+    scratch: () => 0,
+    args: ([xp, fp, yp], images) => [xp!, fp!, yp!, ...withBatch(g, images)],
   });
   return out;
 }

@@ -9,8 +9,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, Tensor, TensorInfo } from '@tensorflow/tfjs';
-import type { BackendWasm } from './heap.ts';
-import { offset, ownKernelRuns, registerOwnKernels, requireNativeFunctions } from './native.ts';
+import { offset, type BackendWasm } from './heap.ts';
+import { ownKernelRuns, registerOwnKernels, requireNativeFunctions } from './native.ts';
 
 export const ADAM_STEP = 'LayerwiseAdamStep';
 export const SGD_STEP = 'LayerwiseSgdStep';

@@ -2,11 +2,12 @@
  * What a kernel thread (thread.ts) and the thread that calls it (threads.ts) share: the words
  * of a lane and their values. A lane is one Int32Array the calling thread writes a call into
  * and the kernel thread answers in; arguments travel as float64 (every C argument is an int or
- * a float32, both exact in a double).
+ * a float32, both exact in a double; so is an x86-64 address, which the native kernels take).
  */
 
 /** Word indices in a lane. */
-export const LANE = { state: 0, op: 1, count: 2 } as const;
+/** `addon`: 1 when the call is for the native addon's kernels, 0 for the wasm module's. */
+export const LANE = { state: 0, op: 1, count: 2, addon: 3 } as const;
 export const LANE_WORDS = 4;
 
 /**
@@ -24,6 +25,8 @@ export interface ThreadData {
   memory: WebAssembly.Memory;
   /** The kernels' export names; a call names one by its index here. */
   names: readonly string[];
+  /** The native addon (native-addon.ts) when the calling thread runs it: its kernels must run here too. */
+  addon: string | undefined;
   lane: SharedArrayBuffer;
   args: SharedArrayBuffer;
   /** UTF-8 message of the last failure, zero-terminated. */

@@ -6,7 +6,9 @@
  * on copies of its images; the calling thread works on its images in place, then waits
  * (Atomics.wait — the calling thread does nothing else meanwhile, as with any synchronous kernel)
  * and copies the workers' results back. Copies are memcpy speed (~0.3 ms for the largest
- * tensors of the bench's CNN) against several ms of convolution per half batch.
+ * tensors of the bench's CNN) against several ms of convolution per half batch. The native
+ * kernels (native-addon.ts) need none of that: native code reads tfjs's heap from any thread, so
+ * their calls carry addresses into it and every part works in place (native.ts, runInPlace).
  *
  * Threads start in the background when the kernels are registered and take work once they
  * report ready; until then, and wherever they cannot start (one core, no dist/kernels/thread.js,
@@ -23,6 +25,7 @@ export const THREADED_KERNELS = [
   'conv2d_forward',
   'conv2d_filter_grad',
   'conv2d_input_grad',
+  'depthwise_forward',
   'depthwise_filter_grad',
   'depthwise_input_grad',
   'matmul_part',
@@ -65,7 +68,11 @@ export class KernelThreads {
   /** Posted calls that `join` took back unstarted and the calling thread ran. */
   takenBack = 0;
 
-  constructor(module: WebAssembly.Module, script: string, count: number) {
+  /** Whether the threads can run the native addon's kernels. */
+  readonly addon: boolean;
+
+  constructor(module: WebAssembly.Module, script: string, count: number, addon: string | undefined) {
+    this.addon = addon !== undefined;
     this.memory = new WebAssembly.Memory({ initial: 256, maximum: MAX_PAGES, shared: true });
     this.floats = new Float32Array(this.memory.buffer);
     for (let i = 0; i < count; i++) {
@@ -73,6 +80,7 @@ export class KernelThreads {
         module,
         memory: this.memory,
         names: THREADED_KERNELS,
+        addon,
         lane: new SharedArrayBuffer(LANE_WORDS * 4),
         args: new SharedArrayBuffer(MAX_ARGS * 8),
         problem: new SharedArrayBuffer(PROBLEM_BYTES),
@@ -148,16 +156,19 @@ export class KernelThreads {
 
   /**
    * Starts kernel `name` on the next ready thread (call at most `ready()` times before `join`);
-   * returns the lane's number, by which `join` names calls it took back.
+   * returns the lane's number, by which `join` names calls it took back. `addon`: run the native
+   * addon's kernel (the calling thread's own kernels are the addon's), else the wasm module's.
    */
-  post(name: ThreadedKernel, args: readonly number[]): number {
+  post(name: ThreadedKernel, args: readonly number[], addon = false): number {
     if (args.length > MAX_ARGS) throw new Error(`${name}: ${args.length} arguments, at most ${MAX_ARGS}`);
     const index = this.lanes.findIndex((l) => Atomics.load(l.words, LANE.state) === STATE.idle);
     const lane = this.lanes[index];
     if (lane === undefined) throw new Error(`${name}: no kernel thread is ready`);
+    if (addon && !this.addon) throw new Error(`${name}: the kernel threads were started without the native addon`);
     lane.args.set(args);
     Atomics.store(lane.words, LANE.op, THREADED_KERNELS.indexOf(name));
     Atomics.store(lane.words, LANE.count, args.length);
+    Atomics.store(lane.words, LANE.addon, addon ? 1 : 0);
     Atomics.store(lane.words, LANE.state, STATE.work);
     if (wakeThreads) Atomics.notify(lane.words, LANE.state);
     this.posted++;
@@ -261,9 +272,11 @@ export function kernelThreadCount(env: NodeJS.ProcessEnv = process.env): { count
 
 /**
  * Starts the kernel threads once (`count` of them; default kernelThreadCount()); returns why
- * there are none when they cannot start. `module` is the shared-memory build of the kernels.
+ * there are none when they cannot start. `module` is the shared-memory build of the kernels;
+ * `addon` the native addon's file when the calling thread runs it (native-addon.ts).
  */
-export function startKernelThreads(module: WebAssembly.Module | undefined, count = kernelThreadCount().count): ThreadStatus {
+export function startKernelThreads(module: WebAssembly.Module | undefined, count = kernelThreadCount().count,
+  addon?: string): ThreadStatus {
   if (pool !== undefined || module === undefined) {
     if (module === undefined) status = { threads: 0, note: 'no shared-memory kernels module (kernels-shared.wasm)' };
     return status;
@@ -273,7 +286,7 @@ export function startKernelThreads(module: WebAssembly.Module | undefined, count
   else if (script === undefined) status = { threads: 0, note: `${SCRIPT} not built (npm run build): kernels run on one thread` };
   else {
     try {
-      pool = new KernelThreads(module, script, count);
+      pool = new KernelThreads(module, script, count, addon);
       status = { threads: count, note: `conv and matrix-product kernels split over ${count + 1} threads` };
     } catch (e) {
       status = { threads: 0, note: `kernel threads could not start (${e instanceof Error ? e.message : String(e)})` };

@@ -1,14 +1,22 @@
 /*
- * What every kernel file here shares. All of them are compiled into one module
+ * What every kernel file here shares. All of them are compiled into one wasm module
  * (scripts/build-wasm.mjs) that imports the tfjs wasm heap as its memory: no static data, no
- * address-taken locals (the build links a zero-size shadow stack at address 0).
+ * address-taken locals (the build links a zero-size shadow stack at address 0). The same files
+ * also compile natively for x86-64 with AVX2 and FMA (napi.c, the Node-API addon): the wasm
+ * SIMD intrinsics map onto SSE there (simd128_x86.h), and the products' inner blocks have AVX2
+ * versions (conv.c).
  */
 #ifndef LAYERWISE_COMMON_H
 #define LAYERWISE_COMMON_H
 
+#if defined(__wasm__)
 #include <wasm_simd128.h>
-
 #define EXPORT(name) __attribute__((export_name(#name))) name
+#else
+#include "simd128_x86.h"
+/* the addon exports only its Node-API entry (napi.c); kernels are called through its table */
+#define EXPORT(name) name
+#endif
 
 /* Rows a column sum adds into one partial sum before folding it into the total: float32 sums
  * of thousands of rows lose digits otherwise. */

@@ -18,19 +18,88 @@
  * pixels at a time so the packed operands stay in cache:
  *   filter: dW[(i,j,ci), co] = Σ_p col[p, (i,j,ci)] · dy[p, co]        (colᵀ · dY)
  *   input:  dcol[p, (i,j,ci)] = Σ_co dy[p, co] · W[(i,j,ci), co]        (dY · Wᵀ), then col2im
- * The product's inner kernel computes a 4×8 block of the result with 8 SIMD accumulators:
- * V8 maps wasm SIMD onto SSE registers (16 of them) and there is no fused multiply-add.
+ * The product's inner kernel computes an MR×NR block of the result. In wasm, 4×8 with 8 SIMD
+ * accumulators: V8 maps wasm SIMD onto SSE registers (16 of them) and there is no fused
+ * multiply-add. Natively with AVX2 (the Node-API addon, napi.c), 6×16 with 12 ymm accumulators
+ * and FMA: twice the width and one instruction per multiply-add, as OpenBLAS's sgemm on Haswell
+ * and Zen. Everything else below is written for any MR and NR.
  */
 #include "common.h"
 
+#if defined(__AVX2__) && defined(__FMA__)
+enum { MR = 6, NR = 16 };
+
+/* One row of the block: c_r0, c_r1 += a_r · b0, b1 */
+#define ROW_FMA(r, av) c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0), c##r##1 = _mm256_fmadd_ps(av, b1, c##r##1)
+#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define DECLARE(r) __m256 c##r##0, c##r##1;
+#define ZERO(r) c##r##0 = c##r##1 = _mm256_setzero_ps();
+#define LOAD(r) c##r##0 = _mm256_loadu_ps(c + r * ldc), c##r##1 = _mm256_loadu_ps(c + r * ldc + 8);
+#define STORE(r) _mm256_storeu_ps(c + r * ldc, c##r##0), _mm256_storeu_ps(c + r * ldc + 8, c##r##1);
+
+/*
+ * c[0..6)[0..16) (row stride ldc) = (accumulate ? c : 0) + Σ_k a[k][0..6) ⊗ b[k][0..16):
+ * a is a packed panel of 6 rows, b one of 16 columns, both k-major.
+ */
+static inline void block(int k, const float *restrict a, const float *restrict b, float *restrict c, int ldc,
+                         int accumulate) {
+  ROWS(DECLARE)
+  if (accumulate) {
+    ROWS(LOAD)
+  } else {
+    ROWS(ZERO)
+  }
+  for (int p = 0; p < k; p++, a += MR, b += NR) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    ROW_FMA(0, _mm256_broadcast_ss(a));
+    ROW_FMA(1, _mm256_broadcast_ss(a + 1));
+    ROW_FMA(2, _mm256_broadcast_ss(a + 2));
+    ROW_FMA(3, _mm256_broadcast_ss(a + 3));
+    ROW_FMA(4, _mm256_broadcast_ss(a + 4));
+    ROW_FMA(5, _mm256_broadcast_ss(a + 5));
+  }
+  ROWS(STORE)
+}
+
+/*
+ * block with the 6 rows of a read where they lie (row r at a + r·lda, k-contiguous) instead of
+ * from a packed panel: the same operations in the same order, so the same bits, without the pass
+ * that packs a. Rows past `rows` (a last partial panel) repeat row 0; their results are garbage
+ * the caller never reads.
+ */
+static inline void block_rows(int k, const float *restrict a, int lda, int rows, const float *restrict b,
+                              float *restrict c, int ldc) {
+  const float *a0 = a, *a1 = rows > 1 ? a + lda : a, *a2 = rows > 2 ? a + 2 * lda : a;
+  const float *a3 = rows > 3 ? a + 3 * lda : a, *a4 = rows > 4 ? a + 4 * lda : a, *a5 = rows > 5 ? a + 5 * lda : a;
+  ROWS(DECLARE)
+  ROWS(ZERO)
+  for (int p = 0; p < k; p++, b += NR) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    ROW_FMA(0, _mm256_broadcast_ss(a0 + p));
+    ROW_FMA(1, _mm256_broadcast_ss(a1 + p));
+    ROW_FMA(2, _mm256_broadcast_ss(a2 + p));
+    ROW_FMA(3, _mm256_broadcast_ss(a3 + p));
+    ROW_FMA(4, _mm256_broadcast_ss(a4 + p));
+    ROW_FMA(5, _mm256_broadcast_ss(a5 + p));
+  }
+  ROWS(STORE)
+}
+
+#undef ROW_FMA
+#undef ROWS
+#undef DECLARE
+#undef ZERO
+#undef LOAD
+#undef STORE
+#else
 enum { MR = 4, NR = 8 };
 
 /*
  * c[0..4)[0..8) (row stride ldc) = (accumulate ? c : 0) + Σ_k a[k][0..4) ⊗ b[k][0..8):
  * a is a packed panel of 4 rows, b one of 8 columns, both k-major.
  */
-static inline void block_4x8(int k, const float *restrict a, const float *restrict b, float *restrict c, int ldc,
-                             int accumulate) {
+static inline void block(int k, const float *restrict a, const float *restrict b, float *restrict c, int ldc,
+                         int accumulate) {
   v128_t c00, c01, c10, c11, c20, c21, c30, c31;
   if (accumulate) {
     c00 = wasm_v128_load(c), c01 = wasm_v128_load(c + 4);
@@ -60,14 +129,14 @@ static inline void block_4x8(int k, const float *restrict a, const float *restri
 }
 
 /*
- * block_4x8 with the 4 rows of a read where they lie (row r at a + r·lda, k-contiguous) instead of
+ * block with the 4 rows of a read where they lie (row r at a + r·lda, k-contiguous) instead of
  * from a packed panel: the same operations in the same order, so the same bits, without the pass
  * that packs a. For operands already row-major over k: a 1×1 convolution's input pixels, the
  * output gradient's pixels in the input gradient. Rows past `rows` (a last partial panel) repeat
  * row 0; their results are garbage the caller never reads.
  */
-static inline void block_4x8_rows(int k, const float *restrict a, int lda, int rows, const float *restrict b,
-                                  float *restrict c, int ldc) {
+static inline void block_rows(int k, const float *restrict a, int lda, int rows, const float *restrict b,
+                              float *restrict c, int ldc) {
   const float *a0 = a, *a1 = rows > 1 ? a + lda : a, *a2 = rows > 2 ? a + 2 * lda : a, *a3 = rows > 3 ? a + 3 * lda : a;
   v128_t c00, c01, c10, c11, c20, c21, c30, c31;
   c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = wasm_f32x4_splat(0.0f);
@@ -89,9 +158,10 @@ static inline void block_4x8_rows(int k, const float *restrict a, int lda, int r
   wasm_v128_store(c + 2 * ldc, c20), wasm_v128_store(c + 2 * ldc + 4, c21);
   wasm_v128_store(c + 3 * ldc, c30), wasm_v128_store(c + 3 * ldc + 4, c31);
 }
+#endif
 
-/* op(a) rows [row0, row0 + rows) into 4-row panels (panel ⌊r/4⌋ holds op(a)[row0 + r, p] at
- * [p][r mod 4], rows past the end zero); a is m × k, or k × m when trans_a. Both loop orders
+/* op(a) rows [row0, row0 + rows) into MR-row panels (panel ⌊r/MR⌋ holds op(a)[row0 + r, p] at
+ * [p][r mod MR], rows past the end zero); a is m × k, or k × m when trans_a. Both loop orders
  * read a along its rows, so a transposed operand costs no strided reads. */
 static void pack_rows(const float *a, float *apack, int m, int k, int trans_a, int row0, int rows) {
   const int mp = round_up(rows, MR);
@@ -113,8 +183,8 @@ static void pack_rows(const float *a, float *apack, int m, int k, int trans_a, i
   }
 }
 
-/* Columns [col0, col0 + cols) of op(b) (k × n; b is n × k when trans_b) into 8-column panels:
- * panel ⌊j/8⌋ holds op(b)[p, col0 + j] at [p][j mod 8], columns past the end zero. Reads b
+/* Columns [col0, col0 + cols) of op(b) (k × n; b is n × k when trans_b) into NR-column panels:
+ * panel ⌊j/NR⌋ holds op(b)[p, col0 + j] at [p][j mod NR], columns past the end zero. Reads b
  * along its rows either way. */
 static void pack_columns(const float *b, float *bpack, int k, int n, int trans_b, int col0, int cols) {
   const int np = round_up(cols, NR);
@@ -158,7 +228,7 @@ void EXPORT(conv2d_filter_grad)(const float *x, const float *dy, float *dw, floa
   fill_zero(acc, mp * np);
   for (int p0 = 0; p0 < pixels; p0 += chunk) {
     const int pc = min_int(chunk, pixels - p0);
-    // im2col straight into 4-row panels: column (i, j, ci) of pixel q goes to panel ⌊r/4⌋, slot r mod 4
+    // im2col straight into MR-row panels: column (i, j, ci) of pixel q goes to panel ⌊r/MR⌋, slot r mod MR
     for (int q = 0; q < pc; q++) {
       const int p = p0 + q, n = p / (out_h * out_w), oh = p / out_w % out_h, ow = p % out_w;
       float *dst = apack + q * MR;
@@ -169,15 +239,18 @@ void EXPORT(conv2d_filter_grad)(const float *x, const float *dy, float *dw, floa
           const int inside = h >= 0 && h < in_h && w >= 0 && w < in_w;
           const float *src = x + ((n * in_h + h) * in_w + w) * in_c;
           int c = 0;
-          if (r0 % MR == 0) {
+          if (MR == 4 && r0 % MR == 0) {
             // 4 channels fill one panel slot: one vector each
             for (; c + MR <= in_c; c += MR) {
               wasm_v128_store(dst + ((r0 + c) / MR) * pc * MR, inside ? wasm_v128_load(src + c) : wasm_f32x4_splat(0.0f));
             }
           }
-          for (; c < in_c; c++) {
-            const int r = r0 + c;
-            dst[(r / MR) * pc * MR + r % MR] = inside ? src[c] : 0.0f;
+          // the rest a panel slot at a time: one division per slot, not per channel
+          while (c < in_c) {
+            const int r = r0 + c, slot = r % MR, take = min_int(MR - slot, in_c - c);
+            float *d = dst + (r / MR) * pc * MR + slot;
+            for (int t = 0; t < take; t++) d[t] = inside ? src[c + t] : 0.0f;
+            c += take;
           }
         }
       }
@@ -188,13 +261,13 @@ void EXPORT(conv2d_filter_grad)(const float *x, const float *dy, float *dw, floa
       int c = 0;
       for (; c + NR <= out_c; c += NR) {
         float *dst = bpack + (c / NR) * pc * NR + q * NR;
-        wasm_v128_store(dst, wasm_v128_load(src + c)), wasm_v128_store(dst + 4, wasm_v128_load(src + c + 4));
+        for (int v = 0; v < NR; v += 4) wasm_v128_store(dst + v, wasm_v128_load(src + c + v));
       }
       for (; c < np; c++) bpack[(c / NR) * pc * NR + q * NR + c % NR] = c < out_c ? src[c] : 0.0f;
     }
     for (int nb = 0; nb < np / NR; nb++) {
       for (int mb = 0; mb < mp / MR; mb++) {
-        block_4x8(pc, apack + mb * pc * MR, bpack + nb * pc * NR, acc + mb * MR * np + nb * NR, np, 1);
+        block(pc, apack + mb * pc * MR, bpack + nb * pc * NR, acc + mb * MR * np + nb * NR, np, 1);
       }
     }
   }
@@ -219,7 +292,7 @@ void EXPORT(conv2d_input_grad)(const float *dy, const float *filter, float *dx, 
   const int taps = fh * fw * in_c, np = round_up(taps, NR);
   const int chunk = round_up(chunk_pixels(np), MR), pixels = batch * out_h * out_w;
   float *bpack = work, *cols = bpack + np * out_c;
-  // Wᵀ in 8-column panels, once: panel ⌊t/8⌋ holds W[t, co] at [co][t mod 8]
+  // Wᵀ in NR-column panels, once: panel ⌊t/NR⌋ holds W[t, co] at [co][t mod NR]
   for (int t = 0; t < np; t++) {
     for (int co = 0; co < out_c; co++) {
       bpack[(t / NR) * out_c * NR + co * NR + t % NR] = t < taps ? filter[t * out_c + co] : 0.0f;
@@ -232,7 +305,7 @@ void EXPORT(conv2d_input_grad)(const float *dy, const float *filter, float *dx, 
     for (int mb = 0; mb < pcp / MR; mb++) {
       const float *rows = dy + (p0 + mb * MR) * out_c;
       for (int nb = 0; nb < np / NR; nb++) {
-        block_4x8_rows(out_c, rows, out_c, pc - mb * MR, bpack + nb * out_c * NR, cols + mb * MR * np + nb * NR, np);
+        block_rows(out_c, rows, out_c, pc - mb * MR, bpack + nb * out_c * NR, cols + mb * MR * np + nb * NR, np);
       }
     }
     // col2im: each tap's column slice adds into the input pixel it read
@@ -276,7 +349,7 @@ void EXPORT(conv2d_forward)(const float *x, const float *filter, const float *bi
   const int taps = fh * fw * in_c, np = round_up(out_c, NR);
   const int chunk = round_up(chunk_pixels(taps + np), MR), pixels = batch * out_h * out_w;
   float *bpack = work, *apack = bpack + taps * np, *cols = apack + chunk * taps;
-  // W [taps, out_c] in 8-column panels, once
+  // W [taps, out_c] in NR-column panels, once
   pack_columns(filter, bpack, taps, out_c, 0, 0, out_c);
   const v128_t lo = wasm_f32x4_splat(0.0f), six = wasm_f32x4_splat(6.0f);
   // a 1×1 convolution with stride 1 and no padding: its im2col is x itself, read as it lies
@@ -287,11 +360,11 @@ void EXPORT(conv2d_forward)(const float *x, const float *filter, const float *bi
       for (int mb = 0; mb < pcp / MR; mb++) {
         const float *rows = x + (p0 + mb * MR) * in_c;
         for (int nb = 0; nb < np / NR; nb++) {
-          block_4x8_rows(taps, rows, in_c, pc - mb * MR, bpack + nb * taps * NR, cols + mb * MR * np + nb * NR, np);
+          block_rows(taps, rows, in_c, pc - mb * MR, bpack + nb * taps * NR, cols + mb * MR * np + nb * NR, np);
         }
       }
     }
-    // im2col in 4-pixel panels: panel ⌊q/4⌋ holds col[q, t] at [t][q mod 4]
+    // im2col in MR-pixel panels: panel ⌊q/MR⌋ holds col[q, t] at [t][q mod MR]
     for (int q = 0; q < (pointwise ? 0 : pcp); q++) {
       float *dst = apack + (q / MR) * taps * MR + q % MR;
       if (q >= pc) {
@@ -315,7 +388,7 @@ void EXPORT(conv2d_forward)(const float *x, const float *filter, const float *bi
     }
     for (int mb = 0; mb < (pointwise ? 0 : pcp / MR); mb++) {
       for (int nb = 0; nb < np / NR; nb++) {
-        block_4x8(taps, apack + mb * taps * MR, bpack + nb * taps * NR, cols + mb * MR * np + nb * NR, np, 0);
+        block(taps, apack + mb * taps * MR, bpack + nb * taps * NR, cols + mb * MR * np + nb * NR, np, 0);
       }
     }
     for (int q = 0; q < pc; q++) {
@@ -367,6 +440,29 @@ void EXPORT(depthwise_filter_grad)(const float *x, const float *dy, float *dw, i
           float *acc = dw + (i * fw + j) * oc;
           if (mult == 1) {
             int c = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+            // 32 channels at once: four independent sums hide the FMA latency one sum would wait on
+            for (; c + 32 <= channels; c += 32) {
+              __m256 a0 = _mm256_loadu_ps(acc + c), a1 = _mm256_loadu_ps(acc + c + 8);
+              __m256 a2 = _mm256_loadu_ps(acc + c + 16), a3 = _mm256_loadu_ps(acc + c + 24);
+              for (int ow = lo; ow < hi; ow++) {
+                const float *xs = xrow + (ow * sw + offset) * channels + c, *g = dyrow + ow * oc + c;
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xs), _mm256_loadu_ps(g), a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(xs + 8), _mm256_loadu_ps(g + 8), a1);
+                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(xs + 16), _mm256_loadu_ps(g + 16), a2);
+                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(xs + 24), _mm256_loadu_ps(g + 24), a3);
+              }
+              _mm256_storeu_ps(acc + c, a0), _mm256_storeu_ps(acc + c + 8, a1);
+              _mm256_storeu_ps(acc + c + 16, a2), _mm256_storeu_ps(acc + c + 24, a3);
+            }
+            for (; c + 8 <= channels; c += 8) {
+              __m256 a = _mm256_loadu_ps(acc + c);
+              for (int ow = lo; ow < hi; ow++) {
+                a = _mm256_fmadd_ps(_mm256_loadu_ps(xrow + (ow * sw + offset) * channels + c), _mm256_loadu_ps(dyrow + ow * oc + c), a);
+              }
+              _mm256_storeu_ps(acc + c, a);
+            }
+#endif
             for (; c + 4 <= channels; c += 4) {
               v128_t a = wasm_v128_load(acc + c);
               for (int ow = lo; ow < hi; ow++) {
@@ -395,6 +491,74 @@ void EXPORT(depthwise_filter_grad)(const float *x, const float *dy, float *dw, i
   }
 }
 
+/* y [batch, out_h, out_w, c·mult] = depthwise conv of x [batch, in_h, in_w, c] with filter [fh, fw, c, mult]:
+ * each output's taps summed in row-major tap order in a register. XNNPACK's wasm kernel runs on one
+ * thread at ~11 GFLOP/s on MobileNetV2's shapes; natively this one splits over the kernel threads. */
+void EXPORT(depthwise_forward)(const float *x, const float *filter, float *y, int batch, int in_h, int in_w,
+                               int channels, int mult, int out_h, int out_w, int fh, int fw, int sh, int sw,
+                               int dh, int dw_, int top, int left) {
+  const int oc = channels * mult;
+  for (int n = 0; n < batch; n++) {
+    for (int oh = 0; oh < out_h; oh++) {
+      const float *ximage = x + n * in_h * in_w * channels;
+      float *yrow = y + (n * out_h + oh) * out_w * oc;
+      for (int ow = 0; ow < out_w; ow++) {
+        float *out = yrow + ow * oc;
+        int c = 0;
+        if (mult == 1) {
+#if defined(__AVX2__) && defined(__FMA__)
+          for (; c + 16 <= channels; c += 16) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+            for (int i = 0; i < fh; i++) {
+              const int h = oh * sh + i * dh - top;
+              if (h < 0 || h >= in_h) continue;
+              for (int j = 0; j < fw; j++) {
+                const int w = ow * sw + j * dw_ - left;
+                if (w < 0 || w >= in_w) continue;
+                const float *xs = ximage + (h * in_w + w) * channels + c, *f = filter + (i * fw + j) * oc + c;
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xs), _mm256_loadu_ps(f), a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(xs + 8), _mm256_loadu_ps(f + 8), a1);
+              }
+            }
+            _mm256_storeu_ps(out + c, a0), _mm256_storeu_ps(out + c + 8, a1);
+          }
+#endif
+          for (; c + 4 <= channels; c += 4) {
+            v128_t a = wasm_f32x4_splat(0.0f);
+            for (int i = 0; i < fh; i++) {
+              const int h = oh * sh + i * dh - top;
+              if (h < 0 || h >= in_h) continue;
+              for (int j = 0; j < fw; j++) {
+                const int w = ow * sw + j * dw_ - left;
+                if (w < 0 || w >= in_w) continue;
+                a = wasm_f32x4_add(a, wasm_f32x4_mul(wasm_v128_load(ximage + (h * in_w + w) * channels + c),
+                                                     wasm_v128_load(filter + (i * fw + j) * oc + c)));
+              }
+            }
+            wasm_v128_store(out + c, a);
+          }
+        }
+        // what is left: every channel when mult > 1, the last few otherwise
+        for (; c < channels; c++) {
+          for (int k = 0; k < mult; k++) {
+            float a = 0.0f;
+            for (int i = 0; i < fh; i++) {
+              const int h = oh * sh + i * dh - top;
+              if (h < 0 || h >= in_h) continue;
+              for (int j = 0; j < fw; j++) {
+                const int w = ow * sw + j * dw_ - left;
+                if (w < 0 || w >= in_w) continue;
+                a += ximage[(h * in_w + w) * channels + c] * filter[(i * fw + j) * oc + c * mult + k];
+              }
+            }
+            out[c * mult + k] = a;
+          }
+        }
+      }
+    }
+  }
+}
+
 /* dx [batch, in_h, in_w, c] from dy [batch, out_h, out_w, c·mult] and filter [fh, fw, c, mult]. */
 void EXPORT(depthwise_input_grad)(const float *dy, const float *filter, float *dx, int batch, int in_h, int in_w,
                                   int channels, int mult, int out_h, int out_w, int fh, int fw, int sh, int sw,
@@ -414,6 +578,15 @@ void EXPORT(depthwise_input_grad)(const float *dy, const float *filter, float *d
           const float *f = filter + (i * fw + j) * oc;
           if (mult == 1) {
             int c = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+            for (; c + 8 <= channels; c += 8) {
+              const __m256 fv = _mm256_loadu_ps(f + c);
+              for (int ow = lo; ow < hi; ow++) {
+                float *d = dxrow + (ow * sw + offset) * channels + c;
+                _mm256_storeu_ps(d, _mm256_fmadd_ps(fv, _mm256_loadu_ps(dyrow + ow * oc + c), _mm256_loadu_ps(d)));
+              }
+            }
+#endif
             for (; c + 4 <= channels; c += 4) {
               const v128_t fv = wasm_v128_load(f + c);
               for (int ow = lo; ow < hi; ow++) {
@@ -605,7 +778,7 @@ int EXPORT(batch_matmul_work)(int m, int k, int n) {
 
 /* out[b] (m × n) = op(a[b]) · op(b[b]) for `batch` pairs, where op(a) is m × k (a stored k × m
  * when trans_a) and op(b) k × n (b stored n × k when trans_b). Both operands are packed into
- * the 4×8 block kernel's panels, so transposes cost nothing extra; work holds
+ * the MR×NR block kernel's panels, so transposes cost nothing extra; work holds
  * batch_matmul_work(m, k, n) floats. tfjs's wasm BatchMatMul runs batched products (attention's
  * QKᵀ and its gradients) as a scalar loop: ~1.4 GFLOP/s on 128 products of 32×16 by 16×32. */
 void EXPORT(batch_matmul)(const float *a, const float *b, float *out, float *work, int batch, int m, int k, int n,
@@ -620,8 +793,8 @@ void EXPORT(batch_matmul)(const float *a, const float *b, float *out, float *wor
     for (int mb = 0; mb < mp / MR; mb++) {
       for (int nb = 0; nb < np / NR; nb++) {
         float *cb = c + mb * MR * np + nb * NR;
-        if (trans_a) block_4x8(k, apack + mb * k * MR, bpack + nb * k * NR, cb, np, 0);
-        else block_4x8_rows(k, at + mb * MR * k, k, m - mb * MR, bpack + nb * k * NR, cb, np);
+        if (trans_a) block(k, apack + mb * k * MR, bpack + nb * k * NR, cb, np, 0);
+        else block_rows(k, at + mb * MR * k, k, m - mb * MR, bpack + nb * k * NR, cb, np);
       }
     }
     for (int i = 0; i < m; i++) {
@@ -644,14 +817,14 @@ void EXPORT(matmul_part)(const float *a, const float *b, float *out, float *work
                          int trans_b, int row0, int rows, int col0, int cols, int ldo) {
   const int mp = round_up(rows, MR), np = round_up(cols, NR);
   float *apack = work, *bpack = apack + mp * k, *c = bpack + k * np;
-  // an untransposed a is read as it lies (block_4x8_rows), a transposed one packed
+  // an untransposed a is read as it lies (block_rows), a transposed one packed
   if (trans_a) pack_rows(a, apack, m, k, trans_a, row0, rows);
   pack_columns(b, bpack, k, n, trans_b, col0, cols);
   for (int mb = 0; mb < mp / MR; mb++) {
     for (int nb = 0; nb < np / NR; nb++) {
       float *cb = c + mb * MR * np + nb * NR;
-      if (trans_a) block_4x8(k, apack + mb * k * MR, bpack + nb * k * NR, cb, np, 0);
-      else block_4x8_rows(k, a + (row0 + mb * MR) * k, k, rows - mb * MR, bpack + nb * k * NR, cb, np);
+      if (trans_a) block(k, apack + mb * k * MR, bpack + nb * k * NR, cb, np, 0);
+      else block_rows(k, a + (row0 + mb * MR) * k, k, rows - mb * MR, bpack + nb * k * NR, cb, np);
     }
   }
   for (int r = 0; r < rows; r++) {
