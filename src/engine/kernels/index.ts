@@ -135,9 +135,20 @@ const conv2dBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
 };
 
 /**
+ * Whether the native product beats XNNPACK on one thread: from 512 multiply-adds per output pixel
+ * (taps × out channels). Below, im2col and the output pass outweigh the product and XNNPACK's
+ * direct kernels win: 28×28×1 → 8 (3×3, the bundled example's first conv) 0.30 vs 0.12 ms,
+ * 28×28×3 → 16 0.45 vs 0.34 ms; above, 14×14×8 → 16 0.16 vs 0.21 ms, MobileNetV2's 96×96×3 → 32
+ * stride 2 1.5 vs 1.9 ms (batch 16).
+ */
+function productPays(info: tf.backend_util.Conv2DInfo): boolean {
+  return info.filterHeight * info.filterWidth * info.inChannels * info.outChannels >= 512;
+}
+
+/**
  * Conv2D and FusedConv2D (NHWC; no activation, ReLU or ReLU6 after the bias): the engine's
- * own product when it is the native one (AVX2: twice XNNPACK's wasm speed) or the kernel threads
- * can take part of the batch, XNNPACK otherwise (which runs it on this thread alone, at about
+ * own product when it is the native one (AVX2: twice XNNPACK's wasm speed) and has enough work per
+ * pixel (productPays), or the kernel threads can take part of the batch; XNNPACK otherwise (which runs it on this thread alone, at about
  * the speed of our wasm one).
  */
 function conv2dForward(kernelName: string): KernelFunc {
@@ -155,7 +166,7 @@ function conv2dForward(kernelName: string): KernelFunc {
       const info = tf.backend_util.computeConv2DInfo(
         x.shape as Shape4D, filter.shape as Shape4D, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode);
       const perChannel = bias === undefined || bias.shape.reduce((p, d) => p * d, 1) === info.outChannels;
-      if (perChannel && (nativeIsAddon(wasm) || threadsCanSplit(info.batchSize, convWork(info)))) {
+      if (perChannel && ((nativeIsAddon(wasm) && productPays(info)) || threadsCanSplit(info.batchSize, convWork(info)))) {
         return nativeConv2d(wasm, x, filter, bias, activation, info);
       }
     }

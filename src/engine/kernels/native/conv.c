@@ -228,33 +228,51 @@ void EXPORT(conv2d_filter_grad)(const float *x, const float *dy, float *dw, floa
   fill_zero(acc, mp * np);
   for (int p0 = 0; p0 < pixels; p0 += chunk) {
     const int pc = min_int(chunk, pixels - p0);
-    // im2col straight into MR-row panels: column (i, j, ci) of pixel q goes to panel ⌊r/MR⌋, slot r mod MR
+    // im2col straight into MR-row panels: column (i, j, ci) of pixel q goes to panel ⌊r/MR⌋, slot r mod MR;
+    // the pixel's (n, oh, ow) are stepped, not divided out
+    int n = p0 / (out_h * out_w), oh = p0 / out_w % out_h, ow = p0 % out_w;
     for (int q = 0; q < pc; q++) {
-      const int p = p0 + q, n = p / (out_h * out_w), oh = p / out_w % out_h, ow = p % out_w;
       float *dst = apack + q * MR;
       for (int i = 0; i < fh; i++) {
         const int h = oh * sh + i * dh - top;
         for (int j = 0; j < fw; j++) {
           const int w = ow * sw + j * dw_ - left, r0 = (i * fw + j) * in_c;
           const int inside = h >= 0 && h < in_h && w >= 0 && w < in_w;
-          const float *src = x + ((n * in_h + h) * in_w + w) * in_c;
+          // outside the image: x's first pixel is read for nothing, never an address outside x
+          const float *src = x + (inside ? ((n * in_h + h) * in_w + w) * in_c : 0);
           int c = 0;
-          if (MR == 4 && r0 % MR == 0) {
-            // 4 channels fill one panel slot: one vector each
-            for (; c + MR <= in_c; c += MR) {
-              wasm_v128_store(dst + ((r0 + c) / MR) * pc * MR, inside ? wasm_v128_load(src + c) : wasm_f32x4_splat(0.0f));
+          if (MR == 4 || in_c < MR) {
+            // a channel at a time: with MR = 4 the division is a shift, and with fewer channels than a
+            // panel slot a loop per slot costs more than it saves (the example's 28×28×1: 2×)
+            if (MR == 4 && r0 % MR == 0) {
+              // 4 channels fill one panel slot: one vector each
+              for (; c + MR <= in_c; c += MR) {
+                wasm_v128_store(dst + ((r0 + c) / MR) * pc * MR, inside ? wasm_v128_load(src + c) : wasm_f32x4_splat(0.0f));
+              }
             }
+            for (; c < in_c; c++) {
+              const int r = r0 + c;
+              dst[(r / MR) * pc * MR + r % MR] = inside ? src[c] : 0.0f;
+            }
+            continue;
           }
-          // the rest a panel slot at a time: one division per slot, not per channel
-          while (c < in_c) {
-            const int r = r0 + c, slot = r % MR, take = min_int(MR - slot, in_c - c);
-            float *d = dst + (r / MR) * pc * MR + slot;
-            for (int t = 0; t < take; t++) d[t] = inside ? src[c + t] : 0.0f;
+          // a panel slot at a time: one division per tap, not per channel (MobileNetV2's 1×1 filter
+          // gradients natively: 43.6 → 51.0 GFLOP/s)
+          float *d = dst + (r0 / MR) * pc * MR;
+          for (int slot = r0 % MR; c < in_c; slot = 0, d += pc * MR) {
+            const int take = min_int(MR - slot, in_c - c);
+            // at most MR floats: a vectorised loop's set-up and checks would cost more than it saves
+#pragma clang loop vectorize(disable)
+            for (int t = 0; t < take; t++) d[slot + t] = inside ? src[c + t] : 0.0f;
             c += take;
           }
         }
       }
       for (int r = m; r < mp; r++) dst[(r / MR) * pc * MR + r % MR] = 0.0f;
+      if (++ow == out_w) {
+        ow = 0;
+        if (++oh == out_h) oh = 0, n++;
+      }
     }
     for (int q = 0; q < pc; q++) {
       const float *src = dy + (p0 + q) * out_c;
@@ -263,7 +281,14 @@ void EXPORT(conv2d_filter_grad)(const float *x, const float *dy, float *dw, floa
         float *dst = bpack + (c / NR) * pc * NR + q * NR;
         for (int v = 0; v < NR; v += 4) wasm_v128_store(dst + v, wasm_v128_load(src + c + v));
       }
-      for (; c < np; c++) bpack[(c / NR) * pc * NR + q * NR + c % NR] = c < out_c ? src[c] : 0.0f;
+      if (c < out_c) {
+        // the last panel's columns, the rest of it zero (out_c = 8 with NR = 16: half of it)
+        float *dst = bpack + (c / NR) * pc * NR + q * NR;
+        int t = 0;
+        for (; c + t + 4 <= out_c; t += 4) wasm_v128_store(dst + t, wasm_v128_load(src + c + t));
+        for (; c + t < out_c; t++) dst[t] = src[c + t];
+        for (; t < NR; t++) dst[t] = 0.0f;
+      }
     }
     for (int nb = 0; nb < np / NR; nb++) {
       for (int mb = 0; mb < mp / MR; mb++) {
