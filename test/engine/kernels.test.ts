@@ -86,6 +86,10 @@ function convCases(): ConvCase[] {
     { name: 'conv2d 5→11 channels stride 2 same', kind: 'conv2d', batch: 3, height: 10, width: 9, inChannels: 5, outChannels: 11, filter: [3, 3], strides: 2, pad: 'same' },
     { name: 'conv2d 3→32 channels, 1300 pixels', kind: 'conv2d', batch: 4, height: 19, width: 17, inChannels: 3, outChannels: 32, filter: [3, 3], strides: 1, pad: 'same' },
     { name: 'conv2d 1×1 9→17 channels', kind: 'conv2d', batch: 2, height: 9, width: 7, inChannels: 9, outChannels: 17, filter: [1, 1], strides: 1, pad: 'valid' },
+    // at or above 512 multiply-adds per output pixel the native forward is the engine's own (below: XNNPACK):
+    // an odd column panel, and taps of fewer channels than a panel slot
+    { name: 'conv2d 1×1 24→33 channels (own native forward)', kind: 'conv2d', batch: 3, height: 9, width: 7, inChannels: 24, outChannels: 33, filter: [1, 1], strides: 1, pad: 'valid' },
+    { name: 'conv2d 7→19 channels stride 2 same (own native forward)', kind: 'conv2d', batch: 2, height: 11, width: 10, inChannels: 7, outChannels: 19, filter: [3, 3], strides: 2, pad: 'same' },
     { name: 'depthwise 6 channels stride 1 same', kind: 'depthwise', batch: 2, height: 9, width: 9, inChannels: 6, outChannels: 1, filter: [3, 3], strides: 1, pad: 'same' },
     { name: 'depthwise 6 channels stride 2 same', kind: 'depthwise', batch: 2, height: 9, width: 10, inChannels: 6, outChannels: 1, filter: [3, 3], strides: 2, pad: 'same' },
     { name: 'depthwise 5 channels ×3 stride 2 valid', kind: 'depthwise', batch: 1, height: 8, width: 8, inChannels: 5, outChannels: 3, filter: [3, 2], strides: 2, pad: 'valid' },
