@@ -246,6 +246,11 @@ export function convWork(info: Conv2DInfo): number {
   return info.batchSize * info.outHeight * info.outWidth * info.outChannels * info.filterHeight * info.filterWidth * info.inChannels;
 }
 
+/** Multiply-adds of a depthwise convolution or either of its gradients: one tap per output value. */
+function depthwiseWork(info: Conv2DInfo): number {
+  return info.batchSize * info.outHeight * info.outWidth * info.outChannels * info.filterHeight * info.filterWidth;
+}
+
 /** Activations the forward kernel applies itself (after the bias), numbered as in conv.c. */
 export const CONV_ACTIVATIONS = { linear: 0, relu: 1, relu6: 2 } as const;
 export type ConvActivation = keyof typeof CONV_ACTIVATIONS;
@@ -321,7 +326,7 @@ export function nativeDepthwiseConv2d(backend: BackendWasm, x: TensorInfo, filte
   runBatchCall(backend, k, {
     kernel: 'depthwise_forward',
     batch: info.batchSize,
-    work: info.batchSize * info.outHeight * info.outWidth * info.outChannels * info.filterHeight * info.filterWidth,
+    work: depthwiseWork(info),
     sliced: [{ info: x, perImage: info.inHeight * info.inWidth * info.inChannels }],
     whole: [filter],
     out: { info: out, perImage: info.outHeight * info.outWidth * info.outChannels },
@@ -340,7 +345,7 @@ export function nativeDepthwiseFilterGradient(backend: BackendWasm, x: TensorInf
   runBatchCall(backend, k, {
     kernel: 'depthwise_filter_grad',
     batch: info.batchSize,
-    work: info.batchSize * info.outHeight * info.outWidth * info.outChannels * info.filterHeight * info.filterWidth,
+    work: depthwiseWork(info),
     sliced: [
       { info: x, perImage: info.inHeight * info.inWidth * info.inChannels },
       { info: dy, perImage: info.outHeight * info.outWidth * info.outChannels },
@@ -361,7 +366,7 @@ export function nativeDepthwiseInputGradient(backend: BackendWasm, dy: TensorInf
   runBatchCall(backend, k, {
     kernel: 'depthwise_input_grad',
     batch: info.batchSize,
-    work: info.batchSize * info.outHeight * info.outWidth * info.outChannels * info.filterHeight * info.filterWidth,
+    work: depthwiseWork(info),
     sliced: [{ info: dy, perImage: info.outHeight * info.outWidth * info.outChannels }],
     whole: [filter],
     out: { info: out, perImage: info.inHeight * info.inWidth * info.inChannels },
