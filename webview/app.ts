@@ -957,15 +957,17 @@ export class PanelApp {
    */
   private renderTraining(): void {
     const parts: HTMLElement[] = [];
+    // the node kept under `name` while `key` (what it shows) is the same, else a new one
+    const kept = (name: string, key: string, build: () => HTMLElement | undefined): HTMLElement | undefined => {
+      const before = this.trainingParts.get(name);
+      const node = before !== undefined && before.key === key ? before.node : build();
+      if (node === undefined) this.trainingParts.delete(name);
+      else this.trainingParts.set(name, { key, node });
+      return node;
+    };
     const part = (name: string, key: string, build: () => HTMLElement | undefined): void => {
-      const kept = this.trainingParts.get(name);
-      const node = kept !== undefined && kept.key === key ? kept.node : build();
-      if (node === undefined) {
-        this.trainingParts.delete(name);
-        return;
-      }
-      this.trainingParts.set(name, { key, node });
-      parts.push(node);
+      const node = kept(name, key, build);
+      if (node !== undefined) parts.push(node);
     };
     const run = this.run;
     if (run === undefined || run.isEmpty) {
@@ -1065,9 +1067,7 @@ export class PanelApp {
     const d = run.diagnostics;
     if (d && d.layers.length > 0) {
       const groups = [...new Set(d.layers.map((l) => l.group))];
-      const ratioKey = JSON.stringify([d.step, d.layers, [...colors]]);
-      let ratios = this.trainingParts.get('ratios');
-      if (ratios?.key !== ratioKey) {
+      const ratios = kept('ratios', JSON.stringify([d.step, d.layers, [...colors]]), () => {
         const spec: BarChartSpec = {
           title: `Update-to-weight ratio per layer${d.step !== undefined ? ` (step ${d.step})` : ' (last measured)'}`,
           xLabel: 'layer (input → output)',
@@ -1083,14 +1083,13 @@ export class PanelApp {
           emptyText: 'No layer was updated in the measured step.',
           csv: { label: 'layer', value: 'update ratio', fields: ['group', 'gradNorm'] },
         };
-        ratios = { key: ratioKey, node: barChart(spec, this.saveChart) };
-        this.trainingParts.set('ratios', ratios);
-      }
-      grid.append(ratios.node);
+        return barChart(spec, this.saveChart);
+      });
+      if (ratios !== undefined) grid.append(ratios);
     }
-    const chartGrid = this.trainingParts.get('grid')?.node ?? el('div', 'chart-grid');
+    const chartGrid = kept('grid', '', () => el('div', 'chart-grid'))!;
     placeChildren(chartGrid, charts);
-    part('grid', '', () => chartGrid);
+    parts.push(chartGrid);
     const notes = run.messages.filter((m) => m.level !== 'info').slice(-5);
     part('notes', JSON.stringify(notes.map((m) => [m.level, m.message])), () => {
       if (notes.length === 0) return undefined;
