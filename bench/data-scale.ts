@@ -39,7 +39,6 @@ import type { RunReport } from '../src/core/progress.ts';
 import { seededRng } from '../src/core/random.ts';
 import { normalization } from '../src/engine/augment.ts';
 import { selectBackend } from '../src/engine/backend.ts';
-import { readCsvRows } from '../src/engine/csv.ts';
 import { BatchFeed, batchTensors, epochOrder, loadData, type Dataset, type LoadedData, type LoadOptions } from '../src/engine/data.ts';
 import { defaultDecodeThreads } from '../src/engine/decode-pool.ts';
 import { defaultDecoder, loadSharp, type DecoderName } from '../src/engine/image.ts';
@@ -313,7 +312,7 @@ function phaseText(c: ChildResult): string {
   return parts.join(' · ');
 }
 
-/** ms to read and parse one batch of rows at random places, on the calling thread. */
+/** ms to read one batch of parsed rows at random places (the training thread does it). */
 function csvBatchMs(streamed: Dataset): number {
   const s = streamed.stream;
   if (s?.kind !== 'csv') throw new Error('the CSV is not streamed');
@@ -321,8 +320,7 @@ function csvBatchMs(streamed: Dataset): number {
   const t0 = performance.now();
   const batches = 50;
   for (let b = 0; b < batches; b++) {
-    const rows = order.slice(b * BATCH, (b + 1) * BATCH);
-    readCsvRows({ file: s.index.file, starts: rows.map((r) => s.index.starts[r]!), lengths: rows.map((r) => s.index.lengths[r]!), lines: rows.map((r) => s.index.lines[r]!), columns: s.columns });
+    s.rows.read(order.slice(b * BATCH, (b + 1) * BATCH).map((r) => s.ids[r]!));
   }
   return (performance.now() - t0) / batches;
 }
@@ -342,9 +340,9 @@ async function children(work: string, count: number, csvRows: number, csvFile: s
   for (const pipeline of ['stream', 'memory'] as const) {
     const c = runChild(work, csvFile, 'csv-model', { ...opts, pipeline }, maxSteps);
     console.log(`  ${pipeline === 'stream' ? 'streamed ' : 'in memory'}: peak RSS ${c.maxRssMb.toFixed(0)} MB, first step after ${c.firstStepSeconds.toFixed(2)} s (${phaseText(c)}), ` +
-      `${c.stepsPerSecond.toFixed(1)} steps/s; ${c.report.data?.decodeThreads} reading thread(s)`);
+      `${c.stepsPerSecond.toFixed(1)} steps/s`);
   }
-  console.log(`  (the features in memory: ${((csvRows * CSV_FEATURES * 4) / 2 ** 20).toFixed(0)} MB; streamed, the row index holds 16 bytes a row)`);
+  console.log(`  (the features in memory: ${((csvRows * CSV_FEATURES * 4) / 2 ** 20).toFixed(0)} MB; streamed, memory holds 4 bytes a row and the parsed rows are in a scratch file)`);
 }
 
 async function main(): Promise<void> {

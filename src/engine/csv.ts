@@ -1,15 +1,17 @@
 /**
- * CSV files for training, read without holding them: one pass (`indexCsv`) checks every row and
- * notes where it starts in the file, its line and its label; a batch's rows are then read back
- * from those byte ranges and parsed again (`readCsvRows`), by the same record parser.
+ * CSV files for training, read without holding them: one pass (`indexCsv`) checks and parses every
+ * row and hands its label on; the features are kept in memory while they fit, else written as
+ * float32 to a scratch file (`ParsedRows`) that a batch reads its rows from — a copy, not a parse.
  *
  * Text is handled as latin1, one char per byte, so a char offset is a byte offset; the separators
  * are ASCII, so UTF-8 cells come out as their bytes and are decoded where their text matters
  * (header names, labels, messages).
  */
-import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import * as path from 'node:path';
 import { LayerwiseError } from '../core/errors.ts';
+import { RowReader } from './row-reader.ts';
 
 /** One record: its cells (latin1), and where the next one starts. */
 interface CsvRecord {
@@ -270,17 +272,6 @@ export function parseCsv(text: string, file: string): CsvTable {
   return { header, rows };
 }
 
-/** Where each row of a CSV file is: enough to read any batch of them back. */
-export interface CsvRowIndex {
-  file: string;
-  /** Byte offset of each row's first byte. */
-  starts: Float64Array;
-  /** Byte length of each row, its line break included. */
-  lengths: Uint32Array;
-  /** 1-based line of each row, for messages. */
-  lines: Uint32Array;
-}
-
 /** How a row becomes a sample: which cells, in what order. Plain data: it is posted to threads. */
 export interface CsvColumns {
   /** Cells per row (the header's). */
@@ -331,11 +322,20 @@ class FloatBlocks {
     this.length++;
   }
 
-  done(): Float32Array {
-    const out = new Float32Array(this.length);
+  /** The floats in order, block by block. */
+  *parts(): Generator<Float32Array> {
     let at = 0;
     for (const b of this.blocks) {
       const part = b.subarray(0, Math.min(b.length, this.length - at));
+      yield part;
+      at += part.length;
+    }
+  }
+
+  done(): Float32Array {
+    const out = new Float32Array(this.length);
+    let at = 0;
+    for (const part of this.parts()) {
       out.set(part, at);
       at += part.length;
     }
@@ -343,12 +343,162 @@ class FloatBlocks {
   }
 }
 
+/** Scratch files that could not be removed while open (Windows): removed when the process exits. */
+const leftovers = new Set<string>();
+const closeOnCollect = new FinalizationRegistry<Handles>((h) => release(h));
+
+/** What a `ParsedRows` holds open. */
+interface Handles {
+  fd: number;
+  file: string;
+  /** Threads reading ahead, by the rows a batch holds at most. */
+  readers: Map<number, RowReader | undefined>;
+}
+
+function release({ fd, file, readers }: Handles): void {
+  for (const r of readers.values()) void r?.close();
+  readers.clear();
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
+  if (leftovers.delete(file)) {
+    try {
+      unlinkSync(file);
+    } catch {
+      // gone already
+    }
+  }
+}
+
+/**
+ * The parsed features of a streamed CSV file, `width` float32 a row, in a scratch file: written once
+ * while the file is indexed, then any rows read back by id. The file is removed as soon as it is
+ * open, so it is never seen and its space returns when the handle closes — when this object is
+ * collected or the process ends, a crash included. Read on the thread that made it (synchronous:
+ * a batch is a few small reads).
+ */
+export class ParsedRows {
+  private readonly buffer = new Float32Array(2 ** 16);
+  private used = 0;
+  private written = 0;
+  private readonly handles: Handles;
+
+  private constructor(
+    private readonly fd: number,
+    readonly width: number,
+    scratch: string,
+    /** The CSV file, for messages. */
+    private readonly source: string,
+  ) {
+    this.handles = { fd, file: scratch, readers: new Map() };
+    closeOnCollect.register(this, this.handles, this);
+  }
+
+  /** A new scratch file in `dir` (created if missing) for the rows of `source`. */
+  static create(dir: string, width: number, source: string): ParsedRows {
+    const scratch = path.join(dir, `.layerwise-rows-${randomBytes(6).toString('hex')}.f32`);
+    let fd: number;
+    try {
+      mkdirSync(dir, { recursive: true });
+      fd = openSync(scratch, 'wx+', 0o600);
+    } catch (e) {
+      throw new LayerwiseError(`cannot make the scratch file that streams this file's parsed rows in ${dir} (${errorCode(e)})`, { file: source });
+    }
+    try {
+      unlinkSync(scratch);
+    } catch {
+      if (leftovers.size === 0) process.once('exit', () => [...leftovers].forEach((f) => release({ fd: -1, file: f, readers: new Map() })));
+      leftovers.add(scratch);
+    }
+    return new ParsedRows(fd, width, scratch, source);
+  }
+
+  /** Rows complete so far. */
+  get rows(): number {
+    return Math.floor((this.written + this.used) / this.width);
+  }
+
+  push(v: number): void {
+    if (this.used === this.buffer.length) this.flush();
+    this.buffer[this.used++] = v;
+  }
+
+  /** Appends floats in bulk (rows first kept in memory). */
+  pushAll(values: Float32Array): void {
+    this.flush();
+    this.write(values);
+  }
+
+  /** Everything pushed is in the file: rows can be read. */
+  done(): this {
+    this.flush();
+    return this;
+  }
+
+  /** The features of rows `ids` (row ids in file order), in that order. */
+  read(ids: ArrayLike<number>): Float32Array {
+    const bytes = this.width * Float32Array.BYTES_PER_ELEMENT;
+    const x = new Float32Array(ids.length * this.width);
+    for (let i = 0; i < ids.length; i++) {
+      const got = readSync(this.fd, new Uint8Array(x.buffer, i * bytes, bytes), 0, bytes, ids[i]! * bytes);
+      if (got !== bytes) throw new Error(`the scratch file of ${this.source}'s parsed rows has no row ${ids[i]}`);
+    }
+    return x;
+  }
+
+  /**
+   * The thread that reads batches of up to `rows` rows ahead through a ring of `slots` (started on
+   * first use, one per batch size; undefined where threads cannot start).
+   */
+  reader(rows: number, slots: number): RowReader | undefined {
+    const readers = this.handles.readers;
+    if (!readers.has(rows)) readers.set(rows, RowReader.start(this.fd, this.width, slots, rows));
+    return readers.get(rows);
+  }
+
+  /** Closes the scratch file and stops its readers now (both also happen when this object is collected). */
+  close(): void {
+    closeOnCollect.unregister(this);
+    release(this.handles);
+  }
+
+  private flush(): void {
+    if (this.used === 0) return;
+    this.write(this.buffer.subarray(0, this.used));
+    this.used = 0;
+  }
+
+  private write(values: Float32Array): void {
+    const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    try {
+      for (let at = 0; at < bytes.length;) at += writeSync(this.fd, bytes, at, bytes.length - at, this.written * 4 + at);
+    } catch (e) {
+      throw new LayerwiseError(`cannot write this file's parsed rows to the scratch file in ${path.dirname(this.handles.file)} (${errorCode(e)}): ` +
+        `streaming it needs ${megabytesOf((this.written + values.length) * 4)} there so far`, { file: this.source });
+    }
+    this.written += values.length;
+  }
+}
+
+function errorCode(e: unknown): string {
+  return (e as NodeJS.ErrnoException).code ?? String(e);
+}
+
+function megabytesOf(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(0)} MB`;
+}
+
 export interface IndexedCsv {
   header: string[];
-  index: CsvRowIndex;
+  /** Rows read (blank lines are not rows). */
+  n: number;
   columns: CsvColumns;
-  /** The features of every row (n × features), when they fitted `keepFloatsBytes`; else undefined. */
+  /** The features of every row (n × features), when they fitted `keepFloatsBytes`; else in `rows`. */
   x: Float32Array | undefined;
+  /** The features of every row in a scratch file, when they did not fit `keepFloatsBytes`. */
+  rows: ParsedRows | undefined;
   /** sha256 of the file's bytes: the run's fingerprint of a streamed file. */
   sha256: string;
 }
@@ -358,8 +508,10 @@ export interface IndexOptions {
   columns: (header: string[]) => CsvColumns & { label: number };
   /** Each row's label cell (UTF-8 text, untrimmed) and line; throws for a bad label. */
   onLabel: (raw: string, line: number) => void;
-  /** Keep the features in memory while they take at most this many bytes. */
+  /** Keep the features in memory while they take at most this many bytes; beyond, in a scratch file. */
   keepFloatsBytes: number;
+  /** The folder of that scratch file (it is removed at once: nothing is left there). */
+  scratchDir: string;
   /** Rows read so far; called every few thousand rows. */
   onProgress?: (rows: number) => void;
   /** Chunk size (tests use a small one to cross chunk boundaries). */
@@ -368,32 +520,37 @@ export interface IndexOptions {
 
 /**
  * One pass over a CSV file in chunks: every row checked (cell count, every feature a number, the
- * label through `onLabel`), its byte range and line noted. Memory: the index (16 bytes a row), and
- * the features only while they fit `keepFloatsBytes`.
+ * label through `onLabel`) and its features kept: in memory while they fit `keepFloatsBytes`, then
+ * in a scratch file (`ParsedRows`). Memory: the labels and at most `keepFloatsBytes` of features.
  */
 export function indexCsv(file: string, opts: IndexOptions): IndexedCsv {
   const chunk = Buffer.alloc(opts.chunkBytes ?? 4 * 2 ** 20);
   const hash = createHash('sha256');
-  const starts = new Growing((n) => new Float64Array(n));
-  const lengths = new Growing((n) => new Uint32Array(n));
-  const lines = new Growing((n) => new Uint32Array(n));
+  let rowCount = 0;
   let floats: FloatBlocks | undefined = opts.keepFloatsBytes > 0 ? new FloatBlocks() : undefined;
+  let rows: ParsedRows | undefined;
+  const keep = (v: number): void => {
+    if (floats === undefined) rows!.push(v);
+    else floats.push(v);
+  };
   let header: string[] | undefined;
   let columns: (CsvColumns & { label: number }) | undefined;
   let text = '';
-  // byte offset of text[0] in the file, and the line it starts on
-  let base = 0;
+  // the line text[0] starts on
   let line = 1;
   const special = /[\r\n"]/g;
   // each cell's [start, end) in a quote-free record
   let bounds = new Int32Array(0);
-  const addRow = (start: number, end: number, label: string): void => {
+  const addRow = (label: string): void => {
     opts.onLabel(utf8(label), line);
-    starts.push(base + start);
-    lengths.push(end - start);
-    lines.push(line);
-    if (floats !== undefined && floats.length * 4 > opts.keepFloatsBytes) floats = undefined;
-    if (lines.length % 8192 === 0) opts.onProgress?.(lines.length);
+    rowCount++;
+    if (floats !== undefined && floats.length * 4 > opts.keepFloatsBytes) {
+      // too many to hold: the rows so far go to the scratch file, and the rest after them
+      rows = ParsedRows.create(opts.scratchDir, columns!.features.length, file);
+      for (const part of floats.parts()) rows.pushAll(part);
+      floats = undefined;
+    }
+    if (rowCount % 8192 === 0) opts.onProgress?.(rowCount);
   };
   let fd: number;
   try {
@@ -430,9 +587,9 @@ export function indexCsv(file: string, opts: IndexOptions): IndexedCsv {
               for (let j = 0; j < cols.features.length; j++) {
                 const v = boundedNumber(text, bounds, cols.features[j]!);
                 if (v === undefined) throw notANumber(text.slice(bounds[2 * cols.features[j]!], bounds[2 * cols.features[j]! + 1]), file, line, cols.names[j]!);
-                floats?.push(v);
+                keep(v);
               }
-              addRow(i, at + ending, text.slice(bounds[2 * cols.label], bounds[2 * cols.label + 1]));
+              addRow(text.slice(bounds[2 * cols.label], bounds[2 * cols.label + 1]));
             }
             i = at + ending;
             if (ending > 0) line++;
@@ -446,6 +603,7 @@ export function indexCsv(file: string, opts: IndexOptions): IndexedCsv {
             header = checkHeader(r.cells, file, line);
             columns = opts.columns(header);
             bounds = new Int32Array(2 * header.length);
+            if (floats === undefined) rows = ParsedRows.create(opts.scratchDir, columns.features.length, file);
           } else {
             checkWidth(r.cells, header, file, line);
             const cols = columns!;
@@ -453,86 +611,34 @@ export function indexCsv(file: string, opts: IndexOptions): IndexedCsv {
               const raw = r.cells[cols.features[j]!]!;
               const v = cellNumber(raw);
               if (v === undefined) throw notANumber(raw, file, line, cols.names[j]!);
-              floats?.push(v);
+              keep(v);
             }
-            addRow(i, r.end, r.cells[cols.label]!);
+            addRow(r.cells[cols.label]!);
           }
         }
         i = r.end;
         line += r.breaks;
       }
-      base += i;
       text = text.slice(i);
       if (final) break;
     }
+  } catch (e) {
+    rows?.close();
+    throw e;
   } finally {
     closeSync(fd);
   }
   if (header === undefined || columns === undefined) throw new LayerwiseError('the CSV file is empty: a header row is required', { file, field: 'line 1' });
   return {
     header,
-    index: { file, starts: starts.done(), lengths: lengths.done(), lines: lines.done() },
+    n: rowCount,
     columns: { width: columns.width, features: columns.features, names: columns.names },
     x: floats?.done(),
+    rows: rows?.done(),
     sha256: hash.digest('hex'),
   };
 }
 
 function notANumber(raw: string, file: string, line: number, column: string): LayerwiseError {
   return new LayerwiseError(`cell ${JSON.stringify(utf8(raw))} is not a number`, { file, field: `line ${line}, column "${column}"` });
-}
-
-/** A batch of rows to read: the index's entries of the rows, in batch order. */
-export interface CsvJob {
-  file: string;
-  starts: number[];
-  lengths: number[];
-  lines: number[];
-  columns: CsvColumns;
-}
-
-/** The features of a batch of rows, read from their byte ranges and parsed as `indexCsv` did. */
-export function readCsvRows(job: CsvJob): Float32Array {
-  const { file, columns } = job;
-  const width = columns.features.length;
-  const bounds = new Int32Array(2 * columns.width);
-  const x = new Float32Array(job.starts.length * width);
-  let buf = Buffer.alloc(Math.max(256, ...job.lengths));
-  const fd = openSync(file, 'r');
-  try {
-    for (let row = 0; row < job.starts.length; row++) {
-      const length = job.lengths[row]!;
-      if (buf.length < length) buf = Buffer.alloc(length);
-      const line = job.lines[row]!;
-      const changed = (): LayerwiseError =>
-        new LayerwiseError('the row is not where it was when the file was first read: the file changed during the run', { file, field: `line ${line}` });
-      if (readSync(fd, buf, 0, length, job.starts[row]!) !== length) throw changed();
-      const text = buf.toString('latin1', 0, length);
-      if (text.indexOf('"') < 0) {
-        // most rows have no quotes: cut at commas, no string per cell
-        const br = text.search(/[\r\n]/);
-        const content = br < 0 ? length : br;
-        const ending = br < 0 ? 0 : text.charCodeAt(br) === 0x0d && text.charCodeAt(br + 1) === 0x0a ? 2 : 1;
-        if (content + ending !== length || plainCells(text, 0, content, bounds) !== columns.width) throw changed();
-        for (let j = 0; j < width; j++) {
-          const col = columns.features[j]!;
-          const v = boundedNumber(text, bounds, col);
-          if (v === undefined) throw notANumber(text.slice(bounds[2 * col], bounds[2 * col + 1]), file, line, columns.names[j]!);
-          x[row * width + j] = v;
-        }
-        continue;
-      }
-      const r = readRecord(text, 0, true, file, line);
-      if (r === undefined || r.end !== length || r.blank || r.cells.length !== columns.width) throw changed();
-      for (let j = 0; j < width; j++) {
-        const raw = r.cells[columns.features[j]!]!;
-        const v = cellNumber(raw);
-        if (v === undefined) throw notANumber(raw, file, line, columns.names[j]!);
-        x[row * width + j] = v;
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return x;
 }

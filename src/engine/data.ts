@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { assertNever, LayerwiseError } from '../core/errors.ts';
 import { resolvePlanPath } from '../core/paths.ts';
@@ -20,9 +21,9 @@ import { augmentIsOn, DEFAULTS, type AugmentSpec, type DataSpec, type Plan, type
 import type { DataEvent, DataPipelineReport } from '../core/progress.ts';
 import { permutation, seededRng } from '../core/random.ts';
 import { normalization } from './augment.ts';
-import { DecodePool, defaultDecodeThreads } from './decode-pool.ts';
+import { DecodePool, defaultDecodeThreads, threadScript } from './decode-pool.ts';
 import { defaultDecoder, type DecoderName } from './image.ts';
-import { Growing, indexCsv, parseNumber, type CsvColumns, type CsvRowIndex, type IndexedCsv } from './csv.ts';
+import { Growing, indexCsv, parseNumber, ParsedRows, type IndexedCsv } from './csv.ts';
 import { sampleSize, type SampleRecipe } from './samples.ts';
 
 export interface Dataset {
@@ -57,14 +58,14 @@ export interface ImageStream {
   onWarn: ((message: string) => void) | undefined;
 }
 
-/** A CSV file read lazily: where each row is and its label are in memory, its features are not. */
+/** A CSV file too big to hold: its labels are in memory, its parsed features in a scratch file. */
 export interface CsvStream {
   kind: 'csv';
-  index: CsvRowIndex;
-  columns: CsvColumns;
+  rows: ParsedRows;
+  /** Each sample's row in `rows` (a split takes some of them). */
+  ids: Uint32Array;
   /** The file's sha256 when it was indexed: the run's fingerprint of features it does not hold. */
   sha256: string;
-  pool: DecodePool;
 }
 
 /** A data set read beside the training data, in its format and with its classes. */
@@ -84,7 +85,7 @@ export interface LoadedData {
   pipeline?: DataPipelineReport;
   /** Image folders: every file left out so far, including ones found bad while streaming. */
   badFiles?: ReadonlySet<string>;
-  /** Streamed data: the reading threads; closed when the run ends (they restart on demand). */
+  /** Streamed images: the decoding threads; closed when the run ends (they restart on demand). */
   pool?: DecodePool;
 }
 
@@ -92,13 +93,15 @@ export interface LoadOptions {
   onEvent?: (e: DataEvent) => void;
   /** A skipped image, named. */
   onWarn?: (message: string) => void;
-  /** Threads that read streamed batches (0: on the calling thread). Batches are the same for any count. */
+  /** Threads that decode streamed images (0: on the calling thread). Batches are the same for any count. */
   decodeThreads?: number;
   /** Force a decoder (default: the fastest that loads, `defaultDecoder`). */
   decoder?: DecoderName;
   /** Force streaming or in-memory; default: the engine decides (augmentation, size). */
   pipeline?: 'auto' | 'stream' | 'memory';
   memoryLimitBytes?: number;
+  /** Where a streamed CSV file's parsed rows go (a scratch file, removed at once); default: the system's temporary folder. */
+  scratchDir?: string;
 }
 
 /** Data sets whose samples take up to this many bytes are held in memory (faster, and the frozen-prefix cache needs it). */
@@ -260,13 +263,8 @@ function selectSamples(stream: SampleStream, indices: number[]): SampleStream {
   switch (stream.kind) {
     case 'images':
       return { ...stream, files: indices.map((i) => stream.files[i]!) };
-    case 'csv': {
-      const { file, starts, lengths, lines } = stream.index;
-      return {
-        ...stream,
-        index: { file, starts: Float64Array.from(indices, (i) => starts[i]!), lengths: Uint32Array.from(indices, (i) => lengths[i]!), lines: Uint32Array.from(indices, (i) => lines[i]!) },
-      };
-    }
+    case 'csv':
+      return { ...stream, ids: Uint32Array.from(indices, (i) => stream.ids[i]!) };
     default:
       return assertNever(stream, 'sample stream');
   }
@@ -364,6 +362,7 @@ async function loadCsvData(
   opts: LoadOptions,
 ): Promise<LoadedData> {
   const limit = opts.memoryLimitBytes ?? DEFAULT_MEMORY_LIMIT_BYTES;
+  const scratchDir = opts.scratchDir ?? tmpdir();
   // features are kept while reading as long as they may still be held: no second pass for a small file
   let budget = opts.pipeline === 'stream' ? 0 : opts.pipeline === 'memory' ? Infinity : limit;
   const keep = (read: IndexedCsv): void => {
@@ -373,6 +372,7 @@ async function loadCsvData(
   let labels: TrainLabels | undefined;
   const train = indexCsv(trainPath, {
     keepFloatsBytes: budget,
+    scratchDir,
     columns: (header) => {
       const labelName = spec.label ?? header[header.length - 1]!;
       const label = header.indexOf(labelName);
@@ -397,7 +397,7 @@ async function loadCsvData(
     onProgress: (rows) => opts.onEvent?.({ kind: 'data', phase: 'reading', done: rows, total: 0, skipped: 0 }),
   });
   keep(train);
-  const n = train.index.starts.length;
+  const n = train.n;
   if (n === 0) throw new LayerwiseError('the CSV file has a header but no rows', { file: trainPath, field: 'line 2' });
   const { labelName, featureNames, sampleShape } = layout!;
   const resolvedTask = labels!.resolvedTask();
@@ -417,6 +417,7 @@ async function loadCsvData(
     const targets = new Growing((k) => new Float64Array(k));
     const read = indexCsv(h.path, {
       keepFloatsBytes: budget,
+      scratchDir,
       columns: (header) => {
         const label = header.indexOf(labelName);
         if (label < 0) throw new LayerwiseError(`no label column "${labelName}" (data.label)`, { file: h.path, field: 'line 1' });
@@ -451,18 +452,26 @@ async function loadCsvData(
   };
   const held = [val, test].map((h) => (h === undefined ? undefined : { h, ...readHeldOut(h) }));
 
-  const all = [{ read: train, y: trainY }, ...held.filter((p) => p !== undefined)];
-  const bytes = all.reduce((a, p) => a + p.read.index.starts.length, 0) * featureNames.length * 4;
+  const all = [{ read: train, y: trainY, file: trainPath }, ...held.flatMap((p) => (p === undefined ? [] : [{ ...p, file: p.h.path }]))];
+  const bytes = all.reduce((a, p) => a + p.read.n, 0) * featureNames.length * 4;
   const inMemory = all.every((p) => p.read.x !== undefined);
+  // one held file fitted, the others did not: it streams with them
+  if (!inMemory) {
+    for (const { read, file } of all) {
+      if (read.x === undefined) continue;
+      read.rows = ParsedRows.create(scratchDir, featureNames.length, file);
+      read.rows.pushAll(read.x);
+      read.rows.done();
+      read.x = undefined;
+    }
+  }
   let reason: string;
   if (opts.pipeline === 'stream' || opts.pipeline === 'memory') reason = `asked for ${opts.pipeline === 'stream' ? 'streaming' : 'in memory'}`;
   else if (inMemory) reason = `the features take ${megabytes(bytes)}, within the in-memory limit of ${megabytes(limit)}`;
   else reason = `the features would take ${megabytes(bytes)}, above the in-memory limit of ${megabytes(limit)}`;
-  const pool = inMemory ? undefined : new DecodePool(opts.decodeThreads ?? defaultDecodeThreads());
-  pool?.warm();
   const build = ({ read, y }: { read: IndexedCsv; y: Float32Array }, source: string): Dataset => {
-    const ds: Dataset = { x: read.x ?? new Float32Array(0), sampleShape, y, targetSize: width, n: read.index.starts.length, source };
-    if (pool !== undefined) ds.stream = { kind: 'csv', index: read.index, columns: read.columns, sha256: read.sha256, pool };
+    const ds: Dataset = { x: read.x ?? new Float32Array(0), sampleShape, y, targetSize: width, n: read.n, source };
+    if (read.rows !== undefined) ds.stream = { kind: 'csv', rows: read.rows, ids: Uint32Array.from({ length: read.n }, (_, i) => i), sha256: read.sha256 };
     if (classes !== undefined) ds.classes = classes;
     return ds;
   };
@@ -470,7 +479,8 @@ async function loadCsvData(
   const out: LoadedData = {
     task: resolvedTask,
     train: build(all[0]!, trainPath),
-    pipeline: { format: 'csv', mode: inMemory ? 'memory' : 'stream', reason, decodeThreads: pool?.threads ?? 0, skipped: 0, skippedFiles: [], augment: false },
+    // streamed, one thread reads the rows ahead (row-reader.ts)
+    pipeline: { format: 'csv', mode: inMemory ? 'memory' : 'stream', reason, decodeThreads: !inMemory && threadScript() !== undefined ? 1 : 0, skipped: 0, skippedFiles: [], augment: false },
   };
   for (const p of held) {
     if (p === undefined) continue;
@@ -478,7 +488,6 @@ async function loadCsvData(
     else out.test = build(p, p.h.path);
   }
   if (classes !== undefined) out.classes = classes;
-  if (pool !== undefined) out.pool = pool;
   return out;
 }
 
@@ -770,13 +779,15 @@ export interface Batch {
 export const PREFETCH_BATCHES = 4;
 
 /**
- * The batches of one pass over `order`: an in-memory dataset's are views, a streamed one's are
- * decoded `ahead` batches in advance (bounded: memory holds at most `ahead + 1` batches). With
+ * The batches of one pass over `order`: an in-memory dataset's are views, a streamed CSV's are read
+ * when asked for, a streamed image folder's are decoded `ahead` batches in advance (bounded: memory holds at most `ahead + 1` batches). With
  * `augment`, training samples get their (seed, epoch, sample) transform.
  */
 export class BatchFeed {
   readonly batches: number;
   private readonly pending = new Map<number, Promise<Batch>>();
+  /** A streamed CSV's batches asked for ahead: their numbers with its row reader. */
+  private readonly asked = new Map<number, number>();
 
   constructor(
     private readonly ds: Dataset,
@@ -791,10 +802,12 @@ export class BatchFeed {
   /** Batch `b`; asks for the next `ahead` too. Batches are asked for in order. */
   async get(b: number): Promise<Batch> {
     const indices = this.order.slice(b * this.batchSize, (b + 1) * this.batchSize);
-    if (this.ds.stream === undefined) return { ds: this.ds, indices, samples: indices };
+    const stream = this.ds.stream;
+    if (stream === undefined) return { ds: this.ds, indices, samples: indices };
+    if (stream.kind === 'csv') return { ds: this.batchSet(this.csvRows(stream, b), indices), indices: indices.map((_, i) => i), samples: indices };
     for (let k = b; k <= Math.min(b + this.ahead, this.batches - 1); k++) {
       if (!this.pending.has(k)) {
-        const p = this.decode(k);
+        const p = this.decode(k, stream);
         // a prefetched batch nobody awaits (a cancelled run) must not be an unhandled rejection
         p.catch(() => undefined);
         this.pending.set(k, p);
@@ -805,34 +818,28 @@ export class BatchFeed {
     return batch;
   }
 
+  /** Batch `b`'s rows of a streamed CSV: read ahead by a thread, or here where threads cannot start. */
+  private csvRows(stream: CsvStream, b: number): Float32Array {
+    const rowsOf = (k: number): number[] => this.order.slice(k * this.batchSize, (k + 1) * this.batchSize).map((s) => stream.ids[s]!);
+    const reader = stream.rows.reader(this.batchSize, this.ahead + 1);
+    if (reader === undefined) return stream.rows.read(rowsOf(b));
+    for (let k = b; k <= Math.min(b + this.ahead, this.batches - 1); k++) if (!this.asked.has(k)) this.asked.set(k, reader.ask(rowsOf(k)));
+    const n = this.asked.get(b)!;
+    this.asked.delete(b);
+    // dropped when another pass over the same rows asked for batches since: read it here
+    return reader.take(n) ?? stream.rows.read(rowsOf(b));
+  }
+
   /** Waits for the batches decoding ahead: a pass stopped early leaves them in flight. */
   async drain(): Promise<void> {
     await Promise.allSettled([...this.pending.values()]);
     this.pending.clear();
   }
 
-  private async decode(b: number): Promise<Batch> {
-    const stream = this.ds.stream!;
+  private async decode(b: number, stream: ImageStream): Promise<Batch> {
     const samples = this.order.slice(b * this.batchSize, (b + 1) * this.batchSize);
-    switch (stream.kind) {
-      case 'csv': {
-        const { file, starts, lengths, lines } = stream.index;
-        const x = (await stream.pool.decode({
-          kind: 'csv',
-          job: { file, starts: samples.map((s) => starts[s]!), lengths: samples.map((s) => lengths[s]!), lines: samples.map((s) => lines[s]!), columns: stream.columns },
-        })).x;
-        return { ds: this.batchSet(x, samples), indices: samples.map((_, i) => i), samples };
-      }
-      case 'images':
-        return this.decodeImages(stream, samples);
-      default:
-        return assertNever(stream, 'sample stream');
-    }
-  }
-
-  private async decodeImages(stream: ImageStream, samples: number[]): Promise<Batch> {
     const files = samples.map((s) => stream.files[s]!);
-    const r = await stream.pool.decode({ kind: 'images', recipe: stream.recipe, job: { files, samples, epoch: this.at.epoch, augment: this.at.augment } });
+    const r = await stream.pool.decode({ recipe: stream.recipe, job: { files, samples, epoch: this.at.epoch, augment: this.at.augment } });
     const size = this.ds.sampleShape.reduce((a, c) => a * c, 1);
     const badRows = new Set(r.bad.map((bad) => bad.row));
     for (const bad of r.bad) {

@@ -1,9 +1,9 @@
 /**
- * Worker threads that read batches from files (samples.ts: images decoded, CSV rows parsed) off
- * the training thread. A batch goes whole to the thread with the fewest batches in hand; its
- * floats come back in a shared or transferred buffer, placed by the caller by batch index, so
- * order never depends on which thread finished first. With 0 threads (or where threads cannot start) batches are decoded on
- * the calling thread — the same function, the same floats.
+ * Worker threads that decode batches of image files (samples.ts) off the training thread. A batch
+ * goes whole to the thread with the fewest batches in hand; its floats come back in a shared
+ * buffer, placed by the caller by batch index, so order never depends on which thread finished
+ * first. With 0 threads (or where threads cannot start) batches are decoded on the calling
+ * thread — the same function, the same floats.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { LayerwiseError } from '../core/errors.ts';
 import { isDecodeReply, type DecodeRequest, type DecodeTask } from './decode-protocol.ts';
-import { runDecodeTask, type DecodedBatch } from './samples.ts';
+import { decodeBatch, type DecodedBatch } from './samples.ts';
 
 /** Threads when the caller does not say: the cores but one (the training thread's), at most 4. */
 export function defaultDecodeThreads(): number {
@@ -19,7 +19,7 @@ export function defaultDecodeThreads(): number {
 }
 
 /** The bundled thread beside dist/cli.js and dist/worker.js, else this folder's source (tsx). */
-function threadScript(): string | undefined {
+export function threadScript(): string | undefined {
   return [path.join(__dirname, 'decode-thread.js'), path.join(__dirname, 'decode-thread.ts')].find((p) => existsSync(p));
 }
 
@@ -46,7 +46,7 @@ export class DecodePool {
   }
 
   decode(task: DecodeTask): Promise<DecodedBatch> {
-    if (this.threads === 0) return runDecodeTask(task);
+    if (this.threads === 0) return decodeBatch(task.recipe, task.job);
     this.start();
     const lane = this.lanes.reduce((a, b) => (b.inHand < a.inHand ? b : a));
     const id = this.nextId++;

@@ -1,18 +1,18 @@
 /** Messages between the decode pool and its threads. */
-import type { CsvJob } from './csv.ts';
 import type { BadSample, DecodeJob, SampleRecipe } from './samples.ts';
 
-/** One batch to read: image files to decode, or CSV rows to parse. */
-export type DecodeTask =
-  | { kind: 'images'; recipe: SampleRecipe; job: DecodeJob }
-  | { kind: 'csv'; job: CsvJob };
+/** One batch of image files to decode. */
+export interface DecodeTask {
+  recipe: SampleRecipe;
+  job: DecodeJob;
+}
 
 export interface DecodeRequest {
   id: number;
   task: DecodeTask;
 }
 
-/** An error names the file and field (a CSV line) when it is a problem with the data. */
+/** An error names the file and field when it is a problem with the data. */
 export type DecodeReply =
   | { id: number; x: Float32Array; bad: BadSample[]; error?: undefined }
   | { id: number; error: string; file?: string; field?: string };
@@ -22,11 +22,7 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 function isDecodeTask(t: unknown): t is DecodeTask {
   if (!isRecord(t) || !isRecord(t.job)) return false;
   const job = t.job;
-  if (t.kind === 'images') return isRecord(t.recipe) && Array.isArray(job.files) && Array.isArray(job.samples) && typeof job.epoch === 'number';
-  if (t.kind === 'csv') {
-    return typeof job.file === 'string' && Array.isArray(job.starts) && Array.isArray(job.lengths) && Array.isArray(job.lines) && isRecord(job.columns);
-  }
-  return false;
+  return isRecord(t.recipe) && Array.isArray(job.files) && Array.isArray(job.samples) && typeof job.epoch === 'number';
 }
 
 export function isDecodeRequest(m: unknown): m is DecodeRequest {

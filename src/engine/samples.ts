@@ -1,15 +1,12 @@
 /**
  * From files to model inputs, for one batch: images read, decoded, augmented (training) and
- * normalised; CSV rows read and parsed (csv.ts). Pure over its inputs (file bytes, recipe, epoch,
+ * normalised. Pure over its inputs (file bytes, recipe, epoch,
  * sample ids): a decode thread and the calling thread give the same floats, which is what makes
  * batches independent of the thread count.
  */
 import { readFileSync } from 'node:fs';
-import { assertNever } from '../core/errors.ts';
 import type { AugmentSpec } from '../core/plan.ts';
 import { drawAugment, sampleRng, toModelInput, type Normalization } from './augment.ts';
-import { readCsvRows } from './csv.ts';
-import type { DecodeTask } from './decode-protocol.ts';
 import { decodeImageWith, ImageDecodeError, luminance, probeImage, type DecoderName } from './image.ts';
 
 /** How every sample of a dataset becomes a model input. Plain data: it is posted to threads. */
@@ -47,19 +44,7 @@ export function sampleSize(recipe: Pick<SampleRecipe, 'size' | 'channels'>): num
   return recipe.size[0] * recipe.size[1] * recipe.channels;
 }
 
-/** One batch of either kind: the only entry point of the pool and its threads. */
-export async function runDecodeTask(task: DecodeTask): Promise<DecodedBatch> {
-  switch (task.kind) {
-    case 'images':
-      return decodeBatch(task.recipe, task.job);
-    case 'csv':
-      // a bad row stops the run (it was checked when indexed, so the file changed): nothing to skip
-      return { x: readCsvRows(task.job), bad: [] };
-    default:
-      return assertNever(task, 'decode task');
-  }
-}
-
+/** One batch: the only entry point of the pool and its threads. */
 export async function decodeBatch(recipe: SampleRecipe, job: DecodeJob): Promise<DecodedBatch> {
   const size = sampleSize(recipe);
   // shared, not transferred: a transferred buffer of a few MB per batch cost the training thread

@@ -115,6 +115,8 @@ export async function prepareModel(
   if (needData && plan.data !== undefined) {
     const emit = opts.onEvent;
     data = await loadData(plan, target.planFile, workspaceRoot, inputShape, {
+      // a streamed CSV's parsed rows: beside the runs, on the workspace's disk (the system's temporary folder may be memory)
+      scratchDir: outputRoot({ plan, planFile: target.planFile, workspaceRoot }),
       ...target.dataOptions,
       onEvent: emit,
       onWarn: emit === undefined ? undefined : (message) => emit({ kind: 'log', level: 'warn', message }),
@@ -157,6 +159,12 @@ export async function describeModelFile(modelFile: string, backend: BackendPrefe
     model.dispose();
   }
 }
+
+/** The plan's output folder (`output`, default "runs"), where runs write their folders. */
+export function outputRoot(run: Pick<PreparedRun, 'plan' | 'planFile' | 'workspaceRoot'>): string {
+  return resolvePlanPath(run.planFile, run.plan.output ?? DEFAULTS.output, 'output', run.workspaceRoot);
+}
+
 
 /** `onEvent` hears the data being prepared (counting and checking images, skipped files). */
 export async function prepareRun(target: RunTarget, onEvent?: (e: TrainEvent) => void): Promise<PreparedRun> {

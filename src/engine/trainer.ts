@@ -45,7 +45,7 @@ import {
 import { GroupedOptimizer, type OptimizerSettings, type ParamStateData } from './optimizer.ts';
 import { acquireRunLock } from '../core/run-lock.ts';
 import { buildFrozenPrefix, type FrozenPrefix } from './prefix-cache.ts';
-import { prepareRun, trainingParams, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
+import { outputRoot, prepareRun, trainingParams, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
 
 export interface TrainOptions extends RunTarget {
   /** Exact output folder (created); default: `<plan output>/<plan name>-<timestamp>`. */
@@ -120,10 +120,6 @@ function loadResume(run: PreparedRun, folder: string, onEvent: TrainOptions['onE
   return checkpoint;
 }
 
-function outputRoot(run: Pick<PreparedRun, 'plan' | 'planFile' | 'workspaceRoot'>): string {
-  return resolvePlanPath(run.planFile, run.plan.output ?? DEFAULTS.output, 'output', run.workspaceRoot);
-}
-
 /** What the run's numbers depend on, as checkpoint.ts records it and a resume compares it. */
 export function fingerprintOf(run: PreparedRun): RunFingerprint {
   const stages = resolveStages(run.plan, run.resolution, run.planFile);
@@ -148,7 +144,7 @@ function measureInputs(run: PreparedRun): MeasuredInputs {
   const hashData = (ds: Dataset): string => {
     const h = createHash('sha256').update(new Uint8Array(ds.x.buffer, ds.x.byteOffset, ds.x.byteLength)).update(new Uint8Array(ds.y.buffer, ds.y.byteOffset, ds.y.byteLength));
     // a streamed CSV holds no features: its file's hash and the rows taken stand for them
-    if (ds.stream?.kind === 'csv') h.update(ds.stream.sha256).update(new Uint8Array(ds.stream.index.starts.buffer, ds.stream.index.starts.byteOffset, ds.stream.index.starts.byteLength));
+    if (ds.stream?.kind === 'csv') h.update(ds.stream.sha256).update(new Uint8Array(ds.stream.ids.buffer, ds.stream.ids.byteOffset, ds.stream.ids.byteLength));
     return h.digest('hex');
   };
   return {

@@ -1,16 +1,17 @@
-// CSV files read lazily: one indexing pass, batches parsed from their byte ranges per step. The same
-// batches and final weights as held in memory, a bad row named with its line, memory that does not
-// hold the features.
+// CSV files read lazily: one indexing pass parses every row, the features of a file too big to hold
+// go to a scratch file that batches read their rows from. The same batches and final weights as held
+// in memory, a bad row named with its line, memory that does not hold the features.
+import { createHash } from 'node:crypto';
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { DataSpec, Plan } from '../../src/core/plan.ts';
 import { seededRng } from '../../src/core/random.ts';
 import { indexCsv, parseCsv, plainDecimal } from '../../src/engine/csv.ts';
-import { BatchFeed, batchTensors, epochOrder, loadData, PREFETCH_BATCHES, type Dataset, type LoadedData, type LoadOptions } from '../../src/engine/data.ts';
+import { BatchFeed, batchTensors, epochOrder, loadData, type Dataset, type LoadedData, type LoadOptions } from '../../src/engine/data.ts';
 import { train } from '../../src/engine/trainer.ts';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
@@ -62,22 +63,42 @@ const AWKWARD =
   '7, 1 ,2,3,x\r' +
   '6,0,0,0,plain';
 
-test('the indexing pass finds the same rows and lines whatever the chunk size, as parseCsv does', () => {
+test('the indexing pass finds the same rows, lines and features whatever the chunk size, as parseCsv does, held or in the scratch file', () => {
   const ws = workspace({ 'd.csv': AWKWARD });
   const file = path.join(ws.root, 'd.csv');
+  const scratchDir = path.join(ws.root, 'scratch');
   const table = parseCsv(readFileSync(file, 'utf8'), file);
-  const index = (chunkBytes: number) => {
+  const index = (chunkBytes: number, keepFloatsBytes: number) => {
     const labels: string[] = [];
+    const lines: number[] = [];
     const r = indexCsv(file, {
       chunkBytes,
-      keepFloatsBytes: Infinity,
+      keepFloatsBytes,
+      scratchDir,
       columns: (header) => ({ width: header.length, features: [1, 2, 3], names: ['a', 'b', 'c'], label: 4 }),
-      onLabel: (raw) => labels.push(raw),
+      onLabel: (raw, line) => {
+        labels.push(raw);
+        lines.push(line);
+      },
     });
-    return { lines: [...r.index.lines], starts: [...r.index.starts], lengths: [...r.index.lengths], x: [...r.x!], labels, header: r.header, sha256: r.sha256 };
+    // held, or read back from the scratch file (rows in any order)
+    const x = r.x ?? r.rows!.read(Array.from({ length: r.n }, (_, i) => i));
+    assert.equal(r.x === undefined, r.rows !== undefined);
+    if (r.rows !== undefined) {
+      const reversed = Array.from({ length: r.n }, (_, i) => r.n - 1 - i);
+      assert.deepEqual([...r.rows.read(reversed)], reversed.flatMap((i) => [...x.subarray(3 * i, 3 * i + 3)]));
+      r.rows.close();
+    }
+    return { n: r.n, lines, x: [...x], labels, header: r.header, sha256: r.sha256 };
   };
-  const whole = index(1 << 20);
-  for (const chunk of [1, 2, 3, 5, 7, 64]) assert.deepEqual(index(chunk), whole, `chunks of ${chunk} bytes`);
+  const whole = index(1 << 20, Infinity);
+  for (const chunk of [1, 2, 3, 5, 7, 64]) {
+    // held; in the scratch file from the first row; held, then moved there after the second row
+    for (const keep of [Infinity, 0, 20]) assert.deepEqual(index(chunk, keep), whole, `chunks of ${chunk} bytes, keeping ${keep} bytes`);
+  }
+  // the scratch files were removed as soon as they were open
+  assert.deepEqual(readdirSync(scratchDir), []);
+  assert.equal(whole.n, 7);
   assert.deepEqual(whole.header, table.header);
   assert.deepEqual(whole.lines, table.rows.map((r) => r.line));
   assert.deepEqual(whole.lines, [2, 4, 6, 7, 8, 10, 11]);
@@ -85,9 +106,6 @@ test('the indexing pass finds the same rows and lines whatever the chunk size, a
   assert.deepEqual(whole.labels, ['spät', 'two\nlines', 'plain', 'spät', 'with "quotes"', 'x', 'plain']);
   // a U+00A0 after a number is trimmed, as the decoded text is
   assert.deepEqual(whole.x.slice(0, 9), [1.5, -2, Math.fround(0.3), 0.25, 4, 5, -7, 8, 9]);
-  // each byte range holds its row: the bytes of row 2 are the two lines of its quoted label
-  const bytes = readFileSync(file);
-  assert.equal(bytes.subarray(whole.starts[1]!, whole.starts[1]! + whole.lengths[1]!).toString('utf8'), '2,0.25,4,5,"two\nlines"\r\n');
 });
 
 test('the fast decimal reader gives exactly what Number() gives, or leaves the cell to it', () => {
@@ -111,7 +129,7 @@ test('the fast decimal reader gives exactly what Number() gives, or leaves the c
   for (const text of ['1234567890123456', '1e23', '', '.', '1e', '0x10', 'Infinity', '1,5']) assert.equal(plainDecimal(text, 0, text.length), undefined, text);
 });
 
-test('streamed and in memory: the same batches in every epoch, with 0, 1 or 3 reading threads, split and held-out sets too', async () => {
+test('streamed and in memory: the same batches in every epoch, split and held-out sets too', async () => {
   const ws = workspace({ 'd.csv': AWKWARD });
   const p = plan({ train: 'd.csv', features: ['a', 'b', 'c'], validationSplit: 0.34, seed: 2 });
   const memory = await load(ws, p, {}, [null, 3]);
@@ -119,28 +137,29 @@ test('streamed and in memory: the same batches in every epoch, with 0, 1 or 3 re
   assert.equal(memory.pipeline?.format, 'csv');
   assert.match(memory.pipeline!.reason, /within the in-memory limit/);
   assert.deepEqual(memory.classes, ['plain', 'spät', 'two\nlines', 'with "quotes"', 'x']);
-  for (const decodeThreads of [0, 1, 3]) {
-    const streamed = await load(ws, p, { decodeThreads, memoryLimitBytes: 16 }, [null, 3]);
-    assert.equal(streamed.pipeline?.mode, 'stream');
-    assert.match(streamed.pipeline!.reason, /the features would take 0\.00 MB, above the in-memory limit/);
-    assert.equal(streamed.train.x.length, 0);
-    assert.deepEqual(streamed.classes, memory.classes);
-    for (const epoch of [0, 1]) {
-      assert.deepEqual(await batches(streamed.train, epoch, 2), await batches(memory.train, epoch, 2), `threads ${decodeThreads}, epoch ${epoch}`);
-      assert.deepEqual(await batches(streamed.validation!, epoch, 2), await batches(memory.validation!, epoch, 2));
-    }
-    await streamed.pool?.close();
+  const streamed = await load(ws, p, { memoryLimitBytes: 16 }, [null, 3]);
+  assert.equal(streamed.pipeline?.mode, 'stream');
+  assert.match(streamed.pipeline!.reason, /the features would take 0\.00 MB, above the in-memory limit/);
+  assert.equal(streamed.train.x.length, 0);
+  assert.deepEqual(streamed.classes, memory.classes);
+  for (const epoch of [0, 1]) {
+    assert.deepEqual(await batches(streamed.train, epoch, 2), await batches(memory.train, epoch, 2), `epoch ${epoch}`);
+    assert.deepEqual(await batches(streamed.validation!, epoch, 2), await batches(memory.validation!, epoch, 2));
   }
   // a separate validation file and test file stream with the training file
   const held = plan({ validation: 'data/mlp/val.csv', test: 'data/mlp/val.csv' });
   const m = await load(ws, held, {});
-  const s = await load(ws, held, { pipeline: 'stream', decodeThreads: 2 });
+  const s = await load(ws, held, { pipeline: 'stream' });
   assert.equal(s.pipeline?.reason, 'asked for streaming');
   for (const key of ['train', 'validation', 'test'] as const) {
     assert.equal(s[key]!.x.length, 0);
     assert.deepEqual(await batches(s[key]!, 3), await batches(m[key]!, 3), key);
   }
-  await s.pool?.close();
+  // the training file fits the limit, the validation file then does not: both stream
+  const both = await load(ws, held, { memoryLimitBytes: 1500 });
+  assert.equal(both.pipeline?.mode, 'stream');
+  assert.equal(both.train.x.length, 0);
+  for (const key of ['train', 'validation', 'test'] as const) assert.deepEqual(await batches(both[key]!, 1), await batches(m[key]!, 1), key);
 });
 
 test('same seed, streamed or in memory: identical final weights and losses', async () => {
@@ -148,11 +167,12 @@ test('same seed, streamed or in memory: identical final weights and losses', asy
   writeFileSync(ws.planFile, JSON.stringify(plan({ validation: 'data/mlp/val.csv', shuffle: true, seed: 4 }, { training: { epochs: 3, batchSize: 8, lr: 0.01, seed: 1 } })));
   const outs = [];
   for (const pipeline of ['memory', 'stream'] as const) {
-    const o = await train({ planFile: ws.planFile, backend: 'cpu', outDir: path.join(ws.root, 'runs', pipeline), dataOptions: { pipeline, decodeThreads: 2 } });
+    const o = await train({ planFile: ws.planFile, backend: 'cpu', outDir: path.join(ws.root, 'runs', pipeline), dataOptions: { pipeline } });
     assert.equal(o.report.stopped, 'completed');
     assert.equal(o.report.data?.format, 'csv');
     assert.equal(o.report.data?.mode, pipeline);
-    assert.equal(o.report.data?.decodeThreads, pipeline === 'stream' ? 2 : 0);
+    // streamed, a thread reads the rows ahead
+    assert.equal(o.report.data?.decodeThreads, pipeline === 'stream' ? 1 : 0);
     outs.push(o);
   }
   assert.ok(readFileSync(path.join(outs[0]!.outDir, 'weights.bin')).equals(readFileSync(path.join(outs[1]!.outDir, 'weights.bin'))));
@@ -186,32 +206,31 @@ test('a malformed row in the middle of a big file is named with its line, stream
   }
 });
 
-test('a file changed during a streamed run: the batch that reads the changed row names the file and line', async () => {
+test('a file changed during a streamed run: the run reads its rows as they were when indexed (the fingerprint is of that file)', async () => {
   const ws = workspace({ 'd.csv': generatedCsv(100, 6) });
   const file = path.join(ws.root, 'd.csv');
-  const d = await load(ws, plan({ train: 'd.csv' }), { pipeline: 'stream', decodeThreads: 1 });
+  const d = await load(ws, plan({ train: 'd.csv' }), { pipeline: 'stream' });
+  const before = await load(ws, plan({ train: 'd.csv' }), { pipeline: 'memory' });
   const text = readFileSync(file, 'utf8').split('\n');
-  // row 50 (line 51) loses a cell: everything after it moves
+  // row 50 (line 51) loses a cell, and the rest of the file is cut
   text[50] = text[50]!.replace(/^[^,]*,/, '');
-  writeFileSync(file, text.join('\n'));
-  const feed = new BatchFeed(d.train, epochOrder(100, false, 0, 0), 10, { epoch: 0, augment: false });
-  for (let b = 0; b < 4; b++) await feed.get(b);
-  // row 49 (line 51) is the last of batch 4
-  await assert.rejects(feed.get(4), (e: Error & { file?: string; field?: string }) =>
-    e.file === file && e.field === 'line 51' && /the file changed during the run/.test(e.message));
-  await d.pool?.close();
+  writeFileSync(file, text.slice(0, 60).join('\n'));
+  for (const epoch of [0, 1]) assert.deepEqual(await batches(d.train, epoch, 10), await batches(before.train, epoch, 10));
+  const stream = d.train.stream;
+  assert.equal(stream?.kind === 'csv' && stream.sha256, createHash('sha256').update(generatedCsv(100, 6)).digest('hex'));
 });
 
-test('streamed, memory holds the row index and labels, not the features; at most the prefetched batches are in flight; reading reports its progress', async () => {
+test('streamed, memory holds the labels and a row id, not the features; nothing is left in the scratch folder; reading reports its progress', async () => {
   const rows = 20_000;
   const features = 50;
   const ws = workspace({ 'big.csv': generatedCsv(rows, features) });
   const featureBytes = rows * features * 4;
+  const scratchDir = path.join(ws.root, 'scratch');
   // the engine decides: 3.8 MB of features over a 1 MB limit
   const progress: number[] = [];
   const d = await load(ws, plan({ train: 'big.csv', validationSplit: 0.1 }), {
     memoryLimitBytes: 2 ** 20,
-    decodeThreads: 1,
+    scratchDir,
     onEvent: (e) => e.phase === 'reading' && progress.push(e.done),
   }, [null, features]);
   assert.equal(d.pipeline?.mode, 'stream');
@@ -224,36 +243,60 @@ test('streamed, memory holds the row index and labels, not the features; at most
     const s = ds.stream!;
     assert.equal(s.kind, 'csv');
     if (s.kind !== 'csv') continue;
-    held += s.index.starts.byteLength + s.index.lengths.byteLength + s.index.lines.byteLength + ds.y.byteLength;
+    held += s.ids.byteLength + ds.y.byteLength;
   }
-  // 16 bytes of index and 16 of one-hot label a row, against 200 of features
-  assert.equal(held, rows * (16 + 16));
-  assert.ok(held * 6 < featureBytes, `${held} bytes held for ${featureBytes} bytes of features`);
-  // a pass over the training rows never has more than the prefetch window decoded or decoding
-  const pool = d.pool!;
-  const decode = pool.decode.bind(pool);
-  let inFlight = 0;
-  let most = 0;
-  pool.decode = async (task) => {
-    most = Math.max(most, ++inFlight);
-    try {
-      return await decode(task);
-    } finally {
-      inFlight--;
-    }
+  // 4 bytes of row id and 16 of one-hot label a row, against 200 of features
+  assert.equal(held, rows * (4 + 16));
+  assert.ok(held * 9 < featureBytes, `${held} bytes held for ${featureBytes} bytes of features`);
+  // the scratch file was removed as soon as it was open: the folder is empty while the rows are read
+  assert.deepEqual(readdirSync(scratchDir), []);
+  const memory = await load(ws, plan({ train: 'big.csv', validationSplit: 0.1 }), {}, [null, features]);
+  assert.equal(memory.pipeline?.mode, 'memory');
+  assert.deepEqual(await batches(d.validation!, 0, 64), await batches(memory.validation!, 0, 64));
+});
+
+test('rows read ahead by the thread: a pass stopped early, and two passes taking turns, still get their own rows', async () => {
+  const ws = workspace({ 'd.csv': generatedCsv(300, 6) });
+  const p = plan({ train: 'd.csv', validationSplit: 0.2, seed: 3 });
+  const s = await load(ws, p, { pipeline: 'stream' });
+  const m = await load(ws, p, { pipeline: 'memory' });
+  const xOf = async (feed: BatchFeed, b: number): Promise<number[]> => {
+    const batch = await feed.get(b);
+    const { x, y } = batchTensors(batch.ds, batch.indices);
+    const out = [...x.dataSync(), ...y.dataSync()];
+    tf.dispose([x, y]);
+    return out;
   };
-  const feed = new BatchFeed(d.train, epochOrder(d.train.n, true, 1, 0), 64, { epoch: 0, augment: true });
-  let seen = 0;
-  for (let b = 0; b < feed.batches; b++) seen += (await feed.get(b)).indices.length;
-  assert.equal(seen, d.train.n);
-  assert.equal(most, PREFETCH_BATCHES + 1);
-  await pool.close();
+  const feeds = (ds: LoadedData, epoch: number): [BatchFeed, BatchFeed] => [
+    new BatchFeed(ds.train, epochOrder(ds.train.n, true, 1, epoch), 8, { epoch, augment: true }),
+    new BatchFeed(ds.validation!, epochOrder(ds.validation!.n, true, 2, epoch), 8, { epoch, augment: false }),
+  ];
+  // two batches of a pass, then it is dropped (its batches asked for ahead are never taken)
+  const [stopped] = feeds(s, 0);
+  for (const b of [0, 1]) await xOf(stopped, b);
+  // training and validation batches in turns through the one reader
+  const [st, sv] = feeds(s, 1);
+  const [mt, mv] = feeds(m, 1);
+  for (let b = 0; b < st.batches; b++) {
+    assert.deepEqual(await xOf(st, b), await xOf(mt, b), `training batch ${b}`);
+    if (b < sv.batches) assert.deepEqual(await xOf(sv, b), await xOf(mv, b), `validation batch ${b}`);
+  }
+});
+
+test('no room for the scratch file: one error naming the CSV file and the folder, and nothing written', async () => {
+  const ws = workspace({ 'd.csv': generatedCsv(50, 6) });
+  // a file where the scratch folder should be
+  const notAFolder = path.join(ws.root, 'not-a-folder');
+  writeFileSync(notAFolder, 'x');
+  await assert.rejects(load(ws, plan({ train: 'd.csv' }), { pipeline: 'stream', scratchDir: notAFolder }), (e: Error & { file?: string }) =>
+    e.file === path.join(ws.root, 'd.csv') && /cannot make the scratch file that streams this file's parsed rows in .*not-a-folder \((EEXIST|ENOTDIR)\)/.test(e.message));
+  assert.equal(readFileSync(notAFolder, 'utf8'), 'x');
 });
 
 test('labels: many distinct numbers are regression targets without keeping their text; a text label after them is an error', async () => {
   const many = ['x,y', ...Array.from({ length: 70_000 }, (_, i) => `${i},${i / 7}`)].join('\n');
   const ws = workspace({ 'many.csv': many, 'mixed.csv': `${many}\n1,oops\n` });
-  const d = await load(ws, plan({ train: 'many.csv' }), { pipeline: 'stream', decodeThreads: 0 }, [null, 1]);
+  const d = await load(ws, plan({ train: 'many.csv' }), { pipeline: 'stream' }, [null, 1]);
   assert.equal(d.task, 'regression');
   assert.equal(d.train.y[7], 1);
   await assert.rejects(load(ws, plan({ train: 'mixed.csv' }), {}, [null, 1]), (e: Error & { field?: string }) =>

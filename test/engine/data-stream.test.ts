@@ -10,7 +10,7 @@ import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import type { DataSpec, Plan } from '../../src/core/plan.ts';
 import { seededRng } from '../../src/core/random.ts';
-import { BatchFeed, batchTensors, epochOrder, loadData, type Dataset, type LoadOptions } from '../../src/engine/data.ts';
+import { BatchFeed, batchTensors, epochOrder, loadData, PREFETCH_BATCHES, type Dataset, type LoadOptions } from '../../src/engine/data.ts';
 import { train } from '../../src/engine/trainer.ts';
 import { augmentPreview } from '../../src/engine/augment-preview.ts';
 
@@ -131,6 +131,29 @@ test('streamed and in-memory loading give the same samples (no augmentation)', a
   // symmetric normalisation: every value in [-1, 1], and both ends reached by the fixtures' range
   assert.ok(memory.train.x.every((v) => v >= -1 && v <= 1));
   await streamed.pool?.close();
+});
+
+test('a pass over a streamed folder has at most the prefetch window of batches decoding or decoded', async () => {
+  const ws = imageFolder();
+  const d = await load(ws, plan({}), { decodeThreads: 1, pipeline: 'stream' });
+  const pool = d.pool!;
+  const decode = pool.decode.bind(pool);
+  let inFlight = 0;
+  let most = 0;
+  pool.decode = async (task) => {
+    most = Math.max(most, ++inFlight);
+    try {
+      return await decode(task);
+    } finally {
+      inFlight--;
+    }
+  };
+  const feed = new BatchFeed(d.train, epochOrder(d.train.n, true, 1, 0), 2, { epoch: 0, augment: false });
+  let seen = 0;
+  for (let b = 0; b < feed.batches; b++) seen += (await feed.get(b)).indices.length;
+  assert.equal(seen, d.train.n);
+  assert.equal(most, PREFETCH_BATCHES + 1);
+  await pool.close();
 });
 
 test('PNG decodes to the same pixels with each native decoder and with pngjs; JPEG within a few levels', async () => {
