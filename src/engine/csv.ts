@@ -343,8 +343,8 @@ class FloatBlocks {
   }
 }
 
-/** Scratch files that could not be removed while open (Windows): removed when the process exits. */
-const leftovers = new Set<string>();
+/** Scratch files that could not be removed while open (Windows): closed and removed when the process exits. */
+const leftovers = new Set<Handles>();
 const closeOnCollect = new FinalizationRegistry<Handles>((h) => release(h));
 
 /** What a `ParsedRows` holds open. */
@@ -355,17 +355,17 @@ interface Handles {
   readers: Map<number, RowReader | undefined>;
 }
 
-function release({ fd, file, readers }: Handles): void {
-  for (const r of readers.values()) void r?.close();
-  readers.clear();
+function release(h: Handles): void {
+  for (const r of h.readers.values()) void r?.close();
+  h.readers.clear();
   try {
-    closeSync(fd);
+    closeSync(h.fd);
   } catch {
     // already closed
   }
-  if (leftovers.delete(file)) {
+  if (leftovers.delete(h)) {
     try {
-      unlinkSync(file);
+      unlinkSync(h.file);
     } catch {
       // gone already
     }
@@ -376,8 +376,8 @@ function release({ fd, file, readers }: Handles): void {
  * The parsed features of a streamed CSV file, `width` float32 a row, in a scratch file: written once
  * while the file is indexed, then any rows read back by id. The file is removed as soon as it is
  * open, so it is never seen and its space returns when the handle closes — when this object is
- * collected or the process ends, a crash included. Read on the thread that made it (synchronous:
- * a batch is a few small reads).
+ * collected or the process ends, a crash included. Rows are read on the thread that made it
+ * (`read`), or ahead by a thread of their own (`reader`).
  */
 export class ParsedRows {
   private readonly buffer = new Float32Array(2 ** 16);
@@ -406,18 +406,14 @@ export class ParsedRows {
     } catch (e) {
       throw new LayerwiseError(`cannot make the scratch file that streams this file's parsed rows in ${dir} (${errorCode(e)})`, { file: source });
     }
+    const rows = new ParsedRows(fd, width, scratch, source);
     try {
       unlinkSync(scratch);
     } catch {
-      if (leftovers.size === 0) process.once('exit', () => [...leftovers].forEach((f) => release({ fd: -1, file: f, readers: new Map() })));
-      leftovers.add(scratch);
+      if (leftovers.size === 0) process.once('exit', () => [...leftovers].forEach(release));
+      leftovers.add(rows.handles);
     }
-    return new ParsedRows(fd, width, scratch, source);
-  }
-
-  /** Rows complete so far. */
-  get rows(): number {
-    return Math.floor((this.written + this.used) / this.width);
+    return rows;
   }
 
   push(v: number): void {

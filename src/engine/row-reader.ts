@@ -72,6 +72,7 @@ export class RowReader {
 
   /** Asks for the rows `ids` (at most `rows`); returns the batch's number, to `take` in order. */
   ask(ids: ArrayLike<number>): number {
+    if (ids.length > this.rows) throw new Error(`a batch of ${ids.length} rows asked of a reader of ${this.rows}`);
     const n = this.next;
     const slot = n % this.slots;
     // the slot's last batch was asked for and never taken (a pass stopped early): drop it first
