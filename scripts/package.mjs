@@ -19,8 +19,11 @@ function run(args) {
 
 /** VS Code's name for this platform (`vsce package --target`); alpine is Linux with musl. */
 function vscodeTarget() {
-  const musl = process.platform === 'linux' && !process.report.getReport().header.glibcVersionRuntime;
-  const os = musl ? 'alpine' : process.platform;
+  let os = process.platform;
+  if (os === 'linux') {
+    process.report.excludeNetwork = true;
+    if (!process.report.getReport().header.glibcVersionRuntime) os = 'alpine';
+  }
   const arch = process.arch === 'arm' ? 'armhf' : process.arch;
   return `${os}-${arch}`;
 }
