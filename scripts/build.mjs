@@ -1,8 +1,8 @@
 // Bundles the four entry points with esbuild and enforces the one-way doors between rooms:
 // the extension host must never load tfjs; the worker, CLI and webview must never load vscode.
 import * as esbuild from 'esbuild';
-import { cpSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join, sep } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -94,6 +94,9 @@ if (hasEntry('webview/main.ts')) {
   });
 }
 
+// a production build (what `npm run package` ships) starts from an empty dist/: nothing stale is packaged
+if (production) rmSync(join(root, 'dist'), { recursive: true, force: true });
+
 // VS Code validates plan files against this copy (package.json contributes.jsonValidation)
 mkdirSync(join(root, 'dist'), { recursive: true });
 cpSync(join(root, 'src', 'core', 'plan.schema.json'), join(root, 'dist', 'plan.schema.json'));
@@ -103,6 +106,34 @@ const wasmDir = dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.j
 mkdirSync(join(root, 'dist', 'wasm'), { recursive: true });
 for (const f of readdirSync(join(wasmDir, 'dist')).filter((f) => f.endsWith('.wasm'))) {
   cpSync(join(wasmDir, 'dist', f), join(root, 'dist', 'wasm', f));
+}
+
+/** The folder of the npm package that holds `file` (its nearest package.json). */
+function packageDirOf(file) {
+  let dir = dirname(file);
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  return dir;
+}
+
+// @napi-rs/image (the Rust image decoder; src/engine/image.ts requires it at run time, so it is not
+// bundled) with the platform binary that loads here, in dist/node_modules: the .vsix has no
+// node_modules, and a require from dist/worker.js or dist/decode-thread.js looks there first.
+// Where it does not load, the engine decodes with jpeg-js and pngjs.
+const shippedModules = join(root, 'dist', 'node_modules');
+rmSync(shippedModules, { recursive: true, force: true });
+try {
+  const napiImage = require('@napi-rs/image');
+  if (napiImage.__napiBindingTarget !== 'native') throw new Error(`it loaded its ${napiImage.__napiBindingTarget} build, not a native one`);
+  const binary = Object.keys(require.cache).find((f) => f.endsWith('.node') && f.includes(`${sep}@napi-rs${sep}image`));
+  if (binary === undefined) throw new Error('its native binary is not among the loaded modules');
+  const dirs = new Set([packageDirOf(require.resolve('@napi-rs/image')), packageDirOf(binary)]);
+  for (const dir of dirs) {
+    const name = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name;
+    cpSync(dir, join(shippedModules, ...name.split('/')), { recursive: true, dereference: true });
+  }
+} catch (e) {
+  console.warn(`build: @napi-rs/image is not shipped beside the bundles (${String(e instanceof Error ? e.message : e).split('\n')[0]}); ` +
+    'they decode images with jpeg-js and pngjs');
 }
 
 // the engine's own SIMD kernels (dist/kernels/*.wasm); fails the build when clang/lld are missing

@@ -2,12 +2,16 @@
  * End to end in a real VS Code (code-server 4.100 = VS Code 1.100) driven by headless Chromium:
  * the packaged .vsix is installed, the bundled example opened, and a user's path walked —
  * command palette → plan editor → multiplier edit saved to disk with comments intact; a freeze
- * checkbox in the sidebar tree; Train with status-bar progress and results written back.
+ * checkbox in the sidebar tree; Train with status-bar progress and results written back (decoded
+ * with the Rust image decoder the package ships).
  * Screenshots go to test-results/ as artifacts.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parse } from 'jsonc-parser';
+import type { RunReport } from '../../src/core/progress.ts';
 import { comments, openSession, shots, until, type Session } from './harness.ts';
 
 let s: Session;
@@ -76,6 +80,10 @@ test('Layerwise: Train shows progress in the status bar and writes results into 
   assert.match(final, /trained/);
   for (const c of comments(before)) assert.ok(after.includes(c), `comment kept: ${c}`);
   assert.match(after, /"stopped":\s*"completed"/);
+  // the installed extension's run decoded the example's PNGs with the Rust decoder the .vsix ships
+  const { folder } = (parse(after) as { results: { lastRun: { folder: string } } }).results.lastRun;
+  const report = JSON.parse(readFileSync(resolve(s.workspace, folder, 'report.json'), 'utf8')) as RunReport;
+  if (process.platform === 'linux' && process.arch === 'x64') assert.equal(report.data?.decoder, 'image-rs');
   await s.panelFrame();
   await s.page.screenshot({ path: join(shots, 'e2e-panel-curves.png') });
 });
