@@ -104,7 +104,7 @@ export interface DataPipelineReport {
   reason: string;
   /** Image folders: the image decoder. */
   decoder?: 'image-rs' | 'sharp' | 'js';
-  /** Threads that read streamed batches (0 when held in memory or read on the training thread). */
+  /** Threads that read the data: image folders' decoding threads (held in memory, they decode it before the first step), a streamed CSV's row reader; 0 when that is the training thread. */
   decodeThreads: number;
   /** Images left out as corrupt or unsupported (data.onBadImage "skip"), with the first few named. */
   skipped: number;
