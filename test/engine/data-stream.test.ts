@@ -106,6 +106,30 @@ test('same seed, 1 or 4 decoding threads: identical final weights after training
   assert.deepEqual(outs[0]!.report.epochs.map((e) => e.trainLoss), outs[1]!.report.epochs.map((e) => e.trainLoss));
 });
 
+test('with augmentation the report says, per stage with frozen layers, that they were not cached and why; held in memory they are', async () => {
+  const ws = imageFolder();
+  const staged = (data: Partial<DataSpec>): string => JSON.stringify(plan(data, {
+    groups: [{ name: 'body', layers: ['conv2d', 'batch_normalization'] }, { name: 'head', layers: ['dense'] }],
+    unfreeze: { stages: [{ epochs: 1, train: ['head'] }, { epochs: 1, train: 'all' }] },
+    training: { batchSize: 8 },
+  }));
+  const runs = [];
+  for (const [name, data] of [['augment', { augment: AUGMENT }], ['memory', {}]] as const) {
+    writeFileSync(ws.planFile, staged(data));
+    const logs: string[] = [];
+    const o = await train({ planFile: ws.planFile, backend: 'cpu', outDir: path.join(ws.root, 'runs', name), dataOptions: { decodeThreads: 1 }, onEvent: (e) => e.kind === 'log' && logs.push(e.message) });
+    runs.push({ stages: o.report.stages, logs });
+  }
+  const [augmented, memory] = runs;
+  assert.deepEqual(augmented!.stages[0]!.frozenCache, { cached: false, reason: 'data.augment is on, so the inputs differ every epoch' });
+  assert.equal(memory!.stages[0]!.frozenCache?.cached, true);
+  // stage 2 trains every layer: nothing frozen, nothing to report or log
+  for (const r of runs) {
+    assert.equal(r.stages[1]!.frozenCache, undefined);
+    assert.deepEqual(r.logs.filter((m) => /^stage 2: frozen layers/.test(m)), []);
+  }
+});
+
 test('augmentation touches training batches only: validation batches are the plain resize', async () => {
   const ws = imageFolder();
   const augmented = await load(ws, plan({ augment: AUGMENT, validationSplit: 0.25 }), { decodeThreads: 1, decoder: 'js' });
