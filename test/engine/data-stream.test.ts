@@ -11,7 +11,9 @@ import { PNG } from 'pngjs';
 import type { DataSpec, Plan } from '../../src/core/plan.ts';
 import { seededRng } from '../../src/core/random.ts';
 import { BatchFeed, batchTensors, epochOrder, loadData, type Dataset, type LoadOptions } from '../../src/engine/data.ts';
-import { train } from '../../src/engine/trainer.ts';
+import { evaluate, train } from '../../src/engine/trainer.ts';
+import { lossSpecFor } from '../../src/engine/forward.ts';
+import { loadModel } from '../../src/engine/model-io.ts';
 import { augmentPreview } from '../../src/engine/augment-preview.ts';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
@@ -140,6 +142,18 @@ test('augmentation touches training batches only: validation batches are the pla
   // training with augment differs from the same order without
   assert.notDeepEqual(await batches(augmented.train, 0, true), await batches(plain.train, 0, false));
   await augmented.pool?.close();
+});
+
+test('a run with augmentation scores validation on the plain images: its val loss is the saved model\'s on the set loaded without augment', async () => {
+  const ws = imageFolder();
+  writeFileSync(ws.planFile, JSON.stringify(plan({ augment: AUGMENT, validationSplit: 0.25 }, { training: { epochs: 1, batchSize: 4 } })));
+  const o = await train({ planFile: ws.planFile, backend: 'cpu', outDir: path.join(ws.root, 'runs', 'val'), dataOptions: { decodeThreads: 1 } });
+  const reported = o.report.epochs[0]!.valLoss!;
+  const plain = await load(ws, plan({ validationSplit: 0.25 }), { pipeline: 'memory' });
+  const model = await loadModel(path.join(o.outDir, 'model.json'));
+  const scored = await evaluate(model, lossSpecFor(model, 'classification'), plain.validation!, 4);
+  model.dispose();
+  assert.ok(Math.abs(scored.loss - reported) <= 1e-6 * Math.max(1, reported), `reported ${reported}, plain validation ${scored.loss}`);
 });
 
 test('streamed and in-memory loading give the same samples (no augmentation)', async () => {
