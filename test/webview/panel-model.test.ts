@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import type { Plan } from '../../src/core/plan.ts';
+import { DATA_FIELDS, type Plan } from '../../src/core/plan.ts';
 import type { PanelState } from '../../src/protocol/webview.ts';
 import { bigModel, bigPlan, panelState, smallPlan } from './fixtures.ts';
 import { resultsDir, useHarness, waitForPosts, type PanelPage } from './harness.ts';
@@ -216,6 +216,17 @@ test('a new run or a suggestion clears the last run\'s failure from the header',
   // the host's state repeats the old status: still hidden
   await p.send({ type: 'state', state: panelState({ status: failed, suggestion: { state: 'running', method: 'rgn' } }) });
   assert.equal(await p.page.textContent('.status'), 'Suggesting multipliers…');
+  await assertClean(p);
+  await p.close();
+});
+
+test('the data section has a control for every field it edits, named by its plan path in the hover text', async () => {
+  const p = await open(panelState({ plan: { ...smallPlan(), data: { train: 'data/train' } } }));
+  await p.page.click('.data-summary');
+  const titles = await p.page.$$eval('.data-section [title]', (els) => els.map((e) => (e as HTMLElement).title));
+  for (const field of DATA_FIELDS) {
+    assert.ok(titles.some((t) => t === `data.${field}` || t.startsWith(`data.${field}:`)), `no control for data.${field} (titles: ${titles.join(' | ')})`);
+  }
   await assertClean(p);
   await p.close();
 });
