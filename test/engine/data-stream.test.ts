@@ -14,7 +14,7 @@ import { BatchFeed, batchTensors, epochOrder, loadData, type Dataset, type LoadO
 import { evaluate, train } from '../../src/engine/trainer.ts';
 import { lossSpecFor } from '../../src/engine/forward.ts';
 import { loadModel } from '../../src/engine/model-io.ts';
-import { augmentPreview } from '../../src/engine/augment-preview.ts';
+import { augmentPreview, toJpegDataUrl } from '../../src/engine/augment-preview.ts';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 
@@ -209,6 +209,33 @@ test('the panel\'s strip: per class the unaugmented image then one draw per epoc
   }
   assert.equal(await augmentPreview(plan({}), ws.planFile, ws.root, [null, 8, 8, 1]), undefined);
   assert.equal(await augmentPreview(plan({ augment: {} }), ws.planFile, ws.root, [null, 8, 8, 1]), undefined);
+});
+
+test('the strip shows training images only, each with the draws the run gives it (after a validationSplit: its index in the training part)', async () => {
+  const ws = imageFolder();
+  // scale 1: training batches hold the 0–255 pixels the strip shows
+  const p = plan({ augment: AUGMENT, validationSplit: 0.5, scale: 1 });
+  const preview = await augmentPreview(p, ws.planFile, ws.root, [null, 8, 8, 1]);
+  assert.ok(preview !== undefined);
+  assert.deepEqual(preview.samples.map((s) => s.label), ['a', 'b', 'c']);
+  const d = await load(ws, p, { decodeThreads: 1 });
+  try {
+    const files = (ds: Dataset | undefined): string[] => (ds?.stream?.kind === 'images' ? ds.stream.files : []);
+    const training = files(d.train);
+    for (const shown of preview.samples) {
+      const file = path.join(ws.root, shown.file);
+      assert.ok(!files(d.validation).includes(file), `${shown.file} is a validation image`);
+      const sample = training.indexOf(file);
+      // the class's first training image
+      assert.equal(training.findIndex((f) => path.basename(path.dirname(f)) === shown.label), sample);
+      const pixels = async (epoch: number, augment: boolean): Promise<string> =>
+        toJpegDataUrl((await new BatchFeed(d.train, [sample], 1, { epoch, augment }).get(0)).ds.x, [8, 8], 1);
+      assert.equal(shown.images[0], await pixels(0, false), `${shown.file}: unaugmented`);
+      for (let epoch = 0; epoch < 4; epoch++) assert.equal(shown.images[epoch + 1], await pixels(epoch, true), `${shown.file}: epoch ${epoch}`);
+    }
+  } finally {
+    await d.pool?.close();
+  }
 });
 
 test('a file that breaks only when decoded, while streaming: named and left out of its batch, or the run stops naming it', async () => {
