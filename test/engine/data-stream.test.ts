@@ -108,6 +108,23 @@ test('same seed, 1 or 4 decoding threads: identical final weights after training
   assert.deepEqual(outs[0]!.report.epochs.map((e) => e.trainLoss), outs[1]!.report.epochs.map((e) => e.trainLoss));
 });
 
+test('an augmented run cancelled mid-epoch and resumed ends with the weights of an uninterrupted one', async () => {
+  const ws = imageFolder();
+  writeFileSync(ws.planFile, JSON.stringify(plan({ augment: AUGMENT, validationSplit: 0.25 }, { training: { epochs: 2, batchSize: 4, seed: 3 } })));
+  const whole = await train({ planFile: ws.planFile, backend: 'cpu', outDir: path.join(ws.root, 'runs', 'whole'), dataOptions: { decodeThreads: 1 } });
+  const controller = new AbortController();
+  const outDir = path.join(ws.root, 'runs', 'resumed');
+  // 18 training images in batches of 4: step 7 is the second batch of epoch 2
+  const stopped = await train({ planFile: ws.planFile, backend: 'cpu', outDir, dataOptions: { decodeThreads: 1 }, progressIntervalMs: 0, signal: controller.signal, onEvent: (e) => {
+    if (e.kind === 'step' && e.step === 7) controller.abort();
+  } });
+  assert.equal(stopped.report.stopped, 'cancelled');
+  const resumed = await train({ planFile: ws.planFile, backend: 'cpu', resumeFrom: outDir, dataOptions: { decodeThreads: 2 } });
+  assert.equal(resumed.report.stopped, 'completed');
+  assert.deepEqual(resumed.report.epochs.map((e) => [e.trainLoss, e.valLoss]), whole.report.epochs.map((e) => [e.trainLoss, e.valLoss]));
+  assert.ok(readFileSync(path.join(resumed.outDir, 'weights.bin')).equals(readFileSync(path.join(whole.outDir, 'weights.bin'))));
+});
+
 test('with augmentation the report says, per stage with frozen layers, that they were not cached and why; held in memory they are', async () => {
   const ws = imageFolder();
   const staged = (data: Partial<DataSpec>): string => JSON.stringify(plan(data, {
