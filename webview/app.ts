@@ -312,7 +312,7 @@ export class PanelApp {
     this.renderRunControls();
     this.renderProblems();
     this.renderSettings();
-    this.dataSection.show(state.plan);
+    this.dataSection.show(state.plan, state.model?.inputShape?.[3]);
     this.augmentStrip.show(state.augmentPreview);
     this.renderTree();
     this.renderSuggestion();

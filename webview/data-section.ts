@@ -154,6 +154,8 @@ export class DataSection {
   private readonly vflip: HTMLInputElement;
   private readonly amounts = new Map<string, TextControl>();
   private customPending = false;
+  /** Channels the images are read with (data.channels, else the model's input), when known. */
+  private channels: number | undefined;
 
   constructor(private readonly post: Post) {
     this.element = el('details', 'data-section');
@@ -211,13 +213,20 @@ export class DataSection {
   }
 
   /** The plan's data settings in the controls; hidden when the plan has no image folder. */
-  show(plan: Plan | undefined): void {
+  show(plan: Plan | undefined, modelChannels?: number | null): void {
     const data = plan?.data;
     this.data = data;
     this.element.hidden = !isImageFolder(data);
     if (data === undefined || this.element.hidden) return;
+    this.channels = data.channels ?? modelChannels ?? undefined;
     this.summary.textContent = dataSummary(data);
     const n: NormalizeSpec = data.normalize ?? DEFAULTS.normalize;
+    // ImageNet's mean and std are per RGB channel: not offered for grey images (the run would refuse it)
+    const imagenet = this.normalize.querySelector<HTMLOptionElement>('option[value="imagenet"]');
+    if (imagenet !== null) {
+      imagenet.disabled = this.channels === 1 && n !== 'imagenet';
+      imagenet.title = imagenet.disabled ? 'ImageNet’s mean and std are for 3 channels; these images are read with 1' : NORMALIZE.find((o) => o.value === 'imagenet')!.title;
+    }
     // "custom" picked but its numbers not written yet stays picked
     this.normalize.value = typeof n === 'object' || this.customPending ? 'custom' : n;
     this.custom.hidden = this.normalize.value !== 'custom';
@@ -247,9 +256,10 @@ export class DataSection {
     this.custom.hidden = value !== 'custom';
     this.customPending = value === 'custom' && typeof this.data?.normalize !== 'object';
     if (value === 'custom') {
-      // nothing to write until there are numbers; ImageNet's as a start
-      if (this.mean.input.value === '') this.mean.input.value = '0.485, 0.456, 0.406';
-      if (this.std.input.value === '') this.std.input.value = '0.229, 0.224, 0.225';
+      // nothing to write until there are numbers; ImageNet's as a start (averaged over the channels for grey images)
+      const grey = this.channels === 1;
+      if (this.mean.input.value === '') this.mean.input.value = grey ? '0.449' : '0.485, 0.456, 0.406';
+      if (this.std.input.value === '') this.std.input.value = grey ? '0.226' : '0.229, 0.224, 0.225';
       this.mean.input.focus();
       return;
     }
@@ -261,9 +271,19 @@ export class DataSection {
   private commitCustom(): boolean {
     const mean = parseList(this.mean.input.value);
     const std = parseList(this.std.input.value);
-    invalid(this.mean.input, mean === undefined ? 'Mean: numbers separated by commas' : undefined, 'Per-channel mean in [0, 1] units');
-    invalid(this.std.input, std === undefined ? 'Std: numbers separated by commas' : undefined, 'Per-channel std in [0, 1] units');
-    if (mean === undefined || std === undefined) return false;
+    // one value for every channel, or one per channel, as the run requires
+    const counts = this.channels === undefined ? undefined : this.channels === 1 ? [1] : [1, this.channels];
+    const problem = (what: string, values: number[] | undefined): string | undefined =>
+      values === undefined
+        ? `${what}: numbers separated by commas`
+        : counts !== undefined && !counts.includes(values.length)
+          ? `${what}: ${counts.join(' or ')} value(s) for images read with ${this.channels} channel(s), not ${values.length}`
+          : undefined;
+    const meanProblem = problem('Mean', mean);
+    const stdProblem = problem('Std', std);
+    invalid(this.mean.input, meanProblem, 'Per-channel mean in [0, 1] units');
+    invalid(this.std.input, stdProblem, 'Per-channel std in [0, 1] units');
+    if (mean === undefined || std === undefined || meanProblem !== undefined || stdProblem !== undefined) return false;
     this.customPending = false;
     this.post('normalize', { mean, std });
     return true;

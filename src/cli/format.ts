@@ -1,6 +1,6 @@
 /** Text rendering for the CLI: the audit tree, the stage table, the progress bar. */
 import type { Decision, Resolution } from '../core/groups.types.ts';
-import type { RunReport, StepEvent, TestMetrics } from '../core/progress.ts';
+import type { DataPipelineReport, RunReport, StepEvent, TestMetrics } from '../core/progress.ts';
 import type { Timeline } from '../core/timeline.ts';
 
 export function formatLr(lr: number): string {
@@ -83,6 +83,13 @@ export function table(header: string[], rows: string[][]): string {
 const fmt = (v: number | undefined, digits = 4): string => (v === undefined ? '–' : v.toFixed(digits));
 
 /** One table per stage: group, trainable, effective LR, and the stage's last-epoch metrics. */
+/** The files a run left out as unreadable (data.onBadImage "skip"), counted and named; undefined when none. */
+export function skippedLine(data: DataPipelineReport): string | undefined {
+  if (data.skipped === 0) return undefined;
+  const more = data.skipped > data.skippedFiles.length ? `, … (${(data.skipped - data.skippedFiles.length).toLocaleString('en-US')} more in the report)` : '';
+  return `data: ${data.skipped.toLocaleString('en-US')} file(s) left out as unreadable: ${data.skippedFiles.join(', ')}${more}`;
+}
+
 export function formatRunSummary(report: RunReport, resolution: Resolution): string {
   const out: string[] = [];
   for (const s of report.stages) {

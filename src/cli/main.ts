@@ -23,7 +23,7 @@ import { BACKEND_PREFERENCES } from '../protocol/worker.ts';
 import { describeModelFile, prepareModel } from '../engine/session.ts';
 import { findLrPlan, trainPlan } from '../engine/pytorch-run.ts';
 import { flagChoice, flagNumber, flagString, parseArgs, UsageError, type ParsedArgs } from './args.ts';
-import { formatAudit, formatLr, formatRunSummary, progressLine, testLine } from './format.ts';
+import { formatAudit, formatLr, formatRunSummary, progressLine, skippedLine, testLine } from './format.ts';
 import { TUNE_FLAGS, tuneCommand } from './tune-command.ts';
 
 const USAGE = `usage: layerwise <command> [options]
@@ -273,6 +273,8 @@ async function trainCommand(args: ParsedArgs): Promise<number> {
         ? 'frozen check: no weight stayed frozen for the whole run, none to compare\n'
         : `frozen check: ${fc.weightsChecked} frozen weight(s) compared byte for byte — ${fc.unchanged ? 'unchanged' : `CHANGED: ${fc.changed.join(', ')}`}\n`,
     );
+    const skipped = report.data === undefined ? undefined : skippedLine(report.data);
+    if (skipped !== undefined) process.stdout.write(`${skipped}\n`);
     if (report.test) process.stdout.write(`${testLine(report.test)}\n`);
     if (report.distributed && report.distributed.nproc > 1) {
       process.stdout.write(`ranks: ${report.distributed.nproc} (${report.distributed.backend}) — weights ${report.distributed.replicasEqual ? 'identical on every rank' : 'DIFFER between ranks'}\n`);

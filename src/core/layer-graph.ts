@@ -24,6 +24,9 @@ export type GraphCut =
     }
   | { cut: undefined; reason: string };
 
+/** The reason when nothing is frozen below the lowest layer that trains: no cache to speak of. */
+export const FIRST_LAYER_TRAINS = 'the first layer trains';
+
 /** Nodes in an order where each comes after every node it reads; throws on a cycle or an unknown input. */
 export function topologicalOrder(nodes: readonly GraphNode[]): GraphNode[] {
   const byName = new Map(nodes.map((n) => [n.name, n]));
@@ -88,7 +91,7 @@ export function frozenCut(nodes: readonly GraphNode[], outputs: readonly string[
   if (cut === undefined) {
     const lowest = live.find((n) => training.has(n.name))!;
     return lowest.inputs.every((i) => isInput(i))
-      ? { cut: undefined, reason: 'the first layer trains' }
+      ? { cut: undefined, reason: FIRST_LAYER_TRAINS }
       : { cut: undefined, reason: `no single layer output below ${lowest.name} (the lowest layer that trains) carries everything above it` };
   }
   const below = ancestorsOf(order, [cut]);

@@ -118,7 +118,14 @@ export interface StageReport {
   trainGroups: string[];
   lr: number;
   steps: number;
+  /**
+   * Whether the frozen layers below the lowest trainable one were computed once for the stage
+   * (engine/prefix-cache.ts), or why not; absent when the stage's first layer trains.
+   */
+  frozenCache?: FrozenCacheReport;
 }
+
+export type FrozenCacheReport = { cached: true; layers: number; megabytes: number } | { cached: false; reason: string };
 
 /** Loss (and accuracy, for classification) on data.test. */
 export interface TestMetrics {

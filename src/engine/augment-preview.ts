@@ -1,18 +1,18 @@
 /**
- * A strip of augmented training samples for the plan editor: the first image of a few classes,
- * each as the model sees it without augmentation and under a few draws of the plan's
- * `data.augment` (the draws of sample i in epochs 0, 1, …). Pixels before normalisation, as
- * small JPEG data URLs (the panel's CSP allows data: images).
+ * A strip of augmented training samples for the plan editor: the first training image of a few
+ * classes, each as the model sees it without augmentation and under the draws the run gives it
+ * (training sample i in epochs 0, 1, …: the training part listed as the run lists it, after a
+ * validationSplit has taken its share). Pixels before normalisation, as small JPEG data URLs (the
+ * panel's CSP allows data: images).
  */
 import * as jpeg from 'jpeg-js';
 import * as path from 'node:path';
-import { augmentIsOn, DEFAULTS, type Plan } from '../core/plan.ts';
+import { augmentIsOn, type Plan } from '../core/plan.ts';
 import { resolvePlanPath } from '../core/paths.ts';
 import type { AugmentPreview } from '../protocol/worker.ts';
 import { normalization } from './augment.ts';
-import { listClassFolders, listImages } from './data.ts';
-import { defaultDecoder } from './image.ts';
-import { decodeSample, type SampleRecipe } from './samples.ts';
+import { loadData, type Dataset } from './data.ts';
+import { decodeSample } from './samples.ts';
 
 const CLASSES_SHOWN = 4;
 const DRAWS = 4;
@@ -23,35 +23,46 @@ export async function augmentPreview(plan: Plan, planFile: string, workspaceRoot
   if (spec === undefined || !augmentIsOn(spec.augment) || spec.format === 'csv') return undefined;
   const root = resolvePlanPath(planFile, spec.train, 'data.train', workspaceRoot);
   if (path.extname(root).toLowerCase() === '.csv') return undefined;
-  const [, mh, mw, mc] = inputShape;
-  const size: [number, number] | undefined = spec.size ?? (mh != null && mw != null ? [mh, mw] : undefined);
-  const channels = spec.channels ?? mc;
-  if (size === undefined || (channels !== 1 && channels !== 3)) return undefined;
-  // 0–255 pixels: the preview shows what augmentation does, not the normalised numbers
-  const recipe: SampleRecipe = {
-    size, channels, norm: normalization('unit', channels, 1), augment: spec.augment!, seed: spec.seed ?? DEFAULTS.seed,
-    decoder: defaultDecoder(),
-  };
-  const samples: AugmentPreview['samples'] = [];
-  let sampleId = 0;
-  for (const cls of listClassFolders(root, planFile, 'data.train')) {
-    const files = listImages(path.join(root, cls), 'data.train');
-    if (samples.length < CLASSES_SHOWN) {
-      const file = files[0]!;
+  // augmentation streams: this lists the files and labels, it decodes nothing
+  const data = await loadData(plan, planFile, workspaceRoot, inputShape, { pipeline: 'stream', decodeThreads: 0 });
+  try {
+    const stream = data.train.stream;
+    if (stream?.kind !== 'images') return undefined;
+    // 0–255 pixels: the preview shows what augmentation does, not the normalised numbers
+    const recipe = { ...stream.recipe, norm: normalization('unit', stream.recipe.channels, 1) };
+    const [height, width] = recipe.size;
+    const samples: AugmentPreview['samples'] = [];
+    for (const { label, sample } of firstOfEachClass(data.train, CLASSES_SHOWN)) {
+      const file = stream.files[sample]!;
       try {
         const images = [await decodeSample(recipe, file)];
-        for (let epoch = 0; epoch < DRAWS; epoch++) images.push(await decodeSample(recipe, file, { epoch, sample: sampleId }));
-        samples.push({ label: cls, file: path.relative(workspaceRoot, file), images: images.map((px) => toJpegDataUrl(px, size, channels)) });
+        for (let epoch = 0; epoch < DRAWS; epoch++) images.push(await decodeSample(recipe, file, { epoch, sample }));
+        samples.push({ label, file: path.relative(workspaceRoot, file), images: images.map((px) => toJpegDataUrl(px, recipe.size, recipe.channels)) });
       } catch {
         // an unreadable first image: the run reports it; the preview shows the other classes
       }
     }
-    sampleId += files.length;
+    return { width, height, samples };
+  } finally {
+    await data.pool?.close();
   }
-  return { width: size[1], height: size[0], samples };
 }
 
-function toJpegDataUrl(px: Float32Array, size: [number, number], channels: number): string {
+/** The training set's first sample of each of its first `count` classes (class order), by index. */
+export function firstOfEachClass(train: Dataset, count: number): Array<{ label: string; sample: number }> {
+  const found = new Map<number, number>();
+  for (let s = 0; s < train.n; s++) {
+    let best = 0;
+    for (let j = 1; j < train.targetSize; j++) if (train.y[s * train.targetSize + j]! > train.y[s * train.targetSize + best]!) best = j;
+    if (!found.has(best)) found.set(best, s);
+  }
+  return [...found.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .slice(0, count)
+    .map(([c, sample]) => ({ label: train.classes?.[c] ?? String(c), sample }));
+}
+
+export function toJpegDataUrl(px: Float32Array, size: [number, number], channels: number): string {
   const [h, w] = size;
   const rgba = Buffer.alloc(w * h * 4);
   for (let i = 0; i < w * h; i++) {

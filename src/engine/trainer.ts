@@ -12,10 +12,12 @@ import { writeFileAtomic } from '../core/atomic-write.ts';
 import { LayerwiseError } from '../core/errors.ts';
 import { batchNormInferenceLayers } from '../core/groups.ts';
 import type { Resolution } from '../core/groups.types.ts';
+import { FIRST_LAYER_TRAINS } from '../core/layer-graph.ts';
 import { resolvePlanPath } from '../core/paths.ts';
 import { DEFAULTS, defaultWeightDecay, type PlanResults } from '../core/plan.ts';
 import type {
   EpochMetrics,
+  FrozenCacheReport,
   FrozenCheck,
   LayerDiagnostic,
   RunReport,
@@ -44,7 +46,7 @@ import {
 } from './checkpoint.ts';
 import { GroupedOptimizer, type OptimizerSettings, type ParamStateData } from './optimizer.ts';
 import { acquireRunLock } from '../core/run-lock.ts';
-import { buildFrozenPrefix, type FrozenPrefix } from './prefix-cache.ts';
+import { buildFrozenPrefix, planPrefix, type FrozenPrefix } from './prefix-cache.ts';
 import { outputRoot, prepareRun, trainingParams, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
 
 export interface TrainOptions extends RunTarget {
@@ -377,11 +379,11 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions, resume
       const trainingLayers = new Set(trainable.map((p) => p.layerName));
       modes.trainOnly(trainingLayers);
       emit({ kind: 'stage', stage: stage.index + 1, stages: timeline.stages.length, epochs: stage.epochs, trainGroups: stage.trainGroups, lr: stage.lr });
-      const prefix = opts.frozenPrefixCache === false || trainable.length === 0
-        ? undefined
-        : train.stream !== undefined
-          ? noPrefix(run, stage.index + 1, emit)
-          : stagePrefix(run, trainingLayers, train, batchSize, stage.index + 1, emit);
+      const { prefix, report: frozenCache } = opts.frozenPrefixCache === false || trainable.length === 0
+        ? { prefix: undefined, report: undefined }
+        : stagePrefix(run, trainingLayers, train, batchSize, stage.index + 1, emit);
+      const stageReport = state.stageReports.find((r) => r.stage === stage.index + 1);
+      if (stageReport !== undefined && frozenCache !== undefined) stageReport.frozenCache = frozenCache;
       const stageData = prefix?.dataset ?? train;
 
       for (let epochIndex = state.position.epoch; epochIndex < stage.startEpoch + stage.epochs; epochIndex++) {
@@ -663,7 +665,7 @@ interface StepResult {
 
 /**
  * The stage's frozen prefix computed once (prefix-cache.ts), or undefined with the reason logged
- * when the model has layers below the cut that could have been cached.
+ * and reported when the model has layers below the cut that could have been cached.
  */
 function stagePrefix(
   run: PreparedRun,
@@ -672,36 +674,35 @@ function stagePrefix(
   batchSize: number,
   stageNumber: number,
   emit: (e: TrainEvent) => void,
-): FrozenPrefix | undefined {
+): { prefix: FrozenPrefix | undefined; report: FrozenCacheReport | undefined } {
+  const notCached = (reason: string): { prefix: undefined; report: FrozenCacheReport | undefined } => {
+    if (reason === FIRST_LAYER_TRAINS) return { prefix: undefined, report: undefined };
+    emit({ kind: 'log', level: 'info', message: `stage ${stageNumber}: frozen layers not cached: ${reason}` });
+    return { prefix: undefined, report: { cached: false, reason } };
+  };
+  if (train.stream !== undefined) {
+    // a streamed set has no inputs in memory to cache; nothing to say when nothing below is frozen
+    const plan = planPrefix(run.model, trainingLayers);
+    if (!plan.cache && plan.reason === FIRST_LAYER_TRAINS) return { prefix: undefined, report: undefined };
+    return notCached(run.data.pipeline?.augment === true ? 'data.augment is on, so the inputs differ every epoch' : 'the training samples are streamed from files');
+  }
   const outcome = buildFrozenPrefix(run.model, trainingLayers, train, batchSize);
   const { cached } = outcome;
-  if (cached !== undefined) {
-    const layers = cached.cachedLayers;
-    emit({
-      kind: 'log',
-      level: 'info',
-      message: `stage ${stageNumber}: the frozen layers ${layers[0]} … ${layers[layers.length - 1]} (${layers.length}) were computed once ` +
-        `for ${train.n} samples in ${cached.seconds.toFixed(2)} s (${(cached.bytes / 2 ** 20).toFixed(1)} MB) and are reused every epoch of the stage`,
-    });
-    return cached;
-  }
-  if (outcome.reason !== 'the first layer trains') {
-    emit({ kind: 'log', level: 'info', message: `stage ${stageNumber}: frozen layers not cached: ${outcome.reason}` });
-  }
-  return undefined;
+  if (cached === undefined) return notCached(outcome.reason);
+  const layers = cached.cachedLayers;
+  emit({
+    kind: 'log',
+    level: 'info',
+    message: `stage ${stageNumber}: the frozen layers ${layers[0]} … ${layers[layers.length - 1]} (${layers.length}) were computed once ` +
+      `for ${train.n} samples in ${cached.seconds.toFixed(2)} s (${(cached.bytes / 2 ** 20).toFixed(1)} MB) and are reused every epoch of the stage`,
+  });
+  return { prefix: cached, report: { cached: true, layers: layers.length, megabytes: Number((cached.bytes / 2 ** 20).toFixed(1)) } };
 }
 
 /** The data section of the report, with every file left out by the end of the run. */
 function pipelineReport(data: PreparedRun['data']): NonNullable<RunReport['data']> {
   const bad = [...(data.badFiles ?? [])];
   return { ...data.pipeline!, skipped: bad.length, skippedFiles: bad.slice(0, 10) };
-}
-
-/** A streamed training set (augmentation, or too big for memory) has no inputs in memory to cache. */
-function noPrefix(run: PreparedRun, stageNumber: number, emit: (e: TrainEvent) => void): undefined {
-  const why = run.data.pipeline?.augment === true ? 'data.augment is on, so the inputs differ every epoch' : 'the training samples are streamed from files';
-  emit({ kind: 'log', level: 'info', message: `stage ${stageNumber}: frozen layers not cached: ${why}` });
-  return undefined;
 }
 
 /**

@@ -25,7 +25,7 @@ import {
 import { buildTimeline, paramLr, resolveStages, scheduleFactorAt, stageAt } from '../core/timeline.ts';
 import { validatePlanValue } from '../core/validate.ts';
 import { assertNever } from '../core/errors.ts';
-import { batchTensors, epochOrder } from './data.ts';
+import { BatchFeed, batchTensors, epochOrder, type Batch } from './data.ts';
 import { computeLoss, forward, lossSpecFor, ModeControl, type LossSpec } from './forward.ts';
 import { GroupedOptimizer } from './optimizer.ts';
 import { bindParams, prepareRun, trainingParams, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
@@ -50,13 +50,6 @@ export interface TuneOptions extends RunTarget {
 export async function tune(opts: TuneOptions): Promise<TuneResult> {
   const run = await prepareRun(opts, opts.onEvent);
   try {
-    if (run.data.train.stream !== undefined) {
-      // tune's batches come straight from the samples in memory; a streamed set (augmentation on, or too big) has none
-      throw new LayerwiseError(`tune needs the training samples in memory, and this run streams them (${run.data.pipeline?.reason ?? 'streamed'})`, {
-        file: run.planFile,
-        field: 'data',
-      });
-    }
     return await tunePrepared(run, opts);
   } finally {
     run.model.dispose();
@@ -96,14 +89,43 @@ function dataSeed(run: PreparedRun, opts: Pick<TuneOptions, 'seed'>): number {
   return opts.seed ?? run.plan.data?.seed ?? run.plan.training?.seed ?? DEFAULTS.seed;
 }
 
-/** Batches of the training set in the trainer's order, epoch after epoch, as long as asked. */
-function* batchOrder(run: PreparedRun, seed: number): Generator<number[]> {
-  const batchSize = run.plan.training?.batchSize ?? DEFAULTS.batchSize;
-  const shuffle = run.plan.data?.shuffle ?? DEFAULTS.shuffle;
-  const n = run.data.train.n;
-  for (let epoch = 0; ; epoch++) {
-    const order = epochOrder(n, shuffle, seed, epoch);
-    for (let b = 0; b * batchSize < n; b++) yield order.slice(b * batchSize, (b + 1) * batchSize);
+/**
+ * The training batches in the trainer's order, epoch after epoch, as long as asked: views of a set
+ * held in memory, or decoded (and augmented, as in the run's first epochs) from a streamed one.
+ */
+class TrainBatches {
+  private feed: BatchFeed | undefined;
+  private epoch = 0;
+  private b = 0;
+  private readonly batchSize: number;
+  private readonly shuffle: boolean;
+
+  constructor(private readonly run: PreparedRun, private readonly seed: number) {
+    this.batchSize = run.plan.training?.batchSize ?? DEFAULTS.batchSize;
+    this.shuffle = run.plan.data?.shuffle ?? DEFAULTS.shuffle;
+  }
+
+  /** The next batch that holds a sample: one whose every file was unreadable is passed over, as the trainer does. */
+  async next(): Promise<Batch> {
+    let empty = 0;
+    for (;;) {
+      if (this.feed === undefined || this.b >= this.feed.batches) {
+        const train = this.run.data.train;
+        this.feed = new BatchFeed(train, epochOrder(train.n, this.shuffle, this.seed, this.epoch), this.batchSize, { epoch: this.epoch, augment: true });
+        this.epoch++;
+        this.b = 0;
+      }
+      const batch = await this.feed.get(this.b++);
+      if (batch.indices.length > 0) return batch;
+      if (++empty >= this.feed.batches) {
+        throw new LayerwiseError('no training sample could be read: every file was left out as unreadable', { file: this.run.planFile, field: 'data.train' });
+      }
+    }
+  }
+
+  /** Waits for batches still decoding ahead (the caller stops before the pass ends). */
+  async close(): Promise<void> {
+    await this.feed?.drain();
   }
 }
 
@@ -128,25 +150,28 @@ async function rgnBatches(run: PreparedRun, opts: TuneOptions, measured: readonl
   const lossSpec = lossSpecFor(run.model, run.task);
   const sums = new Map<string, number>();
   const defined = new Map<string, number>();
-  const order = batchOrder(run, dataSeed(run, opts));
-  for (let b = 0; b < batches; b++) {
-    if (opts.signal?.aborted) throw new LayerwiseError('tuning was cancelled');
-    const indices = order.next().value as number[];
-    const perTensor = tensorNorms(run, lossSpec, measured, indices);
-    const byGroup = new Map<string, Array<{ gradSq: number; weightSq: number }>>();
-    measured.forEach((p, i) => {
-      const list = byGroup.get(p.audit.group) ?? [];
-      list.push(perTensor[i] as { gradSq: number; weightSq: number });
-      byGroup.set(p.audit.group, list);
-    });
-    for (const [group, tensors] of byGroup) {
-      const r = groupRgn(tensors);
-      if (r === undefined) continue;
-      sums.set(group, (sums.get(group) ?? 0) + r);
-      defined.set(group, (defined.get(group) ?? 0) + 1);
+  const source = new TrainBatches(run, dataSeed(run, opts));
+  try {
+    for (let b = 0; b < batches; b++) {
+      if (opts.signal?.aborted) throw new LayerwiseError('tuning was cancelled');
+      const perTensor = tensorNorms(run.model, lossSpec, measured, await source.next());
+      const byGroup = new Map<string, Array<{ gradSq: number; weightSq: number }>>();
+      measured.forEach((p, i) => {
+        const list = byGroup.get(p.audit.group) ?? [];
+        list.push(perTensor[i] as { gradSq: number; weightSq: number });
+        byGroup.set(p.audit.group, list);
+      });
+      for (const [group, tensors] of byGroup) {
+        const r = groupRgn(tensors);
+        if (r === undefined) continue;
+        sums.set(group, (sums.get(group) ?? 0) + r);
+        defined.set(group, (defined.get(group) ?? 0) + 1);
+      }
+      opts.onEvent?.({ kind: 'log', level: 'info', message: `rgn: batch ${b + 1}/${batches}` });
+      await new Promise((r) => setImmediate(r));
     }
-    opts.onEvent?.({ kind: 'log', level: 'info', message: `rgn: batch ${b + 1}/${batches}` });
-    await new Promise((r) => setImmediate(r));
+  } finally {
+    await source.close();
   }
   const groups = new Set(measured.map((p) => p.audit.group));
   const mean = new Map<string, number | undefined>();
@@ -158,10 +183,10 @@ async function rgnBatches(run: PreparedRun, opts: TuneOptions, measured: readonl
 }
 
 /** ‖g‖² and ‖θ‖² of every measured tensor on one batch, in training mode, without a step. */
-function tensorNorms(run: PreparedRun, lossSpec: LossSpec, measured: readonly BoundParam[], indices: number[]): Array<{ gradSq: number; weightSq: number }> {
-  const { x, y } = batchTensors(run.data.train, indices);
+function tensorNorms(model: tf.LayersModel, lossSpec: LossSpec, measured: readonly BoundParam[], batch: Batch): Array<{ gradSq: number; weightSq: number }> {
+  const { x, y } = batchTensors(batch.ds, batch.indices);
   try {
-    const { value, grads } = tf.variableGrads(() => computeLoss(lossSpec, forward(run.model, x, true), y), measured.map((p) => p.variable));
+    const { value, grads } = tf.variableGrads(() => computeLoss(lossSpec, forward(model, x, true), y), measured.map((p) => p.variable));
     value.dispose();
     const flat = tf.tidy(() =>
       tf.stack(measured.map((p) => tf.stack([tf.sum(tf.square(grads[p.variable.name] as tf.Tensor)), tf.sum(tf.square(p.variable))]))).dataSync(),
@@ -273,7 +298,7 @@ async function trainCandidate(
   const total = Math.min(maxSteps, timeline.totalSteps);
   const optimizer = new GroupedOptimizer(optimizerSettings({ plan }));
   const modes = new ModeControl(run.model, batchNormInferenceLayers(resolution));
-  const order = batchOrder(run, seed);
+  const source = new TrainBatches(run, seed);
   let stageIndex = -1;
   let trainable: BoundParam[] = [];
   try {
@@ -285,14 +310,15 @@ async function trainCandidate(
         modes.trainOnly(new Set(trainable.map((p) => p.layerName)));
       }
       const factor = scheduleFactorAt(plan, timeline, t);
-      const indices = order.next().value as number[];
-      const step = trainStep(run, lossSpec, optimizer, trainable, run.data.train, indices, (p) => paramLr(stage, p.audit.lrMult, factor), false);
+      const batch = await source.next();
+      const step = trainStep(run, lossSpec, optimizer, trainable, batch.ds, batch.indices, (p) => paramLr(stage, p.audit.lrMult, factor), false);
       onStep();
       if (!Number.isFinite(step.loss)) return t + 1;
       await new Promise((r) => setImmediate(r));
     }
     return total;
   } finally {
+    await source.close();
     optimizer.dispose();
     modes.restore();
   }

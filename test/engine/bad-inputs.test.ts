@@ -335,6 +335,28 @@ test('an image in a mode the decoders do not read (CMYK JPEG) is named, or skipp
   assert.deepEqual([...d.badFiles!], [cmyk]);
 });
 
+test('12-bit, lossless and arithmetic-coded JPEGs are named by their mode, or skipped', async () => {
+  // SOI, a frame header (marker, precision, 8×8, 3 components), EOI
+  const frame = (marker: number, precision: number): Buffer =>
+    Buffer.from([0xff, 0xd8, 0xff, marker, 0x00, 0x11, precision, 0x00, 0x08, 0x00, 0x08, 0x03, 1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0, 0xff, 0xd9]);
+  for (const [name, bytes, mode] of [
+    ['twelve.jpg', frame(0xc1, 12), /unsupported JPEG mode: 12-bit samples/],
+    ['lossless.jpg', frame(0xc3, 8), /unsupported JPEG mode: lossless/],
+    ['arithmetic.jpg', frame(0xc9, 8), /unsupported JPEG mode: arithmetic-coded/],
+  ] as const) {
+    const ws = workspace();
+    const file = path.join(ws.root, 'data/shapes/train/circle', name);
+    writeFileSync(file, bytes);
+    await expectProblem(ws.root, () => loadData(plan({ train: 'data/shapes/train', onBadImage: 'error' }), ws.planFile, ws.root, [null, 8, 8, 1]), {
+      file, field: 'data.train', message: mode,
+    });
+    const warnings: string[] = [];
+    const d = await loadData(plan({ train: 'data/shapes/train' }), ws.planFile, ws.root, [null, 8, 8, 1], { onWarn: (m) => warnings.push(m) });
+    assert.deepEqual([...d.badFiles!], [file]);
+    assert.match(warnings.join('\n'), mode);
+  }
+});
+
 test('image folder without class folders', async () => {
   const ws = workspace();
   const flat = path.join(ws.root, 'flat');

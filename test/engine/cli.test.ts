@@ -153,6 +153,23 @@ for (const [what, breakIt, message] of BAD) {
   });
 }
 
+test('train on an image folder with an unreadable file: named while preparing, counted and named again in the summary', () => {
+  const ws = mkdtempSync(join(tmpdir(), 'layerwise-cli-'));
+  cpSync(join(repo, 'test', 'fixtures', 'models', 'cnn'), join(ws, 'model'), { recursive: true });
+  cpSync(join(repo, 'test', 'fixtures', 'data', 'shapes'), join(ws, 'data'), { recursive: true });
+  const broken = join(ws, 'data', 'train', 'cross', 'img_2.png');
+  writeFileSync(broken, 'not a picture');
+  writeFileSync(join(ws, 'layerwise.json'), JSON.stringify({ model: 'model/model.json', data: { train: 'data/train', validation: 'data/val' }, training: { epochs: 1, batchSize: 8 } }));
+  const r = cli(['train', 'layerwise.json', '--out', 'runs/a'], ws);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok((r.stdout + r.stderr).includes(`${broken}: not a PNG or JPEG file; left out`), r.stdout + r.stderr);
+  assert.ok(r.stdout.includes(`data: 1 file(s) left out as unreadable: ${broken}\n`), r.stdout);
+  cpSync(join(repo, 'test', 'fixtures', 'data', 'shapes', 'train', 'cross', 'img_2.png'), broken);
+  const clean = cli(['train', 'layerwise.json', '--out', 'runs/b'], ws);
+  assert.equal(clean.code, 0, clean.stderr);
+  assert.doesNotMatch(clean.stdout, /left out/);
+});
+
 test('usage errors exit 2; init writes a plan and never overwrites one', () => {
   const ws = workspace();
   assert.equal(cli(['train'], ws).code, 2);

@@ -11,8 +11,10 @@ import { PNG } from 'pngjs';
 import type { DataSpec, Plan } from '../../src/core/plan.ts';
 import { seededRng } from '../../src/core/random.ts';
 import { BatchFeed, batchTensors, epochOrder, loadData, PREFETCH_BATCHES, type Dataset, type LoadOptions } from '../../src/engine/data.ts';
-import { train } from '../../src/engine/trainer.ts';
-import { augmentPreview } from '../../src/engine/augment-preview.ts';
+import { evaluate, train } from '../../src/engine/trainer.ts';
+import { lossSpecFor } from '../../src/engine/forward.ts';
+import { loadModel } from '../../src/engine/model-io.ts';
+import { augmentPreview, toJpegDataUrl } from '../../src/engine/augment-preview.ts';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 
@@ -106,6 +108,47 @@ test('same seed, 1 or 4 decoding threads: identical final weights after training
   assert.deepEqual(outs[0]!.report.epochs.map((e) => e.trainLoss), outs[1]!.report.epochs.map((e) => e.trainLoss));
 });
 
+test('an augmented run cancelled mid-epoch and resumed ends with the weights of an uninterrupted one', async () => {
+  const ws = imageFolder();
+  writeFileSync(ws.planFile, JSON.stringify(plan({ augment: AUGMENT, validationSplit: 0.25 }, { training: { epochs: 2, batchSize: 4, seed: 3 } })));
+  const whole = await train({ planFile: ws.planFile, backend: 'cpu', outDir: path.join(ws.root, 'runs', 'whole'), dataOptions: { decodeThreads: 1 } });
+  const controller = new AbortController();
+  const outDir = path.join(ws.root, 'runs', 'resumed');
+  // 18 training images in batches of 4: step 7 is the second batch of epoch 2
+  const stopped = await train({ planFile: ws.planFile, backend: 'cpu', outDir, dataOptions: { decodeThreads: 1 }, progressIntervalMs: 0, signal: controller.signal, onEvent: (e) => {
+    if (e.kind === 'step' && e.step === 7) controller.abort();
+  } });
+  assert.equal(stopped.report.stopped, 'cancelled');
+  const resumed = await train({ planFile: ws.planFile, backend: 'cpu', resumeFrom: outDir, dataOptions: { decodeThreads: 2 } });
+  assert.equal(resumed.report.stopped, 'completed');
+  assert.deepEqual(resumed.report.epochs.map((e) => [e.trainLoss, e.valLoss]), whole.report.epochs.map((e) => [e.trainLoss, e.valLoss]));
+  assert.ok(readFileSync(path.join(resumed.outDir, 'weights.bin')).equals(readFileSync(path.join(whole.outDir, 'weights.bin'))));
+});
+
+test('with augmentation the report says, per stage with frozen layers, that they were not cached and why; held in memory they are', async () => {
+  const ws = imageFolder();
+  const staged = (data: Partial<DataSpec>): string => JSON.stringify(plan(data, {
+    groups: [{ name: 'body', layers: ['conv2d', 'batch_normalization'] }, { name: 'head', layers: ['dense'] }],
+    unfreeze: { stages: [{ epochs: 1, train: ['head'] }, { epochs: 1, train: 'all' }] },
+    training: { batchSize: 8 },
+  }));
+  const runs = [];
+  for (const [name, data] of [['augment', { augment: AUGMENT }], ['memory', {}]] as const) {
+    writeFileSync(ws.planFile, staged(data));
+    const logs: string[] = [];
+    const o = await train({ planFile: ws.planFile, backend: 'cpu', outDir: path.join(ws.root, 'runs', name), dataOptions: { decodeThreads: 1 }, onEvent: (e) => e.kind === 'log' && logs.push(e.message) });
+    runs.push({ stages: o.report.stages, logs });
+  }
+  const [augmented, memory] = runs;
+  assert.deepEqual(augmented!.stages[0]!.frozenCache, { cached: false, reason: 'data.augment is on, so the inputs differ every epoch' });
+  assert.equal(memory!.stages[0]!.frozenCache?.cached, true);
+  // stage 2 trains every layer: nothing frozen, nothing to report or log
+  for (const r of runs) {
+    assert.equal(r.stages[1]!.frozenCache, undefined);
+    assert.deepEqual(r.logs.filter((m) => /^stage 2: frozen layers/.test(m)), []);
+  }
+});
+
 test('augmentation touches training batches only: validation batches are the plain resize', async () => {
   const ws = imageFolder();
   const augmented = await load(ws, plan({ augment: AUGMENT, validationSplit: 0.25 }), { decodeThreads: 1, decoder: 'js' });
@@ -116,6 +159,18 @@ test('augmentation touches training batches only: validation batches are the pla
   // training with augment differs from the same order without
   assert.notDeepEqual(await batches(augmented.train, 0, true), await batches(plain.train, 0, false));
   await augmented.pool?.close();
+});
+
+test('a run with augmentation scores validation on the plain images: its val loss is the saved model\'s on the set loaded without augment', async () => {
+  const ws = imageFolder();
+  writeFileSync(ws.planFile, JSON.stringify(plan({ augment: AUGMENT, validationSplit: 0.25 }, { training: { epochs: 1, batchSize: 4 } })));
+  const o = await train({ planFile: ws.planFile, backend: 'cpu', outDir: path.join(ws.root, 'runs', 'val'), dataOptions: { decodeThreads: 1 } });
+  const reported = o.report.epochs[0]!.valLoss!;
+  const plain = await load(ws, plan({ validationSplit: 0.25 }), { pipeline: 'memory' });
+  const model = await loadModel(path.join(o.outDir, 'model.json'));
+  const scored = await evaluate(model, lossSpecFor(model, 'classification'), plain.validation!, 4);
+  model.dispose();
+  assert.ok(Math.abs(scored.loss - reported) <= 1e-6 * Math.max(1, reported), `reported ${reported}, plain validation ${scored.loss}`);
 });
 
 test('streamed and in-memory loading give the same samples (no augmentation)', async () => {
@@ -194,6 +249,33 @@ test('the panel\'s strip: per class the unaugmented image then one draw per epoc
   }
   assert.equal(await augmentPreview(plan({}), ws.planFile, ws.root, [null, 8, 8, 1]), undefined);
   assert.equal(await augmentPreview(plan({ augment: {} }), ws.planFile, ws.root, [null, 8, 8, 1]), undefined);
+});
+
+test('the strip shows training images only, each with the draws the run gives it (after a validationSplit: its index in the training part)', async () => {
+  const ws = imageFolder();
+  // scale 1: training batches hold the 0–255 pixels the strip shows
+  const p = plan({ augment: AUGMENT, validationSplit: 0.5, scale: 1 });
+  const preview = await augmentPreview(p, ws.planFile, ws.root, [null, 8, 8, 1]);
+  assert.ok(preview !== undefined);
+  assert.deepEqual(preview.samples.map((s) => s.label), ['a', 'b', 'c']);
+  const d = await load(ws, p, { decodeThreads: 1 });
+  try {
+    const files = (ds: Dataset | undefined): string[] => (ds?.stream?.kind === 'images' ? ds.stream.files : []);
+    const training = files(d.train);
+    for (const shown of preview.samples) {
+      const file = path.join(ws.root, shown.file);
+      assert.ok(!files(d.validation).includes(file), `${shown.file} is a validation image`);
+      const sample = training.indexOf(file);
+      // the class's first training image
+      assert.equal(training.findIndex((f) => path.basename(path.dirname(f)) === shown.label), sample);
+      const pixels = async (epoch: number, augment: boolean): Promise<string> =>
+        toJpegDataUrl((await new BatchFeed(d.train, [sample], 1, { epoch, augment }).get(0)).ds.x, [8, 8], 1);
+      assert.equal(shown.images[0], await pixels(0, false), `${shown.file}: unaugmented`);
+      for (let epoch = 0; epoch < 4; epoch++) assert.equal(shown.images[epoch + 1], await pixels(epoch, true), `${shown.file}: epoch ${epoch}`);
+    }
+  } finally {
+    await d.pool?.close();
+  }
 });
 
 test('a file that breaks only when decoded, while streaming: named and left out of its batch, or the run stops naming it', async () => {

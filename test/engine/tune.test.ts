@@ -211,6 +211,20 @@ test('search: the same seed picks the same winner with the same scores', async (
   }
 });
 
+test('a streamed training set (too big for memory, or augmented) is tuned from the same batches as one held in memory', async () => {
+  const linear = await linearWorkspace({ training: { batchSize: 2 } });
+  const streamed = await tune({ planFile: linear, backend: 'cpu', method: 'rgn', batches: 2, dataOptions: { pipeline: 'stream', decodeThreads: 1 } });
+  const a = handRgn([0, 1]);
+  const b = handRgn([2, 3]);
+  const max = Math.max((a.low + b.low) / 2, (a.top + b.top) / 2);
+  assert.deepEqual(streamed.groups.map((g) => g.lrMult), [Number(((a.low + b.low) / 2 / max).toPrecision(3)), Number(((a.top + b.top) / 2 / max).toPrecision(3))]);
+  const mlp = mlpPlan();
+  const memory = await tune({ planFile: mlp, backend: 'cpu', method: 'search', budget: 196, seed: 3, dataOptions: { pipeline: 'memory' } });
+  const stream = await tune({ planFile: mlp, backend: 'cpu', method: 'search', budget: 196, seed: 3, dataOptions: { pipeline: 'stream', decodeThreads: 1 } });
+  assert.deepEqual(stream.trials, memory.trials);
+  assert.deepEqual(stream.groups, memory.groups);
+});
+
 test('search: a plan without validation data is refused, naming the field', async () => {
   const planFile = await linearWorkspace({});
   await assert.rejects(tune({ planFile, backend: 'cpu', method: 'search' }), (e: Error & { field?: string }) => e.field === 'data' && /validation/.test(e.message));

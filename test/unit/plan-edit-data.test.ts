@@ -1,7 +1,9 @@
 /** The plan editor's data section: setDataField keeps comments, drops an emptied augment, refuses what the schema refuses. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { LayerwiseError } from '../../src/core/errors.ts';
+import { DATA_FIELDS } from '../../src/core/plan.ts';
 import { setDataField } from '../../src/core/plan-edit.ts';
 import { parsePlanText } from '../../src/core/validate.ts';
 import { textAfterRequest } from '../../src/host/plan-requests.ts';
@@ -15,6 +17,17 @@ const PLAN = `// fine-tune
   }
 }
 `;
+
+test('the data section edits exactly data.normalize, data.onBadImage and every transform the schema has under data.augment', () => {
+  const schema = JSON.parse(readFileSync(new URL('../../src/core/plan.schema.json', import.meta.url), 'utf8')) as {
+    definitions: { data: { properties: Record<string, { properties?: Record<string, unknown> }> } };
+  };
+  const data = schema.definitions.data.properties;
+  assert.ok(data['normalize'] && data['onBadImage']);
+  const transforms = Object.keys(data['augment']?.properties ?? {});
+  assert.ok(transforms.length > 0);
+  assert.deepEqual([...DATA_FIELDS].sort(), ['normalize', 'onBadImage', ...transforms.map((t) => `augment.${t}`)].sort());
+});
 
 test('data settings are added, changed and removed member by member, comments kept', () => {
   let text = setDataField(PLAN, 'normalize', 'imagenet');

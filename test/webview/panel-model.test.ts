@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import type { Plan } from '../../src/core/plan.ts';
+import { DATA_FIELDS, type Plan } from '../../src/core/plan.ts';
 import type { PanelState } from '../../src/protocol/webview.ts';
 import { bigModel, bigPlan, panelState, smallPlan } from './fixtures.ts';
 import { resultsDir, useHarness, waitForPosts, type PanelPage } from './harness.ts';
@@ -220,8 +220,40 @@ test('a new run or a suggestion clears the last run\'s failure from the header',
   await p.close();
 });
 
+test('the data section has a control for every field it edits, named by its plan path in the hover text', async () => {
+  const p = await open(panelState({ plan: { ...smallPlan(), data: { train: 'data/train' } } }));
+  await p.page.click('.data-summary');
+  const titles = await p.page.$$eval('.data-section [title]', (els) => els.map((e) => (e as HTMLElement).title));
+  for (const field of DATA_FIELDS) {
+    assert.ok(titles.some((t) => t === `data.${field}` || t.startsWith(`data.${field}:`)), `no control for data.${field} (titles: ${titles.join(' | ')})`);
+  }
+  await assertClean(p);
+  await p.close();
+});
+
+test('grey images: no ImageNet preset, a custom mean/std starts from one value each and refuses three', async () => {
+  // smallModel reads 28×28×1 images
+  const p = await open(panelState({ plan: { ...smallPlan(), data: { train: 'data/train' } } }));
+  await p.page.click('.data-summary');
+  assert.equal(await p.page.locator('#data-normalize option[value="imagenet"]').isDisabled(), true);
+  await p.page.selectOption('#data-normalize', 'custom');
+  assert.equal(await p.page.inputValue('#data-mean'), '0.449');
+  assert.equal(await p.page.inputValue('#data-std'), '0.226');
+  await p.page.fill('#data-std', '0.2, 0.3, 0.4');
+  await p.page.press('#data-std', 'Enter');
+  assert.equal(await p.page.getAttribute('#data-std', 'aria-invalid'), 'true');
+  assert.match((await p.page.getAttribute('#data-std', 'title')) ?? '', /1 value\(s\) for images read with 1 channel\(s\), not 3/);
+  await p.page.fill('#data-std', '0.25');
+  await p.page.press('#data-std', 'Enter');
+  const posted = await waitForPosts(p, 2);
+  assert.deepEqual(posted.slice(1), [{ type: 'edit', edit: { kind: 'setData', field: 'normalize', value: { mean: [0.449], std: [0.25] } } }]);
+  await assertClean(p);
+  await p.close();
+});
+
 test('the data section shows and edits normalize, bad images and every augmentation, one setData edit each', async () => {
-  const plan: Plan = { ...smallPlan(), data: { train: 'data/train', augment: { horizontalFlip: true, rotation: 10 } } };
+  // RGB images: ImageNet's preset and three-value mean/std apply
+  const plan: Plan = { ...smallPlan(), data: { train: 'data/train', channels: 3, augment: { horizontalFlip: true, rotation: 10 } } };
   const p = await open(panelState({ plan }));
   assert.match((await p.page.textContent('.data-summary')) ?? '', /normalize unit · augment h-flip, rotation ±10° · bad images: skip/);
   await p.page.click('.data-summary');
@@ -255,7 +287,7 @@ test('the data section shows and edits normalize, bad images and every augmentat
   // the host's answer: a crop with its own scale, custom mean/std
   const next: Plan = {
     ...plan,
-    data: { train: 'data/train', normalize: { mean: [0.5], std: [0.25] }, augment: { randomResizedCrop: { scale: [0.5, 1] }, contrast: 0.3 } },
+    data: { train: 'data/train', channels: 3, normalize: { mean: [0.5], std: [0.25] }, augment: { randomResizedCrop: { scale: [0.5, 1] }, contrast: 0.3 } },
   };
   await p.send({ type: 'state', state: panelState({ plan: next }) });
   await p.page.waitForFunction(() => (document.querySelector('#data-crop-scale') as HTMLInputElement | null)?.value === '0.5, 1');
