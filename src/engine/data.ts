@@ -603,8 +603,14 @@ async function loadImageData(
   if (norm === 'imagenet' && channels !== 3) {
     throw new LayerwiseError(`"imagenet" has a mean and std for 3 channels, but the images are read with ${channels}`, { file: planFile, field: 'data.normalize' });
   }
-  if (typeof norm === 'object' && [norm.mean, norm.std].some((v) => v.length !== 1 && v.length !== channels)) {
-    throw new LayerwiseError(`mean and std need 1 or ${channels} values (one per channel)`, { file: planFile, field: 'data.normalize' });
+  if (typeof norm === 'object') {
+    for (const key of ['mean', 'std'] as const) {
+      const n = norm[key].length;
+      if (n !== 1 && n !== channels) {
+        throw new LayerwiseError(`needs ${channels === 1 ? '1 value' : `1 or ${channels} values`} (one per channel of the images, read with ${channels}), got ${n}`,
+          { file: planFile, field: `data.normalize.${key}` });
+      }
+    }
   }
   const onBad = spec.onBadImage ?? DEFAULTS.onBadImage;
   const augment = augmentIsOn(spec.augment) ? spec.augment : undefined;

@@ -114,7 +114,7 @@ export function probeImage(head: Uint8Array): ImageHeader {
         const width = (head[i + 7]! << 8) | head[i + 8]!;
         const components = head[i + 9]!;
         if (marker !== 0xc0 && marker !== 0xc1 && marker !== 0xc2) {
-          throw new ImageDecodeError(`unsupported JPEG mode: ${marker === 0xc3 || marker === 0xc7 ? 'lossless' : 'arithmetic-coded'} (SOF ${marker - 0xc0})`);
+          throw new ImageDecodeError(`unsupported JPEG mode: ${jpegModeName(marker)} (SOF ${marker - 0xc0})`);
         }
         if (precision !== 8) throw new ImageDecodeError(`unsupported JPEG mode: ${precision}-bit samples (8-bit only)`);
         if (components !== 1 && components !== 3) {
@@ -130,6 +130,17 @@ export function probeImage(head: Uint8Array): ImageHeader {
   }
   if (head.length === 0) throw new ImageDecodeError('empty file');
   throw new ImageDecodeError('not a PNG or JPEG file');
+}
+
+/** What a frame marker other than baseline, extended and progressive Huffman (SOF 0–2) is. */
+function jpegModeName(marker: number): string {
+  const sof = marker - 0xc0;
+  const parts: string[] = [];
+  // SOF 5–7 and 13–15 are hierarchical; 3, 7, 11, 15 lossless; 9–11 and 13–15 arithmetic-coded
+  if ((sof >= 5 && sof <= 7) || sof >= 13) parts.push('hierarchical');
+  if (sof % 4 === 3) parts.push('lossless');
+  if (sof >= 9) parts.push('arithmetic-coded');
+  return parts.join(', ');
 }
 
 /**

@@ -342,7 +342,9 @@ test('12-bit, lossless and arithmetic-coded JPEGs are named by their mode, or sk
   for (const [name, bytes, mode] of [
     ['twelve.jpg', frame(0xc1, 12), /unsupported JPEG mode: 12-bit samples/],
     ['lossless.jpg', frame(0xc3, 8), /unsupported JPEG mode: lossless/],
-    ['arithmetic.jpg', frame(0xc9, 8), /unsupported JPEG mode: arithmetic-coded/],
+    ['arithmetic.jpg', frame(0xc9, 8), /unsupported JPEG mode: arithmetic-coded \(SOF 9\)/],
+    ['hierarchical.jpg', frame(0xc5, 8), /unsupported JPEG mode: hierarchical \(SOF 5\)/],
+    ['both.jpg', frame(0xcb, 8), /unsupported JPEG mode: lossless, arithmetic-coded \(SOF 11\)/],
   ] as const) {
     const ws = workspace();
     const file = path.join(ws.root, 'data/shapes/train/circle', name);
@@ -355,6 +357,17 @@ test('12-bit, lossless and arithmetic-coded JPEGs are named by their mode, or sk
     assert.deepEqual([...d.badFiles!], [file]);
     assert.match(warnings.join('\n'), mode);
   }
+});
+
+test('a normalisation that does not fit the images\' channels names its field and says what it got', async () => {
+  const ws = workspace();
+  // the shapes are read as grey (the model's input has 1 channel)
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/shapes/train', normalize: 'imagenet' }), ws.planFile, ws.root, [null, 8, 8, 1]), {
+    file: ws.planFile, field: 'data.normalize', message: /"imagenet" has a mean and std for 3 channels, but the images are read with 1/,
+  });
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/shapes/train', normalize: { mean: [0.5], std: [0.2, 0.2] } }), ws.planFile, ws.root, [null, 8, 8, 1]), {
+    file: ws.planFile, field: 'data.normalize.std', message: /needs 1 value \(one per channel of the images, read with 1\), got 2/,
+  });
 });
 
 test('image folder without class folders', async () => {
