@@ -82,7 +82,6 @@ export function table(header: string[], rows: string[][]): string {
 
 const fmt = (v: number | undefined, digits = 4): string => (v === undefined ? '–' : v.toFixed(digits));
 
-/** One table per stage: group, trainable, effective LR, and the stage's last-epoch metrics. */
 /** The files a run left out as unreadable (data.onBadImage "skip"), counted and named; undefined when none. */
 export function skippedLine(data: DataPipelineReport): string | undefined {
   if (data.skipped === 0) return undefined;
@@ -90,6 +89,7 @@ export function skippedLine(data: DataPipelineReport): string | undefined {
   return `data: ${data.skipped.toLocaleString('en-US')} file(s) left out as unreadable: ${data.skippedFiles.join(', ')}${more}`;
 }
 
+/** One table per stage: group, trainable, effective LR, and the stage's last-epoch metrics. */
 export function formatRunSummary(report: RunReport, resolution: Resolution): string {
   const out: string[] = [];
   for (const s of report.stages) {

@@ -11,7 +11,7 @@ import { augmentIsOn, type Plan } from '../core/plan.ts';
 import { resolvePlanPath } from '../core/paths.ts';
 import type { AugmentPreview } from '../protocol/worker.ts';
 import { normalization } from './augment.ts';
-import { loadData, type Dataset } from './data.ts';
+import { argmaxRow, loadData, type Dataset } from './data.ts';
 import { decodeSample } from './samples.ts';
 
 const CLASSES_SHOWN = 4;
@@ -52,9 +52,8 @@ export async function augmentPreview(plan: Plan, planFile: string, workspaceRoot
 export function firstOfEachClass(train: Dataset, count: number): Array<{ label: string; sample: number }> {
   const found = new Map<number, number>();
   for (let s = 0; s < train.n; s++) {
-    let best = 0;
-    for (let j = 1; j < train.targetSize; j++) if (train.y[s * train.targetSize + j]! > train.y[s * train.targetSize + best]!) best = j;
-    if (!found.has(best)) found.set(best, s);
+    const c = argmaxRow(train.y, s, train.targetSize);
+    if (!found.has(c)) found.set(c, s);
   }
   return [...found.entries()]
     .sort((a, b) => a[0] - b[0])

@@ -270,7 +270,8 @@ function selectSamples(stream: SampleStream, indices: number[]): SampleStream {
   }
 }
 
-function argmaxRow(y: Float32Array, row: number, width: number): number {
+/** The column of row `row`'s largest value (a one-hot label's class). */
+export function argmaxRow(y: Float32Array, row: number, width: number): number {
   let best = 0;
   for (let j = 1; j < width; j++) if (y[row * width + j]! > y[row * width + best]!) best = j;
   return best;
