@@ -386,7 +386,7 @@ export class ParsedRows {
   private readonly handles: Handles;
 
   private constructor(
-    private readonly fd: number,
+    fd: number,
     readonly width: number,
     scratch: string,
     /** The CSV file, for messages. */
@@ -438,7 +438,7 @@ export class ParsedRows {
     const bytes = this.width * Float32Array.BYTES_PER_ELEMENT;
     const x = new Float32Array(ids.length * this.width);
     for (let i = 0; i < ids.length; i++) {
-      const got = readSync(this.fd, new Uint8Array(x.buffer, i * bytes, bytes), 0, bytes, ids[i]! * bytes);
+      const got = readSync(this.handles.fd, new Uint8Array(x.buffer, i * bytes, bytes), 0, bytes, ids[i]! * bytes);
       if (got !== bytes) throw new Error(`the scratch file of ${this.source}'s parsed rows has no row ${ids[i]}`);
     }
     return x;
@@ -450,7 +450,7 @@ export class ParsedRows {
    */
   reader(rows: number, slots: number): RowReader | undefined {
     const readers = this.handles.readers;
-    if (!readers.has(rows)) readers.set(rows, RowReader.start(this.fd, this.width, slots, rows));
+    if (!readers.has(rows)) readers.set(rows, RowReader.start(this.handles.fd, this.width, slots, rows));
     return readers.get(rows);
   }
 
@@ -469,7 +469,7 @@ export class ParsedRows {
   private write(values: Float32Array): void {
     const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
     try {
-      for (let at = 0; at < bytes.length;) at += writeSync(this.fd, bytes, at, bytes.length - at, this.written * 4 + at);
+      for (let at = 0; at < bytes.length;) at += writeSync(this.handles.fd, bytes, at, bytes.length - at, this.written * 4 + at);
     } catch (e) {
       throw new LayerwiseError(`cannot write this file's parsed rows to the scratch file in ${path.dirname(this.handles.file)} (${errorCode(e)}): ` +
         `streaming it needs ${megabytesOf((this.written + values.length) * 4)} there so far`, { file: this.source });

@@ -786,9 +786,10 @@ export interface Batch {
 export const PREFETCH_BATCHES = 4;
 
 /**
- * The batches of one pass over `order`: an in-memory dataset's are views, a streamed CSV's are read
- * when asked for, a streamed image folder's are decoded `ahead` batches in advance (bounded: memory holds at most `ahead + 1` batches). With
- * `augment`, training samples get their (seed, epoch, sample) transform.
+ * The batches of one pass over `order`: an in-memory dataset's are views; a streamed one's are
+ * read (CSV rows, by the row reader's thread) or decoded (images, by the pool) `ahead` batches in
+ * advance — bounded: memory holds at most `ahead + 1` batches. With `augment`, training samples
+ * get their (seed, epoch, sample) transform.
  */
 export class BatchFeed {
   readonly batches: number;
@@ -837,7 +838,7 @@ export class BatchFeed {
     return reader.take(n) ?? stream.rows.read(rowsOf(b));
   }
 
-  /** Waits for the batches decoding ahead: a pass stopped early leaves them in flight. */
+  /** Waits for the images decoding ahead: a pass stopped early leaves them in flight. */
   async drain(): Promise<void> {
     await Promise.allSettled([...this.pending.values()]);
     this.pending.clear();
@@ -877,5 +878,36 @@ export class BatchFeed {
     };
     if (this.ds.classes !== undefined) ds.classes = this.ds.classes;
     return ds;
+  }
+}
+
+/**
+ * The batches of a set in the trainer's order (`epochOrder` for each epoch, augmented as training
+ * draws them), epoch after epoch for as long as asked: for passes counted in steps, not epochs
+ * (the LR range test, tune).
+ */
+export class EpochBatches {
+  private feed: BatchFeed | undefined;
+  private epoch = 0;
+  private b = 0;
+  /** Batches in one epoch. */
+  readonly perEpoch: number;
+
+  constructor(private readonly ds: Dataset, private readonly batchSize: number, private readonly shuffle: boolean, private readonly seed: number) {
+    this.perEpoch = Math.ceil(ds.n / batchSize);
+  }
+
+  async next(): Promise<Batch> {
+    if (this.feed === undefined || this.b >= this.feed.batches) {
+      this.feed = new BatchFeed(this.ds, epochOrder(this.ds.n, this.shuffle, this.seed, this.epoch), this.batchSize, { epoch: this.epoch, augment: true });
+      this.epoch++;
+      this.b = 0;
+    }
+    return this.feed.get(this.b++);
+  }
+
+  /** Waits for the batches still decoding ahead (the caller stops before a pass ends). */
+  async close(): Promise<void> {
+    await this.feed?.drain();
   }
 }

@@ -24,7 +24,7 @@ import { DEFAULTS, type PlanResults } from '../core/plan.ts';
 import type { TrainEvent } from '../core/progress.ts';
 import { resolveStages } from '../core/timeline.ts';
 import { linePlotSvg } from '../core/svg-plot.ts';
-import { BatchFeed, epochOrder } from './data.ts';
+import { EpochBatches } from './data.ts';
 import { lossSpecFor, ModeControl } from './forward.ts';
 import { GroupedOptimizer } from './optimizer.ts';
 import { prepareRun, trainingParams, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
@@ -101,21 +101,13 @@ export async function findLrPrepared(run: PreparedRun, o: LrFinderOptions, opts:
     const batchSize = run.plan.training?.batchSize ?? DEFAULTS.batchSize;
     const seed = run.plan.data?.seed ?? run.plan.training?.seed ?? DEFAULTS.seed;
     const shuffle = run.plan.data?.shuffle ?? DEFAULTS.shuffle;
-    const train = run.data.train;
     const smoother = new LossSmoother(o.beta);
     const points: LrCurvePoint[] = [];
     let stoppedEarly = false;
-    let feed = new BatchFeed(train, [], batchSize, { epoch: 0, augment: true });
-    let epoch = 0;
-    let b = 0;
+    const batches = new EpochBatches(run.data.train, batchSize, shuffle, seed);
     for (let i = 0; i < o.steps; i++) {
       if (opts.signal?.aborted) throw new LayerwiseError('the LR range test was cancelled');
-      if (b >= feed.batches) {
-        feed = new BatchFeed(train, epochOrder(train.n, shuffle, seed, epoch), batchSize, { epoch, augment: true });
-        epoch++;
-        b = 0;
-      }
-      const { ds: batchData, indices } = await feed.get(b++);
+      const { ds: batchData, indices } = await batches.next();
       const swept = sweepLr(o, i);
       // global: every group moves together, ratios kept; group: only the swept group's LR moves
       const lrOf = (p: BoundParam): number =>

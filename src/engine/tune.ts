@@ -25,7 +25,7 @@ import {
 import { buildTimeline, paramLr, resolveStages, scheduleFactorAt, stageAt } from '../core/timeline.ts';
 import { validatePlanValue } from '../core/validate.ts';
 import { assertNever } from '../core/errors.ts';
-import { BatchFeed, batchTensors, epochOrder, type Batch } from './data.ts';
+import { batchTensors, EpochBatches, type Batch } from './data.ts';
 import { computeLoss, forward, lossSpecFor, ModeControl, type LossSpec } from './forward.ts';
 import { GroupedOptimizer } from './optimizer.ts';
 import { bindParams, prepareRun, trainingParams, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
@@ -89,43 +89,19 @@ function dataSeed(run: PreparedRun, opts: Pick<TuneOptions, 'seed'>): number {
   return opts.seed ?? run.plan.data?.seed ?? run.plan.training?.seed ?? DEFAULTS.seed;
 }
 
-/**
- * The training batches in the trainer's order, epoch after epoch, as long as asked: views of a set
- * held in memory, or decoded (and augmented, as in the run's first epochs) from a streamed one.
- */
-class TrainBatches {
-  private feed: BatchFeed | undefined;
-  private epoch = 0;
-  private b = 0;
-  private readonly batchSize: number;
-  private readonly shuffle: boolean;
+/** The training batches in the trainer's order, epoch after epoch (data.ts `EpochBatches`). */
+function trainBatches(run: PreparedRun, seed: number): EpochBatches {
+  return new EpochBatches(run.data.train, run.plan.training?.batchSize ?? DEFAULTS.batchSize, run.plan.data?.shuffle ?? DEFAULTS.shuffle, seed);
+}
 
-  constructor(private readonly run: PreparedRun, private readonly seed: number) {
-    this.batchSize = run.plan.training?.batchSize ?? DEFAULTS.batchSize;
-    this.shuffle = run.plan.data?.shuffle ?? DEFAULTS.shuffle;
-  }
-
-  /** The next batch that holds a sample: one whose every file was unreadable is passed over, as the trainer does. */
-  async next(): Promise<Batch> {
-    let empty = 0;
-    for (;;) {
-      if (this.feed === undefined || this.b >= this.feed.batches) {
-        const train = this.run.data.train;
-        this.feed = new BatchFeed(train, epochOrder(train.n, this.shuffle, this.seed, this.epoch), this.batchSize, { epoch: this.epoch, augment: true });
-        this.epoch++;
-        this.b = 0;
-      }
-      const batch = await this.feed.get(this.b++);
-      if (batch.indices.length > 0) return batch;
-      if (++empty >= this.feed.batches) {
-        throw new LayerwiseError('no training sample could be read: every file was left out as unreadable', { file: this.run.planFile, field: 'data.train' });
-      }
+/** The next batch that holds a sample: one whose every file was unreadable is passed over, as the trainer does. */
+async function readableBatch(source: EpochBatches, run: PreparedRun): Promise<Batch> {
+  for (let empty = 0; ;) {
+    const batch = await source.next();
+    if (batch.indices.length > 0) return batch;
+    if (++empty >= source.perEpoch) {
+      throw new LayerwiseError('no training sample could be read: every file was left out as unreadable', { file: run.planFile, field: 'data.train' });
     }
-  }
-
-  /** Waits for batches still decoding ahead (the caller stops before the pass ends). */
-  async close(): Promise<void> {
-    await this.feed?.drain();
   }
 }
 
@@ -150,11 +126,11 @@ async function rgnBatches(run: PreparedRun, opts: TuneOptions, measured: readonl
   const lossSpec = lossSpecFor(run.model, run.task);
   const sums = new Map<string, number>();
   const defined = new Map<string, number>();
-  const source = new TrainBatches(run, dataSeed(run, opts));
+  const source = trainBatches(run, dataSeed(run, opts));
   try {
     for (let b = 0; b < batches; b++) {
       if (opts.signal?.aborted) throw new LayerwiseError('tuning was cancelled');
-      const perTensor = tensorNorms(run.model, lossSpec, measured, await source.next());
+      const perTensor = tensorNorms(run.model, lossSpec, measured, await readableBatch(source, run));
       const byGroup = new Map<string, Array<{ gradSq: number; weightSq: number }>>();
       measured.forEach((p, i) => {
         const list = byGroup.get(p.audit.group) ?? [];
@@ -298,7 +274,7 @@ async function trainCandidate(
   const total = Math.min(maxSteps, timeline.totalSteps);
   const optimizer = new GroupedOptimizer(optimizerSettings({ plan }));
   const modes = new ModeControl(run.model, batchNormInferenceLayers(resolution));
-  const source = new TrainBatches(run, seed);
+  const source = trainBatches(run, seed);
   let stageIndex = -1;
   let trainable: BoundParam[] = [];
   try {
@@ -310,7 +286,7 @@ async function trainCandidate(
         modes.trainOnly(new Set(trainable.map((p) => p.layerName)));
       }
       const factor = scheduleFactorAt(plan, timeline, t);
-      const batch = await source.next();
+      const batch = await readableBatch(source, run);
       const step = trainStep(run, lossSpec, optimizer, trainable, batch.ds, batch.indices, (p) => paramLr(stage, p.audit.lrMult, factor), false);
       onStep();
       if (!Number.isFinite(step.loss)) return t + 1;
