@@ -5,7 +5,7 @@
  * every change posts one `setData` edit, and the host answers with the next state (and, for
  * `augment`, a new strip of augmented samples).
  */
-import { DEFAULTS, type DataField, type DataSpec, type NormalizeSpec, type Plan, type RandomResizedCropSpec } from '../src/core/plan.ts';
+import { DEFAULTS, IMAGENET_MEAN, IMAGENET_STD, type DataField, type DataSpec, type NormalizeSpec, type Plan, type RandomResizedCropSpec } from '../src/core/plan.ts';
 import { el } from './dom.ts';
 import { formatNumber, parseNumber } from './view-model.ts';
 
@@ -257,9 +257,10 @@ export class DataSection {
     this.customPending = value === 'custom' && typeof this.data?.normalize !== 'object';
     if (value === 'custom') {
       // nothing to write until there are numbers; ImageNet's as a start (averaged over the channels for grey images)
-      const grey = this.channels === 1;
-      if (this.mean.input.value === '') this.mean.input.value = grey ? '0.449' : '0.485, 0.456, 0.406';
-      if (this.std.input.value === '') this.std.input.value = grey ? '0.226' : '0.229, 0.224, 0.225';
+      const start = (values: number[]): string =>
+        this.channels === 1 ? String(Number((values.reduce((a, v) => a + v, 0) / values.length).toFixed(3))) : values.join(', ');
+      if (this.mean.input.value === '') this.mean.input.value = start(IMAGENET_MEAN);
+      if (this.std.input.value === '') this.std.input.value = start(IMAGENET_STD);
       this.mean.input.focus();
       return;
     }

@@ -59,6 +59,10 @@ export type NormalizePreset = 'unit' | 'symmetric' | 'imagenet';
 /** A preset, or per-channel mean and std in [0, 1] units (one value or one per channel). */
 export type NormalizeSpec = NormalizePreset | { mean: number[]; std: number[] };
 
+/** The "imagenet" preset: torchvision's per-channel (RGB) mean and std, in [0, 1] units. */
+export const IMAGENET_MEAN = [0.485, 0.456, 0.406];
+export const IMAGENET_STD = [0.229, 0.224, 0.225];
+
 export interface RandomResizedCropSpec {
   /** Fraction of the image area, [min, max] (default [0.08, 1]). */
   scale?: [number, number];

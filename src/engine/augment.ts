@@ -7,7 +7,7 @@
  * rotation + translation about the centre, brightness, contrast, then normalisation.
  */
 import { assertNever } from '../core/errors.ts';
-import { DEFAULTS, type AugmentSpec, type NormalizeSpec } from '../core/plan.ts';
+import { DEFAULTS, IMAGENET_MEAN, IMAGENET_STD, type AugmentSpec, type NormalizeSpec } from '../core/plan.ts';
 import { mixSeed, seededRng, type Rng } from '../core/random.ts';
 
 /** An integer box of the source image: the crop that is resized to the output size. */
@@ -37,9 +37,6 @@ export interface Normalization {
   scale: number[];
   offset: number[];
 }
-
-export const IMAGENET_MEAN = [0.485, 0.456, 0.406];
-export const IMAGENET_STD = [0.229, 0.224, 0.225];
 
 /**
  * The affine per-channel map of `normalize` (with the legacy `scale` for "unit"). The caller has

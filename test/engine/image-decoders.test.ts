@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as jpeg from 'jpeg-js';
 import { PNG, type ColorType } from 'pngjs';
-import { IMAGENET_STD, normalization } from '../../src/engine/augment.ts';
+import { IMAGENET_STD } from '../../src/core/plan.ts';
+import { normalization } from '../../src/engine/augment.ts';
 import { decodeImageWith, defaultDecoder, ImageDecodeError, jpegHasEnd, probeImage, type DecoderName } from '../../src/engine/image.ts';
 import { decodeSample, type SampleRecipe } from '../../src/engine/samples.ts';
 
