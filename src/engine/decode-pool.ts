@@ -23,6 +23,18 @@ export function threadScript(): string | undefined {
   return [path.join(__dirname, 'decode-thread.js'), path.join(__dirname, 'decode-thread.ts')].find((p) => existsSync(p));
 }
 
+/** A data thread (`threadScript`) started with `workerData`; unref'd: an idle one never keeps a finished run's process alive. */
+export function startDataThread(script: string, workerData?: unknown): Worker {
+  const options = { workerData, stdout: false, stderr: false };
+  // from source (tests, tsx) the thread registers tsx's CommonJS hook itself: loader hooks
+  // registered with --import do not reach worker threads
+  const worker = script.endsWith('.ts')
+    ? new Worker(`require('tsx/cjs'); require(${JSON.stringify(script)});`, { ...options, eval: true })
+    : new Worker(script, options);
+  worker.unref();
+  return worker;
+}
+
 interface Lane {
   worker: Worker;
   inHand: number;
@@ -80,13 +92,7 @@ export class DecodePool {
     if (this.lanes.length > 0) return;
     const script = threadScript()!;
     for (let i = 0; i < this.threads; i++) {
-      // from source (tests, tsx) the thread registers tsx's CommonJS hook itself: loader hooks
-      // registered with --import do not reach worker threads
-      const worker = script.endsWith('.ts')
-        ? new Worker(`require('tsx/cjs'); require(${JSON.stringify(script)});`, { eval: true, stdout: false, stderr: false })
-        : new Worker(script, { stdout: false, stderr: false });
-      // an idle pool never keeps a finished run's process alive
-      worker.unref();
+      const worker = startDataThread(script);
       const lane: Lane = { worker, inHand: 0, closing: false };
       worker.on('message', (m: unknown) => {
         if (!isDecodeReply(m)) return;

@@ -9,8 +9,8 @@
  * the thread reads them in that order, so a batch's rows never depend on timing.
  */
 import { readSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
-import { threadScript } from './decode-pool.ts';
+import type { Worker } from 'node:worker_threads';
+import { startDataThread, threadScript } from './decode-pool.ts';
 
 /** What the thread is started with (worker data). */
 export interface RowThreadData {
@@ -63,11 +63,7 @@ export class RowReader {
     this.ids = new Int32Array(init.ids);
     this.data = new Float32Array(init.data);
     this.status = new Int32Array(init.status);
-    this.worker = script.endsWith('.ts')
-      ? new Worker(`require('tsx/cjs'); require(${JSON.stringify(script)});`, { eval: true, workerData: init, stdout: false, stderr: false })
-      : new Worker(script, { workerData: init, stdout: false, stderr: false });
-    // an idle reader never keeps a finished run's process alive
-    this.worker.unref();
+    this.worker = startDataThread(script, init);
   }
 
   /** Asks for the rows `ids` (at most `rows`); returns the batch's number, to `take` in order. */
