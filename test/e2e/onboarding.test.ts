@@ -44,6 +44,14 @@ async function openExampleAndTrain(): Promise<void> {
   await until('the folder dialog ready', async () => ((await input.inputValue()).length > 0 ? true : undefined), 30_000);
   await input.fill(parent + '/');
   await until('the dialog to take the typed folder', async () => ((await input.inputValue()) === parent + '/' ? true : undefined), 10_000);
+  // an accept before the dialog has moved into the typed folder only moves it there (a loaded
+  // machine lost the click that way): wait for the listing of the new, empty folder — just ".."
+  const rows = s.page.locator('.quick-input-widget .quick-input-list .monaco-list-row');
+  await until('the dialog to list the typed folder', async () => {
+    // by aria-label: a reused row keeps the hidden description of an earlier quick pick
+    const labels = await rows.evaluateAll((xs) => xs.map((x) => x.getAttribute('aria-label')));
+    return labels.length === 1 && labels[0] === '..' ? true : undefined;
+  }, 30_000);
   await s.page.locator('.quick-input-widget .monaco-button', { hasText: 'Copy the Example Here' }).click();
   const target = join(parent, 'layerwise-example');
   await until('the example copied', () => existsSync(join(target, 'layerwise.json')) || undefined, 60_000);
