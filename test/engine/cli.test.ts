@@ -5,20 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse } from 'jsonc-parser';
+import { runCli } from './processes.ts';
 
 const repo = resolve(import.meta.dirname, '..', '..');
-const bin = join(repo, 'bin', 'layerwise.js');
-
-function cli(args: string[], cwd: string): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', timeout: 300_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
 
 const PLAN = `// a plan written by hand, with comments that must survive
 {
@@ -73,13 +67,13 @@ test('layer names in the fixture are what the plan above expects', () => {
 
 test('inspect prints the audit tree with the rule behind every setting; --json gives the same as data', () => {
   const ws = workspace();
-  const text = cli(['inspect', 'layerwise.json'], ws);
+  const text = runCli(['inspect', 'layerwise.json'], { cwd: ws });
   assert.equal(text.code, 0, text.stderr);
   assert.match(text.stdout, /● body/);
   assert.match(text.stdout, /● head/);
   assert.match(text.stdout, /discriminative ulmfit/);
   assert.match(text.stdout, /stage 1: .*head/);
-  const json = cli(['inspect', 'layerwise.json', '--json'], ws);
+  const json = runCli(['inspect', 'layerwise.json', '--json'], { cwd: ws });
   assert.equal(json.code, 0, json.stderr);
   const data = JSON.parse(json.stdout) as { resolution: { groups: Array<{ name: string; lrMult: number }>; params: Array<{ name: string; group: string; lrMultRule: { source: string } }> } };
   const groups = data.resolution.groups.filter((g) => g.name !== 'default');
@@ -90,7 +84,7 @@ test('inspect prints the audit tree with the rule behind every setting; --json g
 
 test('find-lr --apply sets training.lr, records lrFinder, writes the curve and plot, keeps comments', () => {
   const ws = workspace();
-  const r = cli(['find-lr', 'layerwise.json', '--apply', '--steps', '30', '--end', '1', '--out', 'runs/lr'], ws);
+  const r = runCli(['find-lr', 'layerwise.json', '--apply', '--steps', '30', '--end', '1', '--out', 'runs/lr'], { cwd: ws });
   assert.equal(r.code, 0, r.stderr);
   const after = readFileSync(join(ws, 'layerwise.json'), 'utf8');
   const plan = parse(after) as { training: { lr: number }; results: { lrFinder: { suggestedLr: number; curve: string; plot: string } } };
@@ -106,7 +100,7 @@ test('find-lr --apply sets training.lr, records lrFinder, writes the curve and p
 
 test('train writes the model, the report, and results into the plan; everything else byte-identical', () => {
   const ws = workspace();
-  const r = cli(['train', 'layerwise.json', '--out', 'runs/first'], ws);
+  const r = runCli(['train', 'layerwise.json', '--out', 'runs/first'], { cwd: ws });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /stage 3\/3/);
   // gradual unfreezing trains every group by the last stage: no weight is frozen for the whole run
@@ -125,7 +119,7 @@ test('train writes the model, the report, and results into the plan; everything 
   assert.equal(plan.results.lastRun.epochs, 3);
   assert.equal(plan.results.lastRun.backend, report.backend.name);
   // a second run replaces results, still nothing else changes
-  const r2 = cli(['train', 'layerwise.json', '--out', 'runs/second'], ws);
+  const r2 = runCli(['train', 'layerwise.json', '--out', 'runs/second'], { cwd: ws });
   assert.equal(r2.code, 0, r2.stderr);
   const after2 = readFileSync(join(ws, 'layerwise.json'), 'utf8');
   assert.equal(after2.slice(0, beforeEnd), PLAN.slice(0, beforeEnd));
@@ -145,7 +139,7 @@ for (const [what, breakIt, message] of BAD) {
     const ws = workspace();
     breakIt(ws);
     const before = hashTree(ws);
-    const r = cli(['train', 'layerwise.json'], ws);
+    const r = runCli(['train', 'layerwise.json'], { cwd: ws });
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.match(r.stderr, message);
@@ -160,33 +154,33 @@ test('train on an image folder with an unreadable file: named while preparing, c
   const broken = join(ws, 'data', 'train', 'cross', 'img_2.png');
   writeFileSync(broken, 'not a picture');
   writeFileSync(join(ws, 'layerwise.json'), JSON.stringify({ model: 'model/model.json', data: { train: 'data/train', validation: 'data/val' }, training: { epochs: 1, batchSize: 8 } }));
-  const r = cli(['train', 'layerwise.json', '--out', 'runs/a'], ws);
+  const r = runCli(['train', 'layerwise.json', '--out', 'runs/a'], { cwd: ws });
   assert.equal(r.code, 0, r.stderr);
   assert.ok((r.stdout + r.stderr).includes(`${broken}: not a PNG or JPEG file; left out`), r.stdout + r.stderr);
   assert.ok(r.stdout.includes(`data: 1 file(s) left out as unreadable: ${broken}\n`), r.stdout);
   cpSync(join(repo, 'test', 'fixtures', 'data', 'shapes', 'train', 'cross', 'img_2.png'), broken);
-  const clean = cli(['train', 'layerwise.json', '--out', 'runs/b'], ws);
+  const clean = runCli(['train', 'layerwise.json', '--out', 'runs/b'], { cwd: ws });
   assert.equal(clean.code, 0, clean.stderr);
   assert.doesNotMatch(clean.stdout, /left out/);
 });
 
 test('usage errors exit 2; init writes a plan and never overwrites one', () => {
   const ws = workspace();
-  assert.equal(cli(['train'], ws).code, 2);
-  assert.equal(cli(['frobnicate'], ws).code, 2);
-  assert.equal(cli(['train', 'layerwise.json', '--bogus'], ws).code, 2);
-  const r = cli(['init', 'model/model.json', '--recipe', 'lp-ft', '--out', 'new.layerwise.json'], ws);
+  assert.equal(runCli(['train'], { cwd: ws }).code, 2);
+  assert.equal(runCli(['frobnicate'], { cwd: ws }).code, 2);
+  assert.equal(runCli(['train', 'layerwise.json', '--bogus'], { cwd: ws }).code, 2);
+  const r = runCli(['init', 'model/model.json', '--recipe', 'lp-ft', '--out', 'new.layerwise.json'], { cwd: ws });
   assert.equal(r.code, 0, r.stderr);
   const plan = parse(readFileSync(join(ws, 'new.layerwise.json'), 'utf8')) as { model: string; groups: unknown[] };
   assert.equal(plan.model, 'model/model.json');
   assert.ok(plan.groups.length >= 2);
   assert.match(r.stdout, /2 stage\(s\): 4 epoch\(s\) head at 0\.003, then 4 epoch\(s\) all/);
-  const gradual = cli(['init', 'model/model.json', '--recipe', 'gradual', '--epochs', '7', '--out', 'gradual.layerwise.json'], ws);
+  const gradual = runCli(['init', 'model/model.json', '--recipe', 'gradual', '--epochs', '7', '--out', 'gradual.layerwise.json'], { cwd: ws });
   assert.equal(gradual.code, 0, gradual.stderr);
   const stages = (parse(readFileSync(join(ws, 'gradual.layerwise.json'), 'utf8')) as { unfreeze: { stages: Array<{ epochs: number }> } }).unfreeze.stages;
   assert.equal(stages.reduce((n, s) => n + s.epochs, 0), 7);
-  assert.equal(cli(['init', 'model/model.json', '--recipe', 'fastest', '--out', 'x.layerwise.json'], ws).code, 2);
-  const again = cli(['init', 'model/model.json', '--out', 'layerwise.json'], ws);
+  assert.equal(runCli(['init', 'model/model.json', '--recipe', 'fastest', '--out', 'x.layerwise.json'], { cwd: ws }).code, 2);
+  const again = runCli(['init', 'model/model.json', '--out', 'layerwise.json'], { cwd: ws });
   assert.equal(again.code, 1);
   assert.equal(readFileSync(join(ws, 'layerwise.json'), 'utf8'), PLAN);
 });

@@ -8,11 +8,10 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { fork, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../src/engine/backend.ts';
 import { loadModel, saveModel } from '../../src/engine/model-io.ts';
@@ -20,7 +19,6 @@ import { train } from '../../src/engine/trainer.ts';
 import { prepareModel, prepareRun } from '../../src/engine/session.ts';
 import { LayerwiseError } from '../../src/core/errors.ts';
 import type { StepEvent } from '../../src/core/progress.ts';
-import type { WorkerToHost } from '../../src/protocol/worker.ts';
 import { resolveGroups } from '../../src/core/groups.ts';
 import type { ParamAudit, Resolution } from '../../src/core/groups.types.ts';
 import type { Plan, ScheduleSpec } from '../../src/core/plan.ts';
@@ -29,6 +27,7 @@ import { scheduleFactor } from '../../src/core/schedule.ts';
 import { buildTimeline, paramLr, resolveStages, scheduleFactorAt, stageAt } from '../../src/core/timeline.ts';
 import { exportPlan } from '../../src/core/export/index.ts';
 import { torchCaseB } from '../fixtures/torch-reference.ts';
+import { runCli, WorkerHarness, workerSources } from './processes.ts';
 
 const repo = resolve(import.meta.dirname, '..', '..');
 const PYTHON = '/usr/bin/python3';
@@ -56,12 +55,6 @@ function py<T>(command: string, args: Record<string, unknown>): T {
   return JSON.parse(r.stdout) as T;
 }
 
-function cli(args: string[], cwd = repo): { code: number; stdout: string; stderr: string } {
-  // the sources, not a possibly stale dist/ bundle; tsx resolved here, since cwd may be a temp folder
-  const r = spawnSync(process.execPath, ['--import', pathToFileURL(join(repo, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href, join(repo, 'src', 'cli', 'main.ts'), ...args], { cwd, encoding: 'utf8', maxBuffer: 64 << 20 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
 interface NamedShape {
   name: string;
   shape: number[];
@@ -78,13 +71,13 @@ function workspace(plan: Record<string, unknown>, model: Record<string, unknown>
 }
 
 function exportTo(planFile: string, target: string, out: string): string {
-  const r = cli(['export', planFile, '--to', target, '--out', out]);
+  const r = runCli(['export', planFile, '--to', target, '--out', out], { from: 'sources' });
   assert.equal(r.code, 0, r.stderr);
   return readFileSync(out, 'utf8');
 }
 
 function inspectJson(planFile: string): { resolution: Resolution } {
-  const r = cli(['inspect', planFile, '--json']);
+  const r = runCli(['inspect', planFile, '--json'], { from: 'sources' });
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as { resolution: Resolution };
 }
@@ -558,7 +551,7 @@ test('mmengine: under a constructor that does not freeze (MMEngine 0.11.0rc0\'s 
 
 test('examples/bert-seed: the committed PyTorch export is what the CLI generates now, and it runs on BERT\'s names', () => {
   const committed = readFileSync(join(repo, 'examples', 'bert-seed', 'layerwise_plan.py'), 'utf8');
-  const r = cli(['export', 'examples/bert-seed/layerwise.json', '--to', 'pytorch']);
+  const r = runCli(['export', 'examples/bert-seed/layerwise.json', '--to', 'pytorch'], { from: 'sources' });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, committed, 'examples/bert-seed/layerwise_plan.py is stale: run `layerwise export examples/bert-seed/layerwise.json --to pytorch --out examples/bert-seed/layerwise_plan.py` from the repository root');
 
@@ -623,7 +616,7 @@ test('plan-only models: described without tfjs, inspected and initialised by the
     return true;
   });
   for (const command of ['train', 'find-lr']) {
-    const r = cli([command, planFile], dir);
+    const r = runCli([command, planFile], { from: 'sources', cwd: dir });
     assert.equal(r.code, 1, `${command}: ${r.stderr}`);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.match(r.stderr, /layerwise export layerwise\.json --to pytorch/);
@@ -632,19 +625,19 @@ test('plan-only models: described without tfjs, inspected and initialised by the
   writeFileSync(planFile, JSON.stringify({ model: 'parameters.json', head: { outputs: 2 } }));
   await assert.rejects(prepareModel({ planFile }, { withData: false }), (e: unknown) => e instanceof LayerwiseError && e.field === 'head');
 
-  const inspect = cli(['inspect', join(dir, 'parameters.json')], dir);
+  const inspect = runCli(['inspect', join(dir, 'parameters.json')], { from: 'sources', cwd: dir });
   assert.equal(inspect.code, 0, inspect.stderr);
   assert.match(inspect.stdout, /^plan-only PyTorch model/);
   assert.match(inspect.stdout, /embeddings\.LayerNorm\.weight \[768\] .* \[wd: noDecay "bias" \(1-D weight\)\]/);
-  const init = cli(['init', 'parameters.json', '--out', 'bert.layerwise.json', '--json'], dir);
+  const init = runCli(['init', 'parameters.json', '--out', 'bert.layerwise.json', '--json'], { from: 'sources', cwd: dir });
   assert.equal(init.code, 0, init.stderr);
   const initPlan = (JSON.parse(init.stdout) as { plan: Plan }).plan;
   assert.equal(initPlan.model, 'parameters.json');
   assert.ok((initPlan.groups ?? []).some((g) => g.layers.includes('encoder.layer.0.*')), JSON.stringify(initPlan.groups));
-  const exported = cli(['export', 'bert.layerwise.json', '--to', 'mmengine'], dir);
+  const exported = runCli(['export', 'bert.layerwise.json', '--to', 'mmengine'], { from: 'sources', cwd: dir });
   assert.equal(exported.code, 0, exported.stderr);
   assert.match(exported.stdout, /^optim_wrapper = dict\(/m);
-  const usage = cli(['export', 'bert.layerwise.json', '--to', 'keras'], dir);
+  const usage = runCli(['export', 'bert.layerwise.json', '--to', 'keras'], { from: 'sources', cwd: dir });
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /--to must be one of pytorch, hf-trainer, mmengine/);
 });
@@ -654,37 +647,24 @@ test('the worker describes plan-only models (a plan, and a bare parameter list) 
   writeFileSync(join(dir, 'parameters.json'), readFileSync(join(repo, 'examples', 'bert-seed', 'parameters.json')));
   const planFile = join(dir, 'layerwise.json');
   writeFileSync(planFile, JSON.stringify({ model: 'parameters.json' }));
-  const child = fork(join(repo, 'src', 'engine', 'worker.ts'), [], {
-    execArgv: ['--import', pathToFileURL(join(repo, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href],
-    serialization: 'json',
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-  });
-  const replies = new Map<string, (m: WorkerToHost) => void>();
-  child.on('message', (m: WorkerToHost) => {
-    if ('id' in m && m.type !== 'event') replies.get(m.id)?.(m);
-  });
-  const ask = (m: Record<string, unknown>) =>
-    new Promise<WorkerToHost>((done) => {
-      replies.set(m['id'] as string, done);
-      child.send(m);
-    });
+  const w = new WorkerHarness(workerSources);
   try {
-    const target = { planFile, workspaceRoot: dir, backend: 'cpu' };
-    const described = await ask({ type: 'describe', id: 'd1', ...target });
+    const target = { planFile, workspaceRoot: dir, backend: 'cpu' as const };
+    const described = await w.ask({ type: 'describe', id: 'd1', ...target });
     assert.equal(described.type, 'described');
     if (described.type === 'described') {
       assert.equal(described.model.kind, 'pytorch');
       assert.equal(described.model.layers.length, 103);
     }
-    const bare = await ask({ type: 'describeModel', id: 'd2', modelFile: join(dir, 'parameters.json'), workspaceRoot: dir, backend: 'cpu' });
+    const bare = await w.ask({ type: 'describeModel', id: 'd2', modelFile: join(dir, 'parameters.json'), workspaceRoot: dir, backend: 'cpu' });
     assert.equal(bare.type === 'described' && bare.model.layers[0]!.name, 'embeddings.word_embeddings');
-    const trained = await ask({ type: 'train', id: 't1', ...target, progressIntervalMs: 250 });
+    const trained = await w.ask({ type: 'train', id: 't1', ...target, progressIntervalMs: 250 });
     assert.equal(trained.type, 'failed');
     if (trained.type === 'failed') {
       assert.equal(trained.problem.field, 'pytorch');
       assert.match(trained.problem.message, /add "pytorch": \{ "entry": .*"layerwise export layerwise\.json --to pytorch"/);
     }
   } finally {
-    child.kill();
+    w.kill();
   }
 });

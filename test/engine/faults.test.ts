@@ -6,7 +6,6 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -18,38 +17,14 @@ import { loadModel, saveModel } from '../../src/engine/model-io.ts';
 import { train } from '../../src/engine/trainer.ts';
 import { describeExit, WorkerProcess, type WorkerExit } from '../../src/host/worker-process.ts';
 import type { WorkerToHost } from '../../src/protocol/worker.ts';
-import { planText, repo, weightsOf, workspace } from './resume-fixture.ts';
+import { planText, weightsOf, workspace } from './resume-fixture.ts';
+import { Inbox, pollUntil, startCli, workerBundle } from './processes.ts';
 
 before(async () => {
   await selectBackend('cpu', { trainableClassNames: [] });
 });
 
-const bin = join(repo, 'bin', 'layerwise.js');
-const workerBundle = join(repo, 'dist', 'worker.js');
 const quietLog = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
-interface CliRun {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function startCli(args: string[], cwd: string, shellPrefix?: string): { done: Promise<CliRun>; pid: number | undefined } {
-  const child = shellPrefix === undefined
-    ? spawn(process.execPath, [bin, ...args], { cwd })
-    : spawn('bash', ['-c', `${shellPrefix}; exec "$0" "$@"`, process.execPath, bin, ...args], { cwd });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<CliRun>((r) => child.on('exit', (code, signal) => r({ code, signal, stdout, stderr })));
-  return { done, pid: child.pid };
-}
-
-async function waitFor(cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((r) => setTimeout(r, 5));
-}
 
 /** The reference: the same plan trained without any fault, in-process. */
 async function referenceWeights(planFile: string, ws: string): Promise<Buffer> {
@@ -58,28 +33,16 @@ async function referenceWeights(planFile: string, ws: string): Promise<Buffer> {
   return weightsOf(outcome.outDir);
 }
 
-function startWorker(): { worker: WorkerProcess; messages: WorkerToHost[]; exit: Promise<WorkerExit>; next: (pred: (m: WorkerToHost) => boolean) => Promise<WorkerToHost> } {
+function startWorker(): { worker: WorkerProcess; exit: Promise<WorkerExit>; next: (pred: (m: WorkerToHost) => boolean) => Promise<WorkerToHost> } {
   assert.ok(existsSync(workerBundle), 'dist/worker.js is built (npm run build)');
   const worker = new WorkerProcess(workerBundle, quietLog, { label: 'fault test' });
-  const messages: WorkerToHost[] = [];
-  const waiters: Array<() => void> = [];
-  worker.onMessage((m) => {
-    messages.push(m);
-    for (const w of waiters.splice(0)) w();
-  });
+  const inbox = new Inbox<WorkerToHost>();
+  worker.onMessage((m) => inbox.push(m));
   const exit = new Promise<WorkerExit>((r) => worker.onExit((info) => {
     r(info);
-    for (const w of waiters.splice(0)) w();
+    inbox.close(`the worker exited (${describeExit(info)}) before the awaited message`);
   }));
-  const next = async (pred: (m: WorkerToHost) => boolean): Promise<WorkerToHost> => {
-    for (;;) {
-      const found = messages.find(pred);
-      if (found) return found;
-      if (worker.exited) throw new Error(`the worker exited (${describeExit(worker.exited)}) before the awaited message`);
-      await new Promise<void>((r) => waiters.push(r));
-    }
-  };
-  return { worker, messages, exit, next };
+  return { worker, exit, next: (pred) => inbox.waitFor(pred) };
 }
 
 test('the worker killed (SIGKILL) mid-epoch: a clear message, the plan intact, the run resumable to the same weights', async () => {
@@ -91,7 +54,7 @@ test('the worker killed (SIGKILL) mid-epoch: a clear message, the plan intact, t
   await first.worker.ready;
   first.worker.send({ type: 'train', id: 't1', planFile, workspaceRoot: ws, backend: 'cpu', outDir: runDir, progressIntervalMs: 0 });
   // mid-epoch, after the first checkpoint
-  await waitFor(() => existsSync(join(runDir, CHECKPOINT_FILE)));
+  await pollUntil(() => existsSync(join(runDir, CHECKPOINT_FILE)));
   await first.next((m) => m.type === 'event' && m.event.kind === 'step' && m.event.step % 500 > 100);
   first.worker.stop(true);
   const exit = await first.exit;
@@ -155,7 +118,7 @@ test('a file-size limit (ulimit -f) hit while writing a checkpoint: one clear er
   const limitKb = Math.ceil(firstSize / 1024) + 1;
   const plan = readFileSync(planFile, 'utf8');
   const runDir = join(ws, 'runs', 'limited');
-  const r = await startCli(['train', 'layerwise.json', '--backend', 'cpu', '--out', 'runs/limited'], ws, `ulimit -f ${limitKb}`).done;
+  const r = await startCli(['train', 'layerwise.json', '--backend', 'cpu', '--out', 'runs/limited'], { cwd: ws, shellPrefix: `ulimit -f ${limitKb}` }).done;
   assert.equal(r.signal, null, 'SIGXFSZ did not kill the process');
   assert.equal(r.code, 1, r.stdout + r.stderr);
   const lines = r.stderr.trim().split('\n').filter((l) => !/^info:/.test(l));
@@ -164,7 +127,7 @@ test('a file-size limit (ulimit -f) hit while writing a checkpoint: one clear er
   assert.equal(readFileSync(planFile, 'utf8'), plan, 'the plan is untouched');
   const { manifest } = readCheckpoint(runDir);
   assert.ok(manifest.position.epoch >= 1 && manifest.position.epoch < 14, `an earlier epoch's checkpoint: ${JSON.stringify(manifest.position)}`);
-  const resumed = await startCli(['train', 'layerwise.json', '--backend', 'cpu', '--resume', 'runs/limited'], ws).done;
+  const resumed = await startCli(['train', 'layerwise.json', '--backend', 'cpu', '--resume', 'runs/limited'], { cwd: ws }).done;
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.ok(weightsOf(runDir).equals(reference), 'resumed weights equal the uninterrupted run');
 });
@@ -198,8 +161,8 @@ test('a torn checkpoint (its data file cut short) is detected and the previous c
 test('the plan edited during a run: the run uses its snapshot; results merge into the edited text', async () => {
   const { ws, planFile } = workspace(2000, { epochs: 3, batchSize: 4 });
   const reference = await referenceWeights(planFile, ws);
-  const run = startCli(['train', 'layerwise.json', '--backend', 'cpu', '--out', 'runs/edited'], ws);
-  await waitFor(() => existsSync(join(ws, 'runs', 'edited', CHECKPOINT_FILE)));
+  const run = startCli(['train', 'layerwise.json', '--backend', 'cpu', '--out', 'runs/edited'], { cwd: ws });
+  await pollUntil(() => existsSync(join(ws, 'runs', 'edited', CHECKPOINT_FILE)));
   const edited = readFileSync(planFile, 'utf8').replace('// resume fixture', '// edited during the run').replace('"lrMult": 0.38', '"lrMult": 0.5');
   writeFileSync(planFile, edited);
   const r = await run.done;
@@ -215,8 +178,8 @@ test('the plan edited during a run: the run uses its snapshot; results merge int
 for (const how of ['deleted', 'renamed'] as const) {
   test(`the plan ${how} during a run: the run finishes, the plan is not recreated, the CLI says where the results are`, async () => {
     const { ws, planFile } = workspace(2000, { epochs: 2, batchSize: 4 });
-    const run = startCli(['train', 'layerwise.json', '--backend', 'cpu', '--out', 'runs/gone'], ws);
-    await waitFor(() => existsSync(join(ws, 'runs', 'gone', CHECKPOINT_FILE)));
+    const run = startCli(['train', 'layerwise.json', '--backend', 'cpu', '--out', 'runs/gone'], { cwd: ws });
+    await pollUntil(() => existsSync(join(ws, 'runs', 'gone', CHECKPOINT_FILE)));
     if (how === 'deleted') unlinkSync(planFile);
     else renameSync(planFile, join(ws, 'renamed.json'));
     const r = await run.done;
@@ -258,12 +221,12 @@ test('two runs on one plan at once (CLI + worker): the second is refused with a 
   // long enough to outlast a second CLI and a worker starting on a loaded machine; stopped below
   const { ws, planFile } = workspace(2000, { epochs: 200, batchSize: 4 });
   const plan = readFileSync(planFile, 'utf8');
-  const first = startCli(['train', 'layerwise.json', '--backend', 'cpu', '--out', 'runs/first', '--no-write-back'], ws);
+  const first = startCli(['train', 'layerwise.json', '--backend', 'cpu', '--out', 'runs/first', '--no-write-back'], { cwd: ws });
   const lock = join(ws, 'runs', '.layerwise.json.lock');
-  await waitFor(() => existsSync(join(ws, 'runs', 'first', CHECKPOINT_FILE)));
-  const second = await startCli(['train', 'layerwise.json', '--backend', 'cpu', '--out', 'runs/second'], ws).done;
+  await pollUntil(() => existsSync(join(ws, 'runs', 'first', CHECKPOINT_FILE)));
+  const second = await startCli(['train', 'layerwise.json', '--backend', 'cpu', '--out', 'runs/second'], { cwd: ws }).done;
   assert.equal(second.code, 1);
-  assert.match(second.stderr.trim(), new RegExp(`^layerwise: .*layerwise\\.json: another training run of this plan is in progress \\(pid ${first.pid}, started .*, writing .*runs/first\\); wait for it to end or stop it`));
+  assert.match(second.stderr.trim(), new RegExp(`^layerwise: .*layerwise\\.json: another training run of this plan is in progress \\(pid ${first.child.pid}, started .*, writing .*runs/first\\); wait for it to end or stop it`));
   assert.ok(!existsSync(join(ws, 'runs', 'second')), 'the refused run wrote nothing');
   // the extension's way in: a worker request
   const w = startWorker();
@@ -272,7 +235,7 @@ test('two runs on one plan at once (CLI + worker): the second is refused with a 
   const refused = await w.next((m) => m.type === 'failed' || m.type === 'trained');
   assert.ok(refused.type === 'failed' && /another training run of this plan is in progress/.test(refused.problem.message), JSON.stringify(refused));
   w.worker.stop();
-  process.kill(first.pid!, 'SIGINT');
+  process.kill(first.child.pid!, 'SIGINT');
   assert.equal((await first.done).code, 130, 'a stopped run exits 130');
   assert.ok(!existsSync(lock));
   assert.equal(readFileSync(planFile, 'utf8'), plan);

@@ -8,20 +8,19 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { fork, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { LayerwiseError } from '../../src/core/errors.ts';
 import type { DiagnosticsEvent, StepEvent, TrainEvent } from '../../src/core/progress.ts';
 import { adviseRun } from '../../src/core/advice.ts';
 import { buildTimeline, groupLrsAt, resolveStages } from '../../src/core/timeline.ts';
 import { isRunnerMessage, isTorchCheckpointManifest } from '../../src/protocol/runner.ts';
-import { isWorkerToHost, type WorkerToHost } from '../../src/protocol/worker.ts';
 import { deathMessage, findLrPlan, trainPlan } from '../../src/engine/pytorch-run.ts';
 import { sweepLr } from '../../src/core/lr-finder.ts';
 import { prepareModel } from '../../src/engine/session.ts';
+import { startCli, WorkerHarness, workerSources } from './processes.ts';
 
 const repo = resolve(import.meta.dirname, '..', '..');
 const PYTHON = '/usr/bin/python3';
@@ -245,40 +244,26 @@ test('a rank killed mid-run: the others are stopped, one clear error, no orphan 
 
 test('the process that launched the ranks killed outright (SIGKILL, as a host kills a stuck worker): no rank outlives it', async () => {
   const { dir, planFile } = workspace({ nproc: 2, backend: 'gloo', entry: 'entry.py:build_slow' });
-  const cli = spawn(process.execPath, ['--import', 'tsx', join(repo, 'src', 'cli', 'main.ts'), 'train', planFile, '--out', join(dir, 'run'), '--json'], {
-    cwd: repo,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const cli = startCli(['train', planFile, '--out', join(dir, 'run'), '--json'], { from: 'sources', stdout: 'ignore' });
   // wait until both ranks run (their runner processes show up), then kill the CLI without a chance to clean up
   for (let i = 0; i < 600 && processesOf(dir).filter((l) => l.includes('layerwise_runner.py') && !l.includes('layerwise_launch.py')).length < 2; i++) {
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.equal(processesOf(dir).filter((l) => !l.includes('layerwise_launch.py')).length >= 2, true, 'two ranks were running');
-  const exited = new Promise((r) => cli.once('exit', r));
-  cli.kill('SIGKILL');
-  await exited;
+  cli.child.kill('SIGKILL');
+  await cli.done;
   for (let i = 0; i < 100 && processesOf(dir).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(processesOf(dir), []);
 });
 
 test('the worker (the extension\'s Train) runs a PyTorch plan through the same protocol: guarded events, then the report and results', async () => {
   const { dir, planFile } = workspace({ nproc: 2, backend: 'gloo', python: 'no-such-python' });
-  const child = fork(join(repo, 'src', 'engine', 'worker.ts'), [], {
-    execArgv: ['--import', pathToFileURL(join(repo, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href],
-    serialization: 'json',
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-  });
-  const events: TrainEvent[] = [];
+  const w = new WorkerHarness(workerSources);
   try {
-    const reply = await new Promise<WorkerToHost>((done) => {
-      child.on('message', (m: unknown) => {
-        assert.ok(isWorkerToHost(m), JSON.stringify(m));
-        if (m.type === 'event') events.push(m.event);
-        else if (m.type !== 'ready') done(m);
-      });
-      // the setting layerwise.pythonPath wins over the plan's (missing) interpreter
-      child.send({ type: 'train', id: 't1', planFile, workspaceRoot: dir, backend: 'cpu', progressIntervalMs: 0, python: PYTHON, outDir: join(dir, 'run') });
-    });
+    // the setting layerwise.pythonPath wins over the plan's (missing) interpreter
+    const reply = await w.ask({ type: 'train', id: 't1', planFile, workspaceRoot: dir, backend: 'cpu', progressIntervalMs: 0, python: PYTHON, outDir: join(dir, 'run') });
+    assert.deepEqual(w.invalid, []);
+    const events = w.messages.flatMap((m) => (m.type === 'event' ? [m.event] : []));
     assert.equal(reply.type, 'trained', JSON.stringify(reply));
     if (reply.type === 'trained') {
       assert.equal(reply.report.stopped, 'completed');
@@ -290,7 +275,7 @@ test('the worker (the extension\'s Train) runs a PyTorch plan through the same p
     assert.equal(events.filter((e) => e.kind === 'step').length, 24);
     assert.equal(events.filter((e) => e.kind === 'epoch').length, 3);
   } finally {
-    child.kill();
+    w.kill();
   }
   assert.deepEqual(processesOf(dir), []);
 });
@@ -537,14 +522,12 @@ test('resume after a crash (the CLI killed outright once the epoch-1 checkpoint 
   const whole = await run(pytorch);
   const { dir, planFile } = workspace(pytorch);
   const outDir = join(dir, 'run');
-  const cli = (extra: string[]) =>
-    spawn(process.execPath, ['--import', 'tsx', join(repo, 'src', 'cli', 'main.ts'), 'train', planFile, ...extra, '--json', '--no-write-back'], { cwd: repo, stdio: ['ignore', 'ignore', 'pipe'] });
+  const cli = (extra: string[]) => startCli(['train', planFile, ...extra, '--json', '--no-write-back'], { from: 'sources', stdout: 'ignore' });
   const first = cli(['--out', outDir]);
   const manifestFile = join(outDir, 'checkpoint.json');
   for (let i = 0; i < 600 && !existsSync(manifestFile); i++) await new Promise((r) => setTimeout(r, 50));
-  const exited = new Promise((r) => first.once('exit', r));
-  first.kill('SIGKILL');
-  await exited;
+  first.child.kill('SIGKILL');
+  await first.done;
   for (let i = 0; i < 100 && processesOf(dir).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(processesOf(dir), []);
   const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { reason: string; position: { batch: number; globalStep: number } };
@@ -553,11 +536,8 @@ test('resume after a crash (the CLI killed outright once the epoch-1 checkpoint 
   assert.ok(manifest.position.globalStep % 8 === 0 && manifest.position.globalStep < 24, JSON.stringify(manifest.position));
   assert.equal(existsSync(join(outDir, 'report.json')), false);
   // the dead CLI's run lock is stale: the resume takes it over
-  const second = cli(['--resume', outDir]);
-  let stderr = '';
-  second.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const code = await new Promise((r) => second.once('exit', r));
-  assert.equal(code, 0, stderr);
+  const second = await cli(['--resume', outDir]).done;
+  assert.equal(second.code, 0, second.stderr);
   const report = JSON.parse(readFileSync(join(outDir, 'report.json'), 'utf8')) as { stopped: string; timings: { steps: number }; outputs: { model: string }; epochs: Array<{ trainLoss: number }> };
   assert.equal(report.stopped, 'completed');
   assert.equal(report.timings.steps, 24);

@@ -5,7 +5,6 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendPreference } from '../../src/protocol/worker.ts';
@@ -13,7 +12,8 @@ import { selectBackend } from '../../src/engine/backend.ts';
 import { CHECKPOINT_FILE, readCheckpoint } from '../../src/engine/checkpoint.ts';
 import { train, type TrainOutcome } from '../../src/engine/trainer.ts';
 import type { EpochMetrics, StepEvent, TrainEvent } from '../../src/core/progress.ts';
-import { planText, repo, weightsOf, workspace } from './resume-fixture.ts';
+import { planText, weightsOf, workspace } from './resume-fixture.ts';
+import { pollUntil, startCli } from './processes.ts';
 
 before(async () => {
   await selectBackend('cpu', { trainableClassNames: [] });
@@ -129,21 +129,20 @@ test('kill -9 of the CLI after its first checkpoint, then `train --resume`: the 
   const { ws, planFile } = workspace(2000, { epochs: 6, batchSize: 4 });
   // the reference is a fresh CLI process too: a process that used wasm earlier (this file's wasm
   // test) computes some cpu gradients with the engine's replacement gradients (kernels/gradients.ts)
-  const reference = await runCli(['train', 'layerwise.json', '--backend', 'cpu', '--out', 'runs/a', '--no-write-back'], ws);
+  const reference = await startCli(['train', 'layerwise.json', '--backend', 'cpu', '--out', 'runs/a', '--no-write-back'], { cwd: ws }).done;
   assert.equal(reference.code, 0, reference.stderr);
   const referenceReport = JSON.parse(readFileSync(join(ws, 'runs', 'a', 'report.json'), 'utf8')) as { epochs: EpochMetrics[] };
   const runDir = join(ws, 'runs', 'killed');
-  const child = spawn(process.execPath, [join(repo, 'bin', 'layerwise.js'), 'train', 'layerwise.json', '--backend', 'cpu', '--out', 'runs/killed', '--no-write-back'], { cwd: ws, stdio: 'ignore' });
-  const exited = new Promise<NodeJS.Signals | null>((r) => child.on('exit', (_code, signal) => r(signal)));
-  await waitFor(() => existsSync(join(runDir, CHECKPOINT_FILE)) || child.exitCode !== null);
-  child.kill('SIGKILL');
-  assert.equal(await exited, 'SIGKILL', 'the CLI was killed, not finished');
+  const killed = startCli(['train', 'layerwise.json', '--backend', 'cpu', '--out', 'runs/killed', '--no-write-back'], { cwd: ws, stdout: 'ignore' });
+  await pollUntil(() => existsSync(join(runDir, CHECKPOINT_FILE)) || killed.child.exitCode !== null);
+  killed.child.kill('SIGKILL');
+  assert.equal((await killed.done).signal, 'SIGKILL', 'the CLI was killed, not finished');
   const at = readCheckpoint(runDir).manifest.position;
   assert.ok(at.batch === 0 && at.epoch >= 1 && at.epoch < 6, `killed after an epoch-end checkpoint (${JSON.stringify(at)})`);
   assert.ok(!existsSync(join(runDir, 'report.json')));
   // the lock the killed process held names a dead pid: the resume takes it over
   assert.ok(existsSync(join(ws, 'runs', '.layerwise.json.lock')));
-  const resumed = await runCli(['train', 'layerwise.json', '--backend', 'cpu', '--resume', 'runs/killed'], ws);
+  const resumed = await startCli(['train', 'layerwise.json', '--backend', 'cpu', '--resume', 'runs/killed'], { cwd: ws }).done;
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.match(resumed.stdout, /model: .*killed/);
   assert.ok(weightsOf(runDir).equals(weightsOf(join(ws, 'runs', 'a'))), 'final weights byte for byte');
@@ -205,21 +204,6 @@ test('fields that do not change the numbers (results, comments, diagnosticsEvery
   const outcome = await train({ planFile, backend: 'cpu', resumeFrom: dir });
   assert.equal(outcome.report.stopped, 'completed');
 });
-
-async function waitFor(cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((r) => setTimeout(r, 5));
-}
-
-function runCli(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, [join(repo, 'bin', 'layerwise.js'), ...args], { cwd });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', (code) => resolvePromise({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 test('a model with dropout: the checkpoint records the random layers and a resume says it continues correctly but not bit for bit', async () => {
   const { ws, planFile } = workspace(100);

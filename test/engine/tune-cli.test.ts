@@ -6,19 +6,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parsePlanText } from '../../src/core/validate.ts';
+import { runCli } from './processes.ts';
 
 const repo = resolve(import.meta.dirname, '..', '..');
-const bin = join(repo, 'bin', 'layerwise.js');
-
-function cli(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 300_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
 
 function example(): string {
   const ws = mkdtempSync(join(tmpdir(), 'layerwise-tune-cli-'));
@@ -31,13 +25,13 @@ const comments = (text: string): string[] => text.split('\n').filter((l) => l.in
 test('tune (rgn): the table, then --apply writes the multipliers with a comment, comments intact', () => {
   const planFile = example();
   const before = readFileSync(planFile, 'utf8');
-  const shown = cli(['tune', planFile, '--backend', 'cpu']);
+  const shown = runCli(['tune', planFile, '--backend', 'cpu']);
   assert.equal(shown.code, 0, shown.stderr);
   assert.match(shown.stdout, /group\s+current\s+suggested\s+why/);
   assert.match(shown.stdout, /head\s+×1\s+×1\s+‖g‖\/‖θ‖/);
   assert.equal(readFileSync(planFile, 'utf8'), before, 'nothing changes without --apply');
 
-  const json = cli(['tune', planFile, '--backend', 'cpu', '--json', '--apply']);
+  const json = runCli(['tune', planFile, '--backend', 'cpu', '--json', '--apply']);
   assert.equal(json.code, 0, json.stderr);
   const out = JSON.parse(json.stdout) as { method: string; groups: Array<{ name: string; lrMult: number }>; steps: number };
   assert.equal(out.method, 'rgn');
@@ -66,7 +60,7 @@ test('tune (search): the steps spent are printed and stay within --budget', () =
       training: { epochs: 3, batchSize: 8, lr: 0.01 },
     }),
   );
-  const r = cli(['tune', planFile, '--backend', 'cpu', '--method', 'search', '--budget', '250']);
+  const r = runCli(['tune', planFile, '--backend', 'cpu', '--method', 'search', '--budget', '250']);
   assert.equal(r.code, 0, r.stderr);
   const m = /(\d+) optimizer steps of a budget of 250/.exec(r.stdout);
   assert.ok(m, r.stdout);
@@ -77,10 +71,10 @@ test('tune (search): the steps spent are printed and stay within --budget', () =
 test('tune: bad input is one line on stderr and nothing written', () => {
   const planFile = example();
   const before = readFileSync(planFile, 'utf8');
-  const r = cli(['tune', planFile, '--method', 'magic', '--apply']);
+  const r = runCli(['tune', planFile, '--method', 'magic', '--apply']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--method must be one of rgn, search/);
-  const b = cli(['tune', planFile, '--backend', 'cpu', '--method', 'search', '--budget', '3', '--apply']);
+  const b = runCli(['tune', planFile, '--backend', 'cpu', '--method', 'search', '--budget', '3', '--apply']);
   assert.equal(b.code, 1);
   assert.match(b.stderr, /^layerwise: a budget of 3 steps cannot train/);
   assert.equal(readFileSync(planFile, 'utf8'), before);

@@ -5,7 +5,7 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -14,6 +14,7 @@ import { saveModel } from '../../src/engine/model-io.ts';
 import { prepareRun } from '../../src/engine/session.ts';
 import { tune, tunePrepared } from '../../src/engine/tune.ts';
 import { TUNE_DEFAULTS, halvingRungs } from '../../src/core/tune.ts';
+import { WorkerHarness, workerBundle } from './processes.ts';
 
 before(async () => {
   await selectBackend('cpu', { trainableClassNames: [] });
@@ -241,27 +242,16 @@ test('halving rungs share the budget evenly and stay within it', () => {
 });
 
 test('the built worker answers a tune request with the suggestion and writes nothing', { timeout: 300_000 }, async () => {
-  const { fork } = await import('node:child_process');
-  const { existsSync, readFileSync } = await import('node:fs');
-  const { isWorkerToHost } = await import('../../src/protocol/worker.ts');
-  const bundle = join(repo, 'dist', 'worker.js');
-  assert.ok(existsSync(bundle), 'dist/worker.js is built (npm run build)');
   const planFile = mlpPlan();
   const before = readFileSync(planFile, 'utf8');
-  const child = fork(bundle, [], { serialization: 'json', stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-  const messages: unknown[] = [];
-  const done = new Promise<unknown>((resolve) => {
-    child.on('message', (m: { type?: string }) => {
-      messages.push(m);
-      if (m.type === 'ready') child.send({ type: 'tune', id: 't1', planFile, workspaceRoot: join(planFile, '..'), backend: 'cpu', method: 'rgn' });
-      if (m.type === 'tuned' || m.type === 'failed') resolve(m);
-    });
-  });
-  const m = (await done) as { type: string; result?: { groups: Array<{ name: string; lrMult: number }> } };
-  child.disconnect();
+  const w = new WorkerHarness(workerBundle);
+  await w.waitFor((m) => m.type === 'ready');
+  const m = await w.ask({ type: 'tune', id: 't1', planFile, workspaceRoot: join(planFile, '..'), backend: 'cpu', method: 'rgn' });
+  w.disconnect();
   assert.equal(m.type, 'tuned', JSON.stringify(m));
-  assert.ok(messages.every(isWorkerToHost));
-  assert.deepEqual(m.result?.groups.map((g) => g.name), ['body', 'norm', 'head']);
-  assert.equal(Math.max(...(m.result?.groups ?? []).map((g) => g.lrMult)), 1);
+  assert.deepEqual(w.invalid, []);
+  const groups = m.type === 'tuned' ? m.result.groups : [];
+  assert.deepEqual(groups.map((g) => g.name), ['body', 'norm', 'head']);
+  assert.equal(Math.max(...groups.map((g) => g.lrMult)), 1);
   assert.equal(readFileSync(planFile, 'utf8'), before);
 });

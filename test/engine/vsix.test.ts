@@ -6,12 +6,12 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, fork } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import type { RunReport } from '../../src/core/progress.ts';
-import { isWorkerToHost, type HostToWorker } from '../../src/protocol/worker.ts';
+import { WorkerHarness } from './processes.ts';
 
 const repo = resolve(import.meta.dirname, '..', '..');
 const scratch = mkdtempSync(join(tmpdir(), 'layerwise-vsix-'));
@@ -63,24 +63,15 @@ async function trainWithPackagedWorker(name: string): Promise<RunReport> {
 
   const env = { ...process.env };
   delete env['NODE_PATH'];
-  const child = fork(join(extension, 'dist', 'worker.js'), [], { serialization: 'json', stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const w = new WorkerHarness(join(extension, 'dist', 'worker.js'), { env });
   try {
-    const done = await new Promise<unknown>((res, rej) => {
-      child.on('exit', (code) => rej(new Error(`the packaged worker exited (${code}): ${stderr}`)));
-      child.on('message', (m: unknown) => {
-        if (!isWorkerToHost(m)) return;
-        if (m.type === 'ready') {
-          child.send({ type: 'train', id: name, planFile, workspaceRoot: ws, backend: 'auto', progressIntervalMs: 0, outDir: join(ws, 'runs', name) } satisfies HostToWorker);
-        } else if ((m.type === 'trained' || m.type === 'failed') && m.id === name) res(m);
-      });
-    });
-    assert.ok(isWorkerToHost(done) && done.type === 'trained', JSON.stringify(done));
+    await w.waitFor((m) => m.type === 'ready');
+    const done = await w.ask({ type: 'train', id: name, planFile, workspaceRoot: ws, backend: 'auto', progressIntervalMs: 0, outDir: join(ws, 'runs', name) });
+    assert.ok(done.type === 'trained', JSON.stringify(done));
     assert.equal(done.report.stopped, 'completed');
     return done.report;
   } finally {
-    child.kill('SIGKILL');
+    w.kill();
   }
 }
 
