@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ADVICE_LIMITS, adviceWindow, adviseRun, overfittingAdvice, updateRatioAdvice } from '../../src/core/advice.ts';
 import type { EpochMetrics, LayerDiagnostic } from '../../src/core/progress.ts';
+import { layer, model } from './model-builders.ts';
 
 /** Diagnostics every `every` steps; each group's layers at the given ratios (a function of the sample index). */
 function series(samples: number, every: number, layers: Record<string, { group: string; ratio: (i: number) => number }>): Array<{ step: number; layers: LayerDiagnostic[] }> {
@@ -98,15 +99,11 @@ test('overfitting: validation loss up two epochs in a row while training loss fa
 
 test('the tree marks the group a run’s advice names, with the figure and the multiplier to try', async () => {
   const { buildPlanTree } = await import('../../src/core/tree-model.ts');
-  const model = {
-    source: 'm/model.json',
-    kind: 'tfjs' as const,
-    layers: ['conv', 'dense'].map((name, depth) => ({ name, className: 'Dense', depth, weights: [{ name: `${name}/kernel`, shortName: 'kernel', shape: [2, 2], trainable: true }] })),
-  };
+  const net = model(['conv', 'dense'].map((name) => layer(name, 'Dense', [['kernel', [2, 2]]])), { source: 'm/model.json' });
   const plan = { model: 'm/model.json', groups: [{ name: 'body', layers: ['conv'], lrMult: 0.1 }, { name: 'head', layers: ['dense'] }] };
   const d = series(30, 5, { conv: { group: 'body', ratio: () => 3e-6 }, dense: { group: 'head', ratio: () => 1e-3 } });
   const advice = adviseRun({ diagnostics: d, epochs: [], groups });
-  const root = buildPlanTree({ planKey: 'k', label: 'layerwise.json', plan, problems: [], model: { state: 'ready', model }, advice });
+  const root = buildPlanTree({ planKey: 'k', label: 'layerwise.json', plan, problems: [], model: { state: 'ready', model: net }, advice });
   const body = root.children.find((n) => n.label === 'body');
   const head = root.children.find((n) => n.label === 'head');
   assert.equal(body?.icon, 'warning');

@@ -3,42 +3,14 @@ import assert from 'node:assert/strict';
 import { autoGroups, blockOf, splitByParams } from '../../src/core/autogroup.ts';
 import { LayerwiseError } from '../../src/core/errors.ts';
 import { resolveGroups } from '../../src/core/groups.ts';
-import { layerParamCount, type LayerInfo, type ModelInfo } from '../../src/core/model-info.ts';
+import { layerParamCount, type ModelInfo } from '../../src/core/model-info.ts';
 import { compilePattern } from '../../src/core/patterns.ts';
 import type { GroupSpec } from '../../src/core/plan.ts';
+import { batchNorm, conv, dense, layer, linear, mobileNetV2Like, model, relu, type LayerDraft } from './model-builders.ts';
 
-type WeightSpec = [shortName: string, shape: number[], trainable?: boolean];
-type LayerDraft = Omit<LayerInfo, 'depth'>;
-
-function layer(name: string, className: string, weights: WeightSpec[] = [], isNewHead = false): LayerDraft {
-  return {
-    name,
-    className,
-    weights: weights.map(([shortName, shape, trainable]) => ({ name: `${name}/${shortName}`, shortName, shape, trainable: trainable ?? true })),
-    ...(isNewHead ? { isNewHead } : {}),
-  };
-}
-const model = (layers: LayerDraft[], kind: ModelInfo['kind'] = 'tfjs'): ModelInfo => ({
-  source: 'test',
-  kind,
-  layers: layers.map((l, depth) => ({ ...l, depth })),
-});
-const conv = (name: string, c = 8) => layer(name, 'Conv2D', [['kernel', [3, 3, c, c]], ['bias', [c]]]);
-const bn = (name: string, c = 8) =>
-  layer(name, 'BatchNormalization', [['gamma', [c]], ['beta', [c]], ['moving_mean', [c], false], ['moving_variance', [c], false]]);
-const dense = (name: string, i: number, o: number, isNewHead = false) => layer(name, 'Dense', [['kernel', [i, o]], ['bias', [o]]], isNewHead);
-const linear = (name: string, i: number, o: number) => layer(name, '', [['weight', [i, o]], ['bias', [o]]]);
-const relu = (name: string) => layer(name, 'ReLU');
-
-function mobileNetV2(blocks: number): ModelInfo {
-  const ls: LayerDraft[] = [layer('input_1', 'InputLayer'), conv('Conv1'), bn('bn_Conv1'), relu('Conv1_relu'), conv('expanded_conv_depthwise'), bn('expanded_conv_depthwise_BN'), conv('expanded_conv_project')];
-  for (let b = 1; b <= blocks; b++) {
-    ls.push(conv(`block_${b}_expand`), bn(`block_${b}_expand_BN`), relu(`block_${b}_expand_relu`), conv(`block_${b}_project`), bn(`block_${b}_project_BN`));
-    if (b % 2 === 0) ls.push(layer(`block_${b}_add`, 'Add'));
-  }
-  ls.push(conv('Conv_1'), bn('Conv_1_bn'), relu('out_relu'), layer('global_average_pooling2d', 'GlobalAveragePooling2D'), dense('predictions', 8, 10));
-  return model(ls);
-}
+/** The convolutions and norms of these tests: 8 channels (a 3×3 convolution has 584 weights). */
+const conv8 = (name: string) => conv(name, 3, 8, 8);
+const bn8 = (name: string) => batchNorm(name, 8);
 
 function bertLike(layers: number, withClassifier = true): ModelInfo {
   const ls: LayerDraft[] = [linear('bert.embeddings.word_embeddings', 100, 8), layer('bert.embeddings.LayerNorm', '', [['weight', [8]], ['bias', [8]]])];
@@ -47,15 +19,15 @@ function bertLike(layers: number, withClassifier = true): ModelInfo {
     ls.push(layer(`bert.encoder.layer.${i}.output.LayerNorm`, '', [['weight', [8]], ['bias', [8]]]));
   }
   if (withClassifier) ls.push(linear('bert.pooler.dense', 8, 8), linear('classifier', 8, 2));
-  return model(ls, 'pytorch');
+  return model(ls, { kind: 'pytorch' });
 }
 
 const kerasCnn = model([
   layer('conv2d_1_input', 'InputLayer'),
-  layer('conv2d_1', 'Conv2D', [['kernel', [3, 3, 1, 4]], ['bias', [4]]]), // 40
+  conv('conv2d_1', 3, 1, 4), // 40
   layer('max_pooling2d_1', 'MaxPooling2D'),
-  layer('conv2d_2', 'Conv2D', [['kernel', [3, 3, 4, 8]], ['bias', [8]]]), // 296
-  layer('conv2d_3', 'Conv2D', [['kernel', [3, 3, 8, 16]], ['bias', [16]]]), // 1168
+  conv('conv2d_2', 3, 4, 8), // 296
+  conv('conv2d_3', 3, 8, 16), // 1168
   layer('flatten_1', 'Flatten'),
   dense('dense_1', 1000, 64), // 64064
   dense('dense_2', 64, 10),
@@ -116,7 +88,7 @@ test('blockOf reads block numbers from common naming schemes', () => {
 });
 
 test('MobileNetV2-like: runs of blocks with readable globs, stem and top in the end runs', () => {
-  const m = mobileNetV2(8);
+  const m = mobileNetV2Like(8);
   const groups = autoGroups(m);
   assertWellFormed(m, groups);
   // 8 blocks in 3 runs: 3, 3, 2 (the larger runs at the bottom)
@@ -131,7 +103,7 @@ test('MobileNetV2-like: runs of blocks with readable globs, stem and top in the 
 });
 
 test('block_1_* never takes block_10 … block_12', () => {
-  const m = mobileNetV2(12);
+  const m = mobileNetV2Like(12);
   const groups = autoGroups(m);
   assertWellFormed(m, groups);
   assert.deepEqual(namesOf(groups), ['stem + blocks 1-4', 'blocks 5-8', 'blocks 9-12 + top', 'head']);
@@ -164,7 +136,7 @@ test('more groups than blocks: one group per block, then the top and the stem al
   assertWellFormed(m, groups, 8);
   assert.deepEqual(namesOf(groups), ['embeddings', 'layer 0', 'layer 1', 'bert.pooler.dense', 'head']);
   // with one group to spare the top takes it; the stem stays with the first run
-  const v2 = mobileNetV2(3);
+  const v2 = mobileNetV2Like(3);
   const five = autoGroups(v2, { maxGroups: 5 });
   assertWellFormed(v2, five, 5);
   assert.deepEqual(namesOf(five), ['stem + block 1', 'block 2', 'block 3', 'top', 'head']);
@@ -193,12 +165,12 @@ test('a transformer without a classifier: the head inside the last block gets ex
 test('the example CNN (block1_conv, block2_conv, features, classifier): a pre-trained dense top gets its own group', () => {
   const m = model([
     layer('image', 'InputLayer'),
-    conv('block1_conv'),
-    bn('block1_bn'),
+    conv8('block1_conv'),
+    bn8('block1_bn'),
     relu('block1_relu'),
     layer('block1_pool', 'MaxPooling2D'),
-    conv('block2_conv'),
-    bn('block2_bn'),
+    conv8('block2_conv'),
+    bn8('block2_bn'),
     relu('block2_relu'),
     layer('block2_pool', 'MaxPooling2D'),
     layer('flatten', 'Flatten'),
@@ -218,17 +190,17 @@ test('the example CNN (block1_conv, block2_conv, features, classifier): a pre-tr
 test('EfficientNet-like: sub-blocks 2a, 2b are one stage', () => {
   const m = model([
     layer('input_1', 'InputLayer'),
-    conv('stem_conv'),
-    bn('stem_bn'),
-    conv('block1a_dwconv'),
-    bn('block1a_bn'),
-    conv('block2a_expand_conv'),
-    conv('block2b_expand_conv'),
+    conv8('stem_conv'),
+    bn8('stem_bn'),
+    conv8('block1a_dwconv'),
+    bn8('block1a_bn'),
+    conv8('block2a_expand_conv'),
+    conv8('block2b_expand_conv'),
     layer('block2b_add', 'Add'),
-    conv('block3a_expand_conv'),
-    conv('block3b_expand_conv'),
-    conv('block4a_expand_conv'),
-    conv('top_conv'),
+    conv8('block3a_expand_conv'),
+    conv8('block3b_expand_conv'),
+    conv8('block4a_expand_conv'),
+    conv8('top_conv'),
     layer('top_dropout', 'Dropout'),
     dense('predictions', 8, 3),
   ]);
@@ -245,14 +217,14 @@ test('EfficientNet-like: sub-blocks 2a, 2b are one stage', () => {
 test('ResNet-like: conv2_block1_… groups by stage', () => {
   const m = model([
     layer('input_1', 'InputLayer'),
-    conv('conv1_conv'),
-    bn('conv1_bn'),
-    conv('conv2_block1_1_conv'),
-    conv('conv2_block2_1_conv'),
+    conv8('conv1_conv'),
+    bn8('conv1_bn'),
+    conv8('conv2_block1_1_conv'),
+    conv8('conv2_block2_1_conv'),
     layer('conv2_block2_out', 'Add'),
-    conv('conv3_block1_1_conv'),
-    conv('conv4_block1_1_conv'),
-    conv('conv5_block1_1_conv'),
+    conv8('conv3_block1_1_conv'),
+    conv8('conv4_block1_1_conv'),
+    conv8('conv5_block1_1_conv'),
     layer('avg_pool', 'GlobalAveragePooling2D'),
     dense('predictions', 8, 3),
   ]);
@@ -267,9 +239,9 @@ test('ResNet-like: conv2_block1_… groups by stage', () => {
 });
 
 test('MobileNet v1: conv_dw_N and conv_pw_N are one block; conv1 is the stem; act_softmax goes with the head', () => {
-  const ls: LayerDraft[] = [layer('input_1', 'InputLayer'), conv('conv1'), bn('conv1_bn')];
-  for (let b = 1; b <= 6; b++) ls.push(conv(`conv_dw_${b}`), bn(`conv_dw_${b}_bn`), relu(`conv_dw_${b}_relu`), conv(`conv_pw_${b}`), bn(`conv_pw_${b}_bn`));
-  ls.push(layer('global_average_pooling2d_1', 'GlobalAveragePooling2D'), layer('dropout', 'Dropout'), conv('conv_preds'), layer('act_softmax', 'Activation'));
+  const ls: LayerDraft[] = [layer('input_1', 'InputLayer'), conv8('conv1'), bn8('conv1_bn')];
+  for (let b = 1; b <= 6; b++) ls.push(conv8(`conv_dw_${b}`), bn8(`conv_dw_${b}_bn`), relu(`conv_dw_${b}_relu`), conv8(`conv_pw_${b}`), bn8(`conv_pw_${b}_bn`));
+  ls.push(layer('global_average_pooling2d_1', 'GlobalAveragePooling2D'), layer('dropout', 'Dropout'), conv8('conv_preds'), layer('act_softmax', 'Activation'));
   const m = model(ls);
   const groups = autoGroups(m);
   assertWellFormed(m, groups);
@@ -331,9 +303,9 @@ test('dense_N MLP with BatchNorm: a norm layer stays with the layer below it', (
   const m = model([
     layer('input', 'InputLayer'),
     dense('dense_1', 100, 100), // 10100
-    bn('batch_normalization_1', 100),
+    batchNorm('batch_normalization_1', 100),
     dense('dense_2', 100, 100),
-    bn('batch_normalization_2', 100),
+    batchNorm('batch_normalization_2', 100),
     dense('dense_3', 100, 50),
     dense('dense_4', 50, 10),
   ]);
@@ -365,7 +337,7 @@ test('names with no structure: contiguous chunks, embeddings still found at the 
 });
 
 test('one block number is not a structure', () => {
-  const m = model([conv('stage1_a'), conv('stage1_b'), conv('stage1_c'), dense('fc', 8, 8), dense('out', 8, 2)]);
+  const m = model([conv8('stage1_a'), conv8('stage1_b'), conv8('stage1_c'), dense('fc', 8, 8), dense('out', 8, 2)]);
   const groups = autoGroups(m);
   assertWellFormed(m, groups);
   // 584, 584, 584, 72 parameters in 3 chunks
@@ -376,9 +348,9 @@ test('one block number is not a structure', () => {
 test('the new head (isNewHead) is the head group, with its dropout', () => {
   const m = model([
     layer('input_1', 'InputLayer'),
-    conv('block_1_conv'),
-    conv('block_2_conv'),
-    conv('block_3_conv'),
+    conv8('block_1_conv'),
+    conv8('block_2_conv'),
+    conv8('block_3_conv'),
     layer('flatten', 'Flatten'),
     layer('head_dropout', 'Dropout', [], true),
     dense('head_dense_1', 8, 8, true),
@@ -425,11 +397,11 @@ test('a PyTorch head module at the top (classifier.fc1, classifier.fc2) is the h
       linear('classifier.fc1', 4, 8),
       linear('classifier.fc2', 8, 2),
     ],
-    'pytorch',
+    { kind: 'pytorch' },
   );
   const groups = autoGroups(m);
   assert.deepEqual(groups[groups.length - 1], { name: 'head', layers: ['classifier.fc1', 'classifier.fc2'] });
   // a model nested under one name is not a head
-  const nested = model([linear('bert.embeddings.word', 10, 4), ...Array.from({ length: 6 }, (_, i) => linear(`bert.encoder.layer.${i}.dense`, 4, 4)), linear('bert.pooler.dense', 4, 4)], 'pytorch');
+  const nested = model([linear('bert.embeddings.word', 10, 4), ...Array.from({ length: 6 }, (_, i) => linear(`bert.encoder.layer.${i}.dense`, 4, 4)), linear('bert.pooler.dense', 4, 4)], { kind: 'pytorch' });
   assert.deepEqual(autoGroups(nested).at(-1)?.layers, ['bert.pooler.dense']);
 });

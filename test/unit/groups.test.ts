@@ -3,29 +3,8 @@ import assert from 'node:assert/strict';
 import { LayerwiseError } from '../../src/core/errors.ts';
 import { resolveGroups } from '../../src/core/groups.ts';
 import type { AuditWarning, ParamAudit, Resolution, WarningCode } from '../../src/core/groups.types.ts';
-import type { LayerInfo, ModelInfo } from '../../src/core/model-info.ts';
 import type { GroupSpec, Plan } from '../../src/core/plan.ts';
-
-type WeightSpec = [shortName: string, shape: number[], trainable?: boolean];
-
-function layer(name: string, className: string, weights: WeightSpec[] = []): Omit<LayerInfo, 'depth'> {
-  return {
-    name,
-    className,
-    weights: weights.map(([shortName, shape, trainable]) => ({ name: `${name}/${shortName}`, shortName, shape, trainable: trainable ?? true })),
-  };
-}
-function model(layers: Array<Omit<LayerInfo, 'depth'>>, kind: ModelInfo['kind'] = 'tfjs'): ModelInfo {
-  return { source: 'test', kind, layers: layers.map((l, depth) => ({ ...l, depth })) };
-}
-const dense = (name: string, i: number, o: number) => layer(name, 'Dense', [['kernel', [i, o]], ['bias', [o]]]);
-const batchNorm = (name: string, c: number) =>
-  layer(name, 'BatchNormalization', [
-    ['gamma', [c]],
-    ['beta', [c]],
-    ['moving_mean', [c], false],
-    ['moving_variance', [c], false],
-  ]);
+import { batchNorm, dense, layer, linear, model } from './model-builders.ts';
 
 // input → dense_1 → bn_1 → dense_2 → dropout_1 → dense_3
 const mlp = model([
@@ -415,11 +394,11 @@ test('module paths of a PyTorch checkpoint: * crosses dots', () => {
     [
       layer('bert.embeddings.word_embeddings', '', [['weight', [10, 4]]]),
       layer('bert.embeddings.LayerNorm', '', [['weight', [4]], ['bias', [4]]]),
-      layer('bert.encoder.layer.0.attention.self.query', '', [['weight', [4, 4]], ['bias', [4]]]),
-      layer('bert.encoder.layer.1.attention.self.query', '', [['weight', [4, 4]], ['bias', [4]]]),
-      layer('classifier', '', [['weight', [4, 2]], ['bias', [2]]]),
+      linear('bert.encoder.layer.0.attention.self.query', 4, 4),
+      linear('bert.encoder.layer.1.attention.self.query', 4, 4),
+      linear('classifier', 4, 2),
     ],
-    'pytorch',
+    { kind: 'pytorch' },
   );
   const r = resolveGroups(
     m,

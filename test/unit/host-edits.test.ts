@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse } from 'jsonc-parser';
-import type { LayerInfo, ModelInfo } from '../../src/core/model-info.ts';
 import type { Plan } from '../../src/core/plan.ts';
 import {
   applyChanges,
@@ -12,6 +11,7 @@ import {
   textWithSuggestedLr,
 } from '../../src/host/plan-requests.ts';
 import { mergeResults } from '../../src/core/plan-edit.ts';
+import { layer, model } from './model-builders.ts';
 
 const PLAN = `// fine-tuning plan for the demo
 {
@@ -33,18 +33,16 @@ const PLAN = `// fine-tuning plan for the demo
 }
 `;
 
-const layer = (depth: number, name: string, className: string, n: number): LayerInfo => ({
-  name,
-  className,
-  depth,
-  weights: n === 0 ? [] : [{ name: `${name}/kernel`, shortName: 'kernel', shape: [n], trainable: true }],
-});
-const model: ModelInfo = {
-  source: 'model.json',
-  kind: 'tfjs',
-  layers: [layer(0, 'block1_conv', 'Conv2D', 8), layer(1, 'block2_conv', 'Conv2D', 16), layer(2, 'dense_1', 'Dense', 32), layer(3, 'dense_2', 'Dense', 6)],
-};
-const ctx = { file: '/ws/layerwise.json', model };
+const net = model(
+  [
+    layer('block1_conv', 'Conv2D', [['kernel', [8]]]),
+    layer('block2_conv', 'Conv2D', [['kernel', [16]]]),
+    layer('dense_1', 'Dense', [['kernel', [32]]]),
+    layer('dense_2', 'Dense', [['kernel', [6]]]),
+  ],
+  { source: 'model.json' },
+);
+const ctx = { file: '/ws/layerwise.json', model: net };
 const value = (text: string): Plan => parse(text, [], { allowTrailingComma: true }) as Plan;
 /** Every comment of the original must still be in the text. */
 const comments = (text: string) => text.match(/\/\/[^\n]*|\/\*[\s\S]*?\*\//g) ?? [];
@@ -177,18 +175,18 @@ test('checkbox toggles become the right edit requests', () => {
   const plan = value(PLAN);
   const key = 'file:///ws/layerwise.json';
   // dense_1 is frozen by its own override in a training group: checking it removes the override
-  assert.deepEqual(freezeRequest(plan, model, { kind: 'layer', planKey: key, layer: 'dense_1', group: 'head' }, true), {
+  assert.deepEqual(freezeRequest(plan, net, { kind: 'layer', planKey: key, layer: 'dense_1', group: 'head' }, true), {
     kind: 'setLayer', layer: 'dense_1', key: 'frozen', value: null,
   });
-  assert.deepEqual(freezeRequest(plan, model, { kind: 'layer', planKey: key, layer: 'dense_2', group: 'head' }, false), {
+  assert.deepEqual(freezeRequest(plan, net, { kind: 'layer', planKey: key, layer: 'dense_2', group: 'head' }, false), {
     kind: 'setLayer', layer: 'dense_2', key: 'frozen', value: true,
   });
-  assert.deepEqual(freezeRequest(plan, model, { kind: 'group', planKey: key, group: 'block2', planIndex: 1 }, false), {
+  assert.deepEqual(freezeRequest(plan, net, { kind: 'group', planKey: key, group: 'block2', planIndex: 1 }, false), {
     kind: 'setGroup', groupIndex: 1, key: 'frozen', value: true,
   });
-  assert.equal(freezeRequest(plan, model, { kind: 'group', planKey: key, group: 'default' }, false), undefined);
+  assert.equal(freezeRequest(plan, net, { kind: 'group', planKey: key, group: 'default' }, false), undefined);
   // and the request, applied, gives the state the checkbox shows
-  const req = freezeRequest(plan, model, { kind: 'group', planKey: key, group: 'block2', planIndex: 1 }, false)!;
+  const req = freezeRequest(plan, net, { kind: 'group', planKey: key, group: 'block2', planIndex: 1 }, false)!;
   assert.equal(value(textAfterRequest(PLAN, req, ctx)).groups?.[1]?.frozen, true);
 });
 

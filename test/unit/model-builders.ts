@@ -1,32 +1,35 @@
 /**
- * ModelInfo builders for pure tests: a layer with named weights, a model from layers in depth
- * order. (groups, autogroup, presets, tree-model, pytorch-model and host-edits tests still carry
- * their own copies; new tests use these.)
+ * ModelInfo builders for the pure tests and the webview fixtures: a layer with named weights, a
+ * model from layers in depth order. Every test that needs a ModelInfo builds it with these.
  */
 import type { LayerInfo, ModelInfo } from '../../src/core/model-info.ts';
 
+/** A layer before `model` gives it its depth (its place in the list). */
+export type LayerDraft = Omit<LayerInfo, 'depth'>;
+
 export type WeightSpec = [shortName: string, shape: number[], trainable?: boolean];
 
-export function layer(name: string, className: string, weights: WeightSpec[] = [], isNewHead?: boolean): Omit<LayerInfo, 'depth'> {
+export function layer(name: string, className: string, weights: WeightSpec[] = [], isNewHead = false): LayerDraft {
   return {
     name,
     className,
     weights: weights.map(([shortName, shape, trainable]) => ({ name: `${name}/${shortName}`, shortName, shape, trainable: trainable ?? true })),
-    ...(isNewHead === undefined ? {} : { isNewHead }),
+    ...(isNewHead ? { isNewHead } : {}),
   };
 }
 
-export function model(layers: Array<Omit<LayerInfo, 'depth'>>, kind: ModelInfo['kind'] = 'tfjs'): ModelInfo {
-  return { source: 'test', kind, layers: layers.map((l, depth) => ({ ...l, depth })) };
+/** `info` sets the model's other fields; unless it says otherwise a tfjs model from `test`. */
+export function model(layers: LayerDraft[], info: Partial<Omit<ModelInfo, 'layers'>> = {}): ModelInfo {
+  return { source: 'test', kind: 'tfjs', ...info, layers: layers.map((l, depth) => ({ ...l, depth })) };
 }
 
-export const dense = (name: string, i: number, o: number, isNewHead?: boolean): Omit<LayerInfo, 'depth'> =>
+export const dense = (name: string, i: number, o: number, isNewHead = false): LayerDraft =>
   layer(name, 'Dense', [['kernel', [i, o]], ['bias', [o]]], isNewHead);
 
-export const conv = (name: string, k: number, i: number, o: number): Omit<LayerInfo, 'depth'> =>
+export const conv = (name: string, k: number, i: number, o: number): LayerDraft =>
   layer(name, 'Conv2D', [['kernel', [k, k, i, o]], ['bias', [o]]]);
 
-export const batchNorm = (name: string, c: number): Omit<LayerInfo, 'depth'> =>
+export const batchNorm = (name: string, c: number): LayerDraft =>
   layer(name, 'BatchNormalization', [
     ['gamma', [c]],
     ['beta', [c]],
@@ -34,15 +37,20 @@ export const batchNorm = (name: string, c: number): Omit<LayerInfo, 'depth'> =>
     ['moving_variance', [c], false],
   ]);
 
-export const relu = (name: string): Omit<LayerInfo, 'depth'> => layer(name, 'ReLU');
+export const relu = (name: string): LayerDraft => layer(name, 'ReLU');
+
+/** A linear module as the PyTorch reader sees it: no class name (it infers only norms), `weight` and `bias`. */
+export const linear = (name: string, i: number, o: number): LayerDraft => layer(name, '', [['weight', [i, o]], ['bias', [o]]]);
 
 /**
- * Keras MobileNetV2's layer names (stem, `block_<n>_…`, residual adds, Conv_1, global pooling),
- * ending in a classifier: `predictions`, after a dropout when `dropout` is set.
+ * Keras MobileNetV2's layer names (stem with its `expanded_conv` block, `block_<n>_…`, residual
+ * adds, Conv_1, global pooling), ending in a classifier: `predictions`, after a dropout when
+ * `dropout` is set.
  */
 export function mobileNetV2Like(blocks: number, opts: { dropout?: boolean } = {}): ModelInfo {
   const c = 8;
   const ls = [layer('input_1', 'InputLayer'), conv('Conv1', 3, c, c), batchNorm('bn_Conv1', c), relu('Conv1_relu')];
+  ls.push(conv('expanded_conv_depthwise', 3, c, c), batchNorm('expanded_conv_depthwise_BN', c), conv('expanded_conv_project', 1, c, c));
   for (let b = 1; b <= blocks; b++) {
     ls.push(conv(`block_${b}_expand`, 1, c, c), batchNorm(`block_${b}_expand_BN`, c), relu(`block_${b}_expand_relu`));
     ls.push(conv(`block_${b}_project`, 1, c, c), batchNorm(`block_${b}_project_BN`, c));
@@ -63,5 +71,5 @@ export function withNewHead(m: ModelInfo, cut: string, hidden: number[] = []): M
   if (at < 0) throw new Error(`no layer ${cut}`);
   const kept = m.layers.slice(0, at + 1).map(({ depth: _depth, ...l }) => l);
   const added = [...hidden.map((u, i) => dense(`head_dense_${i + 1}`, 16, u, true)), dense('head_out', 16, 4, true)];
-  return model([...kept, ...added], m.kind);
+  return model([...kept, ...added], { kind: m.kind });
 }

@@ -3,22 +3,10 @@ import assert from 'node:assert/strict';
 import { autoGroups } from '../../src/core/autogroup.ts';
 import { LayerwiseError } from '../../src/core/errors.ts';
 import { resolveGroups } from '../../src/core/groups.ts';
-import type { LayerInfo, ModelInfo } from '../../src/core/model-info.ts';
+import type { ModelInfo } from '../../src/core/model-info.ts';
 import type { Plan } from '../../src/core/plan.ts';
 import { PRESETS, applyDiscriminative, applyPreset, getPreset, seedSplitGroups } from '../../src/core/presets.ts';
-
-type LayerDraft = Omit<LayerInfo, 'depth'>;
-function layer(name: string, className: string, weights: Array<[string, number[], boolean?]> = [], isNewHead = false): LayerDraft {
-  return {
-    name,
-    className,
-    weights: weights.map(([shortName, shape, trainable]) => ({ name: `${name}/${shortName}`, shortName, shape, trainable: trainable ?? true })),
-    ...(isNewHead ? { isNewHead } : {}),
-  };
-}
-const model = (layers: LayerDraft[]): ModelInfo => ({ source: 'test', kind: 'tfjs', layers: layers.map((l, depth) => ({ ...l, depth })) });
-const dense = (name: string, i = 4, o = 4, isNewHead = false) => layer(name, 'Dense', [['kernel', [i, o]], ['bias', [o]]], isNewHead);
-const bn = (name: string) => layer(name, 'BatchNormalization', [['gamma', [4]], ['beta', [4]], ['moving_mean', [4], false], ['moving_variance', [4], false]]);
+import { batchNorm, dense, layer, model, type LayerDraft } from './model-builders.ts';
 
 function deepFreeze<T>(x: T): T {
   if (x !== null && typeof x === 'object') {
@@ -35,7 +23,7 @@ function groupByLayer(m: ModelInfo, plan: Plan): Record<string, string> {
   return Object.fromEntries(r.groups.flatMap((g) => g.layers.filter((l) => l.paramCount > 0).map((l) => [l.name, g.name])));
 }
 
-const mlp3 = model([layer('input', 'InputLayer'), dense('dense_1'), dense('dense_2'), dense('dense_3')]);
+const mlp3 = model([layer('input', 'InputLayer'), dense('dense_1', 4, 4), dense('dense_2', 4, 4), dense('dense_3', 4, 4)]);
 
 test('seed split: three weighted layers give base, extra and head — extra is never empty', () => {
   const groups = seedSplitGroups(mlp3);
@@ -48,8 +36,8 @@ test('seed split: three weighted layers give base, extra and head — extra is n
 
 test('seed split: the top third of the body is extra; a BatchNorm stays with its layer', () => {
   const ls: LayerDraft[] = [];
-  for (let i = 1; i <= 6; i++) ls.push(dense(`dense_${i}`), bn(`bn_${i}`));
-  ls.push(dense('out'));
+  for (let i = 1; i <= 6; i++) ls.push(dense(`dense_${i}`, 4, 4), batchNorm(`bn_${i}`, 4));
+  ls.push(dense('out', 4, 4));
   const m = model(ls);
   // 6 units (dense + bn) below the head: extra = the top 2
   assert.deepEqual(groupByLayer(m, { model: 'm', groups: seedSplitGroups(m) }), {
@@ -60,7 +48,7 @@ test('seed split: the top third of the body is extra; a BatchNorm stays with its
 });
 
 test('seed split: two weighted layers give base and head; none give no groups', () => {
-  const m = model([dense('a'), dense('b')]);
+  const m = model([dense('a', 4, 4), dense('b', 4, 4)]);
   assert.deepEqual(seedSplitGroups(m), [
     { name: 'base', lrMult: 0.1, layers: ['a'] },
     { name: 'head', lrMult: 1, layers: ['b'] },

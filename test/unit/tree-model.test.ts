@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolveGroups } from '../../src/core/groups.ts';
-import type { LayerInfo, ModelInfo, WeightInfo } from '../../src/core/model-info.ts';
 import type { Plan } from '../../src/core/plan.ts';
 import {
   buildPlanTree,
@@ -16,29 +15,19 @@ import {
   parseMultiplierInput,
   type TreeNode,
 } from '../../src/core/tree-model.ts';
-
-const w = (layer: string, shortName: string, shape: number[], trainable = true): WeightInfo => ({ name: `${layer}/${shortName}`, shortName, shape, trainable });
-const layer = (depth: number, name: string, className: string, weights: WeightInfo[] = []): LayerInfo => ({ name, className, depth, weights });
+import { batchNorm, conv, dense, layer, model, type LayerDraft } from './model-builders.ts';
 
 /** A small CNN: 80 + 32 + 1,168 + 12,832 + 198 parameters. */
-const model: ModelInfo = {
-  source: 'model.json',
-  kind: 'tfjs',
-  layers: [
-    layer(0, 'input', 'InputLayer'),
-    layer(1, 'block1_conv', 'Conv2D', [w('block1_conv', 'kernel', [3, 3, 1, 8]), w('block1_conv', 'bias', [8])]),
-    layer(2, 'block1_bn', 'BatchNormalization', [
-      w('block1_bn', 'gamma', [8]),
-      w('block1_bn', 'beta', [8]),
-      w('block1_bn', 'moving_mean', [8], false),
-      w('block1_bn', 'moving_variance', [8], false),
-    ]),
-    layer(3, 'block2_conv', 'Conv2D', [w('block2_conv', 'kernel', [3, 3, 8, 16]), w('block2_conv', 'bias', [16])]),
-    layer(4, 'flatten', 'Flatten'),
-    layer(5, 'features', 'Dense', [w('features', 'kernel', [400, 32]), w('features', 'bias', [32])]),
-    layer(6, 'classifier', 'Dense', [w('classifier', 'kernel', [32, 6]), w('classifier', 'bias', [6])]),
-  ],
-};
+const cnnLayers: LayerDraft[] = [
+  layer('input', 'InputLayer'),
+  conv('block1_conv', 3, 1, 8),
+  batchNorm('block1_bn', 8),
+  conv('block2_conv', 3, 8, 16),
+  layer('flatten', 'Flatten'),
+  dense('features', 400, 32),
+  dense('classifier', 32, 6),
+];
+const cnn = model(cnnLayers, { source: 'model.json' });
 
 const plan: Plan = {
   model: 'model.json',
@@ -53,7 +42,7 @@ const plan: Plan = {
 };
 
 const KEY = 'file:///ws/layerwise.json';
-const tree = () => buildPlanTree({ planKey: KEY, label: 'layerwise.json', plan, problems: [], model: { state: 'ready', model } });
+const tree = () => buildPlanTree({ planKey: KEY, label: 'layerwise.json', plan, problems: [], model: { state: 'ready', model: cnn } });
 const node = (root: TreeNode, id: string): TreeNode => {
   const n = findNode([root], `${KEY}#${id}`);
   assert.ok(n, `no node ${id}`);
@@ -61,7 +50,7 @@ const node = (root: TreeNode, id: string): TreeNode => {
 };
 
 test('groups appear bottom → top, the implicit default group first', () => {
-  const unmatched: ModelInfo = { ...model, layers: [...model.layers, layer(7, 'extra', 'Dense', [w('extra', 'kernel', [6, 2])])] };
+  const unmatched = model([...cnnLayers, layer('extra', 'Dense', [['kernel', [6, 2]]])], { source: 'model.json' });
   const root = buildPlanTree({ planKey: KEY, label: 'layerwise.json', plan, problems: [], model: { state: 'ready', model: unmatched } });
   assert.equal(root.kind, 'plan');
   assert.deepEqual(root.children.map((c) => c.label), ['default', 'block1', 'block2', 'head']);
@@ -89,7 +78,7 @@ test('layer descriptions name the multiplier, size, frozen state and class', () 
   const root = tree();
   assert.equal(node(root, 'l:features').description, '×1 · 12.8K params · frozen · Dense');
   assert.equal(node(root, 'l:block1_conv').description, '×0.148 · 80 params · Conv2D');
-  const withPool: ModelInfo = { ...model, layers: [...model.layers.slice(0, 2), layer(2, 'block1_pool', 'MaxPooling2D'), ...model.layers.slice(3)] };
+  const withPool = model([...cnnLayers.slice(0, 2), layer('block1_pool', 'MaxPooling2D'), ...cnnLayers.slice(3)], { source: 'model.json' });
   const pooled = buildPlanTree({ planKey: KEY, label: 'p', plan, problems: [], model: { state: 'ready', model: withPool } });
   assert.equal(node(pooled, 'l:block1_pool').description, 'no params · MaxPooling2D');
   assert.equal(node(pooled, 'l:block1_pool').checkbox, undefined);
@@ -144,8 +133,8 @@ test('ids are unique across the whole tree', () => {
 
 test('warnings show on the node they are about and are counted in its description', () => {
   const zero: Plan = { ...plan, layers: { classifier: { lrMult: 0 } } };
-  const root = buildPlanTree({ planKey: KEY, label: 'l', plan: zero, problems: [], model: { state: 'ready', model } });
-  const r = resolveGroups(model, zero);
+  const root = buildPlanTree({ planKey: KEY, label: 'l', plan: zero, problems: [], model: { state: 'ready', model: cnn } });
+  const r = resolveGroups(cnn, zero);
   const onClassifier = r.warnings.filter((x) => x.layer === 'classifier');
   assert.ok(onClassifier.length >= 1, 'resolver warns about lrMult 0 without freezing');
   assert.match(node(root, 'l:classifier').description ?? '', new RegExp(`⚠ ${onClassifier.length}$`));
@@ -178,14 +167,14 @@ test('while the model loads, and when it cannot, the plan says so', () => {
 
 test('a plan the resolver rejects shows the reason instead of breaking', () => {
   const dup: Plan = { ...plan, groups: [{ name: 'a', layers: ['block1_*'] }, { name: 'a', layers: ['block2_*'] }] };
-  const root = buildPlanTree({ planKey: KEY, label: 'p', plan: dup, problems: [], model: { state: 'ready', model } });
+  const root = buildPlanTree({ planKey: KEY, label: 'p', plan: dup, problems: [], model: { state: 'ready', model: cnn } });
   assert.equal(root.description, 'groups cannot be resolved');
   assert.equal(root.children[0]!.kind, 'problem');
   assert.match(root.children[0]!.description ?? '', /groups\[1\]/);
 });
 
 test('freeze toggles write the least that reaches the wanted state', () => {
-  const r = resolveGroups(model, plan);
+  const r = resolveGroups(cnn, plan);
   const root = tree();
   // a group: freezing writes true, unfreezing removes the member (false is the default)
   assert.deepEqual(freezeChange(node(root, 'g:block1').target, false, r), { kind: 'group', planIndex: 0, frozen: true });
@@ -200,8 +189,8 @@ test('freeze toggles write the least that reaches the wanted state', () => {
 
 test('a layer in a frozen group is trained by an explicit override', () => {
   const frozenHead: Plan = { ...plan, groups: plan.groups!.map((g) => (g.name === 'head' ? { ...g, frozen: true } : g)), layers: {} };
-  const r = resolveGroups(model, frozenHead);
-  const root = buildPlanTree({ planKey: KEY, label: 'p', plan: frozenHead, problems: [], model: { state: 'ready', model } });
+  const r = resolveGroups(cnn, frozenHead);
+  const root = buildPlanTree({ planKey: KEY, label: 'p', plan: frozenHead, problems: [], model: { state: 'ready', model: cnn } });
   assert.equal(node(root, 'g:head').checkbox, 'unchecked');
   assert.deepEqual(freezeChange(node(root, 'l:classifier').target, true, r), { kind: 'layer', layer: 'classifier', frozen: false });
   assert.deepEqual(freezeChange(node(root, 'l:classifier').target, false, r), { kind: 'layer', layer: 'classifier', frozen: null });

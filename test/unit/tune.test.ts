@@ -6,11 +6,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolveGroups } from '../../src/core/groups.ts';
-import type { ModelInfo } from '../../src/core/model-info.ts';
 import type { Plan } from '../../src/core/plan.ts';
 import { resolveStages } from '../../src/core/timeline.ts';
 import { applyTuneResult, groupRgn, planWithChanges, rgnSuggestion, searchCandidates, type TuneResult } from '../../src/core/tune.ts';
 import { validatePlanValue } from '../../src/core/validate.ts';
+import { layer, model } from './model-builders.ts';
 
 const PLAN = `// my plan
 {
@@ -104,11 +104,7 @@ test('apply: CRLF files keep CRLF, a group unfrozen by --include-frozen loses it
 test('rgn: the group figure is ‖g‖/‖θ‖ of its tensors as one vector; the largest group gets 1', () => {
   assert.equal(groupRgn([{ gradSq: 9, weightSq: 16 }, { gradSq: 16, weightSq: 9 }]), 1);
   assert.equal(groupRgn([{ gradSq: 4, weightSq: 0 }]), undefined);
-  const info: ModelInfo = {
-    source: 't',
-    kind: 'tfjs',
-    layers: ['a_1', 'd'].map((name, depth) => ({ name, className: 'Dense', depth, weights: [{ name: `${name}/kernel`, shortName: 'kernel', shape: [2, 2], trainable: true }] })),
-  };
+  const info = model(['a_1', 'd'].map((name) => layer(name, 'Dense', [['kernel', [2, 2]]])));
   const resolution = resolveGroups(info, { model: 'm', groups: [{ name: 'low', layers: ['a_*'] }, { name: 'top', layers: ['d'] }] });
   const s = rgnSuggestion(resolution, new Map([['low', 0.002], ['top', 0.008]]), 5);
   assert.deepEqual(s.map((g) => [g.name, g.lrMult]), [['low', 0.25], ['top', 1]]);
@@ -116,11 +112,7 @@ test('rgn: the group figure is ‖g‖/‖θ‖ of its tensors as one vector; th
 });
 
 test('search candidates: the plan as it is first, then every combination, each a valid plan', () => {
-  const info: ModelInfo = {
-    source: 't',
-    kind: 'tfjs',
-    layers: ['a_1', 'b_1', 'c', 'd'].map((name, depth) => ({ name, className: 'Dense', depth, weights: [{ name: `${name}/kernel`, shortName: 'kernel', shape: [2, 2], trainable: true }] })),
-  };
+  const info = model(['a_1', 'b_1', 'c', 'd'].map((name) => layer(name, 'Dense', [['kernel', [2, 2]]])));
   const plan = validatePlanValue(JSON.parse(PLAN.replace(/\/\/.*$/gm, '')), 'p.json') as Plan;
   plan.training = { ...plan.training, epochs: 6 };
   const resolution = resolveGroups(info, plan);

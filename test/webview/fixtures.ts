@@ -1,45 +1,27 @@
 /** Models, plans and host messages the webview tests and the render benchmark feed the panel. */
 import type { LrFinderOutcome } from '../../src/core/lr-finder.ts';
-import type { LayerInfo, ModelInfo, WeightInfo } from '../../src/core/model-info.ts';
+import type { ModelInfo } from '../../src/core/model-info.ts';
 import type { Plan } from '../../src/core/plan.ts';
 import type { EpochEvent, GroupLr, StepEvent } from '../../src/core/progress.ts';
 import type { PanelState } from '../../src/protocol/webview.ts';
-
-const w = (layer: string, shortName: string, shape: number[], trainable = true): WeightInfo => ({
-  name: `${layer}/${shortName}`,
-  shortName,
-  shape,
-  trainable,
-});
-
-function layer(name: string, className: string, depth: number, weights: WeightInfo[], isNewHead = false): LayerInfo {
-  return { name, className, depth, weights, ...(isNewHead ? { isNewHead } : {}) };
-}
+import { batchNorm, conv, dense, layer, model, type LayerDraft } from '../unit/model-builders.ts';
 
 /** A small CNN with a new head: 9 layers, 5 of them with weights. */
 export function smallModel(): ModelInfo {
-  return {
-    source: 'model/model.json',
-    kind: 'tfjs',
-    inputShape: [null, 28, 28, 1],
-    outputShape: [null, 10],
-    layers: [
-      layer('input_1', 'InputLayer', 0, []),
-      layer('conv2d_1', 'Conv2D', 1, [w('conv2d_1', 'kernel', [3, 3, 1, 16]), w('conv2d_1', 'bias', [16])]),
-      layer('batch_normalization_1', 'BatchNormalization', 2, [
-        w('batch_normalization_1', 'gamma', [16]),
-        w('batch_normalization_1', 'beta', [16]),
-        w('batch_normalization_1', 'moving_mean', [16], false),
-        w('batch_normalization_1', 'moving_variance', [16], false),
-      ]),
-      layer('conv2d_2', 'Conv2D', 3, [w('conv2d_2', 'kernel', [3, 3, 16, 32]), w('conv2d_2', 'bias', [32])]),
-      layer('max_pooling2d_1', 'MaxPooling2D', 4, []),
-      layer('flatten_1', 'Flatten', 5, []),
-      layer('dense_1', 'Dense', 6, [w('dense_1', 'kernel', [800, 64]), w('dense_1', 'bias', [64])]),
-      layer('dropout_1', 'Dropout', 7, []),
-      layer('head_dense', 'Dense', 8, [w('head_dense', 'kernel', [64, 10]), w('head_dense', 'bias', [10])], true),
+  return model(
+    [
+      layer('input_1', 'InputLayer'),
+      conv('conv2d_1', 3, 1, 16),
+      batchNorm('batch_normalization_1', 16),
+      conv('conv2d_2', 3, 16, 32),
+      layer('max_pooling2d_1', 'MaxPooling2D'),
+      layer('flatten_1', 'Flatten'),
+      dense('dense_1', 800, 64),
+      layer('dropout_1', 'Dropout'),
+      dense('head_dense', 64, 10, true),
     ],
-  };
+    { source: 'model/model.json', inputShape: [null, 28, 28, 1], outputShape: [null, 10] },
+  );
 }
 
 /** The seed's split (base ×0.1, extra ×0.5, head ×1) with two unfreezing stages. */
@@ -137,16 +119,12 @@ export function lrOutcome(): LrFinderOutcome {
  */
 export function bigModel(n: number, blocks = 12): ModelInfo {
   const perBlock = Math.ceil(n / blocks);
-  const layers: LayerInfo[] = [];
+  const layers: LayerDraft[] = [];
   for (let i = 0; i < n; i++) {
     const name = `block_${Math.floor(i / perBlock)}/${i % 2 === 0 ? 'dense' : 'norm'}_${i}`;
-    layers.push(
-      i % 2 === 0
-        ? layer(name, 'Dense', i, [w(name, 'kernel', [256, 256]), w(name, 'bias', [256])])
-        : layer(name, 'LayerNormalization', i, [w(name, 'gamma', [256]), w(name, 'beta', [256])]),
-    );
+    layers.push(i % 2 === 0 ? dense(name, 256, 256) : layer(name, 'LayerNormalization', [['gamma', [256]], ['beta', [256]]]));
   }
-  return { source: 'big/model.json', kind: 'tfjs', layers };
+  return model(layers, { source: 'big/model.json' });
 }
 
 export function bigPlan(blocks = 12): Plan {
