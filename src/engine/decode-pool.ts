@@ -6,6 +6,7 @@
  * thread — the same function, the same floats.
  */
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -27,9 +28,10 @@ export function threadScript(): string | undefined {
 export function startDataThread(script: string, workerData?: unknown): Worker {
   const options = { workerData, stdout: false, stderr: false };
   // from source (tests, tsx) the thread registers tsx's CommonJS hook itself: loader hooks
-  // registered with --import do not reach worker threads
+  // registered with --import do not reach worker threads. Resolved beside the script: an eval'd
+  // thread resolves bare names from the working folder, which may be any folder the user runs from
   const worker = script.endsWith('.ts')
-    ? new Worker(`require('tsx/cjs'); require(${JSON.stringify(script)});`, { ...options, eval: true })
+    ? new Worker(`require(${JSON.stringify(createRequire(script).resolve('tsx/cjs'))}); require(${JSON.stringify(script)});`, { ...options, eval: true })
     : new Worker(script, options);
   worker.unref();
   return worker;

@@ -164,6 +164,16 @@ test('train on an image folder with an unreadable file: named while preparing, c
   assert.doesNotMatch(clean.stdout, /left out/);
 });
 
+test('from the sources (a checkout without dist/), run from a folder outside it: the decoding threads start', () => {
+  const ws = mkdtempSync(join(tmpdir(), 'layerwise-cli-'));
+  cpSync(join(repo, 'test', 'fixtures', 'models', 'cnn'), join(ws, 'model'), { recursive: true });
+  cpSync(join(repo, 'test', 'fixtures', 'data', 'shapes'), join(ws, 'data'), { recursive: true });
+  writeFileSync(join(ws, 'layerwise.json'), JSON.stringify({ model: 'model/model.json', data: { train: 'data/train', validation: 'data/val' }, training: { epochs: 1, batchSize: 8 } }));
+  const r = runCli(['train', 'layerwise.json', '--out', 'runs/a', '--backend', 'cpu'], { cwd: ws, from: 'sources' });
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(existsSync(join(ws, 'runs', 'a', 'model.json')));
+});
+
 test('usage errors exit 2; init writes a plan and never overwrites one', () => {
   const ws = workspace();
   assert.equal(runCli(['train'], { cwd: ws }).code, 2);
