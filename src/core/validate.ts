@@ -311,7 +311,7 @@ function checkObject(value: Record<string, unknown>, s: SchemaNode, path: PlanPa
 function checkBranches(value: unknown, s: SchemaNode, branches: SchemaNode[], path: PlanPath, out: Finding[]): void {
   const candidates = branches.filter((b) => typeAllows(b, value));
   if (candidates.length === 0) {
-    out.push({ path, problem: `${s.errorMessage ?? `must be ${branches.map(describe).join(' or ')}`} (got ${got(value)})`, at: 'value' });
+    out.push({ path, problem: `${s.errorMessage ?? `must be ${describeBranches(branches)}`} (got ${got(value)})`, at: 'value' });
     return;
   }
   let chosen: SchemaNode | undefined;
@@ -436,13 +436,18 @@ function withinBounds(v: number, s: SchemaNode): boolean {
   );
 }
 
+/** Each distinct alternative once: three kinds of schedule object are still "an object". */
+function describeBranches(branches: SchemaNode[]): string {
+  return [...new Set(branches.map(describe))].join(' or ');
+}
+
 /** "a number > 0", "a whole number >= 1", "a non-empty list of strings", … */
 function describe(schema: SchemaNode): string {
   const s = resolve(schema);
   if (s.const !== undefined) return show(s.const);
   if (s.enum !== undefined) return `one of ${s.enum.map(show).join(', ')}`;
   const branches = s.oneOf ?? s.anyOf;
-  if (branches !== undefined) return branches.map(describe).join(' or ');
+  if (branches !== undefined) return describeBranches(branches);
   const type = Array.isArray(s.type) ? s.type[0] : s.type;
   switch (type) {
     case 'number':

@@ -186,6 +186,8 @@ const BAD_PLANS: BadPlan[] = [
     problem: '"mode" and "stages" cannot be used together',
     bySchema: true,
   },
+  { name: 'schedule given as its type name', edit: (p) => ((p.training.schedule = 'cosine'), p), field: 'training.schedule', problem: 'must be an object (got "cosine")', bySchema: true },
+  { name: 'unfreeze given as its mode name', edit: (p) => ({ ...p, unfreeze: 'gradual' }), field: 'unfreeze', problem: 'must be an object (got "gradual")', bySchema: true },
   { name: 'misspelt unfreeze mode', edit: (p) => ({ ...p, unfreeze: { mode: 'gradually' } }), field: 'unfreeze.mode', problem: 'must be "gradual" (got "gradually")', bySchema: true },
   { name: 'empty unfreeze', edit: (p) => ({ ...p, unfreeze: {} }), field: 'unfreeze', problem: 'must have "mode" or "stages"', bySchema: true },
   {
