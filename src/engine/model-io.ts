@@ -374,10 +374,12 @@ export function applyHead(
   head: HeadSpec,
   outputs: number,
   seed = 0,
+  planFile?: string,
 ): { model: tf.LayersModel; newLayers: string[] } {
-  const cutLayer = head.cut === undefined ? defaultCut(model) : findLayer(model, head.cut);
+  const at = (field: string) => (planFile === undefined ? { field } : { file: planFile, field });
+  const cutLayer = head.cut === undefined ? defaultCut(model, at('head.cut')) : findLayer(model, head.cut, at('head.cut'));
   if (!Number.isInteger(outputs) || outputs < 1) {
-    throw new LayerwiseError(`the new head needs a whole number of outputs ≥ 1, got ${outputs}`, { field: 'head.outputs' });
+    throw new LayerwiseError(`the new head needs a whole number of outputs ≥ 1, got ${outputs}`, at('head.outputs'));
   }
   const kept = keptLayerNames(model, cutLayer);
   const newLayers: string[] = [];
@@ -389,7 +391,7 @@ export function applyHead(
   };
   let x = cutLayer.output;
   if (Array.isArray(x)) {
-    throw new LayerwiseError(`layer "${cutLayer.name}" has several outputs; cut at a layer with one`, { field: 'head.cut' });
+    throw new LayerwiseError(`layer "${cutLayer.name}" has several outputs; cut at a layer with one`, at('head.cut'));
   }
   if (x.shape.length > 2) {
     x = tf.layers.flatten({ name: uniqueName('head_flatten') }).apply(x) as tf.SymbolicTensor;
@@ -419,20 +421,19 @@ export function applyHead(
 }
 
 /** The layer feeding the last layer that has weights (the second-to-last in a plain stack). */
-export function defaultCut(model: tf.LayersModel): tf.layers.Layer {
+export function defaultCut(model: tf.LayersModel, where: { file?: string; field: string }): tf.layers.Layer {
   const layers = model.layers;
   let last = layers.length - 1;
   while (last > 0 && layers[last]!.weights.length === 0) last--;
   const inbound = layers[last]?.inboundNodes[0]?.inboundLayers ?? [];
   const feeding = inbound.length === 1 ? inbound[0] : undefined;
   if (feeding === undefined || feeding.getClassName() === 'InputLayer') {
-    throw new LayerwiseError('cannot tell which layer to keep below the current head: name it with head.cut',
-      { field: 'head.cut' });
+    throw new LayerwiseError('cannot tell which layer to keep below the current head: name it with head.cut', where);
   }
   return feeding;
 }
 
-function findLayer(model: tf.LayersModel, name: string): tf.layers.Layer {
+function findLayer(model: tf.LayersModel, name: string, where: { file?: string; field: string }): tf.layers.Layer {
   const found = model.layers.find((l) => l.name === name);
   if (found !== undefined) return found;
   const names = model.layers.map((l) => l.name);
@@ -441,7 +442,7 @@ function findLayer(model: tf.LayersModel, name: string): tf.layers.Layer {
     .sort((a, b) => a.d - b.d || a.n.localeCompare(b.n))
     .slice(0, 3)
     .map((c) => `"${c.n}"`);
-  throw new LayerwiseError(`no layer named "${name}"; closest: ${close.join(', ')}`, { field: 'head.cut' });
+  throw new LayerwiseError(`no layer named "${name}"; closest: ${close.join(', ')}`, where);
 }
 
 /** Names of the layers the new model keeps: everything the cut layer's output depends on. */

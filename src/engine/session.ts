@@ -132,7 +132,7 @@ export async function prepareModel(
         outputs = typeof last?.[last.length - 1] === 'number' ? (last[last.length - 1] as number) : 1;
       } else outputs = fromData;
     } else outputs = plan.head.outputs;
-    const replaced = applyHead(model, plan.head, outputs, plan.training?.seed ?? DEFAULTS.seed);
+    const replaced = applyHead(model, plan.head, outputs, plan.training?.seed ?? DEFAULTS.seed, target.planFile);
     // the layers cut off above the head are in no model anyone disposes: free their weights now
     const keptLayers = new Set(replaced.model.layers);
     for (const layer of model.layers) if (!keptLayers.has(layer)) for (const w of layer.weights) w.dispose();

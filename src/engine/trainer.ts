@@ -29,7 +29,7 @@ import { describeFingerprintChanges, runFingerprint, type MeasuredInputs, type R
 import { buildTimeline, groupLrsAt, paramLr, resolveStages, scheduleFactorAt, type Timeline } from '../core/timeline.ts';
 import { BatchFeed, batchTensors, epochOrder, type Dataset } from './data.ts';
 import { computeLoss, countCorrect, forward, lossSpecFor, ModeControl, type LossSpec } from './forward.ts';
-import { saveModel } from './model-io.ts';
+import { modelJsonPath, saveModel } from './model-io.ts';
 import {
   CHECKPOINT_FILE,
   errnoText,
@@ -829,7 +829,8 @@ async function evaluateTest(run: Pick<PreparedRun, 'model' | 'data' | 'task'>, l
 
 /** A run writes only into its own folder, never into the model's folder. */
 export function assertOutDirAllowed(run: Pick<PreparedRun, 'plan' | 'planFile' | 'workspaceRoot'>, outDir: string): void {
-  const modelDir = dirname(resolvePlanPath(run.planFile, run.plan.model, 'model', run.workspaceRoot));
+  // "model" may name the model's folder instead of its model.json
+  const modelDir = dirname(modelJsonPath(resolvePlanPath(run.planFile, run.plan.model, 'model', run.workspaceRoot)));
   const rel = relative(modelDir, outDir);
   if (rel === '' || !(rel.startsWith('..') || isAbsolute(rel))) {
     throw new LayerwiseError(`the output folder ${outDir} is inside the model's folder; a run never writes there`, {

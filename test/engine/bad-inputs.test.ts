@@ -12,6 +12,7 @@ import type { Plan } from '../../src/core/plan.ts';
 import type { DataEvent } from '../../src/core/progress.ts';
 import { loadData } from '../../src/engine/data.ts';
 import { loadModel, readModelJson } from '../../src/engine/model-io.ts';
+import { prepareModel } from '../../src/engine/session.ts';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const committed = [path.join(fixtures, 'models'), path.join(fixtures, 'data')];
@@ -401,6 +402,32 @@ test('validationSplit that leaves no validation samples', async () => {
   const ws = workspace();
   await expectProblem(ws.root, () => loadData(plan({ train: 'data/shapes/train', validationSplit: 0.05 }), ws.planFile, ws.root, [null, 8, 8, 1]), {
     file: ws.planFile, field: 'data.validationSplit', message: /no validation samples/,
+  });
+});
+
+// ------------------------------------------------------------------ plans, run as the CLI runs them
+
+/** The mlp model and its CSV data in a fresh workspace, with a plan (`edit` changes the base). */
+function planWorkspace(edit: (p: Plan) => void): { root: string; planFile: string } {
+  const root = mkdtempSync(path.join(tmpdir(), 'layerwise-bad-plan-'));
+  cpSync(path.join(fixtures, 'models', 'mlp'), path.join(root, 'model'), { recursive: true });
+  cpSync(path.join(fixtures, 'data', 'mlp'), path.join(root, 'data'), { recursive: true });
+  const p: Plan = {
+    model: 'model/model.json',
+    head: { cut: 'dense_1', outputs: 'auto' },
+    data: { train: 'data/train.csv', validation: 'data/val.csv', label: 'species' },
+    training: { epochs: 1, batchSize: 8 },
+  };
+  edit(p);
+  const planFile = path.join(root, 'layerwise.json');
+  writeFileSync(planFile, JSON.stringify(p, null, 2));
+  return { root, planFile };
+}
+
+test('head.cut naming no layer names the plan file', async () => {
+  const ws = planWorkspace((p) => { p.head = { cut: 'dense_9' }; });
+  await expectProblem(ws.root, () => prepareModel({ planFile: ws.planFile, backend: 'cpu' }, { withData: false }), {
+    file: ws.planFile, field: 'head.cut', message: /no layer named "dense_9"; closest: "dense_1"/,
   });
 });
 
