@@ -178,17 +178,23 @@ export async function prepareRun(target: RunTarget, onEvent?: (e: TrainEvent) =>
   }
   const data = base.data;
   if (data === undefined) throw new LayerwiseError('the plan has no "data": training needs a dataset', { file: base.planFile, field: 'data' });
-  checkOutputs(base.model, data, base.planFile);
+  checkOutputs(base.model, base.plan, data, base.planFile);
   const params = bindParams(base.model, base.info, base.resolution);
   return { ...base, data, task: data.task, params, loadSeconds: (performance.now() - started) / 1000 };
 }
 
 /** The model's output width must equal the targets' width, or no loss can be computed. */
-function checkOutputs(model: tf.LayersModel, data: LoadedData, planFile: string): void {
+function checkOutputs(model: tf.LayersModel, plan: Plan, data: LoadedData, planFile: string): void {
   const shape = model.outputs[0]?.shape ?? [];
   const width = shape[shape.length - 1];
   if (typeof width === 'number' && width !== data.train.targetSize) {
     const what = data.task === 'classification' ? `${data.train.targetSize} classes` : `${data.train.targetSize} targets`;
+    if (typeof plan.head?.outputs === 'number') {
+      throw new LayerwiseError(`head.outputs is ${plan.head.outputs} but the data has ${what}; set it to ${data.train.targetSize} or "auto"`, {
+        file: planFile,
+        field: 'head.outputs',
+      });
+    }
     throw new LayerwiseError(
       `the model has ${width} outputs but the data has ${what}; add a "head" with "outputs": "auto" to replace the top of the model`,
       { file: planFile, field: 'head' },

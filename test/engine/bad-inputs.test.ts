@@ -12,7 +12,7 @@ import type { Plan } from '../../src/core/plan.ts';
 import type { DataEvent } from '../../src/core/progress.ts';
 import { loadData } from '../../src/engine/data.ts';
 import { loadModel, readModelJson } from '../../src/engine/model-io.ts';
-import { prepareModel } from '../../src/engine/session.ts';
+import { prepareModel, prepareRun } from '../../src/engine/session.ts';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const committed = [path.join(fixtures, 'models'), path.join(fixtures, 'data')];
@@ -428,6 +428,13 @@ test('head.cut naming no layer names the plan file', async () => {
   const ws = planWorkspace((p) => { p.head = { cut: 'dense_9' }; });
   await expectProblem(ws.root, () => prepareModel({ planFile: ws.planFile, backend: 'cpu' }, { withData: false }), {
     file: ws.planFile, field: 'head.cut', message: /no layer named "dense_9"; closest: "dense_1"/,
+  });
+});
+
+test('head.outputs that differs from the classes names head.outputs and its value', async () => {
+  const ws = planWorkspace((p) => { p.head = { cut: 'dense_1', outputs: 2 }; });
+  await expectProblem(ws.root, () => prepareRun({ planFile: ws.planFile, backend: 'cpu' }), {
+    file: ws.planFile, field: 'head.outputs', message: /^[^"]*head\.outputs: head\.outputs is 2 but the data has 3 classes; set it to 3 or "auto"$/,
   });
 });
 
