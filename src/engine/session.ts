@@ -4,7 +4,7 @@
  * head), the data, and the resolved parameter groups tied to the model's variables.
  */
 import * as tf from '@tensorflow/tfjs';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { LayerwiseError } from '../core/errors.ts';
 import { resolveGroups } from '../core/groups.ts';
@@ -162,7 +162,12 @@ export async function describeModelFile(modelFile: string, backend: BackendPrefe
 
 /** The plan's output folder (`output`, default "runs"), where runs write their folders. */
 export function outputRoot(run: Pick<PreparedRun, 'plan' | 'planFile' | 'workspaceRoot'>): string {
-  return resolvePlanPath(run.planFile, run.plan.output ?? DEFAULTS.output, 'output', run.workspaceRoot);
+  const output = run.plan.output ?? DEFAULTS.output;
+  const root = resolvePlanPath(run.planFile, output, 'output', run.workspaceRoot);
+  if (existsSync(root) && !statSync(root).isDirectory()) {
+    throw new LayerwiseError(`${JSON.stringify(output)} is a file, not a folder; runs write their folders inside "output"`, { file: run.planFile, field: 'output' });
+  }
+  return root;
 }
 
 

@@ -13,6 +13,7 @@ import type { DataEvent } from '../../src/core/progress.ts';
 import { loadData } from '../../src/engine/data.ts';
 import { loadModel, readModelJson } from '../../src/engine/model-io.ts';
 import { prepareModel, prepareRun } from '../../src/engine/session.ts';
+import { train } from '../../src/engine/trainer.ts';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const committed = [path.join(fixtures, 'models'), path.join(fixtures, 'data')];
@@ -435,6 +436,13 @@ test('head.outputs that differs from the classes names head.outputs and its valu
   const ws = planWorkspace((p) => { p.head = { cut: 'dense_1', outputs: 2 }; });
   await expectProblem(ws.root, () => prepareRun({ planFile: ws.planFile, backend: 'cpu' }), {
     file: ws.planFile, field: 'head.outputs', message: /^[^"]*head\.outputs: head\.outputs is 2 but the data has 3 classes; set it to 3 or "auto"$/,
+  });
+});
+
+test('an output folder that is a file is refused before anything is written', async () => {
+  const ws = planWorkspace((p) => { p.output = 'data/train.csv'; });
+  await expectProblem(ws.root, () => train({ planFile: ws.planFile, backend: 'cpu' }), {
+    file: ws.planFile, field: 'output', message: /"data\/train\.csv" is a file, not a folder/,
   });
 });
 
