@@ -446,6 +446,15 @@ test('an output folder that is a file is refused before anything is written', as
   });
 });
 
+test('a model named by its folder: runs beside it are allowed, runs inside it are not', async () => {
+  const ws = planWorkspace((p) => { p.model = 'model'; });
+  const out = await train({ planFile: ws.planFile, backend: 'cpu', outDir: path.join(ws.root, 'runs', 'a') });
+  assert.equal(out.report.stopped, 'completed');
+  await expectProblem(ws.root, () => train({ planFile: ws.planFile, backend: 'cpu', outDir: path.join(ws.root, 'model', 'run') }), {
+    file: ws.planFile, field: 'output', message: /inside the model's folder/,
+  });
+});
+
 test('the committed fixtures are unchanged', () => {
   assert.deepEqual(committed.map(hashTree), committedBefore);
 });
