@@ -4,7 +4,7 @@
  * head), the data, and the resolved parameter groups tied to the model's variables.
  */
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { LayerwiseError } from '../core/errors.ts';
 import { resolveGroups } from '../core/groups.ts';
@@ -170,6 +170,21 @@ export function outputRoot(run: Pick<PreparedRun, 'plan' | 'planFile' | 'workspa
   return root;
 }
 
+
+/** A new run (or LR range test) writes into a new or empty folder, so nothing kept there is overwritten. */
+export function assertNewRunFolder(outDir: string): void {
+  if (!existsSync(outDir)) return;
+  const where = { file: outDir, field: '--out' };
+  if (!statSync(outDir).isDirectory()) throw new LayerwiseError('is a file, not a folder; a run writes into a folder of its own', where);
+  const held = readdirSync(outDir);
+  if (held.length > 0) {
+    const shown = held.slice(0, 3).join(', ') + (held.length > 3 ? `, … (${held.length} entries)` : '');
+    throw new LayerwiseError(
+      `already holds files (${shown}); a new run writes into a new or empty folder — choose another --out, or continue a stopped run there with --resume`,
+      where,
+    );
+  }
+}
 
 /** `onEvent` hears the data being prepared (counting and checking images, skipped files). */
 export async function prepareRun(target: RunTarget, onEvent?: (e: TrainEvent) => void): Promise<PreparedRun> {

@@ -47,7 +47,7 @@ import {
 import { GroupedOptimizer, type OptimizerSettings, type ParamStateData } from './optimizer.ts';
 import { acquireRunLock } from '../core/run-lock.ts';
 import { buildFrozenPrefix, planPrefix, type FrozenPrefix } from './prefix-cache.ts';
-import { outputRoot, prepareRun, trainingParams, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
+import { assertNewRunFolder, outputRoot, prepareRun, trainingParams, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
 
 export interface TrainOptions extends RunTarget {
   /** Exact output folder (created); default: `<plan output>/<plan name>-<timestamp>`. */
@@ -75,6 +75,7 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   try {
     const outDir = resolveOutDir(run, opts);
     assertOutDirAllowed(run, outDir);
+    if (opts.resumeFrom === undefined) assertNewRunFolder(outDir);
     const resume = opts.resumeFrom === undefined ? undefined : loadResume(run, opts.resumeFrom, opts.onEvent);
     const lock = acquireRunLock(outputRoot(run), run.planFile, outDir);
     try {

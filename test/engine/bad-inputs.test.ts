@@ -14,6 +14,7 @@ import { loadData } from '../../src/engine/data.ts';
 import { loadModel, readModelJson } from '../../src/engine/model-io.ts';
 import { prepareModel, prepareRun } from '../../src/engine/session.ts';
 import { train } from '../../src/engine/trainer.ts';
+import { findLr } from '../../src/engine/lr-finder.ts';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const committed = [path.join(fixtures, 'models'), path.join(fixtures, 'data')];
@@ -453,6 +454,27 @@ test('a model named by its folder: runs beside it are allowed, runs inside it ar
   await expectProblem(ws.root, () => train({ planFile: ws.planFile, backend: 'cpu', outDir: path.join(ws.root, 'model', 'run') }), {
     file: ws.planFile, field: 'output', message: /inside the model's folder/,
   });
+});
+
+test('a run folder (--out) that already holds files, or is a file, is refused: nothing in it is overwritten', async () => {
+  const ws = planWorkspace(() => undefined);
+  const mine = path.join(ws.root, 'mine');
+  mkdirSync(mine);
+  writeFileSync(path.join(mine, 'report.json'), 'my own notes');
+  await expectProblem(ws.root, () => train({ planFile: ws.planFile, backend: 'cpu', outDir: mine }), {
+    file: mine, field: '--out', message: /already holds files \(report\.json\); a new run writes into a new or empty folder/,
+  });
+  const file = path.join(ws.root, 'data', 'train.csv');
+  await expectProblem(ws.root, () => train({ planFile: ws.planFile, backend: 'cpu', outDir: file }), {
+    file, field: '--out', message: /is a file, not a folder/,
+  });
+  await expectProblem(ws.root, () => findLr({ planFile: ws.planFile, backend: 'cpu', outDir: mine, options: { mode: 'global', steps: 5 } }), {
+    file: mine, field: '--out', message: /already holds files/,
+  });
+  // an empty folder is fine
+  const empty = path.join(ws.root, 'empty');
+  mkdirSync(empty);
+  assert.equal((await train({ planFile: ws.planFile, backend: 'cpu', outDir: empty })).report.stopped, 'completed');
 });
 
 test('the committed fixtures are unchanged', () => {
