@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { ADVICE_LIMITS, adviceWindow, adviseRun } from '../core/advice.ts';
 import { writeFileAtomic } from '../core/atomic-write.ts';
@@ -179,7 +179,11 @@ export function defaultOutDir(run: Pick<PreparedRun, 'plan' | 'planFile' | 'work
   const root = outputRoot(run);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19);
   const planName = basename(run.planFile).replace(/\.json$/, '').replace(/\.layerwise$/, '');
-  return join(root, `${prefix}${planName}-${stamp}`);
+  const base = join(root, `${prefix}${planName}-${stamp}`);
+  // two runs started in the same second each get a folder of their own
+  let dir = base;
+  for (let i = 2; existsSync(dir); i++) dir = `${base}-${i}`;
+  return dir;
 }
 
 export function optimizerSettings(run: Pick<PreparedRun, 'plan'>): OptimizerSettings {

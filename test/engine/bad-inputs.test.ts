@@ -13,7 +13,7 @@ import type { DataEvent } from '../../src/core/progress.ts';
 import { loadData } from '../../src/engine/data.ts';
 import { loadModel, readModelJson } from '../../src/engine/model-io.ts';
 import { prepareModel, prepareRun } from '../../src/engine/session.ts';
-import { train } from '../../src/engine/trainer.ts';
+import { defaultOutDir, train } from '../../src/engine/trainer.ts';
 import { findLr } from '../../src/engine/lr-finder.ts';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
@@ -479,4 +479,12 @@ test('a run folder (--out) that already holds files, or is a file, is refused: n
 
 test('the committed fixtures are unchanged', () => {
   assert.deepEqual(committed.map(hashTree), committedBefore);
+});
+
+test('two runs started in the same second get two folders', () => {
+  const ws = planWorkspace(() => undefined);
+  const run = { plan: { model: 'model/model.json' }, planFile: ws.planFile, workspaceRoot: ws.root };
+  const first = defaultOutDir(run);
+  mkdirSync(first, { recursive: true });
+  assert.notEqual(defaultOutDir(run), first);
 });
