@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { ADVICE_LIMITS, adviceWindow, adviseRun } from '../core/advice.ts';
 import { writeFileAtomic } from '../core/atomic-write.ts';
-import { LayerwiseError } from '../core/errors.ts';
+import { formatProblem, LayerwiseError } from '../core/errors.ts';
 import { batchNormInferenceLayers } from '../core/groups.ts';
 import type { Resolution } from '../core/groups.types.ts';
 import { FIRST_LAYER_TRAINS } from '../core/layer-graph.ts';
@@ -345,6 +345,8 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions, resume
   const outDir = opts.outDir ?? defaultOutDir(run);
   assertOutDirAllowed(run, outDir);
   emit({ kind: 'log', level: 'info', message: `backend ${run.backend.name}: ${run.backend.reason}` });
+  // the editor shows these on the plan; a run from a terminal must not be silent about them either
+  for (const w of resolution.warnings) emit({ kind: 'log', level: 'warn', message: formatProblem(w.message, run.planFile, w.field) });
   if (data.pipeline !== undefined) {
     const p = data.pipeline;
     const how = p.mode === 'stream' ? `streamed from ${p.format === 'csv' ? 'the file' : 'files'} per batch` : 'held in memory';

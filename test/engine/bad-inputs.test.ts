@@ -488,3 +488,15 @@ test('two runs started in the same second get two folders', () => {
   mkdirSync(first, { recursive: true });
   assert.notEqual(defaultOutDir(run), first);
 });
+
+test('a plan whose audit warns (an override naming no layer, a pattern matching none) trains, and the run says so with file and field', async () => {
+  const ws = planWorkspace((p) => {
+    p.layers = { densse: { lrMult: 0.1 } };
+    p.groups = [{ name: 'body', layers: ['dense', 'batch_norm'] }];
+  });
+  const warnings: string[] = [];
+  const out = await train({ planFile: ws.planFile, backend: 'cpu', onEvent: (e) => { if (e.kind === 'log' && e.level === 'warn') warnings.push(e.message); } });
+  assert.equal(out.report.stopped, 'completed');
+  assert.ok(warnings.includes(`${ws.planFile}: layers.densse: layers["densse"] names no layer of the model; did you mean "dense"?`), warnings.join('\n'));
+  assert.ok(warnings.includes(`${ws.planFile}: groups[0].layers[1]: pattern "batch_norm" of group "body" matches no layer`), warnings.join('\n'));
+});
