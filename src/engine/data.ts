@@ -403,6 +403,12 @@ async function loadCsvData(
   const { labelName, featureNames, sampleShape } = layout!;
   const resolvedTask = labels!.resolvedTask();
   const classes = resolvedTask === 'classification' ? sortClasses([...labels!.distinct!.keys()]) : undefined;
+  if (classes?.length === 1) {
+    throw new LayerwiseError(
+      `column ${JSON.stringify(labelName)} holds one class (${JSON.stringify(classes[0])}); classification needs at least 2 (for a numeric target set "task": "regression")`,
+      { file: planFile, field: 'data.label' },
+    );
+  }
   const width = classes === undefined ? 1 : classes.length;
 
   const trainY = new Float32Array(n * width);
@@ -655,6 +661,9 @@ async function listAndLoadImages(
 ): Promise<LoadedData> {
   const emit = opts.onEvent ?? (() => undefined);
   const classes = listClassFolders(trainPath, planFile, 'data.train');
+  if (classes.length === 1) {
+    throw new LayerwiseError(`${trainPath} holds one class folder (${JSON.stringify(classes[0])}); classification needs at least 2`, { file: planFile, field: 'data.train' });
+  }
   const lists: Array<{ root: string; field: string; folders: string[] }> = [{ root: trainPath, field: 'data.train', folders: classes }];
   for (const h of [val, test]) {
     if (h === undefined) continue;

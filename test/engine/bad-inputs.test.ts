@@ -4,7 +4,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
-import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { LayerwiseError } from '../../src/core/errors.ts';
@@ -499,4 +499,19 @@ test('a plan whose audit warns (an override naming no layer, a pattern matching 
   assert.equal(out.report.stopped, 'completed');
   assert.ok(warnings.includes(`${ws.planFile}: layers.densse: layers["densse"] names no layer of the model; did you mean "dense"?`), warnings.join('\n'));
   assert.ok(warnings.includes(`${ws.planFile}: groups[0].layers[1]: pattern "batch_norm" of group "body" matches no layer`), warnings.join('\n'));
+});
+
+test('classification with a single class is refused, for image folders and CSV labels', async () => {
+  const ws = workspace();
+  const shapes = path.join(ws.root, 'data/shapes/train');
+  const [keep, ...others] = readdirSync(shapes).sort();
+  for (const c of others) rmSync(path.join(shapes, c), { recursive: true });
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/shapes/train' }), ws.planFile, ws.root, [null, 8, 8, 1]), {
+    file: ws.planFile, field: 'data.train', message: new RegExp(`one class folder \\("${keep}"\\); classification needs at least 2`),
+  });
+  const csv = path.join(ws.root, 'data/mlp/train.csv');
+  editCsv(csv, (l) => l.forEach((line, i) => { if (i > 0) l[i] = line.replace(/,[a-z]+$/, ',alpha'); }));
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/mlp/train.csv', label: 'species' }), ws.planFile, ws.root, [null, 6]), {
+    file: ws.planFile, field: 'data.label', message: /column "species" holds one class \("alpha"\); classification needs at least 2/,
+  });
 });
