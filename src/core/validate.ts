@@ -696,6 +696,14 @@ function semanticFindings(plan: unknown): Finding[] {
       }
       if (Array.isArray(crop.scale) && crop.scale[1] === 0) add(['data', 'augment', 'randomResizedCrop', 'scale'], 'the largest area fraction must be above 0');
     }
+    if (Array.isArray(data.features)) {
+      const first = new Map<unknown, number>();
+      data.features.forEach((f, j) => {
+        const i = first.get(f);
+        if (i === undefined) first.set(f, j);
+        else add(['data', 'features', j], `${JSON.stringify(f)} is listed twice (also data.features[${i}])`);
+      });
+    }
     if (typeof data.label === 'string' && Array.isArray(data.features)) {
       const j = data.features.indexOf(data.label);
       if (j >= 0) add(['data', 'features', j], `"${data.label}" is the label column (data.label) and cannot also be a feature`);

@@ -250,6 +250,13 @@ const BAD_PLANS: BadPlan[] = [
     bySchema: false,
   },
   {
+    name: 'a feature listed twice',
+    edit: (p) => ((p.data.features = ['x1', 'x2', 'x1']), p),
+    field: 'data.features[2]',
+    problem: '"x1" is listed twice (also data.features[0])',
+    bySchema: false,
+  },
+  {
     name: 'Nesterov without momentum',
     edit: (p) => ((p.training.optimizer = 'sgd'), (p.training.nesterov = true), p),
     field: 'training.nesterov',
