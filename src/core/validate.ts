@@ -142,7 +142,11 @@ const SYNTAX_MESSAGES: Record<string, string> = {
 function syntaxProblem(text: string, e: ParseError): PlanProblem {
   const { line, column } = lineColumn(text, e.offset);
   const message =
-    text.trim() === '' ? 'the file is empty (a plan is a JSON object)' : `syntax error: ${SYNTAX_MESSAGES[printParseErrorCode(e.error)] ?? 'invalid JSON'}`;
+    text.trim() === ''
+      ? 'the file is empty (a plan is a JSON object)'
+      : e.offset === 0 && text.startsWith('\ufeff')
+        ? 'the file starts with a byte-order mark (BOM); save it as UTF-8 without BOM'
+        : `syntax error: ${SYNTAX_MESSAGES[printParseErrorCode(e.error)] ?? 'invalid JSON'}`;
   return { message, field: `${line}:${column}`, path: [], offset: e.offset, length: Math.max(1, e.length) };
 }
 

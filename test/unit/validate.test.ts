@@ -495,6 +495,10 @@ test('syntax errors name the file and line:column', () => {
   });
   assert.throws(() => parsePlanText('', FILE), { message: `${FILE}: 1:1: the file is empty (a plan is a JSON object)` });
   assert.throws(() => parsePlanText('{ "model": "m" /* open', FILE), { message: /^layerwise\.json: 1:16: syntax error: the comment is not closed/ });
+  // an invisible byte-order mark (Notepad's "UTF-8 with BOM") is named, not "unexpected character"
+  assert.throws(() => parsePlanText('\ufeff{ "model": "m/model.json" }', FILE), {
+    message: `${FILE}: 1:1: the file starts with a byte-order mark (BOM); save it as UTF-8 without BOM`,
+  });
 });
 
 test('comments and trailing commas are allowed', () => {
