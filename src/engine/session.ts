@@ -13,6 +13,7 @@ import type { ModelInfo } from '../core/model-info.ts';
 import { resolvePlanPath } from '../core/paths.ts';
 import { planOnlyFormat, readPytorchModel } from '../core/pytorch-model.ts';
 import { DEFAULTS, type Plan, type Task } from '../core/plan.ts';
+import { resolveStages } from '../core/timeline.ts';
 import { parsePlanText } from '../core/validate.ts';
 import type { BackendPreference } from '../protocol/worker.ts';
 import { selectBackend, type BackendChoice } from './backend.ts';
@@ -199,6 +200,8 @@ export async function prepareRun(target: RunTarget, onEvent?: (e: TrainEvent) =>
   const data = base.data;
   if (data === undefined) throw new LayerwiseError('the plan has no "data": training needs a dataset', { file: base.planFile, field: 'data' });
   checkOutputs(base.model, base.plan, data, base.planFile);
+  // stages the plan cannot build are refused here, before a run creates its output folder
+  resolveStages(base.plan, base.resolution, base.planFile);
   const params = bindParams(base.model, base.info, base.resolution);
   return { ...base, data, task: data.task, params, loadSeconds: (performance.now() - started) / 1000 };
 }

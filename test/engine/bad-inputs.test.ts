@@ -515,3 +515,13 @@ test('classification with a single class is refused, for image folders and CSV l
     file: ws.planFile, field: 'data.label', message: /column "species" holds one class \("alpha"\); classification needs at least 2/,
   });
 });
+
+test('unfreezing stages the epochs cannot hold are refused before the run creates its output folder', async () => {
+  const ws = planWorkspace((p) => {
+    p.groups = [{ name: 'body', layers: ['dense'] }, { name: 'norm', layers: ['batch_normalization'] }, { name: 'head', layers: ['head_*'] }];
+    p.unfreeze = { mode: 'gradual' };
+  });
+  await expectProblem(ws.root, () => train({ planFile: ws.planFile, backend: 'cpu' }), {
+    file: ws.planFile, field: 'training.epochs', message: /gradual unfreezing of 4 groups with 1 epoch\(s\) per stage needs at least 4 epochs in total \(got 1\)/,
+  });
+});
