@@ -9,6 +9,7 @@ import {
   closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync,
   rmSync, statSync, writeSync,
 } from 'node:fs';
+import { totalmem } from 'node:os';
 import * as path from 'node:path';
 import { parse as parseJsonc, type ParseError } from 'jsonc-parser';
 import { LayerwiseError, jsonPath } from '../core/errors.ts';
@@ -396,6 +397,7 @@ export function applyHead(
   if (x.shape.length > 2) {
     x = tf.layers.flatten({ name: uniqueName('head_flatten') }).apply(x) as tf.SymbolicTensor;
   }
+  assertHeadFits(x.shape[1] ?? 0, [...(head.hidden ?? []), outputs], at(head.hidden !== undefined && head.hidden.length > 0 ? 'head.hidden' : 'head.outputs'));
   let seedOffset = 0;
   const dense = (units: number, activation: 'relu' | 'linear' | 'softmax' | 'sigmoid', name: string): tf.layers.Layer =>
     tf.layers.dense({
@@ -418,6 +420,24 @@ export function applyHead(
   x = dense(outputs, head.activation ?? 'linear', uniqueName('head_out')).apply(x) as tf.SymbolicTensor;
   const replaced = tf.model({ inputs: model.inputs, outputs: x, name: `${model.name}_with_head` });
   return { model: replaced, newLayers };
+}
+
+/** The new dense layers' float32 weights and the optimizer's two moments for each must fit in this machine's memory. */
+function assertHeadFits(inputs: number, units: readonly number[], where: { file?: string; field: string }): void {
+  let weights = 0;
+  let width = inputs;
+  for (const u of units) {
+    weights += (width + 1) * u;
+    width = u;
+  }
+  const bytes = weights * 4 * 3;
+  if (bytes > totalmem()) {
+    const gb = (b: number) => `${Math.round(b / 2 ** 30)} GB`;
+    throw new LayerwiseError(
+      `the new head would hold ${weights.toPrecision(2)} weights (${gb(bytes)} with the optimizer's two moments), more than this machine's ${gb(totalmem())} of memory`,
+      where,
+    );
+  }
 }
 
 /** The layer feeding the last layer that has weights (the second-to-last in a plain stack). */

@@ -525,3 +525,10 @@ test('unfreezing stages the epochs cannot hold are refused before the run create
     file: ws.planFile, field: 'training.epochs', message: /gradual unfreezing of 4 groups with 1 epoch\(s\) per stage needs at least 4 epochs in total \(got 1\)/,
   });
 });
+
+test('a new head too large for this machine is refused before tfjs allocates it', async () => {
+  const ws = planWorkspace((p) => { p.head = { cut: 'dense', hidden: [1e9] }; });
+  await expectProblem(ws.root, () => prepareModel({ planFile: ws.planFile, backend: 'cpu' }, { withData: false }), {
+    file: ws.planFile, field: 'head.hidden', message: /the new head would hold 1\.2e\+10 weights \(1\d\d GB with the optimizer's two moments\), more than this machine's \d+ GB of memory/,
+  });
+});
