@@ -451,6 +451,7 @@ async function loadCsvData(
       },
     });
     keep(read);
+    if (read.n === 0) throw new LayerwiseError(`the CSV file has a header but no rows (${h.field})`, { file: h.path, field: 'line 2' });
     const t = targets.done();
     const y = new Float32Array(t.length * width);
     if (classes === undefined) y.set(t);

@@ -532,3 +532,14 @@ test('a new head too large for this machine is refused before tfjs allocates it'
     file: ws.planFile, field: 'head.hidden', message: /the new head would hold 1\.2e\+10 weights \(1\d\d GB with the optimizer's two moments\), more than this machine's \d+ GB of memory/,
   });
 });
+
+test('a validation or test CSV with a header and no rows is refused (it gave a NaN validation loss)', async () => {
+  const ws = workspace();
+  const val = path.join(ws.root, 'data/mlp/val.csv');
+  editCsv(val, (l) => l.splice(1));
+  for (const held of ['validation', 'test'] as const) {
+    await expectProblem(ws.root, () => loadData(plan({ train: 'data/mlp/train.csv', [held]: 'data/mlp/val.csv' }), ws.planFile, ws.root, [null, 6]), {
+      file: val, field: 'line 2', message: new RegExp(`the CSV file has a header but no rows \\(data\\.${held}\\)`),
+    });
+  }
+});
