@@ -140,7 +140,7 @@ export function readModelJson(modelPath: string, ctx: ModelContext = {}): ModelJ
       }
       const dtype = w['dtype'];
       if (typeof dtype !== 'string' || !(dtype in BYTES_PER_ELEMENT)) {
-        throw bad(`dtype ${JSON.stringify(dtype)} of "${name}" is not supported (float32 or int32)`, [...wat, 'dtype']);
+        throw bad(dtype === undefined ? `dtype of "${name}" is missing (float32 or int32)` : `dtype ${JSON.stringify(dtype)} of "${name}" is not supported (float32 or int32)`, [...wat, 'dtype']);
       }
       const spec: tf.io.WeightsManifestEntry = { name, shape: shape as number[], dtype: dtype as 'float32' | 'int32' };
       if (typeof w['group'] === 'string') spec.group = w['group'] as tf.io.WeightGroup;

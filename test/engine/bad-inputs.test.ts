@@ -150,6 +150,13 @@ test('unknown dtype', async () => {
   await expectProblem(m.root, () => readModelJson(m.dir), { file: m.file, field: 'weightsManifest[0].weights[1].dtype', message: /"bool".*float32 or int32/ });
 });
 
+test('missing dtype', async () => {
+  const m = brokenModel((json) => {
+    delete group0(json).weights[1]!['dtype'];
+  });
+  await expectProblem(m.root, () => readModelJson(m.dir), { file: m.file, field: 'weightsManifest[0].weights[1].dtype', message: /dtype of "dense\/bias" is missing \(float32 or int32\)/ });
+});
+
 test('unsupported quantization', async () => {
   const m = brokenModel((json) => {
     group0(json).weights[0]!['quantization'] = { dtype: 'int4', scale: 1, min: 0 };
