@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-write.ts';
-import { cliWorkspaceRoot } from '../core/paths.ts';
+import { cliWorkspaceRoot, resolveCliFolder } from '../core/paths.ts';
 import { initPlan } from '../core/init-plan.ts';
 import { RECIPES } from '../core/presets.ts';
 import { formatProblem, LayerwiseError } from '../core/errors.ts';
@@ -244,13 +244,14 @@ async function trainCommand(args: ParsedArgs): Promise<number> {
   const outFlag = flagString(args, 'out');
   const resumeFlag = flagString(args, 'resume');
   const python = flagString(args, 'python');
+  const workspaceRoot = workspaceFor(args, planFile);
   const outcome = await trainPlan({
     planFile,
-    workspaceRoot: workspaceFor(args, planFile),
+    workspaceRoot,
     backend: backendOf(args),
     ...(python !== undefined ? { python } : {}),
-    outDir: outFlag === undefined ? undefined : resolve(outFlag),
-    resumeFrom: resumeFlag === undefined ? undefined : resolve(resumeFlag),
+    outDir: outFlag === undefined ? undefined : resolveCliFolder(outFlag, '--out', workspaceRoot),
+    resumeFrom: resumeFlag === undefined ? undefined : resolveCliFolder(resumeFlag, '--resume', workspaceRoot),
     signal: controller.signal,
     onEvent,
   });
@@ -301,12 +302,13 @@ async function findLrCommand(args: ParsedArgs): Promise<number> {
   const stage = flagNumber(args, 'stage');
   const json = args.flags.has('json');
   const python = flagString(args, 'python');
+  const workspaceRoot = workspaceFor(args, planFile);
   const result = await findLrPlan({
     planFile,
-    workspaceRoot: workspaceFor(args, planFile),
+    workspaceRoot,
     backend: backendOf(args),
     ...(python !== undefined ? { python } : {}),
-    outDir: outFlag === undefined ? undefined : resolve(outFlag),
+    outDir: outFlag === undefined ? undefined : resolveCliFolder(outFlag, '--out', workspaceRoot),
     stage,
     options: {
       mode: group === undefined ? 'global' : 'group',

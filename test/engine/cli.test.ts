@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync, statSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync, statSync, symlinkSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -209,4 +209,28 @@ test('export --out never overwrites a file it did not write (data, weights), nor
   const again = runCli(['export', 'layerwise.json', '--to', 'mmengine', '--out', 'train.py', '--backend', 'cpu'], { cwd: ws });
   assert.equal(again.code, 0, again.stderr);
   assert.match(readFileSync(join(ws, 'train.py'), 'utf8'), /MMEngine/);
+});
+
+test('train and find-lr refuse an --out or --resume folder outside the workspace (a symlink out included); nothing is written there', () => {
+  const outer = mkdtempSync(join(tmpdir(), 'layerwise-cli-outer-'));
+  const ws = join(outer, 'ws');
+  cpSync(workspace(), ws, { recursive: true });
+  mkdirSync(join(outer, 'target'));
+  symlinkSync(join(outer, 'target'), join(ws, 'out-link'));
+  const before = hashTree(outer);
+  for (const args of [
+    ['train', 'layerwise.json', '--out', '../elsewhere'],
+    ['train', 'layerwise.json', '--out', 'out-link/run'],
+    ['train', 'layerwise.json', '--resume', '..'],
+    ['find-lr', 'layerwise.json', '--out', join(outer, 'lr')],
+  ]) {
+    const r = runCli([...args, '--backend', 'cpu'], { cwd: ws });
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /^layerwise: --(out|resume): .* lies outside the workspace folder .*\/ws; choose a folder inside it, or give --workspace DIR above both\n$/);
+    assert.equal(hashTree(outer), before, args.join(' '));
+  }
+  // --workspace above both makes it a choice the user wrote down
+  const r = runCli(['train', 'layerwise.json', '--out', '../elsewhere', '--workspace', '..', '--backend', 'cpu'], { cwd: ws });
+  assert.equal(r.code, 0, r.stderr);
 });
