@@ -260,7 +260,7 @@ export function resolveGroups(model: ModelInfo, plan: Plan, file?: string): Reso
     const n = unmatchedWeighted.length;
     warnings.push({
       code: 'unmatchedLayers',
-      message: `${n} layer${n === 1 ? '' : 's'} with weights match${n === 1 ? 'es' : ''} no group and train in the implicit group "${DEFAULT_GROUP}" (×1): ${listNames(unmatchedWeighted.map((l) => l.name))}`,
+      message: `${n} layer${n === 1 ? '' : 's'} with weights match${n === 1 ? 'es' : ''} no group and train${n === 1 ? 's' : ''} in the implicit group "${DEFAULT_GROUP}" (×1): ${listNames(unmatchedWeighted.map((l) => l.name))}`,
       field: 'groups',
       group: DEFAULT_GROUP,
     });

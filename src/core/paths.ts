@@ -56,6 +56,20 @@ export function cliWorkspaceRoot(planFile: string, workspaceFlag?: string): stri
   return root;
 }
 
+/**
+ * A folder named on the command line (`--out`, `--resume`): like every path of a plan it must lie
+ * inside the workspace (after symlinks), since the run records it in the plan's results.
+ */
+export function resolveCliFolder(value: string, flag: string, workspaceRoot: string): string {
+  if (value.includes('\0')) throw new LayerwiseError('must not contain a NUL byte', { field: flag });
+  const resolved = path.resolve(value);
+  const root = path.resolve(workspaceRoot);
+  if (!isInside(root, resolved) || !isInside(realpathOrSelf(root), realpathOfExisting(resolved))) {
+    throw new LayerwiseError(`${resolved} lies outside the workspace folder ${root}; choose a folder inside it, or give --workspace DIR above both`, { field: flag });
+  }
+  return resolved;
+}
+
 /** True when `child` is `parent` or lies below it (both absolute and normalised). */
 export function isInside(parent: string, child: string): boolean {
   const rel = path.relative(parent, child);

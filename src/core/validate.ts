@@ -142,7 +142,11 @@ const SYNTAX_MESSAGES: Record<string, string> = {
 function syntaxProblem(text: string, e: ParseError): PlanProblem {
   const { line, column } = lineColumn(text, e.offset);
   const message =
-    text.trim() === '' ? 'the file is empty (a plan is a JSON object)' : `syntax error: ${SYNTAX_MESSAGES[printParseErrorCode(e.error)] ?? 'invalid JSON'}`;
+    text.trim() === ''
+      ? 'the file is empty (a plan is a JSON object)'
+      : e.offset === 0 && text.startsWith('\ufeff')
+        ? 'the file starts with a byte-order mark (BOM); save it as UTF-8 without BOM'
+        : `syntax error: ${SYNTAX_MESSAGES[printParseErrorCode(e.error)] ?? 'invalid JSON'}`;
   return { message, field: `${line}:${column}`, path: [], offset: e.offset, length: Math.max(1, e.length) };
 }
 
@@ -311,7 +315,7 @@ function checkObject(value: Record<string, unknown>, s: SchemaNode, path: PlanPa
 function checkBranches(value: unknown, s: SchemaNode, branches: SchemaNode[], path: PlanPath, out: Finding[]): void {
   const candidates = branches.filter((b) => typeAllows(b, value));
   if (candidates.length === 0) {
-    out.push({ path, problem: `${s.errorMessage ?? `must be ${branches.map(describe).join(' or ')}`} (got ${got(value)})`, at: 'value' });
+    out.push({ path, problem: `${s.errorMessage ?? `must be ${describeBranches(branches)}`} (got ${got(value)})`, at: 'value' });
     return;
   }
   let chosen: SchemaNode | undefined;
@@ -436,13 +440,18 @@ function withinBounds(v: number, s: SchemaNode): boolean {
   );
 }
 
+/** Each distinct alternative once: three kinds of schedule object are still "an object". */
+function describeBranches(branches: SchemaNode[]): string {
+  return [...new Set(branches.map(describe))].join(' or ');
+}
+
 /** "a number > 0", "a whole number >= 1", "a non-empty list of strings", … */
 function describe(schema: SchemaNode): string {
   const s = resolve(schema);
   if (s.const !== undefined) return show(s.const);
   if (s.enum !== undefined) return `one of ${s.enum.map(show).join(', ')}`;
   const branches = s.oneOf ?? s.anyOf;
-  if (branches !== undefined) return branches.map(describe).join(' or ');
+  if (branches !== undefined) return describeBranches(branches);
   const type = Array.isArray(s.type) ? s.type[0] : s.type;
   switch (type) {
     case 'number':
@@ -690,6 +699,14 @@ function semanticFindings(plan: unknown): Finding[] {
         }
       }
       if (Array.isArray(crop.scale) && crop.scale[1] === 0) add(['data', 'augment', 'randomResizedCrop', 'scale'], 'the largest area fraction must be above 0');
+    }
+    if (Array.isArray(data.features)) {
+      const first = new Map<unknown, number>();
+      data.features.forEach((f, j) => {
+        const i = first.get(f);
+        if (i === undefined) first.set(f, j);
+        else add(['data', 'features', j], `${JSON.stringify(f)} is listed twice (also data.features[${i}])`);
+      });
     }
     if (typeof data.label === 'string' && Array.isArray(data.features)) {
       const j = data.features.indexOf(data.label);

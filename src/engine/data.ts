@@ -403,6 +403,12 @@ async function loadCsvData(
   const { labelName, featureNames, sampleShape } = layout!;
   const resolvedTask = labels!.resolvedTask();
   const classes = resolvedTask === 'classification' ? sortClasses([...labels!.distinct!.keys()]) : undefined;
+  if (classes?.length === 1) {
+    throw new LayerwiseError(
+      `column ${JSON.stringify(labelName)} holds one class (${JSON.stringify(classes[0])}); classification needs at least 2 (for a numeric target set "task": "regression")`,
+      { file: planFile, field: 'data.label' },
+    );
+  }
   const width = classes === undefined ? 1 : classes.length;
 
   const trainY = new Float32Array(n * width);
@@ -445,6 +451,7 @@ async function loadCsvData(
       },
     });
     keep(read);
+    if (read.n === 0) throw new LayerwiseError(`the CSV file has a header but no rows (${h.field})`, { file: h.path, field: 'line 2' });
     const t = targets.done();
     const y = new Float32Array(t.length * width);
     if (classes === undefined) y.set(t);
@@ -655,6 +662,9 @@ async function listAndLoadImages(
 ): Promise<LoadedData> {
   const emit = opts.onEvent ?? (() => undefined);
   const classes = listClassFolders(trainPath, planFile, 'data.train');
+  if (classes.length === 1) {
+    throw new LayerwiseError(`${trainPath} holds one class folder (${JSON.stringify(classes[0])}); classification needs at least 2`, { file: planFile, field: 'data.train' });
+  }
   const lists: Array<{ root: string; field: string; folders: string[] }> = [{ root: trainPath, field: 'data.train', folders: classes }];
   for (const h of [val, test]) {
     if (h === undefined) continue;

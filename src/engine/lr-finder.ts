@@ -27,7 +27,7 @@ import { linePlotSvg } from '../core/svg-plot.ts';
 import { EpochBatches } from './data.ts';
 import { lossSpecFor, ModeControl } from './forward.ts';
 import { GroupedOptimizer } from './optimizer.ts';
-import { prepareRun, trainingParams, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
+import { assertNewRunFolder, prepareRun, trainingParams, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
 import { assertOutDirAllowed, defaultOutDir, optimizerSettings, trainStep } from './trainer.ts';
 
 export interface FindLrOptions extends RunTarget {
@@ -76,6 +76,7 @@ export async function findLrPrepared(run: PreparedRun, o: LrFinderOptions, opts:
   const optimizer = new GroupedOptimizer(optimizerSettings(run));
   const outDir = opts.outDir ?? defaultOutDir(run, 'lr-find-');
   assertOutDirAllowed(run, outDir);
+  assertNewRunFolder(outDir);
   const saved = run.params.map((p) => ({ v: p.variable, t: tf.keep(p.variable.clone()) }));
   try {
     const stages = resolveStages(run.plan, run.resolution, run.planFile);

@@ -9,6 +9,7 @@ import {
   closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync,
   rmSync, statSync, writeSync,
 } from 'node:fs';
+import { totalmem } from 'node:os';
 import * as path from 'node:path';
 import { parse as parseJsonc, type ParseError } from 'jsonc-parser';
 import { LayerwiseError, jsonPath } from '../core/errors.ts';
@@ -139,7 +140,7 @@ export function readModelJson(modelPath: string, ctx: ModelContext = {}): ModelJ
       }
       const dtype = w['dtype'];
       if (typeof dtype !== 'string' || !(dtype in BYTES_PER_ELEMENT)) {
-        throw bad(`dtype ${JSON.stringify(dtype)} of "${name}" is not supported (float32 or int32)`, [...wat, 'dtype']);
+        throw bad(dtype === undefined ? `dtype of "${name}" is missing (float32 or int32)` : `dtype ${JSON.stringify(dtype)} of "${name}" is not supported (float32 or int32)`, [...wat, 'dtype']);
       }
       const spec: tf.io.WeightsManifestEntry = { name, shape: shape as number[], dtype: dtype as 'float32' | 'int32' };
       if (typeof w['group'] === 'string') spec.group = w['group'] as tf.io.WeightGroup;
@@ -374,10 +375,12 @@ export function applyHead(
   head: HeadSpec,
   outputs: number,
   seed = 0,
+  planFile?: string,
 ): { model: tf.LayersModel; newLayers: string[] } {
-  const cutLayer = head.cut === undefined ? defaultCut(model) : findLayer(model, head.cut);
+  const at = (field: string) => (planFile === undefined ? { field } : { file: planFile, field });
+  const cutLayer = head.cut === undefined ? defaultCut(model, at('head.cut')) : findLayer(model, head.cut, at('head.cut'));
   if (!Number.isInteger(outputs) || outputs < 1) {
-    throw new LayerwiseError(`the new head needs a whole number of outputs ≥ 1, got ${outputs}`, { field: 'head.outputs' });
+    throw new LayerwiseError(`the new head needs a whole number of outputs ≥ 1, got ${outputs}`, at('head.outputs'));
   }
   const kept = keptLayerNames(model, cutLayer);
   const newLayers: string[] = [];
@@ -389,11 +392,12 @@ export function applyHead(
   };
   let x = cutLayer.output;
   if (Array.isArray(x)) {
-    throw new LayerwiseError(`layer "${cutLayer.name}" has several outputs; cut at a layer with one`, { field: 'head.cut' });
+    throw new LayerwiseError(`layer "${cutLayer.name}" has several outputs; cut at a layer with one`, at('head.cut'));
   }
   if (x.shape.length > 2) {
     x = tf.layers.flatten({ name: uniqueName('head_flatten') }).apply(x) as tf.SymbolicTensor;
   }
+  assertHeadFits(x.shape[1] ?? 0, [...(head.hidden ?? []), outputs], at(head.hidden !== undefined && head.hidden.length > 0 ? 'head.hidden' : 'head.outputs'));
   let seedOffset = 0;
   const dense = (units: number, activation: 'relu' | 'linear' | 'softmax' | 'sigmoid', name: string): tf.layers.Layer =>
     tf.layers.dense({
@@ -418,21 +422,38 @@ export function applyHead(
   return { model: replaced, newLayers };
 }
 
+/** The new dense layers' float32 weights and the optimizer's two moments for each must fit in this machine's memory. */
+function assertHeadFits(inputs: number, units: readonly number[], where: { file?: string; field: string }): void {
+  let weights = 0;
+  let width = inputs;
+  for (const u of units) {
+    weights += (width + 1) * u;
+    width = u;
+  }
+  const bytes = weights * 4 * 3;
+  if (bytes > totalmem()) {
+    const gb = (b: number) => `${Math.round(b / 2 ** 30)} GB`;
+    throw new LayerwiseError(
+      `the new head would hold ${weights.toPrecision(2)} weights (${gb(bytes)} with the optimizer's two moments), more than this machine's ${gb(totalmem())} of memory`,
+      where,
+    );
+  }
+}
+
 /** The layer feeding the last layer that has weights (the second-to-last in a plain stack). */
-export function defaultCut(model: tf.LayersModel): tf.layers.Layer {
+export function defaultCut(model: tf.LayersModel, where: { file?: string; field: string }): tf.layers.Layer {
   const layers = model.layers;
   let last = layers.length - 1;
   while (last > 0 && layers[last]!.weights.length === 0) last--;
   const inbound = layers[last]?.inboundNodes[0]?.inboundLayers ?? [];
   const feeding = inbound.length === 1 ? inbound[0] : undefined;
   if (feeding === undefined || feeding.getClassName() === 'InputLayer') {
-    throw new LayerwiseError('cannot tell which layer to keep below the current head: name it with head.cut',
-      { field: 'head.cut' });
+    throw new LayerwiseError('cannot tell which layer to keep below the current head: name it with head.cut', where);
   }
   return feeding;
 }
 
-function findLayer(model: tf.LayersModel, name: string): tf.layers.Layer {
+function findLayer(model: tf.LayersModel, name: string, where: { file?: string; field: string }): tf.layers.Layer {
   const found = model.layers.find((l) => l.name === name);
   if (found !== undefined) return found;
   const names = model.layers.map((l) => l.name);
@@ -441,7 +462,7 @@ function findLayer(model: tf.LayersModel, name: string): tf.layers.Layer {
     .sort((a, b) => a.d - b.d || a.n.localeCompare(b.n))
     .slice(0, 3)
     .map((c) => `"${c.n}"`);
-  throw new LayerwiseError(`no layer named "${name}"; closest: ${close.join(', ')}`, { field: 'head.cut' });
+  throw new LayerwiseError(`no layer named "${name}"; closest: ${close.join(', ')}`, where);
 }
 
 /** Names of the layers the new model keeps: everything the cut layer's output depends on. */

@@ -27,7 +27,7 @@ import { errnoText, fileIdentity, fileSha256 } from './checkpoint.ts';
 import { isRunnerMessage, isTorchCheckpointManifest, type RunnerDone, type RunnerError, type RunnerStarted } from '../protocol/runner.ts';
 import { LossSmoother, shouldStop, sweepLr, type LrCurvePoint } from '../core/lr-finder.ts';
 import { findLr, finishLrFinder, groupApply, groupMult, lrFinderOptions, type FindLrOptions, type FindLrResult } from './lr-finder.ts';
-import { prepareModel, readPlan, type PreparedModel } from './session.ts';
+import { assertNewRunFolder, prepareModel, readPlan, type PreparedModel } from './session.ts';
 import { defaultOutDir, resolvedPlan, train, type TrainOptions, type TrainOutcome } from './trainer.ts';
 
 export interface PlanTrainOptions extends TrainOptions {
@@ -67,7 +67,7 @@ export async function trainPlan(opts: PlanTrainOptions): Promise<TrainOutcome> {
       throw new LayerwiseError('a resumed run continues in its own folder; leave out --out', { file: outDir });
     }
     resume = checkTorchResume(prepared, outDir, fingerprint, opts.onEvent);
-  }
+  } else assertNewRunFolder(outDir);
   const outputRoot = resolvePlanPath(prepared.planFile, plan.output ?? DEFAULTS.output, 'output', prepared.workspaceRoot);
   const lock = acquireRunLock(outputRoot, prepared.planFile, outDir);
   try {
@@ -185,6 +185,7 @@ export async function findLrPlan(opts: FindLrOptions & { python?: string }): Pro
     resolution.groups.map((g) => (sweptGroup === undefined ? lr : g.name === sweptGroup ? lr / groupMult(prepared, g.name) : stage.lr)),
   );
   const outDir = opts.outDir ?? defaultOutDir(prepared, 'lr-find-');
+  assertNewRunFolder(outDir);
   const stopFile = join(outDir, STOP_FILE);
   const smoother = new LossSmoother(o.beta);
   const points: LrCurvePoint[] = [];

@@ -4,7 +4,7 @@
  * head), the data, and the resolved parameter groups tied to the model's variables.
  */
 import * as tf from '@tensorflow/tfjs';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { LayerwiseError } from '../core/errors.ts';
 import { resolveGroups } from '../core/groups.ts';
@@ -13,6 +13,7 @@ import type { ModelInfo } from '../core/model-info.ts';
 import { resolvePlanPath } from '../core/paths.ts';
 import { planOnlyFormat, readPytorchModel } from '../core/pytorch-model.ts';
 import { DEFAULTS, type Plan, type Task } from '../core/plan.ts';
+import { resolveStages } from '../core/timeline.ts';
 import { parsePlanText } from '../core/validate.ts';
 import type { BackendPreference } from '../protocol/worker.ts';
 import { selectBackend, type BackendChoice } from './backend.ts';
@@ -132,7 +133,7 @@ export async function prepareModel(
         outputs = typeof last?.[last.length - 1] === 'number' ? (last[last.length - 1] as number) : 1;
       } else outputs = fromData;
     } else outputs = plan.head.outputs;
-    const replaced = applyHead(model, plan.head, outputs, plan.training?.seed ?? DEFAULTS.seed);
+    const replaced = applyHead(model, plan.head, outputs, plan.training?.seed ?? DEFAULTS.seed, target.planFile);
     // the layers cut off above the head are in no model anyone disposes: free their weights now
     const keptLayers = new Set(replaced.model.layers);
     for (const layer of model.layers) if (!keptLayers.has(layer)) for (const w of layer.weights) w.dispose();
@@ -162,9 +163,29 @@ export async function describeModelFile(modelFile: string, backend: BackendPrefe
 
 /** The plan's output folder (`output`, default "runs"), where runs write their folders. */
 export function outputRoot(run: Pick<PreparedRun, 'plan' | 'planFile' | 'workspaceRoot'>): string {
-  return resolvePlanPath(run.planFile, run.plan.output ?? DEFAULTS.output, 'output', run.workspaceRoot);
+  const output = run.plan.output ?? DEFAULTS.output;
+  const root = resolvePlanPath(run.planFile, output, 'output', run.workspaceRoot);
+  if (existsSync(root) && !statSync(root).isDirectory()) {
+    throw new LayerwiseError(`${JSON.stringify(output)} is a file, not a folder; runs write their folders inside "output"`, { file: run.planFile, field: 'output' });
+  }
+  return root;
 }
 
+
+/** A new run (or LR range test) writes into a new or empty folder, so nothing kept there is overwritten. */
+export function assertNewRunFolder(outDir: string): void {
+  if (!existsSync(outDir)) return;
+  const where = { file: outDir, field: '--out' };
+  if (!statSync(outDir).isDirectory()) throw new LayerwiseError('is a file, not a folder; a run writes into a folder of its own', where);
+  const held = readdirSync(outDir);
+  if (held.length > 0) {
+    const shown = held.slice(0, 3).join(', ') + (held.length > 3 ? `, … (${held.length} entries)` : '');
+    throw new LayerwiseError(
+      `already holds files (${shown}); a new run writes into a new or empty folder — choose another --out, or continue a stopped run there with --resume`,
+      where,
+    );
+  }
+}
 
 /** `onEvent` hears the data being prepared (counting and checking images, skipped files). */
 export async function prepareRun(target: RunTarget, onEvent?: (e: TrainEvent) => void): Promise<PreparedRun> {
@@ -178,17 +199,25 @@ export async function prepareRun(target: RunTarget, onEvent?: (e: TrainEvent) =>
   }
   const data = base.data;
   if (data === undefined) throw new LayerwiseError('the plan has no "data": training needs a dataset', { file: base.planFile, field: 'data' });
-  checkOutputs(base.model, data, base.planFile);
+  checkOutputs(base.model, base.plan, data, base.planFile);
+  // stages the plan cannot build are refused here, before a run creates its output folder
+  resolveStages(base.plan, base.resolution, base.planFile);
   const params = bindParams(base.model, base.info, base.resolution);
   return { ...base, data, task: data.task, params, loadSeconds: (performance.now() - started) / 1000 };
 }
 
 /** The model's output width must equal the targets' width, or no loss can be computed. */
-function checkOutputs(model: tf.LayersModel, data: LoadedData, planFile: string): void {
+function checkOutputs(model: tf.LayersModel, plan: Plan, data: LoadedData, planFile: string): void {
   const shape = model.outputs[0]?.shape ?? [];
   const width = shape[shape.length - 1];
   if (typeof width === 'number' && width !== data.train.targetSize) {
     const what = data.task === 'classification' ? `${data.train.targetSize} classes` : `${data.train.targetSize} targets`;
+    if (typeof plan.head?.outputs === 'number') {
+      throw new LayerwiseError(`head.outputs is ${plan.head.outputs} but the data has ${what}; set it to ${data.train.targetSize} or "auto"`, {
+        file: planFile,
+        field: 'head.outputs',
+      });
+    }
     throw new LayerwiseError(
       `the model has ${width} outputs but the data has ${what}; add a "head" with "outputs": "auto" to replace the top of the model`,
       { file: planFile, field: 'head' },

@@ -5,11 +5,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { ADVICE_LIMITS, adviceWindow, adviseRun } from '../core/advice.ts';
 import { writeFileAtomic } from '../core/atomic-write.ts';
-import { LayerwiseError } from '../core/errors.ts';
+import { formatProblem, LayerwiseError } from '../core/errors.ts';
 import { batchNormInferenceLayers } from '../core/groups.ts';
 import type { Resolution } from '../core/groups.types.ts';
 import { FIRST_LAYER_TRAINS } from '../core/layer-graph.ts';
@@ -29,7 +29,7 @@ import { describeFingerprintChanges, runFingerprint, type MeasuredInputs, type R
 import { buildTimeline, groupLrsAt, paramLr, resolveStages, scheduleFactorAt, type Timeline } from '../core/timeline.ts';
 import { BatchFeed, batchTensors, epochOrder, type Dataset } from './data.ts';
 import { computeLoss, countCorrect, forward, lossSpecFor, ModeControl, type LossSpec } from './forward.ts';
-import { saveModel } from './model-io.ts';
+import { modelJsonPath, saveModel } from './model-io.ts';
 import {
   CHECKPOINT_FILE,
   errnoText,
@@ -47,7 +47,7 @@ import {
 import { GroupedOptimizer, type OptimizerSettings, type ParamStateData } from './optimizer.ts';
 import { acquireRunLock } from '../core/run-lock.ts';
 import { buildFrozenPrefix, planPrefix, type FrozenPrefix } from './prefix-cache.ts';
-import { outputRoot, prepareRun, trainingParams, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
+import { assertNewRunFolder, outputRoot, prepareRun, trainingParams, type BoundParam, type PreparedRun, type RunTarget } from './session.ts';
 
 export interface TrainOptions extends RunTarget {
   /** Exact output folder (created); default: `<plan output>/<plan name>-<timestamp>`. */
@@ -75,6 +75,7 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   try {
     const outDir = resolveOutDir(run, opts);
     assertOutDirAllowed(run, outDir);
+    if (opts.resumeFrom === undefined) assertNewRunFolder(outDir);
     const resume = opts.resumeFrom === undefined ? undefined : loadResume(run, opts.resumeFrom, opts.onEvent);
     const lock = acquireRunLock(outputRoot(run), run.planFile, outDir);
     try {
@@ -178,7 +179,11 @@ export function defaultOutDir(run: Pick<PreparedRun, 'plan' | 'planFile' | 'work
   const root = outputRoot(run);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19);
   const planName = basename(run.planFile).replace(/\.json$/, '').replace(/\.layerwise$/, '');
-  return join(root, `${prefix}${planName}-${stamp}`);
+  const base = join(root, `${prefix}${planName}-${stamp}`);
+  // two runs started in the same second each get a folder of their own
+  let dir = base;
+  for (let i = 2; existsSync(dir); i++) dir = `${base}-${i}`;
+  return dir;
 }
 
 export function optimizerSettings(run: Pick<PreparedRun, 'plan'>): OptimizerSettings {
@@ -340,6 +345,8 @@ export async function trainPrepared(run: PreparedRun, opts: TrainOptions, resume
   const outDir = opts.outDir ?? defaultOutDir(run);
   assertOutDirAllowed(run, outDir);
   emit({ kind: 'log', level: 'info', message: `backend ${run.backend.name}: ${run.backend.reason}` });
+  // the editor shows these on the plan; a run from a terminal must not be silent about them either
+  for (const w of resolution.warnings) emit({ kind: 'log', level: 'warn', message: formatProblem(w.message, run.planFile, w.field) });
   if (data.pipeline !== undefined) {
     const p = data.pipeline;
     const how = p.mode === 'stream' ? `streamed from ${p.format === 'csv' ? 'the file' : 'files'} per batch` : 'held in memory';
@@ -829,7 +836,8 @@ async function evaluateTest(run: Pick<PreparedRun, 'model' | 'data' | 'task'>, l
 
 /** A run writes only into its own folder, never into the model's folder. */
 export function assertOutDirAllowed(run: Pick<PreparedRun, 'plan' | 'planFile' | 'workspaceRoot'>, outDir: string): void {
-  const modelDir = dirname(resolvePlanPath(run.planFile, run.plan.model, 'model', run.workspaceRoot));
+  // "model" may name the model's folder instead of its model.json
+  const modelDir = dirname(modelJsonPath(resolvePlanPath(run.planFile, run.plan.model, 'model', run.workspaceRoot)));
   const rel = relative(modelDir, outDir);
   if (rel === '' || !(rel.startsWith('..') || isAbsolute(rel))) {
     throw new LayerwiseError(`the output folder ${outDir} is inside the model's folder; a run never writes there`, {

@@ -4,7 +4,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
-import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { LayerwiseError } from '../../src/core/errors.ts';
@@ -12,6 +12,9 @@ import type { Plan } from '../../src/core/plan.ts';
 import type { DataEvent } from '../../src/core/progress.ts';
 import { loadData } from '../../src/engine/data.ts';
 import { loadModel, readModelJson } from '../../src/engine/model-io.ts';
+import { prepareModel, prepareRun } from '../../src/engine/session.ts';
+import { defaultOutDir, train } from '../../src/engine/trainer.ts';
+import { findLr } from '../../src/engine/lr-finder.ts';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
 const committed = [path.join(fixtures, 'models'), path.join(fixtures, 'data')];
@@ -145,6 +148,13 @@ test('unknown dtype', async () => {
     group0(json).weights[1]!['dtype'] = 'bool';
   });
   await expectProblem(m.root, () => readModelJson(m.dir), { file: m.file, field: 'weightsManifest[0].weights[1].dtype', message: /"bool".*float32 or int32/ });
+});
+
+test('missing dtype', async () => {
+  const m = brokenModel((json) => {
+    delete group0(json).weights[1]!['dtype'];
+  });
+  await expectProblem(m.root, () => readModelJson(m.dir), { file: m.file, field: 'weightsManifest[0].weights[1].dtype', message: /dtype of "dense\/bias" is missing \(float32 or int32\)/ });
 });
 
 test('unsupported quantization', async () => {
@@ -404,6 +414,139 @@ test('validationSplit that leaves no validation samples', async () => {
   });
 });
 
+// ------------------------------------------------------------------ plans, run as the CLI runs them
+
+/** The mlp model and its CSV data in a fresh workspace, with a plan (`edit` changes the base). */
+function planWorkspace(edit: (p: Plan) => void): { root: string; planFile: string } {
+  const root = mkdtempSync(path.join(tmpdir(), 'layerwise-bad-plan-'));
+  cpSync(path.join(fixtures, 'models', 'mlp'), path.join(root, 'model'), { recursive: true });
+  cpSync(path.join(fixtures, 'data', 'mlp'), path.join(root, 'data'), { recursive: true });
+  const p: Plan = {
+    model: 'model/model.json',
+    head: { cut: 'dense_1', outputs: 'auto' },
+    data: { train: 'data/train.csv', validation: 'data/val.csv', label: 'species' },
+    training: { epochs: 1, batchSize: 8 },
+  };
+  edit(p);
+  const planFile = path.join(root, 'layerwise.json');
+  writeFileSync(planFile, JSON.stringify(p, null, 2));
+  return { root, planFile };
+}
+
+test('head.cut naming no layer names the plan file', async () => {
+  const ws = planWorkspace((p) => { p.head = { cut: 'dense_9' }; });
+  await expectProblem(ws.root, () => prepareModel({ planFile: ws.planFile, backend: 'cpu' }, { withData: false }), {
+    file: ws.planFile, field: 'head.cut', message: /no layer named "dense_9"; closest: "dense_1"/,
+  });
+});
+
+test('head.outputs that differs from the classes names head.outputs and its value', async () => {
+  const ws = planWorkspace((p) => { p.head = { cut: 'dense_1', outputs: 2 }; });
+  await expectProblem(ws.root, () => prepareRun({ planFile: ws.planFile, backend: 'cpu' }), {
+    file: ws.planFile, field: 'head.outputs', message: /^[^"]*head\.outputs: head\.outputs is 2 but the data has 3 classes; set it to 3 or "auto"$/,
+  });
+});
+
+test('an output folder that is a file is refused before anything is written', async () => {
+  const ws = planWorkspace((p) => { p.output = 'data/train.csv'; });
+  await expectProblem(ws.root, () => train({ planFile: ws.planFile, backend: 'cpu' }), {
+    file: ws.planFile, field: 'output', message: /"data\/train\.csv" is a file, not a folder/,
+  });
+});
+
+test('a model named by its folder: runs beside it are allowed, runs inside it are not', async () => {
+  const ws = planWorkspace((p) => { p.model = 'model'; });
+  const out = await train({ planFile: ws.planFile, backend: 'cpu', outDir: path.join(ws.root, 'runs', 'a') });
+  assert.equal(out.report.stopped, 'completed');
+  await expectProblem(ws.root, () => train({ planFile: ws.planFile, backend: 'cpu', outDir: path.join(ws.root, 'model', 'run') }), {
+    file: ws.planFile, field: 'output', message: /inside the model's folder/,
+  });
+});
+
+test('a run folder (--out) that already holds files, or is a file, is refused: nothing in it is overwritten', async () => {
+  const ws = planWorkspace(() => undefined);
+  const mine = path.join(ws.root, 'mine');
+  mkdirSync(mine);
+  writeFileSync(path.join(mine, 'report.json'), 'my own notes');
+  await expectProblem(ws.root, () => train({ planFile: ws.planFile, backend: 'cpu', outDir: mine }), {
+    file: mine, field: '--out', message: /already holds files \(report\.json\); a new run writes into a new or empty folder/,
+  });
+  const file = path.join(ws.root, 'data', 'train.csv');
+  await expectProblem(ws.root, () => train({ planFile: ws.planFile, backend: 'cpu', outDir: file }), {
+    file, field: '--out', message: /is a file, not a folder/,
+  });
+  await expectProblem(ws.root, () => findLr({ planFile: ws.planFile, backend: 'cpu', outDir: mine, options: { mode: 'global', steps: 5 } }), {
+    file: mine, field: '--out', message: /already holds files/,
+  });
+  // an empty folder is fine
+  const empty = path.join(ws.root, 'empty');
+  mkdirSync(empty);
+  assert.equal((await train({ planFile: ws.planFile, backend: 'cpu', outDir: empty })).report.stopped, 'completed');
+});
+
 test('the committed fixtures are unchanged', () => {
   assert.deepEqual(committed.map(hashTree), committedBefore);
+});
+
+test('two runs started in the same second get two folders', () => {
+  const ws = planWorkspace(() => undefined);
+  const run = { plan: { model: 'model/model.json' }, planFile: ws.planFile, workspaceRoot: ws.root };
+  const first = defaultOutDir(run);
+  mkdirSync(first, { recursive: true });
+  assert.notEqual(defaultOutDir(run), first);
+});
+
+test('a plan whose audit warns (an override naming no layer, a pattern matching none) trains, and the run says so with file and field', async () => {
+  const ws = planWorkspace((p) => {
+    p.layers = { densse: { lrMult: 0.1 } };
+    p.groups = [{ name: 'body', layers: ['dense', 'batch_norm'] }];
+  });
+  const warnings: string[] = [];
+  const out = await train({ planFile: ws.planFile, backend: 'cpu', onEvent: (e) => { if (e.kind === 'log' && e.level === 'warn') warnings.push(e.message); } });
+  assert.equal(out.report.stopped, 'completed');
+  assert.ok(warnings.includes(`${ws.planFile}: layers.densse: layers["densse"] names no layer of the model; did you mean "dense"?`), warnings.join('\n'));
+  assert.ok(warnings.includes(`${ws.planFile}: groups[0].layers[1]: pattern "batch_norm" of group "body" matches no layer`), warnings.join('\n'));
+});
+
+test('classification with a single class is refused, for image folders and CSV labels', async () => {
+  const ws = workspace();
+  const shapes = path.join(ws.root, 'data/shapes/train');
+  const [keep, ...others] = readdirSync(shapes).sort();
+  for (const c of others) rmSync(path.join(shapes, c), { recursive: true });
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/shapes/train' }), ws.planFile, ws.root, [null, 8, 8, 1]), {
+    file: ws.planFile, field: 'data.train', message: new RegExp(`one class folder \\("${keep}"\\); classification needs at least 2`),
+  });
+  const csv = path.join(ws.root, 'data/mlp/train.csv');
+  editCsv(csv, (l) => l.forEach((line, i) => { if (i > 0) l[i] = line.replace(/,[a-z]+$/, ',alpha'); }));
+  await expectProblem(ws.root, () => loadData(plan({ train: 'data/mlp/train.csv', label: 'species' }), ws.planFile, ws.root, [null, 6]), {
+    file: ws.planFile, field: 'data.label', message: /column "species" holds one class \("alpha"\); classification needs at least 2/,
+  });
+});
+
+test('unfreezing stages the epochs cannot hold are refused before the run creates its output folder', async () => {
+  const ws = planWorkspace((p) => {
+    p.groups = [{ name: 'body', layers: ['dense'] }, { name: 'norm', layers: ['batch_normalization'] }, { name: 'head', layers: ['head_*'] }];
+    p.unfreeze = { mode: 'gradual' };
+  });
+  await expectProblem(ws.root, () => train({ planFile: ws.planFile, backend: 'cpu' }), {
+    file: ws.planFile, field: 'training.epochs', message: /gradual unfreezing of 4 groups with 1 epoch\(s\) per stage needs at least 4 epochs in total \(got 1\)/,
+  });
+});
+
+test('a new head too large for this machine is refused before tfjs allocates it', async () => {
+  const ws = planWorkspace((p) => { p.head = { cut: 'dense', hidden: [1e9] }; });
+  await expectProblem(ws.root, () => prepareModel({ planFile: ws.planFile, backend: 'cpu' }, { withData: false }), {
+    file: ws.planFile, field: 'head.hidden', message: /the new head would hold 1\.2e\+10 weights \(1\d\d GB with the optimizer's two moments\), more than this machine's \d+ GB of memory/,
+  });
+});
+
+test('a validation or test CSV with a header and no rows is refused (it gave a NaN validation loss)', async () => {
+  const ws = workspace();
+  const val = path.join(ws.root, 'data/mlp/val.csv');
+  editCsv(val, (l) => l.splice(1));
+  for (const held of ['validation', 'test'] as const) {
+    await expectProblem(ws.root, () => loadData(plan({ train: 'data/mlp/train.csv', [held]: 'data/mlp/val.csv' }), ws.planFile, ws.root, [null, 6]), {
+      file: val, field: 'line 2', message: new RegExp(`the CSV file has a header but no rows \\(data\\.${held}\\)`),
+    });
+  }
 });

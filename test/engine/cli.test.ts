@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync, statSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync, statSync, symlinkSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -193,4 +193,54 @@ test('usage errors exit 2; init writes a plan and never overwrites one', () => {
   const again = runCli(['init', 'model/model.json', '--out', 'layerwise.json'], { cwd: ws });
   assert.equal(again.code, 1);
   assert.equal(readFileSync(join(ws, 'layerwise.json'), 'utf8'), PLAN);
+});
+
+test('export --out never overwrites a file it did not write (data, weights), nor takes a folder; it replaces its own export', () => {
+  const ws = workspace();
+  const before = hashTree(ws);
+  for (const [target, message] of [
+    ['data/train.csv', /data\/train\.csv: --out: exists and is not a Layerwise export; a file you wrote is never overwritten/],
+    ['model/weights.bin', /model\/weights\.bin: --out: exists and is not a Layerwise export/],
+    ['data', /data: --out: is a folder; name the file to write/],
+    ['nope/train.py', /nope\/train\.py: --out: the folder .*nope does not exist/],
+  ] as const) {
+    const r = runCli(['export', 'layerwise.json', '--to', 'pytorch', '--out', target, '--backend', 'cpu'], { cwd: ws });
+    assert.equal(r.code, 1, `${target}: ${r.stderr}`);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, message);
+    assert.equal(hashTree(ws), before, target);
+  }
+  // init's --out: a missing folder is one clear line too
+  const init = runCli(['init', 'model/model.json', '--out', 'nope/plan.json'], { cwd: ws });
+  assert.equal(init.code, 1, init.stderr);
+  assert.match(init.stderr, /nope\/plan\.json: --out: the folder .*nope does not exist/);
+  // its own earlier export is replaced
+  assert.equal(runCli(['export', 'layerwise.json', '--to', 'pytorch', '--out', 'train.py', '--backend', 'cpu'], { cwd: ws }).code, 0);
+  const again = runCli(['export', 'layerwise.json', '--to', 'mmengine', '--out', 'train.py', '--backend', 'cpu'], { cwd: ws });
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(readFileSync(join(ws, 'train.py'), 'utf8'), /MMEngine/);
+});
+
+test('train and find-lr refuse an --out or --resume folder outside the workspace (a symlink out included); nothing is written there', () => {
+  const outer = mkdtempSync(join(tmpdir(), 'layerwise-cli-outer-'));
+  const ws = join(outer, 'ws');
+  cpSync(workspace(), ws, { recursive: true });
+  mkdirSync(join(outer, 'target'));
+  symlinkSync(join(outer, 'target'), join(ws, 'out-link'));
+  const before = hashTree(outer);
+  for (const args of [
+    ['train', 'layerwise.json', '--out', '../elsewhere'],
+    ['train', 'layerwise.json', '--out', 'out-link/run'],
+    ['train', 'layerwise.json', '--resume', '..'],
+    ['find-lr', 'layerwise.json', '--out', join(outer, 'lr')],
+  ]) {
+    const r = runCli([...args, '--backend', 'cpu'], { cwd: ws });
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /^layerwise: --(out|resume): .* lies outside the workspace folder .*\/ws; choose a folder inside it, or give --workspace DIR above both\n$/);
+    assert.equal(hashTree(outer), before, args.join(' '));
+  }
+  // --workspace above both makes it a choice the user wrote down
+  const r = runCli(['train', 'layerwise.json', '--out', '../elsewhere', '--workspace', '..', '--backend', 'cpu'], { cwd: ws });
+  assert.equal(r.code, 0, r.stderr);
 });

@@ -95,7 +95,7 @@ test('CSV task inference: few whole numbers are class ids (sorted numerically), 
 });
 
 test('CSV rows fill a multi-dimensional model input in row-major order', async () => {
-  const ws = tempWorkspace({ 'd.csv': 'a,b,c,d,e,f,l\n1,2,3,4,5,6,k\n' });
+  const ws = tempWorkspace({ 'd.csv': 'a,b,c,d,e,f,l\n1,2,3,4,5,6,k\n7,8,9,10,11,12,m\n' });
   const d = await loadData(plan({ train: 'd.csv' }), ws.plan, ws.root, [null, 2, 3]);
   assert.deepEqual(d.train.sampleShape, [2, 3]);
   const { x } = batchTensors(d.train, [0]);

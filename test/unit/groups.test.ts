@@ -288,6 +288,11 @@ test('warning: layers with weights that match no group', () => {
   assert.equal(r.groups[0]!.paramCount, 32 + 64 + 8 + 24 + 3);
 });
 
+test('warning: one layer that matches no group reads in the singular', () => {
+  const r = resolveGroups(mlp, plan(groups({ name: 'first', layers: ['dense_1', 'bn_1', 'dense_2'] })));
+  assert.match(warning(r, 'unmatchedLayers')[0]?.message ?? '', /^1 layer with weights matches no group and trains in the implicit group "default" \(×1\): dense_3$/);
+});
+
 test('warnings: a pattern that matches nothing, an empty group, a shadowed pattern', () => {
   const r = resolveGroups(
     mlp,

@@ -186,6 +186,8 @@ const BAD_PLANS: BadPlan[] = [
     problem: '"mode" and "stages" cannot be used together',
     bySchema: true,
   },
+  { name: 'schedule given as its type name', edit: (p) => ((p.training.schedule = 'cosine'), p), field: 'training.schedule', problem: 'must be an object (got "cosine")', bySchema: true },
+  { name: 'unfreeze given as its mode name', edit: (p) => ({ ...p, unfreeze: 'gradual' }), field: 'unfreeze', problem: 'must be an object (got "gradual")', bySchema: true },
   { name: 'misspelt unfreeze mode', edit: (p) => ({ ...p, unfreeze: { mode: 'gradually' } }), field: 'unfreeze.mode', problem: 'must be "gradual" (got "gradually")', bySchema: true },
   { name: 'empty unfreeze', edit: (p) => ({ ...p, unfreeze: {} }), field: 'unfreeze', problem: 'must have "mode" or "stages"', bySchema: true },
   {
@@ -245,6 +247,13 @@ const BAD_PLANS: BadPlan[] = [
     edit: (p) => ((p.data.label = 'y'), (p.data.features = ['x1', 'y']), p),
     field: 'data.features[1]',
     problem: '"y" is the label column (data.label) and cannot also be a feature',
+    bySchema: false,
+  },
+  {
+    name: 'a feature listed twice',
+    edit: (p) => ((p.data.features = ['x1', 'x2', 'x1']), p),
+    field: 'data.features[2]',
+    problem: '"x1" is listed twice (also data.features[0])',
     bySchema: false,
   },
   {
@@ -486,6 +495,10 @@ test('syntax errors name the file and line:column', () => {
   });
   assert.throws(() => parsePlanText('', FILE), { message: `${FILE}: 1:1: the file is empty (a plan is a JSON object)` });
   assert.throws(() => parsePlanText('{ "model": "m" /* open', FILE), { message: /^layerwise\.json: 1:16: syntax error: the comment is not closed/ });
+  // an invisible byte-order mark (Notepad's "UTF-8 with BOM") is named, not "unexpected character"
+  assert.throws(() => parsePlanText('\ufeff{ "model": "m/model.json" }', FILE), {
+    message: `${FILE}: 1:1: the file starts with a byte-order mark (BOM); save it as UTF-8 without BOM`,
+  });
 });
 
 test('comments and trailing commas are allowed', () => {
