@@ -111,6 +111,8 @@ export const DEFAULT_MEMORY_LIMIT_BYTES = 512 * 2 ** 20;
 export const MAX_INFERRED_CLASS_IDS = 20;
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
+/** Unreadable files named one warning each; the rest are counted (summary, report) without a line. */
+const NAMED_BAD_FILES = 20;
 
 export async function loadData(
   plan: Plan,
@@ -866,7 +868,10 @@ export class BatchFeed {
       }
       if (!stream.skipped.has(bad.file)) {
         stream.skipped.add(bad.file);
-        stream.onWarn?.(`${bad.file}: ${bad.message}; left out`);
+        // a folder of unreadable files (HEIC, say) would otherwise print a line for each of them
+        const n = stream.skipped.size;
+        if (n <= NAMED_BAD_FILES) stream.onWarn?.(`${bad.file}: ${bad.message}; left out`);
+        else if (n === NAMED_BAD_FILES + 1) stream.onWarn?.(`more unreadable files are left out without a line each; the run's summary and report count them all`);
       }
     }
     const kept = samples.flatMap((s, row) => (badRows.has(row) ? [] : [{ s, row }]));

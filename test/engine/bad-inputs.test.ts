@@ -317,6 +317,19 @@ test('corrupt PNG', async () => {
   assert.match(warnings[0]!, /img_2\.png: corrupt or truncated PNG .*; left out/);
 });
 
+test('a folder of unreadable files: the first 20 named one line each, then one line for the rest; all counted', async () => {
+  const ws = workspace();
+  const fakes = Array.from({ length: 25 }, (_, i) => path.join(ws.root, `data/shapes/train/circle/zz_${String(i).padStart(2, '0')}.png`));
+  for (const f of fakes) writeFileSync(f, 'not a picture');
+  const warnings: string[] = [];
+  const d = await loadData(plan({ train: 'data/shapes/train' }), ws.planFile, ws.root, [null, 8, 8, 1], { onWarn: (m) => warnings.push(m) });
+  assert.equal(d.pipeline?.skipped, 25);
+  assert.deepEqual([...d.badFiles!].sort(), fakes);
+  assert.equal(warnings.length, 21, warnings.join('\n'));
+  for (const w of warnings.slice(0, 20)) assert.match(w, /zz_\d\d\.png: not a PNG or JPEG file; left out$/);
+  assert.match(warnings[20]!, /^more unreadable files are left out without a line each/);
+});
+
 test('file with an image extension that is no image', async () => {
   const ws = workspace();
   const fake = path.join(ws.root, 'data/shapes/train/circle/zz.jpg');
