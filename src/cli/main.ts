@@ -291,6 +291,9 @@ async function trainCommand(args: ParsedArgs): Promise<number> {
   return 0;
 }
 
+/** The LR range test's options (the engine's and the panel's names) as find-lr's flags spell them. */
+const FIND_LR_FLAGS: Readonly<Record<string, string>> = { startLr: '--start', endLr: '--end', steps: '--steps', stage: '--stage', group: '--group' };
+
 async function findLrCommand(args: ParsedArgs): Promise<number> {
   const planFile = onePath(args, 'plan');
   const group = flagString(args, 'group');
@@ -321,6 +324,12 @@ async function findLrCommand(args: ParsedArgs): Promise<number> {
     onEvent: (e) => {
       if (!json && e.kind === 'step' && process.stderr.isTTY) process.stderr.write(`\rsweep ${e.step}/${e.totalSteps} loss ${e.loss.toFixed(4)}   `);
     },
+  }).catch((e: unknown) => {
+    // the engine names its options; the user typed the flags
+    if (e instanceof LayerwiseError && e.file === undefined && e.field !== undefined && Object.hasOwn(FIND_LR_FLAGS, e.field)) {
+      throw new LayerwiseError(e.problem, { field: FIND_LR_FLAGS[e.field] });
+    }
+    throw e;
   });
   if (!json && process.stderr.isTTY) process.stderr.write('\n');
   const { outcome } = result;

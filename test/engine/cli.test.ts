@@ -98,6 +98,24 @@ test('find-lr --apply sets training.lr, records lrFinder, writes the curve and p
   assert.equal(hashTree(join(ws, 'model')), hashTree(join(repo, 'test/fixtures/models/mlp')));
 });
 
+test('find-lr option errors name the flag the user typed; the plan is untouched', () => {
+  const ws = workspace();
+  for (const [args, flag, problem] of [
+    [['--start', '0'], '--start', /must be > 0 and below endLr \(got 0 → 10\)/],
+    [['--steps', '3'], '--steps', /whole number ≥ 5 \(got 3\)/],
+    [['--stage', '9'], '--stage', /the plan has \d+ stage\(s\); there is no stage 9/],
+    [['--group', 'nope'], '--group', /needs the name of a group that trains in stage 1 \(groups: head\)/],
+  ] as const) {
+    const r = runCli(['find-lr', 'layerwise.json', '--backend', 'cpu', ...args], { cwd: ws });
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.ok(lines[0]!.startsWith(`layerwise: ${flag}: `), lines[0]);
+    assert.match(lines[0]!, problem);
+    assert.equal(readFileSync(join(ws, 'layerwise.json'), 'utf8'), PLAN);
+  }
+});
+
 test('train writes the model, the report, and results into the plan; everything else byte-identical', () => {
   const ws = workspace();
   const r = runCli(['train', 'layerwise.json', '--out', 'runs/first'], { cwd: ws });
