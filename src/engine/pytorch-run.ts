@@ -27,8 +27,8 @@ import { errnoText, fileIdentity, fileSha256 } from './checkpoint.ts';
 import { isRunnerMessage, isTorchCheckpointManifest, type RunnerDone, type RunnerError, type RunnerStarted } from '../protocol/runner.ts';
 import { LossSmoother, shouldStop, sweepLr, type LrCurvePoint } from '../core/lr-finder.ts';
 import { findLr, finishLrFinder, groupApply, groupMult, lrFinderOptions, type FindLrOptions, type FindLrResult } from './lr-finder.ts';
-import { assertNewRunFolder, prepareModel, readPlan, type PreparedModel } from './session.ts';
-import { defaultOutDir, resolvedPlan, train, type TrainOptions, type TrainOutcome } from './trainer.ts';
+import { assertNewRunFolder, outputRoot, prepareModel, readPlan, type PreparedModel } from './session.ts';
+import { defaultOutDir, resolvedPlan, resolveOutDir, train, type TrainOptions, type TrainOutcome } from './trainer.ts';
 
 export interface PlanTrainOptions extends TrainOptions {
   /** The Python interpreter; wins over the plan's `pytorch.python` (CLI --python, setting layerwise.pythonPath). */
@@ -58,18 +58,12 @@ export async function trainPlan(opts: PlanTrainOptions): Promise<TrainOutcome> {
   }
   const prepared = await prepareModel(opts, { withData: false });
   if (prepared.kind !== 'pytorch') throw new Error('a plan-only model prepared as tfjs');
-  let outDir = opts.outDir ?? defaultOutDir(prepared);
+  const outDir = resolveOutDir(prepared, opts);
   const fingerprint = torchFingerprint(prepared);
   let resume: string | undefined;
-  if (opts.resumeFrom !== undefined) {
-    outDir = resolve(opts.resumeFrom);
-    if (opts.outDir !== undefined && resolve(opts.outDir) !== outDir) {
-      throw new LayerwiseError('a resumed run continues in its own folder; leave out --out', { file: outDir });
-    }
-    resume = checkTorchResume(prepared, outDir, fingerprint, opts.onEvent);
-  } else assertNewRunFolder(outDir);
-  const outputRoot = resolvePlanPath(prepared.planFile, plan.output ?? DEFAULTS.output, 'output', prepared.workspaceRoot);
-  const lock = acquireRunLock(outputRoot, prepared.planFile, outDir);
+  if (opts.resumeFrom !== undefined) resume = checkTorchResume(prepared, outDir, fingerprint, opts.onEvent);
+  else assertNewRunFolder(outDir);
+  const lock = acquireRunLock(outputRoot(prepared), prepared.planFile, outDir);
   try {
     return await trainPytorch(prepared, { ...opts, outDir }, { fingerprint, resume });
   } finally {

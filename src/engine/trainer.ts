@@ -89,7 +89,8 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
   }
 }
 
-function resolveOutDir(run: PreparedRun, opts: TrainOptions): string {
+/** The run's folder: `--out`, a new default one, or the folder a resumed run continues in. */
+export function resolveOutDir(run: Pick<PreparedRun, 'plan' | 'planFile' | 'workspaceRoot'>, opts: Pick<TrainOptions, 'outDir' | 'resumeFrom'>): string {
   if (opts.resumeFrom === undefined) return opts.outDir ?? defaultOutDir(run);
   const folder = resolve(opts.resumeFrom);
   if (opts.outDir !== undefined && resolve(opts.outDir) !== folder) {
